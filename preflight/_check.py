@@ -1,0 +1,172 @@
+"""The check engine: files in, reports out."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from ._exceptions import UsageError
+from ._models import CheckReport, FileReport, Finding, JobReport, Role
+from ._probe import image_decode_error, probe_image, probe_media
+from ._rules import audio_findings, image_findings, still_image_as_video, video_findings
+from ._sniff import guess_role, role_from_extension, sniff_file
+from .codes import matches, unknown_selectors
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """What to report. Empty ``select`` means every code."""
+
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    #: Skip content analysis (faces, speech): container facts only.
+    fast: bool = False
+
+    def __post_init__(self) -> None:
+        unknown = unknown_selectors([*self.select, *self.ignore])
+        if unknown:
+            raise UsageError(
+                "unknown finding code or prefix: " + ", ".join(unknown)
+                + " (see `preflight codes` for the list)"
+            )
+
+    def keeps(self, finding: Finding) -> bool:
+        if self.select and not matches(finding.code, self.select):
+            return False
+        return not matches(finding.code, self.ignore)
+
+
+_DEFAULT_OPTIONS = CheckOptions()
+
+
+def _report(path: str, role: Role, findings: list[Finding], options: CheckOptions,
+            media: object) -> FileReport:
+    kept = tuple(f for f in findings if options.keeps(f))
+    return FileReport(path=path, role=role, findings=kept, media=media)  # type: ignore[arg-type]
+
+
+def check_video(path: str | os.PathLike[str], options: CheckOptions = _DEFAULT_OPTIONS) -> FileReport:
+    """Check a file as the job's video."""
+    name = os.fspath(path)
+    if sniff_file(name) == "ref":
+        # FFmpeg would open a still image as a one-frame "video"; the service would not.
+        image = probe_image(name)
+        return _report(name, "video", still_image_as_video(image), options, image)
+    info_media = probe_media(name)
+    return _report(name, "video", video_findings(info_media), options, info_media)
+
+
+def check_audio(path: str | os.PathLike[str], options: CheckOptions = _DEFAULT_OPTIONS) -> FileReport:
+    """Check a file as the job's audio (the voice to sync)."""
+    name = os.fspath(path)
+    info = probe_media(name)
+    return _report(name, "audio", audio_findings(info), options, info)
+
+
+def check_image(path: str | os.PathLike[str], options: CheckOptions = _DEFAULT_OPTIONS) -> FileReport:
+    """Check a file as the job's reference image."""
+    name = os.fspath(path)
+    info = probe_image(name)
+    decode_error = image_decode_error(name) if info.opened else None
+    return _report(name, "ref", image_findings(info, decode_error), options, info)
+
+
+_CHECKERS: dict[Role, Callable[[str, CheckOptions], FileReport]] = {
+    "video": check_video,
+    "audio": check_audio,
+    "ref": check_image,
+}
+
+
+def check_file(path: str | os.PathLike[str], role: Role | None = None,
+               options: CheckOptions = _DEFAULT_OPTIONS) -> FileReport:
+    """Check one file in the given role, or the role its extension or content says."""
+    name = os.fspath(path)
+    return _CHECKERS[_role_or_fail(name, role)](name, options)
+
+
+def _role_or_fail(name: str, role: Role | None) -> Role:
+    found = role or guess_role(name)
+    if found is None:
+        raise UsageError(
+            f"cannot tell what {name} is: its extension names no media type and its content "
+            "looks like none; pass it with --video, --audio or --ref"
+        )
+    return found
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def collect_files(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[str, Role | None]]:
+    """Expand files and folders (recursively, sorted) into (path, role) pairs.
+
+    Files named explicitly are always kept; inside folders, hidden entries are skipped and
+    only files that are recognisably media (by extension, else by content) are kept.
+    """
+    found: list[tuple[str, Role | None]] = []
+    seen: set[str] = set()
+
+    def add(name: str, role: Role | None) -> None:
+        key = os.path.normpath(name)
+        if key not in seen:
+            seen.add(key)
+            found.append((name, role))
+
+    for raw in paths:
+        name = os.fspath(raw)
+        if os.path.isdir(name):
+            for root, dirs, files in os.walk(name):
+                dirs[:] = sorted(d for d in dirs if not _is_hidden(d))
+                for file_name in sorted(files):
+                    if _is_hidden(file_name):
+                        continue
+                    full = os.path.join(root, file_name)
+                    role = role_from_extension(full) or sniff_file(full)
+                    if role is not None:
+                        add(full, role)
+        elif os.path.lexists(name):
+            add(name, None)
+        else:
+            raise UsageError(f"{name}: no such file or folder")
+    return found
+
+
+def check_paths(
+    paths: Sequence[str | os.PathLike[str]] = (),
+    *,
+    video: str | os.PathLike[str] | None = None,
+    audio: str | os.PathLike[str] | None = None,
+    ref: str | os.PathLike[str] | None = None,
+    options: CheckOptions = _DEFAULT_OPTIONS,
+    on_file: Callable[[int, int, str], None] | None = None,
+) -> CheckReport:
+    """Check files and folders, plus files in explicit roles.
+
+    When two or more of ``video``, ``audio`` and ``ref`` are given, the report carries a
+    job section with the checks across them.
+    """
+    explicit: list[tuple[str, Role | None]] = []
+    for role, value in (("video", video), ("audio", audio), ("ref", ref)):
+        if value is None:
+            continue
+        name = os.fspath(value)
+        if not os.path.lexists(name):
+            raise UsageError(f"{name}: no such file")
+        if os.path.isdir(name):
+            raise UsageError(f"{name}: is a folder; --{role} takes one file")
+        explicit.append((name, role))  # type: ignore[arg-type]
+    work = explicit + collect_files(paths)
+    # Fail on unknowable files before doing any work.
+    resolved = [(name, _role_or_fail(name, role)) for name, role in work]
+
+    reports: list[FileReport] = []
+    for number, (name, role) in enumerate(resolved, start=1):
+        if on_file is not None:
+            on_file(number, len(resolved), name)
+        reports.append(_CHECKERS[role](name, options))
+
+    job = JobReport() if len(explicit) >= 2 else None
+    return CheckReport(files=tuple(reports), job=job)

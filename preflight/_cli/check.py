@@ -1,0 +1,95 @@
+"""``preflight check``: report what the service would reject, with its own error codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from .._check import CheckOptions, check_paths
+from .._output import FORMATS, render_json, render_text
+
+
+def _codes(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def add_inputs(parser: argparse.ArgumentParser) -> None:
+    """Input options shared by the commands that take media (check, fix)."""
+    parser.add_argument(
+        "paths", nargs="*", metavar="PATH",
+        help="files or folders (searched recursively); each file's role comes from its "
+        "extension, or its content when the extension says nothing",
+    )
+    parser.add_argument("--video", metavar="FILE", help="the job's video")
+    parser.add_argument("--audio", metavar="FILE", help="the job's audio (the new voice)")
+    parser.add_argument("--ref", metavar="FILE", help="the job's reference face image")
+    parser.add_argument(
+        "--format", "--output-format", dest="format", choices=FORMATS, default="text",
+        help="output format (default: text)",
+    )
+    parser.add_argument(
+        "--select", type=_codes, action="extend", default=[], metavar="CODES",
+        help="report only these codes or prefixes, comma-separated (e.g. InvalidFile,Video.Rotated)",
+    )
+    parser.add_argument(
+        "--ignore", type=_codes, action="extend", default=[], metavar="CODES",
+        help="do not report these codes or prefixes, comma-separated",
+    )
+    parser.add_argument(
+        "--fast", action="store_true",
+        help="container facts only: skip content analysis (faces, speech)",
+    )
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "check",
+        help="predict what the service would reject",
+        description="Probe video, audio and image files and report, with the service's own "
+        "error codes, what VideoRetalk would reject. Exit status: 0 no errors, 1 at least "
+        "one error finding, 2 bad usage or internal failure.",
+    )
+    add_inputs(parser)
+    parser.add_argument("-q", "--quiet", action="store_true", help="list only files with findings")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    options = CheckOptions(select=tuple(args.select), ignore=tuple(args.ignore), fast=args.fast)
+    if not (args.paths or args.video or args.audio or args.ref):
+        print(
+            "preflight: error: nothing to check: give files or folders, or --video/--audio/--ref",
+            file=sys.stderr,
+        )
+        return 2
+
+    err_console = Console(stderr=True)
+    if err_console.is_terminal and args.format == "text":
+        with Progress(
+            TextColumn("[progress.description]{task.description}"), BarColumn(),
+            MofNCompleteColumn(), TextColumn("{task.fields[path]}", style="dim"),
+            console=err_console, transient=True,
+        ) as progress:
+            task = progress.add_task("checking", total=None, path="")
+
+            def on_file(number: int, total: int, path: str) -> None:
+                progress.update(task, completed=number - 1, total=total, path=path)
+
+            report = check_paths(
+                args.paths, video=args.video, audio=args.audio, ref=args.ref,
+                options=options, on_file=on_file,
+            )
+    else:
+        report = check_paths(
+            args.paths, video=args.video, audio=args.audio, ref=args.ref, options=options
+        )
+
+    if args.format == "json":
+        render_json(report, sys.stdout)
+    else:
+        render_text(report, Console(highlight=False), quiet=args.quiet)
+    return 0 if report.ok else 1

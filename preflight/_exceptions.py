@@ -1,0 +1,17 @@
+"""The one exception tree of ``preflight``.
+
+Bad media never raises: it becomes a finding. Exceptions are for callers' mistakes.
+
+    PreflightError
+    └── UsageError        a path that does not exist, an unknown code, a bad option
+"""
+
+from __future__ import annotations
+
+
+class PreflightError(Exception):
+    """Base class of every error ``preflight`` raises on purpose."""
+
+
+class UsageError(PreflightError):
+    """The caller asked for something that cannot be done as asked."""

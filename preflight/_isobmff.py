@@ -1,0 +1,105 @@
+"""Read the display rotation of MP4/MOV tracks from their ``tkhd`` boxes, without decoding.
+
+PyAV 18 exposes no stream side data, and decoding a frame to read ``frame.rotation``
+costs a decoder start-up per file. The rotation lives in the track header's matrix, a few
+bytes inside ``moov``; this module walks the boxes to it.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from typing import BinaryIO, Iterator
+
+# A moov larger than this is not read (a 2-hour file's moov is a few MB).
+MAX_MOOV_BYTES = 64 * 1024 * 1024
+
+
+def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
+    """Yield (type, payload_start, payload_end) for the boxes in data[start:end]."""
+    pos = start
+    while pos + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        header = 8
+        if size == 1:
+            if pos + 16 > end:
+                return
+            (size,) = struct.unpack_from(">Q", data, pos + 8)
+            header = 16
+        elif size == 0:
+            size = end - pos
+        if size < header or pos + size > end:
+            return
+        yield kind, pos + header, pos + size
+        pos += size
+
+
+def _read_moov(handle: BinaryIO, file_size: int) -> bytes | None:
+    pos = 0
+    while pos + 8 <= file_size:
+        handle.seek(pos)
+        header = handle.read(16)
+        if len(header) < 8:
+            return None
+        size, kind = struct.unpack_from(">I4s", header, 0)
+        header_len = 8
+        if size == 1:
+            if len(header) < 16:
+                return None
+            (size,) = struct.unpack_from(">Q", header, 8)
+            header_len = 16
+        elif size == 0:
+            size = file_size - pos
+        if size < header_len:
+            return None
+        if kind == b"moov":
+            if size > MAX_MOOV_BYTES:
+                return None
+            handle.seek(pos + header_len)
+            return handle.read(size - header_len)
+        pos += size
+    return None
+
+
+def _rotation_from_matrix(a: int, b: int, c: int, d: int) -> int:
+    # Same as FFmpeg's av_display_rotation_get on the matrix the mov demuxer exports:
+    # degrees counter-clockwise, what ffprobe prints as "rotation".
+    scale_a = math.hypot(a, c)
+    scale_b = math.hypot(b, d)
+    if scale_a == 0 or scale_b == 0:
+        return 0
+    degrees = math.degrees(math.atan2(c / scale_b, a / scale_a))
+    return int(round(degrees / 90.0)) * 90 % 360
+
+
+def _tkhd(data: bytes, start: int, end: int) -> tuple[int, int] | None:
+    """(track_id, rotation) from a tkhd payload."""
+    if end - start < 4:
+        return None
+    version = data[start]
+    if version == 1:
+        id_at, matrix_at = start + 4 + 16, start + 4 + 32 + 16
+    else:
+        id_at, matrix_at = start + 4 + 8, start + 4 + 20 + 16
+    if matrix_at + 36 > end:
+        return None
+    (track_id,) = struct.unpack_from(">I", data, id_at)
+    a, b, _u, c, d, _v = struct.unpack_from(">iiiiii", data, matrix_at)
+    return track_id, _rotation_from_matrix(a, b, c, d)
+
+
+def track_rotations(handle: BinaryIO, file_size: int) -> dict[int, int]:
+    """Map each track id to its display rotation (0/90/180/270), as ffprobe reports it."""
+    moov = _read_moov(handle, file_size)
+    if moov is None:
+        return {}
+    rotations: dict[int, int] = {}
+    for kind, start, end in _boxes(moov, 0, len(moov)):
+        if kind != b"trak":
+            continue
+        for child, child_start, child_end in _boxes(moov, start, end):
+            if child == b"tkhd":
+                parsed = _tkhd(moov, child_start, child_end)
+                if parsed is not None:
+                    rotations[parsed[0]] = parsed[1]
+    return rotations

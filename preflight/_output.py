@@ -1,0 +1,95 @@
+"""Render a ``CheckReport`` for people (text, through rich) or programs (JSON)."""
+
+from __future__ import annotations
+
+import json
+from typing import IO
+
+from rich.console import Console
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+from ._models import CheckReport, FileReport, Finding, Severity
+
+FORMATS = ("text", "json")
+
+_SEVERITY_STYLE = {
+    Severity.ERROR: "bold red",
+    Severity.WARNING: "yellow",
+    Severity.INFO: "cyan",
+}
+_ROLE_NAME = {"video": "video", "audio": "audio", "ref": "reference image"}
+
+
+def render_json(report: CheckReport, stream: IO[str]) -> None:
+    json.dump(report.to_dict(), stream, indent=2, ensure_ascii=False)
+    stream.write("\n")
+
+
+def _file_header(report: FileReport) -> Text:
+    errors, warnings = report.count(Severity.ERROR), report.count(Severity.WARNING)
+    header = Text()
+    if errors:
+        header.append("✗ ", style="bold red")
+    elif warnings:
+        header.append("! ", style="yellow")
+    else:
+        header.append("✓ ", style="bold green")
+    header.append(report.path, style="bold")
+    header.append(f"  ({_ROLE_NAME[report.role]})", style="dim")
+    parts = []
+    if errors:
+        parts.append(f"{errors} error{'s' * (errors != 1)}")
+    if warnings:
+        parts.append(f"{warnings} warning{'s' * (warnings != 1)}")
+    header.append("  " + (", ".join(parts) if parts else "ok"), style="dim")
+    return header
+
+
+def _findings_table(findings: tuple[Finding, ...] | list[Finding]) -> Padding:
+    table = Table(show_header=False, box=None, padding=(0, 1), pad_edge=False, expand=False)
+    table.add_column("severity", no_wrap=True)
+    table.add_column("code", no_wrap=True)
+    table.add_column("message", overflow="fold", ratio=1)
+    for finding in findings:
+        message = Text(finding.message)
+        if finding.fixable:
+            message.append(" [fixable]", style="green")
+        table.add_row(
+            Text(finding.severity.value, style=_SEVERITY_STYLE[finding.severity]),
+            Text(finding.code, style="bold"),
+            message,
+        )
+    return Padding(table, (0, 0, 0, 2))
+
+
+def render_text(report: CheckReport, console: Console, *, quiet: bool = False) -> None:
+    for file_report in report.files:
+        if quiet and not file_report.findings:
+            continue
+        console.print(_file_header(file_report), soft_wrap=True)
+        if file_report.findings:
+            console.print(_findings_table(file_report.findings))
+    if report.job is not None and report.job.findings:
+        console.print(Text("job (video + audio + reference)", style="bold"))
+        console.print(_findings_table(report.job.findings))
+
+    errors, warnings = report.errors, report.warnings
+    fixable = sum(1 for f in report.all_findings() if f.fixable and f.severity is Severity.ERROR)
+    count = len(report.files)
+    summary = Text()
+    if not report.files:
+        summary.append("No media files found.", style="yellow")
+    else:
+        summary.append(f"Checked {count} file{'s' * (count != 1)}: ")
+        summary.append(f"{errors} error{'s' * (errors != 1)}", style="bold red" if errors else "green")
+        summary.append(f", {warnings} warning{'s' * (warnings != 1)}.")
+        if errors:
+            summary.append(
+                f" {fixable} of the errors can be fixed with `preflight fix`."
+                if fixable else " None of the errors can be fixed automatically."
+            )
+        else:
+            summary.append(" The service should accept these files.", style="green")
+    console.print(summary, soft_wrap=True)

@@ -1,0 +1,310 @@
+"""Fast media probing: container and stream facts without decoding.
+
+Video and audio files are read with PyAV (FFmpeg's demuxers, in process); images with
+Pillow (header only). A file that cannot be read gives a result whose ``error`` says why,
+never an exception: the rules turn that into ``InvalidFile.Openerror``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+from fractions import Fraction
+from typing import Any
+
+import av
+from PIL import Image, UnidentifiedImageError
+
+from ._isobmff import track_rotations
+from ._models import AudioStreamInfo, ImageInfo, MediaInfo, VideoStreamInfo
+from ._sniff import guess_role
+
+MOV_FAMILY = "mov,mp4,m4a,3gp,3g2,mj2"
+# Containers whose timestamps cannot vary between frames (AVI stores a frame count).
+_CONSTANT_RATE_CONTAINERS = frozenset({"avi"})
+# At most this many packets are demuxed to judge the frame rate of non-MP4 containers.
+_VFR_PACKET_SAMPLE = 600
+# A frame interval further than this from the median interval is "irregular"...
+_VFR_INTERVAL_TOLERANCE = 0.10
+# ...and a stream with more than this share of irregular intervals is variable-rate.
+_VFR_IRREGULAR_SHARE = 0.01
+
+_PCM_DEPTH = re.compile(r"^pcm_[suf](\d+)")
+_EXIF_ORIENTATION = 0x0112
+_EXIF_SWAPS_SIDES = frozenset({5, 6, 7, 8})
+
+
+def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
+    if value is None or time_base is None:
+        return None
+    return float(value * time_base)
+
+
+def _as_float(rate: Fraction | None) -> float | None:
+    if rate is None or rate.denominator == 0 or rate <= 0:
+        return None
+    return float(rate)
+
+
+def _describe_open_error(path: str, size: int, exc: BaseException) -> str:
+    if size == 0:
+        return "the file is empty (0 bytes)"
+    if isinstance(exc, av.FFmpegError):
+        # FFmpeg's own words, without the errno and the path it repeats.
+        text = exc.strerror or str(exc)
+        return f"FFmpeg recognises no audio or video in it ({text})"
+    return f"it cannot be read as audio or video ({exc})"
+
+
+def _irregular_share(timestamps: list[int]) -> float | None:
+    """Share of frame intervals that stray from the median interval."""
+    ordered = sorted(set(timestamps))
+    if len(ordered) < 3:
+        return None
+    intervals = [b - a for a, b in zip(ordered, ordered[1:])]
+    median = statistics.median(intervals)
+    if median <= 0:
+        return None
+    tolerance = median * _VFR_INTERVAL_TOLERANCE
+    irregular = sum(1 for i in intervals if abs(i - median) > tolerance)
+    return irregular / len(intervals)
+
+
+def _video_timestamps(container: Any, stream: Any, from_index: bool) -> list[int]:
+    if from_index:
+        return [entry.timestamp for entry in stream.index_entries]
+    timestamps: list[int] = []
+    container.seek(0)
+    for packet in container.demux(stream):
+        if packet.pts is not None:
+            timestamps.append(packet.pts)
+        if len(timestamps) >= _VFR_PACKET_SAMPLE:
+            break
+    return timestamps
+
+
+def _index_end(stream: Any) -> int:
+    """Byte offset just past the last sample the container's index points to."""
+    end = 0
+    for entry in stream.index_entries:
+        end = max(end, entry.pos + entry.size)
+    return end
+
+
+def _first_frame_rotation(container: Any, stream: Any) -> int:
+    container.seek(0)
+    for frame in container.decode(stream):
+        return int(round(frame.rotation / 90.0)) * 90 % 360
+    return 0
+
+
+def _codec_name(ctx: Any) -> str | None:
+    # The codec's own name ("mp3"), not the decoder's ("mp3float").
+    try:
+        return str(ctx.codec.canonical_name)
+    except (AttributeError, av.FFmpegError):
+        return ctx.name  # type: ignore[no-any-return]
+
+
+def _video_stream(
+    container: Any, stream: Any, rotations: dict[int, int], is_mov: bool
+) -> VideoStreamInfo:
+    ctx = stream.codec_context
+    coded_w, coded_h = int(ctx.width or 0), int(ctx.height or 0)
+    if is_mov:
+        rotation = rotations.get(stream.id, 0)
+    elif container.format.name in _CONSTANT_RATE_CONTAINERS:
+        rotation = 0
+    else:
+        # Only Matroska-like containers carry rotation outside a tkhd; one frame tells.
+        try:
+            rotation = _first_frame_rotation(container, stream)
+        except (av.FFmpegError, StopIteration, ValueError):
+            rotation = 0
+    width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
+
+    vfr: bool | None
+    if container.format.name in _CONSTANT_RATE_CONTAINERS:
+        vfr = False
+    else:
+        try:
+            share = _irregular_share(_video_timestamps(container, stream, is_mov))
+        except (av.FFmpegError, ValueError):
+            share = None
+        vfr = None if share is None else share > _VFR_IRREGULAR_SHARE
+
+    pixel_format = ctx.format.name if ctx.format is not None else None
+    return VideoStreamInfo(
+        index=stream.index,
+        codec=_codec_name(ctx),
+        profile=stream.profile,
+        pixel_format=pixel_format,
+        coded_width=coded_w,
+        coded_height=coded_h,
+        width=width,
+        height=height,
+        rotation=rotation,
+        avg_fps=_as_float(stream.average_rate) or _as_float(stream.guessed_rate),
+        nominal_fps=_as_float(stream.base_rate),
+        variable_frame_rate=vfr,
+        frame_count=stream.frames or None,
+        duration=_seconds(stream.duration, stream.time_base),
+        start_time=_seconds(stream.start_time, stream.time_base),
+        bit_rate=ctx.bit_rate or None,
+    )
+
+
+def _audio_stream(stream: Any) -> AudioStreamInfo:
+    ctx = stream.codec_context
+    codec = _codec_name(ctx)
+    depth_match = _PCM_DEPTH.match(codec or "")
+    layout = ctx.layout
+    return AudioStreamInfo(
+        index=stream.index,
+        codec=codec,
+        profile=stream.profile,
+        sample_rate=ctx.sample_rate or None,
+        channels=(layout.nb_channels if layout is not None else None) or None,
+        channel_layout=layout.name if layout is not None else None,
+        sample_format=ctx.format.name if ctx.format is not None else None,
+        bit_depth=int(depth_match.group(1)) if depth_match else None,
+        duration=_seconds(stream.duration, stream.time_base),
+        start_time=_seconds(stream.start_time, stream.time_base),
+        bit_rate=ctx.bit_rate or None,
+    )
+
+
+def _failed(path: str, size: int, error: str) -> MediaInfo:
+    return MediaInfo(
+        path=path, size=size, container=None, duration=None, start_time=None,
+        bit_rate=None, error=error,
+    )
+
+
+def probe_media(path: str | os.PathLike[str]) -> MediaInfo:
+    """Container and stream facts of an audio or video file, without decoding it."""
+    name = os.fspath(path)
+    try:
+        size = os.stat(name).st_size
+    except OSError as exc:
+        return _failed(name, 0, f"cannot read the file: {exc.strerror or exc}")
+    if size == 0:
+        return _failed(name, 0, "the file is empty (0 bytes)")
+    try:
+        container = av.open(name, metadata_errors="replace")
+    except Exception as exc:  # any failure to open is a finding, not a crash
+        return _failed(name, size, _describe_open_error(name, size, exc))
+    try:
+        return _read_container(name, size, container)
+    except Exception as exc:
+        return _failed(name, size, f"the file is damaged: {exc}")
+    finally:
+        container.close()
+
+
+def _read_container(name: str, size: int, container: Any) -> MediaInfo:
+    fmt = container.format.name
+    is_mov = fmt == MOV_FAMILY
+    rotations: dict[int, int] = {}
+    if is_mov:
+        with open(name, "rb") as handle:
+            rotations = track_rotations(handle, size)
+
+    videos: list[VideoStreamInfo] = []
+    audios: list[AudioStreamInfo] = []
+    attached = 0
+    index_end = 0
+    for stream in container.streams:
+        if stream.type == "video":
+            if stream.disposition & av.stream.Disposition.attached_pic:
+                attached += 1
+                continue
+            videos.append(_video_stream(container, stream, rotations, is_mov))
+        elif stream.type == "audio":
+            audios.append(_audio_stream(stream))
+        else:
+            continue
+        if is_mov:
+            index_end = max(index_end, _index_end(stream))
+
+    duration = container.duration / av.time_base if container.duration is not None else None
+    start = container.start_time / av.time_base if container.start_time is not None else None
+    return MediaInfo(
+        path=name,
+        size=size,
+        container=fmt,
+        duration=duration,
+        start_time=start,
+        bit_rate=container.bit_rate or None,
+        video=tuple(videos),
+        audio=tuple(audios),
+        attached_pictures=attached,
+        missing_bytes=max(0, index_end - size),
+    )
+
+
+def probe_image(path: str | os.PathLike[str]) -> ImageInfo:
+    """Format, mode and size (stored and as displayed) of an image, from its header."""
+    name = os.fspath(path)
+    try:
+        size = os.stat(name).st_size
+    except OSError as exc:
+        return _failed_image(name, 0, f"cannot read the file: {exc.strerror or exc}")
+    if size == 0:
+        return _failed_image(name, 0, "the file is empty (0 bytes)")
+    try:
+        with Image.open(name) as image:
+            width, height = image.size
+            orientation = _orientation(image)
+            frames = int(getattr(image, "n_frames", 1)) if getattr(image, "is_animated", False) else 1
+            fmt, mode = image.format, image.mode
+    except Image.DecompressionBombError as exc:
+        return _failed_image(name, size, f"too many pixels to open safely: {exc}")
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        reason = "it is not an image Pillow can read" if isinstance(exc, UnidentifiedImageError) else str(exc)
+        return _failed_image(name, size, f"cannot open it as an image: {reason}")
+    shown_w, shown_h = (height, width) if orientation in _EXIF_SWAPS_SIDES else (width, height)
+    return ImageInfo(
+        path=name, size=size, format=fmt, mode=mode, stored_width=width,
+        stored_height=height, orientation=orientation, width=shown_w, height=shown_h,
+        frames=frames,
+    )
+
+
+def _orientation(image: Image.Image) -> int | None:
+    try:
+        value = image.getexif().get(_EXIF_ORIENTATION)
+    except Exception:  # broken EXIF must not hide the image itself
+        return None
+    return int(value) if isinstance(value, int) and 1 <= value <= 8 else None
+
+
+def _failed_image(path: str, size: int, error: str) -> ImageInfo:
+    return ImageInfo(
+        path=path, size=size, format=None, mode=None, stored_width=0, stored_height=0,
+        orientation=None, width=0, height=0, error=error,
+    )
+
+
+def image_decode_error(path: str | os.PathLike[str]) -> str | None:
+    """Decode the pixels (JPEG at 1/8 scale) and say why that fails, or None."""
+    try:
+        with Image.open(os.fspath(path)) as image:
+            if image.format == "JPEG":
+                image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+            image.load()
+    except Image.DecompressionBombError:
+        return None  # the size rule reports it
+    except Exception as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def probe(path: str | os.PathLike[str]) -> MediaInfo | ImageInfo:
+    """Probe any file: images through Pillow, everything else through FFmpeg."""
+    if guess_role(path) == "ref":
+        return probe_image(path)
+    return probe_media(path)
+
+

@@ -1,0 +1,87 @@
+"""What kind of media a file is, from its extension or its first bytes.
+
+The extension decides the role when it names a media type; otherwise (no extension,
+``.bin``, ``.dat``...) the first bytes do. Sniffing reads at most ``SNIFF_BYTES``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._models import Role
+
+SNIFF_BYTES = 64
+
+# Media extensions we recognise, wider than what the service accepts: a ``.mkv`` is still
+# a video (one the fixer can remux), not an unknown file.
+VIDEO_EXTS = frozenset(
+    {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".flv", ".wmv", ".mpg", ".mpeg",
+     ".ts", ".mts", ".m2ts", ".3gp", ".3g2", ".ogv", ".mxf", ".vob"}
+)
+AUDIO_EXTS = frozenset(
+    {".wav", ".mp3", ".aac", ".m4a", ".flac", ".ogg", ".oga", ".opus", ".wma", ".aif",
+     ".aiff", ".amr", ".ac3", ".caf", ".mka", ".wave"}
+)
+IMAGE_EXTS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".heic", ".heif",
+     ".avif", ".jfif", ".ico"}
+)
+
+
+def role_from_extension(path: str | Path) -> Role | None:
+    suffix = Path(path).suffix.lower()
+    if suffix in VIDEO_EXTS:
+        return "video"
+    if suffix in AUDIO_EXTS:
+        return "audio"
+    if suffix in IMAGE_EXTS:
+        return "ref"
+    return None
+
+
+def sniff_role(head: bytes) -> Role | None:
+    """Guess the role from a file's first bytes; None when they look like no media."""
+    if len(head) < 4:
+        return None
+    if head.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")):
+        return "ref"
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return "ref"
+    if head[:4] == b"RIFF" and len(head) >= 12:
+        kind = head[8:12]
+        if kind == b"WEBP":
+            return "ref"
+        if kind == b"WAVE":
+            return "audio"
+        if kind.startswith(b"AVI"):
+            return "video"
+        return None
+    if head[4:8] == b"ftyp" and len(head) >= 12:
+        brand = head[8:12]
+        if brand in (b"heic", b"heix", b"mif1", b"msf1", b"avif"):
+            return "ref"
+        if brand in (b"M4A ", b"M4B ", b"M4P "):
+            return "audio"
+        return "video"
+    if head[4:8] in (b"moov", b"mdat", b"wide", b"free"):
+        return "video"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):  # Matroska / WebM
+        return "video"
+    if head.startswith((b"ID3", b"fLaC", b"OggS", b"FORM", b"#!AMR", b"caff")):
+        return "audio"
+    if head[0] == 0xFF and head[1] & 0xE0 == 0xE0:  # MPEG audio / ADTS frame sync
+        return "audio"
+    return None
+
+
+def sniff_file(path: str | Path) -> Role | None:
+    try:
+        with open(path, "rb") as handle:
+            return sniff_role(handle.read(SNIFF_BYTES))
+    except OSError:
+        return None
+
+
+def guess_role(path: str | Path) -> Role | None:
+    """The role a file plays: from its extension, or its content when that says nothing."""
+    return role_from_extension(path) or sniff_file(path)

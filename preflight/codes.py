@@ -1,0 +1,70 @@
+"""The stable finding codes, their default severity and what each means.
+
+``InvalidFile.*`` codes are the service's own error codes, used when the service would
+reject the file. The other codes are advice, prefixed by what they are about.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._models import Severity
+
+
+@dataclass(frozen=True)
+class Code:
+    code: str
+    severity: Severity
+    summary: str
+
+
+_E, _W, _I = Severity.ERROR, Severity.WARNING, Severity.INFO
+
+CODES: dict[str, Code] = {
+    c.code: c
+    for c in (
+        Code("InvalidFile.Openerror", _E, "cannot be opened, or has no stream of the needed kind"),
+        Code("InvalidFile.Format", _E, "container, extension or codec not accepted"),
+        Code("InvalidFile.Size", _E, "file larger than the service accepts"),
+        Code("InvalidFile.Resolution", _E, "a video side outside 640-2048 px"),
+        Code("InvalidFile.FPS", _E, "video frame rate outside 15-60 fps"),
+        Code("InvalidFile.Duration", _E, "video or audio shorter than 2 s or longer than 120 s"),
+        Code("InvalidFile.ImageSize", _E, "image aspect ratio above 2 or a side above 4096 px"),
+        Code("InvalidFile.Content", _E, "reference image with no person or several"),
+        Code("InvalidFile.FaceNotMatch", _E, "reference face not found in the video"),
+        Code("Video.ExtensionMismatch", _W, "extension names another accepted container"),
+        Code("Video.VariableFrameRate", _W, "frame intervals vary; lips may drift"),
+        Code("Video.Rotated", _W, "stored sideways with a rotation flag"),
+        Code("Video.PixelFormat", _W, "pixel format that many H.264/H.265 decoders reject"),
+        Code("Video.MultipleStreams", _I, "more than one video stream; the first is used"),
+        Code("Video.DurationUnknown", _W, "the container does not say how long the video is"),
+        Code("Video.FrameRateUnknown", _W, "the container does not say the frame rate"),
+        Code("Audio.ExtensionMismatch", _W, "extension names another accepted format"),
+        Code("Audio.MultipleStreams", _I, "more than one audio stream; the first is used"),
+        Code("Audio.DurationUnknown", _W, "the container does not say how long the audio is"),
+        Code("Image.ExtensionMismatch", _W, "extension names another accepted format"),
+        Code("Image.Rotated", _W, "EXIF orientation tag rotates or mirrors the image"),
+        Code("Image.Animated", _W, "animated image; only one frame can be used"),
+        Code("Image.ColorMode", _W, "colour mode that face detectors read badly"),
+    )
+}
+
+
+def matches(code: str, selectors: tuple[str, ...] | list[str]) -> bool:
+    """True when ``code`` equals a selector or starts with it as a dotted prefix.
+
+    ``"InvalidFile"`` and ``"InvalidFile."`` both select every ``InvalidFile.*`` code;
+    ``"ALL"`` selects everything.
+    """
+    for selector in selectors:
+        if selector == "ALL" or code == selector:
+            return True
+        prefix = selector if selector.endswith(".") else selector + "."
+        if code.startswith(prefix):
+            return True
+    return False
+
+
+def unknown_selectors(selectors: tuple[str, ...] | list[str]) -> list[str]:
+    """The selectors that match no known code (a typo the user should hear about)."""
+    return [s for s in selectors if not any(matches(code, [s]) for code in CODES)]
