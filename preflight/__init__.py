@@ -12,7 +12,15 @@ Exceptions (``PreflightError``) are for callers' mistakes, such as a missing pat
 from __future__ import annotations
 
 from . import limits
-from ._check import CheckOptions, check_audio, check_file, check_image, check_paths, check_video, collect_files
+from ._check import (
+    CheckOptions,
+    check_audio,
+    check_file,
+    check_image,
+    check_paths,
+    check_video,
+    collect_files,
+)
 from ._exceptions import PreflightError, UsageError
 from ._models import (
     AudioStreamInfo,

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from ._exceptions import UsageError
 from ._models import CheckReport, FileReport, Finding, JobReport, Role
@@ -13,6 +12,7 @@ from ._probe import image_decode_error, probe_image, probe_media
 from ._rules import audio_findings, image_findings, still_image_as_video, video_findings
 from ._sniff import guess_role, role_from_extension, sniff_file
 from .codes import matches, unknown_selectors
+
 
 @dataclass(frozen=True)
 class CheckOptions:
@@ -27,7 +27,8 @@ class CheckOptions:
         unknown = unknown_selectors([*self.select, *self.ignore])
         if unknown:
             raise UsageError(
-                "unknown finding code or prefix: " + ", ".join(unknown)
+                "unknown finding code or prefix: "
+                + ", ".join(unknown)
                 + " (see `preflight codes` for the list)"
             )
 
@@ -40,13 +41,16 @@ class CheckOptions:
 _DEFAULT_OPTIONS = CheckOptions()
 
 
-def _report(path: str, role: Role, findings: list[Finding], options: CheckOptions,
-            media: object) -> FileReport:
+def _report(
+    path: str, role: Role, findings: list[Finding], options: CheckOptions, media: object
+) -> FileReport:
     kept = tuple(f for f in findings if options.keeps(f))
     return FileReport(path=path, role=role, findings=kept, media=media)  # type: ignore[arg-type]
 
 
-def check_video(path: str | os.PathLike[str], options: CheckOptions = _DEFAULT_OPTIONS) -> FileReport:
+def check_video(
+    path: str | os.PathLike[str], options: CheckOptions = _DEFAULT_OPTIONS
+) -> FileReport:
     """Check a file as the job's video."""
     name = os.fspath(path)
     if sniff_file(name) == "ref":
@@ -57,14 +61,18 @@ def check_video(path: str | os.PathLike[str], options: CheckOptions = _DEFAULT_O
     return _report(name, "video", video_findings(info_media), options, info_media)
 
 
-def check_audio(path: str | os.PathLike[str], options: CheckOptions = _DEFAULT_OPTIONS) -> FileReport:
+def check_audio(
+    path: str | os.PathLike[str], options: CheckOptions = _DEFAULT_OPTIONS
+) -> FileReport:
     """Check a file as the job's audio (the voice to sync)."""
     name = os.fspath(path)
     info = probe_media(name)
     return _report(name, "audio", audio_findings(info), options, info)
 
 
-def check_image(path: str | os.PathLike[str], options: CheckOptions = _DEFAULT_OPTIONS) -> FileReport:
+def check_image(
+    path: str | os.PathLike[str], options: CheckOptions = _DEFAULT_OPTIONS
+) -> FileReport:
     """Check a file as the job's reference image."""
     name = os.fspath(path)
     info = probe_image(name)
@@ -79,8 +87,9 @@ _CHECKERS: dict[Role, Callable[[str, CheckOptions], FileReport]] = {
 }
 
 
-def check_file(path: str | os.PathLike[str], role: Role | None = None,
-               options: CheckOptions = _DEFAULT_OPTIONS) -> FileReport:
+def check_file(
+    path: str | os.PathLike[str], role: Role | None = None, options: CheckOptions = _DEFAULT_OPTIONS
+) -> FileReport:
     """Check one file in the given role, or the role its extension or content says."""
     name = os.fspath(path)
     return _CHECKERS[_role_or_fail(name, role)](name, options)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import BinaryIO
 
 # A moov larger than this is not read (a 2-hour file's moov is a few MB).
 MAX_MOOV_BYTES = 64 * 1024 * 1024
@@ -69,7 +70,7 @@ def _rotation_from_matrix(a: int, b: int, c: int, d: int) -> int:
     if scale_a == 0 or scale_b == 0:
         return 0
     degrees = math.degrees(math.atan2(c / scale_b, a / scale_a))
-    return int(round(degrees / 90.0)) * 90 % 360
+    return round(degrees / 90.0) * 90 % 360
 
 
 def _tkhd(data: bytes, start: int, end: int) -> tuple[int, int] | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 Role = Literal["video", "audio", "ref"]
 ROLES: tuple[Role, ...] = ("video", "audio", "ref")
@@ -111,7 +111,10 @@ class MediaInfo:
         return self.error is None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "media", **dataclasses.asdict(self)}
+        data = dataclasses.asdict(self)
+        data["video"] = list(data["video"])
+        data["audio"] = list(data["audio"])
+        return {"kind": "media", **data}
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,7 @@ class ImageInfo:
         return {"kind": "image", **dataclasses.asdict(self)}
 
 
-Probe = Union[MediaInfo, ImageInfo]
+Probe = MediaInfo | ImageInfo
 
 
 @dataclass(frozen=True)

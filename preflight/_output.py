@@ -83,12 +83,15 @@ def render_text(report: CheckReport, console: Console, *, quiet: bool = False) -
         summary.append("No media files found.", style="yellow")
     else:
         summary.append(f"Checked {count} file{'s' * (count != 1)}: ")
-        summary.append(f"{errors} error{'s' * (errors != 1)}", style="bold red" if errors else "green")
+        summary.append(
+            f"{errors} error{'s' * (errors != 1)}", style="bold red" if errors else "green"
+        )
         summary.append(f", {warnings} warning{'s' * (warnings != 1)}.")
         if errors:
             summary.append(
                 f" {fixable} of the errors can be fixed with `preflight fix`."
-                if fixable else " None of the errors can be fixed automatically."
+                if fixable
+                else " None of the errors can be fixed automatically."
             )
         else:
             summary.append(" The service should accept these files.", style="green")

@@ -7,6 +7,7 @@ never an exception: the rules turn that into ``InvalidFile.Openerror``.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import statistics
@@ -62,7 +63,7 @@ def _irregular_share(timestamps: list[int]) -> float | None:
     ordered = sorted(set(timestamps))
     if len(ordered) < 3:
         return None
-    intervals = [b - a for a, b in zip(ordered, ordered[1:])]
+    intervals = [b - a for a, b in itertools.pairwise(ordered)]
     median = statistics.median(intervals)
     if median <= 0:
         return None
@@ -95,7 +96,7 @@ def _index_end(stream: Any) -> int:
 def _first_frame_rotation(container: Any, stream: Any) -> int:
     container.seek(0)
     for frame in container.decode(stream):
-        return int(round(frame.rotation / 90.0)) * 90 % 360
+        return round(frame.rotation / 90.0) * 90 % 360
     return 0
 
 
@@ -177,8 +178,13 @@ def _audio_stream(stream: Any) -> AudioStreamInfo:
 
 def _failed(path: str, size: int, error: str) -> MediaInfo:
     return MediaInfo(
-        path=path, size=size, container=None, duration=None, start_time=None,
-        bit_rate=None, error=error,
+        path=path,
+        size=size,
+        container=None,
+        duration=None,
+        start_time=None,
+        bit_rate=None,
+        error=error,
     )
 
 
@@ -257,17 +263,30 @@ def probe_image(path: str | os.PathLike[str]) -> ImageInfo:
         with Image.open(name) as image:
             width, height = image.size
             orientation = _orientation(image)
-            frames = int(getattr(image, "n_frames", 1)) if getattr(image, "is_animated", False) else 1
+            frames = (
+                int(getattr(image, "n_frames", 1)) if getattr(image, "is_animated", False) else 1
+            )
             fmt, mode = image.format, image.mode
     except Image.DecompressionBombError as exc:
         return _failed_image(name, size, f"too many pixels to open safely: {exc}")
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        reason = "it is not an image Pillow can read" if isinstance(exc, UnidentifiedImageError) else str(exc)
+        reason = (
+            "it is not an image Pillow can read"
+            if isinstance(exc, UnidentifiedImageError)
+            else str(exc)
+        )
         return _failed_image(name, size, f"cannot open it as an image: {reason}")
     shown_w, shown_h = (height, width) if orientation in _EXIF_SWAPS_SIDES else (width, height)
     return ImageInfo(
-        path=name, size=size, format=fmt, mode=mode, stored_width=width,
-        stored_height=height, orientation=orientation, width=shown_w, height=shown_h,
+        path=name,
+        size=size,
+        format=fmt,
+        mode=mode,
+        stored_width=width,
+        stored_height=height,
+        orientation=orientation,
+        width=shown_w,
+        height=shown_h,
         frames=frames,
     )
 
@@ -282,8 +301,16 @@ def _orientation(image: Image.Image) -> int | None:
 
 def _failed_image(path: str, size: int, error: str) -> ImageInfo:
     return ImageInfo(
-        path=path, size=size, format=None, mode=None, stored_width=0, stored_height=0,
-        orientation=None, width=0, height=0, error=error,
+        path=path,
+        size=size,
+        format=None,
+        mode=None,
+        stored_width=0,
+        stored_height=0,
+        orientation=None,
+        width=0,
+        height=0,
+        error=error,
     )
 
 
@@ -306,5 +333,3 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo | ImageInfo:
     if guess_role(path) == "ref":
         return probe_image(path)
     return probe_media(path)
-
-

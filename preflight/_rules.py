@@ -216,7 +216,9 @@ def video_findings(info: MediaInfo) -> list[Finding]:
         )
 
     findings += _size_finding(
-        "video", info.size, limits.VIDEO_MAX_BYTES,
+        "video",
+        info.size,
+        limits.VIDEO_MAX_BYTES,
         "preflight fix re-encodes it at a bitrate that fits.",
     )
 
@@ -255,7 +257,9 @@ def video_findings(info: MediaInfo) -> list[Finding]:
             )
         )
     elif not (
-        limits.VIDEO_MIN_FPS - limits.FPS_TOLERANCE <= fps <= limits.VIDEO_MAX_FPS + limits.FPS_TOLERANCE
+        limits.VIDEO_MIN_FPS - limits.FPS_TOLERANCE
+        <= fps
+        <= limits.VIDEO_MAX_FPS + limits.FPS_TOLERANCE
     ):
         target = "25" if fps < limits.VIDEO_MIN_FPS else f"{limits.VIDEO_MAX_FPS:g}"
         findings.append(
@@ -421,7 +425,9 @@ def audio_findings(info: MediaInfo) -> list[Finding]:
             )
 
     findings += _size_finding(
-        "audio", info.size, limits.AUDIO_MAX_BYTES,
+        "audio",
+        info.size,
+        limits.AUDIO_MAX_BYTES,
         "preflight fix converts it to a smaller encoding (mono, 16-bit, or MP3).",
     )
     duration = stream.duration if stream.duration is not None else info.duration
@@ -565,4 +571,3 @@ def image_findings(info: ImageInfo, decode_error: str | None = None) -> list[Fin
             )
         )
     return findings
-

@@ -6,6 +6,7 @@ The extension decides the role when it names a media type; otherwise (no extensi
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ._models import Role
@@ -15,20 +16,67 @@ SNIFF_BYTES = 64
 # Media extensions we recognise, wider than what the service accepts: a ``.mkv`` is still
 # a video (one the fixer can remux), not an unknown file.
 VIDEO_EXTS = frozenset(
-    {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".flv", ".wmv", ".mpg", ".mpeg",
-     ".ts", ".mts", ".m2ts", ".3gp", ".3g2", ".ogv", ".mxf", ".vob"}
+    {
+        ".mp4",
+        ".mov",
+        ".avi",
+        ".mkv",
+        ".webm",
+        ".m4v",
+        ".flv",
+        ".wmv",
+        ".mpg",
+        ".mpeg",
+        ".ts",
+        ".mts",
+        ".m2ts",
+        ".3gp",
+        ".3g2",
+        ".ogv",
+        ".mxf",
+        ".vob",
+    }
 )
 AUDIO_EXTS = frozenset(
-    {".wav", ".mp3", ".aac", ".m4a", ".flac", ".ogg", ".oga", ".opus", ".wma", ".aif",
-     ".aiff", ".amr", ".ac3", ".caf", ".mka", ".wave"}
+    {
+        ".wav",
+        ".mp3",
+        ".aac",
+        ".m4a",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".wma",
+        ".aif",
+        ".aiff",
+        ".amr",
+        ".ac3",
+        ".caf",
+        ".mka",
+        ".wave",
+    }
 )
 IMAGE_EXTS = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".heic", ".heif",
-     ".avif", ".jfif", ".ico"}
+    {
+        ".jpg",
+        ".jpeg",
+        ".png",
+        ".bmp",
+        ".webp",
+        ".gif",
+        ".tif",
+        ".tiff",
+        ".heic",
+        ".heif",
+        ".avif",
+        ".jfif",
+        ".ico",
+    }
 )
 
 
-def role_from_extension(path: str | Path) -> Role | None:
+def role_from_extension(path: str | os.PathLike[str]) -> Role | None:
     suffix = Path(path).suffix.lower()
     if suffix in VIDEO_EXTS:
         return "video"
@@ -74,7 +122,7 @@ def sniff_role(head: bytes) -> Role | None:
     return None
 
 
-def sniff_file(path: str | Path) -> Role | None:
+def sniff_file(path: str | os.PathLike[str]) -> Role | None:
     try:
         with open(path, "rb") as handle:
             return sniff_role(handle.read(SNIFF_BYTES))
@@ -82,6 +130,6 @@ def sniff_file(path: str | Path) -> Role | None:
         return None
 
 
-def guess_role(path: str | Path) -> Role | None:
+def guess_role(path: str | os.PathLike[str]) -> Role | None:
     """The role a file plays: from its extension, or its content when that says nothing."""
     return role_from_extension(path) or sniff_file(path)

@@ -20,7 +20,9 @@ def _codes(value: str) -> list[str]:
 def add_inputs(parser: argparse.ArgumentParser) -> None:
     """Input options shared by the commands that take media (check, fix)."""
     parser.add_argument(
-        "paths", nargs="*", metavar="PATH",
+        "paths",
+        nargs="*",
+        metavar="PATH",
         help="files or folders (searched recursively); each file's role comes from its "
         "extension, or its content when the extension says nothing",
     )
@@ -28,19 +30,32 @@ def add_inputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audio", metavar="FILE", help="the job's audio (the new voice)")
     parser.add_argument("--ref", metavar="FILE", help="the job's reference face image")
     parser.add_argument(
-        "--format", "--output-format", dest="format", choices=FORMATS, default="text",
+        "--format",
+        "--output-format",
+        dest="format",
+        choices=FORMATS,
+        default="text",
         help="output format (default: text)",
     )
     parser.add_argument(
-        "--select", type=_codes, action="extend", default=[], metavar="CODES",
+        "--select",
+        type=_codes,
+        action="extend",
+        default=[],
+        metavar="CODES",
         help="report only these codes or prefixes, comma-separated (e.g. InvalidFile,Video.Rotated)",
     )
     parser.add_argument(
-        "--ignore", type=_codes, action="extend", default=[], metavar="CODES",
+        "--ignore",
+        type=_codes,
+        action="extend",
+        default=[],
+        metavar="CODES",
         help="do not report these codes or prefixes, comma-separated",
     )
     parser.add_argument(
-        "--fast", action="store_true",
+        "--fast",
+        action="store_true",
         help="container facts only: skip content analysis (faces, speech)",
     )
 
@@ -70,9 +85,12 @@ def run(args: argparse.Namespace) -> int:
     err_console = Console(stderr=True)
     if err_console.is_terminal and args.format == "text":
         with Progress(
-            TextColumn("[progress.description]{task.description}"), BarColumn(),
-            MofNCompleteColumn(), TextColumn("{task.fields[path]}", style="dim"),
-            console=err_console, transient=True,
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[path]}", style="dim"),
+            console=err_console,
+            transient=True,
         ) as progress:
             task = progress.add_task("checking", total=None, path="")
 
@@ -80,8 +98,12 @@ def run(args: argparse.Namespace) -> int:
                 progress.update(task, completed=number - 1, total=total, path=path)
 
             report = check_paths(
-                args.paths, video=args.video, audio=args.audio, ref=args.ref,
-                options=options, on_file=on_file,
+                args.paths,
+                video=args.video,
+                audio=args.audio,
+                ref=args.ref,
+                options=options,
+                on_file=on_file,
             )
     else:
         report = check_paths(

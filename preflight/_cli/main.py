@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 import traceback
-from typing import Sequence
+from collections.abc import Sequence
 
 from .. import __version__
 from .._exceptions import PreflightError
@@ -55,7 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"preflight: internal error: {type(exc).__name__}: {exc}\n"
             "This is a bug in preflight; please report it with the file that caused it."
-            + ("" if os.environ.get("PREFLIGHT_DEBUG") else " (Set PREFLIGHT_DEBUG=1 for details.)"),
+            + (
+                "" if os.environ.get("PREFLIGHT_DEBUG") else " (Set PREFLIGHT_DEBUG=1 for details.)"
+            ),
             file=sys.stderr,
         )
         if os.environ.get("PREFLIGHT_DEBUG"):

@@ -1,0 +1,57 @@
+"""Shared test helpers: the fixture writers, committed fixtures and the real sample media."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+SAMPLE = FIXTURES / "sample"
+BAD = FIXTURES / "bad"
+SHARED_MEDIA = ROOT.parent / "shared" / "media"
+
+sys.path.insert(0, str(FIXTURES))
+import make_fixtures  # noqa: E402  (the fixture script doubles as the writers' library)
+
+
+def codes(report: Any) -> list[str]:
+    """The finding codes of a FileReport, in order."""
+    return [finding.code for finding in report.findings]
+
+
+@pytest.fixture(scope="session")
+def media() -> Any:
+    """The fixture writers (write_video, write_audio, write_image, grow_to, truncate_to)."""
+    return make_fixtures
+
+
+@pytest.fixture(scope="session")
+def made(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """Make a media file once per session: made("video", "name.mp4", width=...)."""
+    folder = tmp_path_factory.mktemp("made")
+    writers = {
+        "video": make_fixtures.write_video,
+        "audio": make_fixtures.write_audio,
+        "image": make_fixtures.write_image,
+    }
+    cache: dict[tuple[str, str], Path] = {}
+
+    def make(kind: str, name: str, **options: Any) -> Path:
+        key = (kind, name)
+        if key not in cache:
+            cache[key] = writers[kind](folder / name, **options)
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def shared_media() -> Path:
+    if not SHARED_MEDIA.is_dir():
+        pytest.skip(f"real sample media not available ({SHARED_MEDIA} is absent)")
+    return SHARED_MEDIA

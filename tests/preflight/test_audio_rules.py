@@ -1,0 +1,109 @@
+"""The voice track is judged as the service would judge it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from preflight import check_audio, limits
+from tests.conftest import BAD, SAMPLE, codes
+
+
+def test_the_sample_voice_passes_cleanly() -> None:
+    report = check_audio(SAMPLE / "voice.wav")
+    assert report.ok and report.findings == ()
+
+
+@pytest.mark.parametrize("name", ["voice.wav", "voice.mp3", "voice.aac"])
+def test_wav_mp3_and_aac_are_accepted(made, name: str) -> None:
+    report = check_audio(made("audio", name, duration=3.0, sample_rate=44100))
+    assert report.findings == ()
+
+
+@pytest.mark.parametrize(
+    ("name", "container"),
+    [("voice.m4a", "mov,mp4,m4a,3gp,3g2,mj2"), ("voice.flac", "flac"), ("voice.ogg", "ogg")],
+)
+def test_other_audio_formats_are_rejected_and_fixable(made, name: str, container: str) -> None:
+    report = check_audio(made("audio", name, duration=3.0, sample_rate=48000))
+    assert codes(report) == ["InvalidFile.Format"]
+    assert report.findings[0].fixable and report.findings[0].details["container"] == container
+
+
+def test_a_wav_holding_a_codec_the_service_cannot_read_is_rejected(made) -> None:
+    report = check_audio(
+        made("audio", "mp3inside.wav", duration=3.0, codec="libmp3lame", container_format="wav")
+    )
+    assert codes(report) == ["InvalidFile.Format"] and "mp3" in report.findings[0].message
+
+
+def test_a_video_given_as_audio_is_a_format_error_the_fixer_can_extract(tmp_path: Path) -> None:
+    report = check_audio(SAMPLE / "talking_head.mp4")
+    assert codes(report) == ["InvalidFile.Format"]
+    finding = report.findings[0]
+    assert finding.fixable and "extracts its audio" in finding.message
+
+
+def test_a_video_without_sound_given_as_audio_cannot_be_opened(made) -> None:
+    path = made("video", "silent.mp4", width=640, height=640, fps=25, duration=2.0, audio=False)
+    assert codes(check_audio(path)) == ["InvalidFile.Openerror"]
+
+
+def test_wav_content_named_mp3_is_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "voice.mp3"
+    shutil.copy(SAMPLE / "voice.wav", path)
+    assert codes(check_audio(path)) == ["Audio.ExtensionMismatch"]
+
+
+def test_good_content_under_an_unaccepted_extension_is_a_format_error(tmp_path: Path) -> None:
+    path = tmp_path / "voice.wave"
+    shutil.copy(SAMPLE / "voice.wav", path)
+    report = check_audio(path)
+    assert codes(report) == ["InvalidFile.Format"] and ".wave" in report.findings[0].message
+
+
+@pytest.mark.parametrize(
+    ("samples", "rejected"),
+    # At 16 kHz: 31999 samples = 1.9999 s, 32000 = 2 s, 1920000 = 120 s, 1920016 = 120.001 s.
+    [(31_984, True), (32_000, False), (1_920_000, False), (1_920_016, True)],
+)
+def test_duration_must_be_2_to_120_seconds(made, samples: int, rejected: bool) -> None:
+    path = made("audio", f"len_{samples}.wav", duration=samples / 16000, sample_rate=16000)
+    report = check_audio(path)
+    assert codes(report) == (["InvalidFile.Duration"] if rejected else [])
+
+
+def test_the_committed_short_m4a_has_both_problems() -> None:
+    assert codes(check_audio(BAD / "short_voice.m4a")) == [
+        "InvalidFile.Format",
+        "InvalidFile.Duration",
+    ]
+
+
+@pytest.mark.parametrize(("extra", "rejected"), [(0, False), (2, True)])
+def test_audio_may_be_30_mb_but_no_more(media, tmp_path: Path, extra: int, rejected: bool) -> None:
+    path = tmp_path / "voice.wav"
+    shutil.copy(SAMPLE / "voice.wav", path)
+    media.grow_to(path, limits.AUDIO_MAX_BYTES + extra)
+    report = check_audio(path)
+    assert codes(report) == (["InvalidFile.Size"] if rejected else [])
+    assert report.media is not None and report.media.audio[0].duration == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize(("name", "content"), [("empty.wav", b""), ("text.mp3", b"hello\n" * 50)])
+def test_files_that_are_not_audio_cannot_be_opened(
+    tmp_path: Path, name: str, content: bytes
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert codes(check_audio(path)) == ["InvalidFile.Openerror"]
+
+
+def test_an_image_given_as_audio_cannot_be_opened() -> None:
+    report = check_audio(SAMPLE / "face.jpg")
+    assert (
+        codes(report) == ["InvalidFile.Openerror"]
+        and "no audio stream" in report.findings[0].message
+    )

@@ -1,0 +1,225 @@
+"""A video is judged as the service would judge it, with its own error codes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from preflight import Severity, check_video, limits
+from tests.conftest import BAD, SAMPLE, codes
+
+SMALL = {"fps": 25, "duration": 2.0, "audio": False}
+
+
+def test_the_sample_clip_passes_cleanly() -> None:
+    report = check_video(SAMPLE / "talking_head.mp4")
+    assert report.ok and report.findings == ()
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "rejected"),
+    [
+        (639, 640, True),
+        (640, 640, False),
+        (640, 639, True),
+        (2048, 1152, False),
+        (2049, 1152, True),
+        (1152, 2049, True),
+        (2048, 2048, False),
+    ],
+)
+def test_each_side_must_be_640_to_2048_pixels(
+    made, width: int, height: int, rejected: bool
+) -> None:
+    pix_fmt = "yuv444p" if width % 2 or height % 2 else "yuv420p"  # 4:2:0 needs even sides
+    path = made(
+        "video",
+        f"side_{width}x{height}.mp4",
+        width=width,
+        height=height,
+        fps=15,
+        duration=2.0,
+        pix_fmt=pix_fmt,
+        audio=False,
+    )
+    report = check_video(path)
+    assert ("InvalidFile.Resolution" in codes(report)) is rejected
+    if rejected:
+        finding = next(f for f in report.findings if f.code == "InvalidFile.Resolution")
+        assert finding.severity is Severity.ERROR and finding.fixable
+        assert finding.details == {"width": width, "height": height, "min": 640, "max": 2048}
+        assert f"{width}x{height}" in finding.message and "640-2048" in finding.message
+
+
+def test_resolution_is_judged_on_the_displayed_frame(made) -> None:
+    # Stored 1280x720 with a 90 degree flag: displayed 720x1280, inside the limits.
+    report = check_video(BAD / "phone_rotated.mp4")
+    assert codes(report) == ["Video.Rotated"]
+    assert report.ok
+    assert report.findings[0].details["rotation"] == 90
+
+
+def test_an_aspect_ratio_no_scale_can_fix_says_crop_or_pad(made) -> None:
+    path = made("video", "strip.mp4", width=2048, height=600, fps=15, duration=2.0, audio=False)
+    finding = check_video(path).findings[0]
+    assert finding.code == "InvalidFile.Resolution" and "crops" in finding.message
+
+
+@pytest.mark.parametrize(
+    ("fps", "rejected"),
+    [(10, True), (14.985, True), (15, False), (29.97, False), (60, False), (61, True)],
+)
+def test_frame_rate_must_be_15_to_60(made, fps: float, rejected: bool) -> None:
+    path = made(
+        "video", f"fps_{fps}.mp4", width=640, height=640, fps=fps, duration=2.5, audio=False
+    )
+    report = check_video(path)
+    assert ("InvalidFile.FPS" in codes(report)) is rejected
+    if rejected:
+        finding = report.findings[codes(report).index("InvalidFile.FPS")]
+        assert finding.details["fps"] == pytest.approx(fps, abs=0.001)
+        assert finding.fixable
+
+
+@pytest.mark.parametrize(
+    ("frames", "rejected"),
+    # At 25 fps: 49 frames = 1.96 s, 50 = 2.00 s, 3000 = 120.00 s, 3001 = 120.04 s.
+    [(49, True), (50, False), (3000, False), (3001, True)],
+)
+def test_duration_must_be_2_to_120_seconds(made, frames: int, rejected: bool) -> None:
+    path = made(
+        "video",
+        f"frames_{frames}.mp4",
+        width=64,
+        height=64,
+        fps=25,
+        duration=frames / 25,
+        audio=False,
+    )
+    report = check_video(path)
+    assert ("InvalidFile.Duration" in codes(report)) is rejected
+    if rejected:
+        finding = report.findings[codes(report).index("InvalidFile.Duration")]
+        assert finding.details["duration"] == pytest.approx(frames / 25)
+        assert "2-120 s" in finding.message
+
+
+@pytest.mark.parametrize(("extra", "rejected"), [(0, False), (1, True)])
+def test_a_video_may_be_300_mb_but_not_a_byte_more(
+    made, media, tmp_path: Path, extra: int, rejected: bool
+) -> None:
+    path = tmp_path / "big.mp4"
+    shutil.copy(made("video", "small.mp4", width=640, height=640, **SMALL), path)
+    media.grow_to(path, limits.VIDEO_MAX_BYTES + extra)
+    report = check_video(path)
+    assert codes(report) == (["InvalidFile.Size"] if rejected else [])
+    if rejected:
+        assert report.findings[0].details == {"size": 300 * 2**20 + 1, "max": 300 * 2**20}
+
+
+def test_codecs_other_than_h264_or_h265_are_rejected_and_fixable() -> None:
+    report = check_video(BAD / "low fps 480p.avi")
+    assert codes(report) == ["InvalidFile.Format", "InvalidFile.Resolution", "InvalidFile.FPS"]
+    assert "mpeg4" in report.findings[0].message
+    assert all(f.fixable for f in report.findings)
+
+
+def test_h265_in_mp4_is_accepted(made) -> None:
+    path = made("video", "hevc.mp4", width=640, height=640, codec="hevc", **SMALL)
+    assert check_video(path).findings == ()
+
+
+def test_h264_in_matroska_is_rejected_for_its_container_only(made) -> None:
+    report = check_video(made("video", "clip.mkv", width=640, height=640, **SMALL))
+    assert codes(report) == ["InvalidFile.Format"]
+    assert "Matroska" in report.findings[0].message and "remux" in report.findings[0].message
+
+
+def test_an_unaccepted_extension_on_good_content_is_a_format_error(made, tmp_path: Path) -> None:
+    path = tmp_path / "clip.m4v"
+    shutil.copy(made("video", "small.mp4", width=640, height=640, **SMALL), path)
+    report = check_video(path)
+    assert codes(report) == ["InvalidFile.Format"]
+    assert report.findings[0].details["extension"] == ".m4v"
+
+
+def test_mp4_content_named_avi_is_a_warning(made, tmp_path: Path) -> None:
+    path = tmp_path / "clip.avi"
+    shutil.copy(made("video", "small.mp4", width=640, height=640, **SMALL), path)
+    assert codes(check_video(path)) == ["Video.ExtensionMismatch"]
+
+
+def test_variable_frame_rate_ten_bit_and_rotation_are_warnings(made) -> None:
+    vfr = check_video(made("video", "vfr640.mp4", width=640, height=640, vfr=True, **SMALL))
+    assert codes(vfr) == ["Video.VariableFrameRate"] and vfr.ok
+    ten = check_video(
+        made("video", "ten.mp4", width=640, height=640, pix_fmt="yuv420p10le", **SMALL)
+    )
+    assert (
+        codes(ten) == ["Video.PixelFormat"]
+        and ten.findings[0].details["pixel_format"] == "yuv420p10le"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("zero.mp4", b"", "empty"),
+        ("notes.mp4", b"This is not a video.\n", "recognises no audio or video"),
+    ],
+)
+def test_files_that_are_not_video_cannot_be_opened(
+    tmp_path: Path, name: str, content: bytes, reason: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    report = check_video(path)
+    assert codes(report) == ["InvalidFile.Openerror"]
+    assert reason in report.findings[0].message and not report.findings[0].fixable
+
+
+@pytest.mark.parametrize("fraction", [0.2, 0.5, 0.9])
+def test_truncated_videos_cannot_be_opened(media, tmp_path: Path, fraction: float) -> None:
+    for options in ({}, {"movflags": "faststart"}):  # index at the end, and at the front
+        path = media.write_video(
+            tmp_path / f"cut {fraction}.mp4",
+            width=640,
+            height=640,
+            container_options=options,
+            **SMALL,
+        )
+        media.truncate_to(path, fraction)
+        assert "InvalidFile.Openerror" in codes(check_video(path)), options
+
+
+def test_an_audio_only_mp4_is_not_a_video(made, media) -> None:
+    path = made("audio", "voice_only.mp4", duration=3.0, sample_rate=44100)
+    report = check_video(path)
+    assert codes(report) == ["InvalidFile.Openerror"]
+    assert (
+        "no video stream" in report.findings[0].message and "--audio" in report.findings[0].message
+    )
+
+
+def test_a_still_image_is_not_a_video(made, tmp_path: Path) -> None:
+    path = tmp_path / "still.mp4"
+    path.write_bytes(made("image", "still.jpg", width=800, height=800).read_bytes())
+    report = check_video(path)
+    assert (
+        codes(report) == ["InvalidFile.Openerror"] and "still image" in report.findings[0].message
+    )
+
+
+def test_one_file_can_carry_several_errors(made) -> None:
+    path = made(
+        "video", "many.mkv", width=320, height=240, fps=10, duration=1.0, codec="mpeg4", audio=False
+    )
+    assert codes(check_video(path)) == [
+        "InvalidFile.Format",
+        "InvalidFile.Format",
+        "InvalidFile.Resolution",
+        "InvalidFile.FPS",
+        "InvalidFile.Duration",
+    ]
