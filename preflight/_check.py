@@ -48,9 +48,7 @@ def _report(
     return FileReport(path=path, role=role, findings=kept, media=media)  # type: ignore[arg-type]
 
 
-def check_video(
-    path: str | os.PathLike[str], options: CheckOptions = _DEFAULT_OPTIONS
-) -> FileReport:
+def check_video(path: str | os.PathLike[str], options: CheckOptions = _DEFAULT_OPTIONS) -> FileReport:
     """Check a file as the job's video."""
     name = os.fspath(path)
     if sniff_file(name) == "ref":
@@ -61,18 +59,14 @@ def check_video(
     return _report(name, "video", video_findings(info_media), options, info_media)
 
 
-def check_audio(
-    path: str | os.PathLike[str], options: CheckOptions = _DEFAULT_OPTIONS
-) -> FileReport:
+def check_audio(path: str | os.PathLike[str], options: CheckOptions = _DEFAULT_OPTIONS) -> FileReport:
     """Check a file as the job's audio (the voice to sync)."""
     name = os.fspath(path)
     info = probe_media(name)
     return _report(name, "audio", audio_findings(info), options, info)
 
 
-def check_image(
-    path: str | os.PathLike[str], options: CheckOptions = _DEFAULT_OPTIONS
-) -> FileReport:
+def check_image(path: str | os.PathLike[str], options: CheckOptions = _DEFAULT_OPTIONS) -> FileReport:
     """Check a file as the job's reference image."""
     name = os.fspath(path)
     info = probe_image(name)

@@ -83,9 +83,7 @@ def render_text(report: CheckReport, console: Console, *, quiet: bool = False) -
         summary.append("No media files found.", style="yellow")
     else:
         summary.append(f"Checked {count} file{'s' * (count != 1)}: ")
-        summary.append(
-            f"{errors} error{'s' * (errors != 1)}", style="bold red" if errors else "green"
-        )
+        summary.append(f"{errors} error{'s' * (errors != 1)}", style="bold red" if errors else "green")
         summary.append(f", {warnings} warning{'s' * (warnings != 1)}.")
         if errors:
             summary.append(

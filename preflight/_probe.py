@@ -31,6 +31,7 @@ _VFR_INTERVAL_TOLERANCE = 0.10
 # ...and a stream with more than this share of irregular intervals is variable-rate.
 _VFR_IRREGULAR_SHARE = 0.01
 
+_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}
 _PCM_DEPTH = re.compile(r"^pcm_[suf](\d+)")
 _EXIF_ORIENTATION = 0x0112
 _EXIF_SWAPS_SIDES = frozenset({5, 6, 7, 8})
@@ -96,7 +97,8 @@ def _index_end(stream: Any) -> int:
 def _first_frame_rotation(container: Any, stream: Any) -> int:
     container.seek(0)
     for frame in container.decode(stream):
-        return round(frame.rotation / 90.0) * 90 % 360
+        degrees: float = frame.rotation
+        return round(degrees / 90.0) * 90 % 360
     return 0
 
 
@@ -108,9 +110,7 @@ def _codec_name(ctx: Any) -> str | None:
         return ctx.name  # type: ignore[no-any-return]
 
 
-def _video_stream(
-    container: Any, stream: Any, rotations: dict[int, int], is_mov: bool
-) -> VideoStreamInfo:
+def _video_stream(container: Any, stream: Any, rotations: dict[int, int], is_mov: bool) -> VideoStreamInfo:
     ctx = stream.codec_context
     coded_w, coded_h = int(ctx.width or 0), int(ctx.height or 0)
     if is_mov:
@@ -161,13 +161,17 @@ def _audio_stream(stream: Any) -> AudioStreamInfo:
     codec = _codec_name(ctx)
     depth_match = _PCM_DEPTH.match(codec or "")
     layout = ctx.layout
+    layout_name = layout.name if layout is not None else None
+    if layout is not None and layout_name and layout_name.endswith(" channels"):
+        # Order unspecified (a plain WAV header): name it as FFmpeg's default layout.
+        layout_name = _DEFAULT_LAYOUTS.get(layout.nb_channels, layout_name)
     return AudioStreamInfo(
         index=stream.index,
         codec=codec,
         profile=stream.profile,
         sample_rate=ctx.sample_rate or None,
         channels=(layout.nb_channels if layout is not None else None) or None,
-        channel_layout=layout.name if layout is not None else None,
+        channel_layout=layout_name,
         sample_format=ctx.format.name if ctx.format is not None else None,
         bit_depth=int(depth_match.group(1)) if depth_match else None,
         duration=_seconds(stream.duration, stream.time_base),
@@ -198,7 +202,7 @@ def probe_media(path: str | os.PathLike[str]) -> MediaInfo:
     if size == 0:
         return _failed(name, 0, "the file is empty (0 bytes)")
     try:
-        container = av.open(name, metadata_errors="replace")
+        container = av.open(name, metadata_errors="replace", options=_open_options(name))
     except Exception as exc:  # any failure to open is a finding, not a crash
         return _failed(name, size, _describe_open_error(name, size, exc))
     try:
@@ -207,6 +211,15 @@ def probe_media(path: str | os.PathLike[str]) -> MediaInfo:
         return _failed(name, size, f"the file is damaged: {exc}")
     finally:
         container.close()
+
+
+def _open_options(name: str) -> dict[str, str]:
+    # A WAV header says everything; FFmpeg would otherwise read 5 MB of samples to "probe".
+    with open(name, "rb") as handle:
+        head = handle.read(12)
+    if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
+        return {"probesize": "4096"}
+    return {}
 
 
 def _read_container(name: str, size: int, container: Any) -> MediaInfo:
@@ -263,18 +276,12 @@ def probe_image(path: str | os.PathLike[str]) -> ImageInfo:
         with Image.open(name) as image:
             width, height = image.size
             orientation = _orientation(image)
-            frames = (
-                int(getattr(image, "n_frames", 1)) if getattr(image, "is_animated", False) else 1
-            )
+            frames = int(getattr(image, "n_frames", 1)) if getattr(image, "is_animated", False) else 1
             fmt, mode = image.format, image.mode
     except Image.DecompressionBombError as exc:
         return _failed_image(name, size, f"too many pixels to open safely: {exc}")
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        reason = (
-            "it is not an image Pillow can read"
-            if isinstance(exc, UnidentifiedImageError)
-            else str(exc)
-        )
+        reason = "it is not an image Pillow can read" if isinstance(exc, UnidentifiedImageError) else str(exc)
         return _failed_image(name, size, f"cannot open it as an image: {reason}")
     shown_w, shown_h = (height, width) if orientation in _EXIF_SWAPS_SIDES else (width, height)
     return ImageInfo(
@@ -292,6 +299,10 @@ def probe_image(path: str | os.PathLike[str]) -> ImageInfo:
 
 
 def _orientation(image: Image.Image) -> int | None:
+    if image.format == "PNG" and "exif" not in image.info:
+        # Pillow would decode the whole PNG looking for an eXIf chunk after the pixels;
+        # cameras write it before them, where the header read has already found it.
+        return None
     try:
         value = image.getexif().get(_EXIF_ORIENTATION)
     except Exception:  # broken EXIF must not hide the image itself

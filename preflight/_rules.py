@@ -236,8 +236,7 @@ def video_findings(info: MediaInfo) -> list[Finding]:
         findings.append(
             _finding(
                 "InvalidFile.Resolution",
-                f"Frame is {width}x{height} as displayed; each side must be {low}-{high} px: "
-                f"{how}.",
+                f"Frame is {width}x{height} as displayed; each side must be {low}-{high} px: {how}.",
                 width > 0 and height > 0,
                 width=width,
                 height=height,
@@ -257,9 +256,7 @@ def video_findings(info: MediaInfo) -> list[Finding]:
             )
         )
     elif not (
-        limits.VIDEO_MIN_FPS - limits.FPS_TOLERANCE
-        <= fps
-        <= limits.VIDEO_MAX_FPS + limits.FPS_TOLERANCE
+        limits.VIDEO_MIN_FPS - limits.FPS_TOLERANCE <= fps <= limits.VIDEO_MAX_FPS + limits.FPS_TOLERANCE
     ):
         target = "25" if fps < limits.VIDEO_MIN_FPS else f"{limits.VIDEO_MAX_FPS:g}"
         findings.append(
@@ -319,8 +316,7 @@ def video_findings(info: MediaInfo) -> list[Finding]:
         findings.append(
             _finding(
                 "Video.MultipleStreams",
-                f"The file has {len(info.video)} video streams; the service will most likely use "
-                "the first.",
+                f"The file has {len(info.video)} video streams; the service will most likely use the first.",
                 True,
                 streams=len(info.video),
             )
@@ -436,8 +432,7 @@ def audio_findings(info: MediaInfo) -> list[Finding]:
         findings.append(
             _finding(
                 "Audio.MultipleStreams",
-                f"The file has {len(info.audio)} audio streams; the service will most likely use "
-                "the first.",
+                f"The file has {len(info.audio)} audio streams; the service will most likely use the first.",
                 True,
                 streams=len(info.audio),
             )
@@ -517,8 +512,7 @@ def image_findings(info: ImageInfo, decode_error: str | None = None) -> list[Fin
     problems = []
     if longest > limits.IMAGE_MAX_SIDE:
         problems.append(
-            f"its longest side is {longest} px (at most {limits.IMAGE_MAX_SIDE}; "
-            "preflight fix downscales it)"
+            f"its longest side is {longest} px (at most {limits.IMAGE_MAX_SIDE}; preflight fix downscales it)"
         )
     if aspect > limits.IMAGE_MAX_ASPECT:
         problems.append(

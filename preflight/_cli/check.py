@@ -106,9 +106,7 @@ def run(args: argparse.Namespace) -> int:
                 on_file=on_file,
             )
     else:
-        report = check_paths(
-            args.paths, video=args.video, audio=args.audio, ref=args.ref, options=options
-        )
+        report = check_paths(args.paths, video=args.video, audio=args.audio, ref=args.ref, options=options)
 
     if args.format == "json":
         render_json(report, sys.stdout)

@@ -21,10 +21,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.format == "json":
-        rows = [
-            {"code": c.code, "severity": c.severity.value, "summary": c.summary}
-            for c in CODES.values()
-        ]
+        rows = [{"code": c.code, "severity": c.severity.value, "summary": c.summary} for c in CODES.values()]
         json.dump(rows, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0

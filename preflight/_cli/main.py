@@ -55,9 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"preflight: internal error: {type(exc).__name__}: {exc}\n"
             "This is a bug in preflight; please report it with the file that caused it."
-            + (
-                "" if os.environ.get("PREFLIGHT_DEBUG") else " (Set PREFLIGHT_DEBUG=1 for details.)"
-            ),
+            + ("" if os.environ.get("PREFLIGHT_DEBUG") else " (Set PREFLIGHT_DEBUG=1 for details.)"),
             file=sys.stderr,
         )
         if os.environ.get("PREFLIGHT_DEBUG"):

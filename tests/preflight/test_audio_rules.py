@@ -93,9 +93,7 @@ def test_audio_may_be_30_mb_but_no_more(media, tmp_path: Path, extra: int, rejec
 
 
 @pytest.mark.parametrize(("name", "content"), [("empty.wav", b""), ("text.mp3", b"hello\n" * 50)])
-def test_files_that_are_not_audio_cannot_be_opened(
-    tmp_path: Path, name: str, content: bytes
-) -> None:
+def test_files_that_are_not_audio_cannot_be_opened(tmp_path: Path, name: str, content: bytes) -> None:
     path = tmp_path / name
     path.write_bytes(content)
     assert codes(check_audio(path)) == ["InvalidFile.Openerror"]
@@ -103,7 +101,4 @@ def test_files_that_are_not_audio_cannot_be_opened(
 
 def test_an_image_given_as_audio_cannot_be_opened() -> None:
     report = check_audio(SAMPLE / "face.jpg")
-    assert (
-        codes(report) == ["InvalidFile.Openerror"]
-        and "no audio stream" in report.findings[0].message
-    )
+    assert codes(report) == ["InvalidFile.Openerror"] and "no audio stream" in report.findings[0].message

@@ -116,9 +116,7 @@ def test_a_file_whose_kind_cannot_be_told_is_bad_usage(capsys, tmp_path: Path) -
     assert status == 1 and data["files"][0]["findings"][0]["code"] == "InvalidFile.Openerror"
 
 
-def test_folders_are_searched_recursively_skipping_hidden_and_non_media(
-    capsys, tmp_path: Path
-) -> None:
+def test_folders_are_searched_recursively_skipping_hidden_and_non_media(capsys, tmp_path: Path) -> None:
     (tmp_path / "a" / "b").mkdir(parents=True)
     (tmp_path / ".cache").mkdir()
     shutil.copy(SAMPLE / "voice.wav", tmp_path / "a" / "b" / "voice.wav")
@@ -150,9 +148,7 @@ def test_names_with_spaces_quotes_and_non_ascii_work(capsys, tmp_path: Path) -> 
         (["check", "/no/such/file.mp4"], 2),
     ],
 )
-def test_the_installed_command_exits_0_1_2_without_tracebacks(
-    args: list[str], expected_status: int
-) -> None:
+def test_the_installed_command_exits_0_1_2_without_tracebacks(args: list[str], expected_status: int) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "preflight", *args],
         capture_output=True,

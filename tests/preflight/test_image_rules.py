@@ -51,9 +51,7 @@ def test_limits_apply_to_the_image_as_displayed(made) -> None:
 
 
 @pytest.mark.parametrize(("extra", "rejected"), [(0, False), (1, True)])
-def test_an_image_may_be_10_mb_but_no_more(
-    media, tmp_path: Path, extra: int, rejected: bool
-) -> None:
+def test_an_image_may_be_10_mb_but_no_more(media, tmp_path: Path, extra: int, rejected: bool) -> None:
     path = tmp_path / "face.jpg"
     shutil.copy(SAMPLE / "face.jpg", path)
     media.grow_to(path, limits.IMAGE_MAX_BYTES + extra)
@@ -101,9 +99,7 @@ def test_a_truncated_image_cannot_be_opened(media, tmp_path: Path, fraction: flo
 
 
 @pytest.mark.parametrize(("name", "content"), [("empty.png", b""), ("text.jpg", b"not an image\n")])
-def test_files_that_are_not_images_cannot_be_opened(
-    tmp_path: Path, name: str, content: bytes
-) -> None:
+def test_files_that_are_not_images_cannot_be_opened(tmp_path: Path, name: str, content: bytes) -> None:
     path = tmp_path / name
     path.write_bytes(content)
     report = check_image(path)

@@ -25,6 +25,9 @@ def test_a_clean_talking_head_clip_reports_its_container_and_stream_facts() -> N
     (audio,) = info.audio
     assert (audio.codec, audio.sample_rate, audio.channels) == ("aac", 44100, 1)
     assert audio.bit_depth is None  # lossy: no bit depth
+    wav = probe_media(SAMPLE / "voice.wav").audio[0]
+    assert (wav.codec, wav.sample_rate, wav.channel_layout, wav.bit_depth) == ("pcm_s16le", 16000, "mono", 16)
+    assert wav.duration == pytest.approx(4.0)
     assert info.size == (SAMPLE / "talking_head.mp4").stat().st_size
 
 
@@ -59,9 +62,7 @@ def test_uneven_frame_intervals_are_flagged_as_variable_frame_rate(made, name: s
 
 
 def test_audio_facts_include_bit_depth_for_pcm(made) -> None:
-    wav = made(
-        "audio", "stereo48.wav", duration=2.5, sample_rate=48000, channels=2, codec="pcm_s24le"
-    )
+    wav = made("audio", "stereo48.wav", duration=2.5, sample_rate=48000, channels=2, codec="pcm_s24le")
     (audio,) = probe_media(wav).audio
     assert (audio.codec, audio.sample_rate, audio.channels, audio.bit_depth) == (
         "pcm_s24le",
@@ -110,9 +111,7 @@ def test_unreadable_files_give_a_reason_not_an_exception(
     assert not image.opened and image.error
 
 
-def test_a_truncated_mp4_with_its_index_first_reports_the_missing_bytes(
-    media, tmp_path: Path
-) -> None:
+def test_a_truncated_mp4_with_its_index_first_reports_the_missing_bytes(media, tmp_path: Path) -> None:
     path = media.write_video(
         tmp_path / "cut.mp4",
         width=320,

@@ -63,7 +63,5 @@ def test_real_voices_pass_and_report_their_format(
         ("LivePortrait__source__s2.jpg", []),
     ],
 )
-def test_real_photos_as_reference_images(
-    shared_media: Path, name: str, expected: list[str]
-) -> None:
+def test_real_photos_as_reference_images(shared_media: Path, name: str, expected: list[str]) -> None:
     assert codes(check_image(shared_media / name)) == expected

@@ -30,9 +30,7 @@ def test_the_sample_clip_passes_cleanly() -> None:
         (2048, 2048, False),
     ],
 )
-def test_each_side_must_be_640_to_2048_pixels(
-    made, width: int, height: int, rejected: bool
-) -> None:
+def test_each_side_must_be_640_to_2048_pixels(made, width: int, height: int, rejected: bool) -> None:
     pix_fmt = "yuv444p" if width % 2 or height % 2 else "yuv420p"  # 4:2:0 needs even sides
     path = made(
         "video",
@@ -72,9 +70,7 @@ def test_an_aspect_ratio_no_scale_can_fix_says_crop_or_pad(made) -> None:
     [(10, True), (14.985, True), (15, False), (29.97, False), (60, False), (61, True)],
 )
 def test_frame_rate_must_be_15_to_60(made, fps: float, rejected: bool) -> None:
-    path = made(
-        "video", f"fps_{fps}.mp4", width=640, height=640, fps=fps, duration=2.5, audio=False
-    )
+    path = made("video", f"fps_{fps}.mp4", width=640, height=640, fps=fps, duration=2.5, audio=False)
     report = check_video(path)
     assert ("InvalidFile.FPS" in codes(report)) is rejected
     if rejected:
@@ -154,13 +150,8 @@ def test_mp4_content_named_avi_is_a_warning(made, tmp_path: Path) -> None:
 def test_variable_frame_rate_ten_bit_and_rotation_are_warnings(made) -> None:
     vfr = check_video(made("video", "vfr640.mp4", width=640, height=640, vfr=True, **SMALL))
     assert codes(vfr) == ["Video.VariableFrameRate"] and vfr.ok
-    ten = check_video(
-        made("video", "ten.mp4", width=640, height=640, pix_fmt="yuv420p10le", **SMALL)
-    )
-    assert (
-        codes(ten) == ["Video.PixelFormat"]
-        and ten.findings[0].details["pixel_format"] == "yuv420p10le"
-    )
+    ten = check_video(made("video", "ten.mp4", width=640, height=640, pix_fmt="yuv420p10le", **SMALL))
+    assert codes(ten) == ["Video.PixelFormat"] and ten.findings[0].details["pixel_format"] == "yuv420p10le"
 
 
 @pytest.mark.parametrize(
@@ -198,24 +189,18 @@ def test_an_audio_only_mp4_is_not_a_video(made, media) -> None:
     path = made("audio", "voice_only.mp4", duration=3.0, sample_rate=44100)
     report = check_video(path)
     assert codes(report) == ["InvalidFile.Openerror"]
-    assert (
-        "no video stream" in report.findings[0].message and "--audio" in report.findings[0].message
-    )
+    assert "no video stream" in report.findings[0].message and "--audio" in report.findings[0].message
 
 
 def test_a_still_image_is_not_a_video(made, tmp_path: Path) -> None:
     path = tmp_path / "still.mp4"
     path.write_bytes(made("image", "still.jpg", width=800, height=800).read_bytes())
     report = check_video(path)
-    assert (
-        codes(report) == ["InvalidFile.Openerror"] and "still image" in report.findings[0].message
-    )
+    assert codes(report) == ["InvalidFile.Openerror"] and "still image" in report.findings[0].message
 
 
 def test_one_file_can_carry_several_errors(made) -> None:
-    path = made(
-        "video", "many.mkv", width=320, height=240, fps=10, duration=1.0, codec="mpeg4", audio=False
-    )
+    path = made("video", "many.mkv", width=320, height=240, fps=10, duration=1.0, codec="mpeg4", audio=False)
     assert codes(check_video(path)) == [
         "InvalidFile.Format",
         "InvalidFile.Format",
