@@ -127,11 +127,15 @@ def collect_files(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[str, Ro
                     if _is_hidden(file_name):
                         continue
                     full = os.path.join(root, file_name)
+                    if not (os.path.isfile(full) or os.path.islink(full)):
+                        continue  # a FIFO or device would block the reader forever
                     role = role_from_extension(full) or sniff_file(full)
                     if role is not None:
                         add(full, role)
-        elif os.path.lexists(name):
+        elif os.path.isfile(name) or os.path.islink(name):
             add(name, None)
+        elif os.path.lexists(name):
+            raise UsageError(f"{name}: not a regular file")
         else:
             raise UsageError(f"{name}: no such file or folder")
     return found
@@ -160,6 +164,8 @@ def check_paths(
             raise UsageError(f"{name}: no such file")
         if os.path.isdir(name):
             raise UsageError(f"{name}: is a folder; --{role} takes one file")
+        if not (os.path.isfile(name) or os.path.islink(name)):
+            raise UsageError(f"{name}: not a regular file")
         explicit.append((name, role))  # type: ignore[arg-type]
     work = explicit + collect_files(paths)
     # Fail on unknowable files before doing any work.

@@ -47,7 +47,7 @@ def _file_header(report: FileReport) -> Text:
     return header
 
 
-def _findings_table(findings: tuple[Finding, ...] | list[Finding]) -> Padding:
+def _findings_table(findings: tuple[Finding, ...]) -> Padding:
     table = Table(show_header=False, box=None, padding=(0, 1), pad_edge=False, expand=False)
     table.add_column("severity", no_wrap=True)
     table.add_column("code", no_wrap=True)
@@ -64,16 +64,33 @@ def _findings_table(findings: tuple[Finding, ...] | list[Finding]) -> Padding:
     return Padding(table, (0, 0, 0, 2))
 
 
+def _print_findings(console: Console, findings: tuple[Finding, ...]) -> None:
+    if not findings:
+        return
+    if console.is_terminal:
+        console.print(_findings_table(findings))
+        return
+    # Logs and pipes: one unwrapped line per finding, easy to grep.
+    code_width = max(len(f.code) for f in findings)
+    for finding in findings:
+        line = Text("  ")
+        line.append(f"{finding.severity.value:<8}", style=_SEVERITY_STYLE[finding.severity])
+        line.append(f"{finding.code:<{code_width}}  ", style="bold")
+        line.append(finding.message)
+        if finding.fixable:
+            line.append(" [fixable]", style="green")
+        console.print(line, soft_wrap=True)
+
+
 def render_text(report: CheckReport, console: Console, *, quiet: bool = False) -> None:
     for file_report in report.files:
         if quiet and not file_report.findings:
             continue
         console.print(_file_header(file_report), soft_wrap=True)
-        if file_report.findings:
-            console.print(_findings_table(file_report.findings))
+        _print_findings(console, file_report.findings)
     if report.job is not None and report.job.findings:
         console.print(Text("job (video + audio + reference)", style="bold"))
-        console.print(_findings_table(report.job.findings))
+        _print_findings(console, report.job.findings)
 
     errors, warnings = report.errors, report.warnings
     fixable = sum(1 for f in report.all_findings() if f.fixable and f.severity is Severity.ERROR)

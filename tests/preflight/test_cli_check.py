@@ -70,6 +70,9 @@ def test_text_output_groups_findings_by_file_with_a_summary(capsys) -> None:
     assert "low fps 480p.avi" in out and "InvalidFile.FPS" in out and "10 fps" in out
     assert "✓" in out and "voice.wav" in out
     assert "Checked 2 files: 3 errors" in out
+    # Piped output keeps each finding on one line, for grep and CI logs.
+    fps_lines = [line for line in out.splitlines() if "InvalidFile.FPS" in line]
+    assert len(fps_lines) == 1 and "15-60 fps" in fps_lines[0] and fps_lines[0].endswith("[fixable]")
 
 
 def test_select_and_ignore_filter_findings_by_code_or_prefix(capsys) -> None:
@@ -177,3 +180,16 @@ def test_codes_lists_every_code(capsys) -> None:
     assert main(["codes", "--format", "json"]) == 0
     listed = {row["code"] for row in json.loads(capsys.readouterr().out)}
     assert {"InvalidFile.Openerror", "InvalidFile.FPS", "Video.Rotated"} <= listed
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need a POSIX system")
+def test_pipes_in_folders_are_skipped_and_broken_links_reported(capsys, tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.mp4")  # opening it to read would block forever
+    (tmp_path / "gone.wav").symlink_to(tmp_path / "missing.wav")
+    shutil.copy(SAMPLE / "voice.wav", tmp_path / "voice.wav")
+    status, data = run_json(capsys, str(tmp_path))
+    assert [Path(f["path"]).name for f in data["files"]] == ["gone.wav", "voice.wav"]
+    assert data["files"][0]["findings"][0]["code"] == "InvalidFile.Openerror"
+    assert status == 1
+    assert main(["check", str(tmp_path / "pipe.mp4")]) == 2
+    assert "not a regular file" in capsys.readouterr().err
