@@ -49,9 +49,7 @@ def _as_float(rate: Fraction | None) -> float | None:
     return float(rate)
 
 
-def _describe_open_error(path: str, size: int, exc: BaseException) -> str:
-    if size == 0:
-        return "the file is empty (0 bytes)"
+def _describe_open_error(exc: BaseException) -> str:
     if isinstance(exc, av.FFmpegError):
         # FFmpeg's own words, without the errno and the path it repeats.
         text = exc.strerror or str(exc)
@@ -192,19 +190,25 @@ def _failed(path: str, size: int, error: str) -> MediaInfo:
     )
 
 
-def probe_media(path: str | os.PathLike[str]) -> MediaInfo:
-    """Container and stream facts of an audio or video file, without decoding it."""
-    name = os.fspath(path)
+def _file_size(name: str) -> tuple[int, str | None]:
+    """The file's size, and why it cannot be probed when it is missing or empty."""
     try:
         size = os.stat(name).st_size
     except OSError as exc:
-        return _failed(name, 0, f"cannot read the file: {exc.strerror or exc}")
-    if size == 0:
-        return _failed(name, 0, "the file is empty (0 bytes)")
+        return 0, f"cannot read the file: {exc.strerror or exc}"
+    return size, "the file is empty (0 bytes)" if size == 0 else None
+
+
+def probe_media(path: str | os.PathLike[str]) -> MediaInfo:
+    """Container and stream facts of an audio or video file, without decoding it."""
+    name = os.fspath(path)
+    size, unreadable = _file_size(name)
+    if unreadable:
+        return _failed(name, size, unreadable)
     try:
         container = av.open(name, metadata_errors="replace", options=_open_options(name))
     except Exception as exc:  # any failure to open is a finding, not a crash
-        return _failed(name, size, _describe_open_error(name, size, exc))
+        return _failed(name, size, _describe_open_error(exc))
     try:
         return _read_container(name, size, container)
     except Exception as exc:
@@ -266,12 +270,9 @@ def _read_container(name: str, size: int, container: Any) -> MediaInfo:
 def probe_image(path: str | os.PathLike[str]) -> ImageInfo:
     """Format, mode and size (stored and as displayed) of an image, from its header."""
     name = os.fspath(path)
-    try:
-        size = os.stat(name).st_size
-    except OSError as exc:
-        return _failed_image(name, 0, f"cannot read the file: {exc.strerror or exc}")
-    if size == 0:
-        return _failed_image(name, 0, "the file is empty (0 bytes)")
+    size, unreadable = _file_size(name)
+    if unreadable:
+        return _failed_image(name, size, unreadable)
     try:
         with Image.open(name) as image:
             width, height = image.size

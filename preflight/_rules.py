@@ -122,6 +122,41 @@ def _size_finding(kind: str, size: int, limit: int, how: str) -> list[Finding]:
     ]
 
 
+def _extension_findings(
+    ext: str,
+    accepted: frozenset[str],
+    matches_content: bool,
+    content: str,
+    mismatch_code: str,
+    **details: Any,
+) -> list[Finding]:
+    """Findings about the file name's extension, once the content itself is acceptable."""
+    if ext not in accepted:
+        return [
+            _finding(
+                "InvalidFile.Format",
+                f"Extension {ext or '(none)'} is not accepted; the service takes "
+                f"{', '.join(sorted(accepted))}. The content is {content}: preflight fix writes "
+                "it with the right extension, without re-encoding.",
+                True,
+                extension=ext,
+                **details,
+            )
+        ]
+    if not matches_content:
+        return [
+            _finding(
+                mismatch_code,
+                f"Extension {ext} does not match the content ({content}); a server that trusts "
+                "the extension may fail to read it. preflight fix gives it the right extension.",
+                True,
+                extension=ext,
+                **details,
+            )
+        ]
+    return []
+
+
 def _open_error(kind: str, info: MediaInfo | ImageInfo) -> Finding:
     return _finding(
         "InvalidFile.Openerror",
@@ -180,29 +215,14 @@ def video_findings(info: MediaInfo) -> list[Finding]:
                 extension=ext,
             )
         )
-    elif ext not in limits.VIDEO_EXTENSIONS:
-        findings.append(
-            _finding(
-                "InvalidFile.Format",
-                f"Extension {ext or '(none)'} is not accepted; the service takes .mp4, .avi or "
-                f".mov. The content is {_container_name(info.container)}: preflight fix "
-                "writes it as .mp4 without re-encoding.",
-                True,
-                container=info.container,
-                extension=ext,
-            )
-        )
-    elif _EXPECTED_DEMUXER.get(ext) != info.container:
-        findings.append(
-            _finding(
-                "Video.ExtensionMismatch",
-                f"Extension {ext} does not match the content ({_container_name(info.container)}); "
-                "a server that trusts the extension may fail to open it. preflight fix "
-                "gives it the right extension.",
-                True,
-                container=info.container,
-                extension=ext,
-            )
+    else:
+        findings += _extension_findings(
+            ext,
+            limits.VIDEO_EXTENSIONS,
+            _EXPECTED_DEMUXER.get(ext) == info.container,
+            _container_name(info.container),
+            "Video.ExtensionMismatch",
+            container=info.container,
         )
     if not codec_ok:
         findings.append(
@@ -395,29 +415,14 @@ def audio_findings(info: MediaInfo) -> list[Finding]:
                     codec=stream.codec,
                 )
             )
-        elif ext not in limits.AUDIO_EXTENSIONS:
-            findings.append(
-                _finding(
-                    "InvalidFile.Format",
-                    f"Extension {ext or '(none)'} is not accepted; the service takes .wav, .mp3 "
-                    f"or .aac. The content is {_container_name(info.container)}: preflight fix "
-                    "writes it with the right extension.",
-                    True,
-                    container=info.container,
-                    extension=ext,
-                )
-            )
-        elif _EXPECTED_DEMUXER.get(ext) != info.container:
-            findings.append(
-                _finding(
-                    "Audio.ExtensionMismatch",
-                    f"Extension {ext} does not match the content "
-                    f"({_container_name(info.container)}); a server that trusts the extension "
-                    "may fail to read it. preflight fix gives it the right extension.",
-                    True,
-                    container=info.container,
-                    extension=ext,
-                )
+        else:
+            findings += _extension_findings(
+                ext,
+                limits.AUDIO_EXTENSIONS,
+                _EXPECTED_DEMUXER.get(ext) == info.container,
+                _container_name(info.container),
+                "Audio.ExtensionMismatch",
+                container=info.container,
             )
 
     findings += _size_finding(
@@ -478,29 +483,14 @@ def image_findings(info: ImageInfo, decode_error: str | None = None) -> list[Fin
                 extension=ext,
             )
         )
-    elif ext not in limits.IMAGE_EXTENSIONS:
-        findings.append(
-            _finding(
-                "InvalidFile.Format",
-                f"Extension {ext or '(none)'} is not accepted; the service takes .jpg, .jpeg, "
-                f".png, .bmp or .webp. The content is {info.format}: preflight fix writes it "
-                "with the right extension.",
-                True,
-                format=info.format,
-                extension=ext,
-            )
-        )
-    elif _IMAGE_EXT_FORMAT.get(ext) != info.format:
-        findings.append(
-            _finding(
-                "Image.ExtensionMismatch",
-                f"Extension {ext} does not match the content ({info.format}); a server that "
-                "trusts the extension may fail to decode it. preflight fix gives it the right "
-                "extension.",
-                True,
-                format=info.format,
-                extension=ext,
-            )
+    else:
+        findings += _extension_findings(
+            ext,
+            limits.IMAGE_EXTENSIONS,
+            _IMAGE_EXT_FORMAT.get(ext) == info.format,
+            str(info.format),
+            "Image.ExtensionMismatch",
+            format=info.format,
         )
 
     findings += _size_finding(
