@@ -6,8 +6,9 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from . import limits
 from ._exceptions import UsageError
-from ._models import CheckReport, FileReport, Finding, JobReport, Role
+from ._models import CheckReport, FileReport, Finding, JobReport, Role, Severity
 from ._probe import image_decode_error, probe_image, probe_media
 from ._rules import audio_findings, image_findings, still_image_as_video, video_findings
 from ._sniff import guess_role, role_from_extension, sniff_file
@@ -70,7 +71,10 @@ def check_image(path: str | os.PathLike[str], options: CheckOptions = _DEFAULT_O
     """Check a file as the job's reference image."""
     name = os.fspath(path)
     info = probe_image(name)
-    decode_error = image_decode_error(name) if info.opened else None
+    # Decoding proves the file is whole; an image already too large to send is not worth
+    # the time and memory (a 13000 px PNG is 700 MB of pixels).
+    decodable = info.opened and max(info.width, info.height) <= limits.IMAGE_MAX_SIDE
+    decode_error = image_decode_error(name) if decodable else None
     return _report(name, "ref", image_findings(info, decode_error), options, info)
 
 
@@ -89,6 +93,23 @@ def check_file(
     return _CHECKERS[_role_or_fail(name, role)](name, options)
 
 
+def _check_isolated(name: str, role: Role, options: CheckOptions) -> FileReport:
+    """Check one file of many: a failure inside the engine becomes that file's finding,
+    so one strange file never costs the report on all the others."""
+    try:
+        return _CHECKERS[role](name, options)
+    except Exception as exc:
+        finding = Finding(
+            "InvalidFile.Openerror",
+            Severity.ERROR,
+            f"preflight could not read this file ({type(exc).__name__}: {exc}); the service "
+            "most likely cannot either. Please report it as a preflight bug.",
+            False,
+            {"exception": type(exc).__name__},
+        )
+        return _report(name, role, [finding], options, None)
+
+
 def _role_or_fail(name: str, role: Role | None) -> Role:
     found = role or guess_role(name)
     if found is None:
@@ -97,6 +118,16 @@ def _role_or_fail(name: str, role: Role | None) -> Role:
             "looks like none; pass it with --video, --audio or --ref"
         )
     return found
+
+
+def _is_file_or_broken_link(name: str) -> bool:
+    """A regular file (links followed), or a dangling link to report as unopenable."""
+    return os.path.isfile(name) or (os.path.islink(name) and not os.path.exists(name))
+
+
+def _unreadable_folder(error: OSError) -> None:
+    # Skipping it silently would let a CI gate pass on files it never saw.
+    raise UsageError(f"{error.filename}: cannot read the folder ({error.strerror or error})")
 
 
 def _is_hidden(name: str) -> bool:
@@ -121,18 +152,18 @@ def collect_files(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[str, Ro
     for raw in paths:
         name = os.fspath(raw)
         if os.path.isdir(name):
-            for root, dirs, files in os.walk(name):
+            for root, dirs, files in os.walk(name, onerror=_unreadable_folder):
                 dirs[:] = sorted(d for d in dirs if not _is_hidden(d))
                 for file_name in sorted(files):
                     if _is_hidden(file_name):
                         continue
                     full = os.path.join(root, file_name)
-                    if not (os.path.isfile(full) or os.path.islink(full)):
-                        continue  # a FIFO or device would block the reader forever
+                    if not _is_file_or_broken_link(full):
+                        continue  # a FIFO or device (or a link to one) would block the reader
                     role = role_from_extension(full) or sniff_file(full)
                     if role is not None:
                         add(full, role)
-        elif os.path.isfile(name) or os.path.islink(name):
+        elif _is_file_or_broken_link(name):
             add(name, None)
         elif os.path.lexists(name):
             raise UsageError(f"{name}: not a regular file")
@@ -164,7 +195,7 @@ def check_paths(
             raise UsageError(f"{name}: no such file")
         if os.path.isdir(name):
             raise UsageError(f"{name}: is a folder; --{role} takes one file")
-        if not (os.path.isfile(name) or os.path.islink(name)):
+        if not _is_file_or_broken_link(name):
             raise UsageError(f"{name}: not a regular file")
         explicit.append((name, role))  # type: ignore[arg-type]
     work = explicit + collect_files(paths)
@@ -175,7 +206,7 @@ def check_paths(
     for number, (name, role) in enumerate(resolved, start=1):
         if on_file is not None:
             on_file(number, len(resolved), name)
-        reports.append(_CHECKERS[role](name, options))
+        reports.append(_check_isolated(name, role, options))
 
     job = JobReport() if len(explicit) >= 2 else None
     return CheckReport(files=tuple(reports), job=job)

@@ -23,8 +23,15 @@ _ROLE_NAME = {"video": "video", "audio": "audio", "ref": "reference image"}
 
 
 def render_json(report: CheckReport, stream: IO[str]) -> None:
-    json.dump(report.to_dict(), stream, indent=2, ensure_ascii=False)
-    stream.write("\n")
+    # Built whole, then written once: never a half-written document.
+    data = report.to_dict()
+    try:
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        text.encode(getattr(stream, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        # File names that are not valid UTF-8 (or a narrow terminal encoding): escape them.
+        text = json.dumps(data, indent=2, ensure_ascii=True) + "\n"
+    stream.write(text)
 
 
 def _file_header(report: FileReport) -> Text:

@@ -11,6 +11,7 @@ from typing import Any
 
 from . import limits
 from ._models import Finding, ImageInfo, MediaInfo
+from ._probe import TOO_MANY_PIXELS
 from .codes import CODES
 
 _CONTAINER_NAMES = {
@@ -62,8 +63,13 @@ def _container_name(demuxer: str | None) -> str:
     return _CONTAINER_NAMES.get(demuxer, demuxer)
 
 
+def _number_text(value: float) -> str:
+    """Up to three decimals, no trailing zeros: 14.985 stays 14.985, 25.0 reads 25."""
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
 def _seconds_text(value: float) -> str:
-    return f"{value:.3f}".rstrip("0").rstrip(".") + " s"
+    return _number_text(value) + " s"
 
 
 def _duration_findings(kind: str, duration: float | None, unknown_code: str) -> list[Finding]:
@@ -282,7 +288,7 @@ def video_findings(info: MediaInfo) -> list[Finding]:
         findings.append(
             _finding(
                 "InvalidFile.FPS",
-                f"Frame rate is {fps:.3g} fps; the service accepts "
+                f"Frame rate is {_number_text(fps)} fps; the service accepts "
                 f"{limits.VIDEO_MIN_FPS:g}-{limits.VIDEO_MAX_FPS:g} fps. preflight fix "
                 f"resamples it to {target} fps.",
                 True,
@@ -299,7 +305,7 @@ def video_findings(info: MediaInfo) -> list[Finding]:
         findings.append(
             _finding(
                 "Video.VariableFrameRate",
-                f"Frame intervals vary (average {fps or 0:.3g} fps); lip-sync models assume a "
+                f"Frame intervals vary (average {_number_text(fps or 0)} fps); lip-sync models assume a "
                 "constant rate and lips can drift from the voice. preflight fix converts it "
                 "to a constant rate.",
                 True,
@@ -377,6 +383,20 @@ def audio_findings(info: MediaInfo) -> list[Finding]:
 
     stream = info.audio[0]
     ext = Path(info.path).suffix.lower()
+    if not (stream.sample_rate and stream.channels and stream.sample_format):
+        findings.append(
+            _finding(
+                "InvalidFile.Openerror",
+                f"The audio stream ({stream.codec or 'unknown codec'}) cannot be decoded: its "
+                f"header gives no usable sample rate, channel count or sample format "
+                f"(sample rate {stream.sample_rate}, channels {stream.channels}).",
+                False,
+                codec=stream.codec,
+                sample_rate=stream.sample_rate,
+                channels=stream.channels,
+            )
+        )
+        return findings
     if info.video:
         findings.append(
             _finding(
@@ -448,7 +468,7 @@ def audio_findings(info: MediaInfo) -> list[Finding]:
 def image_findings(info: ImageInfo, decode_error: str | None = None) -> list[Finding]:
     """Findings for a file meant as the reference image."""
     if not info.opened:
-        if info.error and info.error.startswith("too many pixels"):
+        if info.error and info.error.startswith(TOO_MANY_PIXELS):
             return [
                 _finding(
                     "InvalidFile.ImageSize",

@@ -91,8 +91,16 @@ def sniff_role(head: bytes) -> Role | None:
     """Guess the role from a file's first bytes; None when they look like no media."""
     if len(head) < 4:
         return None
-    if head.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")):
+    if head.startswith((b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")):
         return "ref"
+    if head.startswith(b"BM") and len(head) >= 18:
+        # "BM" alone starts plenty of text files; a real BMP has zeroed reserved bytes and
+        # one of the known DIB header sizes.
+        reserved = head[6:10]
+        dib_size = int.from_bytes(head[14:18], "little")
+        if reserved == b"\0\0\0\0" and dib_size in (12, 40, 52, 56, 64, 108, 124):
+            return "ref"
+        return None
     if head.startswith((b"II*\x00", b"MM\x00*")):
         return "ref"
     if head[:4] == b"RIFF" and len(head) >= 12:

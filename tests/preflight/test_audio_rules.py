@@ -102,3 +102,41 @@ def test_files_that_are_not_audio_cannot_be_opened(tmp_path: Path, name: str, co
 def test_an_image_given_as_audio_cannot_be_opened() -> None:
     report = check_audio(SAMPLE / "face.jpg")
     assert codes(report) == ["InvalidFile.Openerror"] and "no audio stream" in report.findings[0].message
+
+
+@pytest.mark.parametrize(("seconds", "rejected"), [(1.9, True), (2.2, False)])
+def test_raw_aac_duration_is_measured_not_estimated_from_the_bitrate(
+    made, seconds: float, rejected: bool
+) -> None:
+    # FFmpeg (and ffprobe) estimate an ADTS file's length from its bitrate, 5-10 % off.
+    report = check_audio(made("audio", f"len{seconds}.aac", duration=seconds, sample_rate=44100))
+    assert codes(report) == (["InvalidFile.Duration"] if rejected else [])
+    assert report.media is not None
+    assert report.media.audio[0].duration == pytest.approx(seconds, abs=0.05)
+
+
+def test_a_truncated_mp3_is_judged_by_what_is_left(media, tmp_path: Path) -> None:
+    path = media.write_audio(tmp_path / "long.mp3", duration=10.0, sample_rate=44100)
+    media.truncate_to(path, 0.1)  # its Xing header still says 10 s
+    report = check_audio(path)
+    assert codes(report) == ["InvalidFile.Duration"]
+    assert report.findings[0].details["duration"] < 1.5
+
+
+def test_a_wav_header_with_no_channels_cannot_be_decoded(tmp_path: Path) -> None:
+    data = bytearray((SAMPLE / "voice.wav").read_bytes())
+    fmt = data.index(b"fmt ")
+    data[fmt + 10 : fmt + 12] = (0).to_bytes(2, "little")  # channel count
+    path = tmp_path / "no channels.wav"
+    path.write_bytes(bytes(data))
+    report = check_audio(path)
+    assert codes(report) == ["InvalidFile.Openerror"] and "cannot be decoded" in report.findings[0].message
+
+
+def test_random_bytes_named_mp3_are_not_accepted(tmp_path: Path) -> None:
+    import random
+
+    path = tmp_path / "noise.mp3"
+    path.write_bytes(random.Random(3).randbytes(200_000))
+    report = check_audio(path)
+    assert not report.ok and "InvalidFile.Openerror" in codes(report)

@@ -185,11 +185,50 @@ def test_codes_lists_every_code(capsys) -> None:
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need a POSIX system")
 def test_pipes_in_folders_are_skipped_and_broken_links_reported(capsys, tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe.mp4")  # opening it to read would block forever
+    (tmp_path / "link to pipe.mp4").symlink_to(tmp_path / "pipe.mp4")
     (tmp_path / "gone.wav").symlink_to(tmp_path / "missing.wav")
     shutil.copy(SAMPLE / "voice.wav", tmp_path / "voice.wav")
     status, data = run_json(capsys, str(tmp_path))
     assert [Path(f["path"]).name for f in data["files"]] == ["gone.wav", "voice.wav"]
     assert data["files"][0]["findings"][0]["code"] == "InvalidFile.Openerror"
     assert status == 1
-    assert main(["check", str(tmp_path / "pipe.mp4")]) == 2
-    assert "not a regular file" in capsys.readouterr().err
+    for name in ("pipe.mp4", "link to pipe.mp4"):
+        assert main(["check", "--video", str(tmp_path / name)]) == 2
+        assert "not a regular file" in capsys.readouterr().err
+
+
+def test_text_that_starts_like_a_bitmap_is_not_taken_for_one(capsys, tmp_path: Path) -> None:
+    (tmp_path / "README").write_text("BMW service notes\n" * 3)
+    shutil.copy(SAMPLE / "voice.wav", tmp_path / "voice.wav")
+    status, data = run_json(capsys, str(tmp_path))
+    assert status == 0 and [Path(f["path"]).name for f in data["files"]] == ["voice.wav"]
+
+
+def test_one_damaged_file_does_not_cost_the_report_on_the_others(capsys, tmp_path: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64)).save(
+        buffer, format="GIF", save_all=True, append_images=[Image.new("RGB", (64, 64), "blue")]
+    )
+    (tmp_path / "cut.gif").write_bytes(buffer.getvalue()[:173])
+    shutil.copy(SAMPLE / "talking_head.mp4", tmp_path / "clip.mp4")
+    status, data = run_json(capsys, str(tmp_path))
+    assert status == 1 and len(data["files"]) == 2
+    assert [f["ok"] for f in data["files"]] == [True, False]
+
+
+@pytest.mark.skipif(
+    os.name != "posix" or os.geteuid() == 0, reason="root reads every folder, so none can be made unreadable"
+)
+def test_an_unreadable_folder_is_bad_usage_not_a_silent_pass(capsys, tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0)
+    try:
+        assert main(["check", str(tmp_path)]) == 2
+        assert "cannot read the folder" in capsys.readouterr().err
+    finally:
+        locked.chmod(0o755)

@@ -108,3 +108,31 @@ def test_files_that_are_not_images_cannot_be_opened(tmp_path: Path, name: str, c
 
 def test_a_video_given_as_reference_image_cannot_be_opened() -> None:
     assert codes(check_image(SAMPLE / "talking_head.mp4")) == ["InvalidFile.Openerror"]
+
+
+def test_a_camera_mpo_jpeg_is_a_jpeg(tmp_path: Path) -> None:
+    from PIL import Image
+
+    path = tmp_path / "camera.jpg"
+    with Image.open(SAMPLE / "face.jpg") as image:
+        image.save(path, format="MPO", save_all=True, append_images=[image.resize((128, 128))])
+    report = check_image(path)
+    assert report.findings == () and report.media is not None and report.media.format == "JPEG"
+
+
+def test_a_damaged_gif_header_is_a_finding_not_a_crash(tmp_path: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    first, second = Image.new("RGB", (64, 64), "red"), Image.new("RGB", (64, 64), "blue")
+    first.save(buffer, format="GIF", save_all=True, append_images=[second])
+    path = tmp_path / "cut.gif"
+    path.write_bytes(buffer.getvalue()[:173])
+    assert codes(check_image(path)) == ["InvalidFile.Openerror"]
+
+
+def test_an_oversized_image_is_not_decoded_just_to_be_rejected(made) -> None:
+    report = check_image(made("image", "huge.png", width=5000, height=3000, source="pattern"))
+    assert codes(report) == ["InvalidFile.ImageSize"]

@@ -77,6 +77,8 @@ def test_frame_rate_must_be_15_to_60(made, fps: float, rejected: bool) -> None:
         finding = report.findings[codes(report).index("InvalidFile.FPS")]
         assert finding.details["fps"] == pytest.approx(fps, abs=0.001)
         assert finding.fixable
+        # The message shows the measured rate, not one rounded onto the limit.
+        assert f"Frame rate is {fps:g} fps" in finding.message
 
 
 @pytest.mark.parametrize(
