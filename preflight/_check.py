@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from . import limits
 from ._exceptions import UsageError
-from ._models import CheckReport, FileReport, Finding, JobReport, Role, Severity
+from ._models import CheckReport, FileReport, Finding, JobReport, Probe, Role, Severity
 from ._probe import image_decode_error, probe_image, probe_media
 from ._rules import audio_findings, image_findings, still_image_as_video, video_findings
 from ._sniff import guess_role, role_from_extension, sniff_file
@@ -43,10 +43,10 @@ _DEFAULT_OPTIONS = CheckOptions()
 
 
 def _report(
-    path: str, role: Role, findings: list[Finding], options: CheckOptions, media: object
+    path: str, role: Role, findings: list[Finding], options: CheckOptions, media: Probe | None
 ) -> FileReport:
     kept = tuple(f for f in findings if options.keeps(f))
-    return FileReport(path=path, role=role, findings=kept, media=media)  # type: ignore[arg-type]
+    return FileReport(path=path, role=role, findings=kept, media=media)
 
 
 def check_video(path: str | os.PathLike[str], options: CheckOptions = _DEFAULT_OPTIONS) -> FileReport:
