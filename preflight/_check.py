@@ -198,7 +198,9 @@ def check_paths(
         if not _is_file_or_broken_link(name):
             raise UsageError(f"{name}: not a regular file")
         explicit.append((name, role))  # type: ignore[arg-type]
-    work = explicit + collect_files(paths)
+    named = {os.path.normpath(name) for name, _ in explicit}
+    # A file given in a role and also found in a folder is checked once, in its role.
+    work = explicit + [(n, r) for n, r in collect_files(paths) if os.path.normpath(n) not in named]
     # Fail on unknowable files before doing any work.
     resolved = [(name, _role_or_fail(name, role)) for name, role in work]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -108,8 +109,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         report = check_paths(args.paths, video=args.video, audio=args.audio, ref=args.ref, options=options)
 
-    if args.format == "json":
-        render_json(report, sys.stdout)
-    else:
-        render_text(report, Console(highlight=False), quiet=args.quiet)
-    return 0 if report.ok else 1
+    status = 0 if report.ok else 1
+    try:
+        if args.format == "json":
+            render_json(report, sys.stdout)
+        else:
+            render_text(report, Console(highlight=False), quiet=args.quiet)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader (head, grep -q) went away; the verdict still stands.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return status

@@ -232,3 +232,23 @@ def test_an_unreadable_folder_is_bad_usage_not_a_silent_pass(capsys, tmp_path: P
         assert "cannot read the folder" in capsys.readouterr().err
     finally:
         locked.chmod(0o755)
+
+
+def test_a_file_named_in_a_role_and_found_in_a_folder_is_checked_once(capsys) -> None:
+    status, data = run_json(capsys, "--video", str(SAMPLE / "talking_head.mp4"), str(SAMPLE))
+    assert status == 0
+    assert [Path(f["path"]).name for f in data["files"]] == ["talking_head.mp4", "face.jpg", "voice.wav"]
+
+
+def test_the_exit_status_survives_a_reader_that_stops_early() -> None:
+    # `preflight check ... | head -c0`: the reader is gone before the report is written.
+    producer = subprocess.Popen(
+        [sys.executable, "-m", "preflight", "check", "--format", "json", str(BAD)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert producer.stdout is not None and producer.stderr is not None
+    producer.stdout.close()
+    assert producer.wait(timeout=120) == 1
+    assert "Traceback" not in producer.stderr.read().decode()
