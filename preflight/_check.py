@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from . import limits
-from ._exceptions import UsageError
+from ._exceptions import PreflightError, UsageError
+from ._face_rules import ref_face_findings, ref_match_findings, video_face_findings
+from ._face_scan import FaceScan, ImageFaceScan, VideoFaceScan, scan_image, scan_video
+from ._faces import FaceEngine, LazyEngine
 from ._models import CheckReport, FileReport, Finding, JobReport, Probe, Role, Severity
 from ._probe import image_decode_error, probe_image, probe_media
 from ._rules import audio_findings, image_findings, still_image_as_video, video_findings
 from ._sniff import guess_role, role_from_extension, sniff_file
-from .codes import matches, unknown_selectors
+from .codes import CODES, matches, unknown_selectors
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,8 @@ class CheckOptions:
     ignore: tuple[str, ...] = ()
     #: Skip content analysis (faces, speech): container facts only.
     fast: bool = False
+    #: Keep a small picture of each sampled frame (for a contact sheet).
+    thumbnails: bool = False
 
     def __post_init__(self) -> None:
         unknown = unknown_selectors([*self.select, *self.ignore])
@@ -34,51 +40,107 @@ class CheckOptions:
             )
 
     def keeps(self, finding: Finding) -> bool:
-        if self.select and not matches(finding.code, self.select):
+        return self.keeps_code(finding.code)
+
+    def keeps_code(self, code: str) -> bool:
+        if self.select and not matches(code, self.select):
             return False
-        return not matches(finding.code, self.ignore)
+        return not matches(code, self.ignore)
+
+    def analyses_faces(self) -> bool:
+        """Faces are looked at unless ``fast``, or unless no face finding would be shown."""
+        return not self.fast and any(self.keeps_code(code) for code in _FACE_CODES)
 
 
+_FACE_CODES = (*(code for code in CODES if code.startswith("Face.")), "InvalidFile.Content")
 _DEFAULT_OPTIONS = CheckOptions()
 
 
 def _report(
-    path: str, role: Role, findings: list[Finding], options: CheckOptions, media: Probe | None
+    path: str,
+    role: Role,
+    findings: list[Finding],
+    options: CheckOptions,
+    media: Probe | None,
+    faces: FaceScan | None = None,
 ) -> FileReport:
     kept = tuple(f for f in findings if options.keeps(f))
-    return FileReport(path=path, role=role, findings=kept, media=media)
+    return FileReport(path=path, role=role, findings=kept, media=media, faces=faces)
 
 
-def check_video(path: str | os.PathLike[str], options: CheckOptions = _DEFAULT_OPTIONS) -> FileReport:
-    """Check a file as the job's video."""
+@contextmanager
+def _engine_for(engine: FaceEngine | None) -> Iterator[FaceEngine]:
+    """The caller's engine, or a lazy one of our own that is closed afterwards."""
+    if engine is not None:
+        yield engine
+        return
+    own = LazyEngine()
+    try:
+        yield own
+    finally:
+        own.close()
+
+
+def check_video(
+    path: str | os.PathLike[str],
+    options: CheckOptions = _DEFAULT_OPTIONS,
+    *,
+    engine: FaceEngine | None = None,
+) -> FileReport:
+    """Check a file as the job's video, faces included unless ``options.fast``."""
     name = os.fspath(path)
     if sniff_file(name) == "ref":
         # FFmpeg would open a still image as a one-frame "video"; the service would not.
         image = probe_image(name)
         return _report(name, "video", still_image_as_video(image), options, image)
-    info_media = probe_media(name)
-    return _report(name, "video", video_findings(info_media), options, info_media)
+    info = probe_media(name)
+    findings = video_findings(info)
+    scan = None
+    # A file the service cannot open has no faces worth looking for.
+    if options.analyses_faces() and not any(f.code == "InvalidFile.Openerror" for f in findings):
+        with _engine_for(engine) as faces:
+            scan = scan_video(name, info, faces, thumbnails=options.thumbnails)
+        if scan is not None:
+            findings.extend(video_face_findings(scan))
+    return _report(name, "video", findings, options, info, scan)
 
 
-def check_audio(path: str | os.PathLike[str], options: CheckOptions = _DEFAULT_OPTIONS) -> FileReport:
+def check_audio(
+    path: str | os.PathLike[str],
+    options: CheckOptions = _DEFAULT_OPTIONS,
+    *,
+    engine: FaceEngine | None = None,
+) -> FileReport:
     """Check a file as the job's audio (the voice to sync)."""
     name = os.fspath(path)
     info = probe_media(name)
     return _report(name, "audio", audio_findings(info), options, info)
 
 
-def check_image(path: str | os.PathLike[str], options: CheckOptions = _DEFAULT_OPTIONS) -> FileReport:
-    """Check a file as the job's reference image."""
+def check_image(
+    path: str | os.PathLike[str],
+    options: CheckOptions = _DEFAULT_OPTIONS,
+    *,
+    engine: FaceEngine | None = None,
+) -> FileReport:
+    """Check a file as the job's reference image, its face included unless ``options.fast``."""
     name = os.fspath(path)
     info = probe_image(name)
     # Decoding proves the file is whole; an image already too large to send is not worth
     # the time and memory (a 13000 px PNG is 700 MB of pixels).
     decodable = info.opened and max(info.width, info.height) <= limits.IMAGE_MAX_SIDE
     decode_error = image_decode_error(name) if decodable else None
-    return _report(name, "ref", image_findings(info, decode_error), options, info)
+    findings = image_findings(info, decode_error)
+    scan = None
+    if decodable and decode_error is None and options.analyses_faces():
+        with _engine_for(engine) as faces:
+            scan = scan_image(name, faces, thumbnails=options.thumbnails)
+        if scan is not None:
+            findings.extend(ref_face_findings(scan))
+    return _report(name, "ref", findings, options, info, scan)
 
 
-_CHECKERS: dict[Role, Callable[[str, CheckOptions], FileReport]] = {
+_CHECKERS: dict[Role, Callable[..., FileReport]] = {
     "video": check_video,
     "audio": check_audio,
     "ref": check_image,
@@ -93,11 +155,13 @@ def check_file(
     return _CHECKERS[_role_or_fail(name, role)](name, options)
 
 
-def _check_isolated(name: str, role: Role, options: CheckOptions) -> FileReport:
+def _check_isolated(name: str, role: Role, options: CheckOptions, engine: FaceEngine) -> FileReport:
     """Check one file of many: a failure inside the engine becomes that file's finding,
     so one strange file never costs the report on all the others."""
     try:
-        return _CHECKERS[role](name, options)
+        return _CHECKERS[role](name, options, engine=engine)
+    except PreflightError:
+        raise  # the face engine cannot load: that is no single file's fault
     except Exception as exc:
         finding = Finding(
             "InvalidFile.Openerror",
@@ -180,11 +244,13 @@ def check_paths(
     ref: str | os.PathLike[str] | None = None,
     options: CheckOptions = _DEFAULT_OPTIONS,
     on_file: Callable[[int, int, str], None] | None = None,
+    engine: FaceEngine | None = None,
 ) -> CheckReport:
     """Check files and folders, plus files in explicit roles.
 
     When two or more of ``video``, ``audio`` and ``ref`` are given, the report carries a
-    job section with the checks across them.
+    job section with the checks across them. ``engine`` finds faces; by default
+    mediapipe's, loaded only if some file needs it.
     """
     explicit: list[tuple[str, Role | None]] = []
     for role, value in (("video", video), ("audio", audio), ("ref", ref)):
@@ -205,10 +271,26 @@ def check_paths(
     resolved = [(name, _role_or_fail(name, role)) for name, role in work]
 
     reports: list[FileReport] = []
-    for number, (name, role) in enumerate(resolved, start=1):
-        if on_file is not None:
-            on_file(number, len(resolved), name)
-        reports.append(_check_isolated(name, role, options))
+    with _engine_for(engine) as faces:
+        for number, (name, role) in enumerate(resolved, start=1):
+            if on_file is not None:
+                on_file(number, len(resolved), name)
+            reports.append(_check_isolated(name, role, options, faces))
 
-    job = JobReport() if len(explicit) >= 2 else None
+    job = _job_report(reports[: len(explicit)], options) if len(explicit) >= 2 else None
     return CheckReport(files=tuple(reports), job=job)
+
+
+def _job_report(explicit: list[FileReport], options: CheckOptions) -> JobReport:
+    """Checks across the files given in roles."""
+    by_role = {report.role: report for report in explicit}
+    findings: list[Finding] = []
+    video, ref = by_role.get("video"), by_role.get("ref")
+    if (
+        video is not None
+        and ref is not None
+        and isinstance(video.faces, VideoFaceScan)
+        and isinstance(ref.faces, ImageFaceScan)
+    ):
+        findings.extend(ref_match_findings(video.faces, ref.faces))
+    return JobReport(findings=tuple(f for f in findings if options.keeps(f)))

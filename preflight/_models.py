@@ -10,7 +10,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from ._face_scan import FaceScan
 
 Role = Literal["video", "audio", "ref"]
 ROLES: tuple[Role, ...] = ("video", "audio", "ref")
@@ -156,6 +159,9 @@ class FileReport:
     role: Role
     findings: tuple[Finding, ...]
     media: Probe | None = None
+    #: The face scan (a ``VideoFaceScan`` or ``ImageFaceScan``); None when faces were not
+    #: analysed (audio, ``fast``, or a file that cannot be read).
+    faces: FaceScan | None = None
 
     @property
     def ok(self) -> bool:
@@ -172,6 +178,7 @@ class FileReport:
             "ok": self.ok,
             "findings": [f.to_dict() for f in self.findings],
             "media": self.media.to_dict() if self.media is not None else None,
+            "faces": self.faces.to_dict() if self.faces is not None else None,
         }
 
 

@@ -46,6 +46,16 @@ CODES: dict[str, Code] = {
         Code("Image.Rotated", _W, "EXIF orientation tag rotates or mirrors the image"),
         Code("Image.Animated", _W, "animated image; only one frame can be used"),
         Code("Image.ColorMode", _W, "colour mode that face detectors read badly"),
+        Code("Face.NotFound", _W, "no face anywhere in the video: nothing would be lip-synced"),
+        Code("Face.NotInFirstFrame", _W, "no face in the first frame, where the service picks its target"),
+        Code("Face.Missing", _W, "no face in part of the clip: those frames stay unsynced"),
+        Code("Face.Multiple", _W, "more than one face: the service syncs one (say which with --ref)"),
+        Code("Face.TooSmall", _W, "face too small for a good close-up"),
+        Code("Face.NotFrontal", _W, "face turned away from the camera"),
+        Code("Face.CutOff", _W, "face cut off by the frame edge"),
+        Code("Face.RefMismatch", _W, "reference face looks like none of the video's faces"),
+        Code("Face.RefMatch", _I, "reference face found in the video, with its match score"),
+        Code("Face.Unchecked", _I, "faces could not be checked (frames not decodable)"),
     )
 }
 

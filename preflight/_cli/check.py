@@ -11,6 +11,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from .._check import CheckOptions, check_paths
+from .._contact_sheet import write_contact_sheet
+from .._exceptions import UsageError
+from .._face_scan import VideoFaceScan
+from .._models import CheckReport
 from .._output import FORMATS, render_json, render_text
 
 
@@ -71,17 +75,26 @@ def add_parser(subparsers: Any) -> None:
     )
     add_inputs(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="list only files with findings")
+    parser.add_argument(
+        "--contact-sheet",
+        metavar="PNG",
+        help="also write the sampled frames of the video, faces boxed, to this PNG (with "
+        "several videos, one sheet each: PNG's name plus the video's)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    options = CheckOptions(select=tuple(args.select), ignore=tuple(args.ignore), fast=args.fast)
+    options = CheckOptions(
+        select=tuple(args.select),
+        ignore=tuple(args.ignore),
+        fast=args.fast,
+        thumbnails=args.contact_sheet is not None,
+    )
     if not (args.paths or args.video or args.audio or args.ref):
-        print(
-            "preflight: error: nothing to check: give files or folders, or --video/--audio/--ref",
-            file=sys.stderr,
-        )
-        return 2
+        raise UsageError("nothing to check: give files or folders, or --video/--audio/--ref")
+    if args.contact_sheet is not None:
+        _check_sheet_target(args.contact_sheet, options)
 
     err_console = Console(stderr=True)
     if err_console.is_terminal and args.format == "text":
@@ -110,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
         report = check_paths(args.paths, video=args.video, audio=args.audio, ref=args.ref, options=options)
 
     status = 0 if report.ok else 1
+    if args.contact_sheet is not None:
+        _write_sheets(report, args.contact_sheet, args.ref)
     try:
         if args.format == "json":
             render_json(report, sys.stdout)
@@ -120,3 +135,33 @@ def run(args: argparse.Namespace) -> int:
         # The reader (head, grep -q) went away; the verdict still stands.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return status
+
+
+def _check_sheet_target(name: str, options: CheckOptions) -> None:
+    """Fail before any work when the sheet could not be written or drawn."""
+    if options.fast:
+        raise UsageError("--contact-sheet needs the face scan, which --fast turns off")
+    if not options.analyses_faces():
+        raise UsageError("--contact-sheet needs the face scan, but --select/--ignore leave no Face code")
+    folder = os.path.dirname(name) or "."
+    if not os.path.isdir(folder):
+        raise UsageError(f"{name}: cannot write the contact sheet: no folder {folder}")
+    if os.path.isdir(name):
+        raise UsageError(f"{name}: is a folder; --contact-sheet takes a PNG file name")
+
+
+def _write_sheets(report: CheckReport, name: str, ref_path: str | None) -> None:
+    videos = [r for r in report.files if isinstance(r.faces, VideoFaceScan)]
+    ref = next((r for r in report.files if r.role == "ref" and r.path == ref_path), None)
+    if not videos:
+        print("preflight: no contact sheet: no video's frames could be scanned", file=sys.stderr)
+        return
+    root, suffix = os.path.splitext(name)
+    for video in videos:
+        stem = os.path.splitext(os.path.basename(video.path))[0]
+        target = name if len(videos) == 1 else f"{root}-{stem}{suffix or '.png'}"
+        try:
+            written = write_contact_sheet(video, target, ref)
+        except OSError as exc:
+            raise UsageError(f"{target}: cannot write the contact sheet ({exc.strerror or exc})") from exc
+        print(f"preflight: contact sheet written to {written}", file=sys.stderr)

@@ -7,8 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from preflight import check_image, limits
+from preflight import CheckOptions, FileReport, check_image, limits
 from tests.conftest import BAD, SAMPLE, codes
+
+# These stories are about container and header facts; faces have their own tests
+# (test_faces_*.py), so the face scan is left out here.
+CONTAINER_FACTS = CheckOptions(fast=True)
+
+
+def check_image_facts(path: Path | str) -> FileReport:
+    return check_image(path, CONTAINER_FACTS)
 
 
 def test_the_sample_face_passes_cleanly() -> None:
@@ -30,20 +38,20 @@ def test_aspect_at_most_2_and_longest_side_at_most_4096(
     made, width: int, height: int, rejected: bool
 ) -> None:
     path = made("image", f"img_{width}x{height}.jpg", width=width, height=height, quality=70)
-    report = check_image(path)
+    report = check_image_facts(path)
     assert codes(report) == (["InvalidFile.ImageSize"] if rejected else [])
     if rejected:
         assert report.findings[0].details["width"] == width and report.findings[0].fixable
 
 
 def test_the_committed_banner_is_too_wide() -> None:
-    finding = check_image(BAD / "banner.png").findings[0]
+    finding = check_image_facts(BAD / "banner.png").findings[0]
     assert finding.code == "InvalidFile.ImageSize" and finding.details["aspect"] == 3.0
 
 
 def test_limits_apply_to_the_image_as_displayed(made) -> None:
     # Stored 4096x2048 with EXIF orientation 6: displayed 2048x4096, still within limits.
-    report = check_image(
+    report = check_image_facts(
         made("image", "exif6_big.jpg", width=4096, height=2048, exif_orientation=6, quality=60)
     )
     assert codes(report) == ["Image.Rotated"]
@@ -55,17 +63,17 @@ def test_an_image_may_be_10_mb_but_no_more(media, tmp_path: Path, extra: int, re
     path = tmp_path / "face.jpg"
     shutil.copy(SAMPLE / "face.jpg", path)
     media.grow_to(path, limits.IMAGE_MAX_BYTES + extra)
-    assert codes(check_image(path)) == (["InvalidFile.Size"] if rejected else [])
+    assert codes(check_image_facts(path)) == (["InvalidFile.Size"] if rejected else [])
 
 
 @pytest.mark.parametrize("name", ["face.png", "face.bmp", "face.webp", "face.jpeg"])
 def test_png_bmp_webp_and_jpeg_are_accepted(made, name: str) -> None:
-    assert check_image(made("image", name, width=400, height=400)).findings == ()
+    assert check_image_facts(made("image", name, width=400, height=400)).findings == ()
 
 
 @pytest.mark.parametrize(("name", "fmt"), [("face.gif", "GIF"), ("face.tiff", "TIFF")])
 def test_other_image_formats_are_rejected_and_fixable(made, name: str, fmt: str) -> None:
-    report = check_image(made("image", name, width=400, height=400))
+    report = check_image_facts(made("image", name, width=400, height=400))
     assert codes(report) == ["InvalidFile.Format"]
     assert report.findings[0].details["format"] == fmt and report.findings[0].fixable
 
@@ -73,19 +81,19 @@ def test_other_image_formats_are_rejected_and_fixable(made, name: str, fmt: str)
 def test_png_content_named_jpg_is_a_warning(made, tmp_path: Path) -> None:
     path = tmp_path / "face.jpg"
     shutil.copy(made("image", "face.png", width=400, height=400), path)
-    assert codes(check_image(path)) == ["Image.ExtensionMismatch"]
+    assert codes(check_image_facts(path)) == ["Image.ExtensionMismatch"]
 
 
 def test_a_jpeg_under_an_unaccepted_extension_is_a_format_error(tmp_path: Path) -> None:
     path = tmp_path / "face.jfif"
     shutil.copy(SAMPLE / "face.jpg", path)
-    assert codes(check_image(path)) == ["InvalidFile.Format"]
+    assert codes(check_image_facts(path)) == ["InvalidFile.Format"]
 
 
 def test_animated_and_cmyk_images_get_warnings(made) -> None:
-    animated = check_image(made("image", "anim.webp", width=300, height=300, frames=3))
+    animated = check_image_facts(made("image", "anim.webp", width=300, height=300, frames=3))
     assert codes(animated) == ["Image.Animated"] and animated.findings[0].details["frames"] == 3
-    cmyk = check_image(made("image", "cmyk.jpg", width=300, height=300, mode="CMYK"))
+    cmyk = check_image_facts(made("image", "cmyk.jpg", width=300, height=300, mode="CMYK"))
     assert codes(cmyk) == ["Image.ColorMode"]
 
 
@@ -94,7 +102,7 @@ def test_a_truncated_image_cannot_be_opened(media, tmp_path: Path, fraction: flo
     for name in ("face.jpg", "face.png"):
         path = media.write_image(tmp_path / name, width=600, height=600)
         media.truncate_to(path, fraction)
-        report = check_image(path)
+        report = check_image_facts(path)
         assert codes(report) == ["InvalidFile.Openerror"], name
 
 
@@ -102,7 +110,7 @@ def test_a_truncated_image_cannot_be_opened(media, tmp_path: Path, fraction: flo
 def test_files_that_are_not_images_cannot_be_opened(tmp_path: Path, name: str, content: bytes) -> None:
     path = tmp_path / name
     path.write_bytes(content)
-    report = check_image(path)
+    report = check_image_facts(path)
     assert codes(report) == ["InvalidFile.Openerror"] and not report.findings[0].fixable
 
 
@@ -116,7 +124,7 @@ def test_a_camera_mpo_jpeg_is_a_jpeg(tmp_path: Path) -> None:
     path = tmp_path / "camera.jpg"
     with Image.open(SAMPLE / "face.jpg") as image:
         image.save(path, format="MPO", save_all=True, append_images=[image.resize((128, 128))])
-    report = check_image(path)
+    report = check_image_facts(path)
     assert report.findings == () and report.media is not None and report.media.format == "JPEG"
 
 
@@ -130,9 +138,9 @@ def test_a_damaged_gif_header_is_a_finding_not_a_crash(tmp_path: Path) -> None:
     first.save(buffer, format="GIF", save_all=True, append_images=[second])
     path = tmp_path / "cut.gif"
     path.write_bytes(buffer.getvalue()[:173])
-    assert codes(check_image(path)) == ["InvalidFile.Openerror"]
+    assert codes(check_image_facts(path)) == ["InvalidFile.Openerror"]
 
 
 def test_an_oversized_image_is_not_decoded_just_to_be_rejected(made) -> None:
-    report = check_image(made("image", "huge.png", width=5000, height=3000, source="pattern"))
+    report = check_image_facts(made("image", "huge.png", width=5000, height=3000, source="pattern"))
     assert codes(report) == ["InvalidFile.ImageSize"]

@@ -7,8 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from preflight import Severity, check_video, limits
+from preflight import CheckOptions, FileReport, Severity, check_video, limits
 from tests.conftest import BAD, SAMPLE, codes
+
+# These stories are about container and header facts; faces have their own tests
+# (test_faces_*.py), so the face scan is left out here.
+CONTAINER_FACTS = CheckOptions(fast=True)
+
+
+def check_video_facts(path: Path | str) -> FileReport:
+    return check_video(path, CONTAINER_FACTS)
 
 SMALL = {"fps": 25, "duration": 2.0, "audio": False}
 
@@ -42,7 +50,7 @@ def test_each_side_must_be_640_to_2048_pixels(made, width: int, height: int, rej
         pix_fmt=pix_fmt,
         audio=False,
     )
-    report = check_video(path)
+    report = check_video_facts(path)
     assert ("InvalidFile.Resolution" in codes(report)) is rejected
     if rejected:
         finding = next(f for f in report.findings if f.code == "InvalidFile.Resolution")
@@ -53,7 +61,7 @@ def test_each_side_must_be_640_to_2048_pixels(made, width: int, height: int, rej
 
 def test_resolution_is_judged_on_the_displayed_frame(made) -> None:
     # Stored 1280x720 with a 90 degree flag: displayed 720x1280, inside the limits.
-    report = check_video(BAD / "phone_rotated.mp4")
+    report = check_video_facts(BAD / "phone_rotated.mp4")
     assert codes(report) == ["Video.Rotated"]
     assert report.ok
     assert report.findings[0].details["rotation"] == 90
@@ -61,7 +69,7 @@ def test_resolution_is_judged_on_the_displayed_frame(made) -> None:
 
 def test_an_aspect_ratio_no_scale_can_fix_says_crop_or_pad(made) -> None:
     path = made("video", "strip.mp4", width=2048, height=600, fps=15, duration=2.0, audio=False)
-    finding = check_video(path).findings[0]
+    finding = check_video_facts(path).findings[0]
     assert finding.code == "InvalidFile.Resolution" and "crops" in finding.message
 
 
@@ -71,7 +79,7 @@ def test_an_aspect_ratio_no_scale_can_fix_says_crop_or_pad(made) -> None:
 )
 def test_frame_rate_must_be_15_to_60(made, fps: float, rejected: bool) -> None:
     path = made("video", f"fps_{fps}.mp4", width=640, height=640, fps=fps, duration=2.5, audio=False)
-    report = check_video(path)
+    report = check_video_facts(path)
     assert ("InvalidFile.FPS" in codes(report)) is rejected
     if rejected:
         finding = report.findings[codes(report).index("InvalidFile.FPS")]
@@ -96,7 +104,7 @@ def test_duration_must_be_2_to_120_seconds(made, frames: int, rejected: bool) ->
         duration=frames / 25,
         audio=False,
     )
-    report = check_video(path)
+    report = check_video_facts(path)
     assert ("InvalidFile.Duration" in codes(report)) is rejected
     if rejected:
         finding = report.findings[codes(report).index("InvalidFile.Duration")]
@@ -111,14 +119,14 @@ def test_a_video_may_be_300_mb_but_not_a_byte_more(
     path = tmp_path / "big.mp4"
     shutil.copy(made("video", "small.mp4", width=640, height=640, **SMALL), path)
     media.grow_to(path, limits.VIDEO_MAX_BYTES + extra)
-    report = check_video(path)
+    report = check_video_facts(path)
     assert codes(report) == (["InvalidFile.Size"] if rejected else [])
     if rejected:
         assert report.findings[0].details == {"size": 300 * 2**20 + 1, "max": 300 * 2**20}
 
 
 def test_codecs_other_than_h264_or_h265_are_rejected_and_fixable() -> None:
-    report = check_video(BAD / "low fps 480p.avi")
+    report = check_video_facts(BAD / "low fps 480p.avi")
     assert codes(report) == ["InvalidFile.Format", "InvalidFile.Resolution", "InvalidFile.FPS"]
     assert "mpeg4" in report.findings[0].message
     assert all(f.fixable for f in report.findings)
@@ -126,11 +134,11 @@ def test_codecs_other_than_h264_or_h265_are_rejected_and_fixable() -> None:
 
 def test_h265_in_mp4_is_accepted(made) -> None:
     path = made("video", "hevc.mp4", width=640, height=640, codec="hevc", **SMALL)
-    assert check_video(path).findings == ()
+    assert check_video_facts(path).findings == ()
 
 
 def test_h264_in_matroska_is_rejected_for_its_container_only(made) -> None:
-    report = check_video(made("video", "clip.mkv", width=640, height=640, **SMALL))
+    report = check_video_facts(made("video", "clip.mkv", width=640, height=640, **SMALL))
     assert codes(report) == ["InvalidFile.Format"]
     assert "Matroska" in report.findings[0].message and "remux" in report.findings[0].message
 
@@ -138,7 +146,7 @@ def test_h264_in_matroska_is_rejected_for_its_container_only(made) -> None:
 def test_an_unaccepted_extension_on_good_content_is_a_format_error(made, tmp_path: Path) -> None:
     path = tmp_path / "clip.m4v"
     shutil.copy(made("video", "small.mp4", width=640, height=640, **SMALL), path)
-    report = check_video(path)
+    report = check_video_facts(path)
     assert codes(report) == ["InvalidFile.Format"]
     assert report.findings[0].details["extension"] == ".m4v"
 
@@ -146,13 +154,13 @@ def test_an_unaccepted_extension_on_good_content_is_a_format_error(made, tmp_pat
 def test_mp4_content_named_avi_is_a_warning(made, tmp_path: Path) -> None:
     path = tmp_path / "clip.avi"
     shutil.copy(made("video", "small.mp4", width=640, height=640, **SMALL), path)
-    assert codes(check_video(path)) == ["Video.ExtensionMismatch"]
+    assert codes(check_video_facts(path)) == ["Video.ExtensionMismatch"]
 
 
 def test_variable_frame_rate_ten_bit_and_rotation_are_warnings(made) -> None:
-    vfr = check_video(made("video", "vfr640.mp4", width=640, height=640, vfr=True, **SMALL))
+    vfr = check_video_facts(made("video", "vfr640.mp4", width=640, height=640, vfr=True, **SMALL))
     assert codes(vfr) == ["Video.VariableFrameRate"] and vfr.ok
-    ten = check_video(made("video", "ten.mp4", width=640, height=640, pix_fmt="yuv420p10le", **SMALL))
+    ten = check_video_facts(made("video", "ten.mp4", width=640, height=640, pix_fmt="yuv420p10le", **SMALL))
     assert codes(ten) == ["Video.PixelFormat"] and ten.findings[0].details["pixel_format"] == "yuv420p10le"
 
 
@@ -168,7 +176,7 @@ def test_files_that_are_not_video_cannot_be_opened(
 ) -> None:
     path = tmp_path / name
     path.write_bytes(content)
-    report = check_video(path)
+    report = check_video_facts(path)
     assert codes(report) == ["InvalidFile.Openerror"]
     assert reason in report.findings[0].message and not report.findings[0].fixable
 
@@ -184,12 +192,12 @@ def test_truncated_videos_cannot_be_opened(media, tmp_path: Path, fraction: floa
             **SMALL,
         )
         media.truncate_to(path, fraction)
-        assert "InvalidFile.Openerror" in codes(check_video(path)), options
+        assert "InvalidFile.Openerror" in codes(check_video_facts(path)), options
 
 
 def test_an_audio_only_mp4_is_not_a_video(made, media) -> None:
     path = made("audio", "voice_only.mp4", duration=3.0, sample_rate=44100)
-    report = check_video(path)
+    report = check_video_facts(path)
     assert codes(report) == ["InvalidFile.Openerror"]
     assert "no video stream" in report.findings[0].message and "--audio" in report.findings[0].message
 
@@ -197,13 +205,13 @@ def test_an_audio_only_mp4_is_not_a_video(made, media) -> None:
 def test_a_still_image_is_not_a_video(made, tmp_path: Path) -> None:
     path = tmp_path / "still.mp4"
     path.write_bytes(made("image", "still.jpg", width=800, height=800).read_bytes())
-    report = check_video(path)
+    report = check_video_facts(path)
     assert codes(report) == ["InvalidFile.Openerror"] and "still image" in report.findings[0].message
 
 
 def test_one_file_can_carry_several_errors(made) -> None:
     path = made("video", "many.mkv", width=320, height=240, fps=10, duration=1.0, codec="mpeg4", audio=False)
-    assert codes(check_video(path)) == [
+    assert codes(check_video_facts(path)) == [
         "InvalidFile.Format",
         "InvalidFile.Format",
         "InvalidFile.Resolution",

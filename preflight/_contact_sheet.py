@@ -1,0 +1,160 @@
+"""A contact sheet: the sampled frames of a video on one PNG, faces boxed.
+
+Green marks the face the service will sync, yellow other faces, orange a target turned
+away or cut off; a red frame and "no face" mark samples without any face. With a
+reference image, its face comes first, boxed in blue, with the match score.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from ._face_match import match_score
+from ._face_rules import clock, closest_match, is_cut_off, is_turned
+from ._face_scan import FaceSample, ImageFaceScan, VideoFaceScan
+from ._faces import Box, Face, RGBImage
+from ._models import FileReport, Severity
+
+_TILE = 240
+_COLUMNS = 6
+_LABEL = 22
+_GAP = 6
+_HEADER = 58
+_BACKGROUND = (24, 26, 30)
+_TEXT = (230, 230, 230)
+_DIM = (150, 150, 150)
+_TARGET = (60, 220, 90)
+_OTHER = (240, 200, 40)
+_TROUBLE = (255, 140, 0)
+_NO_FACE = (230, 50, 50)
+_REFERENCE = (70, 150, 255)
+
+
+def _tile_image(thumbnail: RGBImage | None) -> Image.Image:
+    if thumbnail is None:
+        return Image.new("RGB", (_TILE, _TILE - _LABEL), _BACKGROUND)
+    image = Image.fromarray(thumbnail)
+    image.thumbnail((_TILE, _TILE - _LABEL), Image.Resampling.BILINEAR)
+    return image
+
+
+def _draw_box(
+    draw: ImageDraw.ImageDraw,
+    box: Box,
+    origin: tuple[int, int],
+    size: tuple[int, int],
+    colour: tuple[int, int, int],
+    width: int,
+) -> None:
+    x0, y0 = origin
+    w, h = size
+    left, top = x0 + box.x * w, y0 + box.y * h
+    right, bottom = x0 + box.right * w, y0 + box.bottom * h
+    # Clip to the picture so a cut-off face stays visible as a box touching the edge.
+    left, right = max(x0, left), min(x0 + w - 1, right)
+    top, bottom = max(y0, top), min(y0 + h - 1, bottom)
+    if right > left and bottom > top:
+        draw.rectangle((left, top, right, bottom), outline=colour, width=width)
+
+
+def _sample_tile(sample: FaceSample) -> tuple[Image.Image, str, tuple[int, int, int]]:
+    picture = _tile_image(sample.thumbnail)
+    draw = ImageDraw.Draw(picture)
+    for index, face in enumerate(sample.faces):
+        if index == sample.target:
+            continue
+        _draw_box(draw, face.box, (0, 0), picture.size, _OTHER, 2)
+    target = sample.target_face
+    label = clock(sample.time)
+    colour = _TEXT
+    if target is not None:
+        trouble = is_turned(target) or is_cut_off(target)
+        _draw_box(draw, target.box, (0, 0), picture.size, _TROUBLE if trouble else _TARGET, 3)
+        if target.pose is not None:
+            label += f"  yaw {target.pose.yaw:+.0f}  pitch {target.pose.pitch:+.0f}"
+        if trouble:
+            colour = _TROUBLE
+    elif sample.faces:
+        label += "  target not seen"
+        colour = _OTHER
+    else:
+        label += "  no face"
+        colour = _NO_FACE
+        draw.rectangle((0, 0, picture.width - 1, picture.height - 1), outline=_NO_FACE, width=4)
+    return picture, label, colour
+
+
+def _reference_tile(
+    ref: ImageFaceScan, video: VideoFaceScan
+) -> tuple[Image.Image, str, tuple[int, int, int]]:
+    picture = _tile_image(ref.thumbnail)
+    draw = ImageDraw.Draw(picture)
+    for face in ref.faces:
+        _draw_box(draw, face.box, (0, 0), picture.size, _REFERENCE, 3)
+    label = "reference"
+    if len(ref.faces) == 1:
+        score = _best_score(ref.faces[0], video)
+        if score is not None:
+            label += f"  match {score:.2f}"
+    else:
+        label += f"  {len(ref.faces)} faces"
+    return picture, label, _REFERENCE
+
+
+def _best_score(reference: Face, video: VideoFaceScan) -> float | None:
+    found = closest_match(reference, video.samples) if reference.descriptor is not None else None
+    return match_score(found[0]) if found is not None else None
+
+
+def render_contact_sheet(report: FileReport, ref: FileReport | None = None) -> Image.Image:
+    """The contact sheet of a checked video whose scan kept thumbnails."""
+    scan = report.faces
+    if not isinstance(scan, VideoFaceScan):
+        raise ValueError(f"{report.path}: no face scan to draw")
+    tiles = []
+    if ref is not None and isinstance(ref.faces, ImageFaceScan) and ref.faces.thumbnail is not None:
+        tiles.append(_reference_tile(ref.faces, scan))
+    tiles.extend(_sample_tile(s) for s in scan.samples if s.thumbnail is not None)
+
+    font = ImageFont.load_default(size=13)
+    title_font = ImageFont.load_default(size=16)
+    columns = max(1, min(_COLUMNS, len(tiles)))
+    rows = max(1, -(-len(tiles) // columns))
+    width = columns * (_TILE + _GAP) + _GAP
+    height = _HEADER + rows * (_TILE + _GAP) + _GAP
+    sheet = Image.new("RGB", (width, height), _BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    draw.text((_GAP, 8), os.path.basename(report.path), fill=_TEXT, font=title_font)
+    codes = sorted({f.code for f in report.findings if f.severity is not Severity.INFO})
+    summary = f"{scan.width}x{scan.height}, {len(scan.samples)} frames sampled every {scan.step:g} s.  " + (
+        "Findings: " + ", ".join(codes) if codes else "No findings."
+    )
+    draw.text((_GAP, 32), summary, fill=_DIM, font=font)
+    for number, (picture, label, colour) in enumerate(tiles):
+        row, column = divmod(number, columns)
+        x = _GAP + column * (_TILE + _GAP)
+        y = _HEADER + row * (_TILE + _GAP)
+        sheet.paste(picture, (x + (_TILE - picture.width) // 2, y + (_TILE - _LABEL - picture.height) // 2))
+        draw.text((x + 2, y + _TILE - _LABEL + 4), label, fill=colour, font=font)
+    return sheet
+
+
+def write_contact_sheet(
+    report: FileReport, path: str | os.PathLike[str], ref: FileReport | None = None
+) -> Path:
+    """Render and write the sheet as PNG, atomically (never half-written under its name)."""
+    target = Path(path)
+    sheet = render_contact_sheet(report, ref)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent or ".")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            sheet.save(stream, format="PNG", optimize=False)
+        os.replace(temporary, target)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return target

@@ -1,0 +1,398 @@
+"""Face scans in, findings out: will the service find the right face, and will it sync well?
+
+Thresholds are ours, not the service's (its page says only "close-up, front-facing",
+"avoid extreme angles or very small faces"); each is justified where it is defined.
+Face boxes are BlazeFace's, which run from the brows to the chin: about three quarters of
+the head's height.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+from . import limits
+from ._face_match import CLEAR_MISMATCH, distance, match_score
+from ._face_scan import FaceSample, ImageFaceScan, VideoFaceScan
+from ._faces import Face
+from ._models import Finding, Severity
+
+#: Face box height in displayed pixels below which the face is too small. Lip-sync
+#: generators redraw the mouth in a face crop of 256 px (MuseTalk, LatentSync; Wav2Lip
+#: uses 96 px); below 128 px the crop is upscaled more than twofold and the new mouth
+#: comes out visibly soft. LatentSync's own data filter drops faces under 256 px.
+FACE_MIN_PX = 128
+#: Face box height as a share of the frame height below which the shot is no close-up.
+#: In a close-up or a head-and-shoulders shot the box is 20-50% of the height (the real
+#: clips in shared/media: 24-45%); at 15% the shot is a medium shot (waist up), and the
+#: service asks for a close-up.
+FACE_MIN_SHARE = 0.15
+#: Head turned further than this (degrees from facing the camera) is not front-facing.
+#: Past about 30 degrees the far mouth corner starts to hide behind the cheek and lip-sync
+#: models, trained on mostly frontal talk footage, lose it. Real talking-head clips in
+#: shared/media stay within 21 degrees.
+MAX_YAW_DEG = 30.0
+#: Head tilted up or down further than this is not front-facing (the mouth foreshortens).
+MAX_PITCH_DEG = 25.0
+#: A face is cut off when its mouth or chin lies outside the frame (mesh landmarks: the
+#: mouth corners, lower lip and chin), which is what the lip-sync needs to see. A tight
+#: close-up whose forehead or ears touch the edge is fine. Without landmarks, more than
+#: this share of the face box outside the frame counts as cut off.
+MAX_OUTSIDE_SHARE = 0.25
+_MOUTH_AND_CHIN = (61, 291, 17, 152)
+#: A second face in a reference image counts as another person (InvalidFile.Content)
+#: when its box is at least this share of the largest face's height; a smaller one is
+#: far in the background and only worth a warning.
+REF_OTHER_PERSON_SHARE = 0.35
+#: A reference face box lower than this is hard to match: face matchers (ArcFace, SFace)
+#: compare 112 px crops of the whole head, of which the box is about three quarters.
+REF_FACE_MIN_PX = 80
+
+
+def _finding(code: str, severity: Severity, message: str, **details: Any) -> Finding:
+    return Finding(code, severity, message[:1].upper() + message[1:], False, details)
+
+
+def clock(seconds: float) -> str:
+    minutes, rest = divmod(max(0.0, seconds), 60)
+    return f"{int(minutes)}:{rest:04.1f}"
+
+
+def _ranges(scan: VideoFaceScan, flagged: Sequence[bool]) -> list[list[float]]:
+    """Time ranges (seconds) covered by runs of flagged samples.
+
+    A sample stands for the time from halfway after the previous sample to halfway before
+    the next (the first from 0, the last to the end of the clip).
+    """
+    times = [s.time for s in scan.samples]
+    found: list[list[float]] = []
+    for i, hit in enumerate(flagged):
+        if not hit:
+            continue
+        start = 0.0 if i == 0 else (times[i - 1] + times[i]) / 2
+        end = scan.duration if i == len(times) - 1 else (times[i] + times[i + 1]) / 2
+        if found and i > 0 and flagged[i - 1]:
+            found[-1][1] = round(end, 2)
+        else:
+            found.append([round(start, 2), round(end, 2)])
+    return found
+
+
+def _describe_ranges(ranges: list[list[float]], limit: int = 4) -> str:
+    text = ", ".join(f"{clock(a)}-{clock(b)}" for a, b in ranges[:limit])
+    return text + (f" and {len(ranges) - limit} more" if len(ranges) > limit else "")
+
+
+def _covered(ranges: list[list[float]]) -> float:
+    return sum(b - a for a, b in ranges)
+
+
+def _where(face: Face) -> str:
+    x = face.box.centre[0]
+    return "on the left" if x < 0.4 else "on the right" if x > 0.6 else "in the centre"
+
+
+def is_cut_off(face: Face) -> bool:
+    if face.landmarks is not None and len(face.landmarks) > max(_MOUTH_AND_CHIN):
+        points = face.landmarks[list(_MOUTH_AND_CHIN), :2]
+        return bool(((points < 0.0) | (points > 1.0)).any())
+    return face.box.outside_share() > MAX_OUTSIDE_SHARE
+
+
+def is_turned(face: Face) -> bool:
+    pose = face.pose
+    return pose is not None and (abs(pose.yaw) > MAX_YAW_DEG or abs(pose.pitch) > MAX_PITCH_DEG)
+
+
+def video_face_findings(scan: VideoFaceScan) -> list[Finding]:
+    samples = scan.samples
+    if not samples:
+        reason = scan.error or "no frame could be decoded"
+        return [
+            _finding(
+                "Face.Unchecked",
+                Severity.INFO,
+                f"faces were not checked: {reason}.",
+                error=reason,
+            )
+        ]
+    with_face = [bool(s.faces) for s in samples]
+    if not any(with_face):
+        return [
+            _finding(
+                "Face.NotFound",
+                Severity.WARNING,
+                f"no face found in any of {len(samples)} frames sampled every {scan.step:g} s; "
+                "the service lip-syncs only frames with a detectable face and would return "
+                "this video unchanged. Use a close-up of a front-facing person.",
+                samples=len(samples),
+                step=round(scan.step, 3),
+            )
+        ]
+    findings: list[Finding] = []
+    if not samples[0].faces:
+        first = next(s.time for s in samples if s.faces)
+        findings.append(
+            _finding(
+                "Face.NotInFirstFrame",
+                Severity.WARNING,
+                f"no face in the first frame (the first face appears at {clock(first)}); the "
+                "service picks the face to sync in the first frame. Trim the start or pass "
+                "a reference image (--ref).",
+                first_face_at=round(first, 2),
+            )
+        )
+    missing = _ranges(scan, [not hit for hit in with_face])
+    if missing:
+        share = _covered(missing) / scan.duration
+        findings.append(
+            _finding(
+                "Face.Missing",
+                Severity.WARNING,
+                f"no face in {_describe_ranges(missing)} ({share:.0%} of the clip); the "
+                "service leaves those frames untouched, so the new voice plays over the old "
+                "lips there.",
+                ranges=missing,
+                share=round(share, 3),
+            )
+        )
+    findings.extend(_multiple_faces(scan))
+    findings.extend(_target_findings(scan))
+    if scan.error:
+        findings.append(
+            _finding(
+                "Face.Unchecked",
+                Severity.INFO,
+                f"faces were checked only up to {clock(samples[-1].time)}: decoding stopped ({scan.error}).",
+                error=scan.error,
+                checked_until=round(samples[-1].time, 2),
+            )
+        )
+    return findings
+
+
+def _multiple_faces(scan: VideoFaceScan) -> list[Finding]:
+    several = [len(s.faces) > 1 for s in scan.samples]
+    if not any(several):
+        return []
+    first = scan.samples[0]
+    ranges = _ranges(scan, several)
+    most = max(len(s.faces) for s in scan.samples)
+    details: dict[str, Any] = {"max_faces": most, "ranges": ranges, "first_frame_faces": len(first.faces)}
+    if len(first.faces) > 1:
+        target, runner_up = first.faces[0], first.faces[1]
+        size_ratio = runner_up.box.height / target.box.height
+        details["target_box"] = target.box.to_dict()
+        details["size_ratio"] = round(size_ratio, 3)
+        tie = " (a near tie in size: a small move could change its choice)" if size_ratio > 0.8 else ""
+        pick = (
+            f"{len(first.faces)} faces in the first frame; the service will sync the largest, "
+            f"{_where(target)} ({target.height_px(scan.height):.0f} px high){tie}"
+        )
+    else:
+        pick = f"up to {most} faces in {_describe_ranges(ranges)}"
+    return [
+        _finding(
+            "Face.Multiple",
+            Severity.WARNING,
+            f"{pick}. The service syncs one face only; to choose which, pass a reference "
+            "image of that person (--ref; a screenshot of the video will do).",
+            **details,
+        )
+    ]
+
+
+def _target_findings(scan: VideoFaceScan) -> list[Finding]:
+    targets = [s.target_face for s in scan.samples]
+    seen = [f for f in targets if f is not None]
+    if not seen:
+        return []
+    findings: list[Finding] = []
+    height_px = statistics.median(f.height_px(scan.height) for f in seen)
+    share = height_px / scan.height
+    if height_px < FACE_MIN_PX or share < FACE_MIN_SHARE:
+        why = (
+            "too few pixels for a sharp new mouth"
+            if height_px < FACE_MIN_PX
+            else "a wider shot than the close-up the service asks for"
+        )
+        findings.append(
+            _finding(
+                "Face.TooSmall",
+                Severity.WARNING,
+                f"the face is {height_px:.0f} px high, {share:.1%} of the frame height (want at "
+                f"least {FACE_MIN_PX} px and {FACE_MIN_SHARE:.0%}): {why}. Crop closer to the "
+                "face or film closer.",
+                face_height_px=round(height_px, 1),
+                frame_height_px=scan.height,
+                share=round(share, 3),
+                min_px=FACE_MIN_PX,
+                min_share=FACE_MIN_SHARE,
+            )
+        )
+    turned = [f is not None and is_turned(f) for f in targets]
+    if any(turned):
+        poses = [f.pose for f in seen if f.pose is not None]
+        worst_yaw = max(abs(p.yaw) for p in poses)
+        worst_pitch = max(abs(p.pitch) for p in poses)
+        ranges = _ranges(scan, turned)
+        findings.append(
+            _finding(
+                "Face.NotFrontal",
+                Severity.WARNING,
+                f"the face turns away from the camera in {_describe_ranges(ranges)} (up to "
+                f"{worst_yaw:.0f} deg sideways, {worst_pitch:.0f} deg up or down; want within "
+                f"{MAX_YAW_DEG:.0f} and {MAX_PITCH_DEG:.0f}); lip-sync is poor on turned faces. "
+                "Use a front-facing shot or cut those parts.",
+                ranges=ranges,
+                max_yaw=round(worst_yaw, 1),
+                max_pitch=round(worst_pitch, 1),
+                max_yaw_limit=MAX_YAW_DEG,
+                max_pitch_limit=MAX_PITCH_DEG,
+                share=round(sum(turned) / len(seen), 3),
+            )
+        )
+    cut = [f is not None and is_cut_off(f) for f in targets]
+    if any(cut):
+        ranges = _ranges(scan, cut)
+        worst = max(f.box.outside_share() for f in seen)
+        findings.append(
+            _finding(
+                "Face.CutOff",
+                Severity.WARNING,
+                f"the mouth or chin is outside the frame in {_describe_ranges(ranges)} (up to "
+                f"{worst:.0%} of the face box outside); the lip-sync needs the whole lower face. "
+                "Reframe, or pad the video.",
+                ranges=ranges,
+                max_outside_share=round(worst, 3),
+            )
+        )
+    return findings
+
+
+def ref_face_findings(scan: ImageFaceScan) -> list[Finding]:
+    faces = scan.faces
+    if not faces:
+        return [
+            Finding(
+                "InvalidFile.Content",
+                Severity.ERROR,
+                "No face found in the reference image; the service needs exactly one person "
+                "in it, face clearly visible and front-facing.",
+                False,
+                {"faces": 0},
+            )
+        ]
+    largest = faces[0]
+    people = [f for f in faces if f.box.height >= REF_OTHER_PERSON_SHARE * largest.box.height]
+    if len(people) > 1:
+        return [
+            Finding(
+                "InvalidFile.Content",
+                Severity.ERROR,
+                f"{len(people)} faces in the reference image; the service rejects images with "
+                "more than one person. Crop it to the one face to sync.",
+                False,
+                {"faces": len(people), "boxes": [f.box.to_dict() for f in people]},
+            )
+        ]
+    findings: list[Finding] = []
+    if len(faces) > len(people):
+        findings.append(
+            _finding(
+                "Face.Multiple",
+                Severity.WARNING,
+                f"besides the main face, {len(faces) - 1} small face(s) in the background; the "
+                "service may count them as more people and reject the image. Crop to the "
+                "main face.",
+                max_faces=len(faces),
+            )
+        )
+    height_px = largest.height_px(scan.height)
+    if height_px < REF_FACE_MIN_PX:
+        findings.append(
+            _finding(
+                "Face.TooSmall",
+                Severity.WARNING,
+                f"the face is {height_px:.0f} px high (want at least {REF_FACE_MIN_PX} px); a small "
+                "reference face is hard to match in the video.",
+                face_height_px=round(height_px, 1),
+                min_px=REF_FACE_MIN_PX,
+            )
+        )
+    if is_turned(largest) and largest.pose is not None:
+        findings.append(
+            _finding(
+                "Face.NotFrontal",
+                Severity.WARNING,
+                f"the reference face is turned {abs(largest.pose.yaw):.0f} deg sideways and "
+                f"{abs(largest.pose.pitch):.0f} deg up or down (want within {MAX_YAW_DEG:.0f} and "
+                f"{MAX_PITCH_DEG:.0f}); the service asks for a clear, frontal view.",
+                yaw=round(largest.pose.yaw, 1),
+                pitch=round(largest.pose.pitch, 1),
+            )
+        )
+    return findings
+
+
+def closest_match(reference: Face, samples: Sequence[FaceSample]) -> tuple[float, FaceSample, int] | None:
+    best: tuple[float, FaceSample, int] | None = None
+    for sample in samples:
+        for index, face in enumerate(sample.faces):
+            if face.descriptor is None:
+                continue
+            gap = distance(reference.descriptor, face.descriptor)
+            if best is None or gap < best[0]:
+                best = (gap, sample, index)
+    return best
+
+
+def ref_match_findings(video: VideoFaceScan, ref: ImageFaceScan) -> list[Finding]:
+    """Does the one face of the reference image appear in the video?"""
+    if len(ref.faces) != 1 or ref.faces[0].descriptor is None:
+        return []  # InvalidFile.Content (or an unmeasurable face) already said it
+    found = closest_match(ref.faces[0], video.samples)
+    if found is None:
+        return []
+    gap, sample, index = found
+    score = match_score(gap)
+    details = {
+        "match_score": round(score, 3),
+        "distance": round(gap, 3),
+        "mismatch_distance": CLEAR_MISMATCH,
+        "closest_time": round(sample.time, 2),
+        "closest_is_default_target": index == sample.target,
+    }
+    service = (
+        f"the service's own matcher uses query_face_threshold (default "
+        f"{limits.QUERY_FACE_THRESHOLD_DEFAULT}, {limits.QUERY_FACE_THRESHOLD_MIN}-"
+        f"{limits.QUERY_FACE_THRESHOLD_MAX}; lower is looser)"
+    )
+    if gap < CLEAR_MISMATCH:
+        which = (
+            "the face the service would pick anyway"
+            if index == sample.target
+            else f"not the largest face: the reference makes the service sync the one "
+            f"{_where(sample.faces[index])}"
+        )
+        return [
+            _finding(
+                "Face.RefMatch",
+                Severity.INFO,
+                f"the reference face {'matches' if score >= 0.5 else 'may match'} the video's "
+                f"face at {clock(sample.time)} (match score {score:.2f}), {which}; {service}.",
+                **details,
+            )
+        ]
+    return [
+        _finding(
+            "Face.RefMismatch",
+            Severity.WARNING,
+            f"the reference face looks like none of the video's faces (match score "
+            f"{score:.2f}; best at {clock(sample.time)}); the service would then fail "
+            f"with InvalidFile.FaceNotMatch. Use a screenshot of the person from the "
+            f"video; {service}.",
+            **details,
+        )
+    ]
