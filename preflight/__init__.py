@@ -21,7 +21,9 @@ from ._check import (
     check_video,
     collect_files,
 )
-from ._exceptions import PreflightError, UsageError
+from ._exceptions import FaceEngineError, PreflightError, UsageError
+from ._face_scan import FaceSample, ImageFaceScan, VideoFaceScan, scan_image, scan_video
+from ._faces import Box, Face, FaceEngine, LazyEngine, Pose, load_engine
 from ._models import (
     AudioStreamInfo,
     CheckReport,
@@ -43,17 +45,26 @@ __version__ = "0.1.0"
 __all__ = [
     "CODES",
     "AudioStreamInfo",
+    "Box",
     "CheckOptions",
     "CheckReport",
+    "Face",
+    "FaceEngine",
+    "FaceEngineError",
+    "FaceSample",
     "FileReport",
     "Finding",
+    "ImageFaceScan",
     "ImageInfo",
     "JobReport",
+    "LazyEngine",
     "MediaInfo",
+    "Pose",
     "PreflightError",
     "Role",
     "Severity",
     "UsageError",
+    "VideoFaceScan",
     "VideoStreamInfo",
     "__version__",
     "check_audio",
@@ -64,7 +75,10 @@ __all__ = [
     "collect_files",
     "guess_role",
     "limits",
+    "load_engine",
     "probe",
     "probe_image",
     "probe_media",
+    "scan_image",
+    "scan_video",
 ]

@@ -47,12 +47,13 @@ class CheckOptions:
             return False
         return not matches(code, self.ignore)
 
-    def analyses_faces(self) -> bool:
+    def analyses_faces(self, role: Role = "video") -> bool:
         """Faces are looked at unless ``fast``, or unless no face finding would be shown."""
-        return not self.fast and any(self.keeps_code(code) for code in _FACE_CODES)
+        wanted = _FACE_CODES if role == "video" else (*_FACE_CODES, "InvalidFile.Content")
+        return not self.fast and any(self.keeps_code(code) for code in wanted)
 
 
-_FACE_CODES = (*(code for code in CODES if code.startswith("Face.")), "InvalidFile.Content")
+_FACE_CODES = tuple(code for code in CODES if code.startswith("Face."))
 _DEFAULT_OPTIONS = CheckOptions()
 
 
@@ -132,7 +133,7 @@ def check_image(
     decode_error = image_decode_error(name) if decodable else None
     findings = image_findings(info, decode_error)
     scan = None
-    if decodable and decode_error is None and options.analyses_faces():
+    if decodable and decode_error is None and options.analyses_faces("ref"):
         with _engine_for(engine) as faces:
             scan = scan_image(name, faces, thumbnails=options.thumbnails)
         if scan is not None:

@@ -3,7 +3,8 @@
 Bad media never raises: it becomes a finding. Exceptions are for callers' mistakes.
 
     PreflightError
-    └── UsageError        a path that does not exist, an unknown code, a bad option
+    ├── UsageError        a path that does not exist, an unknown code, a bad option
+    └── FaceEngineError   the face engine (mediapipe) cannot be loaded
 """
 
 from __future__ import annotations
@@ -15,3 +16,7 @@ class PreflightError(Exception):
 
 class UsageError(PreflightError):
     """The caller asked for something that cannot be done as asked."""
+
+
+class FaceEngineError(PreflightError):
+    """The face engine cannot be loaded (a missing or broken installation)."""

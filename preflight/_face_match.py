@@ -1,19 +1,21 @@
 """Is the reference face the video's face? A match score from what the engine gives.
 
-No face-recognition network ships offline. The face is cut out upright, placed by its eyes
-and mouth, equalised, and described by local binary pattern histograms on a 5 x 5 grid
-(the LBPH recogniser's descriptor: robust to lighting, little moved by speech). The
-distance is the chi-square distance between the histograms; a reference is compared with
-the target face of every sampled frame and the closest frame counts.
+No face-recognition network ships offline. The face is cut out upright, 64 px square,
+placed by its eyes (so that a talking mouth does not warp the cut), equalised, and
+described by local binary pattern histograms on a 4 x 4 grid (the LBPH recogniser's
+descriptor: robust to lighting). The distance is the chi-square distance between the
+histograms; a reference is compared with every face of every sampled frame and the
+closest one counts.
 
-Measured on ``shared/media`` (6 real clips, 5 photos; 5 same-person and 69 other-person
-pairs, the same person being a frame of the clip as the service's page suggests): the
-same face came within 0.20-0.47 (all but one below 0.32), other people 0.37-0.81 (median
-0.59). Mesh-landmark geometry was tried too and did not separate people (same 0.006,
-others 0.009 median Procrustes residual), so it is not used. Above ``CLEAR_MISMATCH``
-no same-person pair was seen: that is the warning line. It is advice, never an error:
-this is not a face-recognition network, and the service's own matcher has its own
-threshold (``query_face_threshold``).
+Measured on ``shared/media`` (6 real clips, 5 photos): frames of a clip against the
+clip's other frames (the service's page suggests a screenshot as reference), 29 pairs,
+came within 0.18-0.31 (median 0.22); other people, 181 pairs, 0.37-0.84 (median 0.54).
+Several crop sizes, grids, radii and alignments were tried; this one separated best
+(largest ratio between the closest stranger and the farthest same face). Mesh-landmark
+geometry was tried too and did not separate people, so it is not used.
+``CLEAR_MISMATCH`` sits in the gap. A mismatch is advice, never an error: this is no
+face-recognition network, and the service's own matcher has its own threshold
+(``query_face_threshold``).
 """
 
 from __future__ import annotations
@@ -25,14 +27,14 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-_CROP = 80
-# Where eye centres and the mouth centre land in the crop.
-_CANON = np.array([[24.0, 30.0], [56.0, 30.0], [40.0, 62.0]])
-_GRID = 5
+_CROP = 64
+# Where the eye centres land in the crop.
+_CANON_EYES = np.array([[19.0, 24.0], [45.0, 24.0]])
+_GRID = 4
 #: Distances at or below this score 1 (the same face, as seen in frames of one clip)...
-SURE_MATCH = 0.30
+SURE_MATCH = 0.23
 #: ...at or above this, 0; between, linearly. A distance from here up is a clear mismatch.
-CLEAR_MISMATCH = 0.55
+CLEAR_MISMATCH = 0.34
 
 
 @dataclass(frozen=True)
@@ -73,11 +75,17 @@ def _lbp_histograms(gray: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return np.concatenate(hists)
 
 
-def _aligned_crop(rgb: npt.NDArray[np.uint8], anchors: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Grey face crop with eyes and mouth at fixed places, histogram-equalised."""
-    # Affine map from crop pixels to picture pixels through the three anchors.
-    src = np.hstack([_CANON, np.ones((3, 1))])
-    coeffs = np.linalg.solve(src, anchors)  # 3x2
+def _with_perpendicular(eyes: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Two eye points plus a third, square to them: three points fix a similarity transform."""
+    across = eyes[1] - eyes[0]
+    return np.vstack([eyes, eyes[0] + np.array([-across[1], across[0]])])
+
+
+def _aligned_crop(rgb: npt.NDArray[np.uint8], eyes: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Grey face crop with the eyes at fixed places, histogram-equalised."""
+    # Affine map from crop pixels to picture pixels (what Pillow's transform wants).
+    src = np.hstack([_with_perpendicular(_CANON_EYES), np.ones((3, 1))])
+    coeffs = np.linalg.solve(src, _with_perpendicular(eyes))  # 3x2
     a, d = coeffs[0]
     b, e = coeffs[1]
     c, f = coeffs[2]
@@ -95,18 +103,12 @@ def describe(rgb: npt.NDArray[np.uint8], landmarks: npt.NDArray[Any] | None) -> 
     if landmarks is None or len(landmarks) < 468:
         return None
     height, width = rgb.shape[:2]
-    pixels = np.asarray(landmarks, dtype=np.float64)[:, :3] * np.array([width, height, width])
-    right_eye = (pixels[33, :2] + pixels[133, :2]) / 2
-    left_eye = (pixels[263, :2] + pixels[362, :2]) / 2
-    mouth = (pixels[61, :2] + pixels[291, :2]) / 2
-    anchors = np.vstack([right_eye, left_eye, mouth])
+    pixels = np.asarray(landmarks, dtype=np.float64)[:, :2] * np.array([width, height])
+    right_eye = (pixels[33] + pixels[133]) / 2
+    left_eye = (pixels[263] + pixels[362]) / 2
     if np.linalg.norm(left_eye - right_eye) < 4:
-        return None
-    try:
-        gray = _aligned_crop(rgb, anchors)
-    except np.linalg.LinAlgError:
-        return None
-    return FaceDescriptor(lbp=_lbp_histograms(gray))
+        return None  # too few pixels to describe
+    return FaceDescriptor(lbp=_lbp_histograms(_aligned_crop(rgb, np.vstack([right_eye, left_eye]))))
 
 
 def distance(a: FaceDescriptor, b: FaceDescriptor) -> float:

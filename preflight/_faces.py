@@ -19,13 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ._exceptions import PreflightError
-
 RGBImage = npt.NDArray[np.uint8]
-
-
-class FaceEngineError(PreflightError):
-    """The face engine cannot be loaded (missing or broken installation)."""
 
 
 @dataclass(frozen=True)

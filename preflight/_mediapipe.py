@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from ._faces import Box, Face, FaceEngineError, RGBImage, pose_from_landmarks
+from ._exceptions import FaceEngineError
+from ._faces import Box, Face, RGBImage, pose_from_landmarks
 
 #: Faces below this detector score are not reported (mediapipe's own default).
 MIN_SCORE = 0.5

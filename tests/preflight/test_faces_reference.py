@@ -1,0 +1,108 @@
+"""The reference image: exactly one person, front-facing, and the same face as the video's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from preflight import ImageFaceScan, LazyEngine, Severity, check_image, check_paths
+from tests.conftest import FIXTURES, SAMPLE, codes
+
+TURNED = FIXTURES / "faces" / "turned.jpg"
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[LazyEngine]:
+    shared = LazyEngine()
+    yield shared
+    shared.close()
+
+
+@pytest.fixture(scope="module")
+def image(made: Callable[..., Path]) -> Callable[..., Path]:
+    def make(name: str, source: str, width: int = 800, height: int = 600) -> Path:
+        return made("image", name, width=width, height=height, source=source)
+
+    return make
+
+
+def test_a_photo_without_a_face_is_rejected_as_content(image: Callable[..., Path], engine: LazyEngine) -> None:
+    report = check_image(image("wallpaper.png", "pattern"), engine=engine)
+    assert codes(report) == ["InvalidFile.Content"]
+    (finding,) = report.findings
+    assert finding.severity is Severity.ERROR and finding.details == {"faces": 0}
+    assert not report.ok
+
+
+def test_one_face_passes_and_is_measured(image: Callable[..., Path], engine: LazyEngine) -> None:
+    report = check_image(image("portrait.jpg", "portrait"), engine=engine)
+    assert report.findings == ()
+    assert isinstance(report.faces, ImageFaceScan)
+    (face,) = report.faces.faces
+    assert face.box.height == pytest.approx(0.30, abs=0.04)  # as composed
+    assert face.pose is not None and abs(face.pose.yaw) < 15
+
+
+def test_two_people_are_rejected_as_content(image: Callable[..., Path], engine: LazyEngine) -> None:
+    report = check_image(image("couple.jpg", "two_faces", width=1000, height=600), engine=engine)
+    assert codes(report) == ["InvalidFile.Content"]
+    assert report.findings[0].details["faces"] == 2
+    assert "2 faces" in report.findings[0].message
+
+
+def test_a_turned_face_is_accepted_but_not_frontal(engine: LazyEngine) -> None:
+    report = check_image(TURNED, engine=engine)
+    assert codes(report) == ["Face.NotFrontal"]
+    assert abs(report.findings[0].details["yaw"]) > 40
+
+
+def test_a_phone_photo_is_read_upright_from_its_exif_orientation(
+    image: Callable[..., Path], engine: LazyEngine, tmp_path: Path
+) -> None:
+    # Stored on its side with orientation 6 ("turn 90 degrees clockwise to view"), as a
+    # phone held upright writes it.
+    with Image.open(image("upright.jpg", "portrait", width=600, height=800)) as upright:
+        stored = upright.transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "phone.jpg"
+    stored.save(path, exif=exif.tobytes(), quality=90)
+    report = check_image(path, engine=engine)
+    assert codes(report) == ["Image.Rotated"]
+    assert isinstance(report.faces, ImageFaceScan)
+    assert (report.faces.width, report.faces.height) == (600, 800)
+    (face,) = report.faces.faces
+    assert face.pose is not None and abs(face.pose.roll) < 15
+
+
+def test_the_videos_own_face_matches_its_reference(engine: LazyEngine) -> None:
+    report = check_paths(video=SAMPLE / "talking_head.mp4", ref=SAMPLE / "face.jpg", engine=engine)
+    assert report.job is not None
+    (finding,) = report.job.findings
+    assert finding.code == "Face.RefMatch" and finding.severity is Severity.INFO
+    assert finding.details["match_score"] > 0.8
+    assert finding.details["closest_is_default_target"] is True
+    assert "query_face_threshold" in finding.message
+
+
+def test_somebody_elses_face_is_a_mismatch_warning(engine: LazyEngine) -> None:
+    report = check_paths(video=SAMPLE / "talking_head.mp4", ref=TURNED, engine=engine)
+    assert report.job is not None
+    codes_found = [f.code for f in report.job.findings]
+    assert codes_found == ["Face.RefMismatch"]
+    (finding,) = report.job.findings
+    assert finding.severity is Severity.WARNING  # advice: our cue is no face-recognition network
+    assert finding.details["match_score"] == 0.0
+    assert finding.details["distance"] >= finding.details["mismatch_distance"]
+    assert "InvalidFile.FaceNotMatch" in finding.message and "query_face_threshold" in finding.message
+
+
+def test_a_reference_with_two_people_gets_no_match_score(image: Callable[..., Path], engine: LazyEngine) -> None:
+    report = check_paths(
+        video=SAMPLE / "talking_head.mp4", ref=image("couple.jpg", "two_faces", 1000, 600), engine=engine
+    )
+    assert report.job is not None and report.job.findings == ()
+    assert [codes(r) for r in report.files] == [[], ["InvalidFile.Content"]]
