@@ -74,16 +74,32 @@ def test_a_contact_sheet_shows_the_job(tmp_path: Path, capsys: pytest.CaptureFix
 def test_a_sheet_marks_frames_without_a_face(
     tmp_path: Path, made: Callable[..., Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    video = made("video", "late face.mp4", width=640, height=640, fps=25, duration=3.0,
-                 source="pattern", later_source="portrait", switch_at=1.0)
+    video = made(
+        "video",
+        "late face.mp4",
+        width=640,
+        height=640,
+        fps=25,
+        duration=3.0,
+        source="pattern",
+        later_source="portrait",
+        switch_at=1.0,
+    )
     sheet = tmp_path / "late.png"
     assert main(["check", str(video), "--contact-sheet", str(sheet)]) == 0
     assert has_colour(sheet, NO_FACE_RED) and has_colour(sheet, TARGET_GREEN)
 
 
 def test_several_videos_get_one_sheet_each(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    main(["check", str(SAMPLE / "talking_head.mp4"), str(BAD / "phone_rotated.mp4"),
-          "--contact-sheet", str(tmp_path / "faces.png")])
+    main(
+        [
+            "check",
+            str(SAMPLE / "talking_head.mp4"),
+            str(BAD / "phone_rotated.mp4"),
+            "--contact-sheet",
+            str(tmp_path / "faces.png"),
+        ]
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "faces-phone_rotated.png",
         "faces-talking_head.png",
@@ -100,7 +116,9 @@ def test_several_videos_get_one_sheet_each(tmp_path: Path, capsys: pytest.Captur
 def test_a_sheet_without_a_face_scan_is_bad_usage(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
 ) -> None:
-    status = main(["check", str(SAMPLE / "talking_head.mp4"), "--contact-sheet", str(tmp_path / "s.png"), *extra])
+    status = main(
+        ["check", str(SAMPLE / "talking_head.mp4"), "--contact-sheet", str(tmp_path / "s.png"), *extra]
+    )
     assert status == 2
     assert message in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
@@ -109,7 +127,9 @@ def test_a_sheet_without_a_face_scan_is_bad_usage(
 def test_a_sheet_into_a_missing_folder_fails_before_any_work(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    status = main(["check", str(SAMPLE / "talking_head.mp4"), "--contact-sheet", str(tmp_path / "no" / "s.png")])
+    status = main(
+        ["check", str(SAMPLE / "talking_head.mp4"), "--contact-sheet", str(tmp_path / "no" / "s.png")]
+    )
     assert status == 2
     assert "no folder" in capsys.readouterr().err
 

@@ -29,7 +29,9 @@ def image(made: Callable[..., Path]) -> Callable[..., Path]:
     return make
 
 
-def test_a_photo_without_a_face_is_rejected_as_content(image: Callable[..., Path], engine: LazyEngine) -> None:
+def test_a_photo_without_a_face_is_rejected_as_content(
+    image: Callable[..., Path], engine: LazyEngine
+) -> None:
     report = check_image(image("wallpaper.png", "pattern"), engine=engine)
     assert codes(report) == ["InvalidFile.Content"]
     (finding,) = report.findings
@@ -100,7 +102,9 @@ def test_somebody_elses_face_is_a_mismatch_warning(engine: LazyEngine) -> None:
     assert "InvalidFile.FaceNotMatch" in finding.message and "query_face_threshold" in finding.message
 
 
-def test_a_reference_with_two_people_gets_no_match_score(image: Callable[..., Path], engine: LazyEngine) -> None:
+def test_a_reference_with_two_people_gets_no_match_score(
+    image: Callable[..., Path], engine: LazyEngine
+) -> None:
     report = check_paths(
         video=SAMPLE / "talking_head.mp4", ref=image("couple.jpg", "two_faces", 1000, 600), engine=engine
     )

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from preflight import CheckOptions, FileReport, LazyEngine, VideoFaceScan, check_paths, check_video, probe_media
+from preflight import (
+    CheckOptions,
+    FileReport,
+    LazyEngine,
+    VideoFaceScan,
+    check_paths,
+    check_video,
+    probe_media,
+)
 from preflight._frames import sample_frames
 from tests.conftest import BAD, ROOT, SAMPLE, codes
 
@@ -68,7 +76,12 @@ def test_a_clip_without_a_face_says_nothing_would_be_synced(scanned: Callable[..
 
 def test_a_face_that_appears_late_is_missing_from_the_first_frame(scanned: Callable[..., FileReport]) -> None:
     report = scanned(
-        "late face.mp4", width=640, height=640, source="pattern", later_source="portrait", switch_at=1.0,
+        "late face.mp4",
+        width=640,
+        height=640,
+        source="pattern",
+        later_source="portrait",
+        switch_at=1.0,
         duration=3.0,
     )
     assert face_codes(report) == ["Face.NotInFirstFrame", "Face.Missing"]
@@ -95,7 +108,9 @@ def test_two_people_name_the_face_the_service_will_pick(scanned: Callable[..., F
     assert max(boxes) - min(boxes) < 0.1
 
 
-def test_a_tiny_face_in_a_wide_frame_is_found_and_called_too_small(scanned: Callable[..., FileReport]) -> None:
+def test_a_tiny_face_in_a_wide_frame_is_found_and_called_too_small(
+    scanned: Callable[..., FileReport],
+) -> None:
     report = scanned("wide shot.mp4", width=1280, height=720, source="small_face")
     assert face_codes(report) == ["Face.TooSmall"]
     (finding,) = report.findings
@@ -141,7 +156,9 @@ def test_a_face_framed_too_low_is_cut_off(scanned: Callable[..., FileReport]) ->
 
 
 def test_a_damaged_video_gets_findings_not_a_traceback(media, tmp_path: Path, engine: LazyEngine) -> None:
-    path = media.write_video(tmp_path / "cut short.mp4", width=640, height=640, duration=3.0, source="portrait")
+    path = media.write_video(
+        tmp_path / "cut short.mp4", width=640, height=640, duration=3.0, source="portrait"
+    )
     data = path.read_bytes()
     # Keep the header and index, garble the middle of the picture data.
     middle = len(data) // 2
@@ -154,9 +171,10 @@ def test_fast_and_audio_checks_never_load_the_face_engine(tmp_path: Path) -> Non
     program = (
         "import sys\n"
         "from preflight import CheckOptions, check_paths\n"
-        f"check_paths([{str(SAMPLE / 'talking_head.mp4')!r}], options=CheckOptions(fast=True))\n"
+        f"video = {str(SAMPLE / 'talking_head.mp4')!r}\n"
+        "check_paths([video], options=CheckOptions(fast=True))\n"
         f"check_paths([{str(SAMPLE / 'voice.wav')!r}])\n"
-        f"check_paths([{str(SAMPLE / 'talking_head.mp4')!r}], options=CheckOptions(select=('InvalidFile.FPS',)))\n"
+        "check_paths([video], options=CheckOptions(select=('InvalidFile.FPS',)))\n"
         "print('mediapipe' in sys.modules)\n"
     )
     result = subprocess.run(

@@ -18,6 +18,7 @@ CONTAINER_FACTS = CheckOptions(fast=True)
 def check_video_facts(path: Path | str) -> FileReport:
     return check_video(path, CONTAINER_FACTS)
 
+
 SMALL = {"fps": 25, "duration": 2.0, "audio": False}
 
 
