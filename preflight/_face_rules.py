@@ -41,10 +41,10 @@ MAX_PITCH_DEG = 25.0
 #: this share of the face box outside the frame counts as cut off.
 MAX_OUTSIDE_SHARE = 0.25
 _MOUTH_AND_CHIN = (61, 291, 17, 152)
-#: A second face in a reference image counts as another person (InvalidFile.Content)
+#: A second face counts as another person (in a reference image: InvalidFile.Content)
 #: when its box is at least this share of the largest face's height; a smaller one is
-#: far in the background and only worth a warning.
-REF_OTHER_PERSON_SHARE = 0.35
+#: a poster or somebody far in the background (in a reference image: a warning).
+OTHER_PERSON_SHARE = 0.35
 #: A reference face box lower than this is hard to match: face matchers (ArcFace, SFace)
 #: compare 112 px crops of the whole head, of which the box is about three quarters.
 REF_FACE_MIN_PX = 80
@@ -55,7 +55,8 @@ def _finding(code: str, severity: Severity, message: str, **details: Any) -> Fin
 
 
 def clock(seconds: float) -> str:
-    minutes, rest = divmod(max(0.0, seconds), 60)
+    """``m:ss.s``, as a player shows time (rounded first, so 59.96 s reads 1:00.0)."""
+    minutes, rest = divmod(round(max(0.0, seconds), 1), 60)
     return f"{int(minutes)}:{rest:04.1f}"
 
 
@@ -172,22 +173,31 @@ def video_face_findings(scan: VideoFaceScan) -> list[Finding]:
     return findings
 
 
+def _people(faces: Sequence[Face]) -> list[Face]:
+    """The faces that count as people: not far smaller than the largest (faces come
+    largest first), so that a poster or a passer-by far behind does not."""
+    if not faces:
+        return []
+    return [f for f in faces if f.box.height >= OTHER_PERSON_SHARE * faces[0].box.height]
+
+
 def _multiple_faces(scan: VideoFaceScan) -> list[Finding]:
-    several = [len(s.faces) > 1 for s in scan.samples]
+    people = [_people(s.faces) for s in scan.samples]
+    several = [len(p) > 1 for p in people]
     if not any(several):
         return []
-    first = scan.samples[0]
+    first = people[0]
     ranges = _ranges(scan, several)
-    most = max(len(s.faces) for s in scan.samples)
-    details: dict[str, Any] = {"max_faces": most, "ranges": ranges, "first_frame_faces": len(first.faces)}
-    if len(first.faces) > 1:
-        target, runner_up = first.faces[0], first.faces[1]
+    most = max(len(p) for p in people)
+    details: dict[str, Any] = {"max_faces": most, "ranges": ranges, "first_frame_faces": len(first)}
+    if len(first) > 1:
+        target, runner_up = first[0], first[1]
         size_ratio = runner_up.box.height / target.box.height
         details["target_box"] = target.box.to_dict()
         details["size_ratio"] = round(size_ratio, 3)
         tie = " (a near tie in size: a small move could change its choice)" if size_ratio > 0.8 else ""
         pick = (
-            f"{len(first.faces)} faces in the first frame; the service will sync the largest, "
+            f"{len(first)} faces in the first frame; the service will sync the largest, "
             f"{_where(target)} ({target.height_px(scan.height):.0f} px high){tie}"
         )
     else:
@@ -285,7 +295,7 @@ def ref_face_findings(scan: ImageFaceScan) -> list[Finding]:
             )
         ]
     largest = faces[0]
-    people = [f for f in faces if f.box.height >= REF_OTHER_PERSON_SHARE * largest.box.height]
+    people = _people(faces)
     if len(people) > 1:
         return [
             Finding(

@@ -185,7 +185,7 @@ class Prefetch:
     the file, even when the caller stops early.
     """
 
-    def __init__(self, frames: Generator[SampledFrame, None, None], depth: int = 16) -> None:
+    def __init__(self, frames: Generator[SampledFrame, None, None], depth: int = 40) -> None:
         self._frames = frames
         self._pending: queue.Queue[SampledFrame | _Done] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()

@@ -96,7 +96,7 @@ def render_text(report: CheckReport, console: Console, *, quiet: bool = False) -
         console.print(_file_header(file_report), soft_wrap=True)
         _print_findings(console, file_report.findings)
     if report.job is not None and report.job.findings:
-        console.print(Text("job (video + audio + reference)", style="bold"))
+        console.print(Text("job (across the files given as --video/--audio/--ref)", style="bold"))
         _print_findings(console, report.job.findings)
 
     errors, warnings = report.errors, report.warnings
