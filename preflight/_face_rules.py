@@ -24,17 +24,18 @@ from ._models import Finding, Severity
 #: comes out visibly soft. LatentSync's own data filter drops faces under 256 px.
 FACE_MIN_PX = 128
 #: Face box height as a share of the frame height below which the shot is no close-up.
-#: In a close-up or a head-and-shoulders shot the box is 20-50% of the height (the real
-#: clips in shared/media: 24-45%); at 15% the shot is a medium shot (waist up), and the
-#: service asks for a close-up.
+#: In a close-up the box is a third of the height or more (the four close-up clips in
+#: shared/media: 51-65%); at 15% the shot is a medium shot (a seated half-body clip there
+#: measures 15%, a full-length one 8%), and the service asks for a close-up.
 FACE_MIN_SHARE = 0.15
 #: Head turned further than this (degrees from facing the camera) is not front-facing.
 #: Past about 30 degrees the far mouth corner starts to hide behind the cheek and lip-sync
 #: models, trained on mostly frontal talk footage, lose it. Real talking-head clips in
-#: shared/media stay within 21 degrees.
+#: shared/media stay within 22 degrees.
 MAX_YAW_DEG = 30.0
 #: Head tilted up or down further than this is not front-facing (the mouth foreshortens).
-MAX_PITCH_DEG = 25.0
+#: Real talking heads nod more than they turn: the clips in shared/media reach 24 degrees.
+MAX_PITCH_DEG = 30.0
 #: A face is cut off when its mouth or chin lies outside the frame (mesh landmarks: the
 #: mouth corners, lower lip and chin), which is what the lip-sync needs to see. A tight
 #: close-up whose forehead or ears touch the edge is fine. Without landmarks, more than
