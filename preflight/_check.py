@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from . import limits
-from ._exceptions import PreflightError, UsageError
-from ._face_rules import ref_face_findings, ref_match_findings, video_face_findings
+from ._exceptions import FaceEngineError, PreflightError, UsageError
+from ._face_rules import ref_face_findings, ref_match_findings, unchecked, video_face_findings
 from ._face_scan import FaceScan, ImageFaceScan, VideoFaceScan, scan_image, scan_video
 from ._faces import FaceEngine, LazyEngine
 from ._models import CheckReport, FileReport, Finding, JobReport, Probe, Role, Severity
@@ -96,14 +96,29 @@ def check_video(
         return _report(name, "video", still_image_as_video(image), options, image)
     info = probe_media(name)
     findings = video_findings(info)
-    scan = None
+    scan: FaceScan | None = None
     # A file the service cannot open has no faces worth looking for.
     if options.analyses_faces() and not any(f.code == "InvalidFile.Openerror" for f in findings):
-        with _engine_for(engine) as faces:
-            scan = scan_video(name, info, faces, thumbnails=options.thumbnails)
-        if scan is not None:
-            findings.extend(video_face_findings(scan))
+        if not info.duration:
+            findings.append(unchecked("the container does not say how long the video is"))
+        else:
+            with _engine_for(engine) as faces:
+                scan, failure = _guarded(lambda: scan_video(name, info, faces, thumbnails=options.thumbnails))
+            findings.extend(failure)
+            if isinstance(scan, VideoFaceScan):
+                findings.extend(video_face_findings(scan))
     return _report(name, "video", findings, options, info, scan)
+
+
+def _guarded(scan: Callable[[], FaceScan | None]) -> tuple[FaceScan | None, list[Finding]]:
+    """Run a face scan; if it fails on this file, say so and keep the file's other findings.
+    An engine that cannot load at all is not one file's problem: that still raises."""
+    try:
+        return scan(), []
+    except FaceEngineError:
+        raise
+    except Exception as exc:
+        return None, [unchecked(f"the face scan failed ({type(exc).__name__}: {exc})")]
 
 
 def check_audio(
@@ -132,11 +147,12 @@ def check_image(
     decodable = info.opened and max(info.width, info.height) <= limits.IMAGE_MAX_SIDE
     decode_error = image_decode_error(name) if decodable else None
     findings = image_findings(info, decode_error)
-    scan = None
+    scan: FaceScan | None = None
     if decodable and decode_error is None and options.analyses_faces("ref"):
         with _engine_for(engine) as faces:
-            scan = scan_image(name, faces, thumbnails=options.thumbnails)
-        if scan is not None:
+            scan, failure = _guarded(lambda: scan_image(name, faces, thumbnails=options.thumbnails))
+        findings.extend(failure)
+        if isinstance(scan, ImageFaceScan):
             findings.extend(ref_face_findings(scan))
     return _report(name, "ref", findings, options, info, scan)
 

@@ -8,13 +8,13 @@ reference image, its face comes first, boxed in blue, with the match score.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
 from ._face_match import match_score
-from ._face_rules import clock, closest_match, is_cut_off, is_turned
+from ._face_rules import OTHER_PERSON_SHARE, clock, closest_match, is_cut_off, is_turned
 from ._face_scan import FaceSample, ImageFaceScan, VideoFaceScan
 from ._faces import Box, Face, RGBImage
 from ._models import FileReport, Severity
@@ -96,12 +96,13 @@ def _reference_tile(
     for face in ref.faces:
         _draw_box(draw, face.box, (0, 0), picture.size, _REFERENCE, 3)
     label = "reference"
-    if len(ref.faces) == 1:
-        score = _best_score(ref.faces[0], video)
+    people = [f for f in ref.faces if f.box.height >= OTHER_PERSON_SHARE * ref.faces[0].box.height]
+    if len(people) == 1:
+        score = _best_score(people[0], video)
         if score is not None:
             label += f"  match {score:.2f}"
     else:
-        label += f"  {len(ref.faces)} faces"
+        label += f"  {len(people)} faces"
     return picture, label, _REFERENCE
 
 
@@ -149,12 +150,14 @@ def write_contact_sheet(
     """Render and write the sheet as PNG, atomically (never half-written under its name)."""
     target = Path(path)
     sheet = render_contact_sheet(report, ref)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent or ".")
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+    # Created like any new file (mode 0666 less the umask), never half-written under its name.
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(handle, "wb") as stream:
             sheet.save(stream, format="PNG", optimize=False)
         os.replace(temporary, target)
     except BaseException:
-        os.unlink(temporary)
+        temporary.unlink(missing_ok=True)
         raise
     return target

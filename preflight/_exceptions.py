@@ -3,8 +3,10 @@
 Bad media never raises: it becomes a finding. Exceptions are for callers' mistakes.
 
     PreflightError
-    ├── UsageError        a path that does not exist, an unknown code, a bad option
-    └── FaceEngineError   the face engine (mediapipe) cannot be loaded
+    ├── UsageError          a path that does not exist, an unknown code, a bad option
+    ├── FaceEngineError     the face engine (mediapipe) cannot be loaded
+    └── FaceAnalysisError   the face engine failed on one picture (the check reports it
+                            as that file's Face.Unchecked finding, never raises it)
 """
 
 from __future__ import annotations
@@ -20,3 +22,7 @@ class UsageError(PreflightError):
 
 class FaceEngineError(PreflightError):
     """The face engine cannot be loaded (a missing or broken installation)."""
+
+
+class FaceAnalysisError(PreflightError):
+    """The face engine failed on one picture; the engine itself still works."""

@@ -55,6 +55,13 @@ def _finding(code: str, severity: Severity, message: str, **details: Any) -> Fin
     return Finding(code, severity, message[:1].upper() + message[1:], False, details)
 
 
+def unchecked(reason: str, **details: Any) -> Finding:
+    """Faces could not be (fully) checked: a warning, since the service may stumble too."""
+    return _finding(
+        "Face.Unchecked", Severity.WARNING, f"faces were not checked: {reason}.", error=reason, **details
+    )
+
+
 def clock(seconds: float) -> str:
     """``m:ss.s``, as a player shows time (rounded first, so 59.96 s reads 1:00.0)."""
     minutes, rest = divmod(round(max(0.0, seconds), 1), 60)
@@ -68,12 +75,14 @@ def _ranges(scan: VideoFaceScan, flagged: Sequence[bool]) -> list[list[float]]:
     the next (the first from 0, the last to the end of the clip).
     """
     times = [s.time for s in scan.samples]
+    # After damage, the last sample speaks only for its own step, not for what was not read.
+    last_end = min(scan.duration, times[-1] + scan.step) if scan.error else scan.duration
     found: list[list[float]] = []
     for i, hit in enumerate(flagged):
         if not hit:
             continue
         start = 0.0 if i == 0 else (times[i - 1] + times[i]) / 2
-        end = scan.duration if i == len(times) - 1 else (times[i] + times[i + 1]) / 2
+        end = last_end if i == len(times) - 1 else (times[i] + times[i + 1]) / 2
         if found and i > 0 and flagged[i - 1]:
             found[-1][1] = round(end, 2)
         else:
@@ -110,15 +119,7 @@ def is_turned(face: Face) -> bool:
 def video_face_findings(scan: VideoFaceScan) -> list[Finding]:
     samples = scan.samples
     if not samples:
-        reason = scan.error or "no frame could be decoded"
-        return [
-            _finding(
-                "Face.Unchecked",
-                Severity.INFO,
-                f"faces were not checked: {reason}.",
-                error=reason,
-            )
-        ]
+        return [unchecked(f"no frame could be decoded ({scan.error or 'no picture in the stream'})")]
     with_face = [bool(s.faces) for s in samples]
     if not any(with_face):
         return [
@@ -161,14 +162,17 @@ def video_face_findings(scan: VideoFaceScan) -> list[Finding]:
         )
     findings.extend(_multiple_faces(scan))
     findings.extend(_target_findings(scan))
-    if scan.error:
+    if scan.damaged or scan.error:
+        times = ", ".join(clock(t) for t in scan.damaged[:6]) + (" ..." if len(scan.damaged) > 6 else "")
+        where = f"frames at {times} could not be decoded" if scan.damaged else "decoding failed"
         findings.append(
             _finding(
                 "Face.Unchecked",
-                Severity.INFO,
-                f"faces were checked only up to {clock(samples[-1].time)}: decoding stopped ({scan.error}).",
+                Severity.WARNING,
+                f"{where} ({scan.error}); the file is damaged, and the service may reject or "
+                "garble it. Re-export it from the original.",
                 error=scan.error,
-                checked_until=round(samples[-1].time, 2),
+                damaged=list(scan.damaged),
             )
         )
     return findings
@@ -267,7 +271,8 @@ def _target_findings(scan: VideoFaceScan) -> list[Finding]:
     cut = [f is not None and is_cut_off(f) for f in targets]
     if any(cut):
         ranges = _ranges(scan, cut)
-        worst = max(f.box.outside_share() for f in seen)
+        cut_faces = [f for f, hit in zip(targets, cut, strict=True) if hit and f is not None]
+        worst = max(f.box.outside_share() for f in cut_faces)
         findings.append(
             _finding(
                 "Face.CutOff",
@@ -361,9 +366,10 @@ def closest_match(reference: Face, samples: Sequence[FaceSample]) -> tuple[float
 
 def ref_match_findings(video: VideoFaceScan, ref: ImageFaceScan) -> list[Finding]:
     """Does the one face of the reference image appear in the video?"""
-    if len(ref.faces) != 1 or ref.faces[0].descriptor is None:
+    people = _people(ref.faces)
+    if len(people) != 1 or people[0].descriptor is None:
         return []  # InvalidFile.Content (or an unmeasurable face) already said it
-    found = closest_match(ref.faces[0], video.samples)
+    found = closest_match(people[0], video.samples)
     if found is None:
         return []
     gap, sample, index = found

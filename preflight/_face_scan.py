@@ -63,8 +63,10 @@ class VideoFaceScan:
     step: float
     samples: tuple[FaceSample, ...]
     engine: str
-    #: Why sampling stopped before the end, if it did.
+    #: The first decoding error, if any.
     error: str | None = None
+    #: Sample times (seconds) whose frames could not be decoded.
+    damaged: tuple[float, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +76,7 @@ class VideoFaceScan:
             "height": self.height,
             "step": round(self.step, 3),
             "error": self.error,
+            "damaged": list(self.damaged),
             "samples": [s.to_dict() for s in self.samples],
         }
 
@@ -172,7 +175,19 @@ def scan_video(
         samples=tuple(samples),
         engine=engine.name,
         error=sampling.error,
+        damaged=tuple(round(t, 3) for t in sampling.damaged),
     )
+
+
+def _as_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB. Pillow's own conversion clips 16-bit and float grey to white, so those
+    are scaled to their range first."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        low, high = float(values.min()), float(values.max())
+        scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+        return Image.fromarray(scaled.astype(np.uint8)).convert("RGB")
+    return image.convert("RGB")
 
 
 def scan_image(
@@ -181,7 +196,7 @@ def scan_image(
     """Find the faces in a still image as displayed. None when it cannot be decoded."""
     try:
         with Image.open(os.fspath(path)) as image:
-            upright = ImageOps.exif_transpose(image).convert("RGB")
+            upright = _as_rgb(ImageOps.exif_transpose(image))
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError):
         return None
     width, height = upright.size

@@ -129,7 +129,8 @@ class LazyEngine:
     the first frames' decoding.
     """
 
-    name = "lazy"
+    #: The loaded engine's name; this until a picture needed it.
+    name = "(not loaded: no picture needed it)"
 
     def __init__(self, factory: Callable[[], FaceEngine] = load_engine) -> None:
         self._factory = factory
@@ -203,7 +204,9 @@ def pose_from_landmarks(points: npt.NDArray[np.floating[Any]], width: int, heigh
     if down_len == 0:
         return None
     down /= down_len
-    yaw = math.degrees(math.atan2(across[2], across[0]))
-    pitch = math.degrees(math.atan2(down[2], down[1])) - PITCH_BIAS_DEG
+    # Out-of-plane angles against the axis's length in the picture plane, so that a head
+    # tilted sideways (roll) does not read as turned.
+    yaw = math.degrees(math.atan2(across[2], math.hypot(across[0], across[1])))
+    pitch = math.degrees(math.atan2(down[2], math.hypot(down[0], down[1]))) - PITCH_BIAS_DEG
     roll = math.degrees(math.atan2(across[1], across[0]))
     return Pose(yaw=yaw, pitch=pitch, roll=roll)

@@ -18,7 +18,7 @@ import math
 import queue
 import threading
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import av
@@ -53,7 +53,10 @@ class SampledFrame:
 class SamplingResult:
     """Filled in while sampling: what could not be read, if anything."""
 
+    #: The first decoding error, or why the file could not be read at all.
     error: str | None = None
+    #: Sample times (seconds) skipped because their frames could not be decoded.
+    damaged: list[float] = field(default_factory=list)
     #: Frames decoded in all (the sampled ones included), for the benchmark's account.
     decoded: int = 0
 
@@ -107,7 +110,8 @@ def _sample(
     key_dts = sorted(e.timestamp for e in stream.index_entries if e.is_keyframe)
     shift = _reorder_shift(container, stream) if key_dts else 0
     keys = [k + shift for k in key_dts]
-    grid = [start + round(i * step / time_base) for i in range(int(duration / step + 1e-9) + 1)]
+    count = max(1, math.ceil(duration / step - 1e-9))  # never a point at the very end
+    grid = [start + round(i * step / time_base) for i in range(count)]
     targets = sorted(set(_snap(grid, keys, step / float(time_base) / 2)))
     # Reference frames only. (Skipping down to key frames for key-frame targets would break
     # the next target's chain: the decoder has already been fed a few packets ahead.)
@@ -126,18 +130,29 @@ def _sample(
             if key_before is not None:
                 container.seek(key_before, stream=stream, backward=True, any_frame=False)
             frames = _decoded(container, stream)
-        for frame in frames:
-            result.decoded += 1
-            pts = frame.pts if frame.pts is not None else frame.dts
-            if pts is None:
-                continue
-            decoded_to = pts
-            if pts >= target - frame_pts / 2:
-                seconds = float((pts - start) * time_base)
-                yield SampledFrame(max(0.0, seconds), _to_rgb(frame, rotation, max_side), frame.key_frame)
-                break
-        else:
-            return  # the stream ended before this target
+        found = None
+        try:
+            for frame in frames:
+                result.decoded += 1
+                pts = frame.pts if frame.pts is not None else frame.dts
+                if pts is None:
+                    continue
+                decoded_to = pts
+                if pts >= target - frame_pts / 2:
+                    found = frame
+                    break
+            else:
+                return  # the stream ended before this target
+        except av.FFmpegError as exc:
+            # Damaged data: skip this sample, start afresh (from the next key frame, if
+            # known) for the next one.
+            result.error = result.error or (str(exc) or type(exc).__name__)
+            result.damaged.append(float((target - start) * time_base))
+            frames = None
+            decoded_to = max(decoded_to, target)
+            continue
+        seconds = float((pts - start) * time_base)
+        yield SampledFrame(max(0.0, seconds), _to_rgb(found, rotation, max_side), found.key_frame)
 
 
 def _reorder_shift(container: Any, stream: Any) -> int:
@@ -185,7 +200,7 @@ class Prefetch:
     the file, even when the caller stops early.
     """
 
-    def __init__(self, frames: Generator[SampledFrame, None, None], depth: int = 40) -> None:
+    def __init__(self, frames: Generator[SampledFrame, None, None], depth: int = 16) -> None:
         self._frames = frames
         self._pending: queue.Queue[SampledFrame | _Done] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()

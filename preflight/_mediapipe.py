@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from ._exceptions import FaceEngineError
+from ._exceptions import FaceAnalysisError, FaceEngineError
 from ._faces import Box, Face, RGBImage, pose_from_landmarks
 
 #: Faces below this detector score are not reported (mediapipe's own default).
@@ -29,12 +30,20 @@ _CROP_SCALE = 1.8
 _MIN_CROP_PX = 24
 #: Smaller faces get no mesh: upscaled from so few pixels, its pose would be noise.
 _MIN_MESH_FACE_PX = 24
+#: Pictures (and tiles) smaller than this have no face worth finding; mediapipe's graphs
+#: also fail on zero-sized regions and then stay broken.
+_MIN_PICTURE_PX = 16
+_MIN_TILE_PX = 64
+#: fd 2 is the process's: two engines loading at once must not interleave its redirection.
+_LOADING = threading.Lock()
 
 
 def _tiles(width: int, height: int) -> list[tuple[int, int, int]]:
     """Overlapping square tiles (left, top, side) covering the picture: three along the
     long side of an oblong picture, four in a square one."""
     short, long_side = min(width, height), max(width, height)
+    if int(0.6 * short) < _MIN_TILE_PX:
+        return []
     if long_side >= 1.3 * short:
         side = short
         starts = sorted({0, (long_side - side) // 2, long_side - side})
@@ -66,34 +75,54 @@ class MediapipeEngine:
     name = "mediapipe-0.10-blazeface-full-range+face-mesh"
 
     def __init__(self) -> None:
+        # Before the import, or TFLite/absl log anyway. (Process-wide, like fd 2 below:
+        # mediapipe offers no per-graph switch.)
         os.environ.setdefault("GLOG_minloglevel", "2")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        with _quiet_native_stderr():
+        with _LOADING, _quiet_native_stderr():
             try:
                 from mediapipe.python.solutions import face_detection, face_mesh
-            except Exception as exc:  # ImportError, or a broken native library
+
+                self._solutions: tuple[Any, Any] = (face_detection, face_mesh)
+                self._build()
+            except Exception as exc:  # ImportError, a broken native library or model
                 raise FaceEngineError(
                     f"face analysis needs mediapipe 0.10.14, which failed to load ({exc}); "
                     "install it with `pip install mediapipe==0.10.14`, or pass --fast to skip "
                     "face checks"
                 ) from exc
-            self._detector: Any = face_detection.FaceDetection(
-                model_selection=1, min_detection_confidence=MIN_SCORE
-            )
-            self._mesh: Any = face_mesh.FaceMesh(
-                static_image_mode=True,
-                max_num_faces=1,
-                refine_landmarks=False,
-                min_detection_confidence=0.3,
-            )
-            # The first inference of each graph logs too; pay it here, silenced.
-            blank = np.zeros((64, 64, 3), dtype=np.uint8)
-            self._detector.process(blank)
-            self._mesh.process(blank)
+
+    def _build(self) -> None:
+        face_detection, face_mesh = self._solutions
+        self._detector: Any = face_detection.FaceDetection(
+            model_selection=1, min_detection_confidence=MIN_SCORE
+        )
+        self._mesh: Any = face_mesh.FaceMesh(
+            static_image_mode=True, max_num_faces=1, refine_landmarks=False, min_detection_confidence=0.3
+        )
+        # The first inference of each graph logs too; pay it here, silenced.
+        blank = np.zeros((64, 64, 3), dtype=np.uint8)
+        self._detector.process(blank)
+        self._mesh.process(blank)
+
+    def _process(self, graph: Any, picture: RGBImage) -> Any:
+        """Run one graph; a graph that fails is rebuilt (mediapipe graphs stay broken after
+        an error) and the failure is this picture's alone."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return graph.process(picture)
+        except Exception as exc:
+            self.close()
+            with _LOADING, _quiet_native_stderr():
+                self._build()
+            raise FaceAnalysisError(f"the face engine failed on this picture ({exc})") from exc
 
     def detect(self, rgb: RGBImage) -> list[Face]:
         picture = np.ascontiguousarray(rgb[..., :3], dtype=np.uint8)
         height, width = picture.shape[:2]
+        if min(height, width) < _MIN_PICTURE_PX:
+            return []  # nothing a face could be found in
         boxes = self._boxes(picture)
         if not boxes:
             # BlazeFace sees the whole picture at 192 px: a face under ~10% of the height
@@ -109,9 +138,7 @@ class MediapipeEngine:
         return faces
 
     def _boxes(self, picture: RGBImage) -> list[tuple[Box, float]]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result = self._detector.process(picture)
+        result = self._process(self._detector, picture)
         boxes: list[tuple[Box, float]] = []
         for detection in result.detections or ():
             rel = detection.location_data.relative_bounding_box
@@ -150,9 +177,7 @@ class MediapipeEngine:
         if right - left < _MIN_CROP_PX or bottom - top < _MIN_CROP_PX:
             return None
         crop = np.ascontiguousarray(picture[top:bottom, left:right])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result = self._mesh.process(crop)
+        result = self._process(self._mesh, crop)
         if not result.multi_face_landmarks:
             return None
         crop_w, crop_h = right - left, bottom - top

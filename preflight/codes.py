@@ -55,7 +55,9 @@ CODES: dict[str, Code] = {
         Code("Face.CutOff", _W, "face cut off by the frame edge"),
         Code("Face.RefMismatch", _W, "reference face looks like none of the video's faces"),
         Code("Face.RefMatch", _I, "reference face found in the video, with its match score"),
-        Code("Face.Unchecked", _I, "faces could not be checked (frames not decodable)"),
+        Code(
+            "Face.Unchecked", _W, "faces could not be checked (damaged frames, no duration, engine failure)"
+        ),
     )
 }
 

@@ -14,7 +14,7 @@ from .._check import CheckOptions, check_paths
 from .._contact_sheet import write_contact_sheet
 from .._exceptions import UsageError
 from .._face_scan import VideoFaceScan
-from .._models import CheckReport
+from .._models import CheckReport, FileReport
 from .._output import FORMATS, render_json, render_text
 
 
@@ -123,8 +123,6 @@ def run(args: argparse.Namespace) -> int:
         report = check_paths(args.paths, video=args.video, audio=args.audio, ref=args.ref, options=options)
 
     status = 0 if report.ok else 1
-    if args.contact_sheet is not None:
-        _write_sheets(report, args.contact_sheet, args.ref)
     try:
         if args.format == "json":
             render_json(report, sys.stdout)
@@ -134,6 +132,9 @@ def run(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         # The reader (head, grep -q) went away; the verdict still stands.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    # After the report, so that a sheet that cannot be written never costs the verdict.
+    if args.contact_sheet is not None and not _write_sheets(report, args.contact_sheet, args.ref):
+        return 2
     return status
 
 
@@ -143,25 +144,56 @@ def _check_sheet_target(name: str, options: CheckOptions) -> None:
         raise UsageError("--contact-sheet needs the face scan, which --fast turns off")
     if not options.analyses_faces():
         raise UsageError("--contact-sheet needs the face scan, but --select/--ignore leave no Face code")
+    if os.path.isdir(name):
+        raise UsageError(f"{name}: is a folder; --contact-sheet takes a PNG file name")
+    if not name.lower().endswith(".png"):
+        # Also keeps a slip such as `--contact-sheet clip.mp4` from replacing a video.
+        raise UsageError(f"{name}: the contact sheet is a PNG; give a name ending in .png")
     folder = os.path.dirname(name) or "."
     if not os.path.isdir(folder):
         raise UsageError(f"{name}: cannot write the contact sheet: no folder {folder}")
-    if os.path.isdir(name):
-        raise UsageError(f"{name}: is a folder; --contact-sheet takes a PNG file name")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{name}: cannot write the contact sheet: folder {folder} is not writable")
 
 
-def _write_sheets(report: CheckReport, name: str, ref_path: str | None) -> None:
+def _sheet_names(name: str, videos: list[FileReport]) -> list[str]:
+    """One name per video: NAME itself for one, NAME-stem.png for several (numbered when
+    two videos share a stem)."""
+    if len(videos) == 1:
+        return [name]
+    root = name[: -len(".png")]
+    names: list[str] = []
+    for video in videos:
+        stem = os.path.splitext(os.path.basename(video.path))[0]
+        candidate, number = f"{root}-{stem}.png", 1
+        while candidate in names:
+            number += 1
+            candidate = f"{root}-{stem}-{number}.png"
+        names.append(candidate)
+    return names
+
+
+def _write_sheets(report: CheckReport, name: str, ref_path: str | None) -> bool:
+    """Write the sheets; False (after saying why) when one could not be written."""
     videos = [r for r in report.files if isinstance(r.faces, VideoFaceScan)]
     ref = next((r for r in report.files if r.role == "ref" and r.path == ref_path), None)
     if not videos:
-        print("preflight: no contact sheet: no video's frames could be scanned", file=sys.stderr)
-        return
-    root, suffix = os.path.splitext(name)
-    for video in videos:
-        stem = os.path.splitext(os.path.basename(video.path))[0]
-        target = name if len(videos) == 1 else f"{root}-{stem}{suffix or '.png'}"
+        print("preflight: no contact sheet written: no video was scanned for faces", file=sys.stderr)
+        return True
+    inputs = {os.path.realpath(r.path) for r in report.files}
+    for video, target in zip(videos, _sheet_names(name, videos), strict=True):
+        if os.path.realpath(target) in inputs:
+            print(
+                f"preflight: error: {target}: is one of the checked files; not overwritten", file=sys.stderr
+            )
+            return False
         try:
             written = write_contact_sheet(video, target, ref)
         except OSError as exc:
-            raise UsageError(f"{target}: cannot write the contact sheet ({exc.strerror or exc})") from exc
+            print(
+                f"preflight: error: {target}: cannot write the contact sheet ({exc.strerror or exc})",
+                file=sys.stderr,
+            )
+            return False
         print(f"preflight: contact sheet written to {written}", file=sys.stderr)
+    return True

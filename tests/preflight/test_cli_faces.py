@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -124,14 +126,49 @@ def test_a_sheet_without_a_face_scan_is_bad_usage(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_sheet_into_a_missing_folder_fails_before_any_work(
+@pytest.mark.parametrize(
+    ("sheet", "message"),
+    [
+        ("no/such/folder/s.png", "no folder"),
+        ("sheet.jpg", "give a name ending in .png"),
+        (".", "is a folder"),
+    ],
+)
+def test_a_sheet_that_cannot_be_written_is_refused_up_front(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sheet: str, message: str
+) -> None:
+    status = main(["check", str(SAMPLE / "talking_head.mp4"), "--contact-sheet", str(tmp_path / sheet)])
+    captured = capsys.readouterr()
+    assert status == 2 and message in captured.err
+    assert captured.out == ""  # refused before checking anything
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sheet_never_overwrites_a_checked_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ref = tmp_path / "face.png"
+    with Image.open(SAMPLE / "face.jpg") as photo:
+        photo.save(ref)
+    before = ref.read_bytes()
+    status = main(
+        ["check", "--video", str(SAMPLE / "talking_head.mp4"), "--ref", str(ref), "--contact-sheet", str(ref)]
+    )
+    captured = capsys.readouterr()
+    assert status == 2 and "is one of the checked files" in captured.err
+    assert "face.png" in captured.out  # the report itself was still given
+    assert ref.read_bytes() == before
+
+
+def test_videos_with_the_same_name_get_separate_sheets(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    status = main(
-        ["check", str(SAMPLE / "talking_head.mp4"), "--contact-sheet", str(tmp_path / "no" / "s.png")]
-    )
-    assert status == 2
-    assert "no folder" in capsys.readouterr().err
+    for folder in ("a", "b"):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        shutil.copy(SAMPLE / "talking_head.mp4", tmp_path / "in" / folder / "clip.mp4")
+    assert main(["check", str(tmp_path / "in"), "--contact-sheet", str(tmp_path / "sheet.png")]) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["sheet-clip-2.png", "sheet-clip.png"]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (tmp_path / "sheet-clip.png").stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary new file
 
 
 def test_the_engine_logs_never_reach_the_terminal_or_the_json() -> None:

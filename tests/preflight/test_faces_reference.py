@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -110,3 +112,34 @@ def test_a_reference_with_two_people_gets_no_match_score(
     )
     assert report.job is not None and report.job.findings == ()
     assert [codes(r) for r in report.files] == [[], ["InvalidFile.Content"]]
+
+
+def test_a_sixteen_bit_grey_photo_is_read_at_its_full_range(tmp_path: Path, engine: LazyEngine) -> None:
+    with Image.open(SAMPLE / "face.jpg") as photo:
+        grey = np.asarray(photo.convert("L"), dtype=np.uint16) * 257
+    path = tmp_path / "grey16.png"
+    Image.fromarray(grey).save(path)  # mode I;16
+    report = check_image(path, engine=engine)
+    assert codes(report) == ["Image.ColorMode"]  # a warning, not "no face"
+    assert isinstance(report.faces, ImageFaceScan) and len(report.faces.faces) == 1
+
+
+def test_a_head_tilted_sideways_is_still_front_facing(tmp_path: Path, engine: LazyEngine) -> None:
+    with Image.open(SAMPLE / "face.jpg") as photo:
+        photo.convert("RGB").rotate(40, expand=True).save(tmp_path / "tilted.png")
+    report = check_image(tmp_path / "tilted.png", engine=engine)
+    assert codes(report) == []
+    assert isinstance(report.faces, ImageFaceScan)
+    (face,) = report.faces.faces
+    assert face.pose is not None
+    assert abs(face.pose.roll) > 30 and abs(face.pose.yaw) < 15 and abs(face.pose.pitch) < 15
+
+
+def test_a_one_pixel_image_is_no_person_and_harms_nothing_after_it(
+    tmp_path: Path, engine: LazyEngine
+) -> None:
+    Image.new("RGB", (1, 1)).save(tmp_path / "a_dot.png")
+    shutil.copy(SAMPLE / "face.jpg", tmp_path / "b_face.jpg")
+    shutil.copy(SAMPLE / "talking_head.mp4", tmp_path / "c_clip.mp4")
+    report = check_paths([tmp_path], engine=engine)
+    assert [codes(r) for r in report.files] == [["InvalidFile.Content"], [], []]

@@ -17,6 +17,7 @@ from preflight import (
     CheckOptions,
     FileReport,
     LazyEngine,
+    Severity,
     VideoFaceScan,
     check_paths,
     check_video,
@@ -105,7 +106,7 @@ def test_two_people_name_the_face_the_service_will_pick(scanned: Callable[..., F
     assert all(len(s.faces) == 2 for s in scan.samples)
     # The target is followed: the same person in every sample.
     boxes = [s.target_face.box.centre[0] for s in scan.samples if s.target_face is not None]
-    assert max(boxes) - min(boxes) < 0.1
+    assert len(boxes) == len(scan.samples) and max(boxes) - min(boxes) < 0.1
 
 
 def test_a_tiny_face_in_a_wide_frame_is_found_and_called_too_small(
@@ -155,16 +156,40 @@ def test_a_face_framed_too_low_is_cut_off(scanned: Callable[..., FileReport]) ->
     assert finding.details["max_outside_share"] > 0.1
 
 
-def test_a_damaged_video_gets_findings_not_a_traceback(media, tmp_path: Path, engine: LazyEngine) -> None:
-    path = media.write_video(
-        tmp_path / "cut short.mp4", width=640, height=640, duration=3.0, source="portrait"
-    )
+def test_damaged_frames_are_named_and_the_rest_still_checked(
+    media, tmp_path: Path, engine: LazyEngine
+) -> None:
+    path = media.write_video(tmp_path / "damaged.mp4", width=640, height=640, duration=4.0, source="portrait")
     data = path.read_bytes()
-    # Keep the header and index, garble the middle of the picture data.
-    middle = len(data) // 2
-    path.write_bytes(data[:middle] + bytes(len(data) // 4) + data[middle + len(data) // 4 :])
+    # Header and index intact; an eighth of the picture data zeroed from the middle on.
+    middle, span = len(data) // 2, len(data) // 8
+    path.write_bytes(data[:middle] + bytes(span) + data[middle + span :])
     report = check_video(path, engine=engine)
-    assert isinstance(report.findings, tuple)  # whatever the decoder made of it, no exception
+    assert face_codes(report) == ["Face.Unchecked"]
+    (finding,) = report.findings
+    assert finding.severity is Severity.WARNING
+    assert finding.details["damaged"] and min(finding.details["damaged"]) >= 1.5
+    assert "could not be decoded" in finding.message and "damaged" in finding.message
+    scan = face_scan(report)
+    assert all(len(s.faces) == 1 for s in scan.samples)  # what could be read was checked
+    assert scan.samples[-1].time < min(scan.damaged)
+
+
+def test_a_video_without_a_duration_says_its_faces_went_unchecked(
+    media, tmp_path: Path, engine: LazyEngine
+) -> None:
+    path = media.write_video(
+        tmp_path / "raw.h264",
+        width=640,
+        height=640,
+        duration=2.0,
+        source="portrait",
+        audio=False,
+        container_format="h264",
+    )
+    report = check_video(path, engine=engine)
+    assert "Face.Unchecked" in codes(report)
+    assert "how long" in next(f for f in report.findings if f.code == "Face.Unchecked").message
 
 
 def test_fast_and_audio_checks_never_load_the_face_engine(tmp_path: Path) -> None:
