@@ -127,7 +127,8 @@ def check_audio(
     *,
     engine: FaceEngine | None = None,
 ) -> FileReport:
-    """Check a file as the job's audio (the voice to sync)."""
+    """Check a file as the job's audio (the voice to sync). (``engine`` is unused until
+    speech analysis: it keeps the three checkers' signatures alike.)"""
     name = os.fspath(path)
     info = probe_media(name)
     return _report(name, "audio", audio_findings(info), options, info)
@@ -165,11 +166,15 @@ _CHECKERS: dict[Role, Callable[..., FileReport]] = {
 
 
 def check_file(
-    path: str | os.PathLike[str], role: Role | None = None, options: CheckOptions = _DEFAULT_OPTIONS
+    path: str | os.PathLike[str],
+    role: Role | None = None,
+    options: CheckOptions = _DEFAULT_OPTIONS,
+    *,
+    engine: FaceEngine | None = None,
 ) -> FileReport:
     """Check one file in the given role, or the role its extension or content says."""
     name = os.fspath(path)
-    return _CHECKERS[_role_or_fail(name, role)](name, options)
+    return _CHECKERS[_role_or_fail(name, role)](name, options, engine=engine)
 
 
 def _check_isolated(name: str, role: Role, options: CheckOptions, engine: FaceEngine) -> FileReport:

@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from ._face_match import match_score
-from ._face_rules import OTHER_PERSON_SHARE, clock, closest_match, is_cut_off, is_turned
+from ._face_rules import clock, closest_match, is_cut_off, is_turned, people
 from ._face_scan import FaceSample, ImageFaceScan, VideoFaceScan
 from ._faces import Box, Face, RGBImage
 from ._models import FileReport, Severity
@@ -96,13 +96,13 @@ def _reference_tile(
     for face in ref.faces:
         _draw_box(draw, face.box, (0, 0), picture.size, _REFERENCE, 3)
     label = "reference"
-    people = [f for f in ref.faces if f.box.height >= OTHER_PERSON_SHARE * ref.faces[0].box.height]
-    if len(people) == 1:
-        score = _best_score(people[0], video)
+    persons = people(ref.faces)
+    if len(persons) == 1:
+        score = _best_score(persons[0], video)
         if score is not None:
             label += f"  match {score:.2f}"
     else:
-        label += f"  {len(people)} faces"
+        label += f"  {len(persons)} faces"
     return picture, label, _REFERENCE
 
 

@@ -178,7 +178,7 @@ def video_face_findings(scan: VideoFaceScan) -> list[Finding]:
     return findings
 
 
-def _people(faces: Sequence[Face]) -> list[Face]:
+def people(faces: Sequence[Face]) -> list[Face]:
     """The faces that count as people: not far smaller than the largest (faces come
     largest first), so that a poster or a passer-by far behind does not."""
     if not faces:
@@ -187,13 +187,13 @@ def _people(faces: Sequence[Face]) -> list[Face]:
 
 
 def _multiple_faces(scan: VideoFaceScan) -> list[Finding]:
-    people = [_people(s.faces) for s in scan.samples]
-    several = [len(p) > 1 for p in people]
+    present = [people(s.faces) for s in scan.samples]
+    several = [len(p) > 1 for p in present]
     if not any(several):
         return []
-    first = people[0]
+    first = present[0]
     ranges = _ranges(scan, several)
-    most = max(len(p) for p in people)
+    most = max(len(p) for p in present)
     details: dict[str, Any] = {"max_faces": most, "ranges": ranges, "first_frame_faces": len(first)}
     if len(first) > 1:
         target, runner_up = first[0], first[1]
@@ -301,20 +301,20 @@ def ref_face_findings(scan: ImageFaceScan) -> list[Finding]:
             )
         ]
     largest = faces[0]
-    people = _people(faces)
-    if len(people) > 1:
+    persons = people(faces)
+    if len(persons) > 1:
         return [
             Finding(
                 "InvalidFile.Content",
                 Severity.ERROR,
-                f"{len(people)} faces in the reference image; the service rejects images with "
+                f"{len(persons)} faces in the reference image; the service rejects images with "
                 "more than one person. Crop it to the one face to sync.",
                 False,
-                {"faces": len(people), "boxes": [f.box.to_dict() for f in people]},
+                {"faces": len(persons), "boxes": [f.box.to_dict() for f in persons]},
             )
         ]
     findings: list[Finding] = []
-    if len(faces) > len(people):
+    if len(faces) > len(persons):
         findings.append(
             _finding(
                 "Face.Multiple",
@@ -366,10 +366,10 @@ def closest_match(reference: Face, samples: Sequence[FaceSample]) -> tuple[float
 
 def ref_match_findings(video: VideoFaceScan, ref: ImageFaceScan) -> list[Finding]:
     """Does the one face of the reference image appear in the video?"""
-    people = _people(ref.faces)
-    if len(people) != 1 or people[0].descriptor is None:
+    persons = people(ref.faces)
+    if len(persons) != 1 or persons[0].descriptor is None:
         return []  # InvalidFile.Content (or an unmeasurable face) already said it
-    found = closest_match(people[0], video.samples)
+    found = closest_match(persons[0], video.samples)
     if found is None:
         return []
     gap, sample, index = found

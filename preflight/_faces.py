@@ -164,10 +164,6 @@ class LazyEngine:
     def detect(self, rgb: RGBImage) -> list[Face]:
         return self._get().detect(rgb)
 
-    @property
-    def loaded(self) -> bool:
-        return self._engine is not None
-
     def close(self) -> None:
         if self._loader is not None:
             self._loader.join()
