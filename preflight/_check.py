@@ -12,7 +12,8 @@ from ._exceptions import FaceEngineError, PreflightError, UsageError
 from ._face_rules import ref_face_findings, ref_match_findings, unchecked, video_face_findings
 from ._face_scan import FaceScan, ImageFaceScan, VideoFaceScan, scan_image, scan_video
 from ._faces import FaceEngine, LazyEngine
-from ._models import CheckReport, FileReport, Finding, JobReport, Probe, Role, Severity
+from ._models import CheckReport, FileReport, Finding, JobReport, MediaInfo, Probe, Role, Severity
+from ._pair_rules import pair_findings
 from ._probe import image_decode_error, probe_image, probe_media
 from ._rules import audio_findings, image_findings, still_image_as_video, video_findings
 from ._sniff import guess_role, role_from_extension, sniff_file
@@ -306,8 +307,11 @@ def check_paths(
 def _job_report(explicit: list[FileReport], options: CheckOptions) -> JobReport:
     """Checks across the files given in roles."""
     by_role = {report.role: report for report in explicit}
-    findings: list[Finding] = []
-    video, ref = by_role.get("video"), by_role.get("ref")
+    video, audio, ref = by_role.get("video"), by_role.get("audio"), by_role.get("ref")
+    findings = pair_findings(
+        video.media if video is not None and isinstance(video.media, MediaInfo) else None,
+        audio.media if audio is not None and isinstance(audio.media, MediaInfo) else None,
+    )
     if (
         video is not None
         and ref is not None

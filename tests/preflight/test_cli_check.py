@@ -36,8 +36,10 @@ def test_a_good_job_exits_0_with_a_job_section(capsys) -> None:
     assert data["schema"] == "preflight.check/1"
     assert [f["role"] for f in data["files"]] == ["video", "audio", "ref"]
     assert all(f["ok"] and f["findings"] == [] for f in data["files"])
-    # The reference is the video's own face: the job says so, as information.
-    (match,) = data["job"]["findings"]
+    # The reference is the video's own face, and the video's sound will be replaced: the
+    # job says so, as information.
+    replaced, match = data["job"]["findings"]
+    assert (replaced["code"], replaced["severity"]) == ("Pair.VideoAudioReplaced", "info")
     assert (match["code"], match["severity"]) == ("Face.RefMatch", "info")
     assert match["details"]["match_score"] > 0.5
     assert data["summary"] == {"files": 3, "errors": 0, "warnings": 0}

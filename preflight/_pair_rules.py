@@ -1,0 +1,87 @@
+"""Checks across the files of one job: does the voice fit the video?
+
+The service "truncates the longer file to match the shorter one" unless the request sets
+``video_extension`` to true, in which case a video shorter than the voice is played
+forward, then backward, until the voice ends. It bills every second of the output.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import limits
+from ._models import Finding, MediaInfo
+from .codes import CODES
+
+#: Voice and video closer than this in length (one frame at 25 fps) count as equal: the
+#: service's cut would be invisible.
+DURATION_TOLERANCE_S = 0.04
+
+
+def _finding(code: str, message: str, **details: Any) -> Finding:
+    return Finding(code, CODES[code].severity, message, False, details)
+
+
+def _stream_duration(info: MediaInfo, kind: str) -> float | None:
+    streams = info.video if kind == "video" else info.audio
+    if not streams:
+        return None
+    duration = streams[0].duration
+    return duration if duration is not None else info.duration
+
+
+def _cny(seconds: float) -> str:
+    return f"{seconds * limits.PRICE_CNY_PER_SECOND:.2f} CNY"
+
+
+def pair_findings(video: MediaInfo | None, audio: MediaInfo | None) -> list[Finding]:
+    """``Pair.*`` findings for a job's video and audio (either may be missing or unread)."""
+    if video is None or audio is None or not video.opened or not audio.opened:
+        return []
+    findings: list[Finding] = []
+    video_s, audio_s = _stream_duration(video, "video"), _stream_duration(audio, "audio")
+    if video_s is not None and audio_s is not None:
+        findings.extend(_duration_mismatch(video_s, audio_s))
+    if video.audio:
+        findings.append(
+            _finding(
+                "Pair.VideoAudioReplaced",
+                "The video has its own sound track; the service replaces it with the new voice, "
+                "so nothing of it (music, room sound) survives in the result.",
+                video_audio_streams=len(video.audio),
+            )
+        )
+    return findings
+
+
+def _duration_mismatch(video_s: float, audio_s: float) -> list[Finding]:
+    gap = audio_s - video_s
+    if abs(gap) <= DURATION_TOLERANCE_S:
+        return []
+    details = {
+        "video_s": round(video_s, 3),
+        "audio_s": round(audio_s, 3),
+        "difference_s": round(gap, 3),
+    }
+    if gap > 0:
+        message = (
+            f"The voice ({audio_s:.2f} s) is {gap:.2f} s longer than the video ({video_s:.2f} s). "
+            f"By default the service cuts the voice to {video_s:.2f} s, so its last {gap:.2f} s "
+            f"are never heard; with video_extension=true it plays the video forward, then "
+            f"backward, to cover all {audio_s:.2f} s instead (output {audio_s:.2f} s, "
+            f"{_cny(audio_s)} against {_cny(video_s)})."
+        )
+        details.update(
+            output_s=round(video_s, 3),
+            output_with_video_extension_s=round(audio_s, 3),
+            lost_s=round(gap, 3),
+        )
+    else:
+        message = (
+            f"The video ({video_s:.2f} s) is {-gap:.2f} s longer than the voice ({audio_s:.2f} s). "
+            f"The service cuts the video to {audio_s:.2f} s: its last {-gap:.2f} s are dropped "
+            "(video_extension changes nothing here). Pad the voice with silence to keep them; "
+            "the mouth stays closed in silent parts."
+        )
+        details.update(output_s=round(audio_s, 3), lost_s=round(-gap, 3))
+    return [_finding("Pair.DurationMismatch", message, **details)]
