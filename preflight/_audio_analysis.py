@@ -1,0 +1,256 @@
+"""Listening to the voice: loudness, peaks, clipping, silence, speech activity and noise.
+
+One decoding pass feeds two consumers:
+
+- FFmpeg's ``ebur128`` filter (through PyAV) for integrated loudness (ITU-R BS.1770 /
+  EBU R128, LUFS), sample peak and true peak: a reference implementation, in C;
+- a copy at the native rate as 32-bit float for clipping, and a 16 kHz mono mix-down
+  (plus per-channel levels) for speech activity, pauses, digital silence and noise, in
+  NumPy over 30 ms frames.
+
+Nothing here judges: ``_audio_rules`` turns these facts into findings.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+import av.filter
+import numpy as np
+import numpy.typing as npt
+
+#: Speech analysis runs on a 16 kHz mono mix-down (the rate lip-sync models use).
+ANALYSIS_RATE = 16000
+#: Frame length for speech activity.
+FRAME_S = 0.03
+#: A frame is speech when louder than the noise floor by this much...
+SPEECH_ABOVE_FLOOR_DB = 12.0
+#: ...and louder than this absolute level (a whisper at normal recording level).
+SPEECH_MIN_DBFS = -55.0
+#: Speech bursts closer than this are one stretch of speech (the gaps between words).
+SPEECH_BRIDGE_S = 0.3
+#: Samples at or beyond this magnitude are at full scale.
+FULL_SCALE = 0.999
+#: This many full-scale samples in a row are a clipped run (one may be a true peak).
+CLIP_RUN = 3
+#: Exact-zero stretches at least this long are digital silence.
+DIGITAL_SILENCE_S = 0.1
+
+
+@dataclass(frozen=True)
+class AudioAnalysis:
+    """What the voice sounds like, measured."""
+
+    duration: float
+    sample_rate: int
+    channels: int
+    #: Integrated loudness (LUFS); None when the voice is too short or all silence.
+    loudness_lufs: float | None
+    #: Highest sample and true (4x oversampled) peak, dBFS / dBTP.
+    sample_peak_dbfs: float | None
+    true_peak_dbtp: float | None
+    #: Runs of at least ``CLIP_RUN`` full-scale samples.
+    clipped_runs: int
+    #: Level (dBFS RMS) of each channel, to spot a dead one.
+    channel_levels_db: tuple[float, ...]
+    #: Speech activity: the share of the clip with speech and the speech stretches (s).
+    speech_share: float
+    speech_ranges: tuple[tuple[float, float], ...]
+    #: Noise floor (dBFS, quietest 10% of frames) and speech level (median speech frame).
+    noise_floor_db: float
+    speech_level_db: float | None
+    #: Stretches (s) of exact digital zero.
+    digital_silence: tuple[tuple[float, float], ...] = field(default=())
+
+    @property
+    def snr_db(self) -> float | None:
+        if self.speech_level_db is None:
+            return None
+        return self.speech_level_db - self.noise_floor_db
+
+    @property
+    def leading_silence(self) -> float:
+        return self.speech_ranges[0][0] if self.speech_ranges else self.duration
+
+    @property
+    def trailing_silence(self) -> float:
+        return self.duration - self.speech_ranges[-1][1] if self.speech_ranges else self.duration
+
+    @property
+    def pauses(self) -> list[tuple[float, float]]:
+        """Silences between stretches of speech."""
+        return [(a[1], b[0]) for a, b in zip(self.speech_ranges, self.speech_ranges[1:], strict=False)]
+
+    def to_dict(self) -> dict[str, Any]:
+        def rounded(value: float | None) -> float | None:
+            return None if value is None else round(value, 2)
+
+        return {
+            "duration": round(self.duration, 3),
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+            "loudness_lufs": rounded(self.loudness_lufs),
+            "sample_peak_dbfs": rounded(self.sample_peak_dbfs),
+            "true_peak_dbtp": rounded(self.true_peak_dbtp),
+            "clipped_runs": self.clipped_runs,
+            "channel_levels_db": [round(v, 1) for v in self.channel_levels_db],
+            "speech_share": round(self.speech_share, 3),
+            "speech_ranges": [[round(a, 2), round(b, 2)] for a, b in self.speech_ranges],
+            "noise_floor_db": round(self.noise_floor_db, 1),
+            "speech_level_db": rounded(self.speech_level_db),
+            "snr_db": rounded(self.snr_db),
+            "digital_silence": [[round(a, 2), round(b, 2)] for a, b in self.digital_silence],
+        }
+
+
+def _db(power: npt.NDArray[np.float64] | float) -> Any:
+    return 10 * np.log10(np.maximum(power, 1e-12))
+
+
+def _amplitude_db(value: float | None) -> float | None:
+    if value is None or value <= 0:
+        return None
+    return 20 * math.log10(value)
+
+
+class _Loudness:
+    """FFmpeg's ebur128 filter; its last frame's metadata holds the totals."""
+
+    def __init__(self, stream: Any) -> None:
+        self._graph = av.filter.Graph()
+        source = self._graph.add_abuffer(template=stream)
+        meter = self._graph.add("ebur128", "metadata=1:peak=sample+true")
+        sink = self._graph.add("abuffersink")
+        source.link_to(meter)
+        meter.link_to(sink)
+        self._graph.configure()
+        self.totals: dict[str, str] = {}
+
+    def push(self, frame: Any) -> None:
+        self._graph.push(frame)
+        while True:
+            try:
+                out = self._graph.pull()
+            except (av.BlockingIOError, av.EOFError):
+                return
+            if out.metadata:
+                self.totals = dict(out.metadata)
+
+    def value(self, key: str) -> float | None:
+        try:
+            return float(self.totals[key])
+        except (KeyError, ValueError):
+            return None
+
+
+def _runs(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
+    """(start, stop) index pairs of the True runs in ``mask``."""
+    padded = np.concatenate([[False], mask, [False]])
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
+def _clipped_runs(full: npt.NDArray[np.bool_], carry: int) -> tuple[int, int]:
+    """Clipped runs that reach ``CLIP_RUN`` in this block (a run that began in the block
+    before counts once), and the full-scale samples it ends with."""
+    count = 0
+    for start, stop in _runs(full):
+        before = carry if start == 0 else 0
+        if before < CLIP_RUN <= before + stop - start:
+            count += 1
+    if not full.size or not full[-1]:
+        return count, 0
+    below = np.flatnonzero(~full)
+    return count, (len(full) - int(below[-1]) - 1) if below.size else carry + len(full)
+
+
+def analyse_audio(path: str | os.PathLike[str], stream_index: int | None = None) -> AudioAnalysis | None:
+    """Decode the voice once and measure it. None when no audio could be decoded."""
+    with av.open(os.fspath(path)) as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0] if stream_index is None else container.streams[stream_index]
+        rate = stream.rate or stream.codec_context.sample_rate
+        layout = stream.layout.name if stream.layout else "mono"
+        channels = stream.channels or 1
+        loudness = _Loudness(stream)
+        native = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+        speech = av.AudioResampler(format="fltp", layout=layout, rate=ANALYSIS_RATE)
+        clipped_runs = 0
+        carry = 0  # full-scale samples (any channel) that ended the previous frame
+        blocks: list[npt.NDArray[np.float32]] = []
+        for frame in container.decode(stream):
+            loudness.push(frame)
+            for converted in native.resample(frame):
+                full = np.asarray((np.abs(converted.to_ndarray()) >= FULL_SCALE).any(axis=0), dtype=np.bool_)
+                counted, carry = _clipped_runs(full, carry)
+                clipped_runs += counted
+            blocks.extend(f.to_ndarray().astype(np.float32) for f in speech.resample(frame))
+        loudness.push(None)
+        blocks.extend(f.to_ndarray().astype(np.float32) for f in speech.resample(None))
+    if not blocks:
+        return None
+    planes = np.concatenate(blocks, axis=1).astype(np.float64)
+    mono = planes.mean(axis=0)
+    return _measure(mono, planes, rate, channels, loudness, clipped_runs)
+
+
+def _measure(
+    mono: npt.NDArray[np.float64],
+    planes: npt.NDArray[np.float64],
+    rate: int,
+    channels: int,
+    loudness: _Loudness,
+    clipped_runs: int,
+) -> AudioAnalysis:
+    duration = len(mono) / ANALYSIS_RATE
+    size = int(FRAME_S * ANALYSIS_RATE)
+    count = len(mono) // size
+    frames = mono[: count * size].reshape(count, size) if count else np.zeros((1, size))
+    level = _db((frames**2).mean(axis=1))  # digital zero reads -120 dB
+    zero = np.all(frames == 0.0, axis=1)
+    # The quietest tenth of the clip: the room (or the digital silence) between words.
+    floor = float(np.percentile(level, 10))
+    speaking = (level > floor + SPEECH_ABOVE_FLOOR_DB) & (level > SPEECH_MIN_DBFS) & ~zero
+    ranges = _bridged([(a * FRAME_S, b * FRAME_S) for a, b in _runs(speaking)])
+    speech_level = float(np.median(level[speaking])) if speaking.any() else None
+    silence = [
+        (a / ANALYSIS_RATE, b / ANALYSIS_RATE)
+        for a, b in _runs(np.asarray(mono == 0.0, dtype=np.bool_))
+        if (b - a) / ANALYSIS_RATE >= DIGITAL_SILENCE_S
+    ]
+    return AudioAnalysis(
+        duration=duration,
+        sample_rate=rate,
+        channels=channels,
+        loudness_lufs=_finite(loudness.value("lavfi.r128.I")),
+        sample_peak_dbfs=_amplitude_db(loudness.value("lavfi.r128.sample_peak")),
+        true_peak_dbtp=_amplitude_db(loudness.value("lavfi.r128.true_peak")),
+        clipped_runs=clipped_runs,
+        channel_levels_db=tuple(float(_db(float((p**2).mean()))) for p in planes),
+        speech_share=sum(b - a for a, b in ranges) / duration if duration else 0.0,
+        speech_ranges=tuple(ranges),
+        noise_floor_db=floor,
+        speech_level_db=speech_level,
+        digital_silence=tuple(silence),
+    )
+
+
+def _finite(value: float | None) -> float | None:
+    # ebur128 reports -70 LUFS (its absolute gate) when nothing passed the gate.
+    return None if value is None or value <= -70.0 else value
+
+
+def _bridged(ranges: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    merged: list[tuple[float, float]] = []
+    for start, stop in ranges:
+        if merged and start - merged[-1][1] < SPEECH_BRIDGE_S:
+            merged[-1] = (merged[-1][0], stop)
+        else:
+            merged.append((start, stop))
+    # A lone click is no speech.
+    return [(a, b) for a, b in merged if b - a >= 0.1]
