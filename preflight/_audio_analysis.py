@@ -27,8 +27,9 @@ import numpy.typing as npt
 ANALYSIS_RATE = 16000
 #: Frame length for speech activity.
 FRAME_S = 0.03
-#: A frame is speech when louder than the noise floor by this much...
-SPEECH_ABOVE_FLOOR_DB = 12.0
+#: A frame is speech when louder than the noise floor by this much (30 ms of steady noise
+#: varies by about 1 dB, so 6 dB keeps noise out and still finds speech in loud noise)...
+SPEECH_ABOVE_FLOOR_DB = 6.0
 #: ...and louder than this absolute level (a whisper at normal recording level).
 SPEECH_MIN_DBFS = -55.0
 #: Speech bursts closer than this are one stretch of speech (the gaps between words).

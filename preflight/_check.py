@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from . import limits
+from ._audio_analysis import AudioAnalysis, analyse_audio
+from ._audio_rules import AUDIO_CONTENT_CODES, audio_content_findings, audio_unchecked
 from ._exceptions import FaceEngineError, PreflightError, UsageError
 from ._face_rules import ref_face_findings, ref_match_findings, unchecked, video_face_findings
 from ._face_scan import FaceScan, ImageFaceScan, VideoFaceScan, scan_image, scan_video
@@ -48,6 +50,10 @@ class CheckOptions:
             return False
         return not matches(code, self.ignore)
 
+    def analyses_speech(self) -> bool:
+        """The voice is listened to unless ``fast``, or unless no finding from it would show."""
+        return not self.fast and any(self.keeps_code(code) for code in _SPEECH_CODES)
+
     def analyses_faces(self, role: Role = "video") -> bool:
         """Faces are looked at unless ``fast``, or unless no face finding would be shown."""
         wanted = _FACE_CODES if role == "video" else (*_FACE_CODES, "InvalidFile.Content")
@@ -55,6 +61,7 @@ class CheckOptions:
 
 
 _FACE_CODES = tuple(code for code in CODES if code.startswith("Face."))
+_SPEECH_CODES = AUDIO_CONTENT_CODES
 _DEFAULT_OPTIONS = CheckOptions()
 
 
@@ -65,9 +72,10 @@ def _report(
     options: CheckOptions,
     media: Probe | None,
     faces: FaceScan | None = None,
+    speech: AudioAnalysis | None = None,
 ) -> FileReport:
     kept = tuple(f for f in findings if options.keeps(f))
-    return FileReport(path=path, role=role, findings=kept, media=media, faces=faces)
+    return FileReport(path=path, role=role, findings=kept, media=media, faces=faces, speech=speech)
 
 
 @contextmanager
@@ -128,11 +136,27 @@ def check_audio(
     *,
     engine: FaceEngine | None = None,
 ) -> FileReport:
-    """Check a file as the job's audio (the voice to sync). (``engine`` is unused until
-    speech analysis: it keeps the three checkers' signatures alike.)"""
+    """Check a file as the job's audio (the voice to sync), listening to it unless
+    ``options.fast``. (``engine`` is unused: it keeps the checkers' signatures alike.)"""
     name = os.fspath(path)
     info = probe_media(name)
-    return _report(name, "audio", audio_findings(info), options, info)
+    findings = audio_findings(info)
+    speech: AudioAnalysis | None = None
+    if (
+        options.analyses_speech()
+        and info.audio
+        and not any(f.code == "InvalidFile.Openerror" for f in findings)
+    ):
+        try:
+            speech = analyse_audio(name, info.audio[0].index)
+        except Exception as exc:  # a decoder failure is this file's finding, not a crash
+            findings.append(audio_unchecked(f"{type(exc).__name__}: {exc}"))
+        else:
+            if speech is None:
+                findings.append(audio_unchecked("no audio could be decoded"))
+            else:
+                findings.extend(audio_content_findings(speech))
+    return _report(name, "audio", findings, options, info, speech=speech)
 
 
 def check_image(

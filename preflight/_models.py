@@ -13,6 +13,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from ._audio_analysis import AudioAnalysis
     from ._face_scan import FaceScan
 
 Role = Literal["video", "audio", "ref"]
@@ -162,6 +163,8 @@ class FileReport:
     #: The face scan (a ``VideoFaceScan`` or ``ImageFaceScan``); None when faces were not
     #: analysed (audio, ``fast``, or a file that cannot be read).
     faces: FaceScan | None = None
+    #: What the voice sounds like (an ``AudioAnalysis``); None when not analysed.
+    speech: AudioAnalysis | None = None
 
     @property
     def ok(self) -> bool:
@@ -179,6 +182,7 @@ class FileReport:
             "findings": [f.to_dict() for f in self.findings],
             "media": self.media.to_dict() if self.media is not None else None,
             "faces": self.faces.to_dict() if self.faces is not None else None,
+            "speech": self.speech.to_dict() if self.speech is not None else None,
         }
 
 

@@ -59,7 +59,7 @@ def test_real_clip_facts_match_their_published_description(shared_media: Path) -
 def test_real_voices_pass_and_report_their_format(
     shared_media: Path, name: str, rate: int, channels: int, depth: int
 ) -> None:
-    report = check_audio(shared_media / name)
+    report = check_audio(shared_media / name, CheckOptions(fast=True))  # the container facts
     assert report.findings == ()
     assert report.media is not None
     (audio,) = report.media.audio
@@ -141,3 +141,9 @@ def test_a_screenshot_matches_its_clip_and_a_stranger_does_not(
     assert [f.code for f in same.job.findings] == ["Face.RefMatch"]
     assert same.job.findings[0].details["match_score"] > 0.5
     assert [f.code for f in other.job.findings] == ["Face.RefMismatch"]
+
+
+def test_a_radio_voice_that_hits_full_scale_is_called_clipped(shared_media: Path) -> None:
+    report = check_audio(shared_media / "SadTalker__driven_audio__RD_Radio31_000.wav")
+    assert [f.code for f in report.findings] == ["Audio.Clipping"]
+    assert report.findings[0].details["clipped_runs"] > 0

@@ -1,0 +1,191 @@
+"""The voice, measured, turned into findings: is it the "clear, loud human voice" the
+service asks for?
+
+Every threshold is ours (the service gives none) and lives here, with its reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._audio_analysis import AudioAnalysis
+from ._models import Finding
+from .codes import CODES
+
+#: Integrated loudness below this (LUFS) is too quiet. Broadcast speech sits at -23 LUFS
+#: (EBU R128), online speech at -16; at -28 the voice is 5 LU under broadcast level, and
+#: the service asks for a loud voice (its model reads mouth shapes from the voice's energy).
+QUIET_LUFS = -28.0
+#: A true peak above this (dBTP) distorts once encoded, even without flat-topped samples.
+HOT_TRUE_PEAK_DBTP = 1.0
+#: Speech against the noise floor (dB) below this is noisy: at 20 dB, noise is plainly
+#: audible between words, and the model opens the mouth on it.
+MIN_SNR_DB = 20.0
+#: Less speech than this share of the clip is no speech at all (a cough, a breath)...
+NO_SPEECH_SHARE = 0.05
+#: ...and less than this is mostly silence: the face will mostly sit with its mouth shut.
+MOSTLY_SILENCE_SHARE = 0.4
+#: A single silence longer than this (s) is worth knowing about: a closed mouth that long
+#: looks frozen.
+LONG_SILENCE_S = 5.0
+#: Below this sample rate the voice is band-limited (8 kHz is telephone audio): mouth
+#: shapes for s, f and t live in the high frequencies it has lost.
+MIN_SAMPLE_RATE = 16000
+#: A channel this much (dB) quieter than the loudest is dead: mixing down halves the voice.
+DEAD_CHANNEL_DB = 30.0
+
+
+#: The codes this analysis can give (when none is selected, the voice is not decoded).
+AUDIO_CONTENT_CODES = (
+    "Audio.Quiet",
+    "Audio.Clipping",
+    "Audio.NoSpeech",
+    "Audio.MostlySilence",
+    "Audio.LongSilence",
+    "Audio.Noisy",
+    "Audio.DigitalSilence",
+    "Audio.LowSampleRate",
+    "Audio.SilentChannel",
+    "Audio.Unchecked",
+)
+
+
+def audio_unchecked(reason: str) -> Finding:
+    return _finding("Audio.Unchecked", f"The voice could not be analysed: {reason}.", error=reason)
+
+
+def _finding(code: str, message: str, fixable: bool = False, **details: Any) -> Finding:
+    return Finding(code, CODES[code].severity, message, fixable, details)
+
+
+def _span(ranges: list[tuple[float, float]]) -> str:
+    shown = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b in ranges[:4])
+    return shown + (f" and {len(ranges) - 4} more" if len(ranges) > 4 else "")
+
+
+def audio_content_findings(analysis: AudioAnalysis) -> list[Finding]:
+    speech = _speech_findings(analysis)
+    if any(f.code == "Audio.NoSpeech" for f in speech):
+        return speech + _format_findings(analysis)  # how loud or clean nothing is, is moot
+    return _level_findings(analysis) + speech + _format_findings(analysis)
+
+
+def _level_findings(a: AudioAnalysis) -> list[Finding]:
+    findings: list[Finding] = []
+    if a.loudness_lufs is not None and a.loudness_lufs < QUIET_LUFS:
+        findings.append(
+            _finding(
+                "Audio.Quiet",
+                f"The voice is quiet: {a.loudness_lufs:.1f} LUFS integrated (want at least "
+                f"{QUIET_LUFS:.0f}; speech is usually -23 to -16). preflight fix normalises it.",
+                True,
+                loudness_lufs=round(a.loudness_lufs, 2),
+                min_lufs=QUIET_LUFS,
+            )
+        )
+    hot = a.true_peak_dbtp is not None and a.true_peak_dbtp > HOT_TRUE_PEAK_DBTP
+    if a.clipped_runs or hot:
+        findings.append(
+            _finding(
+                "Audio.Clipping",
+                f"The voice clips: {a.clipped_runs} run(s) of flat-topped samples at full scale, "
+                f"true peak {a.true_peak_dbtp:+.1f} dBTP. Clipping is distortion no fix can undo; "
+                "record or export it again with more headroom.",
+                clipped_runs=a.clipped_runs,
+                true_peak_dbtp=None if a.true_peak_dbtp is None else round(a.true_peak_dbtp, 2),
+            )
+        )
+    return findings
+
+
+def _speech_findings(a: AudioAnalysis) -> list[Finding]:
+    findings: list[Finding] = []
+    if a.speech_share < NO_SPEECH_SHARE:
+        return [
+            _finding(
+                "Audio.NoSpeech",
+                f"No speech found: only {a.speech_share:.0%} of the {a.duration:.1f} s sounds like "
+                "a voice; the service would keep the mouth closed throughout.",
+                speech_share=round(a.speech_share, 3),
+            )
+        ]
+    if a.speech_share < MOSTLY_SILENCE_SHARE:
+        findings.append(
+            _finding(
+                "Audio.MostlySilence",
+                f"Mostly silence: speech fills {a.speech_share:.0%} of the clip (leading "
+                f"{a.leading_silence:.1f} s, trailing {a.trailing_silence:.1f} s); the mouth stays "
+                "closed in the silences. Trim them.",
+                speech_share=round(a.speech_share, 3),
+                leading_s=round(a.leading_silence, 2),
+                trailing_s=round(a.trailing_silence, 2),
+            )
+        )
+    silences = [(0.0, a.leading_silence), *a.pauses, (a.duration - a.trailing_silence, a.duration)]
+    long = [(x, y) for x, y in silences if y - x > LONG_SILENCE_S]
+    if long:
+        findings.append(
+            _finding(
+                "Audio.LongSilence",
+                f"Silence longer than {LONG_SILENCE_S:.0f} s at {_span(long)}; a face that long with "
+                "its mouth shut looks frozen.",
+                ranges=[[round(x, 2), round(y, 2)] for x, y in long],
+            )
+        )
+    snr = a.snr_db
+    if snr is not None and snr < MIN_SNR_DB:
+        findings.append(
+            _finding(
+                "Audio.Noisy",
+                f"The voice is noisy: speech stands {snr:.0f} dB above the noise floor "
+                f"({a.noise_floor_db:.0f} dBFS; want at least {MIN_SNR_DB:.0f} dB). The model "
+                "moves the mouth on noise too. preflight fix denoises it.",
+                True,
+                snr_db=round(snr, 1),
+                noise_floor_db=round(a.noise_floor_db, 1),
+                min_snr_db=MIN_SNR_DB,
+            )
+        )
+    inside = [
+        (x, y)
+        for x, y in a.digital_silence
+        if a.speech_ranges and x > a.speech_ranges[0][0] and y < a.speech_ranges[-1][1]
+    ]
+    if inside:
+        findings.append(
+            _finding(
+                "Audio.DigitalSilence",
+                f"Pauses gated to digital zero at {_span(inside)}; lip-sync models misbehave on "
+                "exact silence. Leave the room sound in (turn off the noise gate).",
+                ranges=[[round(x, 2), round(y, 2)] for x, y in inside],
+            )
+        )
+    return findings
+
+
+def _format_findings(a: AudioAnalysis) -> list[Finding]:
+    findings: list[Finding] = []
+    if a.sample_rate < MIN_SAMPLE_RATE:
+        findings.append(
+            _finding(
+                "Audio.LowSampleRate",
+                f"Sampled at {a.sample_rate} Hz (telephone quality below {MIN_SAMPLE_RATE}); the "
+                "sounds that shape s, f and t are gone. Use the original recording.",
+                sample_rate=a.sample_rate,
+                min_sample_rate=MIN_SAMPLE_RATE,
+            )
+        )
+    levels = a.channel_levels_db
+    if len(levels) > 1 and min(levels) < max(levels) - DEAD_CHANNEL_DB:
+        dead = levels.index(min(levels))
+        findings.append(
+            _finding(
+                "Audio.SilentChannel",
+                f"Channel {dead + 1} of {len(levels)} is silent ({levels[dead]:.0f} dBFS against "
+                f"{max(levels):.0f}); mixed down, the voice loses half its level. preflight fix "
+                "keeps the live channel.",
+                True,
+                channel_levels_db=[round(v, 1) for v in levels],
+            )
+        )
+    return findings

@@ -1,0 +1,176 @@
+"""Is the voice the "clear, loud human voice" the service asks for?
+
+Voices are synthesised on the fly (glottal buzz through vowel formants, four syllables a
+second, pauses between words, a quiet room under it) and mixed with noise, silence and
+gain changes; real speech from ../shared/media checks that clean voices stay quiet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+import numpy as np
+import pyloudnorm
+import pytest
+
+from preflight import CheckOptions, FileReport, check_audio
+from preflight._audio_analysis import analyse_audio
+from tests.conftest import SAMPLE
+
+RATE = 16000
+CONTENT = (
+    "Audio.Quiet",
+    "Audio.Clipping",
+    "Audio.NoSpeech",
+    "Audio.MostlySilence",
+    "Audio.LongSilence",
+    "Audio.Noisy",
+    "Audio.DigitalSilence",
+    "Audio.LowSampleRate",
+    "Audio.SilentChannel",
+)
+
+
+def content_codes(report: FileReport) -> list[str]:
+    return [f.code for f in report.findings if f.code in CONTENT]
+
+
+def room(seconds: float, level_db: float = -66.0, rate: int = RATE, seed: int = 3) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0.0, 10 ** (level_db / 20), round(seconds * rate))
+
+
+@pytest.fixture()
+def voice_file(media, tmp_path: Path) -> Callable[..., Path]:
+    def write(name: str, signal: np.ndarray, rate: int = RATE) -> Path:
+        return media.write_audio(tmp_path / name, signal=signal, sample_rate=rate)
+
+    return write
+
+
+def finding(report: FileReport, code: str):  # type: ignore[no-untyped-def]
+    return next(f for f in report.findings if f.code == code)
+
+
+def test_a_clean_voice_has_nothing_to_report() -> None:
+    report = check_audio(SAMPLE / "voice.wav")
+    assert report.findings == ()
+    assert report.speech is not None
+    assert -24 < (report.speech.loudness_lufs or 0) < -14
+    assert report.speech.speech_share > 0.6 and (report.speech.snr_db or 0) > 40
+
+
+def test_a_quiet_voice_is_too_quiet(media, voice_file) -> None:
+    report = check_audio(voice_file("quiet.wav", media.voice_like(4.0, RATE, level_db=-30.0)))
+    assert content_codes(report) == ["Audio.Quiet"]
+    details = finding(report, "Audio.Quiet").details
+    assert details["loudness_lufs"] < -38 and details["min_lufs"] == -28.0
+
+
+def test_an_overdriven_voice_clips(media, voice_file) -> None:
+    hot = np.clip(media.voice_like(4.0, RATE) * 6, -1, 1)
+    report = check_audio(voice_file("hot.wav", hot))
+    assert "Audio.Clipping" in content_codes(report)
+    assert finding(report, "Audio.Clipping").details["clipped_runs"] > 10
+
+
+def test_a_voice_over_loud_hiss_is_noisy(media, voice_file) -> None:
+    noisy = media.voice_like(4.0, RATE, room_db=None) + room(4.0, level_db=-24.0)
+    report = check_audio(voice_file("noisy.wav", noisy))
+    assert content_codes(report) == ["Audio.Noisy"]
+    details = finding(report, "Audio.Noisy").details
+    assert details["snr_db"] < 20 and details["noise_floor_db"] == pytest.approx(-24, abs=3)
+
+
+def test_room_sound_alone_is_no_speech(voice_file) -> None:
+    report = check_audio(voice_file("room.wav", room(4.0, level_db=-50.0)))
+    assert content_codes(report) == ["Audio.NoSpeech"]
+
+
+def test_a_short_line_in_a_long_silence_is_mostly_silence(media, voice_file) -> None:
+    signal = np.concatenate([room(1.5), media.voice_like(1.5, RATE), room(3.0, seed=4)])
+    report = check_audio(voice_file("sparse.wav", signal))
+    assert content_codes(report) == ["Audio.MostlySilence"]
+    details = finding(report, "Audio.MostlySilence").details
+    assert details["speech_share"] < 0.4
+    assert details["leading_s"] == pytest.approx(1.5, abs=0.3) and details["trailing_s"] == pytest.approx(
+        3.0, abs=0.3
+    )
+
+
+def test_a_pause_of_six_seconds_is_a_long_silence(media, voice_file) -> None:
+    signal = np.concatenate([media.voice_like(5.0, RATE), room(6.0), media.voice_like(5.0, RATE, seed=8)])
+    report = check_audio(voice_file("pause.wav", signal))
+    assert content_codes(report) == ["Audio.LongSilence"]
+    ((start, end),) = finding(report, "Audio.LongSilence").details["ranges"]
+    assert start == pytest.approx(5.0, abs=0.4) and end == pytest.approx(11.0, abs=0.4)
+
+
+def test_pauses_gated_to_digital_zero_are_found(media, voice_file) -> None:
+    gated = media.voice_like(4.0, RATE, room_db=None)  # nothing at all between words
+    report = check_audio(voice_file("gated.wav", gated))
+    assert content_codes(report) == ["Audio.DigitalSilence"]
+    assert finding(report, "Audio.DigitalSilence").details["ranges"]
+
+
+def test_telephone_audio_is_band_limited(media, voice_file) -> None:
+    report = check_audio(voice_file("phone.wav", media.voice_like(4.0, 8000), rate=8000))
+    assert content_codes(report) == ["Audio.LowSampleRate"]
+
+
+def test_a_dead_channel_in_stereo_is_found(media, voice_file) -> None:
+    voice = media.voice_like(4.0, RATE)
+    report = check_audio(voice_file("one side.wav", np.vstack([voice, np.zeros_like(voice)])))
+    assert content_codes(report) == ["Audio.SilentChannel"]
+    levels = finding(report, "Audio.SilentChannel").details["channel_levels_db"]
+    assert levels[0] > -30 and levels[1] < -100
+
+
+def reference_loudness(path: Path) -> float:
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="fltp", layout=stream.layout.name, rate=stream.rate)
+        planes = [f.to_ndarray() for frame in container.decode(stream) for f in resampler.resample(frame)]
+        rate = stream.rate
+    data = np.concatenate(planes, axis=1).T.astype(np.float64)
+    return float(pyloudnorm.Meter(rate).integrated_loudness(data))
+
+
+@pytest.mark.parametrize(
+    ("rate", "channels", "level"), [(16000, 1, -6.0), (48000, 2, -20.0), (44100, 2, -3.0)]
+)
+def test_loudness_agrees_with_a_reference_meter(
+    media, tmp_path: Path, rate: int, channels: int, level: float
+) -> None:
+    path = media.write_audio(
+        tmp_path / "v.wav", duration=6.0, sample_rate=rate, channels=channels, level_db=level
+    )
+    ours = analyse_audio(path)
+    assert ours is not None and ours.loudness_lufs is not None
+    assert ours.loudness_lufs == pytest.approx(reference_loudness(path), abs=0.5)
+
+
+def test_fast_and_container_selections_do_not_listen() -> None:
+    assert check_audio(SAMPLE / "voice.wav", CheckOptions(fast=True)).speech is None
+    assert check_audio(SAMPLE / "voice.wav", CheckOptions(select=("InvalidFile",))).speech is None
+    assert check_audio(SAMPLE / "voice.wav", CheckOptions(select=("Audio.Quiet",))).speech is not None
+
+
+@pytest.mark.parametrize("name", ["MuseTalk__audio__eng.wav", "SadTalker__driven_audio__japanese.wav"])
+def test_real_clean_speech_stays_quiet(shared_media: Path, name: str) -> None:
+    report = check_audio(shared_media / name)
+    assert content_codes(report) == []
+    assert report.speech is not None and report.speech.speech_share > 0.7
+    assert report.speech.loudness_lufs == pytest.approx(reference_loudness(shared_media / name), abs=0.5)
+
+
+def test_real_speech_mixed_with_noise_is_noisy(shared_media: Path, media, tmp_path: Path) -> None:
+    with av.open(str(shared_media / "MuseTalk__audio__eng.wav")) as container:
+        speech = np.concatenate(
+            [f.to_ndarray().astype(np.float64).ravel() for f in container.decode(audio=0)]
+        )
+    speech = speech[: 20 * RATE] / 32768.0
+    noisy = speech + room(len(speech) / RATE, level_db=-28.0)
+    report = check_audio(media.write_audio(tmp_path / "street.wav", signal=noisy, sample_rate=RATE))
+    assert "Audio.Noisy" in content_codes(report)
