@@ -335,6 +335,7 @@ def _job_report(explicit: list[FileReport], options: CheckOptions) -> JobReport:
     findings = pair_findings(
         video.media if video is not None and isinstance(video.media, MediaInfo) else None,
         audio.media if audio is not None and isinstance(audio.media, MediaInfo) else None,
+        audio.speech if audio is not None else None,
     )
     if (
         video is not None

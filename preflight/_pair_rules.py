@@ -10,12 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from . import limits
+from ._audio_analysis import AudioAnalysis
 from ._models import Finding, MediaInfo
 from .codes import CODES
 
 #: Voice and video closer than this in length (one frame at 25 fps) count as equal: the
 #: service's cut would be invisible.
 DURATION_TOLERANCE_S = 0.04
+#: Less speech than this (s) past the video's end is a breath or a click, not words.
+SPEECH_CUT_MIN_S = 0.2
 
 
 def _finding(code: str, message: str, **details: Any) -> Finding:
@@ -34,14 +37,19 @@ def _cny(seconds: float) -> str:
     return f"{seconds * limits.PRICE_CNY_PER_SECOND:.2f} CNY"
 
 
-def pair_findings(video: MediaInfo | None, audio: MediaInfo | None) -> list[Finding]:
-    """``Pair.*`` findings for a job's video and audio (either may be missing or unread)."""
+def pair_findings(
+    video: MediaInfo | None, audio: MediaInfo | None, speech: AudioAnalysis | None = None
+) -> list[Finding]:
+    """``Pair.*`` findings for a job's video and audio (either may be missing or unread);
+    ``speech`` is the voice's analysis, when it was listened to."""
     if video is None or audio is None or not video.opened or not audio.opened:
         return []
     findings: list[Finding] = []
     video_s, audio_s = _stream_duration(video, "video"), _stream_duration(audio, "audio")
     if video_s is not None and audio_s is not None:
         findings.extend(_duration_mismatch(video_s, audio_s))
+        if speech is not None and audio_s - video_s > DURATION_TOLERANCE_S:
+            findings.extend(_speech_cut(speech, video_s))
     if video.audio:
         findings.append(
             _finding(
@@ -85,3 +93,22 @@ def _duration_mismatch(video_s: float, audio_s: float) -> list[Finding]:
         )
         details.update(output_s=round(audio_s, 3), lost_s=round(-gap, 3))
     return [_finding("Pair.DurationMismatch", message, **details)]
+
+
+def _speech_cut(speech: AudioAnalysis, video_s: float) -> list[Finding]:
+    """Speech the default cut would drop: the voice after the video's end."""
+    lost = [(max(a, video_s), b) for a, b in speech.speech_ranges if b > video_s]
+    lost_s = sum(b - a for a, b in lost)
+    if lost_s < SPEECH_CUT_MIN_S:
+        return []  # only silence (or a breath) is cut
+    return [
+        _finding(
+            "Pair.SpeechCut",
+            f"{lost_s:.1f} s of speech come after the video ends at {video_s:.2f} s (from "
+            f"{lost[0][0]:.1f} s on); the service's default cut drops those words. Set "
+            "video_extension=true, use a longer video, or shorten the voice.",
+            speech_cut_s=round(lost_s, 2),
+            first_cut_word_s=round(lost[0][0], 2),
+            video_s=round(video_s, 3),
+        )
+    ]

@@ -66,6 +66,7 @@ CODES: dict[str, Code] = {
         Code("Face.RefMismatch", _W, "reference face looks like none of the video's faces"),
         Code("Face.RefMatch", _I, "reference face found in the video, with its match score"),
         Code("Pair.DurationMismatch", _W, "voice and video lengths differ: the service cuts the longer"),
+        Code("Pair.SpeechCut", _W, "words fall after the video's end and would be cut"),
         Code("Pair.VideoAudioReplaced", _I, "the video's own sound track will be replaced"),
         Code(
             "Face.Unchecked", _W, "faces could not be checked (damaged frames, no duration, engine failure)"

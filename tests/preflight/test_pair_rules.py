@@ -83,3 +83,23 @@ def test_pair_findings_follow_select_and_ignore(silent_video, voice) -> None:
         video=silent_video(2.0), audio=voice(3.0), options=CheckOptions(fast=True, ignore=("Pair",))
     )
     assert job_codes(ignored) == []
+
+
+def test_words_after_the_videos_end_would_be_cut(silent_video, voice) -> None:
+    report = check_paths(video=silent_video(2.0), audio=voice(4.0))
+    assert job_codes(report) == ["Pair.DurationMismatch", "Pair.SpeechCut"]
+    cut = report.job.findings[1]
+    assert cut.severity is Severity.WARNING
+    assert 1.0 < cut.details["speech_cut_s"] <= 2.0 and cut.details["first_cut_word_s"] >= 2.0
+    assert "video_extension=true" in cut.message
+
+
+def test_silence_after_the_video_is_no_loss(silent_video, media, tmp_path: Path) -> None:
+    import numpy as np
+
+    voice_then_room = np.concatenate(
+        [media.voice_like(2.0, 16000), np.random.default_rng(1).normal(0, 10 ** (-66 / 20), 2 * 16000)]
+    )
+    audio = media.write_audio(tmp_path / "then quiet.wav", signal=voice_then_room, sample_rate=16000)
+    report = check_paths(video=silent_video(2.0), audio=audio)
+    assert job_codes(report) == ["Pair.DurationMismatch"]
