@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +55,13 @@ def shared_media() -> Path:
     if not SHARED_MEDIA.is_dir():
         pytest.skip(f"real sample media not available ({SHARED_MEDIA} is absent)")
     return SHARED_MEDIA
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Any]:
+    """One face engine for the whole run (mediapipe loads once, on first use)."""
+    from preflight import LazyEngine
+
+    shared = LazyEngine()
+    yield shared
+    shared.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +14,6 @@ from preflight import ImageFaceScan, LazyEngine, Severity, check_image, check_pa
 from tests.conftest import FIXTURES, SAMPLE, codes
 
 TURNED = FIXTURES / "faces" / "turned.jpg"
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[LazyEngine]:
-    shared = LazyEngine()
-    yield shared
-    shared.close()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,13 +27,6 @@ from preflight._frames import sample_frames
 from tests.conftest import BAD, ROOT, SAMPLE, codes
 
 SHORT = {"fps": 25, "duration": 2.0, "quality": 30}
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[LazyEngine]:
-    shared = LazyEngine()
-    yield shared
-    shared.close()
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -88,13 +87,6 @@ CLIPS = [
     "LivePortrait__source__s29.mp4",
     "SadTalker__ref_video__WDA_KatieHill_000.mp4",
 ]
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[LazyEngine]:
-    shared = LazyEngine()
-    yield shared
-    shared.close()
 
 
 @pytest.mark.parametrize("name", CLIPS)
