@@ -23,6 +23,8 @@ import av.filter
 import numpy as np
 import numpy.typing as npt
 
+from . import limits
+
 #: Speech analysis runs on a 16 kHz mono mix-down (the rate lip-sync models use).
 ANALYSIS_RATE = 16000
 #: Frame length for speech activity.
@@ -40,6 +42,9 @@ FULL_SCALE = 0.999
 CLIP_RUN = 3
 #: Exact-zero stretches at least this long are digital silence.
 DIGITAL_SILENCE_S = 0.1
+#: Only this much is listened to: the service takes at most 120 s, and memory stays
+#: bounded (an hour-long file is rejected for its length anyway).
+MAX_ANALYSED_S = limits.MAX_DURATION_S + 10
 
 
 @dataclass(frozen=True)
@@ -185,6 +190,8 @@ def analyse_audio(path: str | os.PathLike[str], stream_index: int | None = None)
         carry = 0  # full-scale samples (any channel) that ended the previous frame
         blocks: list[npt.NDArray[np.float32]] = []
         for frame in container.decode(stream):
+            if frame.time is not None and frame.time > MAX_ANALYSED_S:
+                break
             loudness.push(frame)
             for converted in native.resample(frame):
                 full = np.asarray((np.abs(converted.to_ndarray()) >= FULL_SCALE).any(axis=0), dtype=np.bool_)
