@@ -46,7 +46,6 @@ class SampledFrame:
     time: float
     #: Displayed orientation, longest side at most ``ANALYSIS_MAX_SIDE``.
     rgb: RGBImage
-    key_frame: bool
 
 
 @dataclass
@@ -87,7 +86,9 @@ def sample_frames(
 ) -> Generator[SampledFrame, None, None]:
     """Yield frames at about every ``sample_step(duration)`` seconds, the first frame first.
 
-    Decoding stops quietly at the first damaged packet; ``result.error`` then says why.
+    Damaged data never raises: its sample is skipped (``result.damaged``), decoding starts
+    afresh for the next one, and ``result.error`` keeps the first error; a file that cannot
+    be read at all just yields nothing.
     """
     result = result if result is not None else SamplingResult()
     try:
@@ -152,7 +153,7 @@ def _sample(
             decoded_to = max(decoded_to, target)
             continue
         seconds = float((pts - start) * time_base)
-        yield SampledFrame(max(0.0, seconds), _to_rgb(found, rotation, max_side), found.key_frame)
+        yield SampledFrame(max(0.0, seconds), _to_rgb(found, rotation, max_side))
 
 
 def _reorder_shift(container: Any, stream: Any) -> int:
