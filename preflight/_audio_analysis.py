@@ -42,6 +42,22 @@ FULL_SCALE = 0.999
 CLIP_RUN = 3
 #: Exact-zero stretches at least this long are digital silence.
 DIGITAL_SILENCE_S = 0.1
+#: Background music: a spectral peak this much (dB) above the mean level of the spectrum
+#: within ``TONE_NEIGHBOURHOOD_HZ`` of it is a tone (room noise and breaths have none)...
+TONE_PROMINENCE_DB = 12.0
+TONE_NEIGHBOURHOOD_HZ = 140.0
+#: ...held within one bin (15.6 Hz) for this many frames on each side (3 x 30 ms: a note,
+#: not a click), between 100 Hz and 4 kHz (below is mains hum, above is sibilance)...
+TONE_HOLD_FRAMES = 3
+TONE_BAND_HZ = (100.0, 4000.0)
+FFT_SIZE = 1024
+#: ...and not a bin whose level varies by less than this (dB, standard deviation) through
+#: the gaps: a steady whine or hum is not music.
+STEADY_TONE_DB = 3.0
+#: Gaps are frames at least this far (s) from speech, so a vowel's tail is not a tone...
+GAP_MARGIN_S = 0.06
+#: ...and music is only judged on at least this much gap (s) in total.
+MIN_GAPS_S = 0.5
 #: Only this much is listened to: the service takes at most 120 s, and memory stays
 #: bounded (an hour-long file is rejected for its length anyway).
 MAX_ANALYSED_S = limits.MAX_DURATION_S + 10
@@ -71,6 +87,12 @@ class AudioAnalysis:
     speech_level_db: float | None
     #: Stretches (s) of exact digital zero.
     digital_silence: tuple[tuple[float, float], ...] = field(default=())
+    #: Total length (s) of the gaps between speech, and which share of it holds tones that
+    #: change (music); None when the gaps are too short to tell.
+    gaps_s: float = 0.0
+    music_share: float | None = None
+    #: Median level (dBFS) of the gap frames that hold music.
+    music_level_db: float | None = None
 
     @property
     def snr_db(self) -> float | None:
@@ -110,6 +132,9 @@ class AudioAnalysis:
             "speech_level_db": rounded(self.speech_level_db),
             "snr_db": rounded(self.snr_db),
             "digital_silence": [[round(a, 2), round(b, 2)] for a, b in self.digital_silence],
+            "gaps_s": round(self.gaps_s, 2),
+            "music_share": rounded(self.music_share),
+            "music_level_db": rounded(self.music_level_db),
         }
 
 
@@ -231,6 +256,8 @@ def _measure(
         for a, b in _runs(np.asarray(mono == 0.0, dtype=np.bool_))
         if (b - a) / ANALYSIS_RATE >= DIGITAL_SILENCE_S
     ]
+    gaps = _gaps(speaking | zero)
+    music = _music_frames(mono, size, gaps) if gaps.sum() * FRAME_S >= MIN_GAPS_S else None
     return AudioAnalysis(
         duration=duration,
         sample_rate=rate,
@@ -245,7 +272,82 @@ def _measure(
         noise_floor_db=floor,
         speech_level_db=speech_level,
         digital_silence=tuple(silence),
+        gaps_s=float(gaps.sum() * FRAME_S),
+        music_share=None if music is None else float(music[gaps].mean()),
+        music_level_db=float(np.median(level[music])) if music is not None and music.any() else None,
     )
+
+
+def _dilated(mask: npt.NDArray[np.bool_], reach: int) -> npt.NDArray[np.bool_]:
+    """``mask`` grown by ``reach`` frames on each side."""
+    grown: npt.NDArray[np.bool_] = mask.copy()
+    for shift in range(1, reach + 1):
+        grown[shift:] |= mask[:-shift]
+        grown[:-shift] |= mask[shift:]
+    return grown
+
+
+def _gaps(busy: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """Frames at least ``GAP_MARGIN_S`` from speech (or digital zero, where there is
+    nothing to hear)."""
+    gaps: npt.NDArray[np.bool_] = ~_dilated(busy, round(GAP_MARGIN_S / FRAME_S))
+    return gaps
+
+
+def _music_frames(
+    mono: npt.NDArray[np.float64], hop: int, gaps: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.bool_]:
+    """Which frames hold a held tone that is not the same steady tone all along.
+
+    Only the gap frames (and their neighbours, for the hold) are transformed: 60 ms
+    Hann windows, one per 30 ms frame, so a frame's window covers it and the next.
+    """
+    count = len(gaps)
+    hold = TONE_HOLD_FRAMES
+    frames = np.flatnonzero(_dilated(gaps, hold))
+    window = 2 * hop
+    padded = np.concatenate([mono, np.zeros(window)])
+    chunks = padded[(frames * hop)[:, None] + np.arange(window)[None, :]] * np.hanning(window)
+    bin_hz = ANALYSIS_RATE / FFT_SIZE
+    low, high = (round(f / bin_hz) for f in TONE_BAND_HZ)
+    reach = round(TONE_NEIGHBOURHOOD_HZ / bin_hz)
+    # Only the band and its neighbourhood are needed; zero-padded to a power of two (faster).
+    spectrum = np.fft.rfft(chunks, n=FFT_SIZE, axis=1)[:, max(0, low - reach) : high + reach]
+    power = _db(spectrum.real**2 + spectrum.imag**2)
+    if low < reach:
+        power = np.pad(power, ((0, 0), (reach - low, 0)), "edge")
+    # Peaks: local maxima standing out of the level (dB) of their neighbourhood: its mean,
+    # taken again without what stands 3 dB over it, so a comb of harmonics does not
+    # raise its own reference (as robust as a median here, and ten times faster).
+    width = 2 * reach + 1
+
+    def moving_mean(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        sums = np.cumsum(np.pad(values, ((0, 0), (1, 0))), axis=1)
+        return np.asarray((sums[:, width:] - sums[:, :-width]) / width)
+
+    rough = np.pad(moving_mean(power), ((0, 0), (reach, reach)), "edge")
+    local = moving_mean(np.minimum(power, rough + 3.0))
+    band = power[:, reach:-reach]
+    prominence = band - local
+    peak = (band >= np.roll(band, 1, axis=1)) & (band >= np.roll(band, -1, axis=1))
+    peak &= prominence > TONE_PROMINENCE_DB
+    tones = np.zeros((count, high - low), dtype=np.bool_)
+    tones[frames] = peak
+    # Within one bin, held for ``hold`` frames before and after.
+    wide = tones | np.roll(tones, 1, axis=1) | np.roll(tones, -1, axis=1)
+    held = tones.copy()
+    for shift in range(1, hold + 1):
+        held[shift:] &= wide[:-shift]
+        held[:shift] = False
+        held[:-shift] &= wide[shift:]
+        held[-shift:] = False
+    # A bin whose level hardly moves through the gaps holds a steady whine or hum, not
+    # music: notes come and go (10 dB and more), noise alone wavers by 5.6 dB.
+    in_gaps = gaps[frames]
+    steady = band[in_gaps].std(axis=0) < STEADY_TONE_DB if in_gaps.sum() > 1 else np.zeros(high - low, bool)
+    steady = steady | np.roll(steady, 1) | np.roll(steady, -1)
+    music: npt.NDArray[np.bool_] = (held & ~steady).any(axis=1) & gaps
+    return music
 
 
 def _finite(value: float | None) -> float | None:

@@ -28,6 +28,12 @@ MOSTLY_SILENCE_SHARE = 0.4
 #: A single silence longer than this (s) is worth knowing about: a closed mouth that long
 #: looks frozen.
 LONG_SILENCE_S = 5.0
+#: Background music: this share of the gaps between speech holds tones that come and go
+#: (clean speech: under 0.1 on our real clips, where breaths and room noise hold none;
+#: music 20-30 dB under the voice: 0.4-1.0)...
+MUSIC_SHARE = 0.3
+#: ...no more than this much (dB) under the voice: fainter, it does not move the lips.
+MUSIC_MAX_BELOW_SPEECH_DB = 30.0
 #: Below this sample rate the voice is band-limited (8 kHz is telephone audio): mouth
 #: shapes for s, f and t live in the high frequencies it has lost.
 MIN_SAMPLE_RATE = 16000
@@ -43,6 +49,7 @@ AUDIO_CONTENT_CODES = (
     "Audio.MostlySilence",
     "Audio.LongSilence",
     "Audio.Noisy",
+    "Audio.Music",
     "Audio.DigitalSilence",
     "Audio.LowSampleRate",
     "Audio.SilentChannel",
@@ -146,6 +153,9 @@ def _speech_findings(a: AudioAnalysis) -> list[Finding]:
                 min_snr_db=MIN_SNR_DB,
             )
         )
+    music = _music_finding(a)
+    if music is not None:
+        findings.append(music)
     inside = [
         (x, y)
         for x, y in a.digital_silence
@@ -161,6 +171,27 @@ def _speech_findings(a: AudioAnalysis) -> list[Finding]:
             )
         )
     return findings
+
+
+def _music_finding(a: AudioAnalysis) -> Finding | None:
+    """Always a warning: a heuristic (a bird, a phone or a TV can hold tones too)."""
+    if a.music_share is None or a.music_level_db is None or a.speech_level_db is None:
+        return None
+    below = a.speech_level_db - a.music_level_db
+    if a.music_share < MUSIC_SHARE or below > MUSIC_MAX_BELOW_SPEECH_DB:
+        return None
+    return _finding(
+        "Audio.Music",
+        f"Background music, or another tonal sound, fills {a.music_share:.0%} of the pauses "
+        f"between speech ({a.music_level_db:.0f} dBFS, {below:.0f} dB under the voice); the "
+        "service asks for a voice without music, and the model may move the lips to it. Use "
+        "a voice-only recording or stem.",
+        music_share=round(a.music_share, 3),
+        music_level_db=round(a.music_level_db, 1),
+        below_voice_db=round(below, 1),
+        gaps_s=round(a.gaps_s, 2),
+        min_share=MUSIC_SHARE,
+    )
 
 
 def _format_findings(a: AudioAnalysis) -> list[Finding]:

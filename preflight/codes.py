@@ -48,6 +48,7 @@ CODES: dict[str, Code] = {
         Code("Audio.MostlySilence", _W, "speech fills less than 40% of the voice track"),
         Code("Audio.LongSilence", _I, "a single silence longer than 5 s"),
         Code("Audio.Noisy", _W, "speech less than 20 dB above the noise floor"),
+        Code("Audio.Music", _W, "tonal sound (likely music) fills the pauses between speech"),
         Code("Audio.DigitalSilence", _W, "pauses gated to exact digital zero"),
         Code("Audio.LowSampleRate", _W, "sample rate below 16 kHz (telephone quality)"),
         Code("Audio.SilentChannel", _W, "a dead channel in a multi-channel voice"),

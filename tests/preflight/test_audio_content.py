@@ -74,6 +74,55 @@ def test_a_voice_over_loud_hiss_is_noisy(media, voice_file) -> None:
     assert details["snr_db"] < 20 and details["noise_floor_db"] == pytest.approx(-24, abs=3)
 
 
+def test_music_under_the_voice_is_heard_in_the_pauses(media, voice_file) -> None:
+    voice = media.voice_like(12.0, RATE)
+    report = check_audio(voice_file("with music.wav", voice + media.music_like(12.0, RATE, level_db=-30.0)))
+    assert "Audio.Music" in content_codes(report)
+    music = finding(report, "Audio.Music")
+    assert music.severity == "warning" and not music.fixable
+    assert music.details["music_share"] >= 0.3
+    assert music.details["music_level_db"] == pytest.approx(-30, abs=6)
+
+
+@pytest.mark.parametrize(
+    "hum",
+    [
+        pytest.param(
+            lambda t: 10 ** (-40 / 20) * sum(np.sin(2 * np.pi * 50 * k * t) / k for k in range(1, 8)),
+            id="mains hum",
+        ),
+        pytest.param(lambda t: 10 ** (-45 / 20) * np.sin(2 * np.pi * 440 * t), id="whine"),
+    ],
+)
+def test_a_steady_hum_or_whine_is_not_music(media, voice_file, hum) -> None:  # type: ignore[no-untyped-def]
+    voice = media.voice_like(12.0, RATE)
+    t = np.arange(len(voice)) / RATE
+    report = check_audio(voice_file("hum.wav", voice + hum(t)))
+    assert report.speech is not None and (report.speech.music_share or 0.0) < 0.1
+    assert "Audio.Music" not in content_codes(report)
+
+
+def test_faint_music_far_under_the_voice_is_let_be(media, voice_file) -> None:
+    voice = media.voice_like(12.0, RATE)
+    report = check_audio(voice_file("faint.wav", voice + media.music_like(12.0, RATE, level_db=-60.0)))
+    assert "Audio.Music" not in content_codes(report)
+
+
+def test_a_voice_turned_down_halfway_is_judged_on_the_whole(media, voice_file) -> None:
+    voice = media.voice_like(8.0, RATE)
+    ride = np.where(np.arange(len(voice)) < len(voice) // 2, 1.0, 10 ** (-30 / 20))
+    report = check_audio(voice_file("fader.wav", voice * ride))
+    # Integrated loudness is gated: the loud half carries it, so not quiet; the quiet half
+    # is still speech, so neither silence nor noise.
+    assert content_codes(report) == []
+    assert report.speech is not None and report.speech.speech_share > 0.6
+    assert report.speech.loudness_lufs == pytest.approx(
+        reference_loudness(voice_file("fader.wav", voice * ride)), abs=0.5
+    )
+    down = check_audio(voice_file("down.wav", voice * 10 ** (-30 / 20)))
+    assert content_codes(down) == ["Audio.Quiet"]
+
+
 def test_room_sound_alone_is_no_speech(voice_file) -> None:
     report = check_audio(voice_file("room.wav", room(4.0, level_db=-50.0)))
     assert content_codes(report) == ["Audio.NoSpeech"]
@@ -156,12 +205,23 @@ def test_real_clean_speech_stays_quiet(shared_media: Path, name: str) -> None:
     assert report.speech.loudness_lufs == pytest.approx(reference_loudness(shared_media / name), abs=0.5)
 
 
-def test_real_speech_mixed_with_noise_is_noisy(shared_media: Path, media, tmp_path: Path) -> None:
+def real_speech(shared_media: Path, seconds: float) -> np.ndarray:
     with av.open(str(shared_media / "MuseTalk__audio__eng.wav")) as container:
         speech = np.concatenate(
             [f.to_ndarray().astype(np.float64).ravel() for f in container.decode(audio=0)]
         )
-    speech = speech[: 20 * RATE] / 32768.0
+    return speech[: round(seconds * RATE)] / 32768.0
+
+
+def test_real_speech_over_music_is_music(shared_media: Path, media, tmp_path: Path) -> None:
+    speech = real_speech(shared_media, 30.0)
+    mixed = speech + media.music_like(len(speech) / RATE, RATE, level_db=-32.0)
+    report = check_audio(media.write_audio(tmp_path / "vlog.wav", signal=mixed, sample_rate=RATE))
+    assert "Audio.Music" in content_codes(report)
+
+
+def test_real_speech_mixed_with_noise_is_noisy(shared_media: Path, media, tmp_path: Path) -> None:
+    speech = real_speech(shared_media, 20.0)
     noisy = speech + room(len(speech) / RATE, level_db=-28.0)
     report = check_audio(media.write_audio(tmp_path / "street.wav", signal=noisy, sample_rate=RATE))
     assert "Audio.Noisy" in content_codes(report)
