@@ -7,8 +7,8 @@ real English voice from ``../shared/media`` when present (resampled and looped),
 fixture script's synthetic voice. Pins the process to one core and times
 ``preflight._audio_analysis.analyse_audio`` (decode, EBU R128 loudness and true peak,
 clipping, speech activity, noise floor, digital silence, background music), the same
-speech over a music bed, and the whole ``check_audio`` for comparison. Goal: under 2% of the audio's duration (faster than 50x
-real time).
+speech over a music bed, and the whole ``check_audio`` for comparison. Goal: under 2% of
+the audio's duration (faster than 50x real time).
 """
 
 from __future__ import annotations

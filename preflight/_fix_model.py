@@ -1,0 +1,124 @@
+"""What the fixer plans and what it did: actions, options, per-file results.
+
+A plan is a list of ``Action``s, each answering one or more findings; the executors
+(``_fix_video``, ``_fix_audio``, ``_fix_image``) carry plans out, and ``_fix`` ties them
+to files: check, plan, write to a temporary name, rename, check the output again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ._models import Finding, JobReport, Role
+
+#: How to make voice and video the same length (see ``FixOptions.align``).
+Align = Literal["service", "trim", "extend", "pad"]
+ALIGN_CHOICES: tuple[Align, ...] = ("service", "trim", "extend", "pad")
+
+
+@dataclass(frozen=True)
+class Action:
+    """One step of a fix, named by a stable verb (``remux``, ``transcode``, ``scale``...)."""
+
+    name: str
+    #: What exactly, with the numbers: ``"1920x1080 -> 1280x720"``.
+    detail: str
+    #: The finding codes this step answers (empty for steps that only serve others).
+    because: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.name, "detail": self.detail, "because": list(self.because)}
+
+
+#: The action of a file that already passes.
+COPY = Action("copy", "already accepted: copied unchanged")
+
+
+@dataclass(frozen=True)
+class FixOptions:
+    """How to fix. The defaults change as little as possible."""
+
+    #: Voice and video lengths: ``service`` leaves them (the service cuts the longer one,
+    #: as it would anyway); ``trim`` cuts the longer to the shorter; ``extend`` pads the
+    #: video by freezing its last frame (or loops it) to the voice's length; ``pad`` pads the
+    #: voice with room tone to the video's length.
+    align: Align = "service"
+    #: Crop a close-up that follows the face when it is too small.
+    reframe: bool = False
+    #: Cut a reference image of the target face from the first frame when the video has
+    #: several faces and no reference image was given.
+    make_ref: bool = False
+    #: Drop the video's own sound track (the service replaces it anyway).
+    drop_audio: bool = False
+    #: Denoise a noisy voice; normalise a quiet one (to ``target_lufs``, true peak at most
+    #: ``true_peak_dbtp``).
+    denoise: bool = True
+    normalize: bool = True
+    target_lufs: float = -16.0
+    true_peak_dbtp: float = -1.5
+    #: x264/x265 speed preset and quality (constant rate factor) of a re-encode.
+    preset: str = "medium"
+    crf: int = 18
+
+
+@dataclass(frozen=True)
+class FixedFile:
+    """One input and what became of it."""
+
+    path: str
+    role: Role
+    #: The file written (None when nothing could be written, or on a dry run).
+    output: str | None
+    actions: tuple[Action, ...]
+    #: The output passes the service's limits (on a dry run: the plan is expected to).
+    ok: bool
+    #: What the check of the output still finds (on a dry run: of the input).
+    findings: tuple[Finding, ...]
+    #: Why no output could be written.
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "role": self.role,
+            "output": self.output,
+            "actions": [a.name for a in self.actions],
+            "steps": [a.to_dict() for a in self.actions],
+            "ok": self.ok,
+            "findings": [f.to_dict() for f in self.findings],
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class FixReport:
+    files: tuple[FixedFile, ...]
+    job: JobReport | None = None
+    dry_run: bool = False
+    #: Job-level steps (alignment of voice and video), said once.
+    job_actions: tuple[Action, ...] = field(default=())
+
+    SCHEMA = "preflight.fix/1"
+
+    @property
+    def ok(self) -> bool:
+        return all(f.ok for f in self.files) and (
+            self.job is None or not any(f.severity.value == "error" for f in self.job.findings)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        job = None
+        if self.job is not None:
+            job = {**self.job.to_dict(), "actions": [a.to_dict() for a in self.job_actions]}
+        return {
+            "schema": self.SCHEMA,
+            "dry_run": self.dry_run,
+            "files": [f.to_dict() for f in self.files],
+            "job": job,
+            "summary": {
+                "files": len(self.files),
+                "fixed": sum(1 for f in self.files if f.ok),
+                "failed": sum(1 for f in self.files if not f.ok),
+            },
+        }

@@ -1,0 +1,687 @@
+"""Planning and writing a compliant copy of the job's video, with the least change.
+
+Remux before re-encode: when the picture itself is fine (H.264/H.265, size, rate,
+orientation, length at most a trim away), packets are copied into MP4 and the job takes
+seconds. Otherwise one FFmpeg filter graph (through PyAV) does every picture change in
+one pass: turn upright, crop, scale, pad, constant frame rate, freeze-pad, and x264
+encodes the result (yuv420p, constant quality, or a bit rate that lands under the size
+limit). The video's own sound is copied when MP4 can carry it and the timing is unchanged,
+else re-encoded to AAC; either way it stays in sync with the picture.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal
+
+import av
+import av.filter
+from av.video.frame import PictureType
+
+from . import limits
+from ._face_scan import VideoFaceScan
+from ._fix_model import Action, FixOptions
+from ._models import FileReport, MediaInfo, VideoStreamInfo
+
+#: Audio codecs MP4 carries that every player (and the service) reads: copied as they are.
+MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "alac"})
+#: Output pixel format: 8-bit 4:2:0, what every H.264 decoder takes.
+PIXEL_FORMAT = "yuv420p"
+#: AAC bit rate of a re-encoded sound track (the service replaces it; it only keeps sync).
+AUDIO_BIT_RATE = 128_000
+#: Share of the size limit a size-capped encode aims at (x264's rate control overshoots
+#: by a few percent; the container adds a little).
+SIZE_HEADROOM = 0.92
+#: Highest rate ceiling given to x264 (far above any talking head; fits FFmpeg's int).
+MAX_CEILING = 400_000_000
+#: Standard rates tried when a rate must change and no even multiple or divisor fits.
+PREFERRED_FPS = Fraction(25)
+
+AudioMode = Literal["copy", "aac", "drop", "none"]
+
+
+@dataclass(frozen=True)
+class VideoPlan:
+    """How the fixed video is made. ``actions`` empty means: already accepted, copy it."""
+
+    actions: tuple[Action, ...]
+    #: Output extension: ".mp4" when written, the input's own when copied or renamed.
+    extension: str
+    #: "rename": the bytes are fine, only the extension was wrong (copied unchanged);
+    #: "remux": packets copied into MP4; "encode": the picture is re-encoded.
+    mode: Literal["copy", "rename", "remux", "encode"] = "copy"
+    #: Video filters in order (name, arguments), for "encode".
+    filters: tuple[tuple[str, str], ...] = ()
+    width: int = 0
+    height: int = 0
+    fps: Fraction | None = None
+    #: End the output here (seconds from the start), or pad it to this length.
+    trim_to: float | None = None
+    pad_to: float | None = None
+    #: Target video bit rate when the size limit rules; else constant quality...
+    bit_rate: int | None = None
+    #: ...under a ceiling that keeps any encode under the size limit.
+    max_rate: int | None = None
+    audio: AudioMode = "copy"
+    preset: str = "medium"
+    crf: int = 18
+    #: Why no compliant copy can be made.
+    unfixable: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+
+def _codes(report: FileReport) -> set[str]:
+    return {f.code for f in report.findings}
+
+
+def _even(value: float, up: bool) -> int:
+    """The nearest even integer at or above (``up``) or at or below ``value``."""
+    return 2 * (math.ceil(value / 2) if up else math.floor(value / 2))
+
+
+def fitted_size(width: int, height: int) -> tuple[int, int] | None:
+    """The size nearest ``width`` x ``height`` (same aspect) with every side in
+    640-2048 px, even; None when the aspect is too wide for any (above 3.2)."""
+    short, long = min(width, height), max(width, height)
+    if (
+        short >= limits.VIDEO_MIN_SIDE
+        and long <= limits.VIDEO_MAX_SIDE
+        and width % 2 == 0
+        and height % 2 == 0
+    ):
+        return width, height
+    if long / short > limits.VIDEO_MAX_SIDE / limits.VIDEO_MIN_SIDE:
+        return None
+    scale = 1.0
+    if short < limits.VIDEO_MIN_SIDE:
+        scale = limits.VIDEO_MIN_SIDE / short
+    elif long > limits.VIDEO_MAX_SIDE:
+        scale = limits.VIDEO_MAX_SIDE / long
+    new_short = max(limits.VIDEO_MIN_SIDE, _even(short * scale, up=True))
+    new_long = min(limits.VIDEO_MAX_SIDE, 2 * round(long * scale / 2))
+    new_long = max(new_long, new_short)
+    return (new_long, new_short) if width >= height else (new_short, new_long)
+
+
+def target_fps(fps: float) -> Fraction:
+    """A rate in 15-60 fps for a clip at ``fps``: an even multiple (every frame shown the
+    same number of times, no judder) or an even divisor (every n-th frame) when one falls
+    in range, else 25."""
+    if fps < limits.VIDEO_MIN_FPS:
+        factor = math.ceil(limits.VIDEO_MIN_FPS / fps)
+        candidate = Fraction(fps).limit_denominator(1001) * factor
+    else:
+        divisor = math.ceil(fps / limits.VIDEO_MAX_FPS)
+        candidate = Fraction(fps).limit_denominator(1001) / divisor
+    if limits.VIDEO_MIN_FPS <= candidate <= limits.VIDEO_MAX_FPS and candidate.denominator in (1, 1001):
+        return candidate
+    return PREFERRED_FPS
+
+
+def _source_fps(stream: VideoStreamInfo) -> float | None:
+    return stream.nominal_fps or stream.avg_fps
+
+
+def _target_face_box(scan: VideoFaceScan | None) -> tuple[float, float, float, float] | None:
+    """The target face's box (relative x, y, w, h) averaged over the samples it is in."""
+    if scan is None:
+        return None
+    boxes = [s.target_face.box for s in scan.samples if s.target_face is not None]
+    if not boxes:
+        return None
+    n = len(boxes)
+    return (
+        sum(b.x for b in boxes) / n,
+        sum(b.y for b in boxes) / n,
+        sum(b.width for b in boxes) / n,
+        sum(b.height for b in boxes) / n,
+    )
+
+
+def _crop_or_pad(
+    width: int, height: int, scan: VideoFaceScan | None
+) -> tuple[tuple[str, str], Action, int, int]:
+    """A picture too wide (or tall) for any scale: crop to 3.2:1 around the target face, or
+    pad to 3.2:1 when no face is known."""
+    ratio = limits.VIDEO_MAX_SIDE / limits.VIDEO_MIN_SIDE
+    face = _target_face_box(scan)
+    wide = width >= height
+    if face is not None:
+        if wide:
+            crop_w, crop_h = _even(height * ratio, up=False), _even(height, up=False)
+            centre = (face[0] + face[2] / 2) * width
+            x = int(min(max(0, centre - crop_w / 2), width - crop_w)) // 2 * 2
+            y = 0
+        else:
+            crop_w, crop_h = _even(width, up=False), _even(width * ratio, up=False)
+            centre = (face[1] + face[3] / 2) * height
+            y = int(min(max(0, centre - crop_h / 2), height - crop_h)) // 2 * 2
+            x = 0
+        return (
+            ("crop", f"{crop_w}:{crop_h}:{x}:{y}"),
+            Action(
+                "crop", f"{width}x{height} -> {crop_w}x{crop_h} around the face", ("InvalidFile.Resolution",)
+            ),
+            crop_w,
+            crop_h,
+        )
+    if wide:
+        pad_w, pad_h = width, _even(math.ceil(width / ratio), up=True)
+    else:
+        pad_w, pad_h = _even(math.ceil(height / ratio), up=True), height
+    x, y = (pad_w - width) // 2 // 2 * 2, (pad_h - height) // 2 // 2 * 2
+    return (
+        ("pad", f"{pad_w}:{pad_h}:{x}:{y}:black"),
+        Action(
+            "pad",
+            f"{width}x{height} -> {pad_w}x{pad_h} (black bars; no face known to crop around)",
+            ("InvalidFile.Resolution",),
+        ),
+        pad_w,
+        pad_h,
+    )
+
+
+def _payload_bytes(info: MediaInfo, length: float) -> float | None:
+    """Bytes of the streams kept (first video, first audio) over ``length`` seconds."""
+    rates = [info.video[0].bit_rate] + ([info.audio[0].bit_rate] if info.audio else [])
+    if any(rate is None for rate in rates):
+        return None
+    return sum(rate or 0 for rate in rates) * length / 8
+
+
+def _rotate_filters(rotation: int) -> tuple[tuple[str, str], ...]:
+    # ``rotation`` is the counter-clockwise display rotation (ffprobe's convention).
+    return {
+        90: (("transpose", "cclock"),),
+        180: (("hflip", ""), ("vflip", "")),
+        270: (("transpose", "clock"),),
+    }.get(rotation % 360, ())
+
+
+def plan_video(report: FileReport, options: FixOptions, *, duration: float | None = None) -> VideoPlan:
+    """The least change that makes the video acceptable.
+
+    ``duration`` (job alignment) asks for an output of that length: trimmed, or padded
+    by freezing the last frame.
+    """
+    info = report.media
+    if not isinstance(info, MediaInfo) or not info.opened:
+        reason = info.error if isinstance(info, MediaInfo) and info.error else "the file cannot be opened"
+        return VideoPlan((), "", unfixable=f"{reason}; nothing to fix from")
+    if not info.video:
+        return VideoPlan((), "", unfixable="the file has no video stream")
+    stream = info.video[0]
+    codes = _codes(report)
+    extension = os.path.splitext(report.path)[1].lower()
+    actions: list[Action] = []
+    encode_reasons: list[str] = []
+    filters: list[tuple[str, str]] = []
+
+    container_ok = info.container in limits.VIDEO_CONTAINERS
+    codec_ok = stream.codec in limits.VIDEO_CODECS
+    if not codec_ok:
+        encode_reasons.append("InvalidFile.Format")
+        actions.append(
+            Action(
+                "transcode",
+                f"{stream.codec or 'unknown codec'} -> H.264 (x264, {PIXEL_FORMAT})",
+                ("InvalidFile.Format",),
+            )
+        )
+
+    if stream.rotation % 360:
+        filters.extend(_rotate_filters(stream.rotation))
+        encode_reasons.append("Video.Rotated")
+        actions.append(
+            Action(
+                "rotate",
+                f"turned {stream.rotation} degrees into the pixels; rotation flag cleared",
+                ("Video.Rotated",),
+            )
+        )
+
+    width, height = stream.width, stream.height
+    if "InvalidFile.Resolution" in codes or width % 2 or height % 2:
+        size = fitted_size(width, height)
+        if size is None:
+            scan = report.faces if isinstance(report.faces, VideoFaceScan) else None
+            step, action, width, height = _crop_or_pad(width, height, scan)
+            filters.append(step)
+            actions.append(action)
+            encode_reasons.append("InvalidFile.Resolution")
+            size = fitted_size(width, height)
+        if size is not None and size != (width, height):
+            filters.append(("scale", f"{size[0]}:{size[1]}:flags=lanczos"))
+            actions.append(
+                Action("scale", f"{width}x{height} -> {size[0]}x{size[1]}", ("InvalidFile.Resolution",))
+            )
+            encode_reasons.append("InvalidFile.Resolution")
+            width, height = size
+
+    source_fps = _source_fps(stream)
+    fps: Fraction | None = None
+    if "InvalidFile.FPS" in codes and source_fps:
+        fps = target_fps(source_fps)
+        actions.append(Action("fps", f"{source_fps:.3g} -> {float(fps):.5g} fps", ("InvalidFile.FPS",)))
+        encode_reasons.append("InvalidFile.FPS")
+    elif "Video.VariableFrameRate" in codes:
+        rate = Fraction(source_fps or 25).limit_denominator(1001)
+        fps = rate if limits.VIDEO_MIN_FPS <= rate <= limits.VIDEO_MAX_FPS else PREFERRED_FPS
+        actions.append(
+            Action("cfr", f"variable -> constant {float(fps):.5g} fps", ("Video.VariableFrameRate",))
+        )
+        encode_reasons.append("Video.VariableFrameRate")
+
+    if "Video.PixelFormat" in codes:
+        actions.append(
+            Action("pixel-format", f"{stream.pixel_format} -> {PIXEL_FORMAT}", ("Video.PixelFormat",))
+        )
+        encode_reasons.append("Video.PixelFormat")
+
+    length = info.duration or stream.duration
+    trim_to: float | None = None
+    pad_to: float | None = None
+    if duration is not None and length is not None and abs(duration - length) > 1e-3:
+        if duration < length:
+            trim_to = duration
+            actions.append(
+                Action(
+                    "trim",
+                    f"{length:.2f} s -> {duration:.2f} s (the voice's length)",
+                    ("Pair.DurationMismatch",),
+                )
+            )
+        else:
+            pad_to = duration
+            actions.append(
+                Action(
+                    "pad-duration",
+                    f"{length:.2f} s -> {duration:.2f} s, last frame held",
+                    ("Pair.DurationMismatch",),
+                )
+            )
+    elif length is not None and length > limits.MAX_DURATION_S:
+        trim_to = limits.MAX_DURATION_S
+        actions.append(Action("trim", f"{length:.2f} s -> {trim_to:.0f} s", ("InvalidFile.Duration",)))
+    elif length is not None and length < limits.MIN_DURATION_S:
+        pad_to = limits.MIN_DURATION_S
+        actions.append(
+            Action(
+                "pad-duration",
+                f"{length:.2f} s -> {pad_to:.0f} s, last frame held",
+                ("InvalidFile.Duration",),
+            )
+        )
+    if pad_to is not None:
+        encode_reasons.append("pad")
+
+    out_length = trim_to or pad_to or length or 0.0
+    audio: AudioMode = "none" if not info.audio else "copy"
+    if info.audio and options.drop_audio:
+        audio = "drop"
+        actions.append(Action("drop-audio", "the video's own sound track dropped, as asked"))
+    elif info.audio and (info.audio[0].codec not in MP4_AUDIO_CODECS or pad_to is not None):
+        audio = "aac"
+        if encode_reasons or not container_ok or extension not in limits.VIDEO_EXTENSIONS:
+            actions.append(Action("audio-aac", f"sound track {info.audio[0].codec} -> AAC (kept in sync)"))
+
+    # Whatever the encode, a rate ceiling keeps the output under the size limit; when the
+    # file is too big for its streams (padding, extra tracks) a remux is enough, and only a
+    # source whose pictures alone are too big gets an average-rate encode.
+    audio_rate = 0 if audio in ("drop", "none") else AUDIO_BIT_RATE
+    max_rate = int(limits.VIDEO_MAX_BYTES * 8 * SIZE_HEADROOM / max(out_length, 1.0)) - audio_rate
+    bit_rate: int | None = None
+    size_remux = False
+    if "InvalidFile.Size" in codes:
+        payload = _payload_bytes(info, out_length)
+        if payload is not None and payload <= limits.VIDEO_MAX_BYTES * SIZE_HEADROOM:
+            size_remux = True
+            actions.append(
+                Action(
+                    "remux",
+                    f"{info.size / limits.MIB:.0f} MiB file, {payload / limits.MIB:.0f} MiB of it the "
+                    "streams: rewritten without the rest",
+                    ("InvalidFile.Size",),
+                )
+            )
+        else:
+            bit_rate = max_rate
+            actions.append(
+                Action(
+                    "bitrate",
+                    f"{info.size / limits.MIB:.0f} MiB -> video at {bit_rate / 1e6:.1f} Mbit/s to land under "
+                    f"{limits.VIDEO_MAX_BYTES / limits.MIB:.0f} MiB",
+                    ("InvalidFile.Size",),
+                )
+            )
+            encode_reasons.append("InvalidFile.Size")
+
+    if encode_reasons:
+        if codec_ok and not any(a.name == "transcode" for a in actions):
+            actions.insert(
+                0,
+                Action(
+                    "transcode",
+                    f"{stream.codec} re-encoded to H.264 (x264 {options.preset}, "
+                    + (f"{bit_rate / 1e6:.1f} Mbit/s" if bit_rate else f"crf {options.crf}")
+                    + ")",
+                ),
+            )
+        return VideoPlan(
+            tuple(actions),
+            ".mp4",
+            "encode",
+            tuple(filters),
+            width,
+            height,
+            fps or Fraction(source_fps or 25).limit_denominator(1001),
+            trim_to,
+            pad_to,
+            bit_rate,
+            max_rate,
+            audio,
+            options.preset,
+            options.crf,
+        )
+    if not container_ok:
+        actions.insert(
+            0,
+            Action(
+                "remux", f"{info.container} -> MP4, streams copied (no re-encode)", ("InvalidFile.Format",)
+            ),
+        )
+        return VideoPlan(
+            tuple(actions), ".mp4", "remux", trim_to=trim_to, audio=audio, width=width, height=height
+        )
+    if trim_to is not None or audio in ("aac", "drop") or size_remux:
+        if not size_remux:
+            actions.insert(0, Action("remux", "into MP4, streams copied (no re-encode)"))
+        return VideoPlan(
+            tuple(actions), ".mp4", "remux", trim_to=trim_to, audio=audio, width=width, height=height
+        )
+    if extension not in limits.VIDEO_EXTENSIONS or "Video.ExtensionMismatch" in codes:
+        right = ".mp4" if info.container != "avi" else ".avi"
+        return VideoPlan(
+            (
+                Action(
+                    "rename",
+                    f"content is {right[1:].upper()}: copied unchanged as {right}",
+                    tuple(c for c in ("InvalidFile.Format", "Video.ExtensionMismatch") if c in codes),
+                ),
+            ),
+            right,
+            "rename",
+        )
+    return VideoPlan((), extension)
+
+
+# --------------------------------------------------------------------------- writing
+Progress = Callable[[float], None]
+
+
+def write_video(plan: VideoPlan, source: str, target: Path, on_progress: Progress | None = None) -> None:
+    """Carry out ``plan`` from ``source`` into ``target`` (a temporary name)."""
+    if plan.mode in ("copy", "rename"):
+        shutil.copyfile(source, target)
+    elif plan.mode == "remux":
+        _remux(plan, source, target, on_progress)
+    else:
+        _encode(plan, source, target, on_progress)
+
+
+def _open_output(target: Path) -> Any:
+    # faststart: the index goes first, so the service can read the file while downloading.
+    return av.open(str(target), "w", format="mp4", options={"movflags": "+faststart"})
+
+
+def _start(container: Any, stream: Any) -> float:
+    """Where the streams' shared clock starts (seconds)."""
+    if container.start_time is not None:
+        return float(container.start_time) / av.time_base
+    if stream.start_time is not None and stream.time_base is not None:
+        return float(stream.start_time * stream.time_base)
+    return 0.0
+
+
+def _remux(plan: VideoPlan, source: str, target: Path, on_progress: Progress | None) -> None:
+    with av.open(source) as inp, _open_output(target) as out:
+        vin = inp.streams.video[0]
+        ain = inp.streams.audio[0] if inp.streams.audio and plan.audio == "copy" else None
+        vout = out.add_stream_from_template(vin)
+        aout = out.add_stream_from_template(ain) if ain is not None else None
+        start = _start(inp, vin)
+        total = plan.trim_to or (inp.duration / av.time_base if inp.duration else 0.0)
+        video_end: float | None = None
+        held_audio: list[Any] = []
+        streams = [s for s in (vin, ain) if s is not None]
+        for packet in inp.demux(streams):
+            if packet.dts is None or packet.size == 0:
+                continue
+            tb = packet.time_base
+            if packet.stream is vin:
+                when = float(packet.pts * tb) - start if packet.pts is not None else None
+                if plan.trim_to is not None and (
+                    video_end is not None or (when is not None and when >= plan.trim_to)
+                ):
+                    # Stop at the first frame past the cut, in decoding order: every frame
+                    # kept then has all its references.
+                    video_end = video_end or when
+                    continue
+                _shift(packet, start)
+                packet.stream = vout
+                out.mux(packet)
+                if on_progress is not None and when is not None and total:
+                    on_progress(min(1.0, when / total))
+            else:
+                held_audio.append(packet) if plan.trim_to is not None else _mux_audio(
+                    out, aout, packet, start
+                )
+        end = plan.trim_to if video_end is None else min(video_end, plan.trim_to or video_end)
+        for packet in held_audio:
+            begin = float(packet.pts * packet.time_base) - start
+            length = float((packet.duration or 0) * packet.time_base)
+            if end is None or begin + length <= end + 1e-6:
+                _mux_audio(out, aout, packet, start)
+
+
+def _shift(packet: Any, start: float) -> None:
+    offset = round(start / packet.time_base)
+    if packet.pts is not None:
+        packet.pts -= offset
+    if packet.dts is not None:
+        packet.dts -= offset
+
+
+def _mux_audio(out: Any, aout: Any, packet: Any, start: float) -> None:
+    _shift(packet, start)
+    packet.stream = aout
+    out.mux(packet)
+
+
+def _graph(stream: Any, plan: VideoPlan) -> tuple[Any, Any]:
+    graph = av.filter.Graph()
+    source = graph.add_buffer(template=stream)
+    chain = [source]
+    steps = list(plan.filters)
+    # start_time=0: a picture that starts after the sound gets its first frame held from 0.
+    steps.append(("fps", f"fps={plan.fps}:start_time=0"))
+    if plan.pad_to is not None:
+        steps.append(("tpad", f"stop_mode=clone:stop_duration={plan.pad_to:.3f}"))
+    steps.append(("format", PIXEL_FORMAT))
+    steps.append(("setsar", "1"))
+    for name, args in steps:
+        node = graph.add(name, args) if args else graph.add(name)
+        chain[-1].link_to(node)
+        chain.append(node)
+    sink = graph.add("buffersink")
+    chain[-1].link_to(sink)
+    graph.configure()
+    return graph, source
+
+
+def _pull(graph: Any) -> Iterator[Any]:
+    while True:
+        try:
+            yield graph.pull()
+        except (av.BlockingIOError, av.EOFError):
+            return
+
+
+def _encode(plan: VideoPlan, source: str, target: Path, on_progress: Progress | None) -> None:
+    if plan.fps is None:
+        raise ValueError("an encode plan needs a frame rate")
+    fps = plan.fps
+    with av.open(source) as inp, _open_output(target) as out:
+        vin = inp.streams.video[0]
+        vin.thread_type = "AUTO"
+        ain = inp.streams.audio[0] if inp.streams.audio and plan.audio in ("copy", "aac") else None
+        start = _start(inp, vin)
+        total = plan.trim_to or plan.pad_to or (inp.duration / av.time_base if inp.duration else 0.0)
+        end = plan.trim_to if plan.trim_to is not None else plan.pad_to
+
+        vout = out.add_stream("libx264", rate=fps)
+        vout.width, vout.height = plan.width, plan.height
+        vout.pix_fmt = PIXEL_FORMAT
+        # Kept apart: the stream's own time base changes to the muxer's once writing starts.
+        frame_time_base = 1 / fps
+        vout.time_base = frame_time_base
+        options = {"preset": plan.preset}
+        if plan.bit_rate:
+            vout.bit_rate = plan.bit_rate
+        else:
+            options["crf"] = str(plan.crf)
+        if plan.max_rate:
+            # A short clip's ceiling is huge; FFmpeg keeps the buffer size in an int.
+            ceiling = min(plan.max_rate if not plan.bit_rate else int(plan.bit_rate * 1.05), MAX_CEILING)
+            options |= {"maxrate": str(ceiling), "bufsize": str(ceiling * 2)}
+        vout.options = options
+
+        audio = _AudioTrack(out, ain, plan, start, end) if ain is not None else None
+        graph, buffer = _graph(vin, plan)
+        index = 0
+
+        def emit(frames: Iterator[Any]) -> bool:
+            """Encode filtered frames; False once the output is long enough."""
+            nonlocal index
+            for frame in frames:
+                when = float(frame.time) if frame.time is not None else index / float(fps)
+                if end is not None and when >= end - 1e-6:
+                    return False
+                index = round(when * fps)
+                frame.pts = index
+                frame.time_base = frame_time_base
+                # The decoder's frame type would force x264's hand (as FFmpeg does, let the
+                # encoder choose).
+                frame.pict_type = PictureType.NONE
+                index += 1
+                for packet in vout.encode(frame):
+                    out.mux(packet)
+                if on_progress is not None and total:
+                    on_progress(min(1.0, when / total))
+            return True
+
+        going = True
+        streams = [s for s in (vin, ain) if s is not None]
+        for packet in inp.demux(streams):
+            if packet.stream is vin:
+                if not going:
+                    continue
+                for frame in packet.decode():
+                    if frame.pts is None:
+                        continue
+                    frame.pts -= round(start / frame.time_base)
+                    buffer.push(frame)
+                    going = emit(_pull(graph)) and going
+            elif audio is not None:
+                audio.add(packet)
+        if going:
+            buffer.push(None)
+            emit(_pull(graph))
+        for packet in vout.encode(None):
+            out.mux(packet)
+        if audio is not None:
+            audio.finish(float(index / fps))
+
+
+class _AudioTrack:
+    """The video's own sound, kept in step with the picture: packets copied (cut at the
+    end), or decoded, padded or cut, and encoded to AAC."""
+
+    def __init__(self, out: Any, stream: Any, plan: VideoPlan, start: float, end: float | None) -> None:
+        self._out = out
+        self._start = start
+        self._end = end
+        self._copy = plan.audio == "copy"
+        self._in = stream
+        if self._copy:
+            self._stream = out.add_stream_from_template(stream)
+            self._held: list[Any] = []
+        else:
+            rate = stream.rate or 48000
+            layout = "stereo" if (stream.channels or 2) >= 2 else "mono"
+            self._stream = out.add_stream("aac", rate=rate, layout=layout)
+            self._stream.bit_rate = AUDIO_BIT_RATE
+            self._resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate, frame_size=1024)
+            self._rate = rate
+            self._written = 0  # samples
+
+    def add(self, packet: Any) -> None:
+        if packet.dts is None:
+            return
+        if self._copy:
+            self._held.append(packet)
+            return
+        for frame in packet.decode():
+            if frame.pts is not None:
+                frame.pts -= round(self._start / frame.time_base)
+            for out_frame in self._resampler.resample(frame):
+                self._encode(out_frame)
+
+    def _encode(self, frame: Any) -> None:
+        limit = None if self._end is None else round(self._end * self._rate)
+        if limit is not None and self._written + frame.samples > limit:
+            keep = limit - self._written
+            if keep <= 0:
+                return
+            # The last frame, cut to end exactly on time (a whole one could end 21 ms late).
+            cut = frame.to_ndarray()[:, :keep]
+            frame = av.AudioFrame.from_ndarray(cut.copy(), format="fltp", layout=self._stream.layout.name)
+            frame.sample_rate = self._rate
+        frame.pts = self._written
+        frame.time_base = Fraction(1, self._rate)
+        self._written += frame.samples
+        for packet in self._stream.encode(frame):
+            self._out.mux(packet)
+
+    def finish(self, video_length: float) -> None:
+        end = min(self._end, video_length) if self._end is not None else video_length
+        if self._copy:
+            for packet in self._held:
+                begin = float(packet.pts * packet.time_base) - self._start
+                length = float((packet.duration or 0) * packet.time_base)
+                if begin + length <= end + 1e-6:
+                    _mux_audio(self._out, self._stream, packet, self._start)
+            return
+        for out_frame in self._resampler.resample(None):
+            self._encode(out_frame)
+        # Pad with silence to the picture's end (the service replaces this track anyway).
+        missing = round(end * self._rate) - self._written
+        if missing > 0:
+            layout = self._stream.layout.name
+            silence = av.AudioFrame(format="fltp", layout=layout, samples=missing)
+            for plane in silence.planes:
+                plane.update(bytes(plane.buffer_size))
+            silence.sample_rate = self._rate
+            for chunk in av.AudioResampler(
+                format="fltp", layout=layout, rate=self._rate, frame_size=1024
+            ).resample(silence):
+                self._encode(chunk)
+        for packet in self._stream.encode(None):
+            self._out.mux(packet)

@@ -1,0 +1,407 @@
+"""`preflight fix` on videos the service would reject: every output is checked again with a
+probe that is not the fixer's own (ffprobe when installed, else a bare PyAV reading), and
+the picture and sound must still line up (flashes and beeps at the same instants).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+
+from preflight import CheckOptions, check_video, limits
+from preflight._cli.main import main
+from preflight._fix import fix_paths
+from preflight._fix_model import FixOptions
+from preflight._fix_video import fitted_size, plan_video, target_fps, write_video
+from preflight._models import AudioStreamInfo, FileReport, Finding, MediaInfo, Severity, VideoStreamInfo
+
+FLASHES = (0.52, 1.32, 2.12)
+
+
+@dataclass
+class Probed:
+    """What an independent probe says of a file."""
+
+    container: str
+    codec: str
+    width: int
+    height: int
+    fps: float
+    duration: float
+    rotation: int
+    audio_codec: str | None
+
+
+def independent_probe(path: Path) -> Probed:
+    """ffprobe when present (it is not what the fixer uses), else PyAV read directly."""
+    if shutil.which("ffprobe"):
+        out = subprocess.run(
+            ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        data = json.loads(out.stdout)
+        video = next(s for s in data["streams"] if s["codec_type"] == "video")
+        audio = next((s for s in data["streams"] if s["codec_type"] == "audio"), None)
+        num, den = (int(x) for x in video["avg_frame_rate"].split("/"))
+        rotation = 0
+        for side in video.get("side_data_list", []):
+            rotation = int(side.get("rotation", rotation))
+        return Probed(
+            data["format"]["format_name"],
+            video["codec_name"],
+            int(video["width"]),
+            int(video["height"]),
+            num / den,
+            float(data["format"]["duration"]),
+            rotation,
+            audio["codec_name"] if audio else None,
+        )
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        audio_stream = container.streams.audio[0] if container.streams.audio else None
+        return Probed(
+            container.format.name,
+            stream.codec_context.name,
+            stream.codec_context.width,
+            stream.codec_context.height,
+            float(stream.average_rate or 0),
+            float(container.duration or 0) / av.time_base,
+            0,
+            audio_stream.codec_context.name if audio_stream else None,
+        )
+
+
+def assert_accepted(probed: Probed) -> None:
+    assert probed.container.startswith("mov,mp4")
+    assert probed.codec in ("h264", "hevc")
+    assert limits.VIDEO_MIN_SIDE <= min(probed.width, probed.height)
+    assert max(probed.width, probed.height) <= limits.VIDEO_MAX_SIDE
+    assert limits.VIDEO_MIN_FPS <= probed.fps <= limits.VIDEO_MAX_FPS
+    assert limits.MIN_DURATION_S <= probed.duration <= limits.MAX_DURATION_S
+
+
+def flash_times(path: Path) -> list[float]:
+    """Times of the frames that turn white."""
+    times: list[float] = []
+    was_white = False
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            luma = frame.to_ndarray(format="gray")
+            white = float(luma.mean()) > 200
+            if white and not was_white:
+                times.append(float(frame.time))
+            was_white = white
+    return times
+
+
+def beep_times(path: Path) -> list[float]:
+    """Onsets of the 1 kHz beeps in the sound track (5 ms resolution)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=16000)
+        first: float | None = None
+        parts = []
+        for frame in container.decode(stream):
+            if first is None:
+                first = float(frame.time or 0.0)
+            parts.extend(f.to_ndarray().ravel() for f in resampler.resample(frame))
+    samples = np.concatenate(parts)
+    window = 80  # 5 ms
+    level = np.sqrt((samples[: len(samples) // window * window].reshape(-1, window) ** 2).mean(axis=1))
+    loud = level > 0.05
+    onsets = np.flatnonzero(loud & ~np.concatenate([[False], loud[:-1]]))
+    return [(first or 0.0) + i * window / 16000 for i in onsets]
+
+
+def assert_in_sync(path: Path, fps: float) -> None:
+    flashes, beeps = flash_times(path), beep_times(path)
+    assert len(flashes) == len(FLASHES) and len(beeps) == len(FLASHES), (flashes, beeps)
+    for flash, beep in zip(flashes, beeps, strict=True):
+        # A frame's picture covers 1/fps; AAC adds its own few ms.
+        assert abs(flash - beep) <= 1 / fps + 0.012, (flashes, beeps)
+
+
+def fix_video(src: Path, out_dir: Path, **options: Any) -> tuple[Path, dict[str, Any]]:
+    """Run `preflight fix --video SRC --out-dir OUT --format json`; the output and its entry."""
+    args = [
+        "fix",
+        "--video",
+        str(src),
+        "--out-dir",
+        str(out_dir),
+        "--format",
+        "json",
+        "--preset",
+        "ultrafast",
+    ]
+    for key, value in options.items():
+        args += [f"--{key.replace('_', '-')}"] + ([] if value is True else [str(value)])
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        status = main(args)
+    data = json.loads(buffer.getvalue())
+    entry = data["files"][0]
+    assert status == (0 if entry["ok"] else 1)
+    assert entry["output"] is not None, entry
+    return Path(entry["output"]), entry
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------- the cases
+def test_h264_in_matroska_is_remuxed_without_re_encoding(media, tmp_path: Path) -> None:
+    src = media.write_video(tmp_path / "talk.mkv", container_format="matroska", flashes=FLASHES)
+    before = md5(src)
+    out, entry = fix_video(src, tmp_path / "out")
+    assert entry["actions"] == ["remux"] and entry["ok"] and out.suffix == ".mp4"
+    probed = independent_probe(out)
+    assert_accepted(probed)
+    assert probed.duration == pytest.approx(3.0, abs=0.05)
+    # The same coded pictures: no generation loss.
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        assert [bytes(p) for p in a.demux(video=0) if p.size] == [
+            bytes(p) for p in b.demux(video=0) if p.size
+        ]
+    assert_in_sync(out, 25)
+    assert md5(src) == before
+
+
+def test_vp9_in_webm_is_transcoded_to_h264_in_sync(media, tmp_path: Path) -> None:
+    src = media.write_video(
+        tmp_path / "talk.webm",
+        codec="libvpx-vp9",
+        container_format="webm",
+        audio_codec="libopus",
+        flashes=FLASHES,
+    )
+    out, entry = fix_video(src, tmp_path / "out")
+    assert entry["ok"] and "transcode" in entry["actions"]
+    probed = independent_probe(out)
+    assert_accepted(probed)
+    assert probed.codec == "h264" and probed.audio_codec == "aac"
+    assert probed.duration == pytest.approx(3.0, abs=1 / 25 + 0.03)
+    assert_in_sync(out, 25)
+
+
+def test_mpeg4_part2_in_avi_is_transcoded(media, tmp_path: Path) -> None:
+    src = media.write_video(
+        tmp_path / "old camera.avi", codec="mpeg4", container_format="avi", flashes=FLASHES
+    )
+    out, entry = fix_video(src, tmp_path / "out")
+    assert entry["ok"] and out.name == "old camera.mp4"
+    probed = independent_probe(out)
+    assert_accepted(probed)
+    assert probed.duration == pytest.approx(3.0, abs=0.1)
+    assert_in_sync(out, 25)
+
+
+def test_ten_fps_becomes_twenty_and_stays_in_sync(media, tmp_path: Path) -> None:
+    src = media.write_video(tmp_path / "slow.mp4", fps=10, flashes=FLASHES)
+    out, entry = fix_video(src, tmp_path / "out")
+    assert entry["ok"] and "fps" in entry["actions"]
+    probed = independent_probe(out)
+    assert_accepted(probed)
+    assert probed.fps == pytest.approx(20)
+    assert probed.duration == pytest.approx(3.0, abs=0.1)
+    assert_in_sync(out, 10)
+
+
+def test_ninety_fps_becomes_forty_five(media, tmp_path: Path) -> None:
+    src = media.write_video(tmp_path / "fast.mp4", fps=90, duration=2.5, flashes=(*FLASHES[:2], 2.2))
+    out, _entry = fix_video(src, tmp_path / "out")
+    probed = independent_probe(out)
+    assert_accepted(probed)
+    assert probed.fps == pytest.approx(45)
+    assert probed.duration == pytest.approx(2.5, abs=1 / 45 + 0.03)
+
+
+def test_a_small_video_is_scaled_up_and_the_face_stays(media, tmp_path: Path, engine) -> None:
+    src = media.write_video(tmp_path / "small.mp4", width=480, height=360, source="face", flashes=FLASHES)
+    out, _entry = fix_video(src, tmp_path / "out")
+    probed = independent_probe(out)
+    assert_accepted(probed)
+    assert (probed.width, probed.height) == (854, 640)
+    assert_in_sync(out, 25)
+    report = check_video(out, engine=engine)
+    assert report.ok and not [f for f in report.findings if f.code in ("Face.NotFound", "Face.Missing")]
+
+
+def test_a_huge_video_is_scaled_down(media, tmp_path: Path) -> None:
+    src = media.write_video(tmp_path / "big.mp4", width=2560, height=1440, duration=2.2)
+    out, _ = fix_video(src, tmp_path / "out")
+    probed = independent_probe(out)
+    assert_accepted(probed)
+    assert (probed.width, probed.height) == (2048, 1152)
+
+
+def test_a_panorama_is_cropped_around_the_face(media, tmp_path: Path, engine) -> None:
+    src = media.write_video(tmp_path / "wide.mp4", width=2600, height=640, source="portrait", duration=2.2)
+    out, entry = fix_video(src, tmp_path / "out")
+    assert "crop" in entry["actions"]
+    probed = independent_probe(out)
+    assert_accepted(probed)
+    assert probed.width / probed.height == pytest.approx(3.2, abs=0.01)
+    report = check_video(out, engine=engine)
+    assert not [f for f in report.findings if f.code in ("Face.NotFound", "Face.CutOff")]
+
+
+def test_a_panorama_without_faces_is_padded(media, tmp_path: Path) -> None:
+    src = media.write_video(tmp_path / "wide.mp4", width=2600, height=640, duration=2.2)
+    out, entry = fix_video(src, tmp_path / "out", fast=True)
+    assert "pad" in entry["actions"]
+    assert_accepted(independent_probe(out))
+
+
+def test_a_phone_clip_is_turned_upright(media, tmp_path: Path, engine) -> None:
+    src = media.write_video(tmp_path / "phone.mp4", width=1280, height=720, rotation=90, source="face")
+    out, entry = fix_video(src, tmp_path / "out")
+    assert "rotate" in entry["actions"]
+    probed = independent_probe(out)
+    assert (probed.width, probed.height, probed.rotation) == (720, 1280, 0)
+    report = check_video(out, engine=engine)
+    assert not [f for f in report.findings if f.code.startswith("Face.") or f.code == "Video.Rotated"]
+
+
+def test_variable_frame_rate_becomes_constant(media, tmp_path: Path) -> None:
+    src = media.write_video(tmp_path / "vfr.mp4", vfr=True)
+    out, entry = fix_video(src, tmp_path / "out")
+    assert "cfr" in entry["actions"]
+    assert not [f for f in entry["findings"] if f["code"] == "Video.VariableFrameRate"]
+    assert_accepted(independent_probe(out))
+
+
+def test_a_long_video_is_trimmed_to_120_s_without_re_encoding(media, tmp_path: Path) -> None:
+    src = media.write_video(tmp_path / "long.mp4", width=640, height=640, fps=15, duration=124.0)
+    out, entry = fix_video(src, tmp_path / "out")
+    assert entry["actions"] == ["remux", "trim"]
+    probed = independent_probe(out)
+    assert_accepted(probed)
+    assert 120 - 3 / 15 <= probed.duration <= 120.0
+
+
+def test_a_one_second_video_is_held_to_two(media, tmp_path: Path) -> None:
+    src = media.write_video(tmp_path / "blink.mp4", duration=1.0)
+    out, entry = fix_video(src, tmp_path / "out")
+    assert "pad-duration" in entry["actions"]
+    probed = independent_probe(out)
+    assert_accepted(probed)
+    assert probed.duration == pytest.approx(2.0, abs=0.05)
+
+
+def test_a_padded_oversized_file_is_remuxed_back_under_the_limit(media, tmp_path: Path) -> None:
+    src = media.write_video(tmp_path / "padded.mp4", duration=2.2)
+    media.grow_to(src, limits.VIDEO_MAX_BYTES + 1024)
+    out, entry = fix_video(src, tmp_path / "out")
+    assert entry["actions"] == ["remux"] and entry["ok"]
+    assert out.stat().st_size < 1024 * 1024
+
+
+def test_dense_pictures_over_the_size_limit_get_an_average_rate() -> None:
+    video = VideoStreamInfo(
+        0,
+        "h264",
+        "High",
+        "yuv420p",
+        1920,
+        1080,
+        1920,
+        1080,
+        0,
+        25.0,
+        25.0,
+        False,
+        2500,
+        100.0,
+        0.0,
+        40_000_000,
+    )
+    audio = AudioStreamInfo(1, "aac", "LC", 48000, 2, "stereo", "fltp", None, 100.0, 0.0, 128_000)
+    size = 100 * 40_000_000 // 8
+    info = MediaInfo("dense.mp4", size, "mov,mp4,m4a,3gp,3g2,mj2", 100.0, 0.0, 40_128_000, (video,), (audio,))
+    finding = Finding("InvalidFile.Size", Severity.ERROR, "too big", True)
+    plan = plan_video(FileReport("dense.mp4", "video", (finding,), info), FixOptions())
+    assert plan.mode == "encode" and plan.bit_rate is not None
+    expected = plan.bit_rate * 100 / 8 + 128_000 * 100 / 8
+    assert expected < limits.VIDEO_MAX_BYTES
+
+
+def test_an_average_rate_encode_lands_near_its_target(media, tmp_path: Path) -> None:
+    src = media.write_video(tmp_path / "clip.mp4", duration=4.0, source="face", quality=10)
+    report = check_video(src, CheckOptions(fast=True))
+    plan = plan_video(report, FixOptions(preset="ultrafast"))
+    from dataclasses import replace
+
+    plan = replace(
+        plan, mode="encode", bit_rate=400_000, max_rate=400_000, fps=Fraction(25), width=720, height=720
+    )
+    write_video(plan, str(src), tmp_path / "out.mp4")
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        video_bytes = sum(p.size for p in container.demux(video=0))
+    assert video_bytes * 8 / 4.0 == pytest.approx(400_000, rel=0.35)
+
+
+def test_a_video_that_passes_is_copied_byte_for_byte(media, tmp_path: Path) -> None:
+    src = media.write_video(tmp_path / "fine.mp4")
+    out, entry = fix_video(src, tmp_path / "out")
+    assert entry["actions"] == ["copy"] and entry["ok"]
+    assert md5(out) == md5(src)
+
+
+def test_an_mp4_named_avi_is_copied_under_its_real_extension(media, tmp_path: Path) -> None:
+    src = media.write_video(tmp_path / "mislabelled.avi", container_format="mp4")
+    out, entry = fix_video(src, tmp_path / "out")
+    assert entry["actions"] == ["rename"] and out.suffix == ".mp4"
+    assert md5(out) == md5(src)
+
+
+def test_fixing_into_the_input_folder_never_touches_the_input(media, tmp_path: Path) -> None:
+    src = media.write_video(tmp_path / "talk.mp4", fps=10)
+    before = md5(src)
+    out, entry = fix_video(src, tmp_path)
+    assert out == tmp_path / "talk.fixed.mp4" and entry["ok"]
+    assert md5(src) == before
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_an_unreadable_video_is_not_fixed_and_says_why(media, tmp_path: Path) -> None:
+    src = tmp_path / "noise.mp4"
+    src.write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(range(256)) * 8)
+    report = fix_paths(video=src, out_dir=tmp_path / "out")
+    (fixed,) = report.files
+    assert not fixed.ok and fixed.output is None and fixed.error
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_a_dry_run_writes_nothing_and_shows_the_plan(media, tmp_path: Path) -> None:
+    src = media.write_video(tmp_path / "slow.mp4", fps=10)
+    report = fix_paths(video=src, out_dir=tmp_path / "out", dry_run=True)
+    (fixed,) = report.files
+    assert [a.name for a in fixed.actions] == ["transcode", "fps"] and fixed.output is None
+    assert not (tmp_path / "out").exists()
+
+
+def test_sizes_and_rates_are_chosen_sensibly() -> None:
+    assert fitted_size(480, 360) == (854, 640)
+    assert fitted_size(4096, 2160) == (2048, 1080)
+    assert fitted_size(641, 479) == (856, 640)
+    assert fitted_size(2600, 640) is None
+    assert target_fps(10) == 20 and target_fps(12) == 24 and target_fps(5) == 15
+    assert target_fps(120) == 60 and target_fps(90) == 45 and target_fps(100) == 50
+    assert target_fps(7) == 21
