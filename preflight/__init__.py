@@ -3,6 +3,8 @@
     >>> from preflight import check_paths
     >>> report = check_paths(video="talk.mp4", audio="voice.wav")
     >>> report.ok, [f.code for f in report.all_findings()]
+    >>> from preflight import fix_paths
+    >>> fixed = fix_paths(video="talk.mkv", audio="voice.m4a", out_dir="ready")
 
 Bad media never raises: every problem is a ``Finding`` with the service's own error code
 (``InvalidFile.*``) or an advice code (``Video.*``, ``Audio.*``, ``Image.*``...).
@@ -24,6 +26,8 @@ from ._check import (
 from ._exceptions import FaceEngineError, PreflightError, UsageError
 from ._face_scan import FaceSample, ImageFaceScan, VideoFaceScan, scan_image, scan_video
 from ._faces import Box, Face, FaceEngine, LazyEngine, Pose, load_engine
+from ._fix import fix_paths
+from ._fix_model import Action, FixedFile, FixOptions, FixReport
 from ._models import (
     AudioStreamInfo,
     CheckReport,
@@ -44,6 +48,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CODES",
+    "Action",
     "AudioStreamInfo",
     "Box",
     "CheckOptions",
@@ -54,6 +59,9 @@ __all__ = [
     "FaceSample",
     "FileReport",
     "Finding",
+    "FixOptions",
+    "FixReport",
+    "FixedFile",
     "ImageFaceScan",
     "ImageInfo",
     "JobReport",
@@ -73,6 +81,7 @@ __all__ = [
     "check_paths",
     "check_video",
     "collect_files",
+    "fix_paths",
     "guess_role",
     "limits",
     "load_engine",

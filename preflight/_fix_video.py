@@ -11,6 +11,7 @@ else re-encoded to AAC; either way it stays in sync with the picture.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import shutil
@@ -38,6 +39,17 @@ AUDIO_BIT_RATE = 128_000
 #: Share of the size limit a size-capped encode aims at (x264's rate control overshoots
 #: by a few percent; the container adds a little).
 SIZE_HEADROOM = 0.92
+#: ``--reframe``: the close-up puts the face at this share of the picture's height (a
+#: head-and-shoulders shot)...
+REFRAME_FACE_SHARE = 0.3
+#: ...but never crops tighter than this many pixels high: scaled back up to 640, a
+#: tighter crop would be more blur than face.
+REFRAME_MIN_HEIGHT = 240
+#: Face positions are smoothed over this many samples (about 1.5 s) so the crop glides.
+REFRAME_SMOOTHING = 3
+#: How much bigger a quality re-encode can come out than its source (a heavily
+#: compressed source re-encoded at crf 18): beyond the limit / this, the ceiling is set.
+CRF_GROWTH = 4
 #: Highest rate ceiling given to x264 (far above any talking head; fits FFmpeg's int).
 MAX_CEILING = 400_000_000
 #: Standard rates tried when a rate must change and no even multiple or divisor fits.
@@ -196,6 +208,61 @@ def _payload_bytes(info: MediaInfo, length: float) -> float | None:
     return sum(rate or 0 for rate in rates) * length / 8
 
 
+def _face_track(scan: VideoFaceScan) -> list[tuple[float, float, float, float]]:
+    """(time, centre x, centre y, height) of the target face, relative, smoothed."""
+    seen = [(s.time, s.target_face.box) for s in scan.samples if s.target_face is not None]
+    track = []
+    for index, (time, _box) in enumerate(seen):
+        near = [
+            box
+            for _, box in seen[max(0, index - REFRAME_SMOOTHING // 2) : index + REFRAME_SMOOTHING // 2 + 1]
+        ]
+        track.append(
+            (
+                time,
+                sum(b.x + b.width / 2 for b in near) / len(near),
+                sum(b.y + b.height / 2 for b in near) / len(near),
+                sum(b.height for b in near) / len(near),
+            )
+        )
+    return track
+
+
+def _piecewise(points: list[tuple[float, float]]) -> str:
+    """An FFmpeg expression of ``t``: straight lines through (time, value) points, held
+    before the first and after the last."""
+    expression = f"{points[-1][1]:.1f}"
+    for (t0, v0), (t1, v1) in reversed(list(itertools.pairwise(points))):
+        slope = (v1 - v0) / (t1 - t0) if t1 > t0 else 0.0
+        expression = f"if(lt(t,{t1:.3f}),{v0:.1f}+({slope:.3f})*(t-{t0:.3f}),{expression})"
+    return f"if(lt(t,{points[0][0]:.3f}),{points[0][1]:.1f},{expression})"
+
+
+def _reframe(width: int, height: int, scan: VideoFaceScan) -> tuple[tuple[str, str], Action, int, int] | None:
+    """A close-up crop, same aspect as the picture, that follows the target face."""
+    track = _face_track(scan)
+    if not track:
+        return None
+    face_px = max(h for *_, h in track) * height
+    crop_h = min(height, max(REFRAME_MIN_HEIGHT, face_px / REFRAME_FACE_SHARE))
+    crop_h = _even(crop_h, up=False)
+    crop_w = min(width, _even(crop_h * width / height, up=False))
+    if crop_h >= height - 2:
+        return None  # the face is too small to gain anything by cropping
+    xs = [(t, min(max(0.0, cx * width - crop_w / 2), width - crop_w)) for t, cx, _, _ in track]
+    # Eyes a little above the middle, as a camera operator frames a face.
+    ys = [(t, min(max(0.0, cy * height - crop_h * 0.45), height - crop_h)) for t, _, cy, _ in track]
+    args = f"w={crop_w}:h={crop_h}:x='{_piecewise(xs)}':y='{_piecewise(ys)}'"
+    share = face_px / crop_h
+    action = Action(
+        "reframe",
+        f"close-up {crop_w}x{crop_h} following the face ({len(track)} positions): face "
+        f"{face_px:.0f} px = {share:.0%} of the picture instead of {face_px / height:.0%}",
+        ("Face.TooSmall",),
+    )
+    return ("crop", args), action, crop_w, crop_h
+
+
 def _rotate_filters(rotation: int) -> tuple[tuple[str, str], ...]:
     # ``rotation`` is the counter-clockwise display rotation (ffprobe's convention).
     return {
@@ -248,7 +315,14 @@ def plan_video(report: FileReport, options: FixOptions, *, duration: float | Non
         )
 
     width, height = stream.width, stream.height
-    if "InvalidFile.Resolution" in codes or width % 2 or height % 2:
+    if options.reframe and "Face.TooSmall" in codes and isinstance(report.faces, VideoFaceScan):
+        reframed = _reframe(width, height, report.faces)
+        if reframed is not None:
+            step, action, width, height = reframed
+            filters.append(step)
+            actions.append(action)
+            encode_reasons.append("Face.TooSmall")
+    if "InvalidFile.Resolution" in codes or width % 2 or height % 2 or "Face.TooSmall" in encode_reasons:
         size = fitted_size(width, height)
         if size is None:
             scan = report.faces if isinstance(report.faces, VideoFaceScan) else None
@@ -259,9 +333,8 @@ def plan_video(report: FileReport, options: FixOptions, *, duration: float | Non
             size = fitted_size(width, height)
         if size is not None and size != (width, height):
             filters.append(("scale", f"{size[0]}:{size[1]}:flags=lanczos"))
-            actions.append(
-                Action("scale", f"{width}x{height} -> {size[0]}x{size[1]}", ("InvalidFile.Resolution",))
-            )
+            because = ("InvalidFile.Resolution",) if "InvalidFile.Resolution" in codes else ()
+            actions.append(Action("scale", f"{width}x{height} -> {size[0]}x{size[1]}", because))
             encode_reasons.append("InvalidFile.Resolution")
             width, height = size
 
@@ -332,11 +405,14 @@ def plan_video(report: FileReport, options: FixOptions, *, duration: float | Non
         if encode_reasons or not container_ok or extension not in limits.VIDEO_EXTENSIONS:
             actions.append(Action("audio-aac", f"sound track {info.audio[0].codec} -> AAC (kept in sync)"))
 
-    # Whatever the encode, a rate ceiling keeps the output under the size limit; when the
-    # file is too big for its streams (padding, extra tracks) a remux is enough, and only a
-    # source whose pictures alone are too big gets an average-rate encode.
+    # A rate ceiling keeps an encode under the size limit. It costs x264 about 10% more
+    # time, so it is set only when the source is dense enough for a re-encode to come near
+    # the limit. When the file is too big for its streams (padding, extra tracks) a remux is
+    # enough, and only a source whose pictures alone are too big gets an average-rate encode.
     audio_rate = 0 if audio in ("drop", "none") else AUDIO_BIT_RATE
-    max_rate = int(limits.VIDEO_MAX_BYTES * 8 * SIZE_HEADROOM / max(out_length, 1.0)) - audio_rate
+    ceiling = int(limits.VIDEO_MAX_BYTES * 8 * SIZE_HEADROOM / max(out_length, 1.0)) - audio_rate
+    source_rate = stream.bit_rate or info.bit_rate
+    max_rate = ceiling if source_rate is None or source_rate * CRF_GROWTH > ceiling else None
     bit_rate: int | None = None
     size_remux = False
     if "InvalidFile.Size" in codes:
@@ -352,7 +428,7 @@ def plan_video(report: FileReport, options: FixOptions, *, duration: float | Non
                 )
             )
         else:
-            bit_rate = max_rate
+            bit_rate = max_rate = ceiling
             actions.append(
                 Action(
                     "bitrate",

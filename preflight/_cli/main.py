@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from .._exceptions import PreflightError
-from . import check, codes
+from . import check, codes, fix
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"preflight {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     check.add_parser(subparsers)
+    fix.add_parser(subparsers)
     codes.add_parser(subparsers)
     return parser
 

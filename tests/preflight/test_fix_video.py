@@ -405,3 +405,17 @@ def test_sizes_and_rates_are_chosen_sensibly() -> None:
     assert target_fps(10) == 20 and target_fps(12) == 24 and target_fps(5) == 15
     assert target_fps(120) == 60 and target_fps(90) == 45 and target_fps(100) == 50
     assert target_fps(7) == 21
+
+
+def test_reframe_crops_a_close_up_that_follows_a_small_face(media, tmp_path: Path, engine) -> None:
+    src = media.write_video(tmp_path / "wide shot.mp4", width=1280, height=720, source="small_face")
+    before = check_video(src, engine=engine)
+    assert "Face.TooSmall" in [f.code for f in before.findings]
+    out, entry = fix_video(src, tmp_path / "out", reframe=True)
+    assert "reframe" in entry["actions"]
+    assert_accepted(independent_probe(out))
+    after = check_video(out, engine=engine)
+    assert not [f for f in after.findings if f.code.startswith("Face.")]
+    # Without --reframe, a small face is advice, not a reason to touch the file.
+    _, plain = fix_video(src, tmp_path / "plain")
+    assert plain["actions"] == ["copy"]

@@ -1,0 +1,159 @@
+"""``preflight fix``: write compliant copies of the inputs, touching only what is wrong."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+from .._check import CheckOptions
+from .._exceptions import UsageError
+from .._fix import fix_paths
+from .._fix_model import ALIGN_CHOICES, FixOptions, FixReport
+from .._models import Severity
+from .check import add_inputs
+
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "fix",
+        help="write compliant copies of the files, with the least change",
+        description="Check the files, then write copies the service accepts into --out-dir, "
+        "changing only what is wrong (a file that already passes is copied unchanged). The "
+        "originals are never modified. Exit status: 0 every output passes, 1 some output still "
+        "fails (the report says why), 2 bad usage or internal failure.",
+    )
+    add_inputs(parser)
+    parser.add_argument("-o", "--out-dir", required=True, metavar="DIR", help="where the fixed copies go")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
+    parser.add_argument(
+        "--align",
+        choices=ALIGN_CHOICES,
+        default="service",
+        help="voice and video lengths: leave them to the service (default: it cuts the longer), "
+        "trim both to the shorter, extend the video to the voice, or pad the voice to the video",
+    )
+    parser.add_argument(
+        "--make-ref",
+        action="store_true",
+        help="when the video shows several faces and no --ref is given, cut a reference image "
+        "of the face the service would pick from the first frame",
+    )
+    parser.add_argument(
+        "--reframe", action="store_true", help="crop a close-up that follows a face that is too small"
+    )
+    parser.add_argument("--drop-audio", action="store_true", help="drop the video's own sound track")
+    parser.add_argument("--no-denoise", action="store_true", help="leave a noisy voice as it is")
+    parser.add_argument("--no-normalize", action="store_true", help="leave a quiet voice as it is")
+    parser.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default="medium",
+        help="x264 speed preset of a re-encode (default: medium)",
+    )
+    parser.add_argument(
+        "--crf",
+        type=int,
+        default=18,
+        metavar="N",
+        help="x264 quality of a re-encode, 0-51, lower is better (default: 18, visually lossless)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not (args.paths or args.video or args.audio or args.ref):
+        raise UsageError("nothing to fix: give files or folders, or --video/--audio/--ref")
+    if not 0 <= args.crf <= 51:
+        raise UsageError(f"--crf {args.crf}: must be 0-51")
+    check_options = CheckOptions(select=tuple(args.select), ignore=tuple(args.ignore), fast=args.fast)
+    options = FixOptions(
+        align=args.align,
+        reframe=args.reframe,
+        make_ref=args.make_ref,
+        drop_audio=args.drop_audio,
+        denoise=not args.no_denoise,
+        normalize=not args.no_normalize,
+        preset=args.preset,
+        crf=args.crf,
+    )
+    inputs: dict[str, Any] = {
+        "out_dir": args.out_dir,
+        "video": args.video,
+        "audio": args.audio,
+        "ref": args.ref,
+        "options": options,
+        "check_options": check_options,
+        "dry_run": args.dry_run,
+    }
+    err_console = Console(stderr=True)
+    if err_console.is_terminal and args.format == "text" and not args.dry_run:
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[path]}", style="dim"),
+            console=err_console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("fixing", total=1.0, path="")
+
+            def on_progress(number: int, total: int, path: str, fraction: float) -> None:
+                if fraction == 0.0:
+                    progress.reset(task, total=1.0, description=f"fixing {number}/{total}", path=path)
+                progress.update(task, completed=fraction)
+
+            report = fix_paths(args.paths, on_progress=on_progress, **inputs)
+    else:
+        report = fix_paths(args.paths, **inputs)
+
+    try:
+        if args.format == "json":
+            json.dump(report.to_dict(), sys.stdout, indent=2, ensure_ascii=False)
+            sys.stdout.write("\n")
+        else:
+            render_fix_text(report, Console(highlight=False))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0 if report.ok else 1
+
+
+_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+
+
+def render_fix_text(report: FixReport, console: Console) -> None:
+    for fixed in report.files:
+        verdict = "[green]ok[/]" if fixed.ok else "[bold red]still fails[/]"
+        target = (
+            escape(fixed.output) if fixed.output else ("(dry run)" if report.dry_run else "(not written)")
+        )
+        console.print(f"[bold]{escape(fixed.path)}[/] ({fixed.role}) -> {target}  {verdict}")
+        for action in fixed.actions:
+            console.print(f"  [magenta]{action.name}[/] {escape(action.detail)}")
+        if fixed.error:
+            console.print(f"  [bold red]not fixed:[/] {escape(fixed.error)}")
+        # A dry run shows what the input has; a fix, what its output still has.
+        label = "found" if report.dry_run else "still"
+        for finding in fixed.findings:
+            style = _STYLE[finding.severity]
+            console.print(f"  [dim]{label}[/] [{style}]{finding.code}[/] {escape(finding.message)}")
+    if report.job is not None:
+        if report.job_actions or report.job.findings:
+            console.print("[bold]job[/]")
+        for action in report.job_actions:
+            console.print(f"  [magenta]{action.name}[/] {escape(action.detail)}")
+        for finding in report.job.findings:
+            console.print(f"  [{_STYLE[finding.severity]}]{finding.code}[/] {escape(finding.message)}")
+    fixed_count = sum(1 for f in report.files if f.ok)
+    word = "would pass" if report.dry_run else "pass"
+    console.print(f"{fixed_count} of {len(report.files)} file(s) {word}.")

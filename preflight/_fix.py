@@ -1,0 +1,244 @@
+"""The fixer: check, plan, write compliant copies, check them again.
+
+Outputs go to a temporary hidden name in the output folder and are renamed when whole;
+inputs are never written to (an output that would land on an input gets another name).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import limits
+from ._atomic import atomic_output, output_name
+from ._check import CheckOptions, _engine_for, _job_report, check_file, check_paths
+from ._exceptions import UsageError
+from ._face_scan import VideoFaceScan
+from ._faces import FaceEngine
+from ._fix_audio import AudioPlan, plan_audio, write_audio
+from ._fix_image import ImagePlan, make_reference, plan_image, write_image
+from ._fix_model import COPY, Action, FixedFile, FixOptions, FixReport
+from ._fix_video import VideoPlan, plan_video, write_video
+from ._models import FileReport, MediaInfo, Severity
+
+Plan = VideoPlan | AudioPlan | ImagePlan
+_DEFAULT_FIX = FixOptions()
+_DEFAULT_CHECK = CheckOptions()
+#: Called with (file number, file count, path, fraction of that file done).
+FixProgress = Callable[[int, int, str, float], None]
+
+
+@dataclass(frozen=True)
+class _Lengths:
+    """Target lengths (seconds) of the job's video and voice after alignment."""
+
+    video: float | None = None
+    audio: float | None = None
+    note: Action | None = None
+
+
+def _length(report: FileReport | None) -> float | None:
+    if report is None or not isinstance(report.media, MediaInfo):
+        return None
+    return report.media.duration
+
+
+def _clamp(seconds: float) -> float:
+    return min(max(seconds, limits.MIN_DURATION_S), limits.MAX_DURATION_S)
+
+
+def _align(video: FileReport | None, audio: FileReport | None, options: FixOptions) -> _Lengths:
+    """What ``--align`` asks of the job's two lengths."""
+    video_s, audio_s = _length(video), _length(audio)
+    if video_s is None or audio_s is None or abs(video_s - audio_s) <= 0.04:
+        return _Lengths()
+    longer = "video" if video_s > audio_s else "voice"
+    if options.align == "service":
+        return _Lengths(
+            note=Action(
+                "align",
+                f"left to the service: it cuts the longer {longer} to {min(video_s, audio_s):.2f} s "
+                "(use --align trim|extend|pad to choose)",
+                ("Pair.DurationMismatch",),
+            )
+        )
+    if options.align == "trim":
+        target = _clamp(min(video_s, audio_s))
+        return _Lengths(
+            target, target, Action("align", f"both trimmed to {target:.2f} s", ("Pair.DurationMismatch",))
+        )
+    if options.align == "extend":
+        target = _clamp(audio_s)
+        return _Lengths(
+            video=target,
+            note=Action("align", f"video fitted to the voice's {target:.2f} s", ("Pair.DurationMismatch",)),
+        )
+    target = _clamp(video_s)
+    return _Lengths(
+        audio=target,
+        note=Action("align", f"voice fitted to the video's {target:.2f} s", ("Pair.DurationMismatch",)),
+    )
+
+
+def _plan(report: FileReport, options: FixOptions, lengths: _Lengths) -> Plan:
+    if report.role == "video":
+        return plan_video(report, options, duration=lengths.video)
+    if report.role == "audio":
+        return plan_audio(report, options, duration=lengths.audio)
+    return plan_image(report, options)
+
+
+def _write(plan: Plan, source: str, target: Path, progress: Callable[[float], None]) -> None:
+    if not plan.actions:
+        shutil.copyfile(source, target)
+    elif isinstance(plan, VideoPlan):
+        write_video(plan, source, target, progress)
+    elif isinstance(plan, AudioPlan):
+        write_audio(plan, source, target, progress)
+    else:
+        write_image(plan, source, target)
+
+
+def _unfixable(report: FileReport, reason: str) -> FixedFile:
+    return FixedFile(report.path, report.role, None, (), False, report.findings, reason)
+
+
+def fix_paths(
+    paths: Sequence[str | os.PathLike[str]] = (),
+    *,
+    out_dir: str | os.PathLike[str],
+    video: str | os.PathLike[str] | None = None,
+    audio: str | os.PathLike[str] | None = None,
+    ref: str | os.PathLike[str] | None = None,
+    options: FixOptions = _DEFAULT_FIX,
+    check_options: CheckOptions = _DEFAULT_CHECK,
+    dry_run: bool = False,
+    on_progress: FixProgress | None = None,
+    engine: FaceEngine | None = None,
+) -> FixReport:
+    """Write a compliant copy of every file into ``out_dir``, with the least change.
+
+    Each output is checked again by the same engine; the report says what was done and
+    what still fails. With ``dry_run``, nothing is written: the report holds the plans.
+    """
+    folder = os.fspath(out_dir)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UsageError(f"{folder}: not a folder (--out-dir takes a folder)")
+    with _engine_for(engine) as faces:
+        checked = check_paths(paths, video=video, audio=audio, ref=ref, options=check_options, engine=faces)
+        if not dry_run:
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as exc:
+                raise UsageError(
+                    f"{folder}: cannot create the output folder ({exc.strerror or exc})"
+                ) from exc
+            if not os.access(folder, os.W_OK):
+                raise UsageError(f"{folder}: the output folder is not writable")
+        # check_paths puts the files given in roles first.
+        explicit = list(checked.files[: sum(v is not None for v in (video, audio, ref))])
+        by_role = {r.role: r for r in explicit}
+        lengths = (
+            _align(by_role.get("video"), by_role.get("audio"), options) if len(explicit) >= 2 else _Lengths()
+        )
+        inputs = {os.path.realpath(r.path) for r in checked.files}
+        taken: set[str] = set()
+        results: list[FixedFile] = []
+        outputs: dict[str, FileReport] = {}
+        made_ref: FileReport | None = None
+        total = len(checked.files)
+        for number, report in enumerate(checked.files, start=1):
+
+            def progress(fraction: float, number: int = number, path: str = report.path) -> None:
+                if on_progress is not None:
+                    on_progress(number, total, path, fraction)
+
+            progress(0.0)
+            fixed, recheck = _fix_one(
+                report,
+                options,
+                check_options,
+                lengths if number <= len(explicit) else _Lengths(),
+                folder,
+                inputs,
+                taken,
+                dry_run,
+                progress,
+                faces,
+            )
+            results.append(fixed)
+            if recheck is not None:
+                outputs[report.path] = recheck
+            progress(1.0)
+        if options.make_ref and not dry_run and "ref" not in by_role and "video" in by_role:
+            made = _make_ref(by_role["video"], folder, inputs, taken, check_options, faces)
+            if made is not None:
+                results.append(made[0])
+                if made[1] is not None:
+                    made_ref = made[1]
+        job = None
+        if len(explicit) >= 2:
+            final = [outputs.get(r.path, r) for r in explicit]
+            if made_ref is not None:
+                final.append(made_ref)
+            job = _job_report(final, check_options)
+    return FixReport(tuple(results), job, dry_run, (lengths.note,) if lengths.note is not None else ())
+
+
+def _fix_one(
+    report: FileReport,
+    options: FixOptions,
+    check_options: CheckOptions,
+    lengths: _Lengths,
+    folder: str,
+    inputs: set[str],
+    taken: set[str],
+    dry_run: bool,
+    progress: Callable[[float], None],
+    engine: FaceEngine,
+) -> tuple[FixedFile, FileReport | None]:
+    plan = _plan(report, options, lengths)
+    if plan.unfixable is not None:
+        return _unfixable(report, plan.unfixable), None
+    actions = plan.actions or (COPY,)
+    if dry_run:
+        expect_ok = report.ok or all(f.fixable for f in report.findings if f.severity is Severity.ERROR)
+        return FixedFile(report.path, report.role, None, actions, expect_ok, report.findings), None
+    target = output_name(
+        report.path, folder, plan.extension or os.path.splitext(report.path)[1], taken, inputs
+    )
+    try:
+        with atomic_output(target) as temporary:
+            _write(plan, report.path, temporary, progress)
+    except OSError as exc:
+        return _unfixable(report, f"cannot write {target}: {exc.strerror or exc}"), None
+    except Exception as exc:  # a codec that fails on this file is this file's problem
+        return _unfixable(report, f"the fix failed ({type(exc).__name__}: {exc})"), None
+    again = check_file(target, report.role, check_options, engine=engine)
+    return FixedFile(report.path, report.role, target, actions, again.ok, again.findings), again
+
+
+def _make_ref(
+    video: FileReport,
+    folder: str,
+    inputs: set[str],
+    taken: set[str],
+    check_options: CheckOptions,
+    engine: FaceEngine,
+) -> tuple[FixedFile, FileReport | None] | None:
+    """``--make-ref``: a reference image of the target face, when the video has several."""
+    scan = video.faces
+    if not isinstance(scan, VideoFaceScan) or not any(f.code == "Face.Multiple" for f in video.findings):
+        return None
+    stem = Path(video.path).stem
+    target = output_name(f"{stem}.ref.jpg", folder, ".jpg", taken, inputs)
+    try:
+        with atomic_output(target) as temporary:
+            actions = make_reference(video.path, scan, temporary)
+    except Exception as exc:
+        return FixedFile(video.path, "ref", None, (), False, (), f"--make-ref failed: {exc}"), None
+    again = check_file(target, "ref", check_options, engine=engine)
+    return FixedFile(video.path, "ref", target, actions, again.ok, again.findings), again

@@ -1,0 +1,368 @@
+"""Fixing the voice: each story builds a file the service (or the lip-sync model) would
+choke on, lets the fixer plan and write it, and checks the output with a fresh, independent
+``check_audio``, plus the property the story is about.
+
+Voices are synthesised by the fixture script (``voice_like``) unless the story needs real
+speech, which comes from ../shared/media (skipped when absent).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import numpy.typing as npt
+import pyloudnorm  # type: ignore[import-untyped]
+import pytest
+
+from preflight import FileReport, check_audio, limits
+from preflight._fix_audio import AudioPlan, plan_audio, write_audio
+from preflight._fix_model import FixOptions
+
+RATE = 16000
+Samples = npt.NDArray[np.float64]
+
+
+def fix(
+    path: Path, options: FixOptions | None = None, *, duration: float | None = None
+) -> tuple[AudioPlan, Path, FileReport]:
+    """Plan, write to a ``.part`` name, rename to the planned extension, check again."""
+    plan = plan_audio(check_audio(path), options or FixOptions(), duration=duration)
+    assert plan.unfixable is None and plan.actions, plan
+    out_dir = path.parent / "fixed"
+    out_dir.mkdir(exist_ok=True)
+    part = out_dir / f".{path.name}.part"
+    write_audio(plan, str(path), part)
+    final = out_dir / f"{path.stem}{plan.extension}"
+    part.rename(final)
+    fresh = check_audio(final)
+    assert fresh.ok, [(f.code, f.message) for f in fresh.findings]
+    return plan, final, fresh
+
+
+def names(plan: AudioPlan) -> list[str]:
+    return [action.name for action in plan.actions]
+
+
+def codes(report: FileReport) -> list[str]:
+    return [f.code for f in report.findings]
+
+
+def stream_facts(report: FileReport) -> tuple[str | None, str | None, int | None, int | None]:
+    info = report.media
+    assert info is not None and not isinstance(info, str)
+    stream = info.audio[0]  # type: ignore[union-attr]
+    return info.container, stream.codec, stream.sample_rate, stream.channels  # type: ignore[union-attr]
+
+
+def decode(path: Path) -> tuple[Samples, int]:
+    """All samples (channels x n) as floats, and the rate."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        # Planar floats: exact for 16-bit samples (k / 32768), one row per channel.
+        resampler = av.AudioResampler(format="fltp", layout=stream.layout.name, rate=stream.rate)
+        planes = [f.to_ndarray() for frame in container.decode(stream) for f in resampler.resample(frame)]
+        rate = stream.rate
+    return np.concatenate(planes, axis=1).astype(np.float64), rate
+
+
+def reference_loudness(path: Path) -> float:
+    data, rate = decode(path)
+    return float(pyloudnorm.Meter(rate).integrated_loudness(data.T))
+
+
+def lag_ms(out: Samples, reference: Samples, rate: int) -> float:
+    """How late ``out`` is against ``reference`` (FFT cross-correlation, within 100 ms)."""
+    n = min(len(out), len(reference))
+    size = 1 << int(np.ceil(np.log2(2 * n)))
+    corr = np.fft.irfft(np.fft.rfft(out[:n], size) * np.conj(np.fft.rfft(reference[:n], size)), size)
+    reach = rate // 10
+    window = np.concatenate([corr[-reach:], corr[: reach + 1]])
+    return 1000 * (int(np.argmax(window)) - reach) / rate
+
+
+def longest_zero_run(samples: Samples) -> int:
+    zero = np.concatenate([[False], samples == 0.0, [False]])
+    edges = np.flatnonzero(zero[1:] != zero[:-1])
+    return int((edges[1::2] - edges[::2]).max(initial=0))
+
+
+def real_speech(shared_media: Path, seconds: float) -> Samples:
+    data, _ = decode(shared_media / "MuseTalk__audio__eng.wav")
+    return data[0, : round(seconds * RATE)]
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------- format
+def test_a_file_that_already_passes_is_left_alone(media: Any, tmp_path: Path) -> None:
+    path = media.write_audio(tmp_path / "voice.mp3", duration=3.0, sample_rate=44100)
+    plan = plan_audio(check_audio(path), FixOptions())
+    assert plan.actions == () and plan.extension == ".mp3" and plan.unfixable is None
+
+
+def test_telephone_audio_is_resampled_to_16_khz(media: Any, tmp_path: Path) -> None:
+    path = media.write_audio(tmp_path / "call.wav", duration=3.0, sample_rate=8000)
+    before = digest(path)
+    plan, _out, fresh = fix(path)
+    assert names(plan) == ["resample"] and plan.actions[0].because == ("Audio.LowSampleRate",)
+    assert stream_facts(fresh) == ("wav", "pcm_s16le", 16000, 1)
+    assert "Audio.LowSampleRate" not in codes(fresh)
+    assert fresh.media.duration == pytest.approx(3.0, abs=1e-3)  # type: ignore[union-attr]
+    assert digest(path) == before  # the input is never touched
+
+
+def test_96_khz_surround_flac_becomes_48_khz_mono_wav(media: Any, tmp_path: Path) -> None:
+    path = media.write_audio(tmp_path / "master.flac", duration=3.0, sample_rate=96000, channels=6)
+    plan, out, fresh = fix(path)
+    assert names(plan) == ["convert", "resample", "downmix"]
+    assert stream_facts(fresh) == ("wav", "pcm_s16le", 48000, 1)
+    assert out.suffix == ".wav"
+    assert "Audio.Clipping" not in codes(fresh)  # six copies of the voice added up, scaled back
+
+
+@pytest.mark.parametrize("name", ["voice.flac", "voice.ogg"])
+def test_flac_and_ogg_become_wav(media: Any, tmp_path: Path, name: str) -> None:
+    path = media.write_audio(tmp_path / name, duration=3.0, sample_rate=48000)
+    plan, _out, fresh = fix(path)
+    assert names(plan) == ["convert"] and plan.actions[0].because == ("InvalidFile.Format",)
+    assert stream_facts(fresh) == ("wav", "pcm_s16le", 48000, 1)
+    assert fresh.media.duration == pytest.approx(3.0, abs=0.01)  # type: ignore[union-attr]
+
+
+def test_a_video_given_as_audio_has_its_voice_extracted_sample_exact(media: Any, tmp_path: Path) -> None:
+    path = media.write_video(tmp_path / "talk.mp4", width=640, height=640, duration=2.5)
+    plan, out, fresh = fix(path)
+    assert names(plan) == ["extract", "convert"] and plan.extension == ".wav"
+    assert stream_facts(fresh) == ("wav", "pcm_s16le", 44100, 1)
+    # Decoded through MP4's edit list, the voice starts exactly where it did: copying the
+    # AAC packets into raw ADTS would have added the encoder's 1024 priming samples.
+    original, _ = decode(path)
+    extracted, _ = decode(out)
+    assert extracted.shape[1] == original.shape[1]
+    assert np.abs(extracted - original).max() < 2 / 32768
+
+
+def test_a_video_with_opus_audio_is_extracted_to_wav(media: Any, tmp_path: Path) -> None:
+    path = media.write_video(tmp_path / "clip.mkv", width=640, height=640, duration=2.5, audio=False)
+    with av.open(str(path), "w", format="matroska") as out:  # a video with an Opus track
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 640, 640, "yuv420p"
+        voice = out.add_stream("libopus", rate=48000, layout="mono")
+        frame = av.VideoFrame.from_ndarray(np.zeros((640, 640, 3), np.uint8), format="rgb24")
+        for i in range(60):
+            frame.pts = i
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+        media._encode_audio_into(out, voice, media.voice_like(2.4, 48000), 48000)
+    plan, _out_path, fresh = fix(path)
+    assert names(plan) == ["extract", "convert"]
+    assert stream_facts(fresh) == ("wav", "pcm_s16le", 48000, 1)
+
+
+def test_an_m4a_becomes_wav_and_a_raw_aac_misnamed_keeps_its_packets(media: Any, tmp_path: Path) -> None:
+    path = media.write_audio(tmp_path / "memo.m4a", duration=3.0, sample_rate=44100)
+    plan, out, fresh = fix(path)
+    assert names(plan) == ["convert"] and out.suffix == ".wav"
+    assert stream_facts(fresh) == ("wav", "pcm_s16le", 44100, 1)
+    raw = media.write_audio(
+        tmp_path / "memo.mp3", duration=3.0, sample_rate=44100, codec="aac", container_format="adts"
+    )
+    plan, out, fresh = fix(raw)
+    assert names(plan) == ["remux"] and out.suffix == ".aac"
+    assert stream_facts(fresh) == ("aac", "aac", 44100, 1)
+
+
+def test_an_mp3_named_wav_gets_its_own_extension(media: Any, tmp_path: Path) -> None:
+    path = media.write_audio(
+        tmp_path / "voice.wav", duration=3.0, sample_rate=44100, codec="libmp3lame", container_format="mp3"
+    )
+    plan, out, fresh = fix(path)
+    assert names(plan) == ["remux"] and plan.actions[0].because == ("Audio.ExtensionMismatch",)
+    assert out.suffix == ".mp3" and stream_facts(fresh)[:2] == ("mp3", "mp3")
+    assert "Audio.ExtensionMismatch" not in codes(fresh)
+
+
+def test_an_oversized_24_bit_surround_wav_fits_under_the_limit(media: Any, tmp_path: Path) -> None:
+    seconds = 31.0  # 96 kHz x 6 channels x 3 bytes: 53 MB
+    voice = np.tile(media.voice_like(1.0, 96000), round(seconds))
+    path = media.write_audio(
+        tmp_path / "stems.wav", signal=np.vstack([voice] * 6), sample_rate=96000, codec="pcm_s24le"
+    )
+    assert "InvalidFile.Size" in codes(check_audio(path))
+    plan, out, fresh = fix(path)
+    assert names(plan)[0] == "reencode" and "InvalidFile.Size" in plan.actions[0].because
+    assert out.stat().st_size < limits.AUDIO_MAX_BYTES / 4
+    assert stream_facts(fresh) == ("wav", "pcm_s16le", 48000, 1)
+
+
+def test_audio_without_an_audio_stream_cannot_be_fixed(media: Any, tmp_path: Path) -> None:
+    path = media.write_video(tmp_path / "silent.mp4", width=640, height=640, duration=2.5, audio=False)
+    plan = plan_audio(check_audio(path), FixOptions())
+    assert plan.actions == () and plan.unfixable is not None and "no audio stream" in plan.unfixable
+
+
+# --------------------------------------------------------------------------- length
+def test_an_overlong_voice_is_trimmed_to_120_s_keeping_the_rest_as_it_was(media: Any, tmp_path: Path) -> None:
+    voice = np.tile(media.voice_like(10.0, RATE), 13)  # 130 s
+    path = media.write_audio(tmp_path / "lecture.wav", signal=voice, sample_rate=RATE)
+    plan, out, fresh = fix(path)
+    assert names(plan) == ["trim"] and plan.actions[0].because == ("InvalidFile.Duration",)
+    assert fresh.media.duration == limits.MAX_DURATION_S  # type: ignore[union-attr]
+    before, _ = decode(path)
+    after, _ = decode(out)
+    assert after.shape[1] == limits.MAX_DURATION_S * RATE
+    keep = after.shape[1] - int(0.01 * RATE)  # all but the fade-out
+    assert np.array_equal(after[:, :keep], before[:, :keep])
+
+
+@pytest.mark.parametrize(("room_db", "tone_db"), [(-60.0, -60.0), (None, -72.0)])
+def test_a_short_voice_is_padded_with_room_tone_not_digital_silence(
+    media: Any, tmp_path: Path, room_db: float | None, tone_db: float
+) -> None:
+    voice = media.voice_like(1.0, RATE, room_db=room_db)
+    path = media.write_audio(tmp_path / "hi.wav", signal=voice, sample_rate=RATE)
+    plan, out, fresh = fix(path)
+    assert names(plan) == ["pad"] and plan.actions[0].because == ("InvalidFile.Duration",)
+    assert fresh.media.duration == limits.MIN_DURATION_S  # type: ignore[union-attr]
+    before, _ = decode(path)
+    after, _ = decode(out)
+    assert np.array_equal(after[:, :RATE], before)  # the voice itself is untouched
+    tone = after[0, RATE:]
+    assert longest_zero_run(tone) < 5  # a faint hiss, never exact zeros
+    level = 10 * np.log10((tone**2).mean())
+    assert level == pytest.approx(tone_db, abs=3)
+
+
+@pytest.mark.parametrize("seconds", [7.3, 3.21])
+def test_a_requested_duration_is_met_to_the_sample(media: Any, tmp_path: Path, seconds: float) -> None:
+    path = media.write_audio(tmp_path / "line.mp3", duration=5.0, sample_rate=44100)
+    plan, out, _fresh = fix(path, duration=seconds)
+    assert names(plan) == ["convert", "pad" if seconds > 5 else "trim"]
+    samples, rate = decode(out)
+    assert rate == 44100 and abs(samples.shape[1] - seconds * rate) <= 1
+
+
+def test_a_requested_duration_already_met_changes_nothing(media: Any, tmp_path: Path) -> None:
+    path = media.write_audio(tmp_path / "line.wav", duration=4.0)
+    assert plan_audio(check_audio(path), FixOptions(), duration=4.0).actions == ()
+
+
+# --------------------------------------------------------------------------- channels
+def test_a_dead_right_channel_leaves_the_live_left_one_at_its_level(media: Any, tmp_path: Path) -> None:
+    voice = media.voice_like(3.0, 48000)
+    path = media.write_audio(
+        tmp_path / "lav.wav", signal=np.vstack([voice, np.zeros_like(voice)]), sample_rate=48000
+    )
+    plan, out, fresh = fix(path)
+    assert names(plan) == ["downmix"] and plan.actions[0].because == ("Audio.SilentChannel",)
+    assert stream_facts(fresh)[2:] == (48000, 1)
+    before, _ = decode(path)
+    after, _ = decode(out)
+    assert np.array_equal(after[0], before[0])  # the live channel itself, not a half-level mix
+
+
+def test_stereo_carrying_one_voice_twice_becomes_mono_when_re_encoded(media: Any, tmp_path: Path) -> None:
+    path = media.write_audio(tmp_path / "both.flac", duration=3.0, sample_rate=44100, channels=2)
+    plan, _out, fresh = fix(path)
+    assert names(plan) == ["convert", "downmix"]
+    assert stream_facts(fresh)[2:] == (44100, 1)
+    stereo = check_audio(path).speech
+    assert stereo is not None and stereo.loudness_lufs is not None and fresh.speech is not None
+    # The same voice, once: BS.1770 sums the channels' power, so 3 dB less than the pair.
+    assert fresh.speech.loudness_lufs == pytest.approx(stereo.loudness_lufs - 3.0, abs=0.3)
+
+
+# --------------------------------------------------------------------------- level
+@pytest.mark.parametrize(
+    ("rate", "spikes"), [pytest.param(44100, False, id="plain"), pytest.param(48000, True, id="peaky")]
+)
+def test_a_quiet_voice_is_brought_to_minus_16_lufs_under_the_true_peak_ceiling(
+    media: Any, tmp_path: Path, rate: int, spikes: bool
+) -> None:
+    voice = media.voice_like(6.0, rate, level_db=-36.0, room_db=-90.0)
+    if spikes:  # clicks 20 dB over the voice's peaks: the gain alone would clip them
+        for at in (1.0, 2.5, 4.0):
+            start = int(at * rate)
+            voice[start : start + 40] += 0.2 * np.hanning(40)
+    path = media.write_audio(tmp_path / "whisper.wav", signal=voice, sample_rate=rate)
+    assert "Audio.Quiet" in codes(check_audio(path))
+    options = FixOptions()
+    plan, out, fresh = fix(path, options)
+    assert names(plan) == ["loudnorm"]
+    assert fresh.speech is not None and fresh.speech.sample_rate == rate
+    assert fresh.speech.loudness_lufs == pytest.approx(options.target_lufs, abs=1.0)
+    assert reference_loudness(out) == pytest.approx(options.target_lufs, abs=1.0)
+    assert fresh.speech.true_peak_dbtp is not None and fresh.speech.true_peak_dbtp <= options.true_peak_dbtp
+    assert "Audio.Quiet" not in codes(fresh) and "Audio.Clipping" not in codes(fresh)
+    before, _ = decode(path)
+    after, _ = decode(out)
+    assert lag_ms(after[0], before[0], rate) == 0.0
+
+
+def test_normalising_can_be_turned_off(media: Any, tmp_path: Path) -> None:
+    path = media.write_audio(
+        tmp_path / "quiet.wav", signal=media.voice_like(3.0, RATE, level_db=-36.0, room_db=-90.0)
+    )
+    assert plan_audio(check_audio(path), FixOptions(normalize=False)).actions == ()
+
+
+# --------------------------------------------------------------------------- noise
+def noisy_voice(speech: Samples, snr_db: float, seed: int = 11) -> tuple[Samples, Samples]:
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(0.0, 1.0, len(speech))
+    noise *= np.sqrt((speech**2).mean() / (noise**2).mean()) * 10 ** (-snr_db / 20)
+    return speech + noise, noise
+
+
+def check_denoised(path: Path, clean: Samples, options: FixOptions | None = None) -> None:
+    report = check_audio(path)
+    assert "Audio.Noisy" in codes(report)
+    plan, out, fresh = fix(path, options)
+    assert "denoise" in names(plan)
+    assert report.speech is not None and fresh.speech is not None
+    improved = (fresh.speech.snr_db or 0.0) - (report.speech.snr_db or 0.0)
+    assert "Audio.Noisy" not in codes(fresh) or improved > 10
+    noisy, _ = decode(path)
+    after, _ = decode(out)
+    assert after.shape == noisy.shape
+    # Sample-aligned with the input and with the voice in it: lips do not drift.
+    assert abs(lag_ms(after[0], noisy[0], RATE)) <= 1.0
+    assert abs(lag_ms(after[0], clean, RATE)) <= 1.0
+    error_before = ((noisy[0] - clean) ** 2).sum()
+    error_after = ((after[0] - clean) ** 2).sum()
+    assert 10 * np.log10(error_before / error_after) > 3  # closer to the clean voice
+
+
+def test_a_synthetic_voice_in_hiss_is_denoised_in_place(media: Any, tmp_path: Path) -> None:
+    clean = media.voice_like(6.0, RATE, room_db=None)
+    noisy, _ = noisy_voice(clean, 8.0)
+    check_denoised(media.write_audio(tmp_path / "hiss.wav", signal=noisy, sample_rate=RATE), clean)
+
+
+def test_real_speech_in_noise_is_denoised_in_place(shared_media: Path, media: Any, tmp_path: Path) -> None:
+    clean = real_speech(shared_media, 12.0)
+    noisy, _ = noisy_voice(clean, 5.0)
+    check_denoised(media.write_audio(tmp_path / "street.wav", signal=noisy, sample_rate=RATE), clean)
+
+
+def test_denoising_can_be_turned_off(media: Any, tmp_path: Path) -> None:
+    noisy, _ = noisy_voice(media.voice_like(3.0, RATE, room_db=None), 8.0)
+    path = media.write_audio(tmp_path / "hiss.wav", signal=noisy, sample_rate=RATE)
+    assert plan_audio(check_audio(path), FixOptions(denoise=False)).actions == ()
+
+
+# --------------------------------------------------------------------------- progress
+def test_progress_rises_to_one(media: Any, tmp_path: Path) -> None:
+    path = media.write_audio(tmp_path / "voice.flac", duration=4.0)
+    seen: list[float] = []
+    plan = plan_audio(check_audio(path), FixOptions())
+    write_audio(plan, str(path), tmp_path / "out.part", on_progress=seen.append)
+    assert seen and seen == sorted(seen) and seen[-1] == 1.0 and 0.0 <= seen[0] < 1.0

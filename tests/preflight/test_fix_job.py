@@ -1,0 +1,188 @@
+"""`preflight fix` on a whole job: voice and video lengths aligned as the user chooses,
+outputs written whole or not at all, and the command line's promises (dry run, JSON,
+exit status, Ctrl-C)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import pytest
+
+from preflight._cli.main import main
+from preflight._fix import fix_paths
+from preflight._fix_model import FixOptions
+from tests.conftest import ROOT
+
+
+def duration(path: str | Path) -> float:
+    with av.open(str(path)) as container:
+        return float(container.duration or 0) / av.time_base
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        status = main(list(args))
+    return status, buffer.getvalue()
+
+
+@pytest.fixture()
+def job(media, tmp_path: Path):  # type: ignore[no-untyped-def]
+    def make(video_s: float, audio_s: float) -> tuple[Path, Path]:
+        video = media.write_video(tmp_path / "talk.mp4", duration=video_s)
+        audio = media.write_audio(tmp_path / "voice.wav", duration=audio_s)
+        return video, audio
+
+    return make
+
+
+def outputs(report) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {f.role: f.output for f in report.files}
+
+
+def test_by_default_the_lengths_are_left_to_the_service_and_it_says_so(job, tmp_path: Path) -> None:
+    video, audio = job(4.0, 3.0)
+    report = fix_paths(video=video, audio=audio, out_dir=tmp_path / "out", check_options=_fast())
+    assert [a.name for f in report.files for a in f.actions] == ["copy", "copy"]
+    (note,) = report.job_actions
+    assert note.name == "align" and "cuts the longer video to 3.00 s" in note.detail
+    assert report.job is not None and "Pair.DurationMismatch" in [f.code for f in report.job.findings]
+
+
+def test_align_trim_cuts_both_to_the_shorter(job, tmp_path: Path) -> None:
+    video, audio = job(4.0, 3.0)
+    report = fix_paths(
+        video=video,
+        audio=audio,
+        out_dir=tmp_path / "out",
+        options=FixOptions(align="trim"),
+        check_options=_fast(),
+    )
+    made = outputs(report)
+    assert duration(made["video"]) == pytest.approx(3.0, abs=0.05)
+    assert duration(made["audio"]) == pytest.approx(3.0, abs=0.01)
+    assert report.job is not None and not [
+        f for f in report.job.findings if f.code == "Pair.DurationMismatch"
+    ]
+
+
+def test_align_extend_holds_the_video_to_the_voice(job, tmp_path: Path) -> None:
+    video, audio = job(3.0, 4.5)
+    report = fix_paths(
+        video=video,
+        audio=audio,
+        out_dir=tmp_path / "out",
+        options=FixOptions(align="extend", preset="ultrafast"),
+        check_options=_fast(),
+    )
+    made = outputs(report)
+    assert duration(made["video"]) == pytest.approx(4.5, abs=0.05)
+    assert [a.name for a in report.files[1].actions] == ["copy"]
+    assert report.job is not None and not [
+        f for f in report.job.findings if f.code == "Pair.DurationMismatch"
+    ]
+
+
+def test_align_pad_fills_the_voice_to_the_video(job, tmp_path: Path) -> None:
+    video, audio = job(4.0, 3.0)
+    report = fix_paths(
+        video=video,
+        audio=audio,
+        out_dir=tmp_path / "out",
+        options=FixOptions(align="pad"),
+        check_options=_fast(),
+    )
+    made = outputs(report)
+    assert duration(made["audio"]) == pytest.approx(4.0, abs=0.01)
+    assert [a.name for a in report.files[0].actions] == ["copy"]
+
+
+def test_the_json_report_follows_the_contract(job, tmp_path: Path) -> None:
+    video, audio = job(3.0, 3.0)
+    status, out = run_cli(
+        "fix",
+        "--video",
+        str(video),
+        "--audio",
+        str(audio),
+        "--out-dir",
+        str(tmp_path / "o"),
+        "--format",
+        "json",
+    )
+    data = json.loads(out)
+    assert status == 0 and data["schema"] == "preflight.fix/1"
+    for entry in data["files"]:
+        assert set(entry) >= {"path", "role", "output", "actions", "ok", "findings"}
+        assert entry["ok"] and entry["actions"] == ["copy"] and os.path.exists(entry["output"])
+    assert data["job"] is not None
+
+
+def test_a_dry_run_prints_the_plan_and_writes_nothing(media, tmp_path: Path) -> None:
+    video = media.write_video(tmp_path / "slow.mp4", fps=10)
+    status, out = run_cli("fix", str(video), "--out-dir", str(tmp_path / "o"), "--dry-run")
+    assert status == 0
+    assert "fps" in out and "10 -> 20 fps" in out and "(dry run)" in out
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_file_that_cannot_be_fixed_exits_1_with_the_reason(tmp_path: Path) -> None:
+    bad = tmp_path / "empty.mp4"
+    bad.write_bytes(b"")
+    status, out = run_cli("fix", "--video", str(bad), "--out-dir", str(tmp_path / "o"))
+    assert status == 1 and "not fixed" in out and "Traceback" not in out
+
+
+def test_an_out_dir_that_is_a_file_is_bad_usage(media, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    video = media.write_video(tmp_path / "talk.mp4")
+    (tmp_path / "taken").write_text("x")
+    assert main(["fix", str(video), "--out-dir", str(tmp_path / "taken")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+
+
+def test_an_interrupted_fix_leaves_no_file_behind(media, tmp_path: Path) -> None:
+    video = media.write_video(tmp_path / "slow.mp4", fps=10, duration=4.0)
+    out = tmp_path / "out"
+
+    def interrupt(number: int, total: int, path: str, fraction: float) -> None:
+        if fraction > 0.3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fix_paths(video=video, out_dir=out, on_progress=interrupt, check_options=_fast())
+    assert list(out.iterdir()) == []
+
+
+def test_ctrl_c_on_the_command_line_exits_130_and_leaves_nothing(media, tmp_path: Path) -> None:
+    video = media.write_video(tmp_path / "long.mp4", fps=10, duration=60.0, width=1280, height=720)
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "preflight", "fix", "--video", str(video), "--out-dir", str(out), "--fast",
+         "--preset", "veryslow"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (out.exists() and list(out.glob(".*.part"))):
+        time.sleep(0.05)
+    assert list(out.glob(".*.part")), "the fix never started writing"
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert list(out.iterdir()) == []
+
+
+def _fast():  # type: ignore[no-untyped-def]
+    from preflight import CheckOptions
+
+    return CheckOptions(fast=True)
