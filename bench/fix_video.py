@@ -74,23 +74,25 @@ def make_vp9(path: Path, seconds: int = 60) -> Path:
 
 
 def make_mkv(path: Path, megabytes: int = 100) -> Path:
-    """H.264 + AAC in Matroska, ``megabytes`` MB or a little more (near-lossless 1080p,
-    encoded until the file is that big)."""
+    """H.264 + AAC in Matroska, ``megabytes`` MB or a little more: a grainy, high-rate 1080p
+    clip (about 120 Mbit/s) encoded until the file is that big."""
     if path.exists():
         return path
     rate = 25
-    loop = _moving_frames(1920, 1080, 50)
+    rng = np.random.default_rng(0)
+    grain = [
+        np.clip(f.astype(np.int16) + rng.integers(-3, 4, f.shape), 0, 255).astype(np.uint8)
+        for f in _moving_frames(1920, 1080, 25)
+    ]
     temporary = path.with_suffix(".part")
     with av.open(str(temporary), "w", format="matroska") as out:
         stream = out.add_stream("libx264", rate=Fraction(rate))
         stream.width, stream.height, stream.pix_fmt = 1920, 1080, "yuv420p"
-        stream.options = {"preset": "ultrafast", "qp": "4"}
+        stream.options = {"preset": "ultrafast", "qp": "8"}
         audio = out.add_stream("aac", rate=48000, layout="mono")
         count = 0
-        while count < 120 * rate and (
-            count % rate or not temporary.exists() or temporary.stat().st_size < megabytes * 1_000_000
-        ):
-            frame = av.VideoFrame.from_ndarray(loop[count % len(loop)], format="rgb24")
+        while count % rate or not temporary.exists() or temporary.stat().st_size < megabytes * 1_000_000:
+            frame = av.VideoFrame.from_ndarray(grain[count % len(grain)], format="rgb24")
             frame.pts = count
             for packet in stream.encode(frame):
                 out.mux(packet)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import limits
@@ -173,6 +173,8 @@ def fix_paths(
             if recheck is not None:
                 outputs[report.path] = recheck
             progress(1.0)
+        if not options.make_ref and not any(r.role == "ref" for r in checked.files):
+            results = [_offer_make_ref(r, fixed) for r, fixed in zip(checked.files, results, strict=True)]
         if options.make_ref and not dry_run and "ref" not in by_role and "video" in by_role:
             made = _make_ref(by_role["video"], folder, inputs, taken, check_options, faces)
             if made is not None:
@@ -186,6 +188,17 @@ def fix_paths(
                 final.append(made_ref)
             job = _job_report(final, check_options)
     return FixReport(tuple(results), job, dry_run, (lengths.note,) if lengths.note is not None else ())
+
+
+def _offer_make_ref(report: FileReport, fixed: FixedFile) -> FixedFile:
+    """Say that --make-ref exists when it would help: several faces, no reference image."""
+    if report.role != "video" or not any(f.code == "Face.Multiple" for f in report.findings):
+        return fixed
+    offer = (
+        "the video shows several faces and no reference image was given: --make-ref cuts one "
+        "of the face the service would pick from the first frame"
+    )
+    return replace(fixed, notes=(*fixed.notes, offer))
 
 
 def _fix_one(

@@ -4,17 +4,18 @@
 out with PyAV. Three ways to write, cheapest first:
 
 - nothing (an empty plan): the file already passes and is copied byte for byte elsewhere;
-- ``remux``: the compressed packets as they are, into the right container (AAC from an MP4
-  into raw ADTS ``.aac``, MP3 into ``.mp3``, PCM into ``.wav``): no quality lost;
+- ``remux``: the compressed packets as they are, into the right container (a raw AAC or
+  MP3 stream, or PCM, under the wrong name): no quality lost;
 - ``encode``: decode (bounded to a little over what the output needs), change the samples in
   NumPy (resample, channels, denoise, loudness, length) and write 16-bit PCM WAV. WAV is
   lossless against the decoded voice, and at 48 kHz stereo 120 s is 22 MiB: always under
   the 30 MiB limit, so no lossy bitrate has to be picked.
 
 Every step on the samples keeps the voice sample-aligned with its input (no filter delay,
-padding only at the end), so lips stay in sync. One exception comes with packet copies: AAC
-copied out of an MP4 keeps the encoder's priming frame (1024 samples, 23 ms at 44.1 kHz),
-which the MP4 told players to skip and raw ADTS cannot.
+padding only at the end), so lips stay in sync. For the same reason AAC or MP3 inside an
+MP4, MOV or Matroska file is decoded, not copied: raw ADTS cannot tell a player to skip the
+encoder's priming samples (1024 at the start: 23 ms at 44.1 kHz, 64 ms at 16 kHz) as those
+containers do.
 """
 
 from __future__ import annotations

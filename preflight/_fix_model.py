@@ -77,6 +77,8 @@ class FixedFile:
     findings: tuple[Finding, ...]
     #: Why no output could be written.
     error: str | None = None
+    #: Advice beyond the fix (an option that would help, such as --make-ref).
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +90,7 @@ class FixedFile:
             "ok": self.ok,
             "findings": [f.to_dict() for f in self.findings],
             "error": self.error,
+            "notes": list(self.notes),
         }
 
 

@@ -15,7 +15,7 @@ import itertools
 import math
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -28,6 +28,7 @@ from av.video.frame import PictureType
 from . import limits
 from ._face_scan import VideoFaceScan
 from ._fix_model import Action, FixOptions
+from ._frames import Prefetch
 from ._models import FileReport, MediaInfo, VideoStreamInfo
 
 #: Audio codecs MP4 carries that every player (and the service) reads: copied as they are.
@@ -640,50 +641,71 @@ def _encode(plan: VideoPlan, source: str, target: Path, on_progress: Progress | 
         vout.options = options
 
         audio = _AudioTrack(out, ain, plan, start, end) if ain is not None else None
-        graph, buffer = _graph(vin, plan)
         index = 0
 
-        def emit(frames: Iterator[Any]) -> bool:
-            """Encode filtered frames; False once the output is long enough."""
+        def emit(frame: Any) -> bool:
+            """Encode one filtered frame; False once the output is long enough."""
             nonlocal index
-            for frame in frames:
-                when = float(frame.time) if frame.time is not None else index / float(fps)
-                if end is not None and when >= end - 1e-6:
-                    return False
-                index = round(when * fps)
-                frame.pts = index
-                frame.time_base = frame_time_base
-                # The decoder's frame type would force x264's hand (as FFmpeg does, let the
-                # encoder choose).
-                frame.pict_type = PictureType.NONE
-                index += 1
-                for packet in vout.encode(frame):
-                    out.mux(packet)
-                if on_progress is not None and total:
-                    on_progress(min(1.0, when / total))
+            when = float(frame.time) if frame.time is not None else index / float(fps)
+            if end is not None and when >= end - 1e-6:
+                return False
+            index = round(when * fps)
+            frame.pts = index
+            frame.time_base = frame_time_base
+            # The decoder's frame type would force x264's hand (as FFmpeg does, let the
+            # encoder choose).
+            frame.pict_type = PictureType.NONE
+            index += 1
+            for packet in vout.encode(frame):
+                out.mux(packet)
+            if on_progress is not None and total:
+                on_progress(min(1.0, when / total))
             return True
 
+        # Demuxing, decoding and filtering run in a second thread while x264 encodes (as
+        # FFmpeg's own command line does): FFmpeg releases the GIL, so the two overlap.
         going = True
-        streams = [s for s in (vin, ain) if s is not None]
-        for packet in inp.demux(streams):
-            if packet.stream is vin:
-                if not going:
-                    continue
-                for frame in packet.decode():
-                    if frame.pts is None:
-                        continue
-                    frame.pts -= round(start / frame.time_base)
-                    buffer.push(frame)
-                    going = emit(_pull(graph)) and going
-            elif audio is not None:
-                audio.add(packet)
-        if going:
-            buffer.push(None)
-            emit(_pull(graph))
+        with Prefetch(_decoded(inp, vin, ain, plan, start), depth=8) as items:
+            for kind, item in items:
+                if kind == "audio":
+                    if audio is not None:
+                        audio.add(item)
+                    if not going and audio is not None and audio.past(end):
+                        break
+                elif going:
+                    going = emit(item)
+                    if not going and audio is None:
+                        break
         for packet in vout.encode(None):
             out.mux(packet)
         if audio is not None:
             audio.finish(float(index / fps))
+
+
+def _decoded(
+    inp: Any, vin: Any, ain: Any | None, plan: VideoPlan, start: float
+) -> Generator[tuple[str, Any], None, None]:
+    """Filtered video frames and raw audio packets, in the file's order."""
+    graph, buffer = _graph(vin, plan)
+    shift = None
+    streams = [s for s in (vin, ain) if s is not None]
+    for packet in inp.demux(streams):
+        if packet.stream is not vin:
+            if packet.dts is not None:
+                yield "audio", packet
+            continue
+        for frame in packet.decode():
+            if frame.pts is None:
+                continue
+            if shift is None:
+                shift = round(start / frame.time_base)
+            frame.pts -= shift
+            buffer.push(frame)
+            for filtered in _pull(graph):
+                yield "video", filtered
+    buffer.push(None)
+    for filtered in _pull(graph):
+        yield "video", filtered
 
 
 class _AudioTrack:
@@ -696,6 +718,7 @@ class _AudioTrack:
         self._end = end
         self._copy = plan.audio == "copy"
         self._in = stream
+        self._last = 0.0  # seconds of sound read so far
         if self._copy:
             self._stream = out.add_stream_from_template(stream)
             self._held: list[Any] = []
@@ -708,9 +731,15 @@ class _AudioTrack:
             self._rate = rate
             self._written = 0  # samples
 
+    def past(self, end: float | None) -> bool:
+        """True once the sound read reaches half a second beyond ``end``."""
+        return end is not None and self._last > end + 0.5
+
     def add(self, packet: Any) -> None:
         if packet.dts is None:
             return
+        if packet.pts is not None:
+            self._last = float(packet.pts * packet.time_base) - self._start
         if self._copy:
             self._held.append(packet)
             return

@@ -19,7 +19,7 @@ import queue
 import threading
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import av
 import numpy as np
@@ -192,7 +192,10 @@ class _Done:
         self.error = error
 
 
-class Prefetch:
+_Item = TypeVar("_Item")
+
+
+class Prefetch(Generic[_Item]):
     """Decode the next frames in a background thread while the caller analyses this one.
 
     FFmpeg and the face engine both release the GIL, so on two cores decoding overlaps
@@ -201,13 +204,13 @@ class Prefetch:
     the file, even when the caller stops early.
     """
 
-    def __init__(self, frames: Generator[SampledFrame, None, None], depth: int = 16) -> None:
+    def __init__(self, frames: Generator[_Item, None, None], depth: int = 16) -> None:
         self._frames = frames
-        self._pending: queue.Queue[SampledFrame | _Done] = queue.Queue(maxsize=depth)
+        self._pending: queue.Queue[_Item | _Done] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._produce, name="preflight-decode", daemon=True)
 
-    def __enter__(self) -> Iterator[SampledFrame]:
+    def __enter__(self) -> Iterator[_Item]:
         self._worker.start()
         return self._consume()
 
@@ -216,7 +219,7 @@ class Prefetch:
         self._worker.join()
         self._frames.close()  # not running any more: the file closes now, not at collection
 
-    def _offer(self, item: SampledFrame | _Done) -> bool:
+    def _offer(self, item: _Item | _Done) -> bool:
         while not self._stop.is_set():
             try:
                 self._pending.put(item, timeout=0.1)
@@ -235,7 +238,7 @@ class Prefetch:
             return
         self._offer(_Done())
 
-    def _consume(self) -> Iterator[SampledFrame]:
+    def _consume(self) -> Iterator[_Item]:
         while True:
             item = self._pending.get()
             if isinstance(item, _Done):

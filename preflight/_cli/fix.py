@@ -142,18 +142,20 @@ def render_fix_text(report: FixReport, console: Console) -> None:
             console.print(f"  [magenta]{action.name}[/] {escape(action.detail)}")
         if fixed.error:
             console.print(f"  [bold red]not fixed:[/] {escape(fixed.error)}")
+        for note in fixed.notes:
+            console.print(f"  [cyan]note:[/] {escape(note)}")
         # A dry run shows what the input has; a fix, what its output still has.
         label = "found" if report.dry_run else "still"
         for finding in fixed.findings:
             style = _STYLE[finding.severity]
             console.print(f"  [dim]{label}[/] [{style}]{finding.code}[/] {escape(finding.message)}")
-    if report.job is not None:
-        if report.job_actions or report.job.findings:
-            console.print("[bold]job[/]")
-        for action in report.job_actions:
-            console.print(f"  [magenta]{action.name}[/] {escape(action.detail)}")
-        for finding in report.job.findings:
-            console.print(f"  [{_STYLE[finding.severity]}]{finding.code}[/] {escape(finding.message)}")
+    job_findings = report.job.findings if report.job is not None else ()
+    if report.job_actions or job_findings:
+        console.print("[bold]job[/]")
+    for action in report.job_actions:
+        console.print(f"  [magenta]{action.name}[/] {escape(action.detail)}")
+    for finding in job_findings:
+        console.print(f"  [{_STYLE[finding.severity]}]{finding.code}[/] {escape(finding.message)}")
     fixed_count = sum(1 for f in report.files if f.ok)
     word = "would pass" if report.dry_run else "pass"
     console.print(f"{fixed_count} of {len(report.files)} file(s) {word}.")

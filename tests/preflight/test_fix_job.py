@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import pytest
 from preflight._cli.main import main
 from preflight._fix import fix_paths
 from preflight._fix_model import FixOptions
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SAMPLE
 
 
 def duration(path: str | Path) -> float:
@@ -106,25 +105,21 @@ def test_align_pad_fills_the_voice_to_the_video(job, tmp_path: Path) -> None:
     assert [a.name for a in report.files[0].actions] == ["copy"]
 
 
-def test_the_json_report_follows_the_contract(job, tmp_path: Path) -> None:
+def test_a_job_that_passes_is_copied_byte_for_byte_in_the_contract_json(job, tmp_path: Path) -> None:
     video, audio = job(3.0, 3.0)
+    ref = SAMPLE / "face.jpg"
     status, out = run_cli(
-        "fix",
-        "--video",
-        str(video),
-        "--audio",
-        str(audio),
-        "--out-dir",
-        str(tmp_path / "o"),
-        "--format",
-        "json",
-    )
+        "fix", "--video", str(video), "--audio", str(audio), "--ref", str(ref),
+        "--out-dir", str(tmp_path / "o"), "--format", "json",
+    )  # fmt: skip
     data = json.loads(out)
     assert status == 0 and data["schema"] == "preflight.fix/1"
+    assert [entry["role"] for entry in data["files"]] == ["video", "audio", "ref"]
     for entry in data["files"]:
         assert set(entry) >= {"path", "role", "output", "actions", "ok", "findings"}
-        assert entry["ok"] and entry["actions"] == ["copy"] and os.path.exists(entry["output"])
-    assert data["job"] is not None
+        assert entry["ok"] and entry["actions"] == ["copy"]
+        assert Path(entry["output"]).read_bytes() == Path(entry["path"]).read_bytes()
+    assert data["job"] is not None and data["summary"] == {"files": 3, "fixed": 3, "failed": 0}
 
 
 def test_a_dry_run_prints_the_plan_and_writes_nothing(media, tmp_path: Path) -> None:
@@ -186,3 +181,26 @@ def _fast():  # type: ignore[no-untyped-def]
     from preflight import CheckOptions
 
     return CheckOptions(fast=True)
+
+
+def test_a_second_of_noise_is_padded_but_still_has_no_speech(media, tmp_path: Path) -> None:
+    import numpy as np
+
+    noise = np.random.default_rng(5).normal(0.0, 0.05, 16000)
+    src = media.write_audio(tmp_path / "hiss.wav", signal=noise, sample_rate=16000)
+    report = fix_paths(audio=src, out_dir=tmp_path / "out")
+    (fixed,) = report.files
+    assert [a.name for a in fixed.actions] == ["pad"]
+    assert fixed.ok and duration(fixed.output or "") == pytest.approx(2.0, abs=0.01)
+    assert "Audio.NoSpeech" in [f.code for f in fixed.findings]
+
+
+def test_several_faces_and_no_reference_get_an_offer_or_a_made_reference(
+    media, tmp_path: Path, engine
+) -> None:
+    video = media.write_video(tmp_path / "panel.mp4", source="two_faces", duration=2.2)
+    offered = fix_paths(video=video, out_dir=tmp_path / "a", engine=engine)
+    assert any("--make-ref" in note for note in offered.files[0].notes)
+    made = fix_paths(video=video, out_dir=tmp_path / "b", options=FixOptions(make_ref=True), engine=engine)
+    ref = next(f for f in made.files if f.role == "ref")
+    assert ref.ok and ref.output is not None and ref.output.endswith(".jpg")
