@@ -90,11 +90,12 @@ def make_mkv(path: Path, megabytes: int = 100) -> Path:
         stream.width, stream.height, stream.pix_fmt = 1920, 1080, "yuv420p"
         stream.options = {"preset": "ultrafast", "qp": "8"}
         audio = out.add_stream("aac", rate=48000, layout="mono")
-        count = 0
-        while count % rate or not temporary.exists() or temporary.stat().st_size < megabytes * 1_000_000:
+        count = written = 0
+        while count % rate or written < megabytes * 1_000_000:
             frame = av.VideoFrame.from_ndarray(grain[count % len(grain)], format="rgb24")
             frame.pts = count
             for packet in stream.encode(frame):
+                written += packet.size
                 out.mux(packet)
             count += 1
         for packet in stream.encode(None):

@@ -626,6 +626,9 @@ def _encode(plan: VideoPlan, source: str, target: Path, on_progress: Progress | 
         vout = out.add_stream("libx264", rate=fps)
         vout.width, vout.height = plan.width, plan.height
         vout.pix_fmt = PIXEL_FORMAT
+        # PyAV asks for slice threads; FFmpeg's libx264 then gives x264 sliced threads,
+        # 20-25% slower than its own frame threads, which FFmpeg's command line gets.
+        vout.thread_type = "AUTO"
         # Kept apart: the stream's own time base changes to the muxer's once writing starts.
         frame_time_base = 1 / fps
         vout.time_base = frame_time_base
