@@ -245,14 +245,18 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def collect_files(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[str, Role | None]]:
+def collect_files(
+    paths: Iterable[str | os.PathLike[str]], exclude: Iterable[str | os.PathLike[str]] = ()
+) -> list[tuple[str, Role | None]]:
     """Expand files and folders (recursively, sorted) into (path, role) pairs.
 
-    Files named explicitly are always kept; inside folders, hidden entries are skipped and
-    only files that are recognisably media (by extension, else by content) are kept.
+    Files named explicitly are always kept; inside folders, hidden entries and the
+    ``exclude`` folders are skipped, and only files that are recognisably media (by
+    extension, else by content) are kept.
     """
     found: list[tuple[str, Role | None]] = []
     seen: set[str] = set()
+    skipped = {os.path.realpath(os.fspath(folder)) for folder in exclude}
 
     def add(name: str, role: Role | None) -> None:
         key = os.path.normpath(name)
@@ -264,7 +268,11 @@ def collect_files(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[str, Ro
         name = os.fspath(raw)
         if os.path.isdir(name):
             for root, dirs, files in os.walk(name, onerror=_unreadable_folder):
-                dirs[:] = sorted(d for d in dirs if not _is_hidden(d))
+                dirs[:] = sorted(
+                    d
+                    for d in dirs
+                    if not _is_hidden(d) and os.path.realpath(os.path.join(root, d)) not in skipped
+                )
                 for file_name in sorted(files):
                     if _is_hidden(file_name):
                         continue
@@ -292,12 +300,14 @@ def check_paths(
     options: CheckOptions = _DEFAULT_OPTIONS,
     on_file: Callable[[int, int, str], None] | None = None,
     engine: FaceEngine | None = None,
+    exclude: Sequence[str | os.PathLike[str]] = (),
 ) -> CheckReport:
     """Check files and folders, plus files in explicit roles.
 
     When two or more of ``video``, ``audio`` and ``ref`` are given, the report carries a
     job section with the checks across them. ``engine`` finds faces; by default
-    mediapipe's, loaded only if some file needs it.
+    mediapipe's, loaded only if some file needs it. Folders in ``exclude`` are not
+    searched (an output folder inside an input folder).
     """
     explicit: list[tuple[str, Role | None]] = []
     for role, value in (("video", video), ("audio", audio), ("ref", ref)):
@@ -313,7 +323,8 @@ def check_paths(
         explicit.append((name, role))  # type: ignore[arg-type]
     named = {os.path.normpath(name) for name, _ in explicit}
     # A file given in a role and also found in a folder is checked once, in its role.
-    work = explicit + [(n, r) for n, r in collect_files(paths) if os.path.normpath(n) not in named]
+    found = collect_files(paths, exclude)
+    work = explicit + [(n, r) for n, r in found if os.path.normpath(n) not in named]
     # Fail on unknowable files before doing any work.
     resolved = [(name, _role_or_fail(name, role)) for name, role in work]
 

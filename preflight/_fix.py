@@ -12,9 +12,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import av
+import av.error
+
 from . import limits
 from ._atomic import atomic_output, output_name
-from ._check import CheckOptions, _engine_for, _job_report, check_file, check_paths
+from ._check import CheckOptions, _check_isolated, _engine_for, _job_report, check_paths
 from ._exceptions import UsageError
 from ._face_scan import VideoFaceScan
 from ._faces import FaceEngine
@@ -128,7 +131,10 @@ def fix_paths(
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise UsageError(f"{folder}: not a folder (--out-dir takes a folder)")
     with _engine_for(engine) as faces:
-        checked = check_paths(paths, video=video, audio=audio, ref=ref, options=check_options, engine=faces)
+        # The output folder may sit inside an input folder: its files are not inputs.
+        checked = check_paths(
+            paths, video=video, audio=audio, ref=ref, options=check_options, engine=faces, exclude=(folder,)
+        )
         if not dry_run:
             try:
                 os.makedirs(folder, exist_ok=True)
@@ -147,7 +153,7 @@ def fix_paths(
         inputs = {os.path.realpath(r.path) for r in checked.files}
         taken: set[str] = set()
         results: list[FixedFile] = []
-        outputs: dict[str, FileReport] = {}
+        outputs: dict[int, FileReport] = {}  # by position: one file may be given in two roles
         made_ref: FileReport | None = None
         total = len(checked.files)
         for number, report in enumerate(checked.files, start=1):
@@ -171,19 +177,21 @@ def fix_paths(
             )
             results.append(fixed)
             if recheck is not None:
-                outputs[report.path] = recheck
+                outputs[number - 1] = recheck
             progress(1.0)
         if not options.make_ref and not any(r.role == "ref" for r in checked.files):
             results = [_offer_make_ref(r, fixed) for r, fixed in zip(checked.files, results, strict=True)]
-        if options.make_ref and not dry_run and "ref" not in by_role and "video" in by_role:
-            made = _make_ref(by_role["video"], folder, inputs, taken, check_options, faces)
+        first_video = by_role.get("video") or next((r for r in checked.files if r.role == "video"), None)
+        has_ref = any(r.role == "ref" for r in checked.files)
+        if options.make_ref and not dry_run and not has_ref and first_video is not None:
+            made = _make_ref(first_video, folder, inputs, taken, check_options, faces)
             if made is not None:
                 results.append(made[0])
                 if made[1] is not None:
                     made_ref = made[1]
         job = None
         if len(explicit) >= 2:
-            final = [outputs.get(r.path, r) for r in explicit]
+            final = [outputs.get(index, r) for index, r in enumerate(explicit)]
             if made_ref is not None:
                 final.append(made_ref)
             job = _job_report(final, check_options)
@@ -226,11 +234,15 @@ def _fix_one(
     try:
         with atomic_output(target) as temporary:
             _write(plan, report.path, temporary, progress)
+    except av.error.ExitError as exc:  # FFmpeg saw the Ctrl-C first
+        raise KeyboardInterrupt from exc
+    except av.error.FFmpegError as exc:  # a codec that fails on this file (an OSError too)
+        return _unfixable(report, f"the fix failed ({type(exc).__name__}: {exc})"), None
     except OSError as exc:
         return _unfixable(report, f"cannot write {target}: {exc.strerror or exc}"), None
-    except Exception as exc:  # a codec that fails on this file is this file's problem
+    except Exception as exc:  # any other failure on this file is this file's problem
         return _unfixable(report, f"the fix failed ({type(exc).__name__}: {exc})"), None
-    again = check_file(target, report.role, check_options, engine=engine)
+    again = _check_isolated(target, report.role, check_options, engine)
     return FixedFile(report.path, report.role, target, actions, again.ok, again.findings), again
 
 
@@ -253,5 +265,5 @@ def _make_ref(
             actions = make_reference(video.path, scan, temporary)
     except Exception as exc:
         return FixedFile(video.path, "ref", None, (), False, (), f"--make-ref failed: {exc}"), None
-    again = check_file(target, "ref", check_options, engine=engine)
+    again = _check_isolated(target, "ref", check_options, engine)
     return FixedFile(video.path, "ref", target, actions, again.ok, again.findings), again

@@ -23,13 +23,15 @@ from typing import Any, Literal
 
 import av
 import av.filter
+import numpy as np
+import numpy.typing as npt
 from av.video.frame import PictureType
 
 from . import limits
 from ._face_scan import VideoFaceScan
 from ._fix_model import Action, FixOptions
 from ._frames import Prefetch
-from ._models import FileReport, MediaInfo, VideoStreamInfo
+from ._models import FileReport, MediaInfo
 
 #: Audio codecs MP4 carries that every player (and the service) reads: copied as they are.
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "alac"})
@@ -51,6 +53,9 @@ REFRAME_SMOOTHING = 3
 #: How much bigger a quality re-encode can come out than its source (a heavily
 #: compressed source re-encoded at crf 18): beyond the limit / this, the ceiling is set.
 CRF_GROWTH = 4
+#: AAC frames hold this many samples; above this rate the encoder gives up.
+AAC_FRAME = 1024
+AAC_MAX_RATE = 48000
 #: Highest rate ceiling given to x264 (far above any talking head; fits FFmpeg's int).
 MAX_CEILING = 400_000_000
 #: Standard rates tried when a rate must change and no even multiple or divisor fits.
@@ -87,6 +92,11 @@ class VideoPlan:
     #: Why no compliant copy can be made.
     unfixable: str | None = None
     notes: tuple[str, ...] = field(default=())
+    #: The streams the probe chose (cover art and extra tracks are skipped).
+    video_index: int = 0
+    audio_index: int | None = None
+    #: Display rotation kept by a remux (counter-clockwise degrees).
+    rotation: int = 0
 
 
 def _codes(report: FileReport) -> set[str]:
@@ -135,10 +145,6 @@ def target_fps(fps: float) -> Fraction:
     if limits.VIDEO_MIN_FPS <= candidate <= limits.VIDEO_MAX_FPS and candidate.denominator in (1, 1001):
         return candidate
     return PREFERRED_FPS
-
-
-def _source_fps(stream: VideoStreamInfo) -> float | None:
-    return stream.nominal_fps or stream.avg_fps
 
 
 def _target_face_box(scan: VideoFaceScan | None) -> tuple[float, float, float, float] | None:
@@ -276,8 +282,9 @@ def _rotate_filters(rotation: int) -> tuple[tuple[str, str], ...]:
 def plan_video(report: FileReport, options: FixOptions, *, duration: float | None = None) -> VideoPlan:
     """The least change that makes the video acceptable.
 
-    ``duration`` (job alignment) asks for an output of that length: trimmed, or padded
-    by freezing the last frame.
+    Decisions follow the findings (so ``--ignore`` a warning and it is left alone) and
+    read the facts the way the rules do. ``duration`` (job alignment) asks for an output of
+    that length: trimmed, or padded by holding the last frame.
     """
     info = report.media
     if not isinstance(info, MediaInfo) or not info.opened:
@@ -304,17 +311,7 @@ def plan_video(report: FileReport, options: FixOptions, *, duration: float | Non
             )
         )
 
-    if stream.rotation % 360:
-        filters.extend(_rotate_filters(stream.rotation))
-        encode_reasons.append("Video.Rotated")
-        actions.append(
-            Action(
-                "rotate",
-                f"turned {stream.rotation} degrees into the pixels; rotation flag cleared",
-                ("Video.Rotated",),
-            )
-        )
-
+    # Sizes below are as displayed (rotation applied); a re-encode turns the pixels first.
     width, height = stream.width, stream.height
     if options.reframe and "Face.TooSmall" in codes and isinstance(report.faces, VideoFaceScan):
         reframed = _reframe(width, height, report.faces)
@@ -323,7 +320,7 @@ def plan_video(report: FileReport, options: FixOptions, *, duration: float | Non
             filters.append(step)
             actions.append(action)
             encode_reasons.append("Face.TooSmall")
-    if "InvalidFile.Resolution" in codes or width % 2 or height % 2 or "Face.TooSmall" in encode_reasons:
+    if "InvalidFile.Resolution" in codes or "Face.TooSmall" in encode_reasons:
         size = fitted_size(width, height)
         if size is None:
             scan = report.faces if isinstance(report.faces, VideoFaceScan) else None
@@ -339,19 +336,18 @@ def plan_video(report: FileReport, options: FixOptions, *, duration: float | Non
             encode_reasons.append("InvalidFile.Resolution")
             width, height = size
 
-    source_fps = _source_fps(stream)
+    # The rate the rules judge: the average one.
+    source_fps = stream.avg_fps or stream.nominal_fps
     fps: Fraction | None = None
     if "InvalidFile.FPS" in codes and source_fps:
         fps = target_fps(source_fps)
         actions.append(Action("fps", f"{source_fps:.3g} -> {float(fps):.5g} fps", ("InvalidFile.FPS",)))
         encode_reasons.append("InvalidFile.FPS")
-    elif "Video.VariableFrameRate" in codes:
-        rate = Fraction(source_fps or 25).limit_denominator(1001)
-        fps = rate if limits.VIDEO_MIN_FPS <= rate <= limits.VIDEO_MAX_FPS else PREFERRED_FPS
-        actions.append(
-            Action("cfr", f"variable -> constant {float(fps):.5g} fps", ("Video.VariableFrameRate",))
-        )
-        encode_reasons.append("Video.VariableFrameRate")
+    elif "Video.VariableFrameRate" in codes or "Video.FrameRateUnknown" in codes:
+        fps = _clamped_fps(source_fps)
+        code = "Video.VariableFrameRate" if "Video.VariableFrameRate" in codes else "Video.FrameRateUnknown"
+        actions.append(Action("cfr", f"variable -> constant {float(fps):.5g} fps", (code,)))
+        encode_reasons.append(code)
 
     if "Video.PixelFormat" in codes:
         actions.append(
@@ -359,16 +355,18 @@ def plan_video(report: FileReport, options: FixOptions, *, duration: float | Non
         )
         encode_reasons.append("Video.PixelFormat")
 
-    length = info.duration or stream.duration
+    # The length the rules judge: the stream's, rounded to the millisecond.
+    length = stream.duration if stream.duration is not None else info.duration
+    shown = round(length, 3) if length is not None else None
     trim_to: float | None = None
     pad_to: float | None = None
-    if duration is not None and length is not None and abs(duration - length) > 1e-3:
-        if duration < length:
+    if duration is not None and shown is not None and abs(duration - shown) > 1e-3:
+        if duration < shown:
             trim_to = duration
             actions.append(
                 Action(
                     "trim",
-                    f"{length:.2f} s -> {duration:.2f} s (the voice's length)",
+                    f"{shown:.2f} s -> {duration:.2f} s (the voice's length)",
                     ("Pair.DurationMismatch",),
                 )
             )
@@ -377,34 +375,54 @@ def plan_video(report: FileReport, options: FixOptions, *, duration: float | Non
             actions.append(
                 Action(
                     "pad-duration",
-                    f"{length:.2f} s -> {duration:.2f} s, last frame held",
+                    f"{shown:.2f} s -> {duration:.2f} s, last frame held",
                     ("Pair.DurationMismatch",),
                 )
             )
-    elif length is not None and length > limits.MAX_DURATION_S:
+    elif "InvalidFile.Duration" in codes and shown is not None and shown > limits.MAX_DURATION_S:
         trim_to = limits.MAX_DURATION_S
-        actions.append(Action("trim", f"{length:.2f} s -> {trim_to:.0f} s", ("InvalidFile.Duration",)))
-    elif length is not None and length < limits.MIN_DURATION_S:
+        actions.append(Action("trim", f"{shown:.2f} s -> {trim_to:.0f} s", ("InvalidFile.Duration",)))
+    elif "InvalidFile.Duration" in codes and shown is not None and shown < limits.MIN_DURATION_S:
         pad_to = limits.MIN_DURATION_S
         actions.append(
             Action(
-                "pad-duration",
-                f"{length:.2f} s -> {pad_to:.0f} s, last frame held",
-                ("InvalidFile.Duration",),
+                "pad-duration", f"{shown:.2f} s -> {pad_to:.0f} s, last frame held", ("InvalidFile.Duration",)
             )
         )
     if pad_to is not None:
         encode_reasons.append("pad")
 
-    out_length = trim_to or pad_to or length or 0.0
+    # A rotated picture is turned when asked (Video.Rotated), and whenever it is re-encoded
+    # anyway (a new stream carries no rotation flag).
+    if stream.rotation % 360 and (encode_reasons or "Video.Rotated" in codes):
+        filters[:0] = _rotate_filters(stream.rotation)
+        actions.append(
+            Action(
+                "rotate",
+                f"turned {stream.rotation} degrees into the pixels; rotation flag cleared",
+                ("Video.Rotated",) if "Video.Rotated" in codes else (),
+            )
+        )
+        encode_reasons.append("rotate")
+    # x264 wants even sides: an odd picture that is re-encoded anyway loses a pixel row.
+    if encode_reasons and (width % 2 or height % 2):
+        even = (width - width % 2, height - height % 2)
+        filters.append(("crop", f"{even[0]}:{even[1]}:0:0"))
+        actions.append(Action("crop", f"{width}x{height} -> {even[0]}x{even[1]} (x264 needs even sides)"))
+        width, height = even
+
+    out_length = trim_to or pad_to or shown or 0.0
+    writes_mp4 = (
+        bool(encode_reasons) or not container_ok or trim_to is not None or "InvalidFile.Size" in codes
+    )
     audio: AudioMode = "none" if not info.audio else "copy"
     if info.audio and options.drop_audio:
         audio = "drop"
         actions.append(Action("drop-audio", "the video's own sound track dropped, as asked"))
-    elif info.audio and (info.audio[0].codec not in MP4_AUDIO_CODECS or pad_to is not None):
+    elif info.audio and writes_mp4 and (info.audio[0].codec not in MP4_AUDIO_CODECS or pad_to is not None):
+        # MP4 cannot carry it (or it must be lengthened): re-encoded, starting where it did.
         audio = "aac"
-        if encode_reasons or not container_ok or extension not in limits.VIDEO_EXTENSIONS:
-            actions.append(Action("audio-aac", f"sound track {info.audio[0].codec} -> AAC (kept in sync)"))
+        actions.append(Action("audio-aac", f"sound track {info.audio[0].codec} -> AAC (kept in sync)"))
 
     # A rate ceiling keeps an encode under the size limit. It costs x264 about 10% more
     # time, so it is set only when the source is dense enough for a re-encode to come near
@@ -440,6 +458,7 @@ def plan_video(report: FileReport, options: FixOptions, *, duration: float | Non
             )
             encode_reasons.append("InvalidFile.Size")
 
+    audio_index = info.audio[0].index if info.audio else None
     if encode_reasons:
         if codec_ok and not any(a.name == "transcode" for a in actions):
             actions.insert(
@@ -458,7 +477,7 @@ def plan_video(report: FileReport, options: FixOptions, *, duration: float | Non
             tuple(filters),
             width,
             height,
-            fps or Fraction(source_fps or 25).limit_denominator(1001),
+            fps or _clamped_fps(source_fps),
             trim_to,
             pad_to,
             bit_rate,
@@ -466,7 +485,24 @@ def plan_video(report: FileReport, options: FixOptions, *, duration: float | Non
             audio,
             options.preset,
             options.crf,
+            video_index=stream.index,
+            audio_index=audio_index,
         )
+
+    def remux(steps: list[Action]) -> VideoPlan:
+        return VideoPlan(
+            tuple(steps),
+            ".mp4",
+            "remux",
+            trim_to=trim_to,
+            audio=audio,
+            width=width,
+            height=height,
+            rotation=stream.rotation,
+            video_index=stream.index,
+            audio_index=audio_index,
+        )
+
     if not container_ok:
         actions.insert(
             0,
@@ -474,15 +510,11 @@ def plan_video(report: FileReport, options: FixOptions, *, duration: float | Non
                 "remux", f"{info.container} -> MP4, streams copied (no re-encode)", ("InvalidFile.Format",)
             ),
         )
-        return VideoPlan(
-            tuple(actions), ".mp4", "remux", trim_to=trim_to, audio=audio, width=width, height=height
-        )
-    if trim_to is not None or audio in ("aac", "drop") or size_remux:
+        return remux(actions)
+    if trim_to is not None or audio == "drop" or size_remux:
         if not size_remux:
             actions.insert(0, Action("remux", "into MP4, streams copied (no re-encode)"))
-        return VideoPlan(
-            tuple(actions), ".mp4", "remux", trim_to=trim_to, audio=audio, width=width, height=height
-        )
+        return remux(actions)
     if extension not in limits.VIDEO_EXTENSIONS or "Video.ExtensionMismatch" in codes:
         right = ".mp4" if info.container != "avi" else ".avi"
         return VideoPlan(
@@ -497,6 +529,12 @@ def plan_video(report: FileReport, options: FixOptions, *, duration: float | Non
             "rename",
         )
     return VideoPlan((), extension)
+
+
+def _clamped_fps(fps: float | None) -> Fraction:
+    """The clip's own rate as a fraction, when it is in range; else the preferred one."""
+    rate = Fraction(fps or float(PREFERRED_FPS)).limit_denominator(1001)
+    return rate if limits.VIDEO_MIN_FPS <= rate <= limits.VIDEO_MAX_FPS else target_fps(float(rate))
 
 
 # --------------------------------------------------------------------------- writing
@@ -529,43 +567,42 @@ def _start(container: Any, stream: Any) -> float:
 
 def _remux(plan: VideoPlan, source: str, target: Path, on_progress: Progress | None) -> None:
     with av.open(source) as inp, _open_output(target) as out:
-        vin = inp.streams.video[0]
-        ain = inp.streams.audio[0] if inp.streams.audio and plan.audio == "copy" else None
+        vin = inp.streams[plan.video_index]
+        keep_audio = plan.audio in ("copy", "aac") and plan.audio_index is not None
+        ain = inp.streams[plan.audio_index] if keep_audio else None
         vout = out.add_stream_from_template(vin)
-        aout = out.add_stream_from_template(ain) if ain is not None else None
+        if plan.rotation % 360:
+            vout.set_display_rotation(plan.rotation)  # the flag is not part of the template
+        if vin.codec_context.name == "hevc":
+            vout.codec_tag = "hvc1"  # what QuickTime and Safari need to play HEVC in MP4
         start = _start(inp, vin)
+        audio = _AudioTrack(out, ain, plan, start, plan.trim_to) if ain is not None else None
         total = plan.trim_to or (inp.duration / av.time_base if inp.duration else 0.0)
         video_end: float | None = None
-        held_audio: list[Any] = []
         streams = [s for s in (vin, ain) if s is not None]
         for packet in inp.demux(streams):
             if packet.dts is None or packet.size == 0:
                 continue
-            tb = packet.time_base
-            if packet.stream is vin:
-                when = float(packet.pts * tb) - start if packet.pts is not None else None
-                if plan.trim_to is not None and (
-                    video_end is not None or (when is not None and when >= plan.trim_to)
-                ):
-                    # Stop at the first frame past the cut, in decoding order: every frame
-                    # kept then has all its references.
-                    video_end = video_end or when
-                    continue
-                _shift(packet, start)
-                packet.stream = vout
-                out.mux(packet)
-                if on_progress is not None and when is not None and total:
-                    on_progress(min(1.0, when / total))
-            else:
-                held_audio.append(packet) if plan.trim_to is not None else _mux_audio(
-                    out, aout, packet, start
-                )
-        end = plan.trim_to if video_end is None else min(video_end, plan.trim_to or video_end)
-        for packet in held_audio:
-            begin = float(packet.pts * packet.time_base) - start
-            length = float((packet.duration or 0) * packet.time_base)
-            if end is None or begin + length <= end + 1e-6:
-                _mux_audio(out, aout, packet, start)
+            if packet.stream is not vin:
+                if audio is not None:
+                    audio.add(packet)
+                continue
+            when = float(packet.pts * packet.time_base) - start if packet.pts is not None else None
+            if plan.trim_to is not None and (
+                video_end is not None or (when is not None and when >= plan.trim_to)
+            ):
+                # Stop at the first frame past the cut, in decoding order: every frame kept
+                # then has all its references.
+                video_end = video_end if video_end is not None else when
+                continue
+            _shift(packet, start)
+            packet.stream = vout
+            out.mux(packet)
+            if on_progress is not None and when is not None and total:
+                on_progress(min(1.0, when / total))
+        if audio is not None:
+            end = plan.trim_to if video_end is None else min(video_end, plan.trim_to or video_end)
+            audio.finish(end)
 
 
 def _shift(packet: Any, start: float) -> None:
@@ -616,9 +653,10 @@ def _encode(plan: VideoPlan, source: str, target: Path, on_progress: Progress | 
         raise ValueError("an encode plan needs a frame rate")
     fps = plan.fps
     with av.open(source) as inp, _open_output(target) as out:
-        vin = inp.streams.video[0]
+        vin = inp.streams[plan.video_index]
         vin.thread_type = "AUTO"
-        ain = inp.streams.audio[0] if inp.streams.audio and plan.audio in ("copy", "aac") else None
+        keep_audio = plan.audio in ("copy", "aac") and plan.audio_index is not None
+        ain = inp.streams[plan.audio_index] if keep_audio else None
         start = _start(inp, vin)
         total = plan.trim_to or plan.pad_to or (inp.duration / av.time_base if inp.duration else 0.0)
         end = plan.trim_to if plan.trim_to is not None else plan.pad_to
@@ -640,7 +678,8 @@ def _encode(plan: VideoPlan, source: str, target: Path, on_progress: Progress | 
         if plan.max_rate:
             # A short clip's ceiling is huge; FFmpeg keeps the buffer size in an int.
             ceiling = min(plan.max_rate if not plan.bit_rate else int(plan.bit_rate * 1.05), MAX_CEILING)
-            options |= {"maxrate": str(ceiling), "bufsize": str(ceiling * 2)}
+            # A one-second buffer: x264 can overshoot the ceiling by at most that much.
+            options |= {"maxrate": str(ceiling), "bufsize": str(ceiling)}
         vout.options = options
 
         audio = _AudioTrack(out, ain, plan, start, end) if ain is not None else None
@@ -682,7 +721,8 @@ def _encode(plan: VideoPlan, source: str, target: Path, on_progress: Progress | 
         for packet in vout.encode(None):
             out.mux(packet)
         if audio is not None:
-            audio.finish(float(index / fps))
+            length = float(index / fps)
+            audio.finish(min(end, length) if end is not None else length)
 
 
 def _decoded(
@@ -713,26 +753,28 @@ def _decoded(
 
 class _AudioTrack:
     """The video's own sound, kept in step with the picture: packets copied (cut at the
-    end), or decoded, padded or cut, and encoded to AAC."""
+    end), or decoded, placed at the instant it started, cut or padded, and encoded to AAC."""
 
     def __init__(self, out: Any, stream: Any, plan: VideoPlan, start: float, end: float | None) -> None:
         self._out = out
         self._start = start
         self._end = end
         self._copy = plan.audio == "copy"
-        self._in = stream
         self._last = 0.0  # seconds of sound read so far
+        self._held: list[Any] = []
         if self._copy:
             self._stream = out.add_stream_from_template(stream)
-            self._held: list[Any] = []
-        else:
-            rate = stream.rate or 48000
-            layout = "stereo" if (stream.channels or 2) >= 2 else "mono"
-            self._stream = out.add_stream("aac", rate=rate, layout=layout)
-            self._stream.bit_rate = AUDIO_BIT_RATE
-            self._resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate, frame_size=1024)
-            self._rate = rate
-            self._written = 0  # samples
+            return
+        # AAC takes at most 96 kHz; a voice needs no more than 48.
+        self._rate = min(stream.rate or 48000, AAC_MAX_RATE)
+        self._layout = "stereo" if (stream.channels or 2) >= 2 else "mono"
+        self._stream = out.add_stream("aac", rate=self._rate, layout=self._layout)
+        self._stream.bit_rate = AUDIO_BIT_RATE
+        self._resampler = av.AudioResampler(format="fltp", layout=self._layout, rate=self._rate)
+        self._pending = np.zeros((2 if self._layout == "stereo" else 1, 0), dtype=np.float32)
+        self._skip = 0  # samples still to drop (sound that began before the picture)
+        self._placed = False
+        self._written = 0  # samples encoded
 
     def past(self, end: float | None) -> bool:
         """True once the sound read reaches half a second beyond ``end``."""
@@ -747,49 +789,59 @@ class _AudioTrack:
             self._held.append(packet)
             return
         for frame in packet.decode():
-            if frame.pts is not None:
-                frame.pts -= round(self._start / frame.time_base)
-            for out_frame in self._resampler.resample(frame):
-                self._encode(out_frame)
+            if not self._placed and frame.time is not None:
+                # Where the sound starts against the picture: silence before it, or the
+                # part before the picture dropped, so the two stay in step.
+                offset = round((float(frame.time) - self._start) * self._rate)
+                if offset > 0:
+                    self._queue(np.zeros((self._pending.shape[0], offset), dtype=np.float32))
+                else:
+                    self._skip = -offset
+                self._placed = True
+            for converted in self._resampler.resample(frame):
+                self._queue(np.asarray(converted.to_ndarray(), dtype=np.float32))
 
-    def _encode(self, frame: Any) -> None:
-        limit = None if self._end is None else round(self._end * self._rate)
-        if limit is not None and self._written + frame.samples > limit:
-            keep = limit - self._written
-            if keep <= 0:
-                return
-            # The last frame, cut to end exactly on time (a whole one could end 21 ms late).
-            cut = frame.to_ndarray()[:, :keep]
-            frame = av.AudioFrame.from_ndarray(cut.copy(), format="fltp", layout=self._stream.layout.name)
-            frame.sample_rate = self._rate
+    def _queue(self, samples: npt.NDArray[np.float32]) -> None:
+        if self._skip:
+            dropped = min(self._skip, samples.shape[1])
+            samples = samples[:, dropped:]
+            self._skip -= dropped
+        self._pending = np.concatenate([self._pending, samples], axis=1)
+        while self._pending.shape[1] >= AAC_FRAME:
+            self._emit(self._pending[:, :AAC_FRAME])
+            self._pending = self._pending[:, AAC_FRAME:]
+
+    def _emit(self, samples: npt.NDArray[np.float32]) -> None:
+        if self._end is not None:
+            # Cut to end exactly on time (a whole frame could end 21 ms late).
+            samples = samples[:, : max(0, round(self._end * self._rate) - self._written)]
+        if not samples.shape[1]:
+            return
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="fltp", layout=self._layout)
+        frame.sample_rate = self._rate
         frame.pts = self._written
         frame.time_base = Fraction(1, self._rate)
         self._written += frame.samples
         for packet in self._stream.encode(frame):
             self._out.mux(packet)
 
-    def finish(self, video_length: float) -> None:
-        end = min(self._end, video_length) if self._end is not None else video_length
+    def finish(self, end: float | None) -> None:
+        """Write what is left, up to ``end`` (s; None: all of it), padding with silence."""
         if self._copy:
             for packet in self._held:
                 begin = float(packet.pts * packet.time_base) - self._start
                 length = float((packet.duration or 0) * packet.time_base)
-                if begin + length <= end + 1e-6:
+                if end is None or begin + length <= end + 1e-6:
                     _mux_audio(self._out, self._stream, packet, self._start)
             return
-        for out_frame in self._resampler.resample(None):
-            self._encode(out_frame)
-        # Pad with silence to the picture's end (the service replaces this track anyway).
-        missing = round(end * self._rate) - self._written
-        if missing > 0:
-            layout = self._stream.layout.name
-            silence = av.AudioFrame(format="fltp", layout=layout, samples=missing)
-            for plane in silence.planes:
-                plane.update(bytes(plane.buffer_size))
-            silence.sample_rate = self._rate
-            for chunk in av.AudioResampler(
-                format="fltp", layout=layout, rate=self._rate, frame_size=1024
-            ).resample(silence):
-                self._encode(chunk)
+        for converted in self._resampler.resample(None):
+            self._queue(np.asarray(converted.to_ndarray(), dtype=np.float32))
+        if end is not None:
+            # Pad with silence to the picture's end (the service replaces this track anyway).
+            missing = round(end * self._rate) - self._written - self._pending.shape[1]
+            if missing > 0:
+                self._queue(np.zeros((self._pending.shape[0], missing), dtype=np.float32))
+        if self._pending.shape[1]:
+            self._emit(self._pending)  # AAC takes a short last frame
         for packet in self._stream.encode(None):
             self._out.mux(packet)

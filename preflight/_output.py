@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import IO
+from typing import IO, Any, Protocol
 
 from rich.console import Console
 from rich.padding import Padding
@@ -22,7 +22,11 @@ _SEVERITY_STYLE = {
 _ROLE_NAME = {"video": "video", "audio": "audio", "ref": "reference image"}
 
 
-def render_json(report: CheckReport, stream: IO[str]) -> None:
+class _Document(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def render_json(report: _Document, stream: IO[str]) -> None:
     # Built whole, then written once: never a half-written document.
     data = report.to_dict()
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any
@@ -17,6 +16,7 @@ from .._exceptions import UsageError
 from .._fix import fix_paths
 from .._fix_model import ALIGN_CHOICES, FixOptions, FixReport
 from .._models import Severity
+from .._output import render_json
 from .check import add_inputs
 
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
@@ -118,8 +118,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if args.format == "json":
-            json.dump(report.to_dict(), sys.stdout, indent=2, ensure_ascii=False)
-            sys.stdout.write("\n")
+            render_json(report, sys.stdout)
         else:
             render_fix_text(report, Console(highlight=False))
         sys.stdout.flush()
