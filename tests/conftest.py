@@ -19,6 +19,19 @@ sys.path.insert(0, str(FIXTURES))
 import make_fixtures  # noqa: E402  (the fixture script doubles as the writers' library)
 
 
+def run_cli(*args: str) -> tuple[int, str]:
+    """Run the ``preflight`` command line in this process: its exit status and stdout."""
+    import contextlib
+    import io
+
+    from preflight._cli.main import main
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        status = main(list(args))
+    return status, buffer.getvalue()
+
+
 def codes(report: Any) -> list[str]:
     """The finding codes of a FileReport, in order."""
     return [finding.code for finding in report.findings]

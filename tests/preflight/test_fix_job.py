@@ -4,8 +4,6 @@ exit status, Ctrl-C)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import signal
 import subprocess
@@ -19,19 +17,12 @@ import pytest
 from preflight._cli.main import main
 from preflight._fix import fix_paths
 from preflight._fix_model import FixOptions
-from tests.conftest import ROOT, SAMPLE
+from tests.conftest import ROOT, SAMPLE, run_cli
 
 
 def duration(path: str | Path) -> float:
     with av.open(str(path)) as container:
         return float(container.duration or 0) / av.time_base
-
-
-def run_cli(*args: str) -> tuple[int, str]:
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        status = main(list(args))
-    return status, buffer.getvalue()
 
 
 @pytest.fixture()

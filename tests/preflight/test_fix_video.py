@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 
 from preflight import CheckOptions, check_video, limits
-from preflight._cli.main import main
 from preflight._fix import fix_paths
 from preflight._fix_model import FixOptions
 from preflight._fix_video import fitted_size, plan_video, target_fps, write_video
 from preflight._models import AudioStreamInfo, FileReport, Finding, MediaInfo, Severity, VideoStreamInfo
+from tests.conftest import run_cli
 
 FLASHES = (0.52, 1.32, 2.12)
 
@@ -149,13 +149,8 @@ def fix_video(src: Path, out_dir: Path, **options: Any) -> tuple[Path, dict[str,
     ]
     for key, value in options.items():
         args += [f"--{key.replace('_', '-')}"] + ([] if value is True else [str(value)])
-    import contextlib
-    import io
-
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        status = main(args)
-    data = json.loads(buffer.getvalue())
+    status, out = run_cli(*args)
+    data = json.loads(out)
     entry = data["files"][0]
     assert status == (0 if entry["ok"] else 1)
     assert entry["output"] is not None, entry
@@ -512,7 +507,9 @@ def test_a_single_video_has_no_job_and_a_rerun_into_a_subfolder_does_not_snowbal
     folder.mkdir()
     media.write_video(folder / "talk.mp4", fps=10)
     for _ in range(2):
-        status, out = _cli("fix", str(folder), "--out-dir", str(folder / "out"), "--format", "json", "--fast")
+        status, out = run_cli(
+            "fix", str(folder), "--out-dir", str(folder / "out"), "--format", "json", "--fast"
+        )
         data = json.loads(out)
         assert status == 0 and data["job"] is None and len(data["files"]) == 1
     assert sorted(p.name for p in (folder / "out").iterdir()) == ["talk.mp4"]
@@ -528,17 +525,7 @@ def test_a_file_named_in_two_roles_keeps_its_job_checks(media, tmp_path: Path) -
 def test_names_that_are_not_utf8_or_very_long_still_get_a_report(media, tmp_path: Path) -> None:
     odd = os.fsdecode(b"caf\xe9 ") + "x" * 200 + ".mkv"
     src = media.write_video(tmp_path / odd, container_format="matroska")
-    status, out = _cli("fix", str(src), "--out-dir", str(tmp_path / "out"), "--format", "json", "--fast")
+    status, out = run_cli("fix", str(src), "--out-dir", str(tmp_path / "out"), "--format", "json", "--fast")
     data = json.loads(out)
     assert status == 0 and data["files"][0]["ok"]
     assert len(list((tmp_path / "out").iterdir())) == 1
-
-
-def _cli(*args: str) -> tuple[int, str]:
-    import contextlib
-    import io
-
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        status = main(list(args))
-    return status, buffer.getvalue()
