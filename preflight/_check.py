@@ -5,13 +5,19 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import limits
 from ._audio_analysis import AudioAnalysis, analyse_audio
 from ._audio_rules import AUDIO_CONTENT_CODES, audio_content_findings, audio_unchecked
 from ._exceptions import FaceEngineError, PreflightError, UsageError
-from ._face_rules import ref_face_findings, ref_match_findings, unchecked, video_face_findings
+from ._face_rules import (
+    ref_face_findings,
+    ref_match_findings,
+    unchecked,
+    video_face_findings,
+    with_reference_given,
+)
 from ._face_scan import FaceScan, ImageFaceScan, VideoFaceScan, scan_image, scan_video
 from ._faces import FaceEngine, LazyEngine
 from ._models import CheckReport, FileReport, Finding, JobReport, MediaInfo, Probe, Role, Severity
@@ -336,6 +342,14 @@ def check_paths(
             reports.append(_check_isolated(name, role, options, faces))
 
     job = _job_report(reports[: len(explicit)], options) if len(explicit) >= 2 else None
+    if any(role == "ref" for _, role in explicit):
+        # The job has its reference image: the video's findings stop asking for one.
+        reports = [
+            replace(r, findings=tuple(with_reference_given(f) for f in r.findings))
+            if r.role == "video"
+            else r
+            for r in reports
+        ]
     return CheckReport(files=tuple(reports), job=job)
 
 

@@ -8,6 +8,7 @@ the head's height.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections.abc import Sequence
 from typing import Any
@@ -211,11 +212,28 @@ def _multiple_faces(scan: VideoFaceScan) -> list[Finding]:
         _finding(
             "Face.Multiple",
             Severity.WARNING,
-            f"{pick}. The service syncs one face only; to choose which, pass a reference "
-            "image of that person (--ref; a screenshot of the video will do).",
+            f"{pick}. {_REF_ADVICE}",
             **details,
         )
     ]
+
+
+#: The advice that ends a Face.Multiple message when no reference image is given.
+_REF_ADVICE = (
+    "The service syncs one face only; to choose which, pass a reference "
+    "image of that person (--ref; a screenshot of the video will do)."
+)
+
+
+def with_reference_given(finding: Finding) -> Finding:
+    """A Face.Multiple finding for a job that has a reference image: it no longer asks
+    for one (the job's Face.RefMatch/RefMismatch says whom it picks)."""
+    if finding.code != "Face.Multiple" or _REF_ADVICE not in finding.message:
+        return finding
+    message = finding.message.replace(
+        _REF_ADVICE, "The service syncs one face only: the one the reference image shows (see the job)."
+    )
+    return dataclasses.replace(finding, message=message)
 
 
 def _target_findings(scan: VideoFaceScan) -> list[Finding]:

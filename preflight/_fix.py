@@ -44,9 +44,14 @@ class _Lengths:
 
 
 def _length(report: FileReport | None) -> float | None:
+    """The length the rules judge: the first stream of the role's kind, else the file's."""
     if report is None or not isinstance(report.media, MediaInfo):
         return None
-    return report.media.duration
+    info = report.media
+    streams = info.video if report.role == "video" else info.audio
+    if streams and streams[0].duration is not None:
+        return streams[0].duration
+    return info.duration
 
 
 def _clamp(seconds: float) -> float:

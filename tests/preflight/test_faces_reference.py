@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -136,3 +137,17 @@ def test_a_one_pixel_image_is_no_person_and_harms_nothing_after_it(
     shutil.copy(SAMPLE / "talking_head.mp4", tmp_path / "c_clip.mp4")
     report = check_paths([tmp_path], engine=engine)
     assert [codes(r) for r in report.files] == [["InvalidFile.Content"], [], []]
+
+
+def test_a_job_with_its_reference_image_is_not_asked_for_one(
+    tmp_path: Path, media: Any, engine: LazyEngine
+) -> None:
+    video = media.write_video(
+        tmp_path / "panel.mp4", width=1280, height=720, source="two_faces", duration=2.2
+    )
+    alone = check_paths(video=video, engine=engine)
+    with_ref = check_paths(video=video, ref=SAMPLE / "face.jpg", engine=engine)
+    (asked,) = [f for f in alone.files[0].findings if f.code == "Face.Multiple"]
+    (told,) = [f for f in with_ref.files[0].findings if f.code == "Face.Multiple"]
+    assert "--ref" in asked.message and "--ref" not in told.message
+    assert told.details == asked.details
