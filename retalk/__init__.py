@@ -1,10 +1,57 @@
 """retalk: the VideoRetalk HTTP client (upload, submit, wait, download) and its emulator.
 
+    >>> from retalk import Client
+    >>> with Client() as client:  # the key from DASHSCOPE_API_KEY
+    ...     task = client.submit(client.upload("talk.mp4"), client.upload("voice.wav"))
+    ...     done = client.wait(task.task_id)
+    ...     client.download(done.video_url, "out.mp4")
+
 The client is built on ``preflight`` for input checks; ``preflight`` never imports it.
 """
 
 from __future__ import annotations
 
+from ._client import DEFAULT_BASE_URL, MODEL, Client, PollPolicy, RetryPolicy
+from ._exceptions import (
+    AuthError,
+    ConfigError,
+    DownloadError,
+    InputError,
+    RetalkError,
+    ServerError,
+    ServiceError,
+    SubmitUncertain,
+    TaskFailed,
+    TaskTimeout,
+    ThrottledError,
+    TransportError,
+    UploadError,
+)
+from ._models import Task, UploadPolicy, Usage
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "MODEL",
+    "AuthError",
+    "Client",
+    "ConfigError",
+    "DownloadError",
+    "InputError",
+    "PollPolicy",
+    "RetalkError",
+    "RetryPolicy",
+    "ServerError",
+    "ServiceError",
+    "SubmitUncertain",
+    "Task",
+    "TaskFailed",
+    "TaskTimeout",
+    "ThrottledError",
+    "TransportError",
+    "UploadError",
+    "UploadPolicy",
+    "Usage",
+    "__version__",
+]

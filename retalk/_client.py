@@ -1,0 +1,479 @@
+"""The synchronous VideoRetalk client on httpx: upload, submit, get, wait, cancel, list,
+download.
+
+Two httpx clients are kept apart on purpose: one talks to the API base URL and carries the
+key; the other talks to the temporary storage and the result URLs and never has it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import random
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from ._exceptions import (
+    AuthError,
+    ConfigError,
+    DownloadError,
+    InputError,
+    ServerError,
+    ServiceError,
+    SubmitUncertain,
+    TaskTimeout,
+    ThrottledError,
+    TransportError,
+    UploadError,
+    redact,
+)
+from ._models import Task, UploadPolicy
+
+DEFAULT_BASE_URL = "https://dashscope.aliyuncs.com/api/v1"
+MODEL = "videoretalk"
+SUBMIT_PATH = "/services/aigc/image2video/video-synthesis/"
+#: Progress callback: (bytes done, bytes in all or None when unknown).
+Progress = Callable[[int, int | None], None]
+
+log = logging.getLogger("retalk")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Capped exponential backoff with full jitter, honouring ``Retry-After``."""
+
+    attempts: int = 6
+    base_s: float = 0.5
+    cap_s: float = 30.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        backoff = rng.uniform(0, min(self.cap_s, self.base_s * 2**attempt))
+        return max(backoff, retry_after or 0.0)
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """How ``wait`` polls: the SDK's 1, 1, 2, 2, 2, 4... s steps up to ``cap_s``, each
+    jittered by a fifth so that many waiters do not query in step."""
+
+    steps: tuple[float, ...] = (1, 1, 2, 2, 2, 4, 4, 4)
+    cap_s: float = 5.0
+    jitter: float = 0.2
+
+    def delays(self, rng: random.Random) -> Iterator[float]:
+        index = 0
+        while True:
+            base = self.steps[index] if index < len(self.steps) else self.cap_s
+            index += 1
+            yield base * rng.uniform(1 - self.jitter, 1 + self.jitter)
+
+
+def resolve_key(api_key: str | None) -> str:
+    key = api_key if api_key is not None else os.environ.get("DASHSCOPE_API_KEY", "")
+    if not key.strip():
+        raise ConfigError("no API key: set DASHSCOPE_API_KEY or pass one")
+    return key.strip()
+
+
+def resolve_base_url(base_url: str | None) -> str:
+    """The API base URL: https, or plain http only to this machine (the emulator)."""
+    url = (base_url or os.environ.get("DASHSCOPE_HTTP_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
+        return url
+    raise ConfigError(f"base URL {url!r}: must be https (plain http only to localhost)")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _error_from(response: httpx.Response, secret: str | None = None) -> ServiceError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    code = str(body.get("code") or f"HTTP{response.status_code}")
+    # An answer that echoes the key (a proxy's error page) must not carry it into messages.
+    message = redact(str(body.get("message") or body.get("msg") or response.reason_phrase or ""), secret)
+    request_id = body.get("request_id")
+    status = response.status_code
+    kind: type[ServiceError]
+    if status in (401, 403):
+        kind = AuthError
+    elif status == 429:
+        kind = ThrottledError
+    elif status >= 500:
+        kind = ServerError
+    else:
+        kind = InputError
+    return kind(status, code, message, request_id)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: rare from this service; the backoff decides
+
+
+def _surely_unsent(exc: httpx.TransportError) -> bool:
+    """The request never reached the server: safe to send again, even a submit."""
+    return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def object_name(path: str | os.PathLike[str]) -> str:
+    """A unique, URL-safe storage name that keeps the file's extension (the service reads
+    the format from it). Overwriting is forbidden in the upload folder, so names never repeat."""
+    base = _SAFE_NAME.sub("_", Path(path).name).strip("._") or "file"
+    return f"{uuid.uuid4().hex[:16]}-{base[-80:]}"
+
+
+class _Reader:
+    """A file that reports how much of it has been read (for upload progress)."""
+
+    def __init__(self, handle: IO[bytes], total: int, progress: Progress | None) -> None:
+        self._handle, self._total, self._progress, self._done = handle, total, progress, 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._handle.read(size)
+        self._done += len(chunk)
+        if self._progress is not None:
+            self._progress(self._done, self._total)
+        return chunk
+
+
+class Client:
+    """A VideoRetalk client. Use as a context manager, or call ``close()``.
+
+    >>> with Client() as client:  # DASHSCOPE_API_KEY from the environment
+    ...     task = client.submit(client.upload("talk.mp4"), client.upload("voice.wav"))
+    ...     done = client.wait(task.task_id)
+    ...     client.download(done.video_url, "out.mp4")
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+        poll: PollPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        seed: int | None = None,
+    ) -> None:
+        self._key = resolve_key(api_key)
+        self.base_url = resolve_base_url(base_url)
+        self._retry = retry or RetryPolicy()
+        self._poll = poll or PollPolicy()
+        self._sleep = sleep
+        self._rng = random.Random(seed)
+        self._policy: UploadPolicy | None = None
+        self._api = httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {self._key}"},
+            timeout=timeout,
+            transport=transport,
+        )
+        # Storage and result hosts: never the key.
+        self._plain = httpx.Client(timeout=timeout, transport=transport, follow_redirects=True)
+
+    # ------------------------------------------------------------------ plumbing
+    def close(self) -> None:
+        self._api.close()
+        self._plain.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        idempotent: bool = True,
+    ) -> dict[str, Any]:
+        """One API call with retries on 429, 5xx and network errors. A call that is not
+        idempotent (a submit) is never re-sent once it may have reached the service."""
+        for attempt in range(self._retry.attempts):
+            last = attempt == self._retry.attempts - 1
+            try:
+                response = self._api.request(method, path, json=json, params=params, headers=headers)
+            except httpx.TransportError as exc:
+                reason = redact(f"{type(exc).__name__}: {exc}", self._key)
+                if not idempotent and not _surely_unsent(exc):
+                    raise SubmitUncertain(f"{method} {path}: {reason}") from None
+                if last:
+                    raise TransportError(f"{method} {path}: {reason}") from None
+                log.debug("%s %s: %s; retrying", method, path, reason)
+                self._sleep(self._retry.delay(attempt, None, self._rng))
+                continue
+            log.debug("%s %s -> %s", method, path, response.status_code)
+            if response.status_code == 429 or response.status_code >= 500:
+                error = _error_from(response, self._key)
+                if not idempotent and response.status_code >= 500:
+                    raise SubmitUncertain(f"{method} {path}: {error}")
+                if last:
+                    raise error
+                self._sleep(self._retry.delay(attempt, _retry_after(response), self._rng))
+                continue
+            if response.status_code >= 400:
+                raise _error_from(response, self._key)
+            try:
+                body = response.json()
+            except ValueError:
+                raise ServerError(response.status_code, "BadResponse", "the answer was not JSON") from None
+            return body if isinstance(body, dict) else {}
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ tasks
+    def submit(
+        self,
+        video_url: str,
+        audio_url: str,
+        ref_image_url: str | None = None,
+        *,
+        video_extension: bool | None = None,
+        query_face_threshold: int | None = None,
+    ) -> Task:
+        """Create a task. Local files must be uploaded first (``upload``)."""
+        body: dict[str, Any] = {"model": MODEL, "input": {"video_url": video_url, "audio_url": audio_url}}
+        if ref_image_url:
+            body["input"]["ref_image_url"] = ref_image_url
+        parameters: dict[str, Any] = {}
+        if video_extension is not None:
+            parameters["video_extension"] = video_extension
+        if query_face_threshold is not None:
+            parameters["query_face_threshold"] = query_face_threshold
+        if parameters:
+            body["parameters"] = parameters
+        headers = {"X-DashScope-Async": "enable"}
+        if any(str(url).startswith("oss://") for url in (video_url, audio_url, ref_image_url or "")):
+            headers["X-DashScope-OssResourceResolve"] = "enable"
+        known = self._recent_ids()
+        for attempt in range(2):
+            try:
+                return Task.parse(
+                    self._request("POST", SUBMIT_PATH, json=body, headers=headers, idempotent=False)
+                )
+            except SubmitUncertain:
+                # It may have gone through: look before sending it again.
+                adopted = self._new_task_since(known)
+                if adopted is not None:
+                    log.info("submit answered badly but task %s was created: adopted", adopted.task_id)
+                    return adopted
+                if attempt == 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _recent_ids(self) -> set[str] | None:
+        try:
+            return {t.task_id for t in self.list(page_size=20)}
+        except (ServiceError, TransportError):
+            return None  # no list: an uncertain submit will then be reported, not retried
+
+    def _new_task_since(self, known: set[str] | None, checks: int = 3) -> Task | None:
+        if known is None:
+            raise SubmitUncertain("a submit may have created a task, and the task list cannot be read")
+        for _ in range(checks):
+            self._sleep(1.0)
+            fresh = [t for t in self.list(page_size=20) if t.task_id not in known]
+            if fresh:
+                return self.get(fresh[0].task_id)
+        return None
+
+    def get(self, task_id: str) -> Task:
+        return Task.parse(self._request("GET", f"/tasks/{task_id}"), task_id)
+
+    def cancel(self, task_id: str) -> Task:
+        """Cancel a PENDING task (the service cancels nothing that runs)."""
+        self._request("POST", f"/tasks/{task_id}/cancel")
+        return self.get(task_id)
+
+    def list(
+        self,
+        *,
+        page_no: int = 1,
+        page_size: int = 10,
+        status: str | None = None,
+        start_time: str | None = None,
+        end_time: str | None = None,
+    ) -> list[Task]:
+        """Recent tasks, newest first (times as ``YYYYMMDDhhmmss``)."""
+        params: dict[str, Any] = {"page_no": page_no, "page_size": page_size, "model_name": MODEL}
+        for name, value in (("status", status), ("start_time", start_time), ("end_time", end_time)):
+            if value:
+                params[name] = value
+        body = self._request("GET", "/tasks", params=params)
+        return [Task.parse({"output": item}) for item in body.get("data") or [] if isinstance(item, dict)]
+
+    def wait(
+        self,
+        task_id: str,
+        timeout: float | None = None,
+        on_status: Callable[[Task, float], None] | None = None,
+    ) -> Task:
+        """Poll until the task is final (SUCCEEDED, FAILED, CANCELED or UNKNOWN) and return
+        it; statuses this client does not know count as running. ``on_status`` gets each
+        answer and the seconds waited. Raises ``TaskTimeout`` after ``timeout`` seconds."""
+        started = time.monotonic()
+        delays = self._poll.delays(self._rng)
+        while True:
+            task = self.get(task_id)
+            waited = time.monotonic() - started
+            if on_status is not None:
+                on_status(task, waited)
+            if task.finished:
+                return task
+            pause = next(delays)
+            if timeout is not None and waited + pause > timeout:
+                raise TaskTimeout(f"task {task_id} is still {task.status} after {waited:.0f} s")
+            self._sleep(pause)
+
+    # ------------------------------------------------------------------ files
+    def _upload_policy(self, refresh: bool = False) -> UploadPolicy:
+        if refresh or self._policy is None or self._policy.expired(time.monotonic()):
+            body = self._request("GET", "/uploads", params={"action": "getPolicy", "model": MODEL})
+            try:
+                self._policy = UploadPolicy.parse(body, time.monotonic())
+            except (KeyError, TypeError) as exc:
+                raise ServerError(200, "BadResponse", f"the upload policy lacks {exc}") from None
+        return self._policy
+
+    def upload(self, path: str | os.PathLike[str], on_progress: Progress | None = None) -> str:
+        """Put a local file in the temporary storage (48 h) and return its ``oss://`` URL.
+        URLs (``http(s)://``, ``oss://``) are returned as they are."""
+        text = os.fspath(path)
+        if re.match(r"^(https?|oss)://", text):
+            return text
+        size = os.path.getsize(text)
+        policy = self._upload_policy()
+        if size > policy.max_file_size_mb * 1024 * 1024:
+            raise UploadError(
+                f"{text}: {size / 2**20:.1f} MiB, over the storage limit of {policy.max_file_size_mb:g} MB"
+            )
+        name = object_name(text)
+        for attempt in range(self._retry.attempts):
+            key = f"{policy.upload_dir}/{name}"
+            fields = {
+                "OSSAccessKeyId": policy.oss_access_key_id,
+                "Signature": policy.signature,
+                "policy": policy.policy,
+                "key": key,
+                "x-oss-object-acl": policy.x_oss_object_acl,
+                "x-oss-forbid-overwrite": policy.x_oss_forbid_overwrite,
+                "success_action_status": "200",
+            }
+            try:
+                with open(text, "rb") as handle:
+                    # httpx writes the form fields first and the file last, as the storage needs.
+                    files = {"file": (name, _Reader(handle, size, on_progress), "application/octet-stream")}
+                    response = self._plain.post(policy.upload_host, data=fields, files=files)  # type: ignore[arg-type]
+            except httpx.TransportError as exc:
+                if attempt == self._retry.attempts - 1:
+                    raise TransportError(f"upload of {text}: {type(exc).__name__}: {exc}") from None
+                self._sleep(self._retry.delay(attempt, None, self._rng))
+                continue
+            if response.status_code == 200:
+                return f"oss://{key}"
+            if response.status_code == 409 and attempt > 0:
+                return f"oss://{key}"  # our own earlier try arrived; overwriting is forbidden
+            text_body = response.text[:300]
+            if response.status_code == 403 and "expired" in text_body.lower():
+                policy = self._upload_policy(refresh=True)
+                continue
+            if response.status_code == 429 or response.status_code >= 500:
+                self._sleep(self._retry.delay(attempt, _retry_after(response), self._rng))
+                continue
+            raise UploadError(f"{text}: the storage refused it: {response.status_code} {text_body}")
+        raise UploadError(f"{text}: the storage kept failing after {self._retry.attempts} tries")
+
+    def download(self, url: str, path: str | os.PathLike[str], on_progress: Progress | None = None) -> Path:
+        """Stream the result to ``path``: written under a temporary name, resumed with
+        ``Range`` when the connection drops, checked against ``Content-Length``, then renamed."""
+        target = Path(path)
+        partial = target.with_name(f".{target.name}.part")
+        have = 0
+        total: int | None = None
+        try:
+            with open(partial, "wb") as out:
+                for attempt in range(self._retry.attempts):
+                    headers = {"Range": f"bytes={have}-"} if have else {}
+                    try:
+                        with self._plain.stream("GET", url, headers=headers) as response:
+                            if response.status_code in (403, 404, 410):
+                                raise DownloadError(
+                                    f"the result URL answered {response.status_code}: it has expired "
+                                    "(results are kept 24 h) or is wrong; query the task for a fresh one"
+                                )
+                            if response.status_code >= 400:
+                                raise DownloadError(f"the result URL answered {response.status_code}")
+                            if have and response.status_code != 206:
+                                out.seek(0)
+                                out.truncate()
+                                have = 0  # the server sent it all again
+                            total = _total_size(response, have, total)
+                            for chunk in response.iter_bytes():  # as it arrives: a drop loses nothing
+                                out.write(chunk)
+                                have += len(chunk)
+                                if on_progress is not None:
+                                    on_progress(have, total)
+                        if total is None or have == total:
+                            break
+                    except httpx.TransportError:
+                        if attempt == self._retry.attempts - 1:
+                            raise DownloadError(f"the download kept failing at {have} bytes") from None
+                    self._sleep(self._retry.delay(attempt, None, self._rng))
+                if total is not None and have != total:
+                    raise DownloadError(f"got {have} of {total} bytes")
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(partial, target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        return target
+
+
+def _total_size(response: httpx.Response, have: int, known: int | None) -> int | None:
+    """The full size: from Content-Range on a resumed answer, else Content-Length."""
+    content_range = response.headers.get("Content-Range", "")
+    match = re.match(r"bytes \d+-\d+/(\d+)", content_range)
+    if match:
+        return int(match.group(1))
+    length = response.headers.get("Content-Length")
+    if length is not None and length.isdigit():
+        return int(length) + (have if response.status_code == 206 else 0)
+    return known

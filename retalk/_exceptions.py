@@ -1,0 +1,120 @@
+"""The one exception tree of ``retalk`` (shaped like httpx's).
+
+    RetalkError
+    ├── ConfigError         no key, a base URL that is not https (or loopback http)
+    ├── TransportError      the network failed, after the retries
+    ├── ServiceError        the service answered an error: status, code, message, request_id
+    │   ├── AuthError       401/403: the key or the account
+    │   ├── ThrottledError  429, after the retries
+    │   ├── InputError      400 and the like: the request or an input file (``finding``)
+    │   └── ServerError     5xx, after the retries
+    ├── UploadError         the temporary storage refused a file (policy expired, too big)
+    ├── SubmitUncertain     a submit failed in a way that may have created a task anyway
+    ├── TaskFailed          the task ended FAILED (``code``, ``message``, ``finding``)
+    ├── TaskTimeout         ``wait`` gave up; the task goes on
+    └── DownloadError       the result could not be fetched whole
+
+No message ever contains the API key: everything is built from service answers and our own
+words, and ``redact`` scrubs anything echoed back.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from preflight import Finding
+
+
+class RetalkError(Exception):
+    """Base class of every error ``retalk`` raises on purpose."""
+
+
+class ConfigError(RetalkError):
+    """The client cannot be set up as asked."""
+
+
+class TransportError(RetalkError):
+    """The request could not be completed over the network (after retries)."""
+
+
+class ServiceError(RetalkError):
+    """The service answered with an error."""
+
+    def __init__(self, status: int, code: str, message: str, request_id: str | None = None) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        suffix = f" (request {request_id})" if request_id else ""
+        super().__init__(f"{status} {code}: {message}{suffix}")
+
+    @property
+    def finding(self) -> Finding | None:
+        """The preflight finding this error is, for ``InvalidFile.*`` codes."""
+        return finding_for(self.code, self.message)
+
+
+class AuthError(ServiceError):
+    """The key is wrong, or the account may not use the model (401/403)."""
+
+
+class ThrottledError(ServiceError):
+    """Too many requests (429), still after the retries."""
+
+
+class InputError(ServiceError):
+    """The request or one of its files was refused (4xx)."""
+
+
+class ServerError(ServiceError):
+    """The service failed (5xx), still after the retries."""
+
+
+class UploadError(RetalkError):
+    """The temporary storage refused the file."""
+
+
+class SubmitUncertain(RetalkError):
+    """A submit failed after it was sent; a task may exist. Nothing was retried blindly."""
+
+
+class TaskFailed(RetalkError):
+    """The task ended FAILED."""
+
+    def __init__(self, task_id: str, code: str, message: str) -> None:
+        self.task_id = task_id
+        self.code = code
+        self.message = message
+        super().__init__(f"task {task_id} failed: {code}: {message}")
+
+    @property
+    def finding(self) -> Finding | None:
+        return finding_for(self.code, self.message)
+
+
+class TaskTimeout(RetalkError):
+    """``wait`` ran out of time; the task is still running on the service."""
+
+
+class DownloadError(RetalkError):
+    """The result could not be downloaded whole."""
+
+
+def finding_for(code: str, message: str) -> Finding | None:
+    """A service error code as the preflight finding it is (same code, same severity)."""
+    from preflight import CODES, Finding
+
+    known = CODES.get(code)
+    if known is None or not code.startswith("InvalidFile."):
+        return None
+    return Finding(
+        code, known.severity, f"The service rejected the task: {message}", False, {"source": "service"}
+    )
+
+
+def redact(text: str, secret: str | None) -> str:
+    """``text`` with every occurrence of ``secret`` (and its Bearer form) hidden."""
+    if not secret:
+        return text
+    return text.replace(secret, "***")

@@ -1,0 +1,129 @@
+"""What the service says: tasks, their usage, upload policies. Parsed leniently (numbers
+may come as strings) and kept as plain frozen dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Statuses after which a task never changes again.
+FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"})
+#: Statuses the documentation names; any other one is treated as still running.
+KNOWN_STATUSES = FINAL_STATUSES | {"PENDING", "RUNNING", "SUSPENDED", "PRE-PROCESSING", "POST-PROCESSING"}
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return None if value is None or value == "" else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _int(value: Any) -> int | None:
+    number = _float(value)
+    return None if number is None else int(number)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a finished task is billed for."""
+
+    video_duration: float | None = None
+    size: str | None = None
+    fps: int | None = None
+    video_ratio: str | None = None
+
+    @classmethod
+    def parse(cls, data: dict[str, Any] | None) -> Usage | None:
+        if not data:
+            return None
+        return cls(
+            _float(data.get("video_duration")),
+            data.get("size"),
+            _int(data.get("fps")),
+            data.get("video_ratio"),
+        )
+
+
+@dataclass(frozen=True)
+class Task:
+    task_id: str
+    status: str
+    video_url: str | None = None
+    #: Why a FAILED task failed.
+    code: str | None = None
+    message: str | None = None
+    submit_time: str | None = None
+    scheduled_time: str | None = None
+    end_time: str | None = None
+    usage: Usage | None = None
+    request_id: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "SUCCEEDED"
+
+    def raise_for_status(self) -> Task:
+        """This task if it succeeded (or is still going); ``TaskFailed`` if it ended otherwise."""
+        from ._exceptions import TaskFailed
+
+        if self.finished and not self.succeeded:
+            default = {"UNKNOWN": "no such task, or it expired", "CANCELED": "canceled"}.get(self.status, "")
+            raise TaskFailed(self.task_id, self.code or self.status, self.message or default)
+        return self
+
+    @classmethod
+    def parse(cls, body: dict[str, Any], task_id: str | None = None) -> Task:
+        output = body.get("output") or {}
+        return cls(
+            task_id=str(output.get("task_id") or task_id or ""),
+            status=str(output.get("task_status") or "UNKNOWN"),
+            video_url=output.get("video_url"),
+            code=output.get("code"),
+            message=output.get("message"),
+            submit_time=output.get("submit_time"),
+            scheduled_time=output.get("scheduled_time"),
+            end_time=output.get("end_time"),
+            usage=Usage.parse(body.get("usage")),
+            request_id=body.get("request_id"),
+        )
+
+
+@dataclass(frozen=True)
+class UploadPolicy:
+    """A temporary-storage upload permit (valid ``expire_in_seconds`` after it was got)."""
+
+    policy: str
+    signature: str
+    upload_dir: str
+    upload_host: str
+    expire_in_seconds: int
+    max_file_size_mb: float
+    oss_access_key_id: str
+    x_oss_object_acl: str
+    x_oss_forbid_overwrite: str
+    #: ``time.monotonic()`` when it was received.
+    received: float = field(default=0.0, compare=False)
+
+    @classmethod
+    def parse(cls, body: dict[str, Any], received: float) -> UploadPolicy:
+        data = body.get("data") or {}
+        return cls(
+            policy=str(data["policy"]),
+            signature=str(data["signature"]),
+            upload_dir=str(data["upload_dir"]).rstrip("/"),
+            upload_host=str(data["upload_host"]),
+            expire_in_seconds=_int(data.get("expire_in_seconds")) or 300,
+            max_file_size_mb=_float(data.get("max_file_size_mb")) or 100.0,
+            oss_access_key_id=str(data["oss_access_key_id"]),
+            x_oss_object_acl=str(data.get("x_oss_object_acl") or "private"),
+            x_oss_forbid_overwrite=str(data.get("x_oss_forbid_overwrite") or "true"),
+            received=received,
+        )
+
+    def expired(self, now: float, margin: float = 10.0) -> bool:
+        return now >= self.received + self.expire_in_seconds - margin

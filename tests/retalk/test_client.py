@@ -1,0 +1,294 @@
+"""The client's promises, checked on httpx's mock transport (the emulator tests check the
+same over real HTTP): retries that back off and honour Retry-After, a submit that is never
+sent twice blindly, the key kept to the API host and out of every message."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from retalk import (
+    Client,
+    ConfigError,
+    DownloadError,
+    InputError,
+    RetryPolicy,
+    ServerError,
+    SubmitUncertain,
+    TaskFailed,
+    TaskTimeout,
+    ThrottledError,
+)
+
+KEY = "sk-test-0123456789abcdef"
+BASE = "https://dashscope.example.com/api/v1"
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def client_with(handler: Handler, sleeps: list[float] | None = None, attempts: int = 4) -> Client:
+    return Client(
+        KEY,
+        base_url=BASE,
+        transport=httpx.MockTransport(handler),
+        retry=RetryPolicy(attempts=attempts, base_s=0.5, cap_s=4.0),
+        sleep=(sleeps.append if sleeps is not None else lambda s: None),
+        seed=1,
+    )
+
+
+def task_body(task_id: str = "t1", status: str = "PENDING", **output: object) -> dict[str, object]:
+    return {"request_id": "r", "output": {"task_id": task_id, "task_status": status, **output}}
+
+
+def test_the_key_and_base_url_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
+    with pytest.raises(ConfigError, match="DASHSCOPE_API_KEY"):
+        Client()
+    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
+    monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", "http://127.0.0.1:8999/api/v1")
+    with Client() as client:
+        assert client.base_url == "http://127.0.0.1:8999/api/v1"
+
+
+@pytest.mark.parametrize(
+    "url", ["http://dashscope.aliyuncs.com/api/v1", "ftp://x/y", "http://10.0.0.5/api/v1"]
+)
+def test_plain_http_is_refused_except_to_this_machine(url: str) -> None:
+    with pytest.raises(ConfigError, match="https"):
+        Client(KEY, base_url=url)
+
+
+def test_throttling_is_retried_honouring_retry_after() -> None:
+    answers = iter(
+        [
+            httpx.Response(
+                429,
+                json={"code": "Throttling.RateQuota", "message": "slow down"},
+                headers={"Retry-After": "3"},
+            ),
+            httpx.Response(503, json={"code": "ModelUnavailable", "message": "busy"}),
+            httpx.Response(200, json=task_body(status="RUNNING")),
+        ]
+    )
+    sleeps: list[float] = []
+    task = client_with(lambda request: next(answers), sleeps).get("t1")
+    assert task.status == "RUNNING"
+    assert len(sleeps) == 2 and sleeps[0] >= 3.0 and 0 <= sleeps[1] <= 1.0
+
+
+def test_retries_give_up_with_the_service_error() -> None:
+    sleeps: list[float] = []
+    client = client_with(
+        lambda r: httpx.Response(500, json={"code": "InternalError", "message": "x", "request_id": "q"}),
+        sleeps,
+    )
+    with pytest.raises(ServerError) as caught:
+        client.get("t1")
+    assert caught.value.code == "InternalError" and caught.value.request_id == "q"
+    assert len(sleeps) == 3  # four attempts
+    assert all(s <= 4.0 for s in sleeps)
+
+
+def test_input_errors_are_not_retried_and_map_to_preflight_findings() -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if request.url.path.endswith("/tasks"):
+            return httpx.Response(200, json={"data": []})
+        return httpx.Response(400, json={"code": "InvalidFile.FPS", "message": "fps 10", "request_id": "q"})
+
+    with pytest.raises(InputError) as caught:
+        client_with(handler).submit("https://x/v.mp4", "https://x/a.wav")
+    assert [r.method for r in calls].count("POST") == 1
+    finding = caught.value.finding
+    assert finding is not None and finding.code == "InvalidFile.FPS" and finding.severity.value == "error"
+
+
+def test_a_submit_that_times_out_after_sending_adopts_the_task_it_created() -> None:
+    posts = 0
+    listed = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal posts, listed
+        if request.method == "POST":
+            posts += 1
+            raise httpx.ReadTimeout("no answer", request=request)
+        if request.url.path.endswith("/tasks"):
+            listed += 1
+            data = [] if listed == 1 else [{"task_id": "new", "task_status": "PENDING"}]
+            return httpx.Response(200, json={"data": data})
+        return httpx.Response(200, json=task_body("new", "RUNNING"))
+
+    task = client_with(handler).submit("oss://dir/v.mp4", "oss://dir/a.wav")
+    assert task.task_id == "new" and posts == 1
+
+
+def test_a_submit_that_failed_ambiguously_with_no_new_task_is_tried_once_more_then_reported() -> None:
+    posts = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal posts
+        if request.method == "POST":
+            posts += 1
+            return httpx.Response(502, json={"code": "BadGateway", "message": "?"})
+        return httpx.Response(200, json={"data": []})
+
+    with pytest.raises(SubmitUncertain):
+        client_with(handler).submit("oss://dir/v.mp4", "oss://dir/a.wav")
+    assert posts == 2
+
+
+def test_a_refused_connection_is_safe_to_retry_even_for_a_submit() -> None:
+    attempts = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal attempts
+        if request.method == "POST":
+            attempts += 1
+            if attempts == 1:
+                raise httpx.ConnectError("refused", request=request)
+            return httpx.Response(200, json=task_body("t9"))
+        return httpx.Response(200, json={"data": []})
+
+    assert client_with(handler).submit("https://x/v.mp4", "https://x/a.wav").task_id == "t9"
+    assert attempts == 2
+
+
+def test_oss_urls_get_the_resolve_header_and_the_body_is_as_documented() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.method == "GET":
+            return httpx.Response(200, json={"data": []})
+        return httpx.Response(200, json=task_body())
+
+    client_with(handler).submit(
+        "oss://d/v.mp4", "https://x/a.wav", "oss://d/f.jpg", video_extension=True, query_face_threshold=150
+    )
+    post = next(r for r in seen if r.method == "POST")
+    assert post.headers["X-DashScope-OssResourceResolve"] == "enable"
+    assert post.headers["X-DashScope-Async"] == "enable"
+    assert post.headers["Authorization"] == f"Bearer {KEY}"
+    assert json.loads(post.content) == {
+        "model": "videoretalk",
+        "input": {
+            "video_url": "oss://d/v.mp4",
+            "audio_url": "https://x/a.wav",
+            "ref_image_url": "oss://d/f.jpg",
+        },
+        "parameters": {"video_extension": True, "query_face_threshold": 150},
+    }
+
+
+def test_upload_sends_the_file_last_and_never_the_key_to_storage(tmp_path: Path) -> None:
+    file = tmp_path / "my voice.wav"
+    file.write_bytes(b"RIFF" + bytes(2000))
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.host == "storage.example.com":
+            return httpx.Response(200)
+        policy = {
+            "policy": "p", "signature": "s", "upload_dir": "dashscope-instant/abc", "upload_host": "https://storage.example.com",
+            "expire_in_seconds": "300", "max_file_size_mb": "100", "oss_access_key_id": "id",
+            "x_oss_object_acl": "private", "x_oss_forbid_overwrite": "true",
+        }  # fmt: skip
+        return httpx.Response(200, json={"request_id": "r", "data": policy})
+
+    progress: list[int] = []
+    url = client_with(handler).upload(file, on_progress=lambda done, total: progress.append(done))
+    assert url.startswith("oss://dashscope-instant/abc/") and url.endswith("-my_voice.wav")
+    storage = next(r for r in seen if r.url.host == "storage.example.com")
+    assert "Authorization" not in storage.headers
+    body = storage.read()
+    assert body.index(b'name="key"') < body.index(b'name="file"')
+    assert body.rstrip().endswith(b"--")  # nothing after the file but the closing boundary
+    assert progress and progress[-1] == file.stat().st_size
+
+
+def test_a_download_resumes_with_range_and_is_renamed_only_when_whole(tmp_path: Path) -> None:
+    payload = bytes(range(256)) * 1000
+    calls: list[httpx.Request] = []
+
+    class Dropping(httpx.SyncByteStream):
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            yield payload[:100_000]
+            raise httpx.ReadError("connection reset")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if "Range" in request.headers:
+            start = int(request.headers["Range"].split("=")[1].rstrip("-"))
+            return httpx.Response(
+                206,
+                content=payload[start:],
+                headers={"Content-Range": f"bytes {start}-{len(payload) - 1}/{len(payload)}"},
+            )
+        return httpx.Response(200, stream=Dropping(), headers={"Content-Length": str(len(payload))})
+
+    out = client_with(handler).download("https://results.example.com/x.mp4", tmp_path / "out.mp4")
+    assert out.read_bytes() == payload
+    assert calls[1].headers["Range"] == "bytes=100000-"
+    assert all("Authorization" not in r.headers for r in calls)
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_an_expired_result_url_says_so_and_leaves_nothing(tmp_path: Path) -> None:
+    client = client_with(lambda r: httpx.Response(403, text="<Error>Request has expired</Error>"))
+    with pytest.raises(DownloadError, match="expired"):
+        client.download("https://results.example.com/x.mp4", tmp_path / "out.mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_wait_polls_until_final_treating_unknown_statuses_as_running() -> None:
+    statuses = iter(["PENDING", "PRE-PROCESSING", "SOMETHING-NEW", "RUNNING", "SUCCEEDED"])
+    sleeps: list[float] = []
+    client = client_with(
+        lambda r: httpx.Response(200, json=task_body("t", next(statuses), video_url="https://r/x.mp4")),
+        sleeps,
+    )
+    seen: list[str] = []
+    task = client.wait("t", on_status=lambda t, waited: seen.append(t.status))
+    assert task.succeeded and seen[-1] == "SUCCEEDED" and len(seen) == 5
+    assert 0.8 <= sleeps[0] <= 1.2 and all(s <= 6.0 for s in sleeps)
+
+
+def test_wait_times_out_and_a_failed_task_raises_its_finding() -> None:
+    client = client_with(lambda r: httpx.Response(200, json=task_body("t", "RUNNING")))
+    with pytest.raises(TaskTimeout, match="still RUNNING"):
+        client.wait("t", timeout=3.0)
+    failed = client_with(
+        lambda r: httpx.Response(
+            200, json=task_body("t", "FAILED", code="InvalidFile.Content", message="no face")
+        )
+    ).wait("t")
+    with pytest.raises(TaskFailed) as caught:
+        failed.raise_for_status()
+    assert caught.value.finding is not None and caught.value.finding.code == "InvalidFile.Content"
+
+
+def test_the_key_is_in_no_error_message(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="retalk")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"echo {request.headers['Authorization']}", request=request)
+
+    with pytest.raises(Exception) as caught:
+        client_with(handler, attempts=2).get("t1")
+    assert KEY not in str(caught.value) and KEY not in repr(caught.value)
+    assert KEY not in caplog.text
+    throttled = client_with(
+        lambda r: httpx.Response(429, json={"code": "Throttling", "message": KEY}), attempts=1
+    )
+    with pytest.raises(ThrottledError) as again:
+        throttled.get("t1")
+    assert KEY not in str(again.value)
