@@ -157,6 +157,17 @@ class _Reader:
     def __init__(self, handle: IO[bytes], total: int, progress: Progress | None) -> None:
         self._handle, self._total, self._progress, self._done = handle, total, progress, 0
 
+    # httpx sizes the multipart body from these (a Content-Length, not chunked encoding,
+    # which the storage host does not take).
+    def fileno(self) -> int:
+        return self._handle.fileno()
+
+    def tell(self) -> int:
+        return self._handle.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._handle.seek(offset, whence)
+
     def read(self, size: int = -1) -> bytes:
         chunk = self._handle.read(size)
         self._done += len(chunk)

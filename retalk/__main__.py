@@ -1,0 +1,3 @@
+from retalk._cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The ``retalk`` command line: one module per group of subcommands."""

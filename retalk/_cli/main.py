@@ -1,0 +1,104 @@
+"""``retalk`` command line: parser, the one fatal-error path, exit statuses.
+
+Exit status: 0 done, 1 the task or an input was refused (the message says which finding),
+2 bad usage or configuration, 3 the service or the network failed after retries,
+130 interrupted (submitted tasks are in the journal: ``retalk resume``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from .. import __version__
+from .._exceptions import (
+    ConfigError,
+    DownloadError,
+    InputError,
+    RetalkError,
+    ServiceError,
+    SubmitUncertain,
+    TaskFailed,
+    TaskTimeout,
+    TransportError,
+    UploadError,
+    redact,
+)
+from .._journal import DuplicateJob
+from . import emulator, tasks
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+EXIT_SERVICE = 3
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="retalk",
+        description="Upload, submit, wait for and download VideoRetalk lip-sync tasks, never losing "
+        "or double-paying one. The key comes from DASHSCOPE_API_KEY.",
+    )
+    parser.add_argument("--version", action="version", version=f"retalk {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    tasks.add_parsers(subparsers)
+    emulator.add_parser(subparsers)
+    return parser
+
+
+def _status_for(exc: RetalkError) -> int:
+    if isinstance(exc, ConfigError | DuplicateJob):
+        return EXIT_USAGE
+    if isinstance(exc, TaskFailed | InputError | UploadError):
+        return EXIT_REFUSED
+    if isinstance(exc, ServiceError | TransportError | SubmitUncertain | TaskTimeout | DownloadError):
+        return EXIT_SERVICE
+    return EXIT_SERVICE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.run(args))
+    except RetalkError as exc:
+        finding = getattr(exc, "finding", None)
+        hint = f" [{finding.code}: see `preflight codes`]" if finding is not None else ""
+        text = redact(str(exc), os.environ.get("DASHSCOPE_API_KEY"))
+        print(f"retalk: error: {text}{hint}", file=sys.stderr)
+        return _status_for(exc)
+    except KeyboardInterrupt:
+        print(
+            "retalk: interrupted; submitted tasks are in the journal: `retalk resume` finishes them",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except OSError as exc:
+        print(f"retalk: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # the one place an unexpected failure becomes a message
+        text = redact(f"{type(exc).__name__}: {exc}", os.environ.get("DASHSCOPE_API_KEY"))
+        print(f"retalk: internal error: {text}\nThis is a bug in retalk; please report it.", file=sys.stderr)
+        if os.environ.get("RETALK_DEBUG"):
+            traceback.print_exc()
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,303 @@
+"""``retalk upload|submit|status|wait|download|cancel|list|resume``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+
+from .._client import Client
+from .._exceptions import ConfigError
+from .._jobs import Events, resume, run_job
+from .._journal import Job, Journal
+from .._models import Task
+
+PRICE_CNY_PER_SECOND = 0.08
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--base-url", help="API base URL (default: DASHSCOPE_HTTP_BASE_URL, else DashScope's)"
+    )
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+
+
+def _journal_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--journal",
+        metavar="FILE",
+        help="the job journal (default: RETALK_JOURNAL, else ~/.local/state/retalk)",
+    )
+
+
+def add_parsers(subparsers: Any) -> None:
+    upload = subparsers.add_parser("upload", help="put local files in the temporary storage (48 h)")
+    upload.add_argument("files", nargs="+", metavar="FILE")
+    _common(upload)
+    upload.set_defaults(run=run_upload)
+
+    submit = subparsers.add_parser("submit", help="upload, submit, wait and download one job")
+    submit.add_argument("video")
+    submit.add_argument("audio")
+    submit.add_argument("--ref", help="reference image of the face to sync")
+    submit.add_argument("-o", "--output", help="where the result goes (default: TASK_ID.mp4)")
+    submit.add_argument(
+        "--extend-video", action="store_true", help="video_extension: loop the video to a longer voice"
+    )
+    submit.add_argument("--face-threshold", type=int, metavar="N", help="query_face_threshold, 120-200")
+    submit.add_argument(
+        "--force", action="store_true", help="submit inputs that were submitted before (pay again)"
+    )
+    submit.add_argument(
+        "--no-wait", action="store_true", help="stop once submitted (`retalk resume` finishes it)"
+    )
+    submit.add_argument("--timeout", type=float, metavar="S", help="give up waiting after S seconds")
+    _common(submit)
+    _journal_option(submit)
+    submit.set_defaults(run=run_submit)
+
+    for name, helptext, runner in (
+        ("status", "show a task", run_status),
+        ("cancel", "cancel a task still PENDING", run_cancel),
+    ):
+        command = subparsers.add_parser(name, help=helptext)
+        command.add_argument("task_id")
+        _common(command)
+        command.set_defaults(run=runner)
+
+    wait = subparsers.add_parser("wait", help="wait for a task to finish")
+    wait.add_argument("task_id")
+    wait.add_argument("--timeout", type=float, metavar="S")
+    _common(wait)
+    wait.set_defaults(run=run_wait)
+
+    download = subparsers.add_parser("download", help="download a task's result")
+    download.add_argument("task_id", help="a task id, or the result URL itself")
+    download.add_argument("-o", "--output", required=True)
+    _common(download)
+    download.set_defaults(run=run_download)
+
+    listing = subparsers.add_parser("list", help="recent tasks")
+    listing.add_argument("--status")
+    listing.add_argument("--page-size", type=int, default=10)
+    _common(listing)
+    listing.set_defaults(run=run_list)
+
+    again = subparsers.add_parser("resume", help="finish every unfinished job in the journal")
+    again.add_argument("--timeout", type=float, metavar="S")
+    _common(again)
+    _journal_option(again)
+    again.set_defaults(run=run_resume)
+
+
+def _client(args: argparse.Namespace) -> Client:
+    return Client(base_url=args.base_url)
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _print(args: argparse.Namespace, data: Any, text: str) -> None:
+    if args.format == "json":
+        json.dump(data, sys.stdout, indent=2, ensure_ascii=True)
+        sys.stdout.write("\n")
+    else:
+        Console(highlight=False).print(text)
+
+
+def _task_dict(task: Task) -> dict[str, Any]:
+    return asdict(task)
+
+
+def _task_text(task: Task) -> str:
+    parts = [f"[bold]{task.task_id}[/] {task.status}"]
+    if task.code:
+        parts.append(f"{task.code}: {task.message}")
+    if task.usage and task.usage.video_duration is not None:
+        seconds = task.usage.video_duration
+        parts.append(f"{seconds:.2f} s billed, {seconds * PRICE_CNY_PER_SECOND:.2f} CNY")
+    if task.video_url:
+        parts.append(task.video_url)
+    return "  ".join(parts)
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Progress | None]:
+    if not enabled:
+        yield None
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        console=_err(),
+        transient=True,
+    ) as progress:
+        yield progress
+
+
+def _events(progress: Progress | None) -> Events:
+    if progress is None:
+        return Events()
+    bars: dict[str, Any] = {}
+
+    def bar(name: str, done: int, total: int | None) -> None:
+        if name not in bars:
+            bars[name] = progress.add_task(name, total=total)
+        progress.update(bars[name], completed=done, total=total)
+
+    status_bar = progress.add_task("waiting", total=None, visible=False)
+
+    def on_status(task: Task, waited: float) -> None:
+        progress.update(
+            status_bar, visible=True, description=f"task {task.task_id}: {task.status}, {waited:.0f} s"
+        )
+
+    return Events(
+        on_stage=lambda job, stage: None,
+        on_upload=lambda role, done, total: bar(f"upload {role}", done, total),
+        on_status=on_status,
+        on_download=lambda done, total: bar("download", done, total),
+    )
+
+
+def _job_dict(job: Job) -> dict[str, Any]:
+    return {
+        "job": job.id,
+        "state": job.state,
+        "task_id": job.task_id,
+        "output": job.output,
+        "billed_s": job.billed_s,
+        "cost_cny": None if job.billed_s is None else round(job.billed_s * PRICE_CNY_PER_SECOND, 2),
+        "error": job.error,
+    }
+
+
+def _job_text(job: Job) -> str:
+    text = f"job {job.id}: {job.state}"
+    if job.task_id:
+        text += f", task {job.task_id}"
+    if job.billed_s is not None:
+        text += f", {job.billed_s:.2f} s billed ({job.billed_s * PRICE_CNY_PER_SECOND:.2f} CNY)"
+    if job.state == "downloaded" and job.output:
+        text += f" -> {job.output}"
+    return text
+
+
+# --------------------------------------------------------------------------- commands
+def run_upload(args: argparse.Namespace) -> int:
+    urls = []
+    with _client(args) as client, _progress(args.format == "text" and _err().is_terminal) as progress:
+        for name in args.files:
+            bar = progress.add_task(os.path.basename(name)) if progress else None
+
+            def show(done: int, total: int | None, bar: Any = bar) -> None:
+                if progress is not None:
+                    progress.update(bar, completed=done, total=total)
+
+            urls.append({"file": name, "url": client.upload(name, on_progress=show)})
+    _print(args, urls, "\n".join(f"{u['file']}: {u['url']}" for u in urls))
+    return 0
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    if args.face_threshold is not None and not 120 <= args.face_threshold <= 200:
+        raise ConfigError(f"--face-threshold {args.face_threshold}: must be 120-200")
+    with _client(args) as client, Journal(args.journal) as journal:
+        with _progress(args.format == "text" and _err().is_terminal) as progress:
+            job = run_job(
+                client,
+                journal,
+                args.video,
+                args.audio,
+                args.ref,
+                output=args.output,
+                video_extension=True if args.extend_video else None,
+                query_face_threshold=args.face_threshold,
+                force=args.force,
+                wait_timeout=args.timeout,
+                events=_events(progress),
+                wait=not args.no_wait,
+            )
+    _print(args, _job_dict(job), _job_text(job))
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        task = client.get(args.task_id)
+    _print(args, _task_dict(task), _task_text(task))
+    return 0 if task.status != "FAILED" else 1
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        task = client.cancel(args.task_id)
+    _print(args, _task_dict(task), _task_text(task))
+    return 0
+
+
+def run_wait(args: argparse.Namespace) -> int:
+    with _client(args) as client, _progress(args.format == "text" and _err().is_terminal) as progress:
+        task = client.wait(args.task_id, timeout=args.timeout, on_status=_events(progress).on_status)
+    _print(args, _task_dict(task), _task_text(task))
+    task.raise_for_status()
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    with _client(args) as client, _progress(args.format == "text" and _err().is_terminal) as progress:
+        url = args.task_id
+        if not url.startswith(("http://", "https://")):
+            task = client.get(args.task_id).raise_for_status()
+            if not task.video_url:
+                raise ConfigError(f"task {task.task_id} is {task.status}: no result to download yet")
+            url = task.video_url
+        path = client.download(url, args.output, on_progress=_events(progress).on_download)
+    _print(args, {"output": str(path)}, f"downloaded to {path}")
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        found = client.list(page_size=args.page_size, status=args.status)
+    _print(args, [_task_dict(t) for t in found], "\n".join(_task_text(t) for t in found) or "no tasks")
+    return 0
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    failures: list[tuple[Job, Exception]] = []
+    with _client(args) as client, Journal(args.journal) as journal:
+        with _progress(args.format == "text" and _err().is_terminal) as progress:
+            done = resume(
+                client,
+                journal,
+                wait_timeout=args.timeout,
+                events=_events(progress),
+                on_error=lambda job, exc: failures.append((job, exc)),
+            )
+    data = {
+        "finished": [_job_dict(j) for j in done],
+        "failed": [{**_job_dict(j), "reason": str(e)} for j, e in failures],
+    }
+    lines = [_job_text(j) for j in done] + [f"job {j.id}: {e}" for j, e in failures]
+    _print(args, data, "\n".join(lines) or "nothing to resume")
+    return 0 if not failures else 1

@@ -1,0 +1,244 @@
+"""The journal: every job, written down before and after each step that costs money or
+time, so a crash or Ctrl-C never loses a paid task and the same inputs are not paid twice.
+
+SQLite from the standard library, one file (``RETALK_JOURNAL``, else
+``$XDG_STATE_HOME/retalk/journal.sqlite``), WAL mode so several processes can share it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._exceptions import RetalkError
+
+#: Uploaded files live this long in the temporary storage; reuse them until a margin
+#: before (an hour: enough for a task to be queued, downloaded and run).
+UPLOAD_TTL_S = 48 * 3600
+UPLOAD_REUSE_MARGIN_S = 3600
+
+#: Job states, in order. ``submitting`` is written before the submit is sent: a job left
+#: there by a crash may have a task the journal has not heard of (resume looks for it).
+STATES = ("new", "uploaded", "submitting", "submitted", "downloaded", "failed", "canceled")
+UNFINISHED = ("new", "uploaded", "submitting", "submitted")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    fingerprint TEXT NOT NULL,
+    inputs TEXT NOT NULL,          -- JSON: {"video": {"path", "sha256", "url"}, ...}
+    params TEXT NOT NULL,          -- JSON: video_extension, query_face_threshold
+    output TEXT,                   -- where the result goes
+    state TEXT NOT NULL,
+    task_id TEXT,
+    submit_started REAL,
+    error TEXT,
+    billed_s REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_fingerprint ON jobs (fingerprint);
+CREATE TABLE IF NOT EXISTS uploads (
+    sha256 TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+"""
+
+
+class DuplicateJob(RetalkError):
+    """The same inputs and parameters were submitted before; ``--force`` submits again."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        what = f"task {job.task_id}" if job.task_id else f"job {job.id}"
+        super().__init__(
+            f"these inputs were already submitted ({what}, {job.state}); pass --force to pay for them again"
+        )
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    created: float
+    fingerprint: str
+    inputs: dict[str, dict[str, Any]]
+    params: dict[str, Any]
+    output: str | None
+    state: str
+    task_id: str | None
+    submit_started: float | None
+    error: str | None
+    billed_s: float | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Job:
+        return cls(
+            row["id"],
+            row["created"],
+            row["fingerprint"],
+            json.loads(row["inputs"]),
+            json.loads(row["params"]),
+            row["output"],
+            row["state"],
+            row["task_id"],
+            row["submit_started"],
+            row["error"],
+            row["billed_s"],
+        )
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def default_path() -> Path:
+    override = os.environ.get("RETALK_JOURNAL")
+    if override:
+        return Path(override)
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(state) / "retalk" / "journal.sqlite"
+
+
+class Journal:
+    """The job journal. Every write is its own committed transaction."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")  # a task id written is a task id kept
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # ------------------------------------------------------------------ jobs
+    def start(
+        self,
+        inputs: dict[str, str],
+        params: dict[str, Any],
+        output: str | None,
+        *,
+        force: bool = False,
+    ) -> Job:
+        """A job for these files (role -> path). The same contents and parameters already
+        submitted (and not failed) raise ``DuplicateJob``; a job for them that never got as
+        far as a submit is taken up again instead of starting another."""
+        described = {role: {"path": os.path.abspath(p), "sha256": sha256_of(p)} for role, p in inputs.items()}
+        fingerprint = hashlib.sha256(
+            json.dumps(
+                {"files": {r: d["sha256"] for r, d in described.items()}, "params": params}, sort_keys=True
+            ).encode()
+        ).hexdigest()
+        with self._write() as db:
+            if not force:
+                row = db.execute(
+                    "SELECT * FROM jobs WHERE fingerprint = ? AND state NOT IN ('failed', 'canceled') "
+                    "ORDER BY id DESC LIMIT 1",
+                    (fingerprint,),
+                ).fetchone()
+                if row is not None:
+                    earlier = Job.from_row(row)
+                    if earlier.state in ("new", "uploaded"):
+                        return earlier
+                    raise DuplicateJob(earlier)
+            now = time.time()
+            cursor = db.execute(
+                "INSERT INTO jobs (created, updated, fingerprint, inputs, params, output, state) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'new')",
+                (now, now, fingerprint, json.dumps(described), json.dumps(params), output),
+            )
+            job_id = cursor.lastrowid
+        assert job_id is not None
+        return self.job(job_id)
+
+    def job(self, job_id: int) -> Job:
+        row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise RetalkError(f"no job {job_id} in {self.path}")
+        return Job.from_row(row)
+
+    def by_task(self, task_id: str) -> Job | None:
+        row = self._db.execute("SELECT * FROM jobs WHERE task_id = ?", (task_id,)).fetchone()
+        return Job.from_row(row) if row is not None else None
+
+    def update(self, job_id: int, **fields: Any) -> Job:
+        """Set columns of a job (``state``, ``task_id``, ``error``, ``inputs``...)."""
+        allowed = {"state", "task_id", "submit_started", "error", "billed_s", "inputs", "output"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"not journal fields: {sorted(unknown)}")
+        if "state" in fields and fields["state"] not in STATES:
+            raise ValueError(f"not a job state: {fields['state']}")
+        values = {k: json.dumps(v) if k == "inputs" else v for k, v in fields.items()}
+        columns = ", ".join(f"{k} = ?" for k in values)
+        with self._write() as db:
+            db.execute(
+                f"UPDATE jobs SET {columns}, updated = ? WHERE id = ?",
+                (*values.values(), time.time(), job_id),
+            )
+        return self.job(job_id)
+
+    def unfinished(self) -> list[Job]:
+        marks = ", ".join("?" for _ in UNFINISHED)
+        rows = self._db.execute(f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY id", UNFINISHED)
+        return [Job.from_row(r) for r in rows]
+
+    def jobs(self, limit: int = 50) -> list[Job]:
+        rows = self._db.execute("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (limit,))
+        return [Job.from_row(r) for r in rows]
+
+    def known_task_ids(self) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT task_id FROM jobs WHERE task_id IS NOT NULL")}
+
+    # ------------------------------------------------------------------ uploads
+    def cached_upload(self, sha256: str, now: float | None = None) -> str | None:
+        """An ``oss://`` URL of the same content still valid for a while, if any."""
+        row = self._db.execute("SELECT url, expires FROM uploads WHERE sha256 = ?", (sha256,)).fetchone()
+        moment = time.time() if now is None else now
+        if row is None or row["expires"] - UPLOAD_REUSE_MARGIN_S <= moment:
+            return None
+        return str(row["url"])
+
+    def record_upload(self, sha256: str, url: str, uploaded: float | None = None) -> None:
+        expires = (time.time() if uploaded is None else uploaded) + UPLOAD_TTL_S
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO uploads (sha256, url, expires) VALUES (?, ?, ?)",
+                (sha256, url, expires),
+            )
+
+
+def roles_of(job: Job) -> Sequence[str]:
+    return [role for role in ("video", "audio", "ref") if role in job.inputs]
