@@ -11,6 +11,7 @@ The client is built on ``preflight`` for input checks; ``preflight`` never impor
 
 from __future__ import annotations
 
+from ._async_client import AsyncClient
 from ._client import DEFAULT_BASE_URL, MODEL, Client, PollPolicy, RetryPolicy
 from ._exceptions import (
     AuthError,
@@ -34,6 +35,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_BASE_URL",
     "MODEL",
+    "AsyncClient",
     "AuthError",
     "Client",
     "ConfigError",

@@ -141,6 +141,43 @@ def _surely_unsent(exc: httpx.TransportError) -> bool:
     return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
 
 
+def submit_request(
+    video_url: str,
+    audio_url: str,
+    ref_image_url: str | None,
+    video_extension: bool | None,
+    query_face_threshold: int | None,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The submit body and headers, as the API page documents them."""
+    body: dict[str, Any] = {"model": MODEL, "input": {"video_url": video_url, "audio_url": audio_url}}
+    if ref_image_url:
+        body["input"]["ref_image_url"] = ref_image_url
+    parameters: dict[str, Any] = {}
+    if video_extension is not None:
+        parameters["video_extension"] = video_extension
+    if query_face_threshold is not None:
+        parameters["query_face_threshold"] = query_face_threshold
+    if parameters:
+        body["parameters"] = parameters
+    headers = {"X-DashScope-Async": "enable"}
+    if any(str(url).startswith("oss://") for url in (video_url, audio_url, ref_image_url or "")):
+        headers["X-DashScope-OssResourceResolve"] = "enable"
+    return body, headers
+
+
+def upload_fields(policy: UploadPolicy, key: str) -> dict[str, str]:
+    """The storage form's fields, in order (the file goes after them)."""
+    return {
+        "OSSAccessKeyId": policy.oss_access_key_id,
+        "Signature": policy.signature,
+        "policy": policy.policy,
+        "key": key,
+        "x-oss-object-acl": policy.x_oss_object_acl,
+        "x-oss-forbid-overwrite": policy.x_oss_forbid_overwrite,
+        "success_action_status": "200",
+    }
+
+
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -280,19 +317,9 @@ class Client:
         query_face_threshold: int | None = None,
     ) -> Task:
         """Create a task. Local files must be uploaded first (``upload``)."""
-        body: dict[str, Any] = {"model": MODEL, "input": {"video_url": video_url, "audio_url": audio_url}}
-        if ref_image_url:
-            body["input"]["ref_image_url"] = ref_image_url
-        parameters: dict[str, Any] = {}
-        if video_extension is not None:
-            parameters["video_extension"] = video_extension
-        if query_face_threshold is not None:
-            parameters["query_face_threshold"] = query_face_threshold
-        if parameters:
-            body["parameters"] = parameters
-        headers = {"X-DashScope-Async": "enable"}
-        if any(str(url).startswith("oss://") for url in (video_url, audio_url, ref_image_url or "")):
-            headers["X-DashScope-OssResourceResolve"] = "enable"
+        body, headers = submit_request(
+            video_url, audio_url, ref_image_url, video_extension, query_face_threshold
+        )
         known = self._recent_ids()
         for attempt in range(2):
             try:
@@ -398,15 +425,7 @@ class Client:
         name = object_name(text)
         for attempt in range(self._retry.attempts):
             key = f"{policy.upload_dir}/{name}"
-            fields = {
-                "OSSAccessKeyId": policy.oss_access_key_id,
-                "Signature": policy.signature,
-                "policy": policy.policy,
-                "key": key,
-                "x-oss-object-acl": policy.x_oss_object_acl,
-                "x-oss-forbid-overwrite": policy.x_oss_forbid_overwrite,
-                "success_action_status": "200",
-            }
+            fields = upload_fields(policy, key)
             try:
                 with open(text, "rb") as handle:
                     # httpx writes the form fields first and the file last, as the storage needs.

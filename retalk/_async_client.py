@@ -1,0 +1,299 @@
+"""``AsyncClient``: the same methods and promises as ``Client``, on ``httpx.AsyncClient``,
+for running many jobs at once. The request shapes, error mapping and retry rules are the
+synchronous client's own functions; only the waiting is ``await``-ed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from ._client import (
+    MODEL,
+    SUBMIT_PATH,
+    PollPolicy,
+    Progress,
+    RetryPolicy,
+    _error_from,
+    _retry_after,
+    _surely_unsent,
+    _total_size,
+    object_name,
+    resolve_base_url,
+    resolve_key,
+    submit_request,
+    upload_fields,
+)
+from ._exceptions import (
+    DownloadError,
+    ServerError,
+    ServiceError,
+    SubmitUncertain,
+    TaskTimeout,
+    TransportError,
+    UploadError,
+    redact,
+)
+from ._models import Task, UploadPolicy
+
+
+class AsyncClient:
+    """``async with AsyncClient() as client: task = await client.submit(...)``."""
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+        poll: PollPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        seed: int | None = None,
+    ) -> None:
+        self._key = resolve_key(api_key)
+        self.base_url = resolve_base_url(base_url)
+        self._retry = retry or RetryPolicy()
+        self._poll = poll or PollPolicy()
+        self._sleep = sleep
+        self._rng = random.Random(seed)
+        self._policy: UploadPolicy | None = None
+        self._policy_lock = asyncio.Lock()
+        #: API requests sent (retries included), for benchmarks.
+        self.requests_sent = 0
+        self._api = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {self._key}"},
+            timeout=timeout,
+            transport=transport,
+        )
+        self._plain = httpx.AsyncClient(timeout=timeout, transport=transport, follow_redirects=True)
+
+    async def aclose(self) -> None:
+        await self._api.aclose()
+        await self._plain.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        idempotent: bool = True,
+    ) -> dict[str, Any]:
+        for attempt in range(self._retry.attempts):
+            last = attempt == self._retry.attempts - 1
+            self.requests_sent += 1
+            try:
+                response = await self._api.request(method, path, json=json, params=params, headers=headers)
+            except httpx.TransportError as exc:
+                reason = redact(f"{type(exc).__name__}: {exc}", self._key)
+                if not idempotent and not _surely_unsent(exc):
+                    raise SubmitUncertain(f"{method} {path}: {reason}") from None
+                if last:
+                    raise TransportError(f"{method} {path}: {reason}") from None
+                await self._sleep(self._retry.delay(attempt, None, self._rng))
+                continue
+            if response.status_code == 429 or response.status_code >= 500:
+                error = _error_from(response, self._key)
+                if not idempotent and response.status_code >= 500:
+                    raise SubmitUncertain(f"{method} {path}: {error}")
+                if last:
+                    raise error
+                await self._sleep(self._retry.delay(attempt, _retry_after(response), self._rng))
+                continue
+            if response.status_code >= 400:
+                raise _error_from(response, self._key)
+            try:
+                body = response.json()
+            except ValueError:
+                raise ServerError(response.status_code, "BadResponse", "the answer was not JSON") from None
+            return body if isinstance(body, dict) else {}
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ tasks
+    async def submit(
+        self,
+        video_url: str,
+        audio_url: str,
+        ref_image_url: str | None = None,
+        *,
+        video_extension: bool | None = None,
+        query_face_threshold: int | None = None,
+    ) -> Task:
+        body, headers = submit_request(
+            video_url, audio_url, ref_image_url, video_extension, query_face_threshold
+        )
+        known = await self._recent_ids()
+        for attempt in range(2):
+            try:
+                return Task.parse(
+                    await self._request("POST", SUBMIT_PATH, json=body, headers=headers, idempotent=False)
+                )
+            except SubmitUncertain:
+                if known is None:
+                    raise
+                for _ in range(3):
+                    await self._sleep(1.0)
+                    fresh = [t for t in await self.list(page_size=20) if t.task_id not in known]
+                    if fresh:
+                        return await self.get(fresh[0].task_id)
+                if attempt == 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _recent_ids(self) -> set[str] | None:
+        try:
+            return {t.task_id for t in await self.list(page_size=20)}
+        except (ServiceError, TransportError):
+            return None
+
+    async def get(self, task_id: str) -> Task:
+        return Task.parse(await self._request("GET", f"/tasks/{task_id}"), task_id)
+
+    async def cancel(self, task_id: str) -> Task:
+        await self._request("POST", f"/tasks/{task_id}/cancel")
+        return await self.get(task_id)
+
+    async def list(self, *, page_no: int = 1, page_size: int = 10, status: str | None = None) -> list[Task]:
+        params: dict[str, Any] = {"page_no": page_no, "page_size": page_size, "model_name": MODEL}
+        if status:
+            params["status"] = status
+        body = await self._request("GET", "/tasks", params=params)
+        return [Task.parse({"output": item}) for item in body.get("data") or [] if isinstance(item, dict)]
+
+    async def wait(
+        self,
+        task_id: str,
+        timeout: float | None = None,
+        on_status: Callable[[Task, float], None] | None = None,
+    ) -> Task:
+        started = time.monotonic()
+        delays = self._poll.delays(self._rng)
+        while True:
+            task = await self.get(task_id)
+            waited = time.monotonic() - started
+            if on_status is not None:
+                on_status(task, waited)
+            if task.finished:
+                return task
+            pause = next(delays)
+            if timeout is not None and waited + pause > timeout:
+                raise TaskTimeout(f"task {task_id} is still {task.status} after {waited:.0f} s")
+            await self._sleep(pause)
+
+    # ------------------------------------------------------------------ files
+    async def _upload_policy(self, refresh: bool = False) -> UploadPolicy:
+        async with self._policy_lock:  # many uploads at once share one policy
+            if refresh or self._policy is None or self._policy.expired(time.monotonic()):
+                body = await self._request("GET", "/uploads", params={"action": "getPolicy", "model": MODEL})
+                try:
+                    self._policy = UploadPolicy.parse(body, time.monotonic())
+                except (KeyError, TypeError) as exc:
+                    raise ServerError(200, "BadResponse", f"the upload policy lacks {exc}") from None
+            return self._policy
+
+    async def upload(self, path: str | os.PathLike[str], on_progress: Progress | None = None) -> str:
+        text = os.fspath(path)
+        if re.match(r"^(https?|oss)://", text):
+            return text
+        size = os.path.getsize(text)
+        policy = await self._upload_policy()
+        if size > policy.max_file_size_mb * 1024 * 1024:
+            raise UploadError(
+                f"{text}: {size / 2**20:.1f} MiB, over the storage limit of {policy.max_file_size_mb:g} MB"
+            )
+        name = object_name(text)
+        content = Path(text).read_bytes()  # inputs are at most 300 MB; the storage wants a length
+        for attempt in range(self._retry.attempts):
+            key = f"{policy.upload_dir}/{name}"
+            files = {"file": (name, content, "application/octet-stream")}
+            try:
+                response = await self._plain.post(
+                    policy.upload_host, data=upload_fields(policy, key), files=files
+                )
+            except httpx.TransportError as exc:
+                if attempt == self._retry.attempts - 1:
+                    raise TransportError(f"upload of {text}: {type(exc).__name__}: {exc}") from None
+                await self._sleep(self._retry.delay(attempt, None, self._rng))
+                continue
+            if response.status_code == 200:
+                if on_progress is not None:
+                    on_progress(size, size)
+                return f"oss://{key}"
+            if response.status_code == 409 and attempt > 0:
+                return f"oss://{key}"
+            answer = response.text[:300]
+            if response.status_code == 403 and "expired" in answer.lower():
+                policy = await self._upload_policy(refresh=True)
+                continue
+            if response.status_code == 429 or response.status_code >= 500:
+                await self._sleep(self._retry.delay(attempt, _retry_after(response), self._rng))
+                continue
+            raise UploadError(f"{text}: the storage refused it: {response.status_code} {answer}")
+        raise UploadError(f"{text}: the storage kept failing after {self._retry.attempts} tries")
+
+    async def download(
+        self, url: str, path: str | os.PathLike[str], on_progress: Progress | None = None
+    ) -> Path:
+        target = Path(path)
+        partial = target.with_name(f".{target.name}.part")
+        have = 0
+        total: int | None = None
+        try:
+            with open(partial, "wb") as out:
+                for attempt in range(self._retry.attempts):
+                    headers = {"Range": f"bytes={have}-"} if have else {}
+                    try:
+                        async with self._plain.stream("GET", url, headers=headers) as response:
+                            if response.status_code in (403, 404, 410):
+                                raise DownloadError(
+                                    f"the result URL answered {response.status_code}: it has expired "
+                                    "(results are kept 24 h) or is wrong; query the task for a fresh one"
+                                )
+                            if response.status_code >= 400:
+                                raise DownloadError(f"the result URL answered {response.status_code}")
+                            if have and response.status_code != 206:
+                                out.seek(0)
+                                out.truncate()
+                                have = 0
+                            total = _total_size(response, have, total)
+                            async for chunk in response.aiter_bytes():
+                                out.write(chunk)
+                                have += len(chunk)
+                                if on_progress is not None:
+                                    on_progress(have, total)
+                        if total is None or have == total:
+                            break
+                    except httpx.TransportError:
+                        if attempt == self._retry.attempts - 1:
+                            raise DownloadError(f"the download kept failing at {have} bytes") from None
+                    await self._sleep(self._retry.delay(attempt, None, self._rng))
+                if total is not None and have != total:
+                    raise DownloadError(f"got {have} of {total} bytes")
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(partial, target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        return target
