@@ -214,3 +214,47 @@ def test_the_async_client_runs_jobs_side_by_side_while_the_service_takes_one_at_
     assert len(set(ids)) == 3 and emulator.submissions == 3
     assert all(duration(tmp_path / f"{i}.mp4") > 2 for i in range(3))
     assert_key_only_sent_to_the_api(emulator)
+
+
+def test_a_policy_that_expires_between_fetch_and_use_is_fetched_again(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    faults = Faults(policy_ttl_s=1, task_seconds=0.1, submit_interval_s=0)
+    with (
+        Emulator(tmp_path / "service", api_key=KEY, faults=faults) as emulator,
+        client_for(emulator) as client,
+    ):
+        stale = client._upload_policy()
+        time.sleep(1.2)
+        # Our clock still thinks it is fresh (skew): the storage says otherwise.
+        client._policy = replace(stale, received=time.monotonic(), expire_in_seconds=300)
+        url = client.upload(SAMPLE / "voice.wav")
+        assert url.startswith("oss://")
+        policies = [p for m, p, h in emulator.requests if p.startswith("/api/v1/uploads")]
+        assert len(policies) == 2
+
+
+def test_a_task_the_service_fails_is_recorded_failed_with_its_code(tmp_path: Path) -> None:
+    faults = Faults(fail_tasks=True, task_seconds=0.1, submit_interval_s=0)
+    with Emulator(tmp_path / "service", api_key=KEY, faults=faults) as emulator:
+        with client_for(emulator) as client, Journal(tmp_path / "j.sqlite") as journal:
+            with pytest.raises(TaskFailed, match=r"InternalError\.Algo"):
+                run_job(
+                    client,
+                    journal,
+                    str(SAMPLE / "talking_head.mp4"),
+                    str(SAMPLE / "voice.wav"),
+                    output=str(tmp_path / "r.mp4"),
+                )
+            (job,) = journal.jobs()
+            assert job.state == "failed" and not journal.unfinished()
+            # A failed job does not block trying again (it was not paid for).
+            emulator.faults.fail_tasks = False
+            again = run_job(
+                client,
+                journal,
+                str(SAMPLE / "talking_head.mp4"),
+                str(SAMPLE / "voice.wav"),
+                output=str(tmp_path / "r.mp4"),
+            )
+            assert again.state == "downloaded"
