@@ -23,7 +23,10 @@ from ._client import (
     Progress,
     RetryPolicy,
     _error_from,
+    _partial_for,
+    _range_start,
     _retry_after,
+    _Retryable,
     _surely_unsent,
     _total_size,
     object_name,
@@ -34,6 +37,7 @@ from ._client import (
 )
 from ._exceptions import (
     DownloadError,
+    InputError,
     ServerError,
     ServiceError,
     SubmitUncertain,
@@ -68,6 +72,7 @@ class AsyncClient:
         self._rng = random.Random(seed)
         self._policy: UploadPolicy | None = None
         self._policy_lock = asyncio.Lock()
+        self._issued: set[str] = set()
         #: API requests sent (retries included), for benchmarks.
         self.requests_sent = 0
         self._api = httpx.AsyncClient(
@@ -75,6 +80,7 @@ class AsyncClient:
             headers={"Authorization": f"Bearer {self._key}"},
             timeout=timeout,
             transport=transport,
+            trust_env=False,  # no proxy from the environment ever sees the key
         )
         self._plain = httpx.AsyncClient(timeout=timeout, transport=transport, follow_redirects=True)
 
@@ -126,6 +132,8 @@ class AsyncClient:
             try:
                 body = response.json()
             except ValueError:
+                if not idempotent:
+                    raise SubmitUncertain(f"{method} {path}: the answer was not JSON") from None
                 raise ServerError(response.status_code, "BadResponse", "the answer was not JSON") from None
             return body if isinstance(body, dict) else {}
         raise AssertionError("unreachable")
@@ -144,34 +152,56 @@ class AsyncClient:
             video_url, audio_url, ref_image_url, video_extension, query_face_threshold
         )
         known = await self._recent_ids()
-        for attempt in range(2):
-            try:
-                return Task.parse(
-                    await self._request("POST", SUBMIT_PATH, json=body, headers=headers, idempotent=False)
-                )
-            except SubmitUncertain:
-                if known is None:
-                    raise
-                for _ in range(3):
-                    await self._sleep(1.0)
-                    fresh = [t for t in await self.list(page_size=20) if t.task_id not in known]
-                    if fresh:
-                        return await self.get(fresh[0].task_id)
-                if attempt == 1:
-                    raise
-        raise AssertionError("unreachable")
+        try:
+            answer = await self._request("POST", SUBMIT_PATH, json=body, headers=headers, idempotent=False)
+        except SubmitUncertain as exc:
+            adopted = await self._single_new_task(known)
+            if adopted is not None:
+                return adopted
+            raise SubmitUncertain(
+                f"{exc}; the task list shows no single new task, so it was not sent again "
+                "(`retalk resume` settles it)"
+            ) from None
+        task = Task.parse(answer)
+        if not task.task_id:
+            raise SubmitUncertain("the submit answer named no task; `retalk resume` settles it")
+        self._issued.add(task.task_id)
+        return task
 
     async def _recent_ids(self) -> set[str] | None:
         try:
-            return {t.task_id for t in await self.list(page_size=20)}
+            return {t.task_id for t in await self.list(page_size=50)}
         except (ServiceError, TransportError):
             return None
+
+    async def _single_new_task(self, known: set[str] | None, checks: int = 3) -> Task | None:
+        if known is None:
+            return None
+        try:
+            for _ in range(checks):
+                await self._sleep(1.0)
+                listed = await self.list(page_size=50)
+                fresh = [t for t in listed if t.task_id not in known and t.task_id not in self._issued]
+                if len(fresh) == 1:
+                    self._issued.add(fresh[0].task_id)
+                    return await self.get(fresh[0].task_id)
+                if len(fresh) > 1:
+                    return None
+        except (ServiceError, TransportError):
+            return None
+        return None
 
     async def get(self, task_id: str) -> Task:
         return Task.parse(await self._request("GET", f"/tasks/{task_id}"), task_id)
 
     async def cancel(self, task_id: str) -> Task:
-        await self._request("POST", f"/tasks/{task_id}/cancel")
+        try:
+            await self._request("POST", f"/tasks/{task_id}/cancel")
+        except InputError:
+            task = await self.get(task_id)
+            if task.status == "CANCELED":
+                return task  # an earlier try did it; its answer was lost
+            raise
         return await self.get(task_id)
 
     async def list(self, *, page_no: int = 1, page_size: int = 10, status: str | None = None) -> list[Task]:
@@ -229,14 +259,14 @@ class AsyncClient:
             files = {"file": (name, content, "application/octet-stream")}
             try:
                 response = await self._plain.post(
-                    policy.upload_host, data=upload_fields(policy, key), files=files
+                    policy.upload_host, data=upload_fields(policy, key), files=files, follow_redirects=False
                 )
             except httpx.TransportError as exc:
                 if attempt == self._retry.attempts - 1:
                     raise TransportError(f"upload of {text}: {type(exc).__name__}: {exc}") from None
                 await self._sleep(self._retry.delay(attempt, None, self._rng))
                 continue
-            if response.status_code == 200:
+            if response.status_code in (200, 204):
                 if on_progress is not None:
                     on_progress(size, size)
                 return f"oss://{key}"
@@ -256,13 +286,16 @@ class AsyncClient:
         self, url: str, path: str | os.PathLike[str], on_progress: Progress | None = None
     ) -> Path:
         target = Path(path)
-        partial = target.with_name(f".{target.name}.part")
+        if target.is_dir() or not target.name or target.name in (".", ".."):
+            raise DownloadError(f"{path}: is a folder; give a file name for the result")
+        partial = _partial_for(target)
         have = 0
         total: int | None = None
         try:
             with open(partial, "wb") as out:
                 for attempt in range(self._retry.attempts):
-                    headers = {"Range": f"bytes={have}-"} if have else {}
+                    # Identity: byte counts and Range offsets are about the bytes on disk.
+                    headers = {"Accept-Encoding": "identity"} | ({"Range": f"bytes={have}-"} if have else {})
                     try:
                         async with self._plain.stream("GET", url, headers=headers) as response:
                             if response.status_code in (403, 404, 410):
@@ -270,9 +303,11 @@ class AsyncClient:
                                     f"the result URL answered {response.status_code}: it has expired "
                                     "(results are kept 24 h) or is wrong; query the task for a fresh one"
                                 )
+                            if response.status_code == 429 or response.status_code >= 500:
+                                raise _Retryable(response.status_code)
                             if response.status_code >= 400:
                                 raise DownloadError(f"the result URL answered {response.status_code}")
-                            if have and response.status_code != 206:
+                            if have and (response.status_code != 206 or _range_start(response) != have):
                                 out.seek(0)
                                 out.truncate()
                                 have = 0
@@ -284,7 +319,7 @@ class AsyncClient:
                                     on_progress(have, total)
                         if total is None or have == total:
                             break
-                    except httpx.TransportError:
+                    except (httpx.TransportError, _Retryable):
                         if attempt == self._retry.attempts - 1:
                             raise DownloadError(f"the download kept failing at {have} bytes") from None
                     await self._sleep(self._retry.delay(attempt, None, self._rng))

@@ -12,6 +12,7 @@ import logging
 import os
 import random
 import re
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -55,10 +56,12 @@ class RetryPolicy:
     attempts: int = 6
     base_s: float = 0.5
     cap_s: float = 30.0
+    #: A ``Retry-After`` longer than this is taken as this (a day-long pause helps nobody).
+    max_retry_after_s: float = 300.0
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
         backoff = rng.uniform(0, min(self.cap_s, self.base_s * 2**attempt))
-        return max(backoff, retry_after or 0.0)
+        return max(backoff, min(retry_after or 0.0, self.max_retry_after_s))
 
 
 @dataclass(frozen=True)
@@ -79,10 +82,13 @@ class PollPolicy:
 
 
 def resolve_key(api_key: str | None) -> str:
-    key = api_key if api_key is not None else os.environ.get("DASHSCOPE_API_KEY", "")
-    if not key.strip():
+    key = (api_key if api_key is not None else os.environ.get("DASHSCOPE_API_KEY", "")).strip()
+    if not key:
         raise ConfigError("no API key: set DASHSCOPE_API_KEY or pass one")
-    return key.strip()
+    # A header cannot carry anything else, and an HTTP library's complaint would quote it.
+    if not all(33 <= ord(c) <= 126 for c in key):
+        raise ConfigError("the API key has characters no key has (spaces, control or non-ASCII); check it")
+    return key
 
 
 def resolve_base_url(base_url: str | None) -> str:
@@ -184,8 +190,10 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 def object_name(path: str | os.PathLike[str]) -> str:
     """A unique, URL-safe storage name that keeps the file's extension (the service reads
     the format from it). Overwriting is forbidden in the upload folder, so names never repeat."""
-    base = _SAFE_NAME.sub("_", Path(path).name).strip("._") or "file"
-    return f"{uuid.uuid4().hex[:16]}-{base[-80:]}"
+    name = Path(path)
+    suffix = _SAFE_NAME.sub("", name.suffix.lower())
+    stem = _SAFE_NAME.sub("_", name.stem).strip("._") or "file"
+    return f"{uuid.uuid4().hex[:16]}-{stem[-60:]}{suffix}"
 
 
 class _Reader:
@@ -241,11 +249,15 @@ class Client:
         self._sleep = sleep
         self._rng = random.Random(seed)
         self._policy: UploadPolicy | None = None
+        #: Task ids this client's submits returned (never adopted for another submit).
+        self._issued: set[str] = set()
+        # trust_env=False: no proxy from the environment ever sees the key.
         self._api = httpx.Client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {self._key}"},
             timeout=timeout,
             transport=transport,
+            trust_env=False,
         )
         # Storage and result hosts: never the key.
         self._plain = httpx.Client(timeout=timeout, transport=transport, follow_redirects=True)
@@ -302,6 +314,8 @@ class Client:
             try:
                 body = response.json()
             except ValueError:
+                if not idempotent:  # it was accepted: a task may well exist
+                    raise SubmitUncertain(f"{method} {path}: the answer was not JSON") from None
                 raise ServerError(response.status_code, "BadResponse", "the answer was not JSON") from None
             return body if isinstance(body, dict) else {}
         raise AssertionError("unreachable")
@@ -321,35 +335,51 @@ class Client:
             video_url, audio_url, ref_image_url, video_extension, query_face_threshold
         )
         known = self._recent_ids()
-        for attempt in range(2):
-            try:
-                return Task.parse(
-                    self._request("POST", SUBMIT_PATH, json=body, headers=headers, idempotent=False)
-                )
-            except SubmitUncertain:
-                # It may have gone through: look before sending it again.
-                adopted = self._new_task_since(known)
-                if adopted is not None:
-                    log.info("submit answered badly but task %s was created: adopted", adopted.task_id)
-                    return adopted
-                if attempt == 1:
-                    raise
-        raise AssertionError("unreachable")
+        try:
+            answer = self._request("POST", SUBMIT_PATH, json=body, headers=headers, idempotent=False)
+        except SubmitUncertain as exc:
+            # It may have gone through. Never sent again from here: adopt the task if exactly
+            # one new one appeared, else leave it to `retalk resume` to settle.
+            adopted = self._single_new_task(known)
+            if adopted is not None:
+                log.info("submit answered badly but task %s was created: adopted", adopted.task_id)
+                return adopted
+            raise SubmitUncertain(
+                f"{exc}; the task list shows no single new task, so it was not sent again "
+                "(`retalk resume` settles it)"
+            ) from None
+        task = Task.parse(answer)
+        if not task.task_id:
+            raise SubmitUncertain("the submit answer named no task; `retalk resume` settles it")
+        self._issued.add(task.task_id)
+        return task
 
     def _recent_ids(self) -> set[str] | None:
         try:
-            return {t.task_id for t in self.list(page_size=20)}
+            return {t.task_id for t in self.list(page_size=50)}
         except (ServiceError, TransportError):
-            return None  # no list: an uncertain submit will then be reported, not retried
+            return None  # no list: an uncertain submit will then be reported, not adopted
 
-    def _new_task_since(self, known: set[str] | None, checks: int = 3) -> Task | None:
+    def _single_new_task(self, known: set[str] | None, checks: int = 3) -> Task | None:
+        """The one task that appeared since ``known`` and that this client has not
+        handed out already; None when there is none, several, or no list to read."""
         if known is None:
-            raise SubmitUncertain("a submit may have created a task, and the task list cannot be read")
-        for _ in range(checks):
-            self._sleep(1.0)
-            fresh = [t for t in self.list(page_size=20) if t.task_id not in known]
-            if fresh:
-                return self.get(fresh[0].task_id)
+            return None
+        try:
+            for _ in range(checks):
+                self._sleep(1.0)
+                fresh = [
+                    t
+                    for t in self.list(page_size=50)
+                    if t.task_id not in known and t.task_id not in self._issued
+                ]
+                if len(fresh) == 1:
+                    self._issued.add(fresh[0].task_id)
+                    return self.get(fresh[0].task_id)
+                if len(fresh) > 1:
+                    return None
+        except (ServiceError, TransportError):
+            return None
         return None
 
     def get(self, task_id: str) -> Task:
@@ -357,7 +387,13 @@ class Client:
 
     def cancel(self, task_id: str) -> Task:
         """Cancel a PENDING task (the service cancels nothing that runs)."""
-        self._request("POST", f"/tasks/{task_id}/cancel")
+        try:
+            self._request("POST", f"/tasks/{task_id}/cancel")
+        except InputError:
+            task = self.get(task_id)
+            if task.status == "CANCELED":
+                return task  # an earlier try did it; its answer was lost
+            raise
         return self.get(task_id)
 
     def list(
@@ -430,13 +466,18 @@ class Client:
                 with open(text, "rb") as handle:
                     # httpx writes the form fields first and the file last, as the storage needs.
                     files = {"file": (name, _Reader(handle, size, on_progress), "application/octet-stream")}
-                    response = self._plain.post(policy.upload_host, data=fields, files=files)  # type: ignore[arg-type]
+                    response = self._plain.post(
+                        policy.upload_host,
+                        data=fields,
+                        files=files,  # type: ignore[arg-type]
+                        follow_redirects=False,  # a redirect is no stored file
+                    )
             except httpx.TransportError as exc:
                 if attempt == self._retry.attempts - 1:
                     raise TransportError(f"upload of {text}: {type(exc).__name__}: {exc}") from None
                 self._sleep(self._retry.delay(attempt, None, self._rng))
                 continue
-            if response.status_code == 200:
+            if response.status_code in (200, 204):
                 return f"oss://{key}"
             if response.status_code == 409 and attempt > 0:
                 return f"oss://{key}"  # our own earlier try arrived; overwriting is forbidden
@@ -454,13 +495,16 @@ class Client:
         """Stream the result to ``path``: written under a temporary name, resumed with
         ``Range`` when the connection drops, checked against ``Content-Length``, then renamed."""
         target = Path(path)
-        partial = target.with_name(f".{target.name}.part")
+        if target.is_dir() or not target.name or target.name in (".", ".."):
+            raise DownloadError(f"{path}: is a folder; give a file name for the result")
+        partial = _partial_for(target)
         have = 0
         total: int | None = None
         try:
             with open(partial, "wb") as out:
                 for attempt in range(self._retry.attempts):
-                    headers = {"Range": f"bytes={have}-"} if have else {}
+                    # Identity: byte counts and Range offsets are about the bytes on disk.
+                    headers = {"Accept-Encoding": "identity"} | ({"Range": f"bytes={have}-"} if have else {})
                     try:
                         with self._plain.stream("GET", url, headers=headers) as response:
                             if response.status_code in (403, 404, 410):
@@ -468,9 +512,11 @@ class Client:
                                     f"the result URL answered {response.status_code}: it has expired "
                                     "(results are kept 24 h) or is wrong; query the task for a fresh one"
                                 )
+                            if response.status_code == 429 or response.status_code >= 500:
+                                raise _Retryable(response.status_code)
                             if response.status_code >= 400:
                                 raise DownloadError(f"the result URL answered {response.status_code}")
-                            if have and response.status_code != 206:
+                            if have and (response.status_code != 206 or _range_start(response) != have):
                                 out.seek(0)
                                 out.truncate()
                                 have = 0  # the server sent it all again
@@ -482,7 +528,7 @@ class Client:
                                     on_progress(have, total)
                         if total is None or have == total:
                             break
-                    except httpx.TransportError:
+                    except (httpx.TransportError, _Retryable):
                         if attempt == self._retry.attempts - 1:
                             raise DownloadError(f"the download kept failing at {have} bytes") from None
                     self._sleep(self._retry.delay(attempt, None, self._rng))
@@ -495,6 +541,22 @@ class Client:
             partial.unlink(missing_ok=True)
             raise
         return target
+
+
+class _Retryable(Exception):
+    """A result host's 429 or 5xx: worth another try."""
+
+
+def _partial_for(target: Path) -> Path:
+    """A fresh hidden temporary name beside ``target`` (two downloads never share one)."""
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name[:100]}.", suffix=".part")
+    os.close(fd)
+    return Path(name)
+
+
+def _range_start(response: httpx.Response) -> int | None:
+    match = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
+    return int(match.group(1)) if match else None
 
 
 def _total_size(response: httpx.Response, have: int, known: int | None) -> int | None:

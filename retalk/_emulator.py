@@ -101,7 +101,7 @@ class _Task:
     ref_image_url: str | None
     video_extension: bool
     status: str = "PENDING"
-    submitted: datetime = field(default_factory=datetime.now)
+    submitted: datetime = field(default_factory=lambda: _now())
     scheduled: datetime | None = None
     ended: datetime | None = None
     code: str | None = None
@@ -122,6 +122,14 @@ class _Task:
             out["code"] = self.code
             out["message"] = self.message or ""
         return out
+
+
+#: The service is in Beijing and states its times there, without a zone.
+BEIJING = timezone(timedelta(hours=8))
+
+
+def _now() -> datetime:
+    return datetime.now(BEIJING).replace(tzinfo=None)
 
 
 def _stamp(moment: datetime) -> str:
@@ -369,7 +377,7 @@ class Emulator:
                     f"Only PENDING tasks can be canceled; task {task_id} is {task.status}.",
                 )
             task.status = "CANCELED"
-            task.ended = datetime.now()
+            task.ended = _now()
         return {"request_id": _new_id()}
 
     def list_tasks(self, query: dict[str, list[str]]) -> dict[str, Any]:
@@ -423,7 +431,7 @@ class Emulator:
             raise _Reply(400, "InvalidParameter", f"model must be {MODEL}.")
         ttl = self.faults.policy_ttl_s
         expiry = datetime.now(timezone.utc) + timedelta(seconds=ttl)
-        upload_dir = f"dashscope-instant/{secrets.token_hex(16)}/{datetime.now():%Y-%m-%d}"
+        upload_dir = f"dashscope-instant/{secrets.token_hex(16)}/{_now():%Y-%m-%d}"
         document = {
             "expiration": expiry.strftime("%Y-%m-%dT%H:%M:%S.") + f"{expiry.microsecond // 1000:03d}Z",
             "conditions": [
@@ -506,7 +514,7 @@ class Emulator:
                 if task.status != "PENDING":  # canceled while it waited
                     continue
                 task.status = "RUNNING"
-                task.scheduled = datetime.now()
+                task.scheduled = _now()
             try:
                 result, usage = self._run(task)
             except _TaskFailed as failure:
@@ -531,7 +539,7 @@ class Emulator:
             task.status = status
             task.code, task.message = code, message
             task.result, task.usage = result, usage
-            task.ended = datetime.now()
+            task.ended = _now()
 
     def _run(self, task: _Task) -> tuple[Path, dict[str, Any]]:
         folder = self.root / "fetched" / task.task_id

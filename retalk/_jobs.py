@@ -8,17 +8,34 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from ._client import Client, Progress
-from ._exceptions import DownloadError, RetalkError, TaskFailed
-from ._journal import UPLOAD_REUSE_MARGIN_S, UPLOAD_TTL_S, Job, Journal, roles_of, sha256_of
+from ._exceptions import (
+    DownloadError,
+    InputError,
+    RetalkError,
+    ServiceError,
+    SubmitUncertain,
+    TaskFailed,
+    TransportError,
+)
+from ._journal import Job, Journal, roles_of, sha256_of, upload_fresh
 from ._models import Task
 
 #: A task created this long before its submit was recorded as started still counts as
-#: that submit's (the two clocks are not the same machine's).
+#: that submit's (the two clocks are not the same machine's)...
 CLOCK_SLACK_S = 120.0
+#: ...and one created up to this long after it (a slow answer, the request timeout).
+LOST_SUBMIT_WINDOW_S = 180.0
+#: After this long the service lists any task a submit created; none listed means none made.
+SETTLE_S = 120.0
+#: Pages of 50 tasks looked through for a lost submit's task.
+LOST_SUBMIT_PAGES = 10
+#: The service states its times in Beijing time, without a zone.
+BEIJING = timezone(timedelta(hours=8))
 
 
 @dataclass
@@ -54,7 +71,8 @@ def run_job(
         params["video_extension"] = video_extension
     if query_face_threshold is not None:
         params["query_face_threshold"] = query_face_threshold
-    job = journal.start(inputs, params, os.path.abspath(output) if output else None, force=force)
+    output_path = os.path.abspath(output) if output else None
+    job = journal.start(inputs, params, output_path, base_url=client.base_url, force=force)
     return continue_job(client, journal, job, wait_timeout=wait_timeout, events=events, wait=wait)
 
 
@@ -71,12 +89,14 @@ def continue_job(
     wait_timeout: float | None = None,
     events: Events | None = None,
     wait: bool = True,
+    settle_s: float = SETTLE_S,
 ) -> Job:
-    """Take ``job`` from its recorded state to the end (or to submitted, ``wait=False``)."""
+    """Take ``job`` from its recorded state to the end (or to submitted, ``wait=False``).
+    A job caught mid-submit is settled once the service has had ``settle_s`` to list it."""
     if job.state in ("new", "uploaded"):
         job = _upload(client, journal, job, events)
     if job.state == "submitting":
-        job = _find_lost_submit(client, journal, job)
+        job = _find_lost_submit(client, journal, job, settle_s)
     if job.state == "uploaded":
         job = _submit(client, journal, job, events)
     if job.state == "submitted" and wait:
@@ -85,61 +105,109 @@ def continue_job(
 
 
 def _upload(client: Client, journal: Journal, job: Job, events: Events | None) -> Job:
+    """Every input in the storage, reusing uploads that still have a while to live."""
     _stage(events, job, "upload")
     inputs = {role: dict(described) for role, described in job.inputs.items()}
     now = time.time()
     for role in roles_of(job):
         described = inputs[role]
-        fresh = (
-            described.get("url") and described.get("uploaded", 0) + UPLOAD_TTL_S - UPLOAD_REUSE_MARGIN_S > now
-        )
-        if fresh:
+        if described.get("url") and upload_fresh(described.get("uploaded", 0.0), now):
             continue
         path = described["path"]
         if not os.path.exists(path):
             raise RetalkError(f"job {job.id}: its {role} {path} is gone; it cannot be uploaded again")
         if sha256_of(path) != described["sha256"]:
             raise RetalkError(f"job {job.id}: its {role} {path} has changed since the job was started")
-        url = journal.cached_upload(described["sha256"])
-        if url is None:
+        cached = journal.cached_upload(described["sha256"], client.base_url)
+        if cached is not None:
+            url, uploaded = cached  # its own upload time: the 48 h run from then
+        else:
 
             def progress(done: int, total: int | None, role: str = role) -> None:
                 if events is not None and events.on_upload is not None:
                     events.on_upload(role, done, total)
 
-            url = client.upload(path, on_progress=progress)
-            journal.record_upload(described["sha256"], url)
-        described.update(url=url, uploaded=time.time())
+            url, uploaded = client.upload(path, on_progress=progress), time.time()
+            journal.record_upload(described["sha256"], url, client.base_url, uploaded)
+        described.update(url=url, uploaded=uploaded)
         job = journal.update(job.id, inputs=inputs)
     return journal.update(job.id, state="uploaded")
 
 
 def _submit(client: Client, journal: Journal, job: Job, events: Events | None) -> Job:
     _stage(events, job, "submit")
-    # Written first: a crash from here on leaves a job that resume checks for a task.
-    job = journal.update(job.id, state="submitting", submit_started=time.time())
+    now = time.time()
+    if not all(upload_fresh(job.inputs[r].get("uploaded", 0.0), now) for r in roles_of(job)):
+        job = _upload(client, journal, journal.update(job.id, state="new"), events)
+    # Claimed first (no other process submits it too) and written down: a crash from here
+    # on leaves a job that resume checks for a task.
+    claimed = journal.claim(job.id, "uploaded", "submitting", submit_started=time.time())
+    if claimed is None:
+        raise RetalkError(f"job {job.id} was taken by another process; it is not submitted twice")
+    job = claimed
     urls = {role: job.inputs[role]["url"] for role in roles_of(job)}
-    task = client.submit(
-        urls["video"],
-        urls["audio"],
-        urls.get("ref"),
-        video_extension=job.params.get("video_extension"),
-        query_face_threshold=job.params.get("query_face_threshold"),
-    )
+    try:
+        task = client.submit(
+            urls["video"],
+            urls["audio"],
+            urls.get("ref"),
+            video_extension=job.params.get("video_extension"),
+            query_face_threshold=job.params.get("query_face_threshold"),
+        )
+    except InputError as exc:
+        # Refused as it stands: nothing was created, and sending it again will not help.
+        journal.update(job.id, state="failed", error=str(exc))
+        raise
+    except (ServiceError, TransportError):
+        # Throttled, unauthorised, unreachable after the retries: nothing was created.
+        journal.update(job.id, state="uploaded")
+        raise
     # The moment submit returns: the task id is what the money bought.
     return journal.update(job.id, state="submitted", task_id=task.task_id)
 
 
-def _find_lost_submit(client: Client, journal: Journal, job: Job) -> Job:
-    """A crash during submit: adopt the task it created, if the service lists one that no
-    other job owns; else the submit never got through and is sent again."""
+def _find_lost_submit(client: Client, journal: Journal, job: Job, settle_s: float = SETTLE_S) -> Job:
+    """A crash (or an unanswered request) during submit: adopt the task it created when
+    exactly one task that no job owns was submitted in its window; when none was and the
+    service has had time to list it, the submit never got through and is sent again."""
     started = job.submit_started or job.created
-    since = time.strftime("%Y%m%d%H%M%S", time.localtime(started - CLOCK_SLACK_S))
     owned = journal.known_task_ids()
-    for task in client.list(page_size=50, start_time=since):
-        if task.task_id not in owned:
-            return journal.update(job.id, state="submitted", task_id=task.task_id)
+    candidates: list[Task] = []
+    for page in range(1, LOST_SUBMIT_PAGES + 1):
+        tasks = client.list(page_no=page, page_size=50)
+        for task in tasks:
+            moment = _service_time(task.submit_time)
+            if task.task_id in owned or moment is None:
+                continue
+            if started - CLOCK_SLACK_S <= moment <= started + LOST_SUBMIT_WINDOW_S:
+                candidates.append(task)
+        oldest = _service_time(tasks[-1].submit_time) if tasks else None
+        if len(tasks) < 50 or (oldest is not None and oldest < started - CLOCK_SLACK_S):
+            break
+    if len(candidates) == 1:
+        return journal.update(job.id, state="submitted", task_id=candidates[0].task_id)
+    if candidates:
+        ids = ", ".join(t.task_id for t in candidates)
+        raise SubmitUncertain(
+            f"job {job.id}: several tasks could be its own ({ids}); check them with `retalk status`"
+        )
+    if time.time() - started < settle_s:
+        raise SubmitUncertain(
+            f"job {job.id}: its submit is too recent to tell; `retalk resume` again in a minute"
+        )
     return journal.update(job.id, state="uploaded")
+
+
+def _service_time(text: str | None) -> float | None:
+    """A time as the service states it (Beijing time, no zone), as a timestamp."""
+    if not text:
+        return None
+    for pattern in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S"):
+        try:
+            return datetime.strptime(text, pattern).replace(tzinfo=BEIJING).timestamp()
+        except ValueError:
+            continue
+    return None
 
 
 def _finish(
@@ -171,12 +239,17 @@ def resume(
     wait_timeout: float | None = None,
     events: Events | None = None,
     on_error: Callable[[Job, Exception], None] | None = None,
+    settle_s: float = SETTLE_S,
 ) -> list[Job]:
     """Finish every unfinished job in the journal; one job's failure does not stop the rest."""
     finished: list[Job] = []
-    for job in journal.unfinished():
+    for job in journal.unfinished(client.base_url):
         try:
-            finished.append(continue_job(client, journal, job, wait_timeout=wait_timeout, events=events))
+            finished.append(
+                continue_job(
+                    client, journal, job, wait_timeout=wait_timeout, events=events, settle_s=settle_s
+                )
+            )
         except RetalkError as exc:
             if on_error is None:
                 raise

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -43,13 +44,18 @@ CREATE TABLE IF NOT EXISTS jobs (
     task_id TEXT,
     submit_started REAL,
     error TEXT,
-    billed_s REAL
+    billed_s REAL,
+    base_url TEXT NOT NULL DEFAULT '',
+    owner TEXT                     -- "host:pid" of the process working on it
 );
 CREATE INDEX IF NOT EXISTS jobs_fingerprint ON jobs (fingerprint);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_task ON jobs (task_id) WHERE task_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS uploads (
-    sha256 TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    base_url TEXT NOT NULL,        -- storage belongs to one service (and account)
     url TEXT NOT NULL,
-    expires REAL NOT NULL
+    uploaded REAL NOT NULL,
+    PRIMARY KEY (sha256, base_url)
 );
 """
 
@@ -78,6 +84,8 @@ class Job:
     submit_started: float | None
     error: str | None
     billed_s: float | None
+    base_url: str = ""
+    owner: str | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
@@ -93,6 +101,8 @@ class Job:
             row["submit_started"],
             row["error"],
             row["billed_s"],
+            row["base_url"],
+            row["owner"],
         )
 
 
@@ -150,6 +160,7 @@ class Journal:
         params: dict[str, Any],
         output: str | None,
         *,
+        base_url: str = "",
         force: bool = False,
     ) -> Job:
         """A job for these files (role -> path). The same contents and parameters already
@@ -158,7 +169,12 @@ class Journal:
         described = {role: {"path": os.path.abspath(p), "sha256": sha256_of(p)} for role, p in inputs.items()}
         fingerprint = hashlib.sha256(
             json.dumps(
-                {"files": {r: d["sha256"] for r, d in described.items()}, "params": params}, sort_keys=True
+                {
+                    "files": {r: d["sha256"] for r, d in described.items()},
+                    "params": params,
+                    "service": base_url,
+                },
+                sort_keys=True,
             ).encode()
         ).hexdigest()
         with self._write() as db:
@@ -170,14 +186,26 @@ class Journal:
                 ).fetchone()
                 if row is not None:
                     earlier = Job.from_row(row)
-                    if earlier.state in ("new", "uploaded"):
-                        return earlier
-                    raise DuplicateJob(earlier)
+                    if earlier.state not in ("new", "uploaded"):
+                        raise DuplicateJob(earlier)
+                    if _alive(earlier.owner):
+                        raise RetalkError(
+                            f"job {earlier.id} for these inputs is being run by process {earlier.owner}"
+                        )
+                    # Never submitted: taken up again, with this run's output and owner.
+                    db.execute(
+                        "UPDATE jobs SET output = ?, owner = ?, updated = ? WHERE id = ?",
+                        (output, _me(), time.time(), earlier.id),
+                    )
+                    return Job.from_row(
+                        db.execute("SELECT * FROM jobs WHERE id = ?", (earlier.id,)).fetchone()
+                    )
             now = time.time()
             cursor = db.execute(
-                "INSERT INTO jobs (created, updated, fingerprint, inputs, params, output, state) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'new')",
-                (now, now, fingerprint, json.dumps(described), json.dumps(params), output),
+                "INSERT INTO jobs (created, updated, fingerprint, inputs, params, output, state, base_url, "
+                "owner) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'new', ?, ?)",
+                (now, now, fingerprint, json.dumps(described), json.dumps(params), output, base_url, _me()),
             )
             job_id = cursor.lastrowid
         assert job_id is not None
@@ -195,7 +223,7 @@ class Journal:
 
     def update(self, job_id: int, **fields: Any) -> Job:
         """Set columns of a job (``state``, ``task_id``, ``error``, ``inputs``...)."""
-        allowed = {"state", "task_id", "submit_started", "error", "billed_s", "inputs", "output"}
+        allowed = {"state", "task_id", "submit_started", "error", "billed_s", "inputs", "output", "owner"}
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"not journal fields: {sorted(unknown)}")
@@ -210,10 +238,31 @@ class Journal:
             )
         return self.job(job_id)
 
-    def unfinished(self) -> list[Job]:
+    def claim(self, job_id: int, expected: str, state: str, **fields: Any) -> Job | None:
+        """Move a job from ``expected`` to ``state`` only if nobody moved it first (two
+        processes never both submit it); None when it was not in ``expected`` any more."""
+        with self._write() as db:
+            row = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None or row["state"] != expected:
+                return None
+            columns = "".join(f", {k} = ?" for k in fields)
+            db.execute(
+                f"UPDATE jobs SET state = ?, owner = ?, updated = ?{columns} WHERE id = ?",
+                (state, _me(), time.time(), *fields.values(), job_id),
+            )
+        return self.job(job_id)
+
+    def unfinished(self, base_url: str | None = None) -> list[Job]:
+        """Jobs not finished, for ``base_url`` (all when None), leaving out those another
+        live process on this machine is running."""
         marks = ", ".join("?" for _ in UNFINISHED)
         rows = self._db.execute(f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY id", UNFINISHED)
-        return [Job.from_row(r) for r in rows]
+        jobs = [Job.from_row(r) for r in rows]
+        return [
+            j
+            for j in jobs
+            if (base_url is None or j.base_url == base_url) and (j.owner == _me() or not _alive(j.owner))
+        ]
 
     def jobs(self, limit: int = 50) -> list[Job]:
         rows = self._db.execute("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (limit,))
@@ -223,21 +272,50 @@ class Journal:
         return {r[0] for r in self._db.execute("SELECT task_id FROM jobs WHERE task_id IS NOT NULL")}
 
     # ------------------------------------------------------------------ uploads
-    def cached_upload(self, sha256: str, now: float | None = None) -> str | None:
-        """An ``oss://`` URL of the same content still valid for a while, if any."""
-        row = self._db.execute("SELECT url, expires FROM uploads WHERE sha256 = ?", (sha256,)).fetchone()
+    def cached_upload(
+        self, sha256: str, base_url: str = "", now: float | None = None
+    ) -> tuple[str, float] | None:
+        """An ``oss://`` URL of the same content in this service's storage, still valid for
+        a while, and when it was uploaded; None when there is none."""
+        row = self._db.execute(
+            "SELECT url, uploaded FROM uploads WHERE sha256 = ? AND base_url = ?", (sha256, base_url)
+        ).fetchone()
         moment = time.time() if now is None else now
-        if row is None or row["expires"] - UPLOAD_REUSE_MARGIN_S <= moment:
+        if row is None or not upload_fresh(row["uploaded"], moment):
             return None
-        return str(row["url"])
+        return str(row["url"]), float(row["uploaded"])
 
-    def record_upload(self, sha256: str, url: str, uploaded: float | None = None) -> None:
-        expires = (time.time() if uploaded is None else uploaded) + UPLOAD_TTL_S
+    def record_upload(self, sha256: str, url: str, base_url: str = "", uploaded: float | None = None) -> None:
         with self._write() as db:
             db.execute(
-                "INSERT OR REPLACE INTO uploads (sha256, url, expires) VALUES (?, ?, ?)",
-                (sha256, url, expires),
+                "INSERT OR REPLACE INTO uploads (sha256, base_url, url, uploaded) VALUES (?, ?, ?, ?)",
+                (sha256, base_url, url, time.time() if uploaded is None else uploaded),
             )
+
+
+def upload_fresh(uploaded: float, now: float) -> bool:
+    """An upload made at ``uploaded`` still has a while to live at ``now``."""
+    return uploaded + UPLOAD_TTL_S - UPLOAD_REUSE_MARGIN_S > now
+
+
+def _me() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(owner: str | None) -> bool:
+    """True when ``owner`` is another process on this machine that still runs."""
+    if not owner or owner == _me():
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's: its lease cannot be checked from here
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def roles_of(job: Job) -> Sequence[str]:

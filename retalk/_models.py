@@ -81,7 +81,8 @@ class Task:
         output = body.get("output") or {}
         return cls(
             task_id=str(output.get("task_id") or task_id or ""),
-            status=str(output.get("task_status") or "UNKNOWN"),
+            # An answer that states no status is not an end: it counts as running.
+            status=str(output.get("task_status") or ""),
             video_url=output.get("video_url"),
             code=output.get("code"),
             message=output.get("message"),

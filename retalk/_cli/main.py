@@ -1,7 +1,8 @@
 """``retalk`` command line: parser, the one fatal-error path, exit statuses.
 
 Exit status: 0 done, 1 the task or an input was refused (the message says which finding),
-2 bad usage or configuration, 3 the service or the network failed after retries,
+2 bad usage or configuration (the key, the base URL, a duplicate without --force), 3 the
+service or the network failed after retries,
 130 interrupted (submitted tasks are in the journal: ``retalk resume``).
 """
 
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from .._exceptions import (
+    AuthError,
     ConfigError,
     DownloadError,
     InputError,
@@ -52,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _status_for(exc: RetalkError) -> int:
-    if isinstance(exc, ConfigError | DuplicateJob):
-        return EXIT_USAGE
+    if isinstance(exc, ConfigError | DuplicateJob | AuthError):
+        return EXIT_USAGE  # the key, the account or the base URL: set up differently
     if isinstance(exc, TaskFailed | InputError | UploadError):
         return EXIT_REFUSED
     if isinstance(exc, ServiceError | TransportError | SubmitUncertain | TaskTimeout | DownloadError):

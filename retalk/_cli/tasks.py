@@ -118,7 +118,7 @@ def _print(args: argparse.Namespace, data: Any, text: str) -> None:
         json.dump(data, sys.stdout, indent=2, ensure_ascii=True)
         sys.stdout.write("\n")
     else:
-        Console(highlight=False).print(text)
+        Console(highlight=False).print(text, markup=False)
 
 
 def _task_dict(task: Task) -> dict[str, Any]:
@@ -126,7 +126,7 @@ def _task_dict(task: Task) -> dict[str, Any]:
 
 
 def _task_text(task: Task) -> str:
-    parts = [f"[bold]{task.task_id}[/] {task.status}"]
+    parts = [f"{task.task_id} {task.status}"]
     if task.code:
         parts.append(f"{task.code}: {task.message}")
     if task.usage and task.usage.video_duration is not None:

@@ -128,7 +128,7 @@ def test_a_submit_that_times_out_after_sending_adopts_the_task_it_created() -> N
     assert task.task_id == "new" and posts == 1
 
 
-def test_a_submit_that_failed_ambiguously_with_no_new_task_is_tried_once_more_then_reported() -> None:
+def test_a_submit_that_failed_ambiguously_with_no_new_task_is_reported_not_sent_again() -> None:
     posts = 0
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -138,9 +138,31 @@ def test_a_submit_that_failed_ambiguously_with_no_new_task_is_tried_once_more_th
             return httpx.Response(502, json={"code": "BadGateway", "message": "?"})
         return httpx.Response(200, json={"data": []})
 
+    with pytest.raises(SubmitUncertain, match="not sent again"):
+        client_with(handler).submit("oss://dir/v.mp4", "oss://dir/a.wav")
+    assert posts == 1
+
+
+def test_two_new_tasks_after_an_ambiguous_submit_are_not_guessed_between() -> None:
+    listed = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal listed
+        if request.method == "POST":
+            raise httpx.ReadTimeout("no answer", request=request)
+        listed += 1
+        data = [] if listed == 1 else [{"task_id": "a", "task_status": "PENDING"}, {"task_id": "b"}]
+        return httpx.Response(200, json={"data": data})
+
     with pytest.raises(SubmitUncertain):
         client_with(handler).submit("oss://dir/v.mp4", "oss://dir/a.wav")
-    assert posts == 2
+
+
+def test_keys_that_no_header_can_carry_are_refused_without_being_shown() -> None:
+    for bad in ("sk-abc\ndef-secret", "sk-clé-secret", "sk abc"):
+        with pytest.raises(ConfigError) as caught:
+            Client(bad, base_url=BASE)
+        assert "secret" not in str(caught.value) and "abc" not in str(caught.value)
 
 
 def test_a_refused_connection_is_safe_to_retry_even_for_a_submit() -> None:
@@ -292,3 +314,27 @@ def test_the_key_is_in_no_error_message(caplog: pytest.LogCaptureFixture) -> Non
     with pytest.raises(ThrottledError) as again:
         throttled.get("t1")
     assert KEY not in str(again.value)
+
+
+def test_a_result_host_that_fails_then_ignores_range_still_gives_the_whole_file(tmp_path: Path) -> None:
+    payload = bytes(range(200)) * 500
+    calls: list[httpx.Request] = []
+
+    class Dropping(httpx.SyncByteStream):
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            yield payload[:30_000]
+            raise httpx.ReadError("reset")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            return httpx.Response(503)
+        if len(calls) == 2:
+            return httpx.Response(200, stream=Dropping(), headers={"Content-Length": str(len(payload))})
+        return httpx.Response(200, content=payload)  # Range ignored: the whole file again
+
+    out = client_with(handler).download("https://results.example.com/x.mp4", tmp_path / "out.mp4")
+    assert out.read_bytes() == payload and len(calls) == 3
+    assert calls[2].headers["Range"] == "bytes=30000-" and calls[0].headers["Accept-Encoding"] == "identity"
+    with pytest.raises(DownloadError, match="folder"):
+        client_with(handler).download("https://results.example.com/x.mp4", tmp_path)
