@@ -25,6 +25,7 @@ from ._client import (
     _error_from,
     _partial_for,
     _range_start,
+    _Reader,
     _retry_after,
     _Retryable,
     _surely_unsent,
@@ -253,22 +254,25 @@ class AsyncClient:
                 f"{text}: {size / 2**20:.1f} MiB, over the storage limit of {policy.max_file_size_mb:g} MB"
             )
         name = object_name(text)
-        content = Path(text).read_bytes()  # inputs are at most 300 MB; the storage wants a length
         for attempt in range(self._retry.attempts):
             key = f"{policy.upload_dir}/{name}"
-            files = {"file": (name, content, "application/octet-stream")}
             try:
-                response = await self._plain.post(
-                    policy.upload_host, data=upload_fields(policy, key), files=files, follow_redirects=False
-                )
+                with open(text, "rb") as handle:
+                    # Read in chunks as it is sent (never the whole file in memory), sized up
+                    # front so the storage gets a Content-Length.
+                    files = {"file": (name, _Reader(handle, size, on_progress), "application/octet-stream")}
+                    response = await self._plain.post(
+                        policy.upload_host,
+                        data=upload_fields(policy, key),
+                        files=files,  # type: ignore[arg-type]
+                        follow_redirects=False,
+                    )
             except httpx.TransportError as exc:
                 if attempt == self._retry.attempts - 1:
                     raise TransportError(f"upload of {text}: {type(exc).__name__}: {exc}") from None
                 await self._sleep(self._retry.delay(attempt, None, self._rng))
                 continue
             if response.status_code in (200, 204):
-                if on_progress is not None:
-                    on_progress(size, size)
                 return f"oss://{key}"
             if response.status_code == 409 and attempt > 0:
                 return f"oss://{key}"
