@@ -60,8 +60,12 @@ class RetryPolicy:
     max_retry_after_s: float = 300.0
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        """Full jitter; after a ``Retry-After`` the jitter comes on top of it, so that
+        clients told the same moment do not all come back at that moment."""
         backoff = rng.uniform(0, min(self.cap_s, self.base_s * 2**attempt))
-        return max(backoff, min(retry_after or 0.0, self.max_retry_after_s))
+        if retry_after is None:
+            return backoff
+        return min(retry_after, self.max_retry_after_s) + backoff
 
 
 @dataclass(frozen=True)
