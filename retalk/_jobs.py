@@ -114,10 +114,15 @@ def _upload(client: Client, journal: Journal, job: Job, events: Events | None) -
         if described.get("url") and upload_fresh(described.get("uploaded", 0.0), now):
             continue
         path = described["path"]
+        problem = None
         if not os.path.exists(path):
-            raise RetalkError(f"job {job.id}: its {role} {path} is gone; it cannot be uploaded again")
-        if sha256_of(path) != described["sha256"]:
-            raise RetalkError(f"job {job.id}: its {role} {path} has changed since the job was started")
+            problem = f"job {job.id}: its {role} {path} is gone; it cannot be uploaded again"
+        elif sha256_of(path) != described["sha256"]:
+            problem = f"job {job.id}: its {role} {path} has changed since the job was started"
+        if problem is not None:
+            # Nothing was paid for yet: the job ends here instead of blocking every resume.
+            journal.update(job.id, state="failed", error=problem)
+            raise RetalkError(problem)
         cached = journal.cached_upload(described["sha256"], client.base_url)
         if cached is not None:
             url, uploaded = cached  # its own upload time: the 48 h run from then
