@@ -200,7 +200,8 @@ def fix_paths(
             if made_ref is not None:
                 final.append(made_ref)
             job = _job_report(final, check_options)
-    return FixReport(tuple(results), job, dry_run, (lengths.note,) if lengths.note is not None else ())
+    notes = (lengths.note,) if lengths.note is not None else ()
+    return FixReport(tuple(results), job, dry_run, notes, checked=checked)
 
 
 def _offer_make_ref(report: FileReport, fixed: FixedFile) -> FixedFile:

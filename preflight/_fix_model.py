@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ._models import Finding, JobReport, Role
+from ._models import CheckReport, Finding, JobReport, Role
 
 #: How to make voice and video the same length (see ``FixOptions.align``).
 Align = Literal["service", "trim", "extend", "pad"]
@@ -101,6 +101,9 @@ class FixReport:
     dry_run: bool = False
     #: Job-level steps (alignment of voice and video), said once.
     job_actions: tuple[Action, ...] = field(default=())
+    #: What the check of the inputs found (not in the JSON: each file's findings there are
+    #: its output's).
+    checked: CheckReport | None = field(default=None, compare=False, repr=False)
 
     SCHEMA = "preflight.fix/1"
 

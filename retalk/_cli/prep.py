@@ -1,0 +1,198 @@
+"""``prep-and-retalk``: one command from raw files to a lip-synced video.
+
+Exit status: 0 done, 1 input errors (or the service refused the task), 2 bad usage or
+configuration, 3 service or network failure after retries, 130 interrupted (the job is in
+the journal: ``retalk resume`` finishes it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from rich.console import Console
+
+from preflight import FixOptions
+from preflight._fix_model import ALIGN_CHOICES
+
+from .. import __version__
+from .._client import Client, PollPolicy
+from .._emulator import Emulator, Faults
+from .._exceptions import ConfigError, RetalkError, redact
+from .._journal import Journal
+from .._pipeline import PipelineResult, prepare_and_retalk
+from .main import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_USAGE, _status_for
+from .tasks import _events, _progress
+
+#: The key the built-in emulator takes (it is not a secret: nothing leaves this machine).
+EMULATOR_KEY = "emulator-key"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="prep-and-retalk",
+        description="Check and fix a video, a voice and an optional reference image for "
+        "VideoRetalk, send them, wait, and download the lip-synced result.",
+    )
+    parser.add_argument("--version", action="version", version=f"prep-and-retalk {__version__}")
+    parser.add_argument("video")
+    parser.add_argument("audio")
+    parser.add_argument("--ref", help="reference image of the face to sync")
+    parser.add_argument("-o", "--output", required=True, help="the result, an MP4")
+    parser.add_argument(
+        "--base-url", help="API base URL (default: DASHSCOPE_HTTP_BASE_URL, else DashScope's)"
+    )
+    parser.add_argument(
+        "--emulator",
+        action="store_true",
+        help="send to a local emulator this command starts (no key, no network; the result is "
+        "not lip-synced)",
+    )
+    parser.add_argument("--no-fix", action="store_true", help="only check; stop if the service would reject")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="stop before upload: say what would be sent and cost"
+    )
+    parser.add_argument("--work-dir", help="where fixed copies go (default: OUTPUT's name + .work)")
+    parser.add_argument(
+        "--extend-video", action="store_true", help="video_extension: extend the video to a longer voice"
+    )
+    parser.add_argument("--face-threshold", type=int, metavar="N", help="query_face_threshold, 120-200")
+    parser.add_argument("--reframe", action="store_true", help="fix: crop a close-up around a small face")
+    parser.add_argument(
+        "--align", choices=ALIGN_CHOICES, default="service", help="fix: voice and video lengths"
+    )
+    parser.add_argument(
+        "--make-ref", action="store_true", help="fix: cut a reference image when several faces"
+    )
+    parser.add_argument("--force", action="store_true", help="send inputs that were sent before (pay again)")
+    parser.add_argument(
+        "--journal", metavar="FILE", help="the job journal (default: RETALK_JOURNAL, else ~/.local/state)"
+    )
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    return parser
+
+
+@contextmanager
+def _service(args: argparse.Namespace, stack: ExitStack) -> Iterator[tuple[Client, Journal]]:
+    if args.emulator:
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="retalk-emulator-")))
+        emulator = stack.enter_context(
+            Emulator(root, api_key=EMULATOR_KEY, faults=Faults(task_seconds=0.5, submit_interval_s=0.0))
+        )
+        client = Client(EMULATOR_KEY, base_url=emulator.base_url, poll=PollPolicy(steps=(0.25,), cap_s=0.5))
+        # The emulator's tasks die with it: their journal does too.
+        journal = Journal(args.journal or root / "journal.sqlite")
+    else:
+        client = Client(base_url=args.base_url)
+        journal = Journal(args.journal)
+    with client, journal:
+        yield client, journal
+
+
+def _summary_text(result: PipelineResult, console: Console) -> None:
+    if result.check is not None:
+        for report in result.check.files:
+            codes = ", ".join(f.code for f in report.findings) or "nothing to report"
+            console.print(f"checked {report.path} ({report.role}): {codes}", markup=False)
+    if result.fix is not None:
+        for fixed in result.fix.files:
+            steps = ", ".join(a.name for a in fixed.actions)
+            console.print(f"fixed {fixed.path} -> {fixed.output or '(dry run)'}: {steps}", markup=False)
+    for stage in result.stages:
+        console.print(f"  {stage.name:32} {stage.seconds:7.2f} s  {stage.detail}", markup=False)
+    if result.error:
+        console.print(f"not done: {result.error}", markup=False)
+        return
+    cost = result.cost_cny
+    if result.job is None:
+        expected = f"{result.expected_s:.2f} s" if result.expected_s is not None else "unknown length"
+        console.print(f"would send: {json.dumps(result.sent)}", markup=False)
+        console.print(f"the result would last {expected}, about {cost} CNY", markup=False)
+        return
+    console.print(
+        f"done: {result.output} ({result.result_s:.2f} s; billed {result.job.billed_s} s, {cost} CNY; "
+        f"task {result.job.task_id})",
+        markup=False,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE
+    secret = os.environ.get("DASHSCOPE_API_KEY")
+    try:
+        if args.face_threshold is not None and not 120 <= args.face_threshold <= 200:
+            raise ConfigError(f"--face-threshold {args.face_threshold}: must be 120-200")
+        fix_options = FixOptions(align=args.align, reframe=args.reframe, make_ref=args.make_ref)
+        common = {
+            "work_dir": args.work_dir,
+            "fix": not args.no_fix,
+            "extend_video": args.extend_video,
+            "face_threshold": args.face_threshold,
+            "fix_options": fix_options,
+            "force": args.force,
+        }
+        err = Console(stderr=True, highlight=False)
+        show = args.format == "text" and err.is_terminal
+        if args.dry_run:
+            result = prepare_and_retalk(
+                None, None, args.video, args.audio, args.ref, args.output, dry_run=True, **common
+            )
+        else:
+            with (
+                ExitStack() as stack,
+                _service(args, stack) as (client, journal),
+                _progress(show) as progress,
+            ):
+                result = prepare_and_retalk(
+                    client,
+                    journal,
+                    args.video,
+                    args.audio,
+                    args.ref,
+                    args.output,
+                    events=_events(progress),
+                    on_stage=(lambda name: err.print(f"{name}...")) if show else None,
+                    **common,
+                )
+    except RetalkError as exc:
+        print(f"prep-and-retalk: error: {redact(str(exc), secret)}", file=sys.stderr)
+        return _status_for(exc)
+    except KeyboardInterrupt:
+        print("prep-and-retalk: interrupted; `retalk resume` finishes a submitted job", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # the preflight side raises UsageError for bad paths
+        from preflight import PreflightError
+
+        if isinstance(exc, PreflightError):
+            print(f"prep-and-retalk: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        print(
+            f"prep-and-retalk: internal error: {redact(f'{type(exc).__name__}: {exc}', secret)}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if args.format == "json":
+        json.dump(result.to_dict(), sys.stdout, indent=2, ensure_ascii=True)
+        sys.stdout.write("\n")
+    else:
+        _summary_text(result, Console(highlight=False))
+    if result.ok:
+        return 0
+    return EXIT_REFUSED if result.job is None else 3
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

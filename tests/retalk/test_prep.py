@@ -1,0 +1,85 @@
+"""`prep-and-retalk` end to end against the emulator it starts itself (no key, no network)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+
+from retalk._cli.prep import main
+from tests.conftest import SAMPLE
+
+
+def run(*args: str) -> tuple[int, dict[str, Any]]:
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        status = main([*args, "--format", "json"])
+    return status, json.loads(buffer.getvalue()) if buffer.getvalue() else {}
+
+
+def duration(path: str | Path) -> float:
+    with av.open(str(path)) as container:
+        return float(container.duration or 0) / av.time_base
+
+
+def test_the_sample_job_runs_end_to_end_on_the_emulator(tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    status, report = run(
+        str(SAMPLE / "talking_head.mp4"), str(SAMPLE / "voice.wav"), "--ref", str(SAMPLE / "face.jpg"),
+        "-o", str(out), "--emulator", "--journal", str(tmp_path / "j.sqlite"),
+    )  # fmt: skip
+    assert status == 0 and report["ok"], report.get("error")
+    assert report["schema"] == "retalk.prep/1" and report["task_id"]
+    assert report["result_duration_s"] == pytest.approx(report["expected_duration_s"], abs=0.25)
+    assert report["cost_cny"] == pytest.approx(report["billed_s"] * 0.08, abs=0.01)
+    assert [s["stage"] for s in report["stages"]] == [
+        "check and fix",
+        "upload, submit, wait, download",
+        "verify",
+    ]
+    with av.open(str(out)) as container:
+        assert container.streams.video and container.streams.audio
+
+
+def test_a_pair_that_needs_fixing_is_fixed_then_sent(media: Any, tmp_path: Path) -> None:
+    video = media.write_video(tmp_path / "talk.mkv", fps=10, width=480, height=480, source="face",
+                              container_format="matroska", duration=3.0)  # fmt: skip
+    quiet = media.voice_like(3.0, 44100, level_db=-34.0)
+    audio = media.write_audio(tmp_path / "voice.m4a", signal=quiet, sample_rate=44100)
+    out = tmp_path / "out.mp4"
+    status, report = run(
+        str(video), str(audio), "-o", str(out), "--emulator", "--journal", str(tmp_path / "j.sqlite")
+    )
+    assert status == 0 and report["ok"], report.get("error")
+    actions = {f["role"]: f["actions"] for f in report["fix"]["files"]}
+    assert "fps" in actions["video"] and "scale" in actions["video"]
+    assert "loudnorm" in actions["audio"]
+    assert duration(out) == pytest.approx(3.0, abs=0.25)
+
+
+def test_a_dry_run_says_what_would_be_sent_and_what_it_costs(tmp_path: Path) -> None:
+    status, report = run(
+        str(SAMPLE / "talking_head.mp4"),
+        str(SAMPLE / "voice.wav"),
+        "-o",
+        str(tmp_path / "o.mp4"),
+        "--dry-run",
+    )
+    assert status == 0 and report["task_id"] is None and report["output"] is None
+    assert report["cost_cny"] == pytest.approx(report["expected_duration_s"] * 0.08, abs=0.01)
+    assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "o.work").exists()
+
+
+def test_inputs_that_cannot_be_fixed_stop_before_anything_is_sent(tmp_path: Path) -> None:
+    noise = tmp_path / "noise.mp4"
+    noise.write_bytes(np.random.default_rng(1).bytes(4096))
+    status, report = run(str(noise), str(SAMPLE / "voice.wav"), "-o", str(tmp_path / "o.mp4"), "--emulator",
+                         "--journal", str(tmp_path / "j.sqlite"))  # fmt: skip
+    assert status == 1 and not report["ok"] and "cannot be made acceptable" in report["error"]
+    assert report["task_id"] is None and not (tmp_path / "o.mp4").exists()
