@@ -24,6 +24,7 @@ from ._client import (
     RetryPolicy,
     _error_from,
     _partial_for,
+    _publish,
     _range_start,
     _Reader,
     _retry_after,
@@ -331,7 +332,7 @@ class AsyncClient:
                     raise DownloadError(f"got {have} of {total} bytes")
                 out.flush()
                 os.fsync(out.fileno())
-            os.replace(partial, target)
+            _publish(partial, target)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise

@@ -540,7 +540,7 @@ class Client:
                     raise DownloadError(f"got {have} of {total} bytes")
                 out.flush()
                 os.fsync(out.fileno())
-            os.replace(partial, target)
+            _publish(partial, target)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
@@ -556,6 +556,14 @@ def _partial_for(target: Path) -> Path:
     fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name[:100]}.", suffix=".part")
     os.close(fd)
     return Path(name)
+
+
+def _publish(partial: Path, target: Path) -> None:
+    """Give the whole download its name, with the usual permissions (mkstemp's are private)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    os.chmod(partial, 0o666 & ~mask)
+    os.replace(partial, target)
 
 
 def _range_start(response: httpx.Response) -> int | None:

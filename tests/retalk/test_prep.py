@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,9 @@ def test_the_sample_job_runs_end_to_end_on_the_emulator(tmp_path: Path) -> None:
     ]
     with av.open(str(out)) as container:
         assert container.streams.video and container.streams.audio
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask  # a normal file, not a private temporary
 
 
 def test_a_pair_that_needs_fixing_is_fixed_then_sent(media: Any, tmp_path: Path) -> None:
