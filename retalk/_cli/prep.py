@@ -23,6 +23,7 @@ from preflight import FixOptions
 from preflight._fix_model import ALIGN_CHOICES
 
 from .. import __version__
+from .._batch import read_batch, run_batch
 from .._client import Client, PollPolicy
 from .._emulator import Emulator, Faults
 from .._exceptions import ConfigError, RetalkError, redact
@@ -42,10 +43,18 @@ def build_parser() -> argparse.ArgumentParser:
         "VideoRetalk, send them, wait, and download the lip-synced result.",
     )
     parser.add_argument("--version", action="version", version=f"prep-and-retalk {__version__}")
-    parser.add_argument("video")
-    parser.add_argument("audio")
+    parser.add_argument("video", nargs="?")
+    parser.add_argument("audio", nargs="?")
     parser.add_argument("--ref", help="reference image of the face to sync")
-    parser.add_argument("-o", "--output", required=True, help="the result, an MP4")
+    parser.add_argument("-o", "--output", help="the result, an MP4")
+    parser.add_argument(
+        "--batch",
+        metavar="CSV",
+        help="run the jobs of a CSV file (columns video, audio, ref, output, options) instead",
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=2, metavar="N", help="with --batch: jobs at once (default 2)"
+    )
     parser.add_argument(
         "--base-url", help="API base URL (default: DASHSCOPE_HTTP_BASE_URL, else DashScope's)"
     )
@@ -132,6 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE
     secret = os.environ.get("DASHSCOPE_API_KEY")
+    if args.batch:
+        return _main_batch(args, secret)
+    if not (args.video and args.audio and args.output):
+        print("prep-and-retalk: error: give VIDEO AUDIO -o OUTPUT (or --batch CSV)", file=sys.stderr)
+        return EXIT_USAGE
     try:
         if args.face_threshold is not None and not 120 <= args.face_threshold <= 200:
             raise ConfigError(f"--face-threshold {args.face_threshold}: must be 120-200")
@@ -192,6 +206,68 @@ def main(argv: Sequence[str] | None = None) -> int:
     if result.ok:
         return 0
     return EXIT_REFUSED if result.job is None else 3
+
+
+def _main_batch(args: argparse.Namespace, secret: str | None) -> int:
+    err = Console(stderr=True, highlight=False)
+    try:
+        jobs = read_batch(args.batch)
+        with ExitStack() as stack:
+            if args.emulator:
+                root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="retalk-emulator-")))
+                emulator = stack.enter_context(
+                    Emulator(
+                        root, api_key=EMULATOR_KEY, faults=Faults(task_seconds=0.5, submit_interval_s=0.0)
+                    )
+                )
+                journal_path: str | Path | None = args.journal or root / "journal.sqlite"
+
+                def make_client() -> Client:
+                    poll = PollPolicy(steps=(0.25,), cap_s=0.5)
+                    return Client(EMULATOR_KEY, base_url=emulator.base_url, poll=poll)
+
+            else:
+                journal_path = args.journal
+                Client(base_url=args.base_url).close()  # the key and URL, checked before any work
+
+                def make_client() -> Client:
+                    return Client(base_url=args.base_url)
+
+            outcomes = run_batch(
+                jobs,
+                make_client,
+                journal_path,
+                concurrency=args.jobs,
+                force=args.force,
+                on_line=lambda job, text: err.print(
+                    f"[line {job.line}] {Path(job.output).name}: {text}", markup=False
+                ),
+            )
+    except RetalkError as exc:
+        print(f"prep-and-retalk: error: {redact(str(exc), secret)}", file=sys.stderr)
+        return _status_for(exc)
+    except KeyboardInterrupt:
+        print("prep-and-retalk: interrupted; `retalk resume` finishes submitted jobs", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    counts = {
+        status: sum(1 for o in outcomes if o.status == status)
+        for status in ("done", "skipped", "refused", "failed")
+    }
+    if args.format == "json":
+        document = {"schema": "retalk.batch/1", "jobs": [o.to_dict() for o in outcomes], "summary": counts}
+        json.dump(document, sys.stdout, indent=2, ensure_ascii=True)
+        sys.stdout.write("\n")
+    else:
+        console = Console(highlight=False)
+        for outcome in outcomes:
+            console.print(
+                f"{outcome.job.line:>5}  {outcome.status:8}  {outcome.job.output}  {outcome.detail}",
+                markup=False,
+            )
+        console.print(", ".join(f"{n} {status}" for status, n in counts.items()), markup=False)
+    if counts["failed"]:
+        return 3
+    return EXIT_REFUSED if counts["refused"] else 0
 
 
 if __name__ == "__main__":

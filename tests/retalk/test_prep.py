@@ -87,3 +87,37 @@ def test_inputs_that_cannot_be_fixed_stop_before_anything_is_sent(tmp_path: Path
                          "--journal", str(tmp_path / "j.sqlite"))  # fmt: skip
     assert status == 1 and not report["ok"] and "cannot be made acceptable" in report["error"]
     assert report["task_id"] is None and not (tmp_path / "o.mp4").exists()
+
+
+def test_a_batch_of_five_with_one_bad_job_finishes_the_rest_and_a_rerun_skips_them(
+    media: Any, tmp_path: Path
+) -> None:
+    lines = ["video,audio,ref,output,options"]
+    for index, seconds in enumerate((2.2, 2.4, 2.6, 2.8)):
+        media.write_video(tmp_path / f"clip{index}.mp4", duration=seconds, source="face")
+        options = "--extend-video" if index == 3 else ""
+        lines.append(f"clip{index}.mp4,{SAMPLE / 'voice.wav'},,out/clip{index}.mp4,{options}")
+    (tmp_path / "broken.mp4").write_bytes(b"not a video at all")
+    lines.append(f"broken.mp4,{SAMPLE / 'voice.wav'},,out/broken.mp4,")
+    batch = tmp_path / "jobs.csv"
+    batch.write_text("\n".join(lines) + "\n")
+    journal = str(tmp_path / "j.sqlite")
+
+    def run_batch(*extra: str) -> tuple[int, dict[str, Any]]:
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            status = main(
+                ["--batch", str(batch), "--emulator", "--journal", journal, "--format", "json", *extra]
+            )
+        return status, json.loads(buffer.getvalue())
+
+    status, report = run_batch()
+    statuses = {Path(j["output"]).name: j["status"] for j in report["jobs"]}
+    assert statuses == {"clip0.mp4": "done", "clip1.mp4": "done", "clip2.mp4": "done", "clip3.mp4": "done",
+                        "broken.mp4": "refused"}  # fmt: skip
+    assert status == 1 and report["summary"] == {"done": 4, "skipped": 0, "refused": 1, "failed": 0}
+    # The voice (4.0 s) is longer than every clip: cut to the clip, or the clip extended.
+    assert duration(tmp_path / "out" / "clip0.mp4") == pytest.approx(2.2, abs=0.25)
+    assert duration(tmp_path / "out" / "clip3.mp4") == pytest.approx(4.0, abs=0.25)
+    again, second = run_batch()
+    assert again == 1 and second["summary"] == {"done": 0, "skipped": 4, "refused": 1, "failed": 0}

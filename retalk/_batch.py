@@ -1,0 +1,182 @@
+"""``prep-and-retalk --batch jobs.csv``: many jobs with a concurrency cap, one line of
+status per job, a final table, and a report; a re-run skips the jobs already done.
+
+CSV columns: ``video``, ``audio``, ``ref`` (may be empty), ``output``, ``options`` (may be
+empty: the per-job flags of ``prep-and-retalk``, e.g. ``--extend-video --align trim``).
+Relative paths are read from the CSV's folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shlex
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from preflight import FixOptions
+from preflight._fix_model import ALIGN_CHOICES
+
+from ._client import Client
+from ._exceptions import ConfigError, RetalkError
+from ._journal import DuplicateJob, Journal
+from ._pipeline import PipelineResult, prepare_and_retalk
+
+COLUMNS = ("video", "audio", "ref", "output", "options")
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    line: int
+    video: str
+    audio: str
+    ref: str | None
+    output: str
+    extend_video: bool
+    face_threshold: int | None
+    fix_options: FixOptions
+
+
+@dataclass
+class BatchOutcome:
+    job: BatchJob
+    status: str  # "done", "skipped", "refused", "failed"
+    detail: str
+    result: PipelineResult | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "line": self.job.line,
+            "video": self.job.video,
+            "audio": self.job.audio,
+            "output": self.job.output,
+            "status": self.status,
+            "detail": self.detail,
+            "task_id": self.result.job.task_id if self.result and self.result.job else None,
+            "cost_cny": self.result.cost_cny if self.result and self.result.job else None,
+        }
+
+
+def _options_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="options", add_help=False, exit_on_error=False)
+    parser.add_argument("--extend-video", action="store_true")
+    parser.add_argument("--face-threshold", type=int)
+    parser.add_argument("--reframe", action="store_true")
+    parser.add_argument("--align", choices=ALIGN_CHOICES, default="service")
+    parser.add_argument("--make-ref", action="store_true")
+    return parser
+
+
+def read_batch(path: str | os.PathLike[str]) -> list[BatchJob]:
+    """The jobs of a batch file; ``ConfigError`` naming the line for anything malformed."""
+    folder = Path(path).resolve().parent
+    try:
+        handle = open(path, newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the batch file ({exc.strerror or exc})") from None
+    jobs: list[BatchJob] = []
+    with handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in ("video", "audio", "output") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ConfigError(
+                f"{path}: the header lacks {', '.join(missing)} (columns: {', '.join(COLUMNS)})"
+            )
+        parser = _options_parser()
+        for line, row in enumerate(reader, start=2):
+
+            def where(name: str | None, line: int = line) -> str | None:
+                if not name or not name.strip():
+                    return None
+                return (
+                    str((folder / name.strip()).resolve())
+                    if not os.path.isabs(name.strip())
+                    else name.strip()
+                )
+
+            video, audio, output = where(row.get("video")), where(row.get("audio")), where(row.get("output"))
+            if not (video and audio and output):
+                raise ConfigError(f"{path}:{line}: video, audio and output are all needed")
+            try:
+                flags = parser.parse_args(shlex.split(row.get("options") or ""))
+            except (argparse.ArgumentError, ValueError, SystemExit) as exc:
+                raise ConfigError(f"{path}:{line}: bad options {row.get('options')!r} ({exc})") from None
+            jobs.append(
+                BatchJob(
+                    line,
+                    video,
+                    audio,
+                    where(row.get("ref")),
+                    output,
+                    flags.extend_video,
+                    flags.face_threshold,
+                    FixOptions(align=flags.align, reframe=flags.reframe, make_ref=flags.make_ref),
+                )
+            )
+    outputs = [j.output for j in jobs]
+    if len(set(outputs)) != len(outputs):
+        raise ConfigError(f"{path}: two jobs write the same output")
+    return jobs
+
+
+def run_batch(
+    jobs: list[BatchJob],
+    make_client: Callable[[], Client],
+    journal_path: str | os.PathLike[str] | None,
+    *,
+    concurrency: int = 2,
+    force: bool = False,
+    on_line: Callable[[BatchJob, str], None] | None = None,
+) -> list[BatchOutcome]:
+    """Run every job (at most ``concurrency`` at once: the service runs one task at a time
+    anyway, so more only queues); one job's failure never stops the others."""
+
+    def say(job: BatchJob, text: str) -> None:
+        if on_line is not None:
+            on_line(job, text)
+
+    def one(job: BatchJob) -> BatchOutcome:
+        if os.path.exists(job.output) and not force:
+            say(job, "skipped: already done")
+            return BatchOutcome(job, "skipped", "the output exists")
+        say(job, "started")
+        # Each thread its own client and journal connection (SQLite connections stay
+        # in the thread that made them).
+        try:
+            with make_client() as client, Journal(journal_path) as journal:
+                result = prepare_and_retalk(
+                    client,
+                    journal,
+                    job.video,
+                    job.audio,
+                    job.ref,
+                    job.output,
+                    extend_video=job.extend_video,
+                    face_threshold=job.face_threshold,
+                    fix_options=job.fix_options,
+                    force=force,
+                    on_stage=lambda stage: say(job, stage),
+                )
+        except DuplicateJob as exc:
+            say(job, f"skipped: {exc}")
+            return BatchOutcome(job, "skipped", str(exc))
+        except RetalkError as exc:
+            say(job, f"failed: {exc}")
+            status = "refused" if getattr(exc, "finding", None) is not None else "failed"
+            return BatchOutcome(job, status, str(exc))
+        except Exception as exc:  # one job's surprise is that job's failure
+            say(job, f"failed: {type(exc).__name__}: {exc}")
+            return BatchOutcome(job, "failed", f"{type(exc).__name__}: {exc}")
+        if result.ok:
+            say(job, f"done: {result.output}")
+            return BatchOutcome(job, "done", result.output or "", result)
+        status = "refused" if result.job is None else "failed"
+        say(job, f"{status}: {result.error}")
+        return BatchOutcome(job, status, result.error or "", result)
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="retalk-batch") as pool:
+        return list(pool.map(one, jobs))
