@@ -13,13 +13,13 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 from rich.console import Console
 
-from preflight import FixOptions
+from preflight import FixOptions, PreflightError
 from preflight._fix_model import ALIGN_CHOICES
 
 from .. import __version__
@@ -88,21 +88,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@contextmanager
-def _service(args: argparse.Namespace, stack: ExitStack) -> Iterator[tuple[Client, Journal]]:
-    if args.emulator:
-        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="retalk-emulator-")))
-        emulator = stack.enter_context(
-            Emulator(root, api_key=EMULATOR_KEY, faults=Faults(task_seconds=0.5, submit_interval_s=0.0))
-        )
-        client = Client(EMULATOR_KEY, base_url=emulator.base_url, poll=PollPolicy(steps=(0.25,), cap_s=0.5))
-        # The emulator's tasks die with it: their journal does too.
-        journal = Journal(args.journal or root / "journal.sqlite")
-    else:
-        client = Client(base_url=args.base_url)
-        journal = Journal(args.journal)
-    with client, journal:
-        yield client, journal
+def _service(args: argparse.Namespace, stack: ExitStack) -> tuple[Callable[[], Client], str | Path | None]:
+    """How to make a client for this run, and where its journal is: the emulator this
+    command starts (``--emulator``), else the service the options and environment name."""
+    if not args.emulator:
+        Client(base_url=args.base_url).close()  # the key and the URL, checked before any work
+        return (lambda: Client(base_url=args.base_url)), args.journal
+    root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="retalk-emulator-")))
+    emulator = stack.enter_context(
+        Emulator(root, api_key=EMULATOR_KEY, faults=Faults(task_seconds=0.5, submit_interval_s=0.0))
+    )
+    poll = PollPolicy(steps=(0.25,), cap_s=0.5)
+    # The emulator's tasks die with it: their journal does too.
+    journal = args.journal or root / "journal.sqlite"
+    return (lambda: Client(EMULATOR_KEY, base_url=emulator.base_url, poll=poll)), journal
 
 
 def _summary_text(result: PipelineResult, console: Console) -> None:
@@ -141,63 +140,63 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE
     secret = os.environ.get("DASHSCOPE_API_KEY")
-    if args.batch:
-        return _main_batch(args, secret)
-    if not (args.video and args.audio and args.output):
-        print("prep-and-retalk: error: give VIDEO AUDIO -o OUTPUT (or --batch CSV)", file=sys.stderr)
-        return EXIT_USAGE
+    # The one fatal-error path, for a single job and a batch alike.
     try:
-        if args.face_threshold is not None and not 120 <= args.face_threshold <= 200:
-            raise ConfigError(f"--face-threshold {args.face_threshold}: must be 120-200")
-        fix_options = FixOptions(align=args.align, reframe=args.reframe, make_ref=args.make_ref)
-        common = {
-            "work_dir": args.work_dir,
-            "fix": not args.no_fix,
-            "extend_video": args.extend_video,
-            "face_threshold": args.face_threshold,
-            "fix_options": fix_options,
-            "force": args.force,
-        }
-        err = Console(stderr=True, highlight=False)
-        show = args.format == "text" and err.is_terminal
-        if args.dry_run:
-            result = prepare_and_retalk(
-                None, None, args.video, args.audio, args.ref, args.output, dry_run=True, **common
-            )
-        else:
-            with (
-                ExitStack() as stack,
-                _service(args, stack) as (client, journal),
-                _progress(show) as progress,
-            ):
-                result = prepare_and_retalk(
-                    client,
-                    journal,
-                    args.video,
-                    args.audio,
-                    args.ref,
-                    args.output,
-                    events=_events(progress),
-                    on_stage=(lambda name: err.print(f"{name}...")) if show else None,
-                    **common,
-                )
+        return _run_batch(args) if args.batch else _run_one(args)
     except RetalkError as exc:
         print(f"prep-and-retalk: error: {redact(str(exc), secret)}", file=sys.stderr)
         return _status_for(exc)
     except KeyboardInterrupt:
-        print("prep-and-retalk: interrupted; `retalk resume` finishes a submitted job", file=sys.stderr)
+        print("prep-and-retalk: interrupted; `retalk resume` finishes submitted jobs", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception as exc:  # the preflight side raises UsageError for bad paths
-        from preflight import PreflightError
-
-        if isinstance(exc, PreflightError):
-            print(f"prep-and-retalk: error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+    except PreflightError as exc:  # a path that does not exist, a bad option
+        print(f"prep-and-retalk: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:
         print(
             f"prep-and-retalk: internal error: {redact(f'{type(exc).__name__}: {exc}', secret)}",
             file=sys.stderr,
         )
         return EXIT_USAGE
+
+
+def _run_one(args: argparse.Namespace) -> int:
+    if not (args.video and args.audio and args.output):
+        raise ConfigError("give VIDEO AUDIO -o OUTPUT (or --batch CSV)")
+    if args.face_threshold is not None and not 120 <= args.face_threshold <= 200:
+        raise ConfigError(f"--face-threshold {args.face_threshold}: must be 120-200")
+    fix_options = FixOptions(align=args.align, reframe=args.reframe, make_ref=args.make_ref)
+    common = {
+        "work_dir": args.work_dir,
+        "fix": not args.no_fix,
+        "extend_video": args.extend_video,
+        "face_threshold": args.face_threshold,
+        "fix_options": fix_options,
+        "force": args.force,
+    }
+    err = Console(stderr=True, highlight=False)
+    show = args.format == "text" and err.is_terminal
+    if args.dry_run:
+        result = prepare_and_retalk(
+            None, None, args.video, args.audio, args.ref, args.output, dry_run=True, **common
+        )
+    else:
+        with ExitStack() as stack:
+            make_client, journal_path = _service(args, stack)
+            client = stack.enter_context(make_client())
+            journal = stack.enter_context(Journal(journal_path))
+            progress = stack.enter_context(_progress(show))
+            result = prepare_and_retalk(
+                client,
+                journal,
+                args.video,
+                args.audio,
+                args.ref,
+                args.output,
+                events=_events(progress),
+                on_stage=(lambda name: err.print(f"{name}...")) if show else None,
+                **common,
+            )
     if args.format == "json":
         json.dump(result.to_dict(), sys.stdout, indent=2, ensure_ascii=True)
         sys.stdout.write("\n")
@@ -208,47 +207,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_REFUSED if result.job is None else 3
 
 
-def _main_batch(args: argparse.Namespace, secret: str | None) -> int:
+def _run_batch(args: argparse.Namespace) -> int:
     err = Console(stderr=True, highlight=False)
-    try:
-        jobs = read_batch(args.batch)
-        with ExitStack() as stack:
-            if args.emulator:
-                root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="retalk-emulator-")))
-                emulator = stack.enter_context(
-                    Emulator(
-                        root, api_key=EMULATOR_KEY, faults=Faults(task_seconds=0.5, submit_interval_s=0.0)
-                    )
-                )
-                journal_path: str | Path | None = args.journal or root / "journal.sqlite"
-
-                def make_client() -> Client:
-                    poll = PollPolicy(steps=(0.25,), cap_s=0.5)
-                    return Client(EMULATOR_KEY, base_url=emulator.base_url, poll=poll)
-
-            else:
-                journal_path = args.journal
-                Client(base_url=args.base_url).close()  # the key and URL, checked before any work
-
-                def make_client() -> Client:
-                    return Client(base_url=args.base_url)
-
-            outcomes = run_batch(
-                jobs,
-                make_client,
-                journal_path,
-                concurrency=args.jobs,
-                force=args.force,
-                on_line=lambda job, text: err.print(
-                    f"[line {job.line}] {Path(job.output).name}: {text}", markup=False
-                ),
-            )
-    except RetalkError as exc:
-        print(f"prep-and-retalk: error: {redact(str(exc), secret)}", file=sys.stderr)
-        return _status_for(exc)
-    except KeyboardInterrupt:
-        print("prep-and-retalk: interrupted; `retalk resume` finishes submitted jobs", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    jobs = read_batch(args.batch)
+    with ExitStack() as stack:
+        make_client, journal_path = _service(args, stack)
+        outcomes = run_batch(
+            jobs,
+            make_client,
+            journal_path,
+            concurrency=args.jobs,
+            force=args.force,
+            on_line=lambda job, text: err.print(
+                f"[line {job.line}] {Path(job.output).name}: {text}", markup=False
+            ),
+        )
     counts = {
         status: sum(1 for o in outcomes if o.status == status)
         for status in ("done", "skipped", "refused", "failed")
