@@ -246,9 +246,7 @@ def _measure(
     frames = mono[: count * size].reshape(count, size) if count else np.zeros((1, size))
     level = _db((frames**2).mean(axis=1))  # digital zero reads -120 dB
     zero = np.all(frames == 0.0, axis=1)
-    # The quietest tenth of the clip: the room (or the digital silence) between words.
-    floor = float(np.percentile(level, 10))
-    speaking = (level > floor + SPEECH_ABOVE_FLOOR_DB) & (level > SPEECH_MIN_DBFS) & ~zero
+    floor, speaking = _speaking(level, zero)
     ranges = _bridged([(a * FRAME_S, b * FRAME_S) for a, b in _runs(speaking)])
     speech_level = float(np.median(level[speaking])) if speaking.any() else None
     silence = [
@@ -276,6 +274,59 @@ def _measure(
         music_share=None if music is None else float(music[gaps].mean()),
         music_level_db=float(np.median(level[music])) if music is not None and music.any() else None,
     )
+
+
+def _speaking(
+    level: npt.NDArray[np.float64], zero: npt.NDArray[np.bool_]
+) -> tuple[float, npt.NDArray[np.bool_]]:
+    """The noise floor (dBFS) and which frames hold speech."""
+    # The quietest tenth of the clip: the room (or the digital silence) between words.
+    floor = float(np.percentile(level, 10))
+    speaking: npt.NDArray[np.bool_] = (
+        (level > floor + SPEECH_ABOVE_FLOOR_DB) & (level > SPEECH_MIN_DBFS) & ~zero
+    )
+    return floor, speaking
+
+
+def speech_ranges(path: str | os.PathLike[str]) -> tuple[float, tuple[tuple[float, float], ...]]:
+    """The length (s) of the whole voice, however long, and its speech stretches (s), as
+    ``analyse_audio`` finds them; for cutting a long job at pauses. Only frame levels are
+    kept, so an hour of audio takes a few megabytes."""
+    size = int(FRAME_S * ANALYSIS_RATE)
+    levels: list[npt.NDArray[np.float64]] = []
+    zeros: list[npt.NDArray[np.bool_]] = []
+    carry = np.zeros(0)
+    samples = 0
+    with av.open(os.fspath(path)) as container:
+        if not container.streams.audio:
+            return 0.0, ()
+        stream = container.streams.audio[0]
+        layout = stream.layout.name if stream.layout else "mono"
+        speech = av.AudioResampler(format="fltp", layout=layout, rate=ANALYSIS_RATE)
+
+        def add(mono: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+            joined = np.concatenate([carry, mono])
+            whole = len(joined) // size
+            frames = joined[: whole * size].reshape(whole, size)
+            levels.append(_db((frames**2).mean(axis=1)))
+            zeros.append(np.all(frames == 0.0, axis=1))
+            rest: npt.NDArray[np.float64] = joined[whole * size :]
+            return rest
+
+        for frame in container.decode(stream):
+            for converted in speech.resample(frame):
+                mono = converted.to_ndarray().astype(np.float64).mean(axis=0)
+                samples += len(mono)
+                carry = add(mono)
+        for converted in speech.resample(None):
+            mono = converted.to_ndarray().astype(np.float64).mean(axis=0)
+            samples += len(mono)
+            carry = add(mono)
+    if not levels or not sum(len(x) for x in levels):
+        return samples / ANALYSIS_RATE, ()
+    _, speaking = _speaking(np.concatenate(levels), np.concatenate(zeros))
+    ranges = _bridged([(a * FRAME_S, b * FRAME_S) for a, b in _runs(speaking)])
+    return samples / ANALYSIS_RATE, tuple(ranges)
 
 
 def _dilated(mask: npt.NDArray[np.bool_], reach: int) -> npt.NDArray[np.bool_]:

@@ -54,8 +54,8 @@ def _length(report: FileReport | None) -> float | None:
     return info.duration
 
 
-def _clamp(seconds: float) -> float:
-    return min(max(seconds, limits.MIN_DURATION_S), limits.MAX_DURATION_S)
+def _clamp(seconds: float, longest: float | None) -> float:
+    return min(max(seconds, limits.MIN_DURATION_S), longest if longest is not None else float("inf"))
 
 
 def _align(video: FileReport | None, audio: FileReport | None, options: FixOptions) -> _Lengths:
@@ -74,17 +74,17 @@ def _align(video: FileReport | None, audio: FileReport | None, options: FixOptio
             )
         )
     if options.align == "trim":
-        target = _clamp(min(video_s, audio_s))
+        target = _clamp(min(video_s, audio_s), options.max_duration_s)
         return _Lengths(
             target, target, Action("align", f"both trimmed to {target:.2f} s", ("Pair.DurationMismatch",))
         )
     if options.align == "extend":
-        target = _clamp(audio_s)
+        target = _clamp(audio_s, options.max_duration_s)
         return _Lengths(
             video=target,
             note=Action("align", f"video fitted to the voice's {target:.2f} s", ("Pair.DurationMismatch",)),
         )
-    target = _clamp(video_s)
+    target = _clamp(video_s, options.max_duration_s)
     return _Lengths(
         audio=target,
         note=Action("align", f"voice fitted to the video's {target:.2f} s", ("Pair.DurationMismatch",)),

@@ -21,6 +21,7 @@ containers do.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -111,6 +112,8 @@ class AudioPlan:
     true_peak_dbtp: float = 0.0
     #: How long the input is expected to be (s), for progress.
     source_duration: float | None = None
+    #: The longest voice written; None keeps any length (a job sent in parts).
+    max_length_s: float | None = limits.MAX_DURATION_S
 
 
 # --------------------------------------------------------------------------- planning
@@ -133,7 +136,7 @@ def plan_audio(report: FileReport, options: FixOptions, *, duration: float | Non
     speech = report.speech
 
     changes: list[Action] = []  # steps on the samples; any of them means decoding
-    length_s = _target_length(source_s, duration, rate)
+    length_s = _target_length(source_s, duration, rate, options.max_duration_s)
     if length_s is not None and source_s is not None:
         verb = "trim" if length_s < source_s else "pad"
         why = ("InvalidFile.Duration",) if "InvalidFile.Duration" in codes else ()
@@ -193,12 +196,15 @@ def plan_audio(report: FileReport, options: FixOptions, *, duration: float | Non
         loudness_lufs=options.target_lufs if any(a.name == "loudnorm" for a in changes) else None,
         true_peak_dbtp=options.true_peak_dbtp,
         source_duration=source_s,
+        max_length_s=options.max_duration_s,
     )
 
 
-def _target_length(source_s: float | None, duration: float | None, rate: int) -> float | None:
-    """The output length when it must change, else None."""
-    low, high = limits.MIN_DURATION_S, limits.MAX_DURATION_S
+def _target_length(
+    source_s: float | None, duration: float | None, rate: int, longest: float | None
+) -> float | None:
+    """The output length when it must change, else None (``longest``: None for no limit)."""
+    low, high = limits.MIN_DURATION_S, longest if longest is not None else float("inf")
     if duration is not None:
         wanted = min(max(duration, low), high)  # never ask for a length the service refuses
         within_a_sample = source_s is not None and abs(source_s - wanted) * max(rate, 1) < 1.0
@@ -339,7 +345,8 @@ def _encode(plan: AudioPlan, source: str, target: Path, on_progress: Callable[[f
     rate = plan.sample_rate
     wanted = round(plan.length_s * rate) if plan.length_s is not None else None
     # Enough for the output, never much more than the service takes.
-    bound = (plan.length_s or limits.MAX_DURATION_S) + DECODE_MARGIN_S
+    longest = plan.length_s or plan.max_length_s
+    bound = longest + DECODE_MARGIN_S if longest is not None else float("inf")
     planes, _ = _decode(
         source, plan.stream_index, rate, bound, plan.source_duration, on_progress, plan.channels
     )
@@ -352,7 +359,7 @@ def _encode(plan: AudioPlan, source: str, target: Path, on_progress: Callable[[f
         planes = planes * (MIX_PEAK / peak)
     if plan.denoise:
         planes = denoise(planes, rate)
-    cap = math.floor(limits.MAX_DURATION_S * rate)
+    cap = math.floor(plan.max_length_s * rate) if plan.max_length_s is not None else planes.shape[1]
     wanted = min(wanted, cap) if wanted is not None else min(planes.shape[1], cap)
     planes = _fit_length(planes, rate, wanted)
     if plan.loudness_lufs is not None:
@@ -377,7 +384,8 @@ def _decode(
         out_rate = rate or stream.codec_context.sample_rate
         layout = "mono" if channels == "mix" and (stream.channels or 1) > 2 else None
         resampler = av.AudioResampler(format="fltp", layout=layout, rate=out_rate)
-        limit = math.ceil(max_s * out_rate)
+        # No bound for a voice kept whole (a job sent in parts).
+        limit = math.ceil(max_s * out_rate) if math.isfinite(max_s) else sys.maxsize
         blocks: list[npt.NDArray[Any]] = []
         have = 0
         shown = 0.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from . import limits
 from ._models import CheckReport, Finding, JobReport, Role
 
 #: How to make voice and video the same length (see ``FixOptions.align``).
@@ -60,6 +61,9 @@ class FixOptions:
     #: x264/x265 speed preset and quality (constant rate factor) of a re-encode.
     preset: str = "medium"
     crf: int = 18
+    #: The longest video or voice the fixer writes; None keeps any length (a long job that
+    #: is sent in parts, ``prep-and-retalk --split``).
+    max_duration_s: float | None = limits.MAX_DURATION_S
 
 
 @dataclass(frozen=True)

@@ -379,8 +379,13 @@ def plan_video(report: FileReport, options: FixOptions, *, duration: float | Non
                     ("Pair.DurationMismatch",),
                 )
             )
-    elif "InvalidFile.Duration" in codes and shown is not None and shown > limits.MAX_DURATION_S:
-        trim_to = limits.MAX_DURATION_S
+    elif (
+        "InvalidFile.Duration" in codes
+        and shown is not None
+        and options.max_duration_s is not None
+        and shown > options.max_duration_s
+    ):
+        trim_to = options.max_duration_s
         actions.append(Action("trim", f"{shown:.2f} s -> {trim_to:.0f} s", ("InvalidFile.Duration",)))
     elif "InvalidFile.Duration" in codes and shown is not None and shown < limits.MIN_DURATION_S:
         pad_to = limits.MIN_DURATION_S

@@ -1,0 +1,754 @@
+"""A job longer than the service takes, cut into parts it does take, and the lip-synced
+parts joined back into one video.
+
+Voice and video are cut at the same instants: in pauses of the speech (never inside a
+word), on video frame boundaries, so both halves of a part last the same. Each part is
+sent as its own task. The joined result has the parts' pictures end to end, each placed
+at the frame it was cut at, under the whole voice encoded once: the sound runs on across
+the joins without a seam, and the picture cannot drift from it.
+
+The video is cut by copying packets when every cut falls on a clean keyframe (the
+planner prefers pauses that hold one); otherwise each part is encoded (x264, the
+fixer's quality). The results are joined by copying packets when they fit together,
+else by encoding once.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import itertools
+import math
+import os
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+from av.video.frame import PictureType
+
+from . import limits
+from ._atomic import atomic_output
+from ._audio_analysis import speech_ranges
+from ._exceptions import PreflightError
+from ._frames import Prefetch
+
+#: The longest part: a second under the service's limit, for its own rounding.
+MAX_PART_S = limits.MAX_DURATION_S - 1.0
+#: The shortest part: a second over the service's minimum.
+MIN_PART_S = limits.MIN_DURATION_S + 1.0
+#: A cut keeps at least this far from speech.
+CUT_MARGIN_S = 0.06
+#: Pauses this long or longer are good places to cut; shorter ones only when needed.
+GOOD_PAUSE_S = 0.6
+#: The joined voice: AAC at this rate (transparent for speech).
+JOIN_AUDIO_BIT_RATE = 192_000
+PIXEL_FORMAT = "yuv420p"
+
+Progress = Callable[[float], None]
+
+
+class SplitError(PreflightError):
+    """The job cannot be cut into parts the service takes (no pause where one is needed,
+    a video without a steady frame rate)."""
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part: video frames ``[start_frame, end_frame)`` and the voice from ``start_s``
+    to ``end_s`` (the same span, except that the last part's voice may run past its video
+    when the service is asked to extend it)."""
+
+    index: int
+    start_frame: int
+    end_frame: int
+    start_s: float
+    end_s: float
+    #: The pause (s) the part's end was cut in (None for the last part).
+    pause: tuple[float, float] | None = None
+
+    @property
+    def frames(self) -> int:
+        return self.end_frame - self.start_frame
+
+    @property
+    def seconds(self) -> float:
+        return self.end_s - self.start_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "start_frame": self.start_frame,
+            "end_frame": self.end_frame,
+            "start_s": self.start_s,
+            "end_s": self.end_s,
+            "pause": list(self.pause) if self.pause is not None else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Part:
+        pause = data.get("pause")
+        return cls(
+            int(data["index"]),
+            int(data["start_frame"]),
+            int(data["end_frame"]),
+            float(data["start_s"]),
+            float(data["end_s"]),
+            (float(pause[0]), float(pause[1])) if pause else None,
+        )
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """Where a long job is cut."""
+
+    fps: Fraction
+    #: Length (s) of the joined result: the shorter input, or the voice when extended.
+    length_s: float
+    parts: tuple[Part, ...]
+    #: Every cut falls on a clean keyframe: the video parts are packet copies.
+    copy: bool
+    #: The last part's video is extended by the service to its voice.
+    extend: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fps": [self.fps.numerator, self.fps.denominator],
+            "length_s": self.length_s,
+            "copy": self.copy,
+            "extend": self.extend,
+            "parts": [p.to_dict() for p in self.parts],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SplitPlan:
+        num, den = data["fps"]
+        return cls(
+            Fraction(int(num), int(den)),
+            float(data["length_s"]),
+            tuple(Part.from_dict(p) for p in data["parts"]),
+            bool(data["copy"]),
+            bool(data.get("extend", False)),
+        )
+
+
+# --------------------------------------------------------------------------- planning
+@dataclass(frozen=True)
+class _Timeline:
+    """The video's frames as the demuxer lists them (no decoding)."""
+
+    fps: Fraction
+    frames: int
+    #: Frames a part can start at when packets are copied: keyframes that no packet
+    #: decoded before shows after, and none decoded after shows before.
+    clean: frozenset[int]
+    copyable: bool
+
+
+def _timeline(path: str) -> _Timeline:
+    with av.open(path) as container:
+        if not container.streams.video:
+            raise SplitError(f"{path}: no video stream to cut")
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        if not rate:
+            raise SplitError(f"{path}: the video's frame rate is unknown; it cannot be cut into parts")
+        fps = Fraction(rate)
+        entries = [
+            (int(p.pts), bool(p.is_keyframe))
+            for p in container.demux(stream)
+            if p.dts is not None and p.pts is not None
+        ]
+        time_base = stream.time_base or Fraction(1, 90000)
+        copyable = stream.codec_context.name in limits.VIDEO_CODECS and container.format.name in (
+            limits.VIDEO_CONTAINERS
+        )
+    if not entries:
+        raise SplitError(f"{path}: the video has no frames with timestamps; it cannot be cut")
+    shown = sorted(pts for pts, _ in entries)
+    first = shown[0]
+    # A part's length is its frame count over the rate: the frames must come evenly.
+    worst = max(abs(float((pts - first) * time_base) - i / float(fps)) for i, pts in enumerate(shown))
+    if worst > 0.5 / float(fps):
+        raise SplitError(
+            f"{path}: the frame rate is not constant (a frame is {worst * 1000:.0f} ms off the "
+            f"{float(fps):.3f} fps grid); fix the video first (preflight fix makes it constant)"
+        )
+    rank = {pts: i for i, pts in enumerate(shown)}
+    # Clean keyframe at decode position k: every earlier packet shows before it, every
+    # later one at or after it (no open-GOP leading pictures across the cut).
+    count = len(entries)
+    before_max = [-math.inf] * count
+    running = -math.inf
+    for k, (pts, _) in enumerate(entries):
+        before_max[k] = running
+        running = max(running, pts)
+    after_min = [math.inf] * count
+    running = math.inf
+    for k in range(count - 1, -1, -1):
+        running = min(running, entries[k][0])
+        after_min[k] = running
+    clean = frozenset(
+        rank[pts]
+        for k, (pts, key) in enumerate(entries)
+        if key and before_max[k] < pts and after_min[k] == pts
+    )
+    return _Timeline(fps, len(shown), clean, copyable)
+
+
+@dataclass(frozen=True)
+class _Cut:
+    frame: int
+    seconds: float
+    clean: bool
+    pause: tuple[float, float]
+
+
+def _candidates(pauses: Sequence[tuple[float, float]], timeline: _Timeline, before_s: float) -> list[_Cut]:
+    """Places to cut: in each pause, the frame nearest its middle and the clean keyframe
+    nearest its middle (they are often the same), all before ``before_s``."""
+    fps = float(timeline.fps)
+    cuts: dict[int, _Cut] = {}
+    for start, stop in pauses:
+        first = math.ceil((start + CUT_MARGIN_S) * fps)
+        last = math.floor((stop - CUT_MARGIN_S) * fps)
+        last = min(last, math.ceil(before_s * fps) - 1)
+        if first > last or first <= 0:
+            continue
+        middle = (start + stop) / 2 * fps
+        nearest = min(max(round(middle), first), last)
+        cuts[nearest] = _Cut(nearest, nearest / fps, nearest in timeline.clean, (start, stop))
+        keys = [f for f in range(first, last + 1) if f in timeline.clean]
+        if keys:
+            key = min(keys, key=lambda f: abs(f - middle))
+            cuts[key] = _Cut(key, key / fps, True, (start, stop))
+    return [cuts[f] for f in sorted(cuts)]
+
+
+def _choose(
+    cuts: list[_Cut], end_s: float, video_end_s: float, max_part_s: float, prefer_clean: bool
+) -> list[_Cut] | None:
+    """The cuts that make the fewest parts; among those, the most clean keyframes (when
+    ``prefer_clean``), then the longest pauses and the most even parts. None when no set
+    of cuts keeps every part within limits."""
+    count = math.ceil(end_s / max_part_s)
+    even = end_s / count
+    times = [0.0] + [c.seconds for c in cuts]
+    Cost = tuple[int, int, float]
+    best: list[Cost | None] = [None] * (len(cuts) + 1)
+    back: list[int] = [-1] * (len(cuts) + 1)
+    best[0] = (0, 0, 0.0)
+
+    def shape(length: float) -> float:
+        return ((length - even) / even) ** 2
+
+    for j, cut in enumerate(cuts, start=1):
+        lo = bisect.bisect_left(times, cut.seconds - max_part_s, 0, j)
+        hi = bisect.bisect_right(times, cut.seconds - MIN_PART_S, 0, j)
+        short = max(0.0, GOOD_PAUSE_S - (cut.pause[1] - cut.pause[0])) / GOOD_PAUSE_S
+        for i in range(lo, hi):
+            before = best[i]
+            if before is None:
+                continue
+            cost = (
+                before[0] + 1,
+                before[1] + (0 if cut.clean or not prefer_clean else 1),
+                before[2] + short + shape(cut.seconds - times[i]),
+            )
+            current = best[j]
+            if current is None or cost < current:
+                best[j], back[j] = cost, i
+    final: Cost | None = None
+    last = -1
+    for i, start in enumerate(times):
+        before = best[i]
+        if before is None or end_s - start > max_part_s:
+            continue
+        if end_s - start < MIN_PART_S or video_end_s - start < MIN_PART_S:
+            continue
+        cost = (before[0] + 1, before[1], before[2] + shape(end_s - start))
+        if final is None or cost < final:
+            final, last = cost, i
+    if final is None:
+        return None
+    chosen: list[_Cut] = []
+    while last > 0:
+        chosen.append(cuts[last - 1])
+        last = back[last]
+    return chosen[::-1]
+
+
+def _no_way_to_cut(cuts: list[_Cut], end_s: float, max_part_s: float) -> str:
+    times = [0.0] + [c.seconds for c in cuts] + [end_s]
+    for a, b in itertools.pairwise(times):
+        if b - a > max_part_s:
+            return (
+                f"the speech runs from {a:.1f} s to {b:.1f} s without a pause to cut at (a part "
+                f"may last at most {max_part_s:.0f} s, and a cut never falls inside a word)"
+            )
+    return (
+        f"no set of cuts at the pauses gives parts of {MIN_PART_S:.0f}-{max_part_s:.0f} s over {end_s:.1f} s"
+    )
+
+
+def plan_split(
+    video: str | os.PathLike[str],
+    audio: str | os.PathLike[str],
+    *,
+    extend: bool = False,
+    max_part_s: float = MAX_PART_S,
+) -> SplitPlan:
+    """Where to cut ``video`` and ``audio`` (ready for the service but for their length)
+    into parts of at most ``max_part_s``. A job that fits is one part. ``extend``: the
+    service extends the video to a longer voice (``video_extension``), so the result
+    lasts as long as the voice."""
+    if not MIN_PART_S < max_part_s <= limits.MAX_DURATION_S:
+        raise SplitError(f"a part must last {MIN_PART_S:.0f}-{limits.MAX_DURATION_S:.0f} s")
+    timeline = _timeline(os.fspath(video))
+    audio_s, speech = speech_ranges(audio)
+    if audio_s <= 0:
+        raise SplitError(f"{os.fspath(audio)}: no audio could be decoded")
+    fps = timeline.fps
+    video_s = timeline.frames / float(fps)
+    length = audio_s if extend and audio_s > video_s else min(video_s, audio_s)
+    # The voice's own last instant bounds a cut as much as the picture's.
+    if length <= max_part_s:
+        end_frame = min(timeline.frames, math.ceil(length * float(fps) - 1e-9))
+        only = Part(0, 0, end_frame, 0.0, length)
+        return SplitPlan(fps, length, (only,), copy=True, extend=extend)
+    pauses = [(a[1], b[0]) for a, b in itertools.pairwise(speech)]
+    # Silence before the first word and after the last is a pause too.
+    if speech:
+        pauses = [(0.0, speech[0][0]), *pauses, (speech[-1][1], audio_s)]
+    else:
+        pauses = [(0.0, audio_s)]
+    cuts = _candidates(pauses, timeline, min(video_s, length))
+    chosen = _choose(cuts, length, video_s, max_part_s, prefer_clean=timeline.copyable)
+    if chosen is None:
+        raise SplitError(_no_way_to_cut(cuts, length, max_part_s))
+    copy = timeline.copyable and all(c.clean for c in chosen)
+    if not copy and timeline.copyable:
+        # Encoded anyway: pick the best pauses, keyframes or not.
+        chosen = _choose(cuts, length, video_s, max_part_s, prefer_clean=False) or chosen
+    parts: list[Part] = []
+    starts = [0, *(c.frame for c in chosen)]
+    for index, start in enumerate(starts):
+        last = index == len(starts) - 1
+        if last:
+            end_frame = min(timeline.frames, math.ceil(length * float(fps) - 1e-9))
+            end_s, pause = length, None
+        else:
+            end_frame = chosen[index].frame
+            end_s, pause = chosen[index].seconds, chosen[index].pause
+        parts.append(Part(index, start, end_frame, start / float(fps), end_s, pause))
+    return SplitPlan(fps, length, tuple(parts), copy=copy, extend=extend)
+
+
+# --------------------------------------------------------------------------- cutting
+@dataclass(frozen=True)
+class PartFiles:
+    video: str
+    audio: str
+
+
+def part_names(folder: str | os.PathLike[str], count: int) -> list[PartFiles]:
+    """Where the parts go: ``part-01.mp4`` and ``part-01.wav``..."""
+    width = max(2, len(str(count)))
+    base = Path(folder)
+    return [
+        PartFiles(str(base / f"part-{i + 1:0{width}d}.mp4"), str(base / f"part-{i + 1:0{width}d}.wav"))
+        for i in range(count)
+    ]
+
+
+def write_parts(
+    video: str | os.PathLike[str],
+    audio: str | os.PathLike[str],
+    plan: SplitPlan,
+    folder: str | os.PathLike[str],
+    *,
+    preset: str = "medium",
+    crf: int = 18,
+    on_progress: Progress | None = None,
+) -> list[PartFiles]:
+    """Write each part's video (MP4, no sound) and voice (16-bit WAV) into ``folder``;
+    every file appears whole under its name or not at all."""
+    os.makedirs(folder, exist_ok=True)
+    names = part_names(folder, len(plan.parts))
+    total = max(1, sum(p.frames for p in plan.parts))
+
+    def video_progress(frames: float) -> None:
+        if on_progress is not None:
+            on_progress(0.9 * min(1.0, frames / total))
+
+    if plan.copy:
+        _copy_video_parts(os.fspath(video), plan, names, video_progress)
+    else:
+        _encode_video_parts(os.fspath(video), plan, names, preset, crf, video_progress)
+    _write_audio_parts(os.fspath(audio), plan, names)
+    if on_progress is not None:
+        on_progress(1.0)
+    return names
+
+
+def _open_mp4(target: Path) -> Any:
+    return av.open(str(target), "w", format="mp4", options={"movflags": "+faststart"})
+
+
+def _copy_video_parts(source: str, plan: SplitPlan, names: list[PartFiles], progress: Progress) -> None:
+    with av.open(source) as inp:
+        vin = inp.streams.video[0]
+        packets = [p for p in inp.demux(vin) if p.dts is not None and p.pts is not None]
+        shown = sorted(int(p.pts) for p in packets)
+        rank = {pts: i for i, pts in enumerate(shown)}
+        for part, name in zip(plan.parts, names, strict=True):
+            mine = [p for p in packets if part.start_frame <= rank[int(p.pts)] < part.end_frame]
+            if not mine or rank[int(mine[0].pts)] != part.start_frame or not mine[0].is_keyframe:
+                raise SplitError(f"{source}: part {part.index + 1} does not start on a keyframe")
+            # Timestamps from the part's first frame: it shows at 0.
+            offset = shown[part.start_frame] - shown[0]
+            with atomic_output(name.video) as temporary, _open_mp4(temporary) as out:
+                vout = out.add_stream_from_template(vin)
+                for packet in mine:
+                    packet.pts -= offset
+                    packet.dts -= offset
+                    packet.stream = vout
+                    out.mux(packet)
+            progress(part.end_frame)
+
+
+def _decoded_frames(source: str) -> Generator[Any, None, None]:
+    with av.open(source) as inp:
+        vin = inp.streams.video[0]
+        vin.thread_type = "AUTO"
+        yield from inp.decode(vin)
+
+
+def _encode_video_parts(
+    source: str, plan: SplitPlan, names: list[PartFiles], preset: str, crf: int, progress: Progress
+) -> None:
+    """Decode once, encode each part from its first frame (a keyframe by construction)."""
+    fps = plan.fps
+    frame_time_base = 1 / fps
+    part_index = 0
+    out: Any = None
+    vout: Any = None
+    # Leaving the stack closes the part's file, then renames it (or, on an error,
+    # removes it): the container is entered after its temporary name.
+    with Prefetch(_decoded_frames(source), depth=8) as frames, ExitStack() as part_files:
+
+        def finish_part() -> None:
+            nonlocal out, vout
+            if out is not None:
+                for packet in vout.encode(None):
+                    out.mux(packet)
+                part_files.close()
+                out = vout = None
+
+        for number, frame in enumerate(frames):
+            while part_index < len(plan.parts) and number >= plan.parts[part_index].end_frame:
+                finish_part()
+                progress(number)
+                part_index += 1
+            if part_index >= len(plan.parts):
+                break
+            part = plan.parts[part_index]
+            if out is None:
+                temporary = part_files.enter_context(atomic_output(names[part_index].video))
+                out = part_files.enter_context(_open_mp4(temporary))
+                vout = out.add_stream("libx264", rate=fps)
+                vout.width, vout.height = frame.width, frame.height
+                vout.pix_fmt = PIXEL_FORMAT
+                vout.thread_type = "AUTO"  # x264's frame threads (see _fix_video)
+                vout.time_base = frame_time_base
+                vout.options = {"preset": preset, "crf": str(crf)}
+            picture = frame.reformat(format=PIXEL_FORMAT) if frame.format.name != PIXEL_FORMAT else frame
+            picture.pts = number - part.start_frame
+            picture.time_base = frame_time_base
+            picture.pict_type = PictureType.NONE  # the encoder chooses (its first is a keyframe)
+            for packet in vout.encode(picture):
+                out.mux(packet)
+        finish_part()
+    if part_index < len(plan.parts) - 1:
+        raise SplitError(f"{source}: the video ended before part {part_index + 2} of {len(plan.parts)}")
+    progress(sum(p.frames for p in plan.parts))
+
+
+def _pcm_frames(source: str) -> tuple[int, str, Iterator[np.ndarray]]:
+    """The voice as interleaved 16-bit blocks (one row), with its rate and layout."""
+    container = av.open(source)
+    stream = container.streams.audio[0]
+    rate = stream.codec_context.sample_rate
+    # By count: a WAV without a channel mask names its layout "1 channels", which AAC refuses.
+    layout = "stereo" if stream.channels == 2 else "mono"
+    resampler = av.AudioResampler(format="s16", layout=layout, rate=rate)
+
+    def blocks() -> Iterator[np.ndarray]:
+        try:
+            for frame in container.decode(stream):
+                for converted in resampler.resample(frame):
+                    yield converted.to_ndarray()
+            for converted in resampler.resample(None):
+                yield converted.to_ndarray()
+        finally:
+            container.close()
+
+    return rate, layout, blocks()
+
+
+def _write_audio_parts(source: str, plan: SplitPlan, names: list[PartFiles]) -> None:
+    rate, layout, blocks = _pcm_frames(source)
+    channels = 2 if layout == "stereo" else 1
+    bounds = [(round(p.start_s * rate), round(p.end_s * rate)) for p in plan.parts]
+    pending = np.zeros((1, 0), dtype=np.int16)
+    position = 0  # samples before ``pending``
+    for (first, last), name in zip(bounds, names, strict=True):
+        with atomic_output(name.audio) as temporary:
+            with av.open(str(temporary), "w", format="wav") as out:
+                aout = out.add_stream("pcm_s16le", rate=rate, layout=layout)
+                written = first
+                while written < last:
+                    if position + pending.shape[1] // channels <= written:
+                        try:
+                            block = next(blocks)
+                        except StopIteration:
+                            break
+                        position += pending.shape[1] // channels
+                        pending = block
+                        continue
+                    begin = (written - position) * channels
+                    stop = (min(last, position + pending.shape[1] // channels) - position) * channels
+                    chunk = np.ascontiguousarray(pending[:, begin:stop])
+                    frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout=layout)
+                    frame.sample_rate = rate
+                    frame.pts = written - first
+                    for packet in aout.encode(frame):
+                        out.mux(packet)
+                    written += chunk.shape[1] // channels
+                for packet in aout.encode(None):
+                    out.mux(packet)
+    for _ in blocks:  # closes the input
+        pass
+
+
+# --------------------------------------------------------------------------- joining
+@dataclass(frozen=True)
+class JoinReport:
+    #: ``copy``: the results' packets end to end; ``encode``: decoded and encoded once.
+    video: str
+    frames: int
+    length_s: float
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Result:
+    path: str
+    codec: str
+    width: int
+    height: int
+    extradata: bytes | None
+    time_base: Fraction
+    fps: Fraction | None
+    packets: int
+
+
+def _describe(path: str) -> _Result:
+    with av.open(path) as container:
+        if not container.streams.video:
+            raise SplitError(f"{path}: the result has no video")
+        stream = container.streams.video[0]
+        count = sum(1 for p in container.demux(stream) if p.dts is not None)
+        ctx = stream.codec_context
+        return _Result(
+            path,
+            ctx.name,
+            ctx.width,
+            ctx.height,
+            bytes(ctx.extradata) if ctx.extradata else None,
+            stream.time_base or Fraction(1, 90000),
+            Fraction(stream.average_rate) if stream.average_rate else None,
+            count,
+        )
+
+
+def join_parts(
+    results: Sequence[str | os.PathLike[str]],
+    audio: str | os.PathLike[str],
+    plan: SplitPlan,
+    output: str | os.PathLike[str],
+    *,
+    preset: str = "medium",
+    crf: int = 18,
+    on_progress: Progress | None = None,
+) -> JoinReport:
+    """Join the lip-synced parts into ``output`` (MP4): each part's picture from the frame
+    it was cut at, under ``audio`` (the whole voice that was sent) encoded once."""
+    if len(results) != len(plan.parts):
+        raise SplitError(f"{len(results)} results for {len(plan.parts)} parts")
+    described = [_describe(os.fspath(r)) for r in results]
+    notes: list[str] = []
+    reason = _why_not_copy(described, plan)
+    voice_s = plan.length_s
+    with (
+        av.open(described[0].path) as template,
+        atomic_output(output) as temporary,
+        _open_mp4(temporary) as out,
+    ):
+        if reason is None:
+            vout = out.add_stream_from_template(template.streams.video[0])
+            vout.time_base = described[0].time_base
+            video_packets = _copied_packets(described, plan, vout)
+            frames = sum(d.packets for d in described)
+            how = "copy"
+        else:
+            notes.append(f"the results were joined by encoding: {reason}")
+            vout = out.add_stream("libx264", rate=plan.fps)
+            vout.width, vout.height = described[0].width, described[0].height
+            vout.pix_fmt = PIXEL_FORMAT
+            vout.thread_type = "AUTO"
+            vout.time_base = 1 / plan.fps
+            vout.options = {"preset": preset, "crf": str(crf)}
+            counted = [0]
+            video_packets = _encoded_packets(described, plan, vout, counted, notes)
+            how = "encode"
+        aout, audio_packets = _voice_packets(os.fspath(audio), out, voice_s)
+        total = voice_s or 1.0
+
+        def when(packet: Any) -> float:
+            return float(packet.dts * packet.time_base) if packet.dts is not None else 0.0
+
+        shown = 0.0
+        for packet in heapq.merge(video_packets, audio_packets, key=when):
+            moment = when(packet)
+            out.mux(packet)
+            if on_progress is not None and moment - shown > 1.0:
+                shown = moment
+                on_progress(min(1.0, moment / total))
+        del aout
+        if how == "encode":
+            frames = counted[0]
+    if on_progress is not None:
+        on_progress(1.0)
+    return JoinReport(how, frames, voice_s, tuple(notes))
+
+
+def _why_not_copy(described: list[_Result], plan: SplitPlan) -> str | None:
+    first = described[0]
+    for part, result in zip(plan.parts, described, strict=True):
+        name = f"part {part.index + 1}"
+        if result.codec not in limits.VIDEO_CODECS:
+            return f"{name} is {result.codec}"
+        if (result.codec, result.width, result.height, result.extradata) != (
+            first.codec,
+            first.width,
+            first.height,
+            first.extradata,
+        ):
+            return f"{name} is encoded differently from part 1"
+        if result.fps is None or abs(float(result.fps) - float(plan.fps)) > 0.01:
+            return f"{name} has {float(result.fps or 0):.3f} fps, not {float(plan.fps):.3f}"
+        last_extended = plan.extend and part.index == len(plan.parts) - 1
+        if result.packets != part.frames and not last_extended:
+            return f"{name} has {result.packets} frames, not the {part.frames} it was sent with"
+    return None
+
+
+def _copied_packets(described: list[_Result], plan: SplitPlan, vout: Any) -> Iterator[Any]:
+    """Every result's packets, shifted to the instant its part starts at."""
+    time_base = described[0].time_base
+    last_dts: int | None = None
+    for part, result in zip(plan.parts, described, strict=True):
+        with av.open(result.path) as container:
+            stream = container.streams.video[0]
+            scale = Fraction(stream.time_base) / time_base
+            packets = [p for p in container.demux(stream) if p.dts is not None and p.pts is not None]
+            first = min(int(p.pts) for p in packets)
+            offset = round(Fraction(part.start_frame) / plan.fps / time_base)
+            for packet in packets:
+                pts = round((int(packet.pts) - first) * scale) + offset
+                dts = round((int(packet.dts) - first) * scale) + offset
+                if last_dts is not None and dts <= last_dts:
+                    dts = last_dts + 1  # B-frame delay of a part that starts a frame early
+                if dts > pts:
+                    raise SplitError(f"{result.path}: its timestamps cannot be joined by copying")
+                last_dts = dts
+                packet.pts, packet.dts = pts, dts
+                packet.stream = vout
+                packet.time_base = time_base
+                yield packet
+
+
+def _encoded_packets(
+    described: list[_Result], plan: SplitPlan, vout: Any, counted: list[int], notes: list[str]
+) -> Iterator[Any]:
+    """Each output frame from the part that covers it: the result frame shown at that
+    instant, the last one held if a result is short, extra ones dropped."""
+    fps = plan.fps
+    step = 1 / float(fps)
+    size = (described[0].width, described[0].height)
+    index = 0
+    for number, (part, result) in enumerate(zip(plan.parts, described, strict=True)):
+        last = number == len(plan.parts) - 1
+        wanted = part.frames
+        if last and plan.extend:
+            wanted = max(part.frames, round((plan.length_s - part.start_s) * float(fps)))
+        held = 0
+        with av.open(result.path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            decoded = (f for f in container.decode(stream) if f.time is not None)
+            current = next(decoded, None)
+            if current is None:
+                raise SplitError(f"{result.path}: no picture could be decoded")
+            start = float(current.time)
+            upcoming = next(decoded, None)
+            for k in range(wanted):
+                moment = start + k * step + step / 2
+                while upcoming is not None and float(upcoming.time) <= moment:
+                    current, upcoming = upcoming, next(decoded, None)
+                if upcoming is None and float(current.time) + step < start + k * step:
+                    held += 1
+                picture = current.reformat(width=size[0], height=size[1], format=PIXEL_FORMAT)
+                picture.pts = index
+                picture.time_base = 1 / fps
+                picture.pict_type = PictureType.NONE
+                index += 1
+                yield from vout.encode(picture)
+        if held:
+            notes.append(f"part {part.index + 1}: the result was {held} frame(s) short; its last was held")
+    counted[0] = index
+    yield from vout.encode(None)
+
+
+def _voice_packets(source: str, out: Any, length_s: float) -> tuple[Any, Iterator[Any]]:
+    """The whole voice, cut at ``length_s``, as AAC packets (one encode: no seams)."""
+    rate, layout, blocks = _pcm_frames(source)
+    aout = out.add_stream("aac", rate=rate, layout=layout)
+    aout.bit_rate = JOIN_AUDIO_BIT_RATE
+    # FFmpeg's default coder (two-loop search) takes 8x longer on speech for no audible gain
+    # at this rate.
+    aout.options = {"aac_coder": "fast"}
+    channels = 2 if layout == "stereo" else 1
+    budget = round(length_s * rate)
+
+    def packets() -> Iterator[Any]:
+        written = 0
+        for block in blocks:
+            take = min(block.shape[1] // channels, budget - written)
+            if take <= 0:
+                continue  # drain the input (it closes when the blocks end)
+            chunk = np.ascontiguousarray(block[:, : take * channels])
+            frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout=layout)
+            frame.sample_rate = rate
+            frame.pts = written
+            frame.time_base = Fraction(1, rate)
+            written += take
+            yield from aout.encode(frame)
+        yield from aout.encode(None)
+
+    return aout, packets()
