@@ -706,12 +706,16 @@ def _encoded_packets(
             if current is None:
                 raise SplitError(f"{result.path}: no picture could be decoded")
             start = float(current.time)
+            # Read before the frame is re-stamped below (reformat may return it unchanged).
+            shown = start
             upcoming = next(decoded, None)
             for k in range(wanted):
                 moment = start + k * step + step / 2
                 while upcoming is not None and float(upcoming.time) <= moment:
                     current, upcoming = upcoming, next(decoded, None)
-                if upcoming is None and float(current.time) + step < start + k * step:
+                    shown = float(current.time)
+                # Held: the last frame again, in a slot that starts after its own.
+                if upcoming is None and shown + step / 2 < start + k * step:
                     held += 1
                 picture = current.reformat(width=size[0], height=size[1], format=PIXEL_FORMAT)
                 picture.pts = index

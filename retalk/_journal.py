@@ -57,7 +57,22 @@ CREATE TABLE IF NOT EXISTS uploads (
     uploaded REAL NOT NULL,
     PRIMARY KEY (sha256, base_url)
 );
+CREATE TABLE IF NOT EXISTS splits (
+    id INTEGER PRIMARY KEY,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    fingerprint TEXT NOT NULL,     -- the original inputs and every setting
+    output TEXT NOT NULL,          -- the joined result
+    state TEXT NOT NULL,           -- running | joined | failed
+    plan TEXT NOT NULL,            -- JSON: the cuts, each part's files and job id, the voice
+    base_url TEXT NOT NULL DEFAULT '',
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS splits_fingerprint ON splits (fingerprint);
 """
+
+#: States of a job sent in parts: its parts are being sent; joined into its output.
+SPLIT_STATES = ("running", "joined", "failed")
 
 
 class DuplicateJob(RetalkError):
@@ -68,6 +83,17 @@ class DuplicateJob(RetalkError):
         what = f"task {job.task_id}" if job.task_id else f"job {job.id}"
         super().__init__(
             f"these inputs were already submitted ({what}, {job.state}); pass --force to pay for them again"
+        )
+
+
+class DuplicateSplit(RetalkError):
+    """These inputs, with these settings, were already sent in parts and joined."""
+
+    def __init__(self, split: Split) -> None:
+        self.split = split
+        super().__init__(
+            f"these inputs were already sent in parts and joined into {split.output} (split "
+            f"{split.id}); pass --force to pay for them again"
         )
 
 
@@ -104,6 +130,37 @@ class Job:
             row["base_url"],
             row["owner"],
         )
+
+
+@dataclass(frozen=True)
+class Split:
+    """A job sent in parts (``prep-and-retalk --split``); each part is a ``Job``."""
+
+    id: int
+    created: float
+    fingerprint: str
+    output: str
+    state: str
+    plan: dict[str, Any]
+    base_url: str = ""
+    error: str | None = None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Split:
+        return cls(
+            row["id"],
+            row["created"],
+            row["fingerprint"],
+            row["output"],
+            row["state"],
+            json.loads(row["plan"]),
+            row["base_url"],
+            row["error"],
+        )
+
+    @property
+    def job_ids(self) -> list[int | None]:
+        return [part.get("job") for part in self.plan.get("parts", [])]
 
 
 def sha256_of(path: str | os.PathLike[str]) -> str:
@@ -270,6 +327,53 @@ class Journal:
 
     def known_task_ids(self) -> set[str]:
         return {r[0] for r in self._db.execute("SELECT task_id FROM jobs WHERE task_id IS NOT NULL")}
+
+    # ------------------------------------------------------------------ splits
+    def start_split(self, fingerprint: str, output: str, plan: dict[str, Any], base_url: str = "") -> Split:
+        now = time.time()
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO splits (created, updated, fingerprint, output, state, plan, base_url) "
+                "VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                (now, now, fingerprint, output, json.dumps(plan), base_url),
+            )
+            split_id = cursor.lastrowid
+        assert split_id is not None
+        return self.split(split_id)
+
+    def split(self, split_id: int) -> Split:
+        row = self._db.execute("SELECT * FROM splits WHERE id = ?", (split_id,)).fetchone()
+        if row is None:
+            raise RetalkError(f"no split job {split_id} in {self.path}")
+        return Split.from_row(row)
+
+    def find_split(self, fingerprint: str) -> Split | None:
+        """The latest split job for these inputs and settings that has not failed."""
+        row = self._db.execute(
+            "SELECT * FROM splits WHERE fingerprint = ? AND state != 'failed' ORDER BY id DESC LIMIT 1",
+            (fingerprint,),
+        ).fetchone()
+        return Split.from_row(row) if row is not None else None
+
+    def update_split(self, split_id: int, **fields: Any) -> Split:
+        allowed = {"state", "plan", "error"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"not split fields: {sorted(unknown)}")
+        if "state" in fields and fields["state"] not in SPLIT_STATES:
+            raise ValueError(f"not a split state: {fields['state']}")
+        values = {k: json.dumps(v) if k == "plan" else v for k, v in fields.items()}
+        columns = ", ".join(f"{k} = ?" for k in values)
+        with self._write() as db:
+            db.execute(
+                f"UPDATE splits SET {columns}, updated = ? WHERE id = ?",
+                (*values.values(), time.time(), split_id),
+            )
+        return self.split(split_id)
+
+    def running_splits(self, base_url: str | None = None) -> list[Split]:
+        rows = self._db.execute("SELECT * FROM splits WHERE state = 'running' ORDER BY id")
+        return [s for s in map(Split.from_row, rows) if base_url is None or s.base_url == base_url]
 
     # ------------------------------------------------------------------ uploads
     def cached_upload(

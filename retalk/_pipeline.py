@@ -10,18 +10,27 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import av
 
-from preflight import CheckReport, FixOptions, FixReport, check_paths, fix_paths, limits
+from preflight import CheckOptions, CheckReport, FixOptions, FixReport, check_paths, fix_paths, limits
+from preflight._split import JoinReport, SplitError, SplitPlan, plan_split, write_parts
 
 from ._client import Client
 from ._exceptions import RetalkError
 from ._jobs import Events, run_job
-from ._journal import Job, Journal
+from ._journal import DuplicateSplit, Job, Journal
+from ._split import (
+    PartOutcome,
+    intact,
+    join_split,
+    record_split,
+    send_parts,
+    split_fingerprint,
+)
 
 #: The result may differ from the expected length by this much (a frame or two, AAC padding).
 DURATION_TOLERANCE_S = 0.25
@@ -48,12 +57,22 @@ class PipelineResult:
     expected_s: float | None = None
     result_s: float | None = None
     error: str | None = None
+    #: A job sent in parts (``split``): where it was cut, and each part's task.
+    plan: SplitPlan | None = None
+    parts: list[PartOutcome] = field(default_factory=list)
+    split_id: int | None = None
+    joined: JoinReport | None = None
+
+    @property
+    def billed_s(self) -> float | None:
+        if self.parts:
+            billed = [p.job.billed_s for p in self.parts]
+            return None if any(b is None for b in billed) else round(sum(b or 0.0 for b in billed), 3)
+        return self.job.billed_s if self.job is not None else None
 
     @property
     def cost_cny(self) -> float | None:
-        seconds = (
-            self.job.billed_s if self.job is not None and self.job.billed_s is not None else self.expected_s
-        )
+        seconds = self.billed_s if self.billed_s is not None else self.expected_s
         return None if seconds is None else round(seconds * limits.PRICE_CNY_PER_SECOND, 2)
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,9 +83,22 @@ class PipelineResult:
             "sent": self.sent,
             "expected_duration_s": None if self.expected_s is None else round(self.expected_s, 3),
             "result_duration_s": None if self.result_s is None else round(self.result_s, 3),
-            "billed_s": self.job.billed_s if self.job is not None else None,
+            "billed_s": self.billed_s,
             "cost_cny": self.cost_cny,
             "task_id": self.job.task_id if self.job is not None else None,
+            "split": None
+            if self.plan is None
+            else {
+                "id": self.split_id,
+                "cut_by": "copy" if self.plan.copy else "encode",
+                "joined_by": self.joined.video if self.joined is not None else None,
+                "notes": list(self.joined.notes) if self.joined is not None else [],
+                "parts": [p.to_dict() for p in self.parts]
+                or [
+                    {"part": p.index + 1, "start_s": round(p.start_s, 3), "end_s": round(p.end_s, 3)}
+                    for p in self.plan.parts
+                ],
+            },
             "stages": [
                 {"stage": s.name, "seconds": round(s.seconds, 3), "detail": s.detail} for s in self.stages
             ],
@@ -103,6 +135,29 @@ def expected_length(video: str, audio: str, extend: bool) -> float | None:
     return audio_s if extend else min(video_s, audio_s)
 
 
+#: Whole-file limits a job sent in parts may exceed: each part is checked on its own.
+SPLIT_IGNORES = ("InvalidFile.Duration", "InvalidFile.Size")
+
+
+class _Stages:
+    """Times each stage of the pipeline into the result, and tells the caller it started."""
+
+    def __init__(self, result: PipelineResult, on_stage: Callable[[str], None] | None) -> None:
+        self._result = result
+        self._on_stage = on_stage
+        self._clock = time.perf_counter()
+
+    def start(self, name: str) -> None:
+        self._clock = time.perf_counter()
+        if self._on_stage is not None:
+            self._on_stage(name)
+
+    def done(self, name: str, detail: str = "") -> None:
+        now = time.perf_counter()
+        self._result.stages.append(Stage(name, now - self._clock, detail))
+        self._clock = now
+
+
 def prepare_and_retalk(
     client: Client | None,
     journal: Journal | None,
@@ -118,35 +173,60 @@ def prepare_and_retalk(
     face_threshold: int | None = None,
     fix_options: FixOptions | None = None,
     force: bool = False,
+    split: bool = False,
     events: Events | None = None,
     on_stage: Callable[[str], None] | None = None,
+    on_part: Callable[[int, int, str], None] | None = None,
 ) -> PipelineResult:
-    """Run the pipeline; ``client``/``journal`` may be None on a dry run."""
+    """Run the pipeline; ``client``/``journal`` may be None on a dry run. With ``split``,
+    inputs longer than the service takes are sent in parts and the results joined."""
     result = PipelineResult(ok=False)
-    clock = time.perf_counter()
+    stages = _Stages(result, on_stage)
+    params: dict[str, Any] = {}
+    if extend_video:
+        params["video_extension"] = True
+    if face_threshold is not None:
+        params["query_face_threshold"] = face_threshold
+    options = fix_options or FixOptions()
+    folder = work_dir or str(Path(output).resolve().parent / f"{Path(output).stem}.work")
+    originals = {"video": video, "audio": audio} | ({"ref": ref} if ref else {})
+    fingerprint = None
+    if split and not dry_run:
+        if client is None or journal is None:
+            raise RetalkError("a client and a journal are needed to send the job")
+        settings = {"fix": fix, "options": asdict(options), "params": params, "work_dir": folder}
+        fingerprint = split_fingerprint(originals, settings, client.base_url)
+        found = journal.find_split(fingerprint)
+        if found is not None and found.state == "joined" and not force:
+            raise DuplicateSplit(found)
+        if found is not None and found.state == "running":
+            if intact(found):
+                stages.start("resume")
+                stages.done("resume", f"split {found.id} found in the journal; its parts go on")
+                result.plan = SplitPlan.from_dict(found.plan["plan"])
+                result.sent = {"video": video, "audio": audio} | ({"ref": ref} if ref else {})
+                return _send_split(client, journal, found.id, result, stages, events, on_part)
+            journal.update_split(found.id, state="failed", error="its part files are gone")
 
-    def stage(name: str, detail: str = "") -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        result.stages.append(Stage(name, now - clock, detail))
-        clock = now
-
-    def starting(name: str) -> None:
-        if on_stage is not None:
-            on_stage(name)
-
-    inputs = {"video": video, "audio": audio} | ({"ref": ref} if ref else {})
+    if split:
+        options = replace(options, max_duration_s=None)
+    check_options = CheckOptions(ignore=SPLIT_IGNORES) if split else CheckOptions()
+    inputs = dict(originals)
     if fix:
         # One pass: the fixer checks the inputs (shown as the check) and its outputs.
-        starting("check and fix")
-        folder = work_dir or str(Path(output).resolve().parent / f"{Path(output).stem}.work")
-        options = fix_options or FixOptions()
+        stages.start("check and fix")
         result.fix = fix_paths(
-            video=video, audio=audio, ref=ref, out_dir=folder, options=options, dry_run=dry_run
+            video=video,
+            audio=audio,
+            ref=ref,
+            out_dir=folder,
+            options=options,
+            check_options=check_options,
+            dry_run=dry_run,
         )
         result.check = result.fix.checked
         changed = sum(1 for f in result.fix.files if [a.name for a in f.actions] != ["copy"])
-        stage("check and fix", f"{changed} file(s) changed, into {folder}")
+        stages.done("check and fix", f"{changed} file(s) changed, into {folder}")
         if not result.fix.ok:
             problems = [
                 f"{f.path}: {f.error or _error_codes(f.findings)}" for f in result.fix.files if not f.ok
@@ -156,23 +236,71 @@ def prepare_and_retalk(
         if not dry_run:
             inputs = {f.role: f.output for f in result.fix.files if f.output}
     else:
-        starting("check")
-        result.check = check_paths(video=video, audio=audio, ref=ref)
-        stage("check", f"{result.check.errors} error(s), {result.check.warnings} warning(s)")
+        stages.start("check")
+        result.check = check_paths(video=video, audio=audio, ref=ref, options=check_options)
+        stages.done("check", f"{result.check.errors} error(s), {result.check.warnings} warning(s)")
         if not result.check.ok:
             result.error = "the service would reject the inputs (run without --no-fix to fix them)"
             return result
     result.sent = dict(inputs)
-    result.expected_s = expected_length(
-        video if dry_run else inputs["video"], audio if dry_run else inputs["audio"], extend_video
-    )
+    result.expected_s = expected_length(inputs["video"], inputs["audio"], extend_video)
+
+    if split:
+        stages.start("plan the parts")
+        try:
+            plan = plan_split(inputs["video"], inputs["audio"], extend=extend_video)
+        except SplitError as exc:
+            if dry_run and fix:
+                # Planned on the inputs as they are; the fix (not run) may make it possible.
+                stages.done("plan the parts", f"not planned before the fix: {exc}")
+                stages.done("dry run", "nothing sent")
+                result.ok = True
+                return result
+            result.error = f"the job cannot be split: {exc}"
+            return result
+        result.plan = plan
+        result.expected_s = plan.length_s
+        how = "packet copies" if plan.copy else "encoded"
+        stages.done("plan the parts", f"{len(plan.parts)} part(s), {how}: " + _cuts_text(plan))
+        if len(plan.parts) > 1:
+            if dry_run:
+                stages.done("dry run", "nothing sent")
+                result.ok = True
+                return result
+            assert client is not None and journal is not None and fingerprint is not None
+            return _split_and_send(
+                client,
+                journal,
+                fingerprint,
+                inputs,
+                plan,
+                folder,
+                output,
+                params,
+                options,
+                force,
+                result,
+                stages,
+                events,
+                on_part,
+            )
+        result.plan = None  # it fits in one task
+
     if dry_run:
-        stage("dry run", "nothing sent")
+        detail = "nothing sent"
+        longest = options.max_duration_s
+        if fix and longest is not None and result.expected_s is not None and result.expected_s > longest:
+            # The files were not written: the fixer's trim is only planned.
+            detail += (
+                f"; the job is {result.expected_s:.2f} s, trimmed to {longest:.0f} s (--split sends it all)"
+            )
+            result.expected_s = longest
+        stages.done("dry run", detail)
         result.ok = True
         return result
     if client is None or journal is None:
         raise RetalkError("a client and a journal are needed to send the job")
-    starting("send")
+    stages.start("send")
     job = run_job(
         client,
         journal,
@@ -186,11 +314,19 @@ def prepare_and_retalk(
         events=events,
     )
     result.job = job
-    stage("upload, submit, wait, download", f"task {job.task_id}")
-    starting("verify")
+    stages.done("upload, submit, wait, download", f"task {job.task_id}")
+    return _verify(output, result, stages)
+
+
+def _cuts_text(plan: SplitPlan) -> str:
+    return ", ".join(f"{p.start_s:.2f}-{p.end_s:.2f} s" for p in plan.parts)
+
+
+def _verify(output: str, result: PipelineResult, stages: _Stages) -> PipelineResult:
+    stages.start("verify")
     result.output = os.path.abspath(output)
     result.result_s = _length_of(output)
-    stage("verify", f"{result.result_s:.2f} s" if result.result_s is not None else "no duration")
+    stages.done("verify", f"{result.result_s:.2f} s" if result.result_s is not None else "no duration")
     if result.result_s is None or (
         result.expected_s is not None and abs(result.result_s - result.expected_s) > DURATION_TOLERANCE_S
     ):
@@ -198,3 +334,79 @@ def prepare_and_retalk(
         return result
     result.ok = True
     return result
+
+
+def _split_and_send(
+    client: Client,
+    journal: Journal,
+    fingerprint: str,
+    inputs: dict[str, str],
+    plan: SplitPlan,
+    folder: str,
+    output: str,
+    params: dict[str, Any],
+    options: FixOptions,
+    force: bool,
+    result: PipelineResult,
+    stages: _Stages,
+    events: Events | None,
+    on_part: Callable[[int, int, str], None] | None,
+) -> PipelineResult:
+    stages.start("cut into parts")
+    parts_folder = os.path.join(folder, "parts")
+    files = write_parts(
+        inputs["video"], inputs["audio"], plan, parts_folder, preset=options.preset, crf=options.crf
+    )
+    stages.done("cut into parts", f"{len(files)} parts into {parts_folder}")
+    stages.start("check the parts")
+    problems = []
+    for number, part in enumerate(files, start=1):
+        checked = check_paths(video=part.video, audio=part.audio, ref=inputs.get("ref"))
+        if not checked.ok:
+            codes = sorted({f.code for f in checked.all_findings() if f.severity.value == "error"})
+            problems.append(f"part {number}: {', '.join(codes)}")
+    stages.done("check the parts", "; ".join(problems) or f"{len(files)} parts pass")
+    if problems:
+        result.error = "a part would be rejected: " + "; ".join(problems)
+        return result
+    split = record_split(
+        journal,
+        fingerprint,
+        output,
+        plan,
+        files,
+        voice=inputs["audio"],
+        ref=inputs.get("ref"),
+        params=params,
+        base_url=client.base_url,
+        preset=options.preset,
+        crf=options.crf,
+        force=force,
+    )
+    return _send_split(client, journal, split.id, result, stages, events, on_part)
+
+
+def _send_split(
+    client: Client,
+    journal: Journal,
+    split_id: int,
+    result: PipelineResult,
+    stages: _Stages,
+    events: Events | None,
+    on_part: Callable[[int, int, str], None] | None,
+) -> PipelineResult:
+    split = journal.split(split_id)
+    result.split_id = split.id
+    stages.start("send the parts")
+    result.parts = send_parts(client, journal, split, events=events, on_part=on_part)
+    tasks = ", ".join(p.job.task_id or "?" for p in result.parts)
+    stages.done("upload, submit, wait, download", f"{len(result.parts)} tasks: {tasks}")
+    stages.start("join")
+    result.joined = join_split(journal, journal.split(split.id))
+    notes = "; ".join(result.joined.notes)
+    stages.done(
+        "join", f"{result.joined.video}, {result.joined.frames} frames" + (f"; {notes}" if notes else "")
+    )
+    if result.plan is not None:
+        result.expected_s = result.plan.length_s
+    return _verify(split.output, result, stages)

@@ -30,7 +30,7 @@ from .._exceptions import (
     UploadError,
     redact,
 )
-from .._journal import DuplicateJob
+from .._journal import DuplicateJob, DuplicateSplit
 from . import emulator, tasks
 
 EXIT_OK = 0
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _status_for(exc: RetalkError) -> int:
-    if isinstance(exc, ConfigError | DuplicateJob | AuthError):
+    if isinstance(exc, ConfigError | DuplicateJob | DuplicateSplit | AuthError):
         return EXIT_USAGE  # the key, the account or the base URL: set up differently
     if isinstance(exc, TaskFailed | InputError | UploadError):
         return EXIT_REFUSED

@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--make-ref", action="store_true", help="fix: cut a reference image when several faces"
     )
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="send inputs longer than 120 s in parts, cut at pauses in the speech, and join the results",
+    )
     parser.add_argument("--force", action="store_true", help="send inputs that were sent before (pay again)")
     parser.add_argument(
         "--journal", metavar="FILE", help="the job journal (default: RETALK_JOURNAL, else ~/.local/state)"
@@ -119,14 +124,19 @@ def _summary_text(result: PipelineResult, console: Console) -> None:
         console.print(f"not done: {result.error}", markup=False)
         return
     cost = result.cost_cny
-    if result.job is None:
+    if result.job is None and not result.parts:
         expected = f"{result.expected_s:.2f} s" if result.expected_s is not None else "unknown length"
         console.print(f"would send: {json.dumps(result.sent)}", markup=False)
+        if result.plan is not None:
+            console.print(f"in {len(result.plan.parts)} parts, one task each", markup=False)
         console.print(f"the result would last {expected}, about {cost} CNY", markup=False)
         return
+    if result.job is not None:
+        tasks = f"task {result.job.task_id}"
+    else:
+        tasks = f"{len(result.parts)} parts: " + ", ".join(p.job.task_id or "?" for p in result.parts)
     console.print(
-        f"done: {result.output} ({result.result_s:.2f} s; billed {result.job.billed_s} s, {cost} CNY; "
-        f"task {result.job.task_id})",
+        f"done: {result.output} ({result.result_s:.2f} s; billed {result.billed_s} s, {cost} CNY; {tasks})",
         markup=False,
     )
 
@@ -147,7 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"prep-and-retalk: error: {redact(str(exc), secret)}", file=sys.stderr)
         return _status_for(exc)
     except KeyboardInterrupt:
-        print("prep-and-retalk: interrupted; `retalk resume` finishes submitted jobs", file=sys.stderr)
+        print(
+            "prep-and-retalk: interrupted; run the same command again (or `retalk resume`) to "
+            "finish what was sent",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     except PreflightError as exc:  # a path that does not exist, a bad option
         print(f"prep-and-retalk: error: {exc}", file=sys.stderr)
@@ -173,6 +187,7 @@ def _run_one(args: argparse.Namespace) -> int:
         "face_threshold": args.face_threshold,
         "fix_options": fix_options,
         "force": args.force,
+        "split": args.split,
     }
     err = Console(stderr=True, highlight=False)
     show = args.format == "text" and err.is_terminal
@@ -195,16 +210,20 @@ def _run_one(args: argparse.Namespace) -> int:
                 args.output,
                 events=_events(progress),
                 on_stage=(lambda name: err.print(f"{name}...")) if show else None,
+                on_part=(lambda number, count, text: err.print(f"  part {number}/{count}: {text}"))
+                if show
+                else None,
                 **common,
             )
     if args.format == "json":
         json.dump(result.to_dict(), sys.stdout, indent=2, ensure_ascii=True)
         sys.stdout.write("\n")
     else:
-        _summary_text(result, Console(highlight=False))
+        _summary_text(result, Console(highlight=False, soft_wrap=True))
     if result.ok:
         return 0
-    return EXIT_REFUSED if result.job is None else 3
+    sent = result.job is not None or bool(result.parts)
+    return 3 if sent else EXIT_REFUSED
 
 
 def _run_batch(args: argparse.Namespace) -> int:
@@ -231,7 +250,7 @@ def _run_batch(args: argparse.Namespace) -> int:
         json.dump(document, sys.stdout, indent=2, ensure_ascii=True)
         sys.stdout.write("\n")
     else:
-        console = Console(highlight=False)
+        console = Console(highlight=False, soft_wrap=True)
         for outcome in outcomes:
             console.print(
                 f"{outcome.job.line:>5}  {outcome.status:8}  {outcome.job.output}  {outcome.detail}",

@@ -24,8 +24,9 @@ from rich.progress import (
 from .._client import Client
 from .._exceptions import ConfigError
 from .._jobs import Events, resume, run_job
-from .._journal import Job, Journal
+from .._journal import Job, Journal, Split
 from .._models import Task
+from .._split import finish_splits
 
 PRICE_CNY_PER_SECOND = 0.08
 
@@ -294,10 +295,23 @@ def run_resume(args: argparse.Namespace) -> int:
                 events=_events(progress),
                 on_error=lambda job, exc: failures.append((job, exc)),
             )
+            # Jobs sent in parts: once every part is in, the parts are joined.
+            split_failures: list[tuple[Split, Exception]] = []
+            joined = finish_splits(
+                client,
+                journal,
+                wait_timeout=args.timeout,
+                events=_events(progress),
+                on_error=lambda split, exc: split_failures.append((split, exc)),
+            )
     data = {
         "finished": [_job_dict(j) for j in done],
         "failed": [{**_job_dict(j), "reason": str(e)} for j, e in failures],
+        "joined": [{"split": s.id, "output": s.output} for s in joined],
+        "not_joined": [{"split": s.id, "output": s.output, "reason": str(e)} for s, e in split_failures],
     }
     lines = [_job_text(j) for j in done] + [f"job {j.id}: {e}" for j, e in failures]
+    lines += [f"split {s.id}: joined into {s.output}" for s in joined]
+    lines += [f"split {s.id}: {e}" for s, e in split_failures]
     _print(args, data, "\n".join(lines) or "nothing to resume")
-    return 0 if not failures else 1
+    return 0 if not failures and not split_failures else 1

@@ -1,0 +1,214 @@
+"""A voice-over and a video longer than the service takes, sent in parts with
+`prep-and-retalk --split` and joined: the joined result is as long as the job, its
+picture has every frame once, its sound runs on across the joins, and an interrupted
+run finishes later without paying for a part twice."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from retalk._cli.main import main as retalk_main
+from retalk._cli.prep import main
+from retalk._emulator import Emulator, Faults
+from tests.conftest import ROOT, make_fixtures
+
+KEY = "sk-emulated-split-0123456789"
+LENGTH_S = 200.0
+RATE = 44100
+FPS = 25
+
+
+@pytest.fixture(scope="module")
+def long_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """200 s of speech over a quiet steady tone (so the seams have sound to compare), and
+    200 s of video whose frames carry their own numbers."""
+    folder = tmp_path_factory.mktemp("long")
+    voice = make_fixtures.voice_like(LENGTH_S, RATE)
+    voice += 10 ** (-40 / 20) * np.sin(2 * np.pi * 300 * np.arange(len(voice)) / RATE)
+    audio = make_fixtures.write_audio(folder / "voice over.wav", signal=voice, sample_rate=RATE)
+    video = make_fixtures.write_video(
+        folder / "long talk.mp4", width=640, height=640, fps=FPS, duration=LENGTH_S, counter=True,
+        gop=FPS, audio=False,
+    )  # fmt: skip
+    return video, audio
+
+
+def run(*args: str) -> tuple[int, dict[str, Any]]:
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        status = main([*args, "--format", "json"])
+    return status, json.loads(buffer.getvalue()) if buffer.getvalue() else {}
+
+
+def frame_numbers(path: Path) -> list[int]:
+    with av.open(str(path)) as container:
+        return [make_fixtures.read_counter(f.to_ndarray(format="gray")) for f in container.decode(video=0)]
+
+
+def samples(path: Path) -> npt.NDArray[np.float64]:
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="fltp", layout="mono", rate=RATE)
+        blocks = [f.to_ndarray()[0] for frame in container.decode(stream) for f in resampler.resample(frame)]
+    return np.concatenate(blocks).astype(np.float64)
+
+
+def snr_db(reference: npt.NDArray[np.float64], measured: npt.NDArray[np.float64]) -> float:
+    error = float(np.mean((reference - measured) ** 2)) or 1e-20
+    return 10 * np.log10(float(np.mean(reference**2)) / error)
+
+
+def assert_joined_well(result: dict[str, Any], output: Path, sent_voice: Path) -> None:
+    parts = result["split"]["parts"]
+    assert len(parts) >= 2
+    assert all(p["end_s"] - p["start_s"] <= 120.0 for p in parts)
+    assert abs(result["result_duration_s"] - LENGTH_S) < 0.05
+    # Every frame once, in order: nothing duplicated or missing at the joins.
+    assert frame_numbers(output) == list(range(round(LENGTH_S * FPS)))
+    # The sound: the voice that was sent, sample for sample in time, across every seam.
+    heard, sent = samples(output), samples(sent_voice)
+    assert abs(len(heard) - len(sent)) <= 1024
+    length = min(len(heard), len(sent))
+    heard, sent = heard[:length], sent[:length]
+    for part in parts[1:]:
+        seam = round(part["start_s"] * RATE)
+        window = slice(seam - RATE // 10, seam + RATE // 10)
+        # In phase with the voice around the seam (a gap or an overlap of even one AAC
+        # frame would put the steady tone out of phase: SNR far below 0 dB).
+        assert snr_db(sent[window], heard[window]) > 20, part
+        lags = range(-64, 65)
+        scores = [float(np.dot(sent[window], np.roll(heard, -lag)[window])) for lag in lags]
+        assert lags[int(np.argmax(scores))] == 0
+    assert snr_db(sent, heard) > 20
+
+
+def test_a_200_s_voice_over_is_sent_in_parts_and_joined_seamlessly(
+    long_pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    video, audio = long_pair
+    out = tmp_path / "dubbed talk.mp4"
+    status, result = run(
+        str(video), str(audio), "-o", str(out), "--emulator", "--split",
+        "--journal", str(tmp_path / "journal.sqlite"),
+    )  # fmt: skip
+    assert status == 0, result.get("error")
+    assert result["ok"] and result["output"] == str(out)
+    # Cut at pauses, each part its own task, billed for the whole.
+    tasks = [p["task_id"] for p in result["split"]["parts"]]
+    assert len(set(tasks)) == len(tasks) and all(tasks)
+    assert abs(result["billed_s"] - LENGTH_S) < 0.5
+    sent_voice = Path(result["sent"]["audio"])
+    assert_joined_well(result, out, sent_voice)
+
+
+def test_without_split_a_long_job_is_trimmed_to_what_the_service_takes(
+    long_pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    video, audio = long_pair
+    status, result = run(str(video), str(audio), "-o", str(tmp_path / "o.mp4"), "--dry-run")
+    assert status == 0
+    assert abs(result["expected_duration_s"] - 120.0) < 0.01
+    status, result = run(str(video), str(audio), "-o", str(tmp_path / "o.mp4"), "--dry-run", "--split")
+    assert status == 0
+    assert abs(result["expected_duration_s"] - LENGTH_S) < 0.01
+    assert len(result["split"]["parts"]) == 2
+
+
+@pytest.fixture()
+def service(tmp_path: Path) -> Iterator[Emulator]:
+    with Emulator(
+        tmp_path / "service", api_key=KEY, faults=Faults(task_seconds=3.0, submit_interval_s=0)
+    ) as running:
+        yield running
+
+
+def part_jobs(journal: Path) -> list[tuple[str, str | None]]:
+    with contextlib.closing(sqlite3.connect(journal)) as db:
+        return list(db.execute("SELECT state, task_id FROM jobs ORDER BY id"))
+
+
+def interrupted_run(service: Emulator, long_pair: tuple[Path, Path], tmp_path: Path) -> list[str]:
+    """Start the job, stop it with Ctrl-C once the first part is downloaded and the next
+    is running; returns the command."""
+    video, audio = long_pair
+    journal = tmp_path / "journal.sqlite"
+    command = [
+        str(video), str(audio), "-o", str(tmp_path / "dubbed.mp4"), "--split",
+        "--base-url", service.base_url, "--journal", str(journal),
+    ]  # fmt: skip
+    env = {**os.environ, "DASHSCOPE_API_KEY": KEY}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "retalk._cli.prep", *command],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if journal.exists() and [s for s, _ in part_jobs(journal)][:1] == ["downloaded"]:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr.decode()
+    assert b"Traceback" not in stderr
+    states = [s for s, _ in part_jobs(journal)]
+    assert states[0] == "downloaded" and "downloaded" not in states[1:], states
+    assert service.submissions == 2  # the next part was queued behind the first
+    return command
+
+
+def test_an_interrupted_split_job_finishes_when_run_again_without_paying_twice(
+    service: Emulator, long_pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    command = interrupted_run(service, long_pair, tmp_path)
+    before = part_jobs(tmp_path / "journal.sqlite")
+    first_result = tmp_path / "dubbed.work" / "parts" / "result-01.mp4"
+    first_stamp = first_result.stat().st_mtime_ns
+    service.faults.task_seconds = 0.2
+    os.environ["DASHSCOPE_API_KEY"] = KEY
+    try:
+        status, result = run(*command)
+    finally:
+        del os.environ["DASHSCOPE_API_KEY"]
+    assert status == 0, result.get("error")
+    # The same tasks, no new submission, the first part not fetched again.
+    assert [t for _, t in part_jobs(tmp_path / "journal.sqlite")] == [t for _, t in before]
+    assert service.submissions == 2
+    assert first_result.stat().st_mtime_ns == first_stamp
+    assert_joined_well(result, tmp_path / "dubbed.mp4", Path(result["sent"]["audio"]))
+
+
+def test_retalk_resume_finishes_and_joins_an_interrupted_split_job(
+    service: Emulator, long_pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    interrupted_run(service, long_pair, tmp_path)
+    service.faults.task_seconds = 0.2
+    os.environ["DASHSCOPE_API_KEY"] = KEY
+    try:
+        status = retalk_main(
+            ["resume", "--base-url", service.base_url, "--journal", str(tmp_path / "journal.sqlite"),
+             "--format", "json"]
+        )  # fmt: skip
+    finally:
+        del os.environ["DASHSCOPE_API_KEY"]
+    report = json.loads(capsys.readouterr().out)
+    assert status == 0, report
+    assert [s["output"] for s in report["joined"]] == [str(tmp_path / "dubbed.mp4")]
+    assert service.submissions == 2
+    with av.open(str(tmp_path / "dubbed.mp4")) as joined:
+        assert abs(float(joined.duration or 0) / av.time_base - LENGTH_S) < 0.05
