@@ -20,6 +20,7 @@ import heapq
 import itertools
 import math
 import os
+import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -585,9 +586,12 @@ def join_parts(
     preset: str = "medium",
     crf: int = 18,
     on_progress: Progress | None = None,
+    voice_track: str | os.PathLike[str] | None = None,
 ) -> JoinReport:
     """Join the lip-synced parts into ``output`` (MP4): each part's picture from the frame
-    it was cut at, under ``audio`` (the whole voice that was sent) encoded once."""
+    it was cut at, under ``audio`` (the whole voice that was sent) encoded once, or under
+    ``voice_track`` when given (``encode_voice``'s output for this plan, made while the
+    parts were away)."""
     if len(results) != len(plan.parts):
         raise SplitError(f"{len(results)} results for {len(plan.parts)} parts")
     described = [_describe(os.fspath(r)) for r in results]
@@ -616,7 +620,10 @@ def join_parts(
             counted = [0]
             video_packets = _encoded_packets(described, plan, vout, counted, notes)
             how = "encode"
-        aout, audio_packets = _voice_packets(os.fspath(audio), out, voice_s)
+        if voice_track is not None:
+            audio_packets = _track_packets(os.fspath(voice_track), out)
+        else:
+            _, audio_packets = _voice_packets(os.fspath(audio), out, voice_s)
         total = voice_s or 1.0
 
         def when(packet: Any) -> float:
@@ -629,7 +636,6 @@ def join_parts(
             if on_progress is not None and moment - shown > 1.0:
                 shown = moment
                 on_progress(min(1.0, moment / total))
-        del aout
         if how == "encode":
             frames = counted[0]
     if on_progress is not None:
@@ -756,3 +762,38 @@ def _voice_packets(source: str, out: Any, length_s: float) -> tuple[Any, Iterato
         yield from aout.encode(None)
 
     return aout, packets()
+
+
+def encode_voice(
+    audio: str | os.PathLike[str],
+    plan: SplitPlan,
+    target: str | os.PathLike[str],
+    *,
+    stop: threading.Event | None = None,
+) -> None:
+    """The joined result's sound, made ahead: the whole voice, cut at the plan's length,
+    as one AAC track in an MP4 (``join_parts(voice_track=...)`` copies it). ``stop`` set
+    abandons it (nothing is left under ``target``)."""
+    with atomic_output(target) as temporary, av.open(str(temporary), "w", format="mp4") as out:
+        _, packets = _voice_packets(os.fspath(audio), out, plan.length_s)
+        for packet in packets:
+            if stop is not None and stop.is_set():
+                raise SplitError("the voice track was abandoned")
+            out.mux(packet)
+
+
+def _track_packets(path: str, out: Any) -> Iterator[Any]:
+    """The packets of a voice track made by ``encode_voice``, for ``out``."""
+    container = av.open(path)
+    stream = container.streams.audio[0]
+    aout = out.add_stream_from_template(stream)
+
+    def packets() -> Iterator[Any]:
+        with container:
+            for packet in container.demux(stream):
+                if packet.dts is None:
+                    continue
+                packet.stream = aout
+                yield packet
+
+    return packets()

@@ -23,7 +23,7 @@ from preflight._fix_model import ALIGN_CHOICES
 
 from ._client import Client
 from ._exceptions import ConfigError, RetalkError
-from ._journal import DuplicateJob, Journal
+from ._journal import DuplicateJob, DuplicateSplit, Journal
 from ._pipeline import PipelineResult, prepare_and_retalk
 
 COLUMNS = ("video", "audio", "ref", "output", "options")
@@ -39,6 +39,8 @@ class BatchJob:
     extend_video: bool
     face_threshold: int | None
     fix_options: FixOptions
+    #: Sent in parts when longer than the service takes (``--split``).
+    split: bool = False
 
 
 @dataclass
@@ -57,7 +59,10 @@ class BatchOutcome:
             "status": self.status,
             "detail": self.detail,
             "task_id": self.result.job.task_id if self.result and self.result.job else None,
-            "cost_cny": self.result.cost_cny if self.result and self.result.job else None,
+            "task_ids": [p.job.task_id for p in self.result.parts] if self.result else [],
+            "cost_cny": self.result.cost_cny
+            if self.result and (self.result.job or self.result.parts)
+            else None,
         }
 
 
@@ -68,6 +73,7 @@ def _options_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reframe", action="store_true")
     parser.add_argument("--align", choices=ALIGN_CHOICES, default="service")
     parser.add_argument("--make-ref", action="store_true")
+    parser.add_argument("--split", action="store_true")
     return parser
 
 
@@ -115,6 +121,7 @@ def read_batch(path: str | os.PathLike[str]) -> list[BatchJob]:
                     flags.extend_video,
                     flags.face_threshold,
                     FixOptions(align=flags.align, reframe=flags.reframe, make_ref=flags.make_ref),
+                    flags.split,
                 )
             )
     outputs = [j.output for j in jobs]
@@ -130,10 +137,12 @@ def run_batch(
     *,
     concurrency: int = 2,
     force: bool = False,
+    split: bool = False,
     on_line: Callable[[BatchJob, str], None] | None = None,
 ) -> list[BatchOutcome]:
     """Run every job (at most ``concurrency`` at once: the service runs one task at a time
-    anyway, so more only queues); one job's failure never stops the others."""
+    anyway, so more only queues); one job's failure never stops the others. ``split``
+    sends every long job in parts (a job's own ``--split`` option does it for that job)."""
 
     def say(job: BatchJob, text: str) -> None:
         if on_line is not None:
@@ -159,9 +168,11 @@ def run_batch(
                     face_threshold=job.face_threshold,
                     fix_options=job.fix_options,
                     force=force,
+                    split=split or job.split,
                     on_stage=lambda stage: say(job, stage),
+                    on_part=lambda number, count, text: say(job, f"part {number}/{count}: {text}"),
                 )
-        except DuplicateJob as exc:
+        except (DuplicateJob, DuplicateSplit) as exc:
             say(job, f"skipped: {exc}")
             return BatchOutcome(job, "skipped", str(exc))
         except RetalkError as exc:
@@ -174,7 +185,7 @@ def run_batch(
         if result.ok:
             say(job, f"done: {result.output}")
             return BatchOutcome(job, "done", result.output or "", result)
-        status = "refused" if result.job is None else "failed"
+        status = "refused" if result.job is None and not result.parts else "failed"
         say(job, f"{status}: {result.error}")
         return BatchOutcome(job, status, result.error or "", result)
 

@@ -30,6 +30,7 @@ from ._split import (
     record_split,
     send_parts,
     split_fingerprint,
+    voice_track_ahead,
 )
 
 #: The result may differ from the expected length by this much (a frame or two, AAC padding).
@@ -360,8 +361,11 @@ def _split_and_send(
     stages.done("cut into parts", f"{len(files)} parts into {parts_folder}")
     stages.start("check the parts")
     problems = []
+    # Only what the service would refuse a part for: the whole was analysed already. With a
+    # reference face, each part must show it (InvalidFile.FaceNotMatch), so faces are looked at.
+    part_options = CheckOptions(select=("InvalidFile",), fast=not inputs.get("ref"))
     for number, part in enumerate(files, start=1):
-        checked = check_paths(video=part.video, audio=part.audio, ref=inputs.get("ref"))
+        checked = check_paths(video=part.video, audio=part.audio, ref=inputs.get("ref"), options=part_options)
         if not checked.ok:
             codes = sorted({f.code for f in checked.all_findings() if f.severity.value == "error"})
             problems.append(f"part {number}: {', '.join(codes)}")
@@ -398,7 +402,9 @@ def _send_split(
     split = journal.split(split_id)
     result.split_id = split.id
     stages.start("send the parts")
-    result.parts = send_parts(client, journal, split, events=events, on_part=on_part)
+    # The joined result's sound is encoded while the parts are away.
+    with voice_track_ahead(split):
+        result.parts = send_parts(client, journal, split, events=events, on_part=on_part)
     tasks = ", ".join(p.job.task_id or "?" for p in result.parts)
     stages.done("upload, submit, wait, download", f"{len(result.parts)} tasks: {tasks}")
     stages.start("join")

@@ -10,12 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from preflight import limits
-from preflight._split import JoinReport, PartFiles, SplitPlan, join_parts
+from preflight._split import JoinReport, PartFiles, SplitPlan, encode_voice, join_parts
 
 from ._client import Client
 from ._exceptions import DownloadError, RetalkError
@@ -195,6 +198,37 @@ def _download_again(client: Client, journal: Journal, job: Job) -> Job:
     return journal.job(job.id)
 
 
+def voice_track(split: Split) -> str:
+    """Where the joined result's sound is made ahead, while the parts are away."""
+    # Named by what it is made of: another journal's split in the same folder has the
+    # same id, not the same fingerprint.
+    return os.path.join(_folder(split), f"voice-{split.fingerprint[:16]}.m4a")
+
+
+def make_voice_track(split: Split, stop: threading.Event | None = None) -> None:
+    """The joined result's sound (the whole voice as AAC), unless it is there already."""
+    target = voice_track(split)
+    if not os.path.exists(target):
+        encode_voice(split.plan["voice"], SplitPlan.from_dict(split.plan["plan"]), target, stop=stop)
+
+
+@contextmanager
+def voice_track_ahead(split: Split) -> Iterator[None]:
+    """Make the voice track in a second thread while the block runs (the parts are sent);
+    if the block fails, the track is abandoned. A track that could not be made is made by
+    the join instead."""
+    stop = threading.Event()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="retalk-voice") as pool:
+        made = pool.submit(make_voice_track, split, stop)
+        try:
+            yield
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            wait([made])
+
+
 def join_split(
     journal: Journal, split: Split, *, on_progress: Callable[[float], None] | None = None
 ) -> JoinReport:
@@ -207,6 +241,7 @@ def join_split(
             raise RetalkError(f"split {split.id}: part {number + 1} is not downloaded yet ({job.state})")
         results.append(job.output)
     os.makedirs(os.path.dirname(split.output) or ".", exist_ok=True)
+    track = voice_track(split)
     report = join_parts(
         results,
         split.plan["voice"],
@@ -215,6 +250,7 @@ def join_split(
         preset=split.plan.get("preset", "medium"),
         crf=int(split.plan.get("crf", 18)),
         on_progress=on_progress,
+        voice_track=track if os.path.exists(track) else None,
     )
     journal.update_split(split.id, state="joined", error=None)
     return report
@@ -234,7 +270,8 @@ def finish_splits(
         try:
             if not intact(split):
                 raise RetalkError(f"split {split.id}: its part files in {_folder(split)} are gone")
-            send_parts(client, journal, split, events=events, wait_timeout=wait_timeout)
+            with voice_track_ahead(split):
+                send_parts(client, journal, split, events=events, wait_timeout=wait_timeout)
             join_split(journal, journal.split(split.id))
             done.append(journal.split(split.id))
         except RetalkError as exc:

@@ -237,6 +237,7 @@ def _run_batch(args: argparse.Namespace) -> int:
             journal_path,
             concurrency=args.jobs,
             force=args.force,
+            split=args.split,
             on_line=lambda job, text: err.print(
                 f"[line {job.line}] {Path(job.output).name}: {text}", markup=False
             ),
