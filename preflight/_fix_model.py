@@ -64,6 +64,9 @@ class FixOptions:
     #: The longest video or voice the fixer writes; None keeps any length (a long job that
     #: is sent in parts, ``prep-and-retalk --split``).
     max_duration_s: float | None = limits.MAX_DURATION_S
+    #: Instants (s) a re-encoded video gets a keyframe at, so that it can later be cut
+    #: there by copying packets (the cuts of a job sent in parts).
+    keyframes_at: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,8 @@ class VideoPlan:
     audio_index: int | None = None
     #: Display rotation kept by a remux (counter-clockwise degrees).
     rotation: int = 0
+    #: Output frames that must be keyframes (an encode).
+    keyframes: frozenset[int] = frozenset()
 
 
 def _codes(report: FileReport) -> set[str]:
@@ -492,6 +494,7 @@ def plan_video(report: FileReport, options: FixOptions, *, duration: float | Non
             options.crf,
             video_index=stream.index,
             audio_index=audio_index,
+            keyframes=frozenset(round(t * (fps or _clamped_fps(source_fps))) for t in options.keyframes_at),
         )
 
     def remux(steps: list[Action]) -> VideoPlan:
@@ -675,7 +678,8 @@ def _encode(plan: VideoPlan, source: str, target: Path, on_progress: Progress | 
         # Kept apart: the stream's own time base changes to the muxer's once writing starts.
         frame_time_base = 1 / fps
         vout.time_base = frame_time_base
-        options = {"preset": plan.preset}
+        # A keyframe asked for is an IDR: nothing after it refers to a frame before.
+        options = {"preset": plan.preset, "forced-idr": "1"}
         if plan.bit_rate:
             vout.bit_rate = plan.bit_rate
         else:
@@ -701,7 +705,8 @@ def _encode(plan: VideoPlan, source: str, target: Path, on_progress: Progress | 
             frame.time_base = frame_time_base
             # The decoder's frame type would force x264's hand (as FFmpeg does, let the
             # encoder choose).
-            frame.pict_type = PictureType.NONE
+            # (Except where a keyframe was asked for: a later cut.)
+            frame.pict_type = PictureType.I if index in plan.keyframes else PictureType.NONE
             index += 1
             for packet in vout.encode(frame):
                 out.mux(packet)

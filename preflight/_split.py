@@ -159,10 +159,11 @@ def _timeline(path: str) -> _Timeline:
         if not rate:
             raise SplitError(f"{path}: the video's frame rate is unknown; it cannot be cut into parts")
         fps = Fraction(rate)
+        # Packets an edit list discards are never shown: they are not frames of the video.
         entries = [
             (int(p.pts), bool(p.is_keyframe))
             for p in container.demux(stream)
-            if p.dts is not None and p.pts is not None
+            if p.dts is not None and p.pts is not None and not p.is_discard
         ]
         time_base = stream.time_base or Fraction(1, 90000)
         copyable = stream.codec_context.name in limits.VIDEO_CODECS and container.format.name in (
@@ -313,6 +314,34 @@ def plan_split(
     audio_s, speech = speech_ranges(audio)
     if audio_s <= 0:
         raise SplitError(f"{os.fspath(audio)}: no audio could be decoded")
+    return _plan(timeline, audio_s, speech, extend, max_part_s)
+
+
+def cut_times(
+    audio: str | os.PathLike[str],
+    video_s: float,
+    *,
+    extend: bool = False,
+    max_part_s: float = MAX_PART_S,
+) -> tuple[float, ...]:
+    """Where a job would be cut (s), from the voice alone and the video's length: an
+    encoder that puts keyframes there lets ``plan_split`` cut its output by copying."""
+    grid = Fraction(1000)  # a millisecond grid stands in for the frames, yet unknown
+    timeline = _Timeline(grid, math.floor(video_s * 1000), frozenset(), copyable=False)
+    audio_s, speech = speech_ranges(audio)
+    if audio_s <= 0:
+        return ()
+    plan = _plan(timeline, audio_s, speech, extend, max_part_s)
+    return tuple(part.start_s for part in plan.parts[1:])
+
+
+def _plan(
+    timeline: _Timeline,
+    audio_s: float,
+    speech: tuple[tuple[float, float], ...],
+    extend: bool,
+    max_part_s: float,
+) -> SplitPlan:
     fps = timeline.fps
     video_s = timeline.frames / float(fps)
     length = audio_s if extend and audio_s > video_s else min(video_s, audio_s)
@@ -403,7 +432,7 @@ def _open_mp4(target: Path) -> Any:
 def _copy_video_parts(source: str, plan: SplitPlan, names: list[PartFiles], progress: Progress) -> None:
     with av.open(source) as inp:
         vin = inp.streams.video[0]
-        packets = [p for p in inp.demux(vin) if p.dts is not None and p.pts is not None]
+        packets = [p for p in inp.demux(vin) if p.dts is not None and p.pts is not None and not p.is_discard]
         shown = sorted(int(p.pts) for p in packets)
         rank = {pts: i for i, pts in enumerate(shown)}
         for part, name in zip(plan.parts, names, strict=True):
@@ -479,7 +508,7 @@ def _encode_video_parts(
     progress(sum(p.frames for p in plan.parts))
 
 
-def _pcm_frames(source: str) -> tuple[int, str, Iterator[np.ndarray]]:
+def _pcm_frames(source: str) -> tuple[int, str, Generator[np.ndarray, None, None]]:
     """The voice as interleaved 16-bit blocks (one row), with its rate and layout."""
     container = av.open(source)
     stream = container.streams.audio[0]
@@ -488,7 +517,7 @@ def _pcm_frames(source: str) -> tuple[int, str, Iterator[np.ndarray]]:
     layout = "stereo" if stream.channels == 2 else "mono"
     resampler = av.AudioResampler(format="s16", layout=layout, rate=rate)
 
-    def blocks() -> Iterator[np.ndarray]:
+    def blocks() -> Generator[np.ndarray, None, None]:
         try:
             for frame in container.decode(stream):
                 for converted in resampler.resample(frame):
@@ -532,8 +561,7 @@ def _write_audio_parts(source: str, plan: SplitPlan, names: list[PartFiles]) -> 
                     written += chunk.shape[1] // channels
                 for packet in aout.encode(None):
                     out.mux(packet)
-    for _ in blocks:  # closes the input
-        pass
+    blocks.close()  # the input is closed now, not when collected
 
 
 # --------------------------------------------------------------------------- joining
@@ -595,35 +623,58 @@ def join_parts(
     if len(results) != len(plan.parts):
         raise SplitError(f"{len(results)} results for {len(plan.parts)} parts")
     described = [_describe(os.fspath(r)) for r in results]
-    notes: list[str] = []
     reason = _why_not_copy(described, plan)
+    track = os.fspath(voice_track) if voice_track is not None else None
+    if reason is None:
+        try:
+            return _join(described, os.fspath(audio), track, plan, output, None, preset, crf, on_progress)
+        except _CopyFailed as exc:  # nothing is left of the attempt (an atomic output)
+            reason = str(exc)
+    notes = [f"the results were joined by encoding: {reason}"]
+    return _join(described, os.fspath(audio), track, plan, output, notes, preset, crf, on_progress)
+
+
+class _CopyFailed(SplitError):
+    """The results' packets cannot be put end to end after all."""
+
+
+def _join(
+    described: list[_Result],
+    audio: str,
+    voice_track: str | None,
+    plan: SplitPlan,
+    output: str | os.PathLike[str],
+    notes: list[str] | None,
+    preset: str,
+    crf: int,
+    on_progress: Progress | None,
+) -> JoinReport:
+    """Copy the results' packets (``notes`` None), or encode them (``notes`` collects what
+    was done to them)."""
     voice_s = plan.length_s
     with (
         av.open(described[0].path) as template,
         atomic_output(output) as temporary,
         _open_mp4(temporary) as out,
     ):
-        if reason is None:
+        counted = [0]
+        if notes is None:
             vout = out.add_stream_from_template(template.streams.video[0])
             vout.time_base = described[0].time_base
             video_packets = _copied_packets(described, plan, vout)
-            frames = sum(d.packets for d in described)
-            how = "copy"
+            counted[0] = sum(d.packets for d in described)
         else:
-            notes.append(f"the results were joined by encoding: {reason}")
             vout = out.add_stream("libx264", rate=plan.fps)
             vout.width, vout.height = described[0].width, described[0].height
             vout.pix_fmt = PIXEL_FORMAT
             vout.thread_type = "AUTO"
             vout.time_base = 1 / plan.fps
             vout.options = {"preset": preset, "crf": str(crf)}
-            counted = [0]
             video_packets = _encoded_packets(described, plan, vout, counted, notes)
-            how = "encode"
         if voice_track is not None:
-            audio_packets = _track_packets(os.fspath(voice_track), out)
+            audio_packets = _track_packets(voice_track, out)
         else:
-            _, audio_packets = _voice_packets(os.fspath(audio), out, voice_s)
+            _, audio_packets = _voice_packets(audio, out, voice_s)
         total = voice_s or 1.0
 
         def when(packet: Any) -> float:
@@ -636,11 +687,9 @@ def join_parts(
             if on_progress is not None and moment - shown > 1.0:
                 shown = moment
                 on_progress(min(1.0, moment / total))
-        if how == "encode":
-            frames = counted[0]
     if on_progress is not None:
         on_progress(1.0)
-    return JoinReport(how, frames, voice_s, tuple(notes))
+    return JoinReport("copy" if notes is None else "encode", counted[0], voice_s, tuple(notes or ()))
 
 
 def _why_not_copy(described: list[_Result], plan: SplitPlan) -> str | None:
@@ -681,7 +730,7 @@ def _copied_packets(described: list[_Result], plan: SplitPlan, vout: Any) -> Ite
                 if last_dts is not None and dts <= last_dts:
                     dts = last_dts + 1  # B-frame delay of a part that starts a frame early
                 if dts > pts:
-                    raise SplitError(f"{result.path}: its timestamps cannot be joined by copying")
+                    raise _CopyFailed(f"part {part.index + 1}'s timestamps overlap the part before")
                 last_dts = dts
                 packet.pts, packet.dts = pts, dts
                 packet.stream = vout

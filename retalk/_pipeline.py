@@ -17,7 +17,7 @@ from typing import Any
 import av
 
 from preflight import CheckOptions, CheckReport, FixOptions, FixReport, check_paths, fix_paths, limits
-from preflight._split import JoinReport, SplitError, SplitPlan, plan_split, write_parts
+from preflight._split import JoinReport, SplitError, SplitPlan, cut_times, plan_split, write_parts
 
 from ._client import Client
 from ._exceptions import RetalkError
@@ -143,10 +143,23 @@ SPLIT_IGNORES = ("InvalidFile.Duration", "InvalidFile.Size")
 class _Stages:
     """Times each stage of the pipeline into the result, and tells the caller it started."""
 
-    def __init__(self, result: PipelineResult, on_stage: Callable[[str], None] | None) -> None:
+    def __init__(
+        self,
+        result: PipelineResult,
+        on_stage: Callable[[str], None] | None,
+        on_progress: Callable[[str, float], None] | None = None,
+    ) -> None:
         self._result = result
         self._on_stage = on_stage
+        self._on_progress = on_progress
         self._clock = time.perf_counter()
+
+    def progress(self, name: str) -> Callable[[float], None] | None:
+        """How far the stage ``name`` is (a fraction), for the caller; None when unwatched."""
+        watcher = self._on_progress
+        if watcher is None:
+            return None
+        return lambda fraction: watcher(name, fraction)
 
     def start(self, name: str) -> None:
         self._clock = time.perf_counter()
@@ -178,11 +191,13 @@ def prepare_and_retalk(
     events: Events | None = None,
     on_stage: Callable[[str], None] | None = None,
     on_part: Callable[[int, int, str], None] | None = None,
+    on_progress: Callable[[str, float], None] | None = None,
 ) -> PipelineResult:
     """Run the pipeline; ``client``/``journal`` may be None on a dry run. With ``split``,
-    inputs longer than the service takes are sent in parts and the results joined."""
+    inputs longer than the service takes are sent in parts and the results joined.
+    ``on_progress(stage, fraction)`` follows the long media stages (fix, cut, join)."""
     result = PipelineResult(ok=False)
-    stages = _Stages(result, on_stage)
+    stages = _Stages(result, on_stage, on_progress)
     params: dict[str, Any] = {}
     if extend_video:
         params["video_extension"] = True
@@ -199,7 +214,11 @@ def prepare_and_retalk(
         fingerprint = split_fingerprint(originals, settings, client.base_url)
         found = journal.find_split(fingerprint)
         if found is not None and found.state == "joined" and not force:
-            raise DuplicateSplit(found)
+            if os.path.exists(found.output) or not intact(found):
+                raise DuplicateSplit(found)
+            # Joined before, its output since removed: joined again from the parts' results
+            # (fetched again if need be), nothing paid twice.
+            found = journal.update_split(found.id, state="running")
         if found is not None and found.state == "running":
             if intact(found):
                 stages.start("resume")
@@ -211,6 +230,10 @@ def prepare_and_retalk(
 
     if split:
         options = replace(options, max_duration_s=None)
+        if fix:
+            # Should the fixer re-encode the video, it puts keyframes where the job will be
+            # cut: the parts are then packet copies, not a second encode.
+            options = replace(options, keyframes_at=_likely_cuts(video, audio, extend_video))
     check_options = CheckOptions(ignore=SPLIT_IGNORES) if split else CheckOptions()
     inputs = dict(originals)
     if fix:
@@ -224,6 +247,7 @@ def prepare_and_retalk(
             options=options,
             check_options=check_options,
             dry_run=dry_run,
+            on_progress=_per_file(stages.progress("check and fix")),
         )
         result.check = result.fix.checked
         changed = sum(1 for f in result.fix.files if [a.name for a in f.actions] != ["copy"])
@@ -319,6 +343,27 @@ def prepare_and_retalk(
     return _verify(output, result, stages)
 
 
+def _likely_cuts(video: str, audio: str, extend: bool) -> tuple[float, ...]:
+    """Where the job will probably be cut (s); none when the inputs cannot tell (the fix
+    reports what is wrong with them)."""
+    try:
+        video_s = _duration(video, "video")
+        return cut_times(audio, video_s, extend=extend) if video_s else ()
+    except (av.FFmpegError, OSError, ValueError, IndexError):
+        return ()
+
+
+def _per_file(watch: Callable[[float], None] | None) -> Callable[[int, int, str, float], None] | None:
+    """The fixer's progress (file n of total, and how far in it) as one fraction."""
+    if watch is None:
+        return None
+
+    def progress(number: int, total: int, path: str, fraction: float) -> None:
+        watch(min(1.0, (number - 1 + fraction) / max(total, 1)))
+
+    return progress
+
+
 def _cuts_text(plan: SplitPlan) -> str:
     return ", ".join(f"{p.start_s:.2f}-{p.end_s:.2f} s" for p in plan.parts)
 
@@ -356,7 +401,13 @@ def _split_and_send(
     stages.start("cut into parts")
     parts_folder = os.path.join(folder, "parts")
     files = write_parts(
-        inputs["video"], inputs["audio"], plan, parts_folder, preset=options.preset, crf=options.crf
+        inputs["video"],
+        inputs["audio"],
+        plan,
+        parts_folder,
+        preset=options.preset,
+        crf=options.crf,
+        on_progress=stages.progress("cut into parts"),
     )
     stages.done("cut into parts", f"{len(files)} parts into {parts_folder}")
     stages.start("check the parts")
@@ -408,7 +459,7 @@ def _send_split(
     tasks = ", ".join(p.job.task_id or "?" for p in result.parts)
     stages.done("upload, submit, wait, download", f"{len(result.parts)} tasks: {tasks}")
     stages.start("join")
-    result.joined = join_split(journal, journal.split(split.id))
+    result.joined = join_split(journal, journal.split(split.id), on_progress=stages.progress("join"))
     notes = "; ".join(result.joined.notes)
     stages.done(
         "join", f"{result.joined.video}, {result.joined.frames} frames" + (f"; {notes}" if notes else "")

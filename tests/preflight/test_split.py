@@ -28,7 +28,7 @@ import av
 import numpy as np
 import pytest
 
-from preflight import PreflightError
+from preflight import FixOptions, PreflightError, fix_paths
 from preflight._audio_analysis import speech_ranges
 from preflight._split import (
     CUT_MARGIN_S,
@@ -37,6 +37,7 @@ from preflight._split import (
     PartFiles,
     SplitError,
     SplitPlan,
+    cut_times,
     encode_voice,
     join_parts,
     plan_split,
@@ -490,6 +491,30 @@ def test_each_part_holds_exactly_its_frames_and_its_voice(
     assert np.array_equal(np.concatenate([pcm(files.audio) for files in split.parts]), said)
 
 
+def test_a_video_the_fixer_encodes_gets_keyframes_at_the_cuts_and_is_cut_by_copying(
+    media: Any, voice: Path, tmp_path: Path
+) -> None:
+    """10 fps is re-encoded at 20 fps anyway: told where the job will be cut (from the
+    voice alone), the fixer puts keyframes there, so the parts are packet copies."""
+    slow = media.write_video(
+        tmp_path / "slow.mp4", width=640, height=640, fps=10, duration=SECONDS, audio=False, gop=250
+    )
+    times = cut_times(voice, SECONDS, max_part_s=12)
+    assert len(times) >= 3
+    fixed = fix_paths(
+        video=slow,
+        out_dir=tmp_path / "fixed",
+        options=FixOptions(preset="ultrafast", max_duration_s=None, keyframes_at=times),
+    )
+    (done,) = fixed.files
+    assert done.ok and done.output is not None and "fps" in [a.name for a in done.actions]
+    plan = plan_split(done.output, voice, max_part_s=12)
+
+    assert plan.copy
+    assert [p.start_s for p in plan.parts[1:]] == pytest.approx(times, abs=0.5 / float(plan.fps))
+    assert {p.start_frame for p in plan.parts} <= keyframes(Path(done.output))
+
+
 # --------------------------------------------------------------------------- joining
 @pytest.mark.parametrize("name", ["copied", "encoded"])
 def test_the_parts_as_sent_join_by_copy_without_a_seam(
@@ -534,6 +559,26 @@ def test_an_abandoned_voice_track_leaves_nothing(copied: Split, tmp_path: Path) 
     with pytest.raises(SplitError):
         encode_voice(copied.voice, copied.plan, tmp_path / "voice.m4a", stop=stop)
     assert leftovers(tmp_path) == [] and not (tmp_path / "voice.m4a").exists()
+
+
+def test_parts_encoded_with_b_frames_join_by_copy_in_order(
+    sparse: Path, voice: Path, media: Any, tmp_path: Path
+) -> None:
+    """x264's usual settings reorder frames (B-frames): each part's first packets are
+    decoded before they are shown, and the joined file must still show every frame once."""
+    plan = plan_split(sparse, voice, max_part_s=12)
+    assert not plan.copy
+    parts = write_parts(sparse, voice, plan, tmp_path / "parts", preset="veryfast")
+    with av.open(str(parts[1].video)) as container:
+        reordered = [(p.pts, p.dts) for p in container.demux(video=0) if p.dts is not None]
+    assert any(pts != dts for pts, dts in reordered)  # B-frames indeed
+    output = tmp_path / "joined.mp4"
+    report = join_parts([p.video for p in parts], voice, plan, output)
+
+    assert report.video == "copy"
+    frames = counted(media, output)
+    assert numbers(frames) == list(range(FRAMES))
+    assert_on_time(frames)
 
 
 def test_the_seam_check_catches_a_lost_or_added_aac_frame(copied: Split, tmp_path: Path) -> None:

@@ -173,18 +173,16 @@ def interrupted_run(service: Emulator, long_pair: tuple[Path, Path], tmp_path: P
 
 
 def test_an_interrupted_split_job_finishes_when_run_again_without_paying_twice(
-    service: Emulator, long_pair: tuple[Path, Path], tmp_path: Path
+    service: Emulator, long_pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     command = interrupted_run(service, long_pair, tmp_path)
     before = part_jobs(tmp_path / "journal.sqlite")
     first_result = tmp_path / "dubbed.work" / "parts" / "result-01.mp4"
     first_stamp = first_result.stat().st_mtime_ns
     service.faults.task_seconds = 0.2
-    os.environ["DASHSCOPE_API_KEY"] = KEY
-    try:
-        status, result = run(*command)
-    finally:
-        del os.environ["DASHSCOPE_API_KEY"]
+    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
+    status, result = run(*command)
+
     assert status == 0, result.get("error")
     # The same tasks, no new submission, the first part not fetched again.
     assert [t for _, t in part_jobs(tmp_path / "journal.sqlite")] == [t for _, t in before]
@@ -192,20 +190,30 @@ def test_an_interrupted_split_job_finishes_when_run_again_without_paying_twice(
     assert first_result.stat().st_mtime_ns == first_stamp
     assert_joined_well(result, tmp_path / "dubbed.mp4", Path(result["sent"]["audio"]))
 
+    # Done: the same command again is refused rather than paid for twice...
+    status, _ = run(*command)
+    assert status == 2
+    # ...unless the output was removed: then it is joined again from the parts' results.
+    (tmp_path / "dubbed.mp4").unlink()
+    status, result = run(*command)
+    assert status == 0, result.get("error")
+    assert (tmp_path / "dubbed.mp4").exists() and service.submissions == 2
+
 
 def test_retalk_resume_finishes_and_joins_an_interrupted_split_job(
-    service: Emulator, long_pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    service: Emulator,
+    long_pair: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     interrupted_run(service, long_pair, tmp_path)
     service.faults.task_seconds = 0.2
-    os.environ["DASHSCOPE_API_KEY"] = KEY
-    try:
-        status = retalk_main(
-            ["resume", "--base-url", service.base_url, "--journal", str(tmp_path / "journal.sqlite"),
-             "--format", "json"]
-        )  # fmt: skip
-    finally:
-        del os.environ["DASHSCOPE_API_KEY"]
+    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
+    status = retalk_main(
+        ["resume", "--base-url", service.base_url, "--journal", str(tmp_path / "journal.sqlite"),
+         "--format", "json"]
+    )  # fmt: skip
     report = json.loads(capsys.readouterr().out)
     assert status == 0, report
     assert [s["output"] for s in report["joined"]] == [str(tmp_path / "dubbed.mp4")]
