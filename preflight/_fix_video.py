@@ -436,7 +436,9 @@ def plan_video(report: FileReport, options: FixOptions, *, duration: float | Non
     # the limit. When the file is too big for its streams (padding, extra tracks) a remux is
     # enough, and only a source whose pictures alone are too big gets an average-rate encode.
     audio_rate = 0 if audio in ("drop", "none") else AUDIO_BIT_RATE
-    ceiling = int(limits.VIDEO_MAX_BYTES * 8 * SIZE_HEADROOM / max(out_length, 1.0)) - audio_rate
+    # A job kept long to be sent in parts only has each part to fit.
+    budget_s = out_length if options.max_duration_s is not None else min(out_length, limits.MAX_DURATION_S)
+    ceiling = int(limits.VIDEO_MAX_BYTES * 8 * SIZE_HEADROOM / max(budget_s, 1.0)) - audio_rate
     source_rate = stream.bit_rate or info.bit_rate
     max_rate = ceiling if source_rate is None or source_rate * CRF_GROWTH > ceiling else None
     bit_rate: int | None = None

@@ -46,11 +46,22 @@ MIN_PART_S = limits.MIN_DURATION_S + 1.0
 CUT_MARGIN_S = 0.06
 #: Pauses this long or longer are good places to cut; shorter ones only when needed.
 GOOD_PAUSE_S = 0.6
+#: A long pause (or silence) offers a place to cut about every this many seconds.
+SPREAD_S = 1.0
+#: Half a frame at the lowest frame rate the service takes, and then some: how far a
+#: cut planned in seconds may move once it lands on a frame.
+GRID_SLACK_S = 0.05
+#: Share of the size limit a copied part may fill (the rest is the container's)...
+PART_SIZE_HEADROOM = 0.95
+#: ...and an encoded one aims at, when the pictures are that dense.
+SIZE_HEADROOM = 0.9
 #: The joined voice: AAC at this rate (transparent for speech).
 JOIN_AUDIO_BIT_RATE = 192_000
 PIXEL_FORMAT = "yuv420p"
 
 Progress = Callable[[float], None]
+#: A voice's length (s) and its speech stretches, as ``speech_ranges`` gives them.
+Speech = tuple[float, tuple[tuple[float, float], ...]]
 
 
 class SplitError(PreflightError):
@@ -115,6 +126,8 @@ class SplitPlan:
     copy: bool
     #: The last part's video is extended by the service to its voice.
     extend: bool = False
+    #: A rate ceiling (bit/s) for encoded parts whose pictures would not fit otherwise.
+    max_rate: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -122,6 +135,7 @@ class SplitPlan:
             "length_s": self.length_s,
             "copy": self.copy,
             "extend": self.extend,
+            "max_rate": self.max_rate,
             "parts": [p.to_dict() for p in self.parts],
         }
 
@@ -134,6 +148,7 @@ class SplitPlan:
             tuple(Part.from_dict(p) for p in data["parts"]),
             bool(data["copy"]),
             bool(data.get("extend", False)),
+            data.get("max_rate"),
         )
 
 
@@ -148,6 +163,8 @@ class _Timeline:
     #: decoded before shows after, and none decoded after shows before.
     clean: frozenset[int]
     copyable: bool
+    #: Bytes of each frame's packet, in display order (what a copied part weighs).
+    sizes: tuple[int, ...] = ()
 
 
 def _timeline(path: str) -> _Timeline:
@@ -161,7 +178,7 @@ def _timeline(path: str) -> _Timeline:
         fps = Fraction(rate)
         # Packets an edit list discards are never shown: they are not frames of the video.
         entries = [
-            (int(p.pts), bool(p.is_keyframe))
+            (int(p.pts), bool(p.is_keyframe), p.size)
             for p in container.demux(stream)
             if p.dts is not None and p.pts is not None and not p.is_discard
         ]
@@ -171,7 +188,7 @@ def _timeline(path: str) -> _Timeline:
         )
     if not entries:
         raise SplitError(f"{path}: the video has no frames with timestamps; it cannot be cut")
-    shown = sorted(pts for pts, _ in entries)
+    shown = sorted(pts for pts, _, _ in entries)
     first = shown[0]
     # A part's length is its frame count over the rate: the frames must come evenly.
     worst = max(abs(float((pts - first) * time_base) - i / float(fps)) for i, pts in enumerate(shown))
@@ -186,7 +203,7 @@ def _timeline(path: str) -> _Timeline:
     count = len(entries)
     before_max = [-math.inf] * count
     running = -math.inf
-    for k, (pts, _) in enumerate(entries):
+    for k, (pts, _, _) in enumerate(entries):
         before_max[k] = running
         running = max(running, pts)
     after_min = [math.inf] * count
@@ -196,10 +213,13 @@ def _timeline(path: str) -> _Timeline:
         after_min[k] = running
     clean = frozenset(
         rank[pts]
-        for k, (pts, key) in enumerate(entries)
+        for k, (pts, key, _) in enumerate(entries)
         if key and before_max[k] < pts and after_min[k] == pts
     )
-    return _Timeline(fps, len(shown), clean, copyable)
+    sizes = [0] * len(shown)
+    for pts, _, size in entries:
+        sizes[rank[pts]] = size
+    return _Timeline(fps, len(shown), clean, copyable, tuple(sizes))
 
 
 @dataclass(frozen=True)
@@ -212,22 +232,31 @@ class _Cut:
 
 def _candidates(pauses: Sequence[tuple[float, float]], timeline: _Timeline, before_s: float) -> list[_Cut]:
     """Places to cut: in each pause, the frame nearest its middle and the clean keyframe
-    nearest its middle (they are often the same), all before ``before_s``."""
+    nearest its middle (they are often the same), and in a long pause a frame every
+    second or so as well (with a keyframe near each when there is one), all before
+    ``before_s``."""
     fps = float(timeline.fps)
     cuts: dict[int, _Cut] = {}
     for start, stop in pauses:
         first = math.ceil((start + CUT_MARGIN_S) * fps)
         last = math.floor((stop - CUT_MARGIN_S) * fps)
         last = min(last, math.ceil(before_s * fps) - 1)
-        if first > last or first <= 0:
+        first = max(first, 1)
+        if first > last:
             continue
-        middle = (start + stop) / 2 * fps
-        nearest = min(max(round(middle), first), last)
-        cuts[nearest] = _Cut(nearest, nearest / fps, nearest in timeline.clean, (start, stop))
         keys = [f for f in range(first, last + 1) if f in timeline.clean]
-        if keys:
-            key = min(keys, key=lambda f: abs(f - middle))
-            cuts[key] = _Cut(key, key / fps, True, (start, stop))
+        middle = (start + stop) / 2 * fps
+        spots = {min(max(round(middle), first), last)}
+        step = max(1, round(SPREAD_S * fps))
+        spots.update(range(first, last + 1, step))
+        for spot in spots:
+            cuts.setdefault(spot, _Cut(spot, spot / fps, spot in timeline.clean, (start, stop)))
+            if keys:
+                # The keyframe nearest the spot (keys are sorted).
+                at = bisect.bisect_left(keys, spot)
+                key = min(keys[max(0, at - 1) : at + 1], key=lambda f: abs(f - spot))
+                if abs(key - spot) <= step:
+                    cuts[key] = _Cut(key, key / fps, True, (start, stop))
     return [cuts[f] for f in sorted(cuts)]
 
 
@@ -284,7 +313,9 @@ def _choose(
     return chosen[::-1]
 
 
-def _no_way_to_cut(cuts: list[_Cut], end_s: float, max_part_s: float) -> str:
+def _no_way_to_cut(cuts: list[_Cut], end_s: float, max_part_s: float, heard_speech: bool) -> str:
+    if not heard_speech:
+        return f"no speech was heard in the voice, and {end_s:.1f} s of it cannot be cut into parts"
     times = [0.0] + [c.seconds for c in cuts] + [end_s]
     for a, b in itertools.pairwise(times):
         if b - a > max_part_s:
@@ -303,18 +334,19 @@ def plan_split(
     *,
     extend: bool = False,
     max_part_s: float = MAX_PART_S,
+    speech: Speech | None = None,
 ) -> SplitPlan:
     """Where to cut ``video`` and ``audio`` (ready for the service but for their length)
     into parts of at most ``max_part_s``. A job that fits is one part. ``extend``: the
     service extends the video to a longer voice (``video_extension``), so the result
-    lasts as long as the voice."""
+    lasts as long as the voice. ``speech``: ``speech_ranges(audio)``, when known."""
     if not MIN_PART_S < max_part_s <= limits.MAX_DURATION_S:
         raise SplitError(f"a part must last {MIN_PART_S:.0f}-{limits.MAX_DURATION_S:.0f} s")
     timeline = _timeline(os.fspath(video))
-    audio_s, speech = speech_ranges(audio)
+    audio_s, ranges = speech if speech is not None else speech_ranges(audio)
     if audio_s <= 0:
         raise SplitError(f"{os.fspath(audio)}: no audio could be decoded")
-    return _plan(timeline, audio_s, speech, extend, max_part_s)
+    return _plan(timeline, audio_s, ranges, extend, max_part_s)
 
 
 def cut_times(
@@ -323,16 +355,24 @@ def cut_times(
     *,
     extend: bool = False,
     max_part_s: float = MAX_PART_S,
+    speech: Speech | None = None,
 ) -> tuple[float, ...]:
     """Where a job would be cut (s), from the voice alone and the video's length: an
     encoder that puts keyframes there lets ``plan_split`` cut its output by copying."""
     grid = Fraction(1000)  # a millisecond grid stands in for the frames, yet unknown
     timeline = _Timeline(grid, math.floor(video_s * 1000), frozenset(), copyable=False)
-    audio_s, speech = speech_ranges(audio)
+    audio_s, ranges = speech if speech is not None else speech_ranges(audio)
     if audio_s <= 0:
         return ()
-    plan = _plan(timeline, audio_s, speech, extend, max_part_s)
-    return tuple(part.start_s for part in plan.parts[1:])
+    # Planned a little short, and each cut moved a little further from the speech: on
+    # the video's own frames the cut moves by up to half a frame.
+    plan = _plan(timeline, audio_s, ranges, extend, max_part_s - 2 * GRID_SLACK_S)
+    times = []
+    for part in plan.parts[:-1]:
+        start, stop = part.pause or (part.end_s, part.end_s)
+        low, high = start + CUT_MARGIN_S + GRID_SLACK_S, stop - CUT_MARGIN_S - GRID_SLACK_S
+        times.append(min(max(part.end_s, low), high) if low <= high else (start + stop) / 2)
+    return tuple(times)
 
 
 def _plan(
@@ -344,12 +384,18 @@ def _plan(
 ) -> SplitPlan:
     fps = timeline.fps
     video_s = timeline.frames / float(fps)
-    length = audio_s if extend and audio_s > video_s else min(video_s, audio_s)
-    # The voice's own last instant bounds a cut as much as the picture's.
-    if length <= max_part_s:
-        end_frame = min(timeline.frames, math.ceil(length * float(fps) - 1e-9))
+    longer_voice = extend and audio_s > video_s
+    length = audio_s if longer_voice else min(video_s, audio_s)
+    end_frame = min(timeline.frames, math.ceil(length * float(fps) - 1e-9))
+    # A job the service takes whole is one part (its own limit, not the parts' margin).
+    if length <= max_part_s + (limits.MAX_DURATION_S - MAX_PART_S):
         only = Part(0, 0, end_frame, 0.0, length)
-        return SplitPlan(fps, length, (only,), copy=True, extend=extend)
+        return SplitPlan(fps, length, (only,), copy=timeline.copyable and 0 in timeline.clean, extend=extend)
+    if longer_voice and audio_s - video_s > max_part_s - MIN_PART_S:
+        raise SplitError(
+            f"the voice runs {audio_s - video_s:.1f} s past the video's end; only the last part can be "
+            f"extended (--extend-video), so it may run at most {max_part_s - MIN_PART_S:.0f} s past it"
+        )
     pauses = [(a[1], b[0]) for a, b in itertools.pairwise(speech)]
     # Silence before the first word and after the last is a pause too.
     if speech:
@@ -357,25 +403,33 @@ def _plan(
     else:
         pauses = [(0.0, audio_s)]
     cuts = _candidates(pauses, timeline, min(video_s, length))
-    chosen = _choose(cuts, length, video_s, max_part_s, prefer_clean=timeline.copyable)
+    # Packets are copied only when the first frame is a clean keyframe too (an edit list
+    # can hide the stream's own first keyframe).
+    copyable = timeline.copyable and 0 in timeline.clean
+    chosen = _choose(cuts, length, video_s, max_part_s, prefer_clean=copyable)
     if chosen is None:
-        raise SplitError(_no_way_to_cut(cuts, length, max_part_s))
-    copy = timeline.copyable and all(c.clean for c in chosen)
-    if not copy and timeline.copyable:
+        raise SplitError(_no_way_to_cut(cuts, length, max_part_s, bool(speech)))
+    starts = [0, *(c.frame for c in chosen)]
+    ends = [*(c.frame for c in chosen), end_frame]
+    heaviest = (
+        max(sum(timeline.sizes[a:b]) for a, b in zip(starts, ends, strict=True)) if timeline.sizes else 0
+    )
+    too_big = heaviest > limits.VIDEO_MAX_BYTES * PART_SIZE_HEADROOM
+    copy = copyable and all(c.clean for c in chosen) and not too_big
+    if not copy and copyable:
         # Encoded anyway: pick the best pauses, keyframes or not.
         chosen = _choose(cuts, length, video_s, max_part_s, prefer_clean=False) or chosen
     parts: list[Part] = []
     starts = [0, *(c.frame for c in chosen)]
     for index, start in enumerate(starts):
-        last = index == len(starts) - 1
-        if last:
-            end_frame = min(timeline.frames, math.ceil(length * float(fps) - 1e-9))
-            end_s, pause = length, None
+        if index == len(starts) - 1:
+            parts.append(Part(index, start, end_frame, start / float(fps), length, None))
         else:
-            end_frame = chosen[index].frame
-            end_s, pause = chosen[index].seconds, chosen[index].pause
-        parts.append(Part(index, start, end_frame, start / float(fps), end_s, pause))
-    return SplitPlan(fps, length, tuple(parts), copy=copy, extend=extend)
+            cut = chosen[index]
+            parts.append(Part(index, start, cut.frame, start / float(fps), cut.seconds, cut.pause))
+    # Pictures too dense for a part to fit the size limit get a rate ceiling.
+    max_rate = int(limits.VIDEO_MAX_BYTES * 8 * SIZE_HEADROOM / max_part_s) if too_big else None
+    return SplitPlan(fps, length, tuple(parts), copy=copy, extend=extend, max_rate=max_rate)
 
 
 # --------------------------------------------------------------------------- cutting
@@ -415,9 +469,16 @@ def write_parts(
         if on_progress is not None:
             on_progress(0.9 * min(1.0, frames / total))
 
+    copied = False
     if plan.copy:
-        _copy_video_parts(os.fspath(video), plan, names, video_progress)
-    else:
+        try:
+            _copy_video_parts(os.fspath(video), plan, names, video_progress)
+            copied = True
+        except SplitError:
+            # The stream is not what its index promised: encode the parts instead (every
+            # part written so far is rewritten).
+            pass
+    if not copied:
         _encode_video_parts(os.fspath(video), plan, names, preset, crf, video_progress)
     _write_audio_parts(os.fspath(audio), plan, names)
     if on_progress is not None:
@@ -430,25 +491,67 @@ def _open_mp4(target: Path) -> Any:
 
 
 def _copy_video_parts(source: str, plan: SplitPlan, names: list[PartFiles], progress: Progress) -> None:
+    """Each part's packets, copied. Every part starts on a clean keyframe; the last one
+    also keeps the packets decoded before its last frame that show after it (B-frames
+    refer to them), so a picture in it never misses a reference."""
+
+    def usable(packet: Any) -> bool:
+        return packet.dts is not None and packet.pts is not None and not packet.is_discard
+
+    # First pass, timestamps only: which frame each packet shows.
     with av.open(source) as inp:
+        order = [int(p.pts) for p in inp.demux(inp.streams.video[0]) if usable(p)]
+    shown = sorted(order)
+    rank = {pts: i for i, pts in enumerate(shown)}
+    owner = [_part_of(rank[pts], plan) for pts in order]
+    final = plan.parts[-1]
+    last_needed = max(
+        (k for k, pts in enumerate(order) if final.start_frame <= rank[pts] < final.end_frame), default=-1
+    )
+    # Second pass: the packets, streamed into one part's file at a time.
+    current = -1
+    with av.open(source) as inp, ExitStack() as part_files:
         vin = inp.streams.video[0]
-        packets = [p for p in inp.demux(vin) if p.dts is not None and p.pts is not None and not p.is_discard]
-        shown = sorted(int(p.pts) for p in packets)
-        rank = {pts: i for i, pts in enumerate(shown)}
-        for part, name in zip(plan.parts, names, strict=True):
-            mine = [p for p in packets if part.start_frame <= rank[int(p.pts)] < part.end_frame]
-            if not mine or rank[int(mine[0].pts)] != part.start_frame or not mine[0].is_keyframe:
-                raise SplitError(f"{source}: part {part.index + 1} does not start on a keyframe")
-            # Timestamps from the part's first frame: it shows at 0.
-            offset = shown[part.start_frame] - shown[0]
-            with atomic_output(name.video) as temporary, _open_mp4(temporary) as out:
+        out: Any = None
+        vout: Any = None
+        offset = 0
+        position = 0
+        for packet in inp.demux(vin):
+            if not usable(packet):
+                continue
+            k, position = position, position + 1
+            if k > last_needed:
+                break
+            part = owner[k]
+            if part != current:
+                if part < current:  # shown in an earlier part, decoded in a later one
+                    raise SplitError(f"{source}: part {part + 1} does not end on a clean cut")
+                part_files.close()
+                if current >= 0:
+                    progress(plan.parts[current].end_frame)
+                current = part
+                first = plan.parts[part]
+                if rank[int(packet.pts)] != first.start_frame or not packet.is_keyframe:
+                    raise SplitError(f"{source}: part {part + 1} does not start on a keyframe")
+                temporary = part_files.enter_context(atomic_output(names[part].video))
+                out = part_files.enter_context(_open_mp4(temporary))
                 vout = out.add_stream_from_template(vin)
-                for packet in mine:
-                    packet.pts -= offset
-                    packet.dts -= offset
-                    packet.stream = vout
-                    out.mux(packet)
-            progress(part.end_frame)
+                # Timestamps from the part's first frame: it shows at 0.
+                offset = shown[first.start_frame] - shown[0]
+            packet.pts -= offset
+            packet.dts -= offset
+            packet.stream = vout
+            out.mux(packet)
+    if current != len(plan.parts) - 1:
+        raise SplitError(f"{source}: the video ended before part {current + 2} of {len(plan.parts)}")
+    progress(final.end_frame)
+
+
+def _part_of(frame: int, plan: SplitPlan) -> int:
+    """The part a frame belongs to; -1 before the first, the last part after its end (the
+    frames the last part keeps only as references)."""
+    starts = [p.start_frame for p in plan.parts]
+    return bisect.bisect_right(starts, frame) - 1
 
 
 def _decoded_frames(source: str) -> Generator[Any, None, None]:
@@ -495,7 +598,11 @@ def _encode_video_parts(
                 vout.pix_fmt = PIXEL_FORMAT
                 vout.thread_type = "AUTO"  # x264's frame threads (see _fix_video)
                 vout.time_base = frame_time_base
-                vout.options = {"preset": preset, "crf": str(crf)}
+                options = {"preset": preset, "crf": str(crf)}
+                if plan.max_rate:
+                    # One second of buffer: the part overshoots its ceiling by that at most.
+                    options |= {"maxrate": str(plan.max_rate), "bufsize": str(plan.max_rate)}
+                vout.options = options
             picture = frame.reformat(format=PIXEL_FORMAT) if frame.format.name != PIXEL_FORMAT else frame
             picture.pts = number - part.start_frame
             picture.time_base = frame_time_base

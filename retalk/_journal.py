@@ -422,5 +422,10 @@ def _alive(owner: str | None) -> bool:
     return True
 
 
+def running_elsewhere(job: Job) -> bool:
+    """Another live process on this machine is working on the job."""
+    return _alive(job.owner)
+
+
 def roles_of(job: Job) -> Sequence[str]:
     return [role for role in ("video", "audio", "ref") if role in job.inputs]

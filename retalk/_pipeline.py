@@ -17,7 +17,16 @@ from typing import Any
 import av
 
 from preflight import CheckOptions, CheckReport, FixOptions, FixReport, check_paths, fix_paths, limits
-from preflight._split import JoinReport, SplitError, SplitPlan, cut_times, plan_split, write_parts
+from preflight._audio_analysis import speech_ranges
+from preflight._split import (
+    JoinReport,
+    Speech,
+    SplitError,
+    SplitPlan,
+    cut_times,
+    plan_split,
+    write_parts,
+)
 
 from ._client import Client
 from ._exceptions import RetalkError
@@ -27,6 +36,7 @@ from ._split import (
     PartOutcome,
     intact,
     join_split,
+    parts_folder,
     record_split,
     send_parts,
     split_fingerprint,
@@ -210,10 +220,20 @@ def prepare_and_retalk(
     if split and not dry_run:
         if client is None or journal is None:
             raise RetalkError("a client and a journal are needed to send the job")
-        settings = {"fix": fix, "options": asdict(options), "params": params, "work_dir": folder}
+        settings = {
+            "fix": fix,
+            "options": asdict(options),
+            "params": params,
+            "work_dir": folder,
+            "output": os.path.abspath(output),
+        }
         fingerprint = split_fingerprint(originals, settings, client.base_url)
         found = journal.find_split(fingerprint)
-        if found is not None and found.state == "joined" and not force:
+        if found is not None and force:
+            if found.state == "running":
+                journal.update_split(found.id, state="failed", error="sent again with --force")
+            found = None
+        if found is not None and found.state == "joined":
             if os.path.exists(found.output) or not intact(found):
                 raise DuplicateSplit(found)
             # Joined before, its output since removed: joined again from the parts' results
@@ -224,16 +244,21 @@ def prepare_and_retalk(
                 stages.start("resume")
                 stages.done("resume", f"split {found.id} found in the journal; its parts go on")
                 result.plan = SplitPlan.from_dict(found.plan["plan"])
-                result.sent = {"video": video, "audio": audio} | ({"ref": ref} if ref else {})
+                result.expected_s = result.plan.length_s
+                result.sent = {"video": found.plan.get("video", video), "audio": found.plan["voice"]}
+                if found.plan.get("ref"):
+                    result.sent["ref"] = found.plan["ref"]
                 return _send_split(client, journal, found.id, result, stages, events, on_part)
-            journal.update_split(found.id, state="failed", error="its part files are gone")
+            journal.update_split(found.id, state="failed", error="its part files are gone or were replaced")
 
+    speech: Speech | None = None
     if split:
         options = replace(options, max_duration_s=None)
         if fix:
             # Should the fixer re-encode the video, it puts keyframes where the job will be
             # cut: the parts are then packet copies, not a second encode.
-            options = replace(options, keyframes_at=_likely_cuts(video, audio, extend_video))
+            speech = _speech_of(audio)
+            options = replace(options, keyframes_at=_likely_cuts(video, audio, extend_video, speech))
     check_options = CheckOptions(ignore=SPLIT_IGNORES) if split else CheckOptions()
     inputs = dict(originals)
     if fix:
@@ -273,7 +298,13 @@ def prepare_and_retalk(
     if split:
         stages.start("plan the parts")
         try:
-            plan = plan_split(inputs["video"], inputs["audio"], extend=extend_video)
+            # The voice listened to before the fix serves again when the fix copied it.
+            copied = result.fix is not None and any(
+                f.role == "audio" and [a.name for a in f.actions] == ["copy"] for f in result.fix.files
+            )
+            plan = plan_split(
+                inputs["video"], inputs["audio"], extend=extend_video, speech=speech if copied else None
+            )
         except SplitError as exc:
             if dry_run and fix:
                 # Planned on the inputs as they are; the fix (not run) may make it possible.
@@ -287,7 +318,12 @@ def prepare_and_retalk(
         result.expected_s = plan.length_s
         how = "packet copies" if plan.copy else "encoded"
         stages.done("plan the parts", f"{len(plan.parts)} part(s), {how}: " + _cuts_text(plan))
-        if len(plan.parts) > 1:
+        # One part is sent as it is only if both files fit; else it is cut to the job's
+        # length like any part (a 150 s video under a 60 s voice).
+        fits = all(
+            (_duration(inputs[role], role) or 0.0) <= limits.MAX_DURATION_S for role in ("video", "audio")
+        )
+        if len(plan.parts) > 1 or not fits:
             if dry_run:
                 stages.done("dry run", "nothing sent")
                 result.ok = True
@@ -343,13 +379,23 @@ def prepare_and_retalk(
     return _verify(output, result, stages)
 
 
-def _likely_cuts(video: str, audio: str, extend: bool) -> tuple[float, ...]:
+def _speech_of(audio: str) -> Speech | None:
+    """The voice's speech stretches, or None when it cannot be read (the fix says why)."""
+    try:
+        return speech_ranges(audio)
+    except (av.FFmpegError, OSError, ValueError, IndexError):
+        return None
+
+
+def _likely_cuts(video: str, audio: str, extend: bool, speech: Speech | None) -> tuple[float, ...]:
     """Where the job will probably be cut (s); none when the inputs cannot tell (the fix
     reports what is wrong with them)."""
+    if speech is None:
+        return ()
     try:
         video_s = _duration(video, "video")
-        return cut_times(audio, video_s, extend=extend) if video_s else ()
-    except (av.FFmpegError, OSError, ValueError, IndexError):
+        return cut_times(audio, video_s, extend=extend, speech=speech) if video_s else ()
+    except (av.FFmpegError, OSError, ValueError, IndexError, SplitError):
         return ()
 
 
@@ -399,17 +445,21 @@ def _split_and_send(
     on_part: Callable[[int, int, str], None] | None,
 ) -> PipelineResult:
     stages.start("cut into parts")
-    parts_folder = os.path.join(folder, "parts")
-    files = write_parts(
-        inputs["video"],
-        inputs["audio"],
-        plan,
-        parts_folder,
-        preset=options.preset,
-        crf=options.crf,
-        on_progress=stages.progress("cut into parts"),
-    )
-    stages.done("cut into parts", f"{len(files)} parts into {parts_folder}")
+    where = parts_folder(folder, fingerprint)
+    try:
+        files = write_parts(
+            inputs["video"],
+            inputs["audio"],
+            plan,
+            where,
+            preset=options.preset,
+            crf=options.crf,
+            on_progress=stages.progress("cut into parts"),
+        )
+    except SplitError as exc:
+        result.error = f"the job could not be cut into parts: {exc}"
+        return result
+    stages.done("cut into parts", f"{len(files)} part(s) into {where}")
     stages.start("check the parts")
     problems = []
     # Only what the service would refuse a part for: the whole was analysed already. With a
@@ -430,6 +480,7 @@ def _split_and_send(
         output,
         plan,
         files,
+        video=inputs["video"],
         voice=inputs["audio"],
         ref=inputs.get("ref"),
         params=params,
@@ -459,7 +510,12 @@ def _send_split(
     tasks = ", ".join(p.job.task_id or "?" for p in result.parts)
     stages.done("upload, submit, wait, download", f"{len(result.parts)} tasks: {tasks}")
     stages.start("join")
-    result.joined = join_split(journal, journal.split(split.id), on_progress=stages.progress("join"))
+    try:
+        result.joined = join_split(journal, journal.split(split.id), on_progress=stages.progress("join"))
+    except (SplitError, av.FFmpegError, OSError) as exc:
+        folder = os.path.dirname(split.plan["parts"][0]["result"])
+        result.error = f"the parts are done (results in {folder}) but could not be joined: {exc}"
+        return result
     notes = "; ".join(result.joined.notes)
     stages.done(
         "join", f"{result.joined.video}, {result.joined.frames} frames" + (f"; {notes}" if notes else "")

@@ -17,13 +17,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from preflight import limits
+import av
+
+from preflight import PreflightError, limits
 from preflight._split import JoinReport, PartFiles, SplitPlan, encode_voice, join_parts
 
 from ._client import Client
-from ._exceptions import DownloadError, RetalkError
+from ._exceptions import DownloadError, InputError, RetalkError, TaskFailed
 from ._jobs import Events, continue_job
-from ._journal import DuplicateJob, Job, Journal, Split, sha256_of
+from ._journal import DuplicateJob, Job, Journal, Split, running_elsewhere, sha256_of
 
 #: Bump when the cutting changes, so old splits are not mistaken for new ones.
 SPLIT_VERSION = 1
@@ -56,6 +58,12 @@ def split_fingerprint(inputs: dict[str, str], settings: dict[str, Any], base_url
     return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def parts_folder(work_dir: str, fingerprint: str) -> str:
+    """Where a split's parts and results live: its own folder, so that another split for
+    the same output (other inputs, other settings) never mixes its files with this one's."""
+    return os.path.join(work_dir, f"parts-{fingerprint[:16]}")
+
+
 def record_split(
     journal: Journal,
     fingerprint: str,
@@ -63,6 +71,7 @@ def record_split(
     plan: SplitPlan,
     parts: list[PartFiles],
     *,
+    video: str,
     voice: str,
     ref: str | None,
     params: dict[str, Any],
@@ -71,26 +80,42 @@ def record_split(
     crf: int,
     force: bool = False,
 ) -> Split:
-    """The split and a job for each part, written down before anything is sent."""
+    """The split and a job for each part, written down before anything is sent. Earlier
+    splits still running for the same output are superseded (their sent parts stay in
+    the journal and are still finished; they are just not joined)."""
     output = os.path.abspath(output)
     described: list[dict[str, Any]] = []
     for part, files in zip(plan.parts, parts, strict=True):
         result = os.path.join(os.path.dirname(files.video), f"result-{part.index + 1:02d}.mp4")
-        described.append({"video": files.video, "audio": files.audio, "result": result, "job": None})
+        described.append(
+            {
+                "video": files.video,
+                "audio": files.audio,
+                "result": result,
+                "job": None,
+                "sha256": [sha256_of(files.video), sha256_of(files.audio)],
+            }
+        )
     document = {
         "plan": plan.to_dict(),
+        "video": os.path.abspath(video),
         "voice": os.path.abspath(voice),
+        "voice_sha256": sha256_of(voice),
         "ref": os.path.abspath(ref) if ref else None,
         "params": params,
         "parts": described,
         "preset": preset,
         "crf": crf,
     }
+    for older in journal.running_splits():
+        if older.output == output and older.fingerprint != fingerprint:
+            journal.update_split(
+                older.id, state="failed", error="superseded by a later job for the same output"
+            )
     split = journal.start_split(fingerprint, output, document, base_url)
-    for number, entry in enumerate(described):
-        job = _start_part(journal, split, entry, number, force=force)
-        entry["job"] = job.id
-        split = journal.update_split(split.id, plan=document)
+    # A crash before every part has its job leaves "job": None; send_parts fills it in.
+    for number in range(len(described)):
+        split = _ensure_part_job(journal, split, number, force=force)
     return split
 
 
@@ -103,24 +128,44 @@ def _part_params(split: Split, number: int) -> dict[str, Any]:
     return params
 
 
-def _start_part(journal: Journal, split: Split, part: dict[str, Any], number: int, *, force: bool) -> Job:
+def _ensure_part_job(journal: Journal, split: Split, number: int, *, force: bool = False) -> Split:
+    """The part's job in the journal (made now if a crash came first), its id in the split."""
+    part = split.plan["parts"][number]
+    if part.get("job") is not None:
+        return split
     inputs = {"video": part["video"], "audio": part["audio"]}
     if split.plan.get("ref"):
         inputs["ref"] = split.plan["ref"]
     try:
-        return journal.start(
+        job = journal.start(
             inputs, _part_params(split, number), part["result"], base_url=split.base_url, force=force
         )
     except DuplicateJob as exc:
         # The very same part was sent before (the parts were cut again the same way):
         # its task is this part's, already paid for.
-        return exc.job
+        job = exc.job
+    document = dict(split.plan)
+    document["parts"] = [dict(p) for p in split.plan["parts"]]
+    document["parts"][number]["job"] = job.id
+    return journal.update_split(split.id, plan=document)
 
 
 def intact(split: Split) -> bool:
-    """The parts' files are still there (a split found in the journal can go on)."""
-    files = [p[k] for p in split.plan["parts"] for k in ("video", "audio")] + [split.plan["voice"]]
-    return all(os.path.exists(f) for f in files)
+    """The parts' files and the voice are there and unchanged (a split found in the
+    journal can go on: a later run for the same output did not overwrite them)."""
+    try:
+        if sha256_of(split.plan["voice"]) != split.plan.get("voice_sha256"):
+            return False
+        return all(
+            [sha256_of(p["video"]), sha256_of(p["audio"])] == p.get("sha256") for p in split.plan["parts"]
+        )
+    except OSError:
+        return False
+
+
+class PartFailed(RetalkError):
+    """A part's task failed or was canceled: the split stops (running the command again
+    tries that part anew, and pays for it again)."""
 
 
 def send_parts(
@@ -133,25 +178,19 @@ def send_parts(
     on_part: Callable[[int, int, str], None] | None = None,
 ) -> list[PartOutcome]:
     """Every part uploaded, submitted, waited for and downloaded, in order; the next part
-    is submitted before waiting for this one, so it waits in the service's queue."""
+    is submitted before waiting for this one, so it waits in the service's queue. A part
+    whose task failed stops the split (``PartFailed``): nothing is sent again by itself."""
     plan = SplitPlan.from_dict(split.plan["plan"])
     count = len(plan.parts)
-    jobs: dict[int, Job] = {}
 
     def job_for(number: int) -> Job:
         nonlocal split
-        if number in jobs:
-            return jobs[number] if jobs[number].state != "submitted" else journal.job(jobs[number].id)
-        part = split.plan["parts"][number]
-        job = journal.job(part["job"])
+        split = _ensure_part_job(journal, split, number)
+        job = journal.job(split.plan["parts"][number]["job"])
         if job.state in ("failed", "canceled"):
-            # Asked again: this part is tried anew (the others are kept).
-            job = _start_part(journal, split, part, number, force=False)
-            document = dict(split.plan)
-            document["parts"] = [dict(p) for p in split.plan["parts"]]
-            document["parts"][number]["job"] = job.id
-            split = journal.update_split(split.id, plan=document)
-        jobs[number] = job
+            reason = f"part {number + 1} of split {split.id} ({job.state}): {job.error or 'no reason given'}"
+            journal.update_split(split.id, state="failed", error=reason)
+            raise PartFailed(reason + "; run the same command again to try that part anew")
         return job
 
     def tell(number: int, text: str) -> None:
@@ -161,41 +200,49 @@ def send_parts(
     outcomes: list[PartOutcome] = []
     for number, part in enumerate(plan.parts):
         job = job_for(number)
+        result = split.plan["parts"][number]["result"]
         if job.state == "downloaded" and job.output and os.path.exists(job.output):
             tell(number, f"done before (task {job.task_id})")
+        elif job.state == "downloaded":
+            tell(number, f"fetching the result of task {job.task_id} again")
+            job = _download_again(client, journal, split, job, result)
         else:
-            if job.state == "downloaded":
-                job = _download_again(client, journal, job)
-            else:
-                tell(number, "sending")
+            tell(number, "sending")
+            try:
                 job = continue_job(client, journal, job, events=events, wait=False)
-                jobs[number] = job
                 if number + 1 < count:
                     ahead = job_for(number + 1)
                     if ahead.state in ("new", "uploaded", "submitting"):
                         tell(number + 1, "queued behind the part before")
-                        jobs[number + 1] = continue_job(client, journal, ahead, events=events, wait=False)
+                        continue_job(client, journal, ahead, events=events, wait=False)
                 tell(number, f"waiting for task {job.task_id}")
                 job = continue_job(
                     client, journal, journal.job(job.id), events=events, wait_timeout=wait_timeout
                 )
-            tell(number, f"done (task {job.task_id}, {job.billed_s} s billed)")
-        jobs[number] = job
+            except (TaskFailed, InputError) as exc:
+                reason = f"part {number + 1} of split {split.id}: {exc}"
+                journal.update_split(split.id, state="failed", error=reason)
+                raise PartFailed(reason + "; run the same command again to try that part anew") from exc
+        tell(number, f"done (task {job.task_id}, {job.billed_s} s billed)")
         outcomes.append(PartOutcome(part.index, part.start_s, part.end_s, job))
     return outcomes
 
 
-def _download_again(client: Client, journal: Journal, job: Job) -> Job:
-    """A part's result was downloaded and then removed: fetched again while its URL lives."""
-    assert job.task_id is not None and job.output is not None
+def _download_again(client: Client, journal: Journal, split: Split, job: Job, result: str) -> Job:
+    """A part's result was downloaded and then removed: fetched again, into this split's
+    folder, while the service still offers it; else the split cannot be finished."""
+    assert job.task_id is not None
     task = client.get(job.task_id)
     if not task.video_url:
-        raise DownloadError(
-            f"part result {job.output} is gone and task {job.task_id} no longer offers it "
-            f"(results live {limits.RESULT_URL_TTL_S // 3600} h)"
+        reason = (
+            f"the result of task {job.task_id} is gone from {job.output} and the service no longer "
+            f"offers it (results live {limits.RESULT_URL_TTL_S // 3600} h)"
         )
-    client.download(task.video_url, job.output)
-    return journal.job(job.id)
+        journal.update_split(split.id, state="failed", error=reason)
+        raise DownloadError(reason + "; pass --force to send the job again")
+    os.makedirs(os.path.dirname(result) or ".", exist_ok=True)
+    client.download(task.video_url, result)
+    return journal.update(job.id, output=result)
 
 
 def voice_track(split: Split) -> str:
@@ -264,17 +311,24 @@ def finish_splits(
     wait_timeout: float | None = None,
     on_error: Callable[[Split, Exception], None] | None = None,
 ) -> list[Split]:
-    """Every split still running: its missing parts sent, then joined (``retalk resume``)."""
+    """Every split still running: its missing parts sent, then joined (``retalk resume``).
+    A split another live process is sending is left to it; a failed part is not sent
+    again (the split is failed: running its command again retries that part)."""
     done: list[Split] = []
     for split in journal.running_splits(client.base_url):
+        ids = [i for i in split.job_ids if i is not None]
+        if any(running_elsewhere(journal.job(i)) for i in ids):
+            continue
         try:
             if not intact(split):
-                raise RetalkError(f"split {split.id}: its part files in {_folder(split)} are gone")
+                reason = f"its part files in {_folder(split)} are gone or were replaced"
+                journal.update_split(split.id, state="failed", error=reason)
+                raise RetalkError(f"split {split.id}: {reason}")
             with voice_track_ahead(split):
                 send_parts(client, journal, split, events=events, wait_timeout=wait_timeout)
             join_split(journal, journal.split(split.id))
             done.append(journal.split(split.id))
-        except RetalkError as exc:
+        except (RetalkError, PreflightError, av.FFmpegError, OSError) as exc:
             if on_error is None:
                 raise
             on_error(split, exc)

@@ -177,7 +177,7 @@ def test_an_interrupted_split_job_finishes_when_run_again_without_paying_twice(
 ) -> None:
     command = interrupted_run(service, long_pair, tmp_path)
     before = part_jobs(tmp_path / "journal.sqlite")
-    first_result = tmp_path / "dubbed.work" / "parts" / "result-01.mp4"
+    (first_result,) = (tmp_path / "dubbed.work").glob("parts-*/result-01.mp4")
     first_stamp = first_result.stat().st_mtime_ns
     service.faults.task_seconds = 0.2
     monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
@@ -220,3 +220,19 @@ def test_retalk_resume_finishes_and_joins_an_interrupted_split_job(
     assert service.submissions == 2
     with av.open(str(tmp_path / "dubbed.mp4")) as joined:
         assert abs(float(joined.duration or 0) / av.time_base - LENGTH_S) < 0.05
+
+
+def test_a_long_video_under_a_short_voice_is_cut_to_the_voice_and_sent_as_one_part(
+    long_pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    video, _ = long_pair
+    voice = make_fixtures.write_audio(tmp_path / "short voice.wav", duration=60.0, sample_rate=RATE)
+    out = tmp_path / "dubbed.mp4"
+    status, result = run(
+        str(video), str(voice), "-o", str(out), "--emulator", "--split",
+        "--journal", str(tmp_path / "journal.sqlite"),
+    )  # fmt: skip
+    assert status == 0, result.get("error")
+    assert len(result["split"]["parts"]) == 1
+    assert abs(result["result_duration_s"] - 60.0) < 0.05
+    assert frame_numbers(out) == list(range(60 * FPS))

@@ -1,0 +1,123 @@
+"""A job sent in parts, as the journal sees it: a crash while the split was being written
+down, a later job for the same output, part files changed behind its back, and a part
+the service failed. In none of them is a part paid twice or a wrong result joined."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from preflight._split import SplitPlan, plan_split, write_parts
+from retalk import Client, PollPolicy
+from retalk._emulator import Emulator, Faults
+from retalk._journal import Journal
+from retalk._split import PartFailed, finish_splits, parts_folder, record_split, send_parts
+from tests.conftest import make_fixtures
+
+KEY = "sk-emulated-split-journal"
+SECONDS = 30.0
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("pair")
+    video = make_fixtures.write_video(
+        folder / "talk.mp4", width=640, height=640, duration=SECONDS, gop=25, audio=False
+    )
+    audio = make_fixtures.write_audio(folder / "voice.wav", duration=SECONDS, sample_rate=44100)
+    return video, audio
+
+
+@pytest.fixture()
+def service(tmp_path: Path) -> Iterator[Emulator]:
+    with Emulator(
+        tmp_path / "service", api_key=KEY, faults=Faults(task_seconds=0.05, submit_interval_s=0)
+    ) as running:
+        yield running
+
+
+def client_for(service: Emulator) -> Client:
+    return Client(KEY, base_url=service.base_url, poll=PollPolicy(steps=(0.05,), cap_s=0.1, jitter=0.0))
+
+
+def recorded(
+    journal: Journal, service: Emulator, pair: tuple[Path, Path], work: Path, fingerprint: str, output: Path
+) -> tuple[int, SplitPlan]:
+    """A split of the pair into parts of at most 12 s, written down as prep-and-retalk does."""
+    video, audio = pair
+    plan = plan_split(video, audio, max_part_s=12)
+    files = write_parts(video, audio, plan, parts_folder(str(work), fingerprint), preset="ultrafast")
+    split = record_split(
+        journal, fingerprint, str(output), plan, files, video=str(video), voice=str(audio), ref=None,
+        params={}, base_url=service.base_url, preset="ultrafast", crf=30,
+    )  # fmt: skip
+    return split.id, plan
+
+
+def test_a_crash_while_the_split_was_written_down_is_finished_by_resume(
+    service: Emulator, pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    with Journal(tmp_path / "j.sqlite") as journal, client_for(service) as client:
+        split_id, plan = recorded(journal, service, pair, tmp_path, "a" * 64, tmp_path / "out.mp4")
+        # As if the process died before the last part's job was written down.
+        split = journal.split(split_id)
+        document = dict(split.plan)
+        document["parts"] = [dict(p) for p in split.plan["parts"]]
+        document["parts"][-1]["job"] = None
+        journal.update_split(split_id, plan=document)
+
+        (done,) = finish_splits(client, journal)
+
+    assert done.id == split_id and done.state == "joined" and (tmp_path / "out.mp4").exists()
+    assert service.submissions == len(plan.parts) >= 3
+
+
+def test_a_later_job_for_the_same_output_supersedes_the_earlier_split(
+    service: Emulator, pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    output = tmp_path / "out.mp4"
+    with Journal(tmp_path / "j.sqlite") as journal, client_for(service) as client:
+        first, _ = recorded(journal, service, pair, tmp_path, "a" * 64, output)
+        second, plan = recorded(journal, service, pair, tmp_path, "b" * 64, output)
+        assert journal.split(first).state == "failed"
+        assert "superseded" in (journal.split(first).error or "")
+
+        joined = finish_splits(client, journal)
+
+    assert [s.id for s in joined] == [second]
+    assert service.submissions == len(plan.parts)
+
+
+def test_part_files_changed_behind_the_splits_back_are_neither_sent_nor_joined(
+    service: Emulator, pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    with Journal(tmp_path / "j.sqlite") as journal, client_for(service) as client:
+        split_id, _ = recorded(journal, service, pair, tmp_path, "a" * 64, tmp_path / "out.mp4")
+        part = Path(journal.split(split_id).plan["parts"][1]["audio"])
+        part.write_bytes(part.read_bytes()[:-100])
+        problems: list[str] = []
+
+        joined = finish_splits(client, journal, on_error=lambda split, exc: problems.append(str(exc)))
+
+        assert joined == [] and service.submissions == 0
+        assert journal.split(split_id).state == "failed"
+    assert "replaced" in problems[0] and not (tmp_path / "out.mp4").exists()
+
+
+def test_a_part_the_service_fails_fails_the_split_and_resume_sends_nothing_again(
+    service: Emulator, pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    service.faults.fail_tasks = True
+    with Journal(tmp_path / "j.sqlite") as journal, client_for(service) as client:
+        split_id, _ = recorded(journal, service, pair, tmp_path, "a" * 64, tmp_path / "out.mp4")
+        with pytest.raises(PartFailed, match="part 1"):
+            send_parts(client, journal, journal.split(split_id))
+        sent = service.submissions
+        assert sent == 2  # the first part, and the next one queued behind it
+        assert journal.split(split_id).state == "failed"
+
+        assert finish_splits(client, journal) == []
+
+    assert service.submissions == sent
