@@ -7,6 +7,7 @@ to files: check, plan, write to a temporary name, rename, check the output again
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -65,8 +66,12 @@ class FixOptions:
     #: is sent in parts, ``prep-and-retalk --split``).
     max_duration_s: float | None = limits.MAX_DURATION_S
     #: Instants (s) a re-encoded video gets a keyframe at, so that it can later be cut
-    #: there by copying packets (the cuts of a job sent in parts).
-    keyframes_at: tuple[float, ...] = ()
+    #: there by copying packets (the cuts of a job sent in parts); or a function giving
+    #: them, called only when the video is re-encoded.
+    keyframes_at: tuple[float, ...] | Callable[[], tuple[float, ...]] = ()
+
+    def keyframe_times(self) -> tuple[float, ...]:
+        return self.keyframes_at() if callable(self.keyframes_at) else self.keyframes_at
 
 
 @dataclass(frozen=True)

@@ -496,7 +496,9 @@ def plan_video(report: FileReport, options: FixOptions, *, duration: float | Non
             options.crf,
             video_index=stream.index,
             audio_index=audio_index,
-            keyframes=frozenset(round(t * (fps or _clamped_fps(source_fps))) for t in options.keyframes_at),
+            keyframes=frozenset(
+                round(t * (fps or _clamped_fps(source_fps))) for t in options.keyframe_times()
+            ),
         )
 
     def remux(steps: list[Action]) -> VideoPlan:

@@ -222,7 +222,8 @@ def prepare_and_retalk(
             raise RetalkError("a client and a journal are needed to send the job")
         settings = {
             "fix": fix,
-            "options": asdict(options),
+            # (Keyframes follow from the inputs; a function would not compare.)
+            "options": {k: v for k, v in asdict(options).items() if k != "keyframes_at"},
             "params": params,
             "work_dir": folder,
             "output": os.path.abspath(output),
@@ -251,14 +252,18 @@ def prepare_and_retalk(
                 return _send_split(client, journal, found.id, result, stages, events, on_part)
             journal.update_split(found.id, state="failed", error="its part files are gone or were replaced")
 
-    speech: Speech | None = None
+    heard: list[Speech | None] = []  # the voice, listened to once at most
     if split:
         options = replace(options, max_duration_s=None)
         if fix:
+
+            def likely_cuts() -> tuple[float, ...]:
+                heard.append(_speech_of(audio))
+                return _likely_cuts(video, audio, extend_video, heard[0])
+
             # Should the fixer re-encode the video, it puts keyframes where the job will be
             # cut: the parts are then packet copies, not a second encode.
-            speech = _speech_of(audio)
-            options = replace(options, keyframes_at=_likely_cuts(video, audio, extend_video, speech))
+            options = replace(options, keyframes_at=likely_cuts)
     check_options = CheckOptions(ignore=SPLIT_IGNORES) if split else CheckOptions()
     inputs = dict(originals)
     if fix:
@@ -303,7 +308,10 @@ def prepare_and_retalk(
                 f.role == "audio" and [a.name for a in f.actions] == ["copy"] for f in result.fix.files
             )
             plan = plan_split(
-                inputs["video"], inputs["audio"], extend=extend_video, speech=speech if copied else None
+                inputs["video"],
+                inputs["audio"],
+                extend=extend_video,
+                speech=heard[0] if copied and heard else None,
             )
         except SplitError as exc:
             if dry_run and fix:

@@ -31,6 +31,7 @@ from .._exceptions import (
     redact,
 )
 from .._journal import DuplicateJob, DuplicateSplit
+from .._split import PartFailed
 from . import emulator, tasks
 
 EXIT_OK = 0
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _status_for(exc: RetalkError) -> int:
     if isinstance(exc, ConfigError | DuplicateJob | DuplicateSplit | AuthError):
         return EXIT_USAGE  # the key, the account or the base URL: set up differently
-    if isinstance(exc, TaskFailed | InputError | UploadError):
+    if isinstance(exc, TaskFailed | InputError | UploadError | PartFailed):
         return EXIT_REFUSED
     if isinstance(exc, ServiceError | TransportError | SubmitUncertain | TaskTimeout | DownloadError):
         return EXIT_SERVICE
