@@ -93,8 +93,9 @@ def by_hand(job: str, video: Path, audio: Path, emulator: Emulator, work: Path) 
     fixed_at = time.perf_counter()
     if split:
         # The same parts the pipeline sends (cut by the pipeline's run, kept in its folder).
-        folder = work.parent / "pipeline.work" / "parts"
+        (folder,) = (work.parent / "pipeline.work").glob("parts-*")
         count = len(list(folder.glob("part-*.mp4")))
+        assert count >= 2, folder
         parts = [(p.video, p.audio) for p in part_names(folder, count)]
     else:
         parts = [(outputs["video"], outputs["audio"])]

@@ -219,11 +219,16 @@ class Journal:
         *,
         base_url: str = "",
         force: bool = False,
+        digests: dict[str, str] | None = None,
     ) -> Job:
         """A job for these files (role -> path). The same contents and parameters already
         submitted (and not failed) raise ``DuplicateJob``; a job for them that never got as
         far as a submit is taken up again instead of starting another."""
-        described = {role: {"path": os.path.abspath(p), "sha256": sha256_of(p)} for role, p in inputs.items()}
+        known = digests or {}  # SHA-256 the caller has just computed, by role
+        described = {
+            role: {"path": os.path.abspath(p), "sha256": known.get(role) or sha256_of(p)}
+            for role, p in inputs.items()
+        }
         fingerprint = hashlib.sha256(
             json.dumps(
                 {
@@ -281,19 +286,31 @@ class Journal:
     def update(self, job_id: int, **fields: Any) -> Job:
         """Set columns of a job (``state``, ``task_id``, ``error``, ``inputs``...)."""
         allowed = {"state", "task_id", "submit_started", "error", "billed_s", "inputs", "output", "owner"}
+        self._update("jobs", job_id, fields, allowed, STATES, "inputs")
+        return self.job(job_id)
+
+    def _update(
+        self,
+        table: str,
+        row_id: int,
+        fields: dict[str, Any],
+        allowed: set[str],
+        states: Sequence[str],
+        json_column: str,
+    ) -> None:
+        """Set the named columns of one row, each a known column and a known state."""
         unknown = set(fields) - allowed
         if unknown:
-            raise ValueError(f"not journal fields: {sorted(unknown)}")
-        if "state" in fields and fields["state"] not in STATES:
-            raise ValueError(f"not a job state: {fields['state']}")
-        values = {k: json.dumps(v) if k == "inputs" else v for k, v in fields.items()}
+            raise ValueError(f"not {table} columns: {sorted(unknown)}")
+        if "state" in fields and fields["state"] not in states:
+            raise ValueError(f"not a state of {table}: {fields['state']}")
+        values = {k: json.dumps(v) if k == json_column else v for k, v in fields.items()}
         columns = ", ".join(f"{k} = ?" for k in values)
         with self._write() as db:
             db.execute(
-                f"UPDATE jobs SET {columns}, updated = ? WHERE id = ?",
-                (*values.values(), time.time(), job_id),
+                f"UPDATE {table} SET {columns}, updated = ? WHERE id = ?",
+                (*values.values(), time.time(), row_id),
             )
-        return self.job(job_id)
 
     def claim(self, job_id: int, expected: str, state: str, **fields: Any) -> Job | None:
         """Move a job from ``expected`` to ``state`` only if nobody moved it first (two
@@ -356,19 +373,7 @@ class Journal:
         return Split.from_row(row) if row is not None else None
 
     def update_split(self, split_id: int, **fields: Any) -> Split:
-        allowed = {"state", "plan", "error"}
-        unknown = set(fields) - allowed
-        if unknown:
-            raise ValueError(f"not split fields: {sorted(unknown)}")
-        if "state" in fields and fields["state"] not in SPLIT_STATES:
-            raise ValueError(f"not a split state: {fields['state']}")
-        values = {k: json.dumps(v) if k == "plan" else v for k, v in fields.items()}
-        columns = ", ".join(f"{k} = ?" for k in values)
-        with self._write() as db:
-            db.execute(
-                f"UPDATE splits SET {columns}, updated = ? WHERE id = ?",
-                (*values.values(), time.time(), split_id),
-            )
+        self._update("splits", split_id, fields, {"state", "plan", "error"}, SPLIT_STATES, "plan")
         return self.split(split_id)
 
     def running_splits(self, base_url: str | None = None) -> list[Split]:

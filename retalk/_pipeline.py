@@ -8,11 +8,12 @@ every paid step resumable.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import av
 
@@ -252,14 +253,15 @@ def prepare_and_retalk(
                 return _send_split(client, journal, found.id, result, stages, events, on_part)
             journal.update_split(found.id, state="failed", error="its part files are gone or were replaced")
 
-    heard: list[Speech | None] = []  # the voice, listened to once at most
+    heard: _Later[Speech | None] | None = None
     if split:
         options = replace(options, max_duration_s=None)
         if fix:
+            # The voice is listened to on the other core while the fixer checks the files.
+            listening = heard = _Later(lambda: _speech_of(audio))
 
             def likely_cuts() -> tuple[float, ...]:
-                heard.append(_speech_of(audio))
-                return _likely_cuts(video, audio, extend_video, heard[0])
+                return _likely_cuts(video, audio, extend_video, listening.result())
 
             # Should the fixer re-encode the video, it puts keyframes where the job will be
             # cut: the parts are then packet copies, not a second encode.
@@ -311,7 +313,7 @@ def prepare_and_retalk(
                 inputs["video"],
                 inputs["audio"],
                 extend=extend_video,
-                speech=heard[0] if copied and heard else None,
+                speech=heard.result() if copied and heard is not None else None,
             )
         except SplitError as exc:
             if dry_run and fix:
@@ -385,6 +387,32 @@ def prepare_and_retalk(
     result.job = job
     stages.done("upload, submit, wait, download", f"task {job.task_id}")
     return _verify(output, result, stages)
+
+
+_T = TypeVar("_T")
+
+
+class _Later(Generic[_T]):
+    """A value worked out in a thread of its own, waited for when needed."""
+
+    def __init__(self, work: Callable[[], _T]) -> None:
+        self._value: _T | None = None
+        self._error: BaseException | None = None
+        # Not a daemon: FFmpeg must not be torn down under it when the interpreter exits.
+        self._thread = threading.Thread(target=self._run, args=(work,), name="retalk-listen")
+        self._thread.start()
+
+    def _run(self, work: Callable[[], _T]) -> None:
+        try:
+            self._value = work()
+        except BaseException as exc:  # handed to whoever asks for the value
+            self._error = exc
+
+    def result(self) -> _T:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
 
 
 def _speech_of(audio: str) -> Speech | None:

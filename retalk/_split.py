@@ -138,7 +138,12 @@ def _ensure_part_job(journal: Journal, split: Split, number: int, *, force: bool
         inputs["ref"] = split.plan["ref"]
     try:
         job = journal.start(
-            inputs, _part_params(split, number), part["result"], base_url=split.base_url, force=force
+            inputs,
+            _part_params(split, number),
+            part["result"],
+            base_url=split.base_url,
+            force=force,
+            digests=dict(zip(("video", "audio"), part.get("sha256") or (), strict=False)),
         )
     except DuplicateJob as exc:
         # The very same part was sent before (the parts were cut again the same way):
@@ -208,21 +213,28 @@ def send_parts(
             job = _download_again(client, journal, split, job, result)
         else:
             tell(number, "sending")
+            refused: tuple[int, Exception] | None = None  # the next part, refused at submit
             try:
                 job = continue_job(client, journal, job, events=events, wait=False)
                 if number + 1 < count:
                     ahead = job_for(number + 1)
                     if ahead.state in ("new", "uploaded", "submitting"):
                         tell(number + 1, "queued behind the part before")
-                        continue_job(client, journal, ahead, events=events, wait=False)
+                        try:
+                            continue_job(client, journal, ahead, events=events, wait=False)
+                        except (TaskFailed, InputError) as exc:
+                            refused = (number + 1, exc)  # this part is paid for: finished first
                 tell(number, f"waiting for task {job.task_id}")
                 job = continue_job(
                     client, journal, journal.job(job.id), events=events, wait_timeout=wait_timeout
                 )
             except (TaskFailed, InputError) as exc:
-                reason = f"part {number + 1} of split {split.id}: {exc}"
+                refused = (number, exc)
+            if refused is not None:
+                which, cause = refused
+                reason = f"part {which + 1} of split {split.id}: {cause}"
                 journal.update_split(split.id, state="failed", error=reason)
-                raise PartFailed(reason + "; run the same command again to try that part anew") from exc
+                raise PartFailed(reason + "; run the same command again to try that part anew") from cause
         tell(number, f"done (task {job.task_id}, {job.billed_s} s billed)")
         outcomes.append(PartOutcome(part.index, part.start_s, part.end_s, job))
     return outcomes

@@ -288,11 +288,12 @@ def run_resume(args: argparse.Namespace) -> int:
     failures: list[tuple[Job, Exception]] = []
     with _client(args) as client, Journal(args.journal) as journal:
         with _progress(args.format == "text" and _err().is_terminal) as progress:
+            events = _events(progress)
             done = resume(
                 client,
                 journal,
                 wait_timeout=args.timeout,
-                events=_events(progress),
+                events=events,
                 on_error=lambda job, exc: failures.append((job, exc)),
             )
             # Jobs sent in parts: once every part is in, the parts are joined.
@@ -301,7 +302,7 @@ def run_resume(args: argparse.Namespace) -> int:
                 client,
                 journal,
                 wait_timeout=args.timeout,
-                events=_events(progress),
+                events=events,
                 on_error=lambda split, exc: split_failures.append((split, exc)),
             )
     data = {
