@@ -23,7 +23,7 @@ from preflight import PreflightError, limits
 from preflight._split import JoinReport, PartFiles, SplitPlan, encode_voice, join_parts
 
 from ._client import Client
-from ._exceptions import DownloadError, InputError, RetalkError, TaskFailed
+from ._exceptions import ConfigError, DownloadError, InputError, RetalkError, TaskFailed
 from ._jobs import Events, continue_job
 from ._journal import DuplicateJob, Job, Journal, Split, running_elsewhere, sha256_of
 
@@ -53,7 +53,10 @@ class PartOutcome:
 
 def split_fingerprint(inputs: dict[str, str], settings: dict[str, Any], base_url: str) -> str:
     """What identifies a split job: the original files' contents and every setting."""
-    described = {role: sha256_of(path) for role, path in sorted(inputs.items())}
+    try:
+        described = {role: sha256_of(path) for role, path in sorted(inputs.items())}
+    except OSError as exc:
+        raise ConfigError(f"{exc.filename}: cannot read it ({exc.strerror or exc})") from None
     document = {"files": described, "settings": settings, "service": base_url, "version": SPLIT_VERSION}
     return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
 

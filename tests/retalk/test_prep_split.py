@@ -236,3 +236,15 @@ def test_a_long_video_under_a_short_voice_is_cut_to_the_voice_and_sent_as_one_pa
     assert len(result["split"]["parts"]) == 1
     assert abs(result["result_duration_s"] - 60.0) < 0.05
     assert frame_numbers(out) == list(range(60 * FPS))
+
+
+def test_a_missing_input_with_split_is_a_clear_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    voice = make_fixtures.write_audio(tmp_path / "voice.wav", duration=3.0)
+    status = main(
+        [str(tmp_path / "gone.mp4"), str(voice), "-o", str(tmp_path / "o.mp4"), "--emulator", "--split"]
+    )
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "gone.mp4: cannot read it" in err and "Traceback" not in err
