@@ -639,6 +639,15 @@ def _pcm_frames(source: str) -> tuple[int, str, Generator[np.ndarray, None, None
 
 def _write_audio_parts(source: str, plan: SplitPlan, names: list[PartFiles]) -> None:
     rate, layout, blocks = _pcm_frames(source)
+    try:
+        _write_audio_ranges(rate, layout, blocks, plan, names)
+    finally:
+        blocks.close()  # the input is closed now, not when collected
+
+
+def _write_audio_ranges(
+    rate: int, layout: str, blocks: Iterator[np.ndarray], plan: SplitPlan, names: list[PartFiles]
+) -> None:
     channels = 2 if layout == "stereo" else 1
     bounds = [(round(p.start_s * rate), round(p.end_s * rate)) for p in plan.parts]
     pending = np.zeros((1, 0), dtype=np.int16)
@@ -668,7 +677,6 @@ def _write_audio_parts(source: str, plan: SplitPlan, names: list[PartFiles]) -> 
                     written += chunk.shape[1] // channels
                 for packet in aout.encode(None):
                     out.mux(packet)
-    blocks.close()  # the input is closed now, not when collected
 
 
 # --------------------------------------------------------------------------- joining
