@@ -10,19 +10,24 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from .. import __version__
 from .._check import CheckOptions, check_paths
 from .._contact_sheet import write_contact_sheet
 from .._exceptions import UsageError
 from .._face_scan import VideoFaceScan
+from .._formats import render_github, render_junit, render_sarif, render_statistics
 from .._models import CheckReport, FileReport
 from .._output import FORMATS, render_json, render_text
+
+#: ``check`` also speaks the CI tools' formats.
+CHECK_FORMATS = (*FORMATS, "github", "sarif", "junit")
 
 
 def _codes(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
-def add_inputs(parser: argparse.ArgumentParser) -> None:
+def add_inputs(parser: argparse.ArgumentParser, formats: tuple[str, ...] = FORMATS) -> None:
     """Input options shared by the commands that take media (check, fix)."""
     parser.add_argument(
         "paths",
@@ -38,7 +43,7 @@ def add_inputs(parser: argparse.ArgumentParser) -> None:
         "--format",
         "--output-format",
         dest="format",
-        choices=FORMATS,
+        choices=formats,
         default="text",
         help="output format (default: text)",
     )
@@ -73,8 +78,13 @@ def add_parser(subparsers: Any) -> None:
         "error codes, what VideoRetalk would reject. Exit status: 0 no errors, 1 at least "
         "one error finding, 2 bad usage or internal failure.",
     )
-    add_inputs(parser)
+    add_inputs(parser, CHECK_FORMATS)
     parser.add_argument("-q", "--quiet", action="store_true", help="list only files with findings")
+    parser.add_argument(
+        "--statistics",
+        action="store_true",
+        help="print how many findings of each code instead of each finding (text or json)",
+    )
     parser.add_argument(
         "--contact-sheet",
         metavar="PNG",
@@ -95,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("nothing to check: give files or folders, or --video/--audio/--ref")
     if args.contact_sheet is not None:
         _check_sheet_target(args.contact_sheet, options)
+    if args.statistics and args.format not in ("text", "json"):
+        raise UsageError(f"--statistics prints text or json, not {args.format}")
 
     err_console = Console(stderr=True)
     if err_console.is_terminal and args.format == "text":
@@ -124,8 +136,16 @@ def run(args: argparse.Namespace) -> int:
 
     status = 0 if report.ok else 1
     try:
-        if args.format == "json":
+        if args.statistics:
+            render_statistics(report, sys.stdout, as_json=args.format == "json")
+        elif args.format == "json":
             render_json(report, sys.stdout)
+        elif args.format == "github":
+            render_github(report, sys.stdout)
+        elif args.format == "sarif":
+            render_sarif(report, sys.stdout, __version__)
+        elif args.format == "junit":
+            render_junit(report, sys.stdout)
         else:
             render_text(report, Console(highlight=False), quiet=args.quiet)
         sys.stdout.flush()
