@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -38,6 +39,11 @@ class CheckOptions:
     fast: bool = False
     #: Keep a small picture of each sampled frame (for a contact sheet).
     thumbnails: bool = False
+    #: Inside folders, skip files and folders matching these globs (``drafts/**``,
+    #: ``*.tmp.mp4``), matched against the path below the folder searched and the name.
+    exclude: tuple[str, ...] = ()
+    #: Code or prefix -> the severity a project gives it (the most specific one wins).
+    severity: tuple[tuple[str, Severity], ...] = ()
 
     def __post_init__(self) -> None:
         unknown = unknown_selectors([*self.select, *self.ignore])
@@ -50,6 +56,14 @@ class CheckOptions:
 
     def keeps(self, finding: Finding) -> bool:
         return self.keeps_code(finding.code)
+
+    def adjust(self, finding: Finding) -> Finding:
+        """The finding at the severity the project gives its code, if it gives one."""
+        chosen = [(len(code), level) for code, level in self.severity if matches(finding.code, [code])]
+        if not chosen:
+            return finding
+        level = max(chosen, key=lambda item: item[0])[1]
+        return finding if level is finding.severity else replace(finding, severity=level)
 
     def keeps_code(self, code: str) -> bool:
         if self.select and not matches(code, self.select):
@@ -80,7 +94,7 @@ def _report(
     faces: FaceScan | None = None,
     speech: AudioAnalysis | None = None,
 ) -> FileReport:
-    kept = tuple(f for f in findings if options.keeps(f))
+    kept = tuple(options.adjust(f) for f in findings if options.keeps(f))
     return FileReport(path=path, role=role, findings=kept, media=media, faces=faces, speech=speech)
 
 
@@ -252,7 +266,9 @@ def _is_hidden(name: str) -> bool:
 
 
 def collect_files(
-    paths: Iterable[str | os.PathLike[str]], exclude: Iterable[str | os.PathLike[str]] = ()
+    paths: Iterable[str | os.PathLike[str]],
+    exclude: Iterable[str | os.PathLike[str]] = (),
+    globs: tuple[str, ...] = (),
 ) -> list[tuple[str, Role | None]]:
     """Expand files and folders (recursively, sorted) into (path, role) pairs.
 
@@ -277,10 +293,12 @@ def collect_files(
                 dirs[:] = sorted(
                     d
                     for d in dirs
-                    if not _is_hidden(d) and os.path.realpath(os.path.join(root, d)) not in skipped
+                    if not _is_hidden(d)
+                    and os.path.realpath(os.path.join(root, d)) not in skipped
+                    and not _excluded(os.path.join(root, d), name, globs)
                 )
                 for file_name in sorted(files):
-                    if _is_hidden(file_name):
+                    if _is_hidden(file_name) or _excluded(os.path.join(root, file_name), name, globs):
                         continue
                     full = os.path.join(root, file_name)
                     if not _is_file_or_broken_link(full):
@@ -295,6 +313,20 @@ def collect_files(
         else:
             raise UsageError(f"{name}: no such file or folder")
     return found
+
+
+def _excluded(path: str, top: str, globs: tuple[str, ...]) -> bool:
+    """``path`` (found below the folder ``top``) matches one of the exclude globs."""
+    if not globs:
+        return False
+    below = os.path.relpath(path, top).replace(os.sep, "/")
+    name = os.path.basename(path)
+    return any(
+        fnmatch.fnmatchcase(below, glob)
+        or fnmatch.fnmatchcase(name, glob)
+        or fnmatch.fnmatchcase(below + "/", glob)
+        for glob in globs
+    )
 
 
 def check_paths(
@@ -329,7 +361,7 @@ def check_paths(
         explicit.append((name, role))  # type: ignore[arg-type]
     named = {os.path.normpath(name) for name, _ in explicit}
     # A file given in a role and also found in a folder is checked once, in its role.
-    found = collect_files(paths, exclude)
+    found = collect_files(paths, exclude, options.exclude)
     work = explicit + [(n, r) for n, r in found if os.path.normpath(n) not in named]
     # Fail on unknowable files before doing any work.
     resolved = [(name, _role_or_fail(name, role)) for name, role in work]
@@ -369,4 +401,4 @@ def _job_report(explicit: list[FileReport], options: CheckOptions) -> JobReport:
         and isinstance(ref.faces, ImageFaceScan)
     ):
         findings.extend(ref_match_findings(video.faces, ref.faces))
-    return JobReport(findings=tuple(f for f in findings if options.keeps(f)))
+    return JobReport(findings=tuple(options.adjust(f) for f in findings if options.keeps(f)))

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from .. import __version__
 from .._check import CheckOptions, check_paths
+from .._config import Config, settings_for
 from .._contact_sheet import write_contact_sheet
 from .._exceptions import UsageError
 from .._face_scan import VideoFaceScan
@@ -68,6 +69,29 @@ def add_inputs(parser: argparse.ArgumentParser, formats: tuple[str, ...] = FORMA
         action="store_true",
         help="container facts only: skip content analysis (faces, speech)",
     )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="settings file (default: the nearest preflight.toml, or pyproject.toml with "
+        "[tool.preflight], from the files up)",
+    )
+    parser.add_argument("--isolated", action="store_true", help="ignore every settings file")
+
+
+def settings(args: argparse.Namespace, **extra: Any) -> tuple[CheckOptions, Config]:
+    """The check's options: the settings file's, then the command line's (``--select``
+    replaces the file's list, ``--ignore`` adds to it)."""
+    given = [*args.paths, *(p for p in (args.video, args.audio, args.ref) if p)]
+    config = settings_for(given, args.config, args.isolated)
+    options = CheckOptions(
+        select=tuple(args.select) or config.select,
+        ignore=(*config.ignore, *args.ignore),
+        fast=args.fast,
+        exclude=config.exclude,
+        severity=config.severity,
+        **extra,
+    )
+    return options, config
 
 
 def add_parser(subparsers: Any) -> None:
@@ -95,12 +119,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    options = CheckOptions(
-        select=tuple(args.select),
-        ignore=tuple(args.ignore),
-        fast=args.fast,
-        thumbnails=args.contact_sheet is not None,
-    )
+    options, _ = settings(args, thumbnails=args.contact_sheet is not None)
     if not (args.paths or args.video or args.audio or args.ref):
         raise UsageError("nothing to check: give files or folders, or --video/--audio/--ref")
     if args.contact_sheet is not None:

@@ -11,13 +11,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-from .._check import CheckOptions
 from .._exceptions import UsageError
 from .._fix import fix_paths
-from .._fix_model import ALIGN_CHOICES, FixOptions, FixReport
+from .._fix_model import ALIGN_CHOICES, FixReport
 from .._models import Severity
 from .._output import render_json
-from .check import add_inputs
+from .check import add_inputs, settings
 
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
@@ -37,7 +36,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--align",
         choices=ALIGN_CHOICES,
-        default="service",
+        default=None,
         help="voice and video lengths: leave them to the service (default: it cuts the longer), "
         "trim both to the shorter, extend the video to the voice, or pad the voice to the video",
     )
@@ -56,13 +55,13 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--preset",
         choices=PRESETS,
-        default="medium",
+        default=None,
         help="x264 speed preset of a re-encode (default: medium)",
     )
     parser.add_argument(
         "--crf",
         type=int,
-        default=18,
+        default=None,
         metavar="N",
         help="x264 quality of a re-encode, 0-51, lower is better (default: 18, visually lossless)",
     )
@@ -72,19 +71,22 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if not (args.paths or args.video or args.audio or args.ref):
         raise UsageError("nothing to fix: give files or folders, or --video/--audio/--ref")
-    if not 0 <= args.crf <= 51:
-        raise UsageError(f"--crf {args.crf}: must be 0-51")
-    check_options = CheckOptions(select=tuple(args.select), ignore=tuple(args.ignore), fast=args.fast)
-    options = FixOptions(
+    check_options, config = settings(args)
+    # The settings file's fixer defaults, then the command line's.
+    options = config.fix_options(
         align=args.align,
-        reframe=args.reframe,
-        make_ref=args.make_ref,
-        drop_audio=args.drop_audio,
-        denoise=not args.no_denoise,
-        normalize=not args.no_normalize,
+        reframe=args.reframe or None,
+        make_ref=args.make_ref or None,
+        drop_audio=args.drop_audio or None,
+        denoise=False if args.no_denoise else None,
+        normalize=False if args.no_normalize else None,
         preset=args.preset,
         crf=args.crf,
     )
+    if not 0 <= options.crf <= 51:
+        raise UsageError(f"crf {options.crf}: must be 0-51")
+    if options.preset not in PRESETS:
+        raise UsageError(f"preset {options.preset!r}: must be one of {', '.join(PRESETS)}")
     inputs: dict[str, Any] = {
         "out_dir": args.out_dir,
         "video": args.video,

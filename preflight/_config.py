@@ -1,0 +1,164 @@
+"""Project settings: ``preflight.toml``, or ``[tool.preflight]`` in ``pyproject.toml``,
+found by walking up from the files checked (as ruff finds its own).
+
+    [tool.preflight]
+    select = ["InvalidFile", "Face"]
+    ignore = ["Video.Rotated"]
+    exclude = ["drafts/**", "*.tmp.mp4"]
+    [tool.preflight.severity]
+    "Audio.Noisy" = "error"          # a warning the team treats as an error
+    [tool.preflight.fix]
+    preset = "slow"
+    crf = 20
+
+Command-line options win: ``--select`` replaces the file's list, ``--ignore`` adds to it.
+An unknown key, or a value of the wrong kind, is a usage error naming the key and file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ._exceptions import UsageError
+from ._fix_model import ALIGN_CHOICES, FixOptions
+from ._models import Severity
+from .codes import unknown_selectors
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+CONFIG_NAME = "preflight.toml"
+#: Settings of the fixer a project may set (the rest follow from the files).
+FIX_KEYS = ("align", "reframe", "make_ref", "drop_audio", "denoise", "normalize", "target_lufs",
+            "true_peak_dbtp", "preset", "crf")  # fmt: skip
+TOP_KEYS = ("select", "ignore", "exclude", "severity", "fix")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings read from one file (empty when there is none)."""
+
+    path: str | None = None
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    #: Code or prefix -> the severity the project gives it.
+    severity: tuple[tuple[str, Severity], ...] = ()
+    fix: dict[str, Any] = field(default_factory=dict)
+
+    def fix_options(self, **overrides: Any) -> FixOptions:
+        """The fixer's options: the file's, then the caller's (the command line's)."""
+        return FixOptions(**(self.fix | {k: v for k, v in overrides.items() if v is not None}))
+
+
+def find_config(paths: list[str]) -> Path | None:
+    """The settings file that governs ``paths``: the nearest ``preflight.toml``, or
+    ``pyproject.toml`` with a ``[tool.preflight]`` table, from their common folder up."""
+    existing = [os.path.abspath(p) for p in paths if os.path.exists(p)]
+    start = Path(os.path.commonpath(existing)) if existing else Path.cwd()
+    if start.is_file():
+        start = start.parent
+    for folder in (start, *start.parents):
+        own = folder / CONFIG_NAME
+        if own.is_file():
+            return own
+        project = folder / "pyproject.toml"
+        if project.is_file() and "preflight" in _read(project).get("tool", {}):
+            return project
+    return None
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            data: dict[str, Any] = tomllib.load(handle)
+            return data
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+
+
+def load_config(path: Path) -> Config:
+    """Read and check one settings file."""
+    data = _read(path)
+    where = "tool.preflight." if path.name == "pyproject.toml" else ""
+    table = data.get("tool", {}).get("preflight", {}) if where else data
+    if not isinstance(table, dict):
+        raise UsageError(f"{path}: [{where.rstrip('.') or 'settings'}] must be a table")
+
+    def fail(key: str, why: str) -> UsageError:
+        return UsageError(f"{path}: {where}{key}: {why}")
+
+    for key in table:
+        if key not in TOP_KEYS:
+            raise fail(key, f"unknown setting (known: {', '.join(TOP_KEYS)})")
+
+    def strings(key: str) -> tuple[str, ...]:
+        value = table.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise fail(key, "must be a list of strings")
+        return tuple(value)
+
+    select, ignore, exclude = strings("select"), strings("ignore"), strings("exclude")
+    for key, codes in (("select", select), ("ignore", ignore)):
+        unknown = unknown_selectors(list(codes))
+        if unknown:
+            raise fail(key, f"unknown code or prefix {', '.join(unknown)} (see `preflight codes`)")
+    severity = table.get("severity", {})
+    if not isinstance(severity, dict):
+        raise fail("severity", 'must be a table of code = "error" | "warning" | "info"')
+    levels: list[tuple[str, Severity]] = []
+    for code, level in severity.items():
+        if unknown_selectors([code]):
+            raise fail(f"severity.{code}", "unknown code or prefix (see `preflight codes`)")
+        try:
+            levels.append((code, Severity(level)))
+        except ValueError:
+            raise fail(f"severity.{code}", f"{level!r} is not error, warning or info") from None
+    return Config(str(path), select, ignore, exclude, tuple(levels), _fix_table(table.get("fix", {}), fail))
+
+
+def _fix_table(table: Any, fail: Any) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise fail("fix", "must be a table")
+    kinds = {f.name: f.default for f in fields(FixOptions)}
+    checked: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in FIX_KEYS:
+            raise fail(f"fix.{key}", f"unknown setting (known: {', '.join(FIX_KEYS)})")
+        default = kinds[key]
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            raise fail(f"fix.{key}", f"must be a {type(default).__name__}, not {value!r}")
+        if key == "align" and value not in ALIGN_CHOICES:
+            raise fail("fix.align", f"must be one of {', '.join(ALIGN_CHOICES)}")
+        checked[key] = float(value) if isinstance(default, float) else value
+    return checked
+
+
+def settings_for(paths: list[str], config: str | None = None, isolated: bool = False) -> Config:
+    """The settings for a command: ``config`` when given, none when ``isolated``, else the
+    file found from ``paths``."""
+    if isolated:
+        return Config()
+    if config is not None:
+        chosen = Path(config)
+        if not chosen.is_file():
+            raise UsageError(f"{config}: no such settings file")
+        return load_config(chosen)
+    found = find_config(paths)
+    return load_config(found) if found is not None else Config()
