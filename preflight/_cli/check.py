@@ -105,6 +105,13 @@ def add_parser(subparsers: Any) -> None:
     add_inputs(parser, CHECK_FORMATS)
     parser.add_argument("-q", "--quiet", action="store_true", help="list only files with findings")
     parser.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="check files in N processes at once (default: one per CPU for 8 files or more "
+        "analysed in full; --fast checks run in this process)",
+    )
+    parser.add_argument(
         "--statistics",
         action="store_true",
         help="print how many findings of each code instead of each finding (text or json)",
@@ -124,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("nothing to check: give files or folders, or --video/--audio/--ref")
     if args.contact_sheet is not None:
         _check_sheet_target(args.contact_sheet, options)
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}: must be 1 or more")
     if args.statistics and args.format not in ("text", "json"):
         raise UsageError(f"--statistics prints text or json, not {args.format}")
 
@@ -149,9 +158,12 @@ def run(args: argparse.Namespace) -> int:
                 ref=args.ref,
                 options=options,
                 on_file=on_file,
+                jobs=args.jobs,
             )
     else:
-        report = check_paths(args.paths, video=args.video, audio=args.audio, ref=args.ref, options=options)
+        report = check_paths(
+            args.paths, video=args.video, audio=args.audio, ref=args.ref, options=options, jobs=args.jobs
+        )
 
     status = 0 if report.ok else 1
     try:
