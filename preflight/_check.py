@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from . import limits
 from ._audio_analysis import AudioAnalysis, analyse_audio
 from ._audio_rules import AUDIO_CONTENT_CODES, audio_content_findings, audio_unchecked
+from ._cache import CheckCache
 from ._exceptions import FaceEngineError, PreflightError, UsageError
 from ._face_rules import (
     ref_face_findings,
@@ -384,13 +385,15 @@ def check_paths(
     engine: FaceEngine | None = None,
     exclude: Sequence[str | os.PathLike[str]] = (),
     jobs: int | None = 1,
+    cache: CheckCache | None = None,
 ) -> CheckReport:
     """Check files and folders, plus files in explicit roles.
 
     With ``jobs`` above 1, files are checked in that many processes at once (each with its
     own face engine); the report lists them in the same order whatever finished first.
     ``jobs=None`` chooses: one process per CPU for ``AUTO_JOBS_MIN_FILES`` files or more
-    analysed in full, else this process.
+    analysed in full, else this process. With a ``cache``, files unchanged since a check
+    with the same settings are not checked again.
 
     When two or more of ``video``, ``audio`` and ``ref`` are given, the report carries a
     job section with the checks across them. ``engine`` finds faces; by default
@@ -416,20 +419,35 @@ def check_paths(
     # Fail on unknowable files before doing any work.
     resolved = [(name, _role_or_fail(name, role)) for name, role in work]
 
-    reports: list[FileReport] = []
+    # Files unchanged since a check with the same settings come from the cache.
+    keys = [cache.key(name, role, options) if cache is not None else None for name, role in resolved]
+    known: dict[int, FileReport] = {}
+    for index, key in enumerate(keys):
+        hit = cache.get(key) if cache is not None and key is not None else None
+        if hit is not None:
+            known[index] = replace(hit, path=resolved[index][0])
+    missing = [i for i in range(len(resolved)) if i not in known]
+    todo = [resolved[i] for i in missing]
     if jobs is None:
         # Each process starts FFmpeg and mediapipe anew (about 1.5 s on this kind of
         # machine): worth it for many files analysed in full, never for --fast.
-        many = not options.fast and len(resolved) >= AUTO_JOBS_MIN_FILES
+        many = not options.fast and len(todo) >= AUTO_JOBS_MIN_FILES
         jobs = (os.cpu_count() or 1) if many else 1
-    if jobs > 1 and len(resolved) > 1 and engine is None:
-        reports = _check_in_processes(resolved, options, min(jobs, len(resolved)), on_file)
+    if jobs > 1 and len(todo) > 1 and engine is None:
+        fresh = _check_in_processes(todo, options, min(jobs, len(todo)), on_file)
     else:
+        fresh = []
         with _engine_for(engine) as faces:
-            for number, (name, role) in enumerate(resolved, start=1):
+            for number, (name, role) in enumerate(todo, start=1):
                 if on_file is not None:
-                    on_file(number, len(resolved), name)
-                reports.append(_check_isolated(name, role, options, faces))
+                    on_file(number, len(todo), name)
+                fresh.append(_check_isolated(name, role, options, faces))
+    for index, report in zip(missing, fresh, strict=True):
+        known[index] = report
+        key = keys[index]
+        if cache is not None and key is not None:
+            cache.put(key, report)
+    reports = [known[i] for i in range(len(resolved))]
 
     job = _job_report(reports[: len(explicit)], options) if len(explicit) >= 2 else None
     if any(role == "ref" for _, role in explicit):

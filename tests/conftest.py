@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,13 @@ BAD = FIXTURES / "bad"
 SHARED_MEDIA = ROOT.parent / "shared" / "media"
 
 sys.path.insert(0, str(FIXTURES))
+
 import make_fixtures  # noqa: E402  (the fixture script doubles as the writers' library)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # This run's check cache in a folder of its own, never the user's ~/.cache.
+    os.environ["PREFLIGHT_CACHE_DIR"] = tempfile.mkdtemp(prefix="preflight-test-cache-")
 
 
 def run_cli(*args: str) -> tuple[int, str]:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from .. import __version__
+from .._cache import CheckCache, default_cache_dir
 from .._check import CheckOptions, check_paths
 from .._config import Config, settings_for
 from .._contact_sheet import write_contact_sheet
@@ -111,6 +112,13 @@ def add_parser(subparsers: Any) -> None:
         help="check files in N processes at once (default: one per CPU for 8 files or more "
         "analysed in full; --fast checks run in this process)",
     )
+    parser.add_argument("--no-cache", action="store_true", help="check every file again, even unchanged ones")
+    parser.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="where results are kept (default: PREFLIGHT_CACHE_DIR, else .preflight_cache beside "
+        "the settings file, else ~/.cache/preflight)",
+    )
     parser.add_argument(
         "--statistics",
         action="store_true",
@@ -126,7 +134,10 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    options, _ = settings(args, thumbnails=args.contact_sheet is not None)
+    options, config = settings(args, thumbnails=args.contact_sheet is not None)
+    cache = (
+        None if args.no_cache else CheckCache(args.cache_dir or default_cache_dir(config.path), __version__)
+    )
     if not (args.paths or args.video or args.audio or args.ref):
         raise UsageError("nothing to check: give files or folders, or --video/--audio/--ref")
     if args.contact_sheet is not None:
@@ -159,10 +170,17 @@ def run(args: argparse.Namespace) -> int:
                 options=options,
                 on_file=on_file,
                 jobs=args.jobs,
+                cache=cache,
             )
     else:
         report = check_paths(
-            args.paths, video=args.video, audio=args.audio, ref=args.ref, options=options, jobs=args.jobs
+            args.paths,
+            video=args.video,
+            audio=args.audio,
+            ref=args.ref,
+            options=options,
+            jobs=args.jobs,
+            cache=cache,
         )
 
     status = 0 if report.ok else 1
