@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -147,6 +148,18 @@ def run(args: argparse.Namespace) -> int:
     if args.statistics and args.format not in ("text", "json"):
         raise UsageError(f"--statistics prints text or json, not {args.format}")
 
+    def check(on_file: Callable[[int, int, str], None] | None = None) -> CheckReport:
+        return check_paths(
+            args.paths,
+            video=args.video,
+            audio=args.audio,
+            ref=args.ref,
+            options=options,
+            on_file=on_file,
+            jobs=args.jobs,
+            cache=cache,
+        )
+
     err_console = Console(stderr=True)
     if err_console.is_terminal and args.format == "text":
         with Progress(
@@ -162,26 +175,9 @@ def run(args: argparse.Namespace) -> int:
             def on_file(number: int, total: int, path: str) -> None:
                 progress.update(task, completed=number - 1, total=total, path=path)
 
-            report = check_paths(
-                args.paths,
-                video=args.video,
-                audio=args.audio,
-                ref=args.ref,
-                options=options,
-                on_file=on_file,
-                jobs=args.jobs,
-                cache=cache,
-            )
+            report = check(on_file)
     else:
-        report = check_paths(
-            args.paths,
-            video=args.video,
-            audio=args.audio,
-            ref=args.ref,
-            options=options,
-            jobs=args.jobs,
-            cache=cache,
-        )
+        report = check()
 
     status = 0 if report.ok else 1
     try:
