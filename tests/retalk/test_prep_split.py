@@ -159,8 +159,11 @@ def interrupted_run(service: Emulator, long_pair: tuple[Path, Path], tmp_path: P
     )  # fmt: skip
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
-        if journal.exists() and [s for s, _ in part_jobs(journal)][:1] == ["downloaded"]:
-            break
+        try:
+            if journal.exists() and [s for s, _ in part_jobs(journal)][:1] == ["downloaded"]:
+                break
+        except sqlite3.OperationalError:
+            pass  # the journal is there, its tables not yet
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
