@@ -8,12 +8,12 @@ every paid step resumable.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import av
 
@@ -138,10 +138,9 @@ def _error_codes(findings: Any) -> str:
     return ", ".join(x.code for x in findings if x.severity.value == "error")
 
 
-def expected_length(video: str, audio: str, extend: bool) -> float | None:
+def expected_length(video_s: float | None, audio_s: float | None, extend: bool) -> float | None:
     """How long the service's result will be: the shorter of the two, or the voice's length
     when the video is extended to it."""
-    video_s, audio_s = _duration(video, "video"), _duration(audio, "audio")
     if video_s is None or audio_s is None:
         return None
     return audio_s if extend else min(video_s, audio_s)
@@ -253,12 +252,12 @@ def prepare_and_retalk(
                 return _send_split(client, journal, found.id, result, stages, events, on_part)
             journal.update_split(found.id, state="failed", error="its part files are gone or were replaced")
 
-    heard: _Later[Speech | None] | None = None
+    heard: Future[Speech | None] | None = None
     if split:
         options = replace(options, max_duration_s=None)
         if fix:
             # The voice is listened to on the other core while the fixer checks the files.
-            listening = heard = _Later(lambda: _speech_of(audio))
+            listening = heard = _in_background(lambda: _speech_of(audio))
 
             def likely_cuts() -> tuple[float, ...]:
                 return _likely_cuts(video, audio, extend_video, listening.result())
@@ -300,7 +299,8 @@ def prepare_and_retalk(
             result.error = "the service would reject the inputs (run without --no-fix to fix them)"
             return result
     result.sent = dict(inputs)
-    result.expected_s = expected_length(inputs["video"], inputs["audio"], extend_video)
+    lengths = {role: _duration(inputs[role], role) for role in ("video", "audio")}
+    result.expected_s = expected_length(lengths["video"], lengths["audio"], extend_video)
 
     if split:
         stages.start("plan the parts")
@@ -330,9 +330,7 @@ def prepare_and_retalk(
         stages.done("plan the parts", f"{len(plan.parts)} part(s), {how}: " + _cuts_text(plan))
         # One part is sent as it is only if both files fit; else it is cut to the job's
         # length like any part (a 150 s video under a 60 s voice).
-        fits = all(
-            (_duration(inputs[role], role) or 0.0) <= limits.MAX_DURATION_S for role in ("video", "audio")
-        )
+        fits = all((seconds or 0.0) <= limits.MAX_DURATION_S for seconds in lengths.values())
         if len(plan.parts) > 1 or not fits:
             if dry_run:
                 stages.done("dry run", "nothing sent")
@@ -392,27 +390,14 @@ def prepare_and_retalk(
 _T = TypeVar("_T")
 
 
-class _Later(Generic[_T]):
-    """A value worked out in a thread of its own, waited for when needed."""
-
-    def __init__(self, work: Callable[[], _T]) -> None:
-        self._value: _T | None = None
-        self._error: BaseException | None = None
-        # Not a daemon: FFmpeg must not be torn down under it when the interpreter exits.
-        self._thread = threading.Thread(target=self._run, args=(work,), name="retalk-listen")
-        self._thread.start()
-
-    def _run(self, work: Callable[[], _T]) -> None:
-        try:
-            self._value = work()
-        except BaseException as exc:  # handed to whoever asks for the value
-            self._error = exc
-
-    def result(self) -> _T:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value  # type: ignore[return-value]
+def _in_background(work: Callable[[], _T]) -> Future[_T]:
+    """``work`` started in a thread of its own; its future waited for when needed. (The
+    thread is not a daemon: FFmpeg is never torn down under it at exit.)"""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="retalk-listen")
+    try:
+        return pool.submit(work)
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _speech_of(audio: str) -> Speech | None:

@@ -16,11 +16,8 @@ import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
-from rich.filesize import decimal
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from preflight import FixOptions, PreflightError
 from preflight._fix_model import ALIGN_CHOICES
@@ -30,10 +27,9 @@ from .._batch import read_batch, run_batch
 from .._client import Client, PollPolicy
 from .._emulator import Emulator, Faults
 from .._exceptions import ConfigError, RetalkError, redact
-from .._jobs import Events
 from .._journal import Journal
-from .._models import Task
 from .._pipeline import PipelineResult, prepare_and_retalk
+from .display import live_display
 from .main import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_USAGE, _status_for
 
 #: The key the built-in emulator takes (it is not a secret: nothing leaves this machine).
@@ -111,52 +107,6 @@ def _service(args: argparse.Namespace, stack: ExitStack) -> tuple[Callable[[], C
     # The emulator's tasks die with it: their journal does too.
     journal = args.journal or root / "journal.sqlite"
     return (lambda: Client(EMULATOR_KEY, base_url=emulator.base_url, poll=poll)), journal
-
-
-class _Display:
-    """Bars for the long stages (fix, cut, join: a share done; uploads and downloads:
-    bytes) and a line for the task the service is running, on stderr."""
-
-    def __init__(self, progress: Progress) -> None:
-        self._progress = progress
-        self._bars: dict[str, Any] = {}
-        self._status = progress.add_task("waiting", total=None, visible=False, amount="")
-
-    def _bar(self, name: str, completed: float, total: float | None, amount: str) -> None:
-        if name not in self._bars:
-            self._bars[name] = self._progress.add_task(name, total=total, amount=amount)
-        self._progress.update(self._bars[name], completed=completed, total=total, amount=amount)
-
-    def stage(self, name: str, fraction: float) -> None:
-        self._bar(name, fraction, 1.0, f"{fraction:.0%}")
-
-    def transfer(self, name: str, done: int, total: int | None) -> None:
-        amount = decimal(done) + (f" of {decimal(total)}" if total else "")
-        self._bar(name, done, total, amount)
-
-    def waiting(self, task: Task, waited: float) -> None:
-        self._progress.update(
-            self._status, visible=True, description=f"task {task.task_id}: {task.status}, {waited:.0f} s"
-        )
-
-    def events(self) -> Events:
-        return Events(
-            on_upload=lambda role, done, total: self.transfer(f"upload {role}", done, total),
-            on_status=self.waiting,
-            on_download=lambda done, total: self.transfer("download", done, total),
-        )
-
-
-def _display(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[amount]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    )
 
 
 def _summary_text(result: PipelineResult, console: Console) -> None:
@@ -250,7 +200,7 @@ def _run_one(args: argparse.Namespace) -> int:
             make_client, journal_path = _service(args, stack)
             client = stack.enter_context(make_client())
             journal = stack.enter_context(Journal(journal_path))
-            display = _Display(stack.enter_context(_display(err))) if show else None
+            display = stack.enter_context(live_display(err, show))
             result = prepare_and_retalk(
                 client,
                 journal,

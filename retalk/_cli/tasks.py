@@ -6,27 +6,19 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TransferSpeedColumn,
-)
 
 from .._client import Client
 from .._exceptions import ConfigError
-from .._jobs import Events, resume, run_job
+from .._jobs import resume, run_job
 from .._journal import Job, Journal, Split
 from .._models import Task
 from .._split import finish_splits
+from .display import Display, events_of, live_display
 
 PRICE_CNY_PER_SECOND = 0.08
 
@@ -114,6 +106,12 @@ def _err() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+def _live(args: argparse.Namespace) -> AbstractContextManager[Display | None]:
+    """Bars on stderr for text output on a terminal."""
+    console = _err()
+    return live_display(console, args.format == "text" and console.is_terminal)
+
+
 def _print(args: argparse.Namespace, data: Any, text: str) -> None:
     if args.format == "json":
         json.dump(data, sys.stdout, indent=2, ensure_ascii=True)
@@ -136,48 +134,6 @@ def _task_text(task: Task) -> str:
     if task.video_url:
         parts.append(task.video_url)
     return "  ".join(parts)
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Progress | None]:
-    if not enabled:
-        yield None
-        return
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeElapsedColumn(),
-        console=_err(),
-        transient=True,
-    ) as progress:
-        yield progress
-
-
-def _events(progress: Progress | None) -> Events:
-    if progress is None:
-        return Events()
-    bars: dict[str, Any] = {}
-
-    def bar(name: str, done: int, total: int | None) -> None:
-        if name not in bars:
-            bars[name] = progress.add_task(name, total=total)
-        progress.update(bars[name], completed=done, total=total)
-
-    status_bar = progress.add_task("waiting", total=None, visible=False)
-
-    def on_status(task: Task, waited: float) -> None:
-        progress.update(
-            status_bar, visible=True, description=f"task {task.task_id}: {task.status}, {waited:.0f} s"
-        )
-
-    return Events(
-        on_stage=lambda job, stage: None,
-        on_upload=lambda role, done, total: bar(f"upload {role}", done, total),
-        on_status=on_status,
-        on_download=lambda done, total: bar("download", done, total),
-    )
 
 
 def _job_dict(job: Job) -> dict[str, Any]:
@@ -206,13 +162,12 @@ def _job_text(job: Job) -> str:
 # --------------------------------------------------------------------------- commands
 def run_upload(args: argparse.Namespace) -> int:
     urls = []
-    with _client(args) as client, _progress(args.format == "text" and _err().is_terminal) as progress:
+    with _client(args) as client, _live(args) as display:
         for name in args.files:
-            bar = progress.add_task(os.path.basename(name)) if progress else None
 
-            def show(done: int, total: int | None, bar: Any = bar) -> None:
-                if progress is not None:
-                    progress.update(bar, completed=done, total=total)
+            def show(done: int, total: int | None, shown: str = os.path.basename(name)) -> None:
+                if display is not None:
+                    display.transfer(shown, done, total)
 
             urls.append({"file": name, "url": client.upload(name, on_progress=show)})
     _print(args, urls, "\n".join(f"{u['file']}: {u['url']}" for u in urls))
@@ -223,7 +178,7 @@ def run_submit(args: argparse.Namespace) -> int:
     if args.face_threshold is not None and not 120 <= args.face_threshold <= 200:
         raise ConfigError(f"--face-threshold {args.face_threshold}: must be 120-200")
     with _client(args) as client, Journal(args.journal) as journal:
-        with _progress(args.format == "text" and _err().is_terminal) as progress:
+        with _live(args) as display:
             job = run_job(
                 client,
                 journal,
@@ -235,7 +190,7 @@ def run_submit(args: argparse.Namespace) -> int:
                 query_face_threshold=args.face_threshold,
                 force=args.force,
                 wait_timeout=args.timeout,
-                events=_events(progress),
+                events=events_of(display),
                 wait=not args.no_wait,
             )
     _print(args, _job_dict(job), _job_text(job))
@@ -257,22 +212,22 @@ def run_cancel(args: argparse.Namespace) -> int:
 
 
 def run_wait(args: argparse.Namespace) -> int:
-    with _client(args) as client, _progress(args.format == "text" and _err().is_terminal) as progress:
-        task = client.wait(args.task_id, timeout=args.timeout, on_status=_events(progress).on_status)
+    with _client(args) as client, _live(args) as display:
+        task = client.wait(args.task_id, timeout=args.timeout, on_status=events_of(display).on_status)
     _print(args, _task_dict(task), _task_text(task))
     task.raise_for_status()
     return 0
 
 
 def run_download(args: argparse.Namespace) -> int:
-    with _client(args) as client, _progress(args.format == "text" and _err().is_terminal) as progress:
+    with _client(args) as client, _live(args) as display:
         url = args.task_id
         if not url.startswith(("http://", "https://")):
             task = client.get(args.task_id).raise_for_status()
             if not task.video_url:
                 raise ConfigError(f"task {task.task_id} is {task.status}: no result to download yet")
             url = task.video_url
-        path = client.download(url, args.output, on_progress=_events(progress).on_download)
+        path = client.download(url, args.output, on_progress=events_of(display).on_download)
     _print(args, {"output": str(path)}, f"downloaded to {path}")
     return 0
 
@@ -287,8 +242,8 @@ def run_list(args: argparse.Namespace) -> int:
 def run_resume(args: argparse.Namespace) -> int:
     failures: list[tuple[Job, Exception]] = []
     with _client(args) as client, Journal(args.journal) as journal:
-        with _progress(args.format == "text" and _err().is_terminal) as progress:
-            events = _events(progress)
+        with _live(args) as display:
+            events = events_of(display)
             done = resume(
                 client,
                 journal,
