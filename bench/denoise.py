@@ -56,8 +56,8 @@ sys.path.insert(0, str(ROOT / "fixtures"))
 import make_fixtures  # noqa: E402
 
 from preflight._audio_analysis import analyse_audio  # noqa: E402
-from preflight._audio_rules import MIN_SNR_DB  # noqa: E402
 from preflight._fix_audio import DENOISE_FLOOR_DB, _write_wav, denoise, noise_floor_db  # noqa: E402
+from preflight._thresholds import AudioThresholds  # noqa: E402
 
 RATE = 16000
 REAL = ROOT.parent / "shared" / "media" / "MuseTalk__audio__eng.wav"
@@ -274,7 +274,7 @@ def main() -> int:
     n = len(clean)
     rng = np.random.default_rng(1)
     found = candidates()
-    print(f"{source}, {n / RATE:.0f} s at {RATE} Hz; Audio.Noisy below {MIN_SNR_DB:.0f} dB\n")
+    print(f"{source}, {n / RATE:.0f} s at {RATE} Hz; Audio.Noisy below {AudioThresholds.min_snr_db:g} dB\n")
     header = f"{'noise':6} {'in':>4}  {'candidate':28} {COLUMNS}"
     print(header)
     print("-" * len(header))

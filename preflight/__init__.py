@@ -41,7 +41,9 @@ from ._models import (
     VideoStreamInfo,
 )
 from ._probe import probe, probe_image, probe_media
+from ._report import ReportPage, build_report, write_report
 from ._sniff import guess_role
+from ._thresholds import AudioThresholds, FaceThresholds, Thresholds
 from .codes import CODES
 
 __version__ = "0.1.0"
@@ -50,6 +52,7 @@ __all__ = [
     "CODES",
     "Action",
     "AudioStreamInfo",
+    "AudioThresholds",
     "Box",
     "CheckOptions",
     "CheckReport",
@@ -57,6 +60,7 @@ __all__ = [
     "FaceEngine",
     "FaceEngineError",
     "FaceSample",
+    "FaceThresholds",
     "FileReport",
     "Finding",
     "FixOptions",
@@ -69,12 +73,15 @@ __all__ = [
     "MediaInfo",
     "Pose",
     "PreflightError",
+    "ReportPage",
     "Role",
     "Severity",
+    "Thresholds",
     "UsageError",
     "VideoFaceScan",
     "VideoStreamInfo",
     "__version__",
+    "build_report",
     "check_audio",
     "check_file",
     "check_image",
@@ -90,4 +97,5 @@ __all__ = [
     "probe_media",
     "scan_image",
     "scan_video",
+    "write_report",
 ]

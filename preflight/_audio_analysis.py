@@ -289,10 +289,12 @@ def _speaking(
     return floor, speaking
 
 
-def speech_ranges(path: str | os.PathLike[str]) -> tuple[float, tuple[tuple[float, float], ...]]:
-    """The length (s) of the whole voice, however long, and its speech stretches (s), as
-    ``analyse_audio`` finds them; for cutting a long job at pauses. Only frame levels are
-    kept, so an hour of audio takes a few megabytes."""
+def speech_ranges(
+    path: str | os.PathLike[str], max_seconds: float | None = None
+) -> tuple[float, tuple[tuple[float, float], ...]]:
+    """The length (s) of the whole voice, however long (or of its first ``max_seconds``),
+    and its speech stretches (s), as ``analyse_audio`` finds them; for cutting a long job
+    at pauses. Only frame levels are kept, so an hour of audio takes a few megabytes."""
     size = int(FRAME_S * ANALYSIS_RATE)
     levels: list[npt.NDArray[np.float64]] = []
     zeros: list[npt.NDArray[np.bool_]] = []
@@ -318,6 +320,8 @@ def speech_ranges(path: str | os.PathLike[str]) -> tuple[float, tuple[tuple[floa
         batch: list[npt.NDArray[Any]] = []
         batched = 0
         for frame in itertools.chain(container.decode(stream), [None]):
+            if frame is not None and max_seconds is not None and (frame.time or 0.0) >= max_seconds:
+                frame = None
             for converted in speech.resample(frame):
                 batch.append(converted.to_ndarray())
                 batched += converted.samples
@@ -326,6 +330,8 @@ def speech_ranges(path: str | os.PathLike[str]) -> tuple[float, tuple[tuple[floa
                 samples += len(mono)
                 carry = add(mono)
                 batch, batched = [], 0
+            if frame is None:
+                break
     if not levels or not sum(len(x) for x in levels):
         return samples / ANALYSIS_RATE, ()
     _, speaking = _speaking(np.concatenate(levels), np.concatenate(zeros))

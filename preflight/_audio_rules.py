@@ -1,7 +1,8 @@
 """The voice, measured, turned into findings: is it the "clear, loud human voice" the
 service asks for?
 
-Every threshold is ours (the service gives none) and lives here, with its reason.
+Every threshold is ours (the service gives none). The tunable ones are ``AudioThresholds``
+(``_thresholds``), each with its reason there; the detector's own lines live here.
 """
 
 from __future__ import annotations
@@ -10,33 +11,15 @@ from typing import Any
 
 from ._audio_analysis import AudioAnalysis
 from ._models import Finding
+from ._thresholds import AudioThresholds
 from .codes import CODES
 
-#: Integrated loudness below this (LUFS) is too quiet. Broadcast speech sits at -23 LUFS
-#: (EBU R128), online speech at -16; at -28 the voice is 5 LU under broadcast level, and
-#: the service asks for a loud voice (its model reads mouth shapes from the voice's energy).
-QUIET_LUFS = -28.0
-#: A true peak above this (dBTP) distorts once encoded, even without flat-topped samples.
-HOT_TRUE_PEAK_DBTP = 1.0
-#: Speech against the noise floor (dB) below this is noisy: at 20 dB, noise is plainly
-#: audible between words, and the model opens the mouth on it.
-MIN_SNR_DB = 20.0
-#: Less speech than this share of the clip is no speech at all (a cough, a breath)...
-NO_SPEECH_SHARE = 0.05
-#: ...and less than this is mostly silence: the face will mostly sit with its mouth shut.
-MOSTLY_SILENCE_SHARE = 0.4
-#: A single silence longer than this (s) is worth knowing about: a closed mouth that long
-#: looks frozen.
-LONG_SILENCE_S = 5.0
-#: Background music: this share of the gaps between speech holds tones that come and go
-#: (clean speech: under 0.1 on our real clips, where breaths and room noise hold none;
-#: music 20-30 dB under the voice: 0.4-1.0)...
-MUSIC_SHARE = 0.3
-#: ...no more than this much (dB) under the voice: fainter, it does not move the lips.
+#: The default quiet line (LUFS); the rules read ``AudioThresholds.quiet_lufs`` from the
+#: caller's thresholds.
+QUIET_LUFS = AudioThresholds.quiet_lufs
+#: Background music counts only when no more than this much (dB) under the voice:
+#: fainter, it does not move the lips.
 MUSIC_MAX_BELOW_SPEECH_DB = 30.0
-#: Below this sample rate the voice is band-limited (8 kHz is telephone audio): mouth
-#: shapes for s, f and t live in the high frequencies it has lost.
-MIN_SAMPLE_RATE = 16000
 #: A channel this much (dB) quieter than the loudest is dead: mixing down halves the voice.
 DEAD_CHANNEL_DB = 30.0
 
@@ -70,90 +53,104 @@ def _span(ranges: list[tuple[float, float]]) -> str:
     return shown + (f" and {len(ranges) - 4} more" if len(ranges) > 4 else "")
 
 
-def audio_content_findings(analysis: AudioAnalysis) -> list[Finding]:
-    speech = _speech_findings(analysis)
+_DEFAULT = AudioThresholds()
+
+
+def audio_content_findings(analysis: AudioAnalysis, thresholds: AudioThresholds = _DEFAULT) -> list[Finding]:
+    speech = _speech_findings(analysis, thresholds)
+    formats = _format_findings(analysis, thresholds)
     if any(f.code == "Audio.NoSpeech" for f in speech):
-        return speech + _format_findings(analysis)  # how loud or clean nothing is, is moot
-    return _level_findings(analysis) + speech + _format_findings(analysis)
+        return speech + formats  # how loud or clean nothing is, is moot
+    return _level_findings(analysis, thresholds) + speech + formats
 
 
-def _level_findings(a: AudioAnalysis) -> list[Finding]:
+def _level_findings(a: AudioAnalysis, t: AudioThresholds) -> list[Finding]:
     findings: list[Finding] = []
-    if a.loudness_lufs is not None and a.loudness_lufs < QUIET_LUFS:
+    if a.loudness_lufs is not None and a.loudness_lufs < t.quiet_lufs:
         findings.append(
             _finding(
                 "Audio.Quiet",
                 f"The voice is quiet: {a.loudness_lufs:.1f} LUFS integrated (want at least "
-                f"{QUIET_LUFS:.0f}; speech is usually -23 to -16). preflight fix normalises it.",
+                f"{t.quiet_lufs:g}; speech is usually -23 to -16). preflight fix normalises it.",
                 True,
                 loudness_lufs=round(a.loudness_lufs, 2),
-                min_lufs=QUIET_LUFS,
+                min_lufs=t.quiet_lufs,
             )
         )
-    hot = a.true_peak_dbtp is not None and a.true_peak_dbtp > HOT_TRUE_PEAK_DBTP
+    hot = a.true_peak_dbtp is not None and a.true_peak_dbtp > t.max_true_peak_dbtp
     if a.clipped_runs or hot:
         findings.append(
             _finding(
                 "Audio.Clipping",
                 f"The voice clips: {a.clipped_runs} run(s) of flat-topped samples at full scale, "
-                f"true peak {a.true_peak_dbtp:+.1f} dBTP. Clipping is distortion no fix can undo; "
-                "record or export it again with more headroom.",
+                f"true peak {a.true_peak_dbtp:+.1f} dBTP (want at most {t.max_true_peak_dbtp:+g}). "
+                "Clipping is distortion no fix can undo; record or export it again with more "
+                "headroom.",
                 clipped_runs=a.clipped_runs,
                 true_peak_dbtp=None if a.true_peak_dbtp is None else round(a.true_peak_dbtp, 2),
+                max_true_peak_dbtp=t.max_true_peak_dbtp,
             )
         )
     return findings
 
 
-def _speech_findings(a: AudioAnalysis) -> list[Finding]:
+def _percent(share: float) -> str:
+    """A share as a percentage, as precise as it was set (0.4 -> 40%, 0.125 -> 12.5%)."""
+    return f"{round(share * 100, 6):g}%"
+
+
+def _speech_findings(a: AudioAnalysis, t: AudioThresholds) -> list[Finding]:
     findings: list[Finding] = []
-    if a.speech_share < NO_SPEECH_SHARE:
+    if a.speech_share < t.no_speech_share:
         return [
             _finding(
                 "Audio.NoSpeech",
                 f"No speech found: only {a.speech_share:.0%} of the {a.duration:.1f} s sounds like "
                 "a voice; the service would keep the mouth closed throughout.",
                 speech_share=round(a.speech_share, 3),
+                min_speech_share=t.no_speech_share,
             )
         ]
-    if a.speech_share < MOSTLY_SILENCE_SHARE:
+    if a.speech_share < t.mostly_silence_share:
         findings.append(
             _finding(
                 "Audio.MostlySilence",
-                f"Mostly silence: speech fills {a.speech_share:.0%} of the clip (leading "
-                f"{a.leading_silence:.1f} s, trailing {a.trailing_silence:.1f} s); the mouth stays "
-                "closed in the silences. Trim them.",
+                f"Mostly silence: speech fills {a.speech_share:.0%} of the clip, want at least "
+                f"{_percent(t.mostly_silence_share)} (leading {a.leading_silence:.1f} s, trailing "
+                f"{a.trailing_silence:.1f} s); the mouth stays closed in the silences. Trim them.",
                 speech_share=round(a.speech_share, 3),
+                min_speech_share=t.mostly_silence_share,
                 leading_s=round(a.leading_silence, 2),
                 trailing_s=round(a.trailing_silence, 2),
             )
         )
     silences = [(0.0, a.leading_silence), *a.pauses, (a.duration - a.trailing_silence, a.duration)]
-    long = [(x, y) for x, y in silences if y - x > LONG_SILENCE_S]
+    long = [(x, y) for x, y in silences if y - x > t.long_silence_s]
     if long:
         findings.append(
             _finding(
                 "Audio.LongSilence",
-                f"Silence longer than {LONG_SILENCE_S:.0f} s at {_span(long)}; a face that long with "
+                f"Silence longer than {t.long_silence_s:g} s at {_span(long)}; a face that long with "
                 "its mouth shut looks frozen.",
                 ranges=[[round(x, 2), round(y, 2)] for x, y in long],
+                max_silence_s=t.long_silence_s,
             )
         )
     snr = a.snr_db
-    if snr is not None and snr < MIN_SNR_DB:
+    if snr is not None and snr < t.min_snr_db:
         findings.append(
             _finding(
                 "Audio.Noisy",
                 f"The voice is noisy: speech stands {snr:.0f} dB above the noise floor "
-                f"({a.noise_floor_db:.0f} dBFS; want at least {MIN_SNR_DB:.0f} dB). The model "
+                f"({a.noise_floor_db:.0f} dBFS; want at least {t.min_snr_db:g} dB). The model "
                 "moves the mouth on noise too. preflight fix denoises it.",
                 True,
                 snr_db=round(snr, 1),
                 noise_floor_db=round(a.noise_floor_db, 1),
-                min_snr_db=MIN_SNR_DB,
+                min_snr_db=t.min_snr_db,
             )
         )
-    music = _music_finding(a)
+    music = _music_finding(a, t)
     if music is not None:
         findings.append(music)
     inside = [
@@ -173,12 +170,12 @@ def _speech_findings(a: AudioAnalysis) -> list[Finding]:
     return findings
 
 
-def _music_finding(a: AudioAnalysis) -> Finding | None:
+def _music_finding(a: AudioAnalysis, t: AudioThresholds) -> Finding | None:
     """Always a warning: a heuristic (a bird, a phone or a TV can hold tones too)."""
     if a.music_share is None or a.music_level_db is None or a.speech_level_db is None:
         return None
     below = a.speech_level_db - a.music_level_db
-    if a.music_share < MUSIC_SHARE or below > MUSIC_MAX_BELOW_SPEECH_DB:
+    if a.music_share < t.music_share or below > MUSIC_MAX_BELOW_SPEECH_DB:
         return None
     return _finding(
         "Audio.Music",
@@ -190,20 +187,21 @@ def _music_finding(a: AudioAnalysis) -> Finding | None:
         music_level_db=round(a.music_level_db, 1),
         below_voice_db=round(below, 1),
         gaps_s=round(a.gaps_s, 2),
-        min_share=MUSIC_SHARE,
+        min_share=t.music_share,
     )
 
 
-def _format_findings(a: AudioAnalysis) -> list[Finding]:
+def _format_findings(a: AudioAnalysis, t: AudioThresholds) -> list[Finding]:
     findings: list[Finding] = []
-    if a.sample_rate < MIN_SAMPLE_RATE:
+    if a.sample_rate < t.min_sample_rate:
         findings.append(
             _finding(
                 "Audio.LowSampleRate",
-                f"Sampled at {a.sample_rate} Hz (telephone quality below {MIN_SAMPLE_RATE}); the "
-                "sounds that shape s, f and t are gone. Use the original recording.",
+                f"Sampled at {a.sample_rate} Hz (want at least {t.min_sample_rate}; 8 kHz is "
+                "telephone quality); the sounds that shape s, f and t are gone. Use the original "
+                "recording.",
                 sample_rate=a.sample_rate,
-                min_sample_rate=MIN_SAMPLE_RATE,
+                min_sample_rate=t.min_sample_rate,
             )
         )
     levels = a.channel_levels_db

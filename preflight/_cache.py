@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ._check import CheckOptions
 
 #: Bump when a report's shape or a rule changes without a version change.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 CACHE_FOLDER_NAME = ".preflight_cache"
 #: A file modified this recently (s) is neither read from nor written to the cache.
 RACY_S = 2.0
@@ -71,7 +71,7 @@ class CheckCache:
             info.st_size,
             info.st_mtime_ns,
             info.st_ino,
-            astuple(options),
+            astuple(options),  # the thresholds too: a changed one checks again
         )
         return hashlib.sha256(repr(identity).encode("utf-8", "surrogateescape")).hexdigest()
 

@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from . import limits
 from ._audio_analysis import AudioAnalysis, analyse_audio
@@ -29,6 +29,7 @@ from ._pair_rules import pair_findings
 from ._probe import image_decode_error, probe_image, probe_media
 from ._rules import audio_findings, image_findings, still_image_as_video, video_findings
 from ._sniff import guess_role, role_from_extension, sniff_file
+from ._thresholds import Thresholds
 from .codes import CODES, matches, unknown_selectors
 
 
@@ -45,10 +46,18 @@ class CheckOptions:
     #: Inside folders, skip files and folders matching these globs (``drafts/**``,
     #: ``*.tmp.mp4``), matched against the path below the folder searched and the name.
     exclude: tuple[str, ...] = ()
+    #: Also skip files named directly (not in a role) that match ``exclude``, their paths
+    #: taken relative to this folder (the settings file's), as ruff's ``--force-exclude``
+    #: does: pre-commit names every file. None keeps every file named.
+    force_exclude: str | None = None
     #: Code or prefix -> the severity a project gives it (the most specific one wins).
     severity: tuple[tuple[str, Severity], ...] = ()
+    #: When the face and voice findings fire (a project's ``[thresholds]``).
+    thresholds: Thresholds = field(default_factory=Thresholds)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.thresholds, Thresholds):
+            raise UsageError("thresholds: must be a preflight.Thresholds")
         unknown = unknown_selectors([*self.select, *self.ignore])
         if unknown:
             raise UsageError(
@@ -138,7 +147,7 @@ def check_video(
                 scan, failure = _guarded(lambda: scan_video(name, info, faces, thumbnails=options.thumbnails))
             findings.extend(failure)
             if isinstance(scan, VideoFaceScan):
-                findings.extend(video_face_findings(scan))
+                findings.extend(video_face_findings(scan, options.thresholds.face))
     return _report(name, "video", findings, options, info, scan)
 
 
@@ -178,7 +187,7 @@ def check_audio(
             if speech is None:
                 findings.append(audio_unchecked("no audio could be decoded"))
             else:
-                findings.extend(audio_content_findings(speech))
+                findings.extend(audio_content_findings(speech, options.thresholds.audio))
     return _report(name, "audio", findings, options, info, speech=speech)
 
 
@@ -202,7 +211,7 @@ def check_image(
             scan, failure = _guarded(lambda: scan_image(name, faces, thumbnails=options.thumbnails))
         findings.extend(failure)
         if isinstance(scan, ImageFaceScan):
-            findings.extend(ref_face_findings(scan))
+            findings.extend(ref_face_findings(scan, options.thresholds.face))
     return _report(name, "ref", findings, options, info, scan)
 
 
@@ -314,11 +323,13 @@ def collect_files(
     paths: Iterable[str | os.PathLike[str]],
     exclude: Iterable[str | os.PathLike[str]] = (),
     globs: tuple[str, ...] = (),
+    named_root: str | None = None,
 ) -> list[tuple[str, Role | None]]:
     """Expand files and folders (recursively, sorted) into (path, role) pairs.
 
-    Files named explicitly are always kept; inside folders, hidden entries and the
-    ``exclude`` folders are skipped, and only files that are recognisably media (by
+    Files named explicitly are kept (unless ``named_root`` is given and they match
+    ``globs`` relative to it); inside folders, hidden entries, the ``exclude`` folders and
+    what matches ``globs`` are skipped, and only files that are recognisably media (by
     extension, else by content) are kept.
     """
     found: list[tuple[str, Role | None]] = []
@@ -352,7 +363,8 @@ def collect_files(
                     if role is not None:
                         add(full, role)
         elif _is_file_or_broken_link(name):
-            add(name, None)
+            if named_root is None or not _excluded(os.path.abspath(name), named_root, globs):
+                add(name, None)
         elif os.path.lexists(name):
             raise UsageError(f"{name}: not a regular file")
         else:
@@ -414,7 +426,7 @@ def check_paths(
         explicit.append((name, role))  # type: ignore[arg-type]
     named = {os.path.normpath(name) for name, _ in explicit}
     # A file given in a role and also found in a folder is checked once, in its role.
-    found = collect_files(paths, exclude, options.exclude)
+    found = collect_files(paths, exclude, options.exclude, options.force_exclude)
     work = explicit + [(n, r) for n, r in found if os.path.normpath(n) not in named]
     # Fail on unknowable files before doing any work.
     resolved = [(name, _role_or_fail(name, role)) for name, role in work]
@@ -476,5 +488,5 @@ def _job_report(explicit: list[FileReport], options: CheckOptions) -> JobReport:
         and isinstance(video.faces, VideoFaceScan)
         and isinstance(ref.faces, ImageFaceScan)
     ):
-        findings.extend(ref_match_findings(video.faces, ref.faces))
+        findings.extend(ref_match_findings(video.faces, ref.faces, options.thresholds.face))
     return JobReport(findings=tuple(options.adjust(f) for f in findings if options.keeps(f)))

@@ -10,9 +10,14 @@ found by walking up from the files checked (as ruff finds its own).
     [tool.preflight.fix]
     preset = "slow"
     crf = 20
+    [tool.preflight.thresholds.face]
+    min_px = 96                      # when Face.TooSmall fires (see ``_thresholds``)
+    [tool.preflight.thresholds.audio]
+    quiet_lufs = -32.0
 
 Command-line options win: ``--select`` replaces the file's list, ``--ignore`` adds to it.
-An unknown key, or a value of the wrong kind, is a usage error naming the key and file.
+An unknown key, or a value of the wrong kind or out of range, is a usage error naming the
+key and file.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any
 from ._exceptions import UsageError
 from ._fix_model import ALIGN_CHOICES, FixOptions
 from ._models import Severity
+from ._thresholds import GROUPS, Thresholds, bounds
 from .codes import unknown_selectors
 
 if sys.version_info >= (3, 11):
@@ -37,7 +43,7 @@ CONFIG_NAME = "preflight.toml"
 #: Settings of the fixer a project may set (the rest follow from the files).
 FIX_KEYS = ("align", "reframe", "make_ref", "drop_audio", "denoise", "normalize", "target_lufs",
             "true_peak_dbtp", "preset", "crf")  # fmt: skip
-TOP_KEYS = ("select", "ignore", "exclude", "severity", "fix")
+TOP_KEYS = ("select", "ignore", "exclude", "severity", "fix", "thresholds")
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,8 @@ class Config:
     #: Code or prefix -> the severity the project gives it.
     severity: tuple[tuple[str, Severity], ...] = ()
     fix: dict[str, Any] = field(default_factory=dict)
+    #: When the face and voice findings fire.
+    thresholds: Thresholds = field(default_factory=Thresholds)
 
     def fix_options(self, **overrides: Any) -> FixOptions:
         """The fixer's options: the file's, then the caller's (the command line's)."""
@@ -122,7 +130,33 @@ def load_config(path: Path) -> Config:
             levels.append((code, Severity(level)))
         except ValueError:
             raise fail(f"severity.{code}", f"{level!r} is not error, warning or info") from None
-    return Config(str(path), select, ignore, exclude, tuple(levels), _fix_table(table.get("fix", {}), fail))
+    fix = _fix_table(table.get("fix", {}), fail)
+    try:
+        thresholds = _thresholds_table(table.get("thresholds", {}), fail)
+    except UsageError as exc:  # two thresholds that disagree: the message names them
+        raise UsageError(f"{path}: {where}{exc}") from None
+    return Config(str(path), select, ignore, exclude, tuple(levels), fix, thresholds)
+
+
+def _thresholds_table(table: Any, fail: Any) -> Thresholds:
+    """``[thresholds.face]`` and ``[thresholds.audio]``: each key known, each value in range."""
+    if not isinstance(table, dict):
+        raise fail("thresholds", "must be a table ([thresholds.face], [thresholds.audio])")
+    groups: dict[str, Any] = {}
+    for name, values in table.items():
+        if name not in GROUPS:
+            raise fail(f"thresholds.{name}", f"unknown table (known: {', '.join(GROUPS)})")
+        if not isinstance(values, dict):
+            raise fail(f"thresholds.{name}", "must be a table")
+        allowed = bounds(GROUPS[name])
+        for key, value in values.items():
+            if key not in allowed:
+                raise fail(f"thresholds.{name}.{key}", f"unknown setting (known: {', '.join(allowed)})")
+            problem = allowed[key].problem(value)
+            if problem is not None:
+                raise fail(f"thresholds.{name}.{key}", problem)
+        groups[name] = GROUPS[name](**values)
+    return Thresholds(**groups)
 
 
 def _fix_table(table: Any, fail: Any) -> dict[str, Any]:

@@ -18,7 +18,9 @@ from ._face_rules import clock, closest_match, is_cut_off, is_turned, people
 from ._face_scan import FaceSample, ImageFaceScan, VideoFaceScan
 from ._faces import Box, Face, RGBImage
 from ._models import FileReport, Severity
+from ._thresholds import FaceThresholds
 
+_DEFAULT_THRESHOLDS = FaceThresholds()
 _TILE = 240
 _COLUMNS = 6
 _LABEL = 22
@@ -61,7 +63,9 @@ def _draw_box(
         draw.rectangle((left, top, right, bottom), outline=colour, width=width)
 
 
-def _sample_tile(sample: FaceSample) -> tuple[Image.Image, str, tuple[int, int, int]]:
+def _sample_tile(
+    sample: FaceSample, thresholds: FaceThresholds
+) -> tuple[Image.Image, str, tuple[int, int, int]]:
     picture = _tile_image(sample.thumbnail)
     draw = ImageDraw.Draw(picture)
     for index, face in enumerate(sample.faces):
@@ -72,7 +76,7 @@ def _sample_tile(sample: FaceSample) -> tuple[Image.Image, str, tuple[int, int, 
     label = clock(sample.time)
     colour = _TEXT
     if target is not None:
-        trouble = is_turned(target) or is_cut_off(target)
+        trouble = is_turned(target, thresholds) or is_cut_off(target)
         _draw_box(draw, target.box, (0, 0), picture.size, _TROUBLE if trouble else _TARGET, 3)
         if target.pose is not None:
             label += f"  yaw {target.pose.yaw:+.0f}  pitch {target.pose.pitch:+.0f}"
@@ -89,14 +93,14 @@ def _sample_tile(sample: FaceSample) -> tuple[Image.Image, str, tuple[int, int, 
 
 
 def _reference_tile(
-    ref: ImageFaceScan, video: VideoFaceScan
+    ref: ImageFaceScan, video: VideoFaceScan, thresholds: FaceThresholds
 ) -> tuple[Image.Image, str, tuple[int, int, int]]:
     picture = _tile_image(ref.thumbnail)
     draw = ImageDraw.Draw(picture)
     for face in ref.faces:
         _draw_box(draw, face.box, (0, 0), picture.size, _REFERENCE, 3)
     label = "reference"
-    persons = people(ref.faces)
+    persons = people(ref.faces, thresholds)
     if len(persons) == 1:
         score = _best_score(persons[0], video)
         if score is not None:
@@ -111,15 +115,18 @@ def _best_score(reference: Face, video: VideoFaceScan) -> float | None:
     return match_score(found[0]) if found is not None else None
 
 
-def render_contact_sheet(report: FileReport, ref: FileReport | None = None) -> Image.Image:
-    """The contact sheet of a checked video whose scan kept thumbnails."""
+def render_contact_sheet(
+    report: FileReport, ref: FileReport | None = None, *, thresholds: FaceThresholds = _DEFAULT_THRESHOLDS
+) -> Image.Image:
+    """The contact sheet of a checked video whose scan kept thumbnails (a target counts as
+    turned by the ``thresholds`` it was checked with)."""
     scan = report.faces
     if not isinstance(scan, VideoFaceScan):
         raise ValueError(f"{report.path}: no face scan to draw")
     tiles = []
     if ref is not None and isinstance(ref.faces, ImageFaceScan) and ref.faces.thumbnail is not None:
-        tiles.append(_reference_tile(ref.faces, scan))
-    tiles.extend(_sample_tile(s) for s in scan.samples if s.thumbnail is not None)
+        tiles.append(_reference_tile(ref.faces, scan, thresholds))
+    tiles.extend(_sample_tile(s, thresholds) for s in scan.samples if s.thumbnail is not None)
 
     font = ImageFont.load_default(size=13)
     title_font = ImageFont.load_default(size=16)
@@ -145,11 +152,15 @@ def render_contact_sheet(report: FileReport, ref: FileReport | None = None) -> I
 
 
 def write_contact_sheet(
-    report: FileReport, path: str | os.PathLike[str], ref: FileReport | None = None
+    report: FileReport,
+    path: str | os.PathLike[str],
+    ref: FileReport | None = None,
+    *,
+    thresholds: FaceThresholds = _DEFAULT_THRESHOLDS,
 ) -> Path:
     """Render and write the sheet as PNG, atomically (never half-written under its name)."""
     target = Path(path)
-    sheet = render_contact_sheet(report, ref)
+    sheet = render_contact_sheet(report, ref, thresholds=thresholds)
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
     # Created like any new file (mode 0666 less the umask), never half-written under its name.
     handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -161,3 +172,14 @@ def write_contact_sheet(
         temporary.unlink(missing_ok=True)
         raise
     return target
+
+
+def render_image_faces(scan: ImageFaceScan) -> Image.Image | None:
+    """A checked image's thumbnail with its faces boxed (None when no thumbnail was kept)."""
+    if scan.thumbnail is None:
+        return None
+    picture = Image.fromarray(scan.thumbnail)
+    draw = ImageDraw.Draw(picture)
+    for face in scan.faces:
+        _draw_box(draw, face.box, (0, 0), picture.size, _REFERENCE, 3)
+    return picture

@@ -1,9 +1,8 @@
 """Face scans in, findings out: will the service find the right face, and will it sync well?
 
 Thresholds are ours, not the service's (its page says only "close-up, front-facing",
-"avoid extreme angles or very small faces"); each is justified where it is defined.
-Face boxes are BlazeFace's, which run from the brows to the chin: about three quarters of
-the head's height.
+"avoid extreme angles or very small faces"); the tunable ones are ``FaceThresholds``
+(``_thresholds``), each justified there.
 """
 
 from __future__ import annotations
@@ -18,38 +17,16 @@ from ._face_match import CLEAR_MISMATCH, distance, match_score
 from ._face_scan import FaceSample, ImageFaceScan, VideoFaceScan
 from ._faces import Face
 from ._models import Finding, Severity
+from ._thresholds import FaceThresholds
 
-#: Face box height in displayed pixels below which the face is too small. Lip-sync
-#: generators redraw the mouth in a face crop of 256 px (MuseTalk, LatentSync; Wav2Lip
-#: uses 96 px); below 128 px the crop is upscaled more than twofold and the new mouth
-#: comes out visibly soft. LatentSync's own data filter drops faces under 256 px.
-FACE_MIN_PX = 128
-#: Face box height as a share of the frame height below which the shot is no close-up.
-#: In a close-up the box is a third of the height or more (the four close-up clips in
-#: shared/media: 51-65%); at 15% the shot is a medium shot (a seated half-body clip there
-#: measures 15%, a full-length one 8%), and the service asks for a close-up.
-FACE_MIN_SHARE = 0.15
-#: Head turned further than this (degrees from facing the camera) is not front-facing.
-#: Past about 30 degrees the far mouth corner starts to hide behind the cheek and lip-sync
-#: models, trained on mostly frontal talk footage, lose it. Real talking-head clips in
-#: shared/media stay within 22 degrees.
-MAX_YAW_DEG = 30.0
-#: Head tilted up or down further than this is not front-facing (the mouth foreshortens).
-#: Real talking heads nod more than they turn: the clips in shared/media reach 24 degrees.
-MAX_PITCH_DEG = 30.0
 #: A face is cut off when its mouth or chin lies outside the frame (mesh landmarks: the
 #: mouth corners, lower lip and chin), which is what the lip-sync needs to see. A tight
 #: close-up whose forehead or ears touch the edge is fine. Without landmarks, more than
 #: this share of the face box outside the frame counts as cut off.
 MAX_OUTSIDE_SHARE = 0.25
 _MOUTH_AND_CHIN = (61, 291, 17, 152)
-#: A second face counts as another person (in a reference image: InvalidFile.Content)
-#: when its box is at least this share of the largest face's height; a smaller one is
-#: a poster or somebody far in the background (in a reference image: a warning).
-OTHER_PERSON_SHARE = 0.35
-#: A reference face box lower than this is hard to match: face matchers (ArcFace, SFace)
-#: compare 112 px crops of the whole head, of which the box is about three quarters.
-REF_FACE_MIN_PX = 80
+#: The thresholds when the caller gives none.
+_DEFAULT = FaceThresholds()
 
 
 def _finding(code: str, severity: Severity, message: str, **details: Any) -> Finding:
@@ -106,18 +83,30 @@ def _where(face: Face) -> str:
 
 
 def is_cut_off(face: Face) -> bool:
+    """The mouth or chin is outside the frame (a detector property, not a tunable threshold)."""
     if face.landmarks is not None and len(face.landmarks) > max(_MOUTH_AND_CHIN):
         points = face.landmarks[list(_MOUTH_AND_CHIN), :2]
         return bool(((points < 0.0) | (points > 1.0)).any())
     return face.box.outside_share() > MAX_OUTSIDE_SHARE
 
 
-def is_turned(face: Face) -> bool:
+def is_turned(face: Face, thresholds: FaceThresholds = _DEFAULT) -> bool:
     pose = face.pose
-    return pose is not None and (abs(pose.yaw) > MAX_YAW_DEG or abs(pose.pitch) > MAX_PITCH_DEG)
+    return pose is not None and (
+        abs(pose.yaw) > thresholds.max_yaw_deg or abs(pose.pitch) > thresholds.max_pitch_deg
+    )
 
 
-def video_face_findings(scan: VideoFaceScan) -> list[Finding]:
+def _degrees(limit: float) -> str:
+    return f"{limit:g}"
+
+
+def _percent(share: float) -> str:
+    """A share as a percentage, as precise as it was set (0.15 -> 15%, 0.125 -> 12.5%)."""
+    return f"{round(share * 100, 6):g}%"
+
+
+def video_face_findings(scan: VideoFaceScan, thresholds: FaceThresholds = _DEFAULT) -> list[Finding]:
     samples = scan.samples
     if not samples:
         return [unchecked(f"no frame could be decoded ({scan.error or 'no picture in the stream'})")]
@@ -161,8 +150,8 @@ def video_face_findings(scan: VideoFaceScan) -> list[Finding]:
                 share=round(share, 3),
             )
         )
-    findings.extend(_multiple_faces(scan))
-    findings.extend(_target_findings(scan))
+    findings.extend(_multiple_faces(scan, thresholds))
+    findings.extend(_target_findings(scan, thresholds))
     if scan.damaged or scan.error:
         times = ", ".join(clock(t) for t in scan.damaged[:6]) + (" ..." if len(scan.damaged) > 6 else "")
         where = f"frames at {times} could not be decoded" if scan.damaged else "decoding failed"
@@ -179,16 +168,17 @@ def video_face_findings(scan: VideoFaceScan) -> list[Finding]:
     return findings
 
 
-def people(faces: Sequence[Face]) -> list[Face]:
+def people(faces: Sequence[Face], thresholds: FaceThresholds = _DEFAULT) -> list[Face]:
     """The faces that count as people: not far smaller than the largest (faces come
     largest first), so that a poster or a passer-by far behind does not."""
     if not faces:
         return []
-    return [f for f in faces if f.box.height >= OTHER_PERSON_SHARE * faces[0].box.height]
+    share = thresholds.other_person_share
+    return [f for f in faces if f.box.height >= share * faces[0].box.height]
 
 
-def _multiple_faces(scan: VideoFaceScan) -> list[Finding]:
-    present = [people(s.faces) for s in scan.samples]
+def _multiple_faces(scan: VideoFaceScan, thresholds: FaceThresholds) -> list[Finding]:
+    present = [people(s.faces, thresholds) for s in scan.samples]
     several = [len(p) > 1 for p in present]
     if not any(several):
         return []
@@ -236,7 +226,7 @@ def with_reference_given(finding: Finding) -> Finding:
     return dataclasses.replace(finding, message=message)
 
 
-def _target_findings(scan: VideoFaceScan) -> list[Finding]:
+def _target_findings(scan: VideoFaceScan, thresholds: FaceThresholds) -> list[Finding]:
     targets = [s.target_face for s in scan.samples]
     seen = [f for f in targets if f is not None]
     if not seen:
@@ -244,10 +234,11 @@ def _target_findings(scan: VideoFaceScan) -> list[Finding]:
     findings: list[Finding] = []
     height_px = statistics.median(f.height_px(scan.height) for f in seen)
     share = height_px / scan.height
-    if height_px < FACE_MIN_PX or share < FACE_MIN_SHARE:
+    min_px, min_share = thresholds.min_px, thresholds.min_share
+    if height_px < min_px or share < min_share:
         why = (
             "too few pixels for a sharp new mouth"
-            if height_px < FACE_MIN_PX
+            if height_px < min_px
             else "a wider shot than the close-up the service asks for"
         )
         findings.append(
@@ -255,16 +246,16 @@ def _target_findings(scan: VideoFaceScan) -> list[Finding]:
                 "Face.TooSmall",
                 Severity.WARNING,
                 f"the face is {height_px:.0f} px high, {share:.1%} of the frame height (want at "
-                f"least {FACE_MIN_PX} px and {FACE_MIN_SHARE:.0%}): {why}. Crop closer to the "
+                f"least {min_px} px and {_percent(min_share)}): {why}. Crop closer to the "
                 "face or film closer.",
                 face_height_px=round(height_px, 1),
                 frame_height_px=scan.height,
                 share=round(share, 3),
-                min_px=FACE_MIN_PX,
-                min_share=FACE_MIN_SHARE,
+                min_px=min_px,
+                min_share=min_share,
             )
         )
-    turned = [f is not None and is_turned(f) for f in targets]
+    turned = [f is not None and is_turned(f, thresholds) for f in targets]
     if any(turned):
         poses = [f.pose for f in seen if f.pose is not None]
         worst_yaw = max(abs(p.yaw) for p in poses)
@@ -276,13 +267,14 @@ def _target_findings(scan: VideoFaceScan) -> list[Finding]:
                 Severity.WARNING,
                 f"the face turns away from the camera in {_describe_ranges(ranges)} (up to "
                 f"{worst_yaw:.0f} deg sideways, {worst_pitch:.0f} deg up or down; want within "
-                f"{MAX_YAW_DEG:.0f} and {MAX_PITCH_DEG:.0f}); lip-sync is poor on turned faces. "
+                f"{_degrees(thresholds.max_yaw_deg)} and {_degrees(thresholds.max_pitch_deg)}); lip-sync "
+                "is poor on turned faces. "
                 "Use a front-facing shot or cut those parts.",
                 ranges=ranges,
                 max_yaw=round(worst_yaw, 1),
                 max_pitch=round(worst_pitch, 1),
-                max_yaw_limit=MAX_YAW_DEG,
-                max_pitch_limit=MAX_PITCH_DEG,
+                max_yaw_limit=thresholds.max_yaw_deg,
+                max_pitch_limit=thresholds.max_pitch_deg,
                 share=round(sum(turned) / len(seen), 3),
             )
         )
@@ -305,7 +297,7 @@ def _target_findings(scan: VideoFaceScan) -> list[Finding]:
     return findings
 
 
-def ref_face_findings(scan: ImageFaceScan) -> list[Finding]:
+def ref_face_findings(scan: ImageFaceScan, thresholds: FaceThresholds = _DEFAULT) -> list[Finding]:
     faces = scan.faces
     if not faces:
         return [
@@ -319,7 +311,7 @@ def ref_face_findings(scan: ImageFaceScan) -> list[Finding]:
             )
         ]
     largest = faces[0]
-    persons = people(faces)
+    persons = people(faces, thresholds)
     if len(persons) > 1:
         return [
             Finding(
@@ -344,27 +336,30 @@ def ref_face_findings(scan: ImageFaceScan) -> list[Finding]:
             )
         )
     height_px = largest.height_px(scan.height)
-    if height_px < REF_FACE_MIN_PX:
+    if height_px < thresholds.ref_min_px:
         findings.append(
             _finding(
                 "Face.TooSmall",
                 Severity.WARNING,
-                f"the face is {height_px:.0f} px high (want at least {REF_FACE_MIN_PX} px); a small "
+                f"the face is {height_px:.0f} px high (want at least {thresholds.ref_min_px} px); a small "
                 "reference face is hard to match in the video.",
                 face_height_px=round(height_px, 1),
-                min_px=REF_FACE_MIN_PX,
+                min_px=thresholds.ref_min_px,
             )
         )
-    if is_turned(largest) and largest.pose is not None:
+    if is_turned(largest, thresholds) and largest.pose is not None:
         findings.append(
             _finding(
                 "Face.NotFrontal",
                 Severity.WARNING,
                 f"the reference face is turned {abs(largest.pose.yaw):.0f} deg sideways and "
-                f"{abs(largest.pose.pitch):.0f} deg up or down (want within {MAX_YAW_DEG:.0f} and "
-                f"{MAX_PITCH_DEG:.0f}); the service asks for a clear, frontal view.",
+                f"{abs(largest.pose.pitch):.0f} deg up or down (want within "
+                f"{_degrees(thresholds.max_yaw_deg)} and {_degrees(thresholds.max_pitch_deg)}); the "
+                "service asks for a clear, frontal view.",
                 yaw=round(largest.pose.yaw, 1),
                 pitch=round(largest.pose.pitch, 1),
+                max_yaw_limit=thresholds.max_yaw_deg,
+                max_pitch_limit=thresholds.max_pitch_deg,
             )
         )
     return findings
@@ -382,9 +377,11 @@ def closest_match(reference: Face, samples: Sequence[FaceSample]) -> tuple[float
     return best
 
 
-def ref_match_findings(video: VideoFaceScan, ref: ImageFaceScan) -> list[Finding]:
+def ref_match_findings(
+    video: VideoFaceScan, ref: ImageFaceScan, thresholds: FaceThresholds = _DEFAULT
+) -> list[Finding]:
     """Does the one face of the reference image appear in the video?"""
-    persons = people(ref.faces)
+    persons = people(ref.faces, thresholds)
     if len(persons) != 1 or persons[0].descriptor is None:
         return []  # InvalidFile.Content (or an unmeasurable face) already said it
     found = closest_match(persons[0], video.samples)

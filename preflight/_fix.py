@@ -26,6 +26,8 @@ from ._fix_image import ImagePlan, make_reference, plan_image, write_image
 from ._fix_model import COPY, Action, FixedFile, FixOptions, FixReport
 from ._fix_video import VideoPlan, plan_video, write_video
 from ._models import FileReport, MediaInfo, Severity
+from ._pair_rules import DURATION_TOLERANCE_S
+from ._thresholds import Thresholds
 
 Plan = VideoPlan | AudioPlan | ImagePlan
 _DEFAULT_FIX = FixOptions()
@@ -61,7 +63,7 @@ def _clamp(seconds: float, longest: float | None) -> float:
 def _align(video: FileReport | None, audio: FileReport | None, options: FixOptions) -> _Lengths:
     """What ``--align`` asks of the job's two lengths."""
     video_s, audio_s = _length(video), _length(audio)
-    if video_s is None or audio_s is None or abs(video_s - audio_s) <= 0.04:
+    if video_s is None or audio_s is None or abs(video_s - audio_s) <= DURATION_TOLERANCE_S:
         return _Lengths()
     longer = "video" if video_s > audio_s else "voice"
     if options.align == "service":
@@ -91,12 +93,13 @@ def _align(video: FileReport | None, audio: FileReport | None, options: FixOptio
     )
 
 
-def _plan(report: FileReport, options: FixOptions, lengths: _Lengths) -> Plan:
+def _plan(report: FileReport, options: FixOptions, lengths: _Lengths, thresholds: Thresholds) -> Plan:
+    """The plan for one file, judged by the thresholds it was checked (and is checked again) with."""
     if report.role == "video":
-        return plan_video(report, options, duration=lengths.video)
+        return plan_video(report, options, duration=lengths.video, thresholds=thresholds.face)
     if report.role == "audio":
-        return plan_audio(report, options, duration=lengths.audio)
-    return plan_image(report, options)
+        return plan_audio(report, options, duration=lengths.audio, thresholds=thresholds.audio)
+    return plan_image(report, options, thresholds=thresholds.face)
 
 
 def _write(plan: Plan, source: str, target: Path, progress: Callable[[float], None]) -> None:
@@ -129,9 +132,13 @@ def fix_paths(
 ) -> FixReport:
     """Write a compliant copy of every file into ``out_dir``, with the least change.
 
-    Each output is checked again by the same engine; the report says what was done and
-    what still fails. With ``dry_run``, nothing is written: the report holds the plans.
+    Each output is checked again by the same engine, with the same ``check_options`` (its
+    thresholds included); the report says what was done and what still fails. With
+    ``dry_run``, nothing is written: the report holds the plans.
     """
+    conflict = options.conflict(check_options.thresholds.audio)
+    if conflict is not None:
+        raise UsageError(f"FixOptions.{conflict[0]}: {conflict[1]}")
     folder = os.fspath(out_dir)
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise UsageError(f"{folder}: not a folder (--out-dir takes a folder)")
@@ -227,7 +234,7 @@ def _fix_one(
     progress: Callable[[float], None],
     engine: FaceEngine,
 ) -> tuple[FixedFile, FileReport | None]:
-    plan = _plan(report, options, lengths)
+    plan = _plan(report, options, lengths, check_options.thresholds)
     if plan.unfixable is not None:
         return _unfixable(report, plan.unfixable), None
     actions = plan.actions or (COPY,)

@@ -34,14 +34,17 @@ import numpy as np
 import numpy.typing as npt
 
 from . import limits
-from ._audio_rules import DEAD_CHANNEL_DB, MIN_SAMPLE_RATE
+from ._audio_rules import DEAD_CHANNEL_DB
 from ._fix_model import Action, FixOptions
 from ._models import FileReport, MediaInfo
+from ._thresholds import AudioThresholds
 
 Planes = npt.NDArray[np.float64]  # (channels, samples), floats in -1..1
 
 #: The highest rate we write; above it nothing audible to a voice is kept, only bytes.
+#: (``AudioThresholds.min_sample_rate`` goes no higher, so a resampled voice passes.)
 MAX_SAMPLE_RATE = 48000
+_DEFAULT_THRESHOLDS = AudioThresholds()
 #: Stereo whose channels correlate more than this carries one voice twice: mono keeps it
 #: all, in half the bytes.
 SAME_VOICE_CORRELATION = 0.9
@@ -117,8 +120,15 @@ class AudioPlan:
 
 
 # --------------------------------------------------------------------------- planning
-def plan_audio(report: FileReport, options: FixOptions, *, duration: float | None = None) -> AudioPlan:
-    """The least change that makes the voice pass (and last ``duration`` s when given)."""
+def plan_audio(
+    report: FileReport,
+    options: FixOptions,
+    *,
+    duration: float | None = None,
+    thresholds: AudioThresholds = _DEFAULT_THRESHOLDS,
+) -> AudioPlan:
+    """The least change that makes the voice pass (and last ``duration`` s when given),
+    judged by the ``thresholds`` it was checked with."""
     info = report.media
     own_ext = Path(report.path).suffix.lower()
     if not isinstance(info, MediaInfo) or not info.opened:
@@ -175,7 +185,7 @@ def plan_audio(report: FileReport, options: FixOptions, *, duration: float | Non
     if not needs_encode:
         return _plan_without_encoding(info, codes, own_ext, format_ok)
 
-    out_rate = min(max(rate, MIN_SAMPLE_RATE), MAX_SAMPLE_RATE)
+    out_rate = min(max(rate, thresholds.min_sample_rate), MAX_SAMPLE_RATE)
     steps = _container_steps(info, codes, stream.codec)
     if out_rate != rate:
         why = ("Audio.LowSampleRate",) if "Audio.LowSampleRate" in codes else ()

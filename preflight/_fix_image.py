@@ -33,6 +33,7 @@ from ._fix_model import Action, FixOptions
 from ._frames import _upright
 from ._models import FileReport, ImageInfo
 from ._probe import probe_media
+from ._thresholds import FaceThresholds
 
 #: JPEG quality of a re-encode: visually lossless for photos. When the file is too large
 #: the quality steps down this far, then the picture is downscaled instead (a smaller
@@ -50,6 +51,7 @@ MARGIN_BOTTOM = 1.3
 #: halfway to the other face.
 SHOULDER = 1.0
 
+_DEFAULT_THRESHOLDS = FaceThresholds()
 _EXTENSION = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "WEBP": ".webp"}
 _EXT_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".webp": "WEBP"}
 _EXIF_ORIENTATION = 0x0112
@@ -97,9 +99,12 @@ def _unfixable(path: str, reason: str) -> ImagePlan:
     return ImagePlan((), Path(path).suffix, unfixable=reason)
 
 
-def plan_image(report: FileReport, options: FixOptions) -> ImagePlan:
-    """The least change that makes a checked reference image pass (``options`` has nothing
-    for images yet; it is taken for symmetry with the other planners)."""
+def plan_image(
+    report: FileReport, options: FixOptions, *, thresholds: FaceThresholds = _DEFAULT_THRESHOLDS
+) -> ImagePlan:
+    """The least change that makes a checked reference image pass, judged by the
+    ``thresholds`` it was checked with (which faces count as people). ``options`` has
+    nothing for images yet; it is taken for symmetry with the other planners."""
     del options
     info = report.media
     if not isinstance(info, ImageInfo) or not info.opened:
@@ -111,7 +116,7 @@ def plan_image(report: FileReport, options: FixOptions) -> ImagePlan:
         return _unfixable(report.path, finding.message)
     content = next((f for f in report.findings if f.code == "InvalidFile.Content"), None)
     scan = report.faces if isinstance(report.faces, ImageFaceScan) else None
-    persons = people(scan.faces) if scan is not None else []
+    persons = people(scan.faces, thresholds) if scan is not None else []
     if content is not None and not persons:
         return _unfixable(
             report.path,

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from . import limits
 from ._models import CheckReport, Finding, JobReport, Role
+from ._thresholds import AudioThresholds
 
 #: How to make voice and video the same length (see ``FixOptions.align``).
 Align = Literal["service", "trim", "extend", "pad"]
@@ -32,6 +33,10 @@ class Action:
     def to_dict(self) -> dict[str, Any]:
         return {"action": self.name, "detail": self.detail, "because": list(self.because)}
 
+
+#: A voice normalised to ``FixOptions.target_lufs`` lands within a few tenths of a LU of it:
+#: the target must lie this far above the quiet line (``AudioThresholds.quiet_lufs``).
+LOUDNESS_MARGIN_LU = 1.0
 
 #: The action of a file that already passes.
 COPY = Action("copy", "already accepted: copied unchanged")
@@ -72,6 +77,25 @@ class FixOptions:
 
     def keyframe_times(self) -> tuple[float, ...]:
         return self.keyframes_at() if callable(self.keyframes_at) else self.keyframes_at
+
+    def conflict(self, audio: AudioThresholds) -> tuple[str, str] | None:
+        """(setting, why) when a voice normalised with these options would still fail the
+        ``audio`` thresholds it is checked against again; None when they agree."""
+        if not self.normalize:
+            return None
+        if self.target_lufs < audio.quiet_lufs + LOUDNESS_MARGIN_LU:
+            return "target_lufs", (
+                f"{self.target_lufs:g} LUFS is not {LOUDNESS_MARGIN_LU:g} LU or more above "
+                f"thresholds.audio.quiet_lufs ({audio.quiet_lufs:g}): a normalised voice would "
+                "still be Audio.Quiet (raise target_lufs, or turn normalize off)"
+            )
+        if self.true_peak_dbtp > audio.max_true_peak_dbtp:  # the limiter's ceiling
+            return "true_peak_dbtp", (
+                f"{self.true_peak_dbtp:g} dBTP is above thresholds.audio.max_true_peak_dbtp "
+                f"({audio.max_true_peak_dbtp:g}): a normalised voice would be Audio.Clipping "
+                "(lower true_peak_dbtp, or turn normalize off)"
+            )
+        return None
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from ._face_scan import VideoFaceScan
 from ._fix_model import Action, FixOptions
 from ._frames import Prefetch
 from ._models import FileReport, MediaInfo
+from ._thresholds import FaceThresholds
 
 #: Audio codecs MP4 carries that every player (and the service) reads: copied as they are.
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "alac"})
@@ -43,13 +44,18 @@ AUDIO_BIT_RATE = 128_000
 #: by a few percent; the container adds a little).
 SIZE_HEADROOM = 0.92
 #: ``--reframe``: the close-up puts the face at this share of the picture's height (a
-#: head-and-shoulders shot)...
+#: head-and-shoulders shot), or more when the project's thresholds ask for more (the face's
+#: ``min_share``, or the ``min_px`` of a picture scaled to the 640 px the service needs
+#: at least), with this margin, up to the tightest head shot...
 REFRAME_FACE_SHARE = 0.3
+REFRAME_MARGIN = 1.2
+REFRAME_MAX_FACE_SHARE = 0.6
 #: ...but never crops tighter than this many pixels high: scaled back up to 640, a
 #: tighter crop would be more blur than face.
 REFRAME_MIN_HEIGHT = 240
 #: Face positions are smoothed over this many samples (about 1.5 s) so the crop glides.
 REFRAME_SMOOTHING = 3
+_DEFAULT_THRESHOLDS = FaceThresholds()
 #: How much bigger a quality re-encode can come out than its source (a heavily
 #: compressed source re-encoded at crf 18): beyond the limit / this, the ceiling is set.
 CRF_GROWTH = 4
@@ -247,13 +253,23 @@ def _piecewise(points: list[tuple[float, float]]) -> str:
     return f"if(lt(t,{points[0][0]:.3f}),{points[0][1]:.1f},{expression})"
 
 
-def _reframe(width: int, height: int, scan: VideoFaceScan) -> tuple[tuple[str, str], Action, int, int] | None:
+def reframe_share(thresholds: FaceThresholds) -> float:
+    """The share of the close-up's height ``--reframe`` gives the face: enough for the
+    thresholds the output is checked against (a cropped picture is scaled up to at least
+    640 px, so the face's pixels follow from its share)."""
+    wanted = max(thresholds.min_share, thresholds.min_px / limits.VIDEO_MIN_SIDE) * REFRAME_MARGIN
+    return min(REFRAME_MAX_FACE_SHARE, max(REFRAME_FACE_SHARE, wanted))
+
+
+def _reframe(
+    width: int, height: int, scan: VideoFaceScan, thresholds: FaceThresholds
+) -> tuple[tuple[str, str], Action, int, int] | None:
     """A close-up crop, same aspect as the picture, that follows the target face."""
     track = _face_track(scan)
     if not track:
         return None
     face_px = max(h for *_, h in track) * height
-    crop_h = min(height, max(REFRAME_MIN_HEIGHT, face_px / REFRAME_FACE_SHARE))
+    crop_h = min(height, max(REFRAME_MIN_HEIGHT, face_px / reframe_share(thresholds)))
     crop_h = _even(crop_h, up=False)
     crop_w = min(width, _even(crop_h * width / height, up=False))
     if crop_h >= height - 2:
@@ -281,12 +297,19 @@ def _rotate_filters(rotation: int) -> tuple[tuple[str, str], ...]:
     }.get(rotation % 360, ())
 
 
-def plan_video(report: FileReport, options: FixOptions, *, duration: float | None = None) -> VideoPlan:
+def plan_video(
+    report: FileReport,
+    options: FixOptions,
+    *,
+    duration: float | None = None,
+    thresholds: FaceThresholds = _DEFAULT_THRESHOLDS,
+) -> VideoPlan:
     """The least change that makes the video acceptable.
 
     Decisions follow the findings (so ``--ignore`` a warning and it is left alone) and
-    read the facts the way the rules do. ``duration`` (job alignment) asks for an output of
-    that length: trimmed, or padded by holding the last frame.
+    read the facts the way the rules do, with the ``thresholds`` the video was checked
+    with. ``duration`` (job alignment) asks for an output of that length: trimmed, or
+    padded by holding the last frame.
     """
     info = report.media
     if not isinstance(info, MediaInfo) or not info.opened:
@@ -316,7 +339,7 @@ def plan_video(report: FileReport, options: FixOptions, *, duration: float | Non
     # Sizes below are as displayed (rotation applied); a re-encode turns the pixels first.
     width, height = stream.width, stream.height
     if options.reframe and "Face.TooSmall" in codes and isinstance(report.faces, VideoFaceScan):
-        reframed = _reframe(width, height, report.faces)
+        reframed = _reframe(width, height, report.faces, thresholds)
         if reframed is not None:
             step, action, width, height = reframed
             filters.append(step)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ._models import Role
 
-SNIFF_BYTES = 64
+#: Enough for three MPEG-TS packets (188 bytes each, 192 in M2TS/AVCHD).
+SNIFF_BYTES = 600
 
 # Media extensions we recognise, wider than what the service accepts: a ``.mkv`` is still
 # a video (one the fixer can remux), not an unknown file.
@@ -76,8 +77,14 @@ IMAGE_EXTS = frozenset(
 )
 
 
+#: Extensions other files use too (TypeScript): video only when the content says so.
+AMBIGUOUS_EXTS = frozenset({".ts", ".mts"})
+
+
 def role_from_extension(path: str | os.PathLike[str]) -> Role | None:
     suffix = Path(path).suffix.lower()
+    if suffix in AMBIGUOUS_EXTS:
+        return None
     if suffix in VIDEO_EXTS:
         return "video"
     if suffix in AUDIO_EXTS:
@@ -125,9 +132,20 @@ def sniff_role(head: bytes) -> Role | None:
         return "video"
     if head.startswith((b"ID3", b"fLaC", b"OggS", b"FORM", b"#!AMR", b"caff")):
         return "audio"
+    if _is_transport_stream(head):
+        return "video"
     if head[0] == 0xFF and head[1] & 0xE0 == 0xE0:  # MPEG audio / ADTS frame sync
         return "audio"
     return None
+
+
+def _is_transport_stream(head: bytes) -> bool:
+    """MPEG-TS: a sync byte (0x47) every 188 bytes, or every 192 after a 4-byte time code
+    (M2TS, AVCHD's .mts). Three in a row, so that text starting with "G" is not one."""
+    for offset, size in ((0, 188), (4, 192)):
+        if len(head) >= offset + 2 * size + 1 and all(head[offset + k * size] == 0x47 for k in range(3)):
+            return True
+    return False
 
 
 def sniff_file(path: str | os.PathLike[str]) -> Role | None:

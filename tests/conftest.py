@@ -40,6 +40,20 @@ def run_cli(*args: str) -> tuple[int, str]:
     return status, buffer.getvalue()
 
 
+def readme_snippet(name: str) -> str:
+    """The fenced block after ``<!-- snippet: NAME -->`` in the README, dedented: what a
+    user would copy and paste. Fails when the README lost it (it is documentation we test)."""
+    import re
+    import textwrap
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(
+        rf"^([ \t]*)<!-- snippet: {re.escape(name)} -->\n\1```[\w-]*\n(.*?)\n\1```", text, re.S | re.M
+    )
+    assert found is not None, f"README.md has no snippet {name!r}"
+    return textwrap.dedent("\n".join(line[len(found.group(1)) :] for line in found.group(2).splitlines()))
+
+
 def codes(report: Any) -> list[str]:
     """The finding codes of a FileReport, in order."""
     return [finding.code for finding in report.findings]

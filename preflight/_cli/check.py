@@ -30,8 +30,9 @@ def _codes(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
-def add_inputs(parser: argparse.ArgumentParser, formats: tuple[str, ...] = FORMATS) -> None:
-    """Input options shared by the commands that take media (check, fix)."""
+def add_inputs(parser: argparse.ArgumentParser, formats: tuple[str, ...] | None = FORMATS) -> None:
+    """Input options shared by the commands that take media (check, fix, report); no
+    ``--format`` when ``formats`` is None."""
     parser.add_argument(
         "paths",
         nargs="*",
@@ -42,14 +43,15 @@ def add_inputs(parser: argparse.ArgumentParser, formats: tuple[str, ...] = FORMA
     parser.add_argument("--video", metavar="FILE", help="the job's video")
     parser.add_argument("--audio", metavar="FILE", help="the job's audio (the new voice)")
     parser.add_argument("--ref", metavar="FILE", help="the job's reference face image")
-    parser.add_argument(
-        "--format",
-        "--output-format",
-        dest="format",
-        choices=formats,
-        default="text",
-        help="output format (default: text)",
-    )
+    if formats is not None:
+        parser.add_argument(
+            "--format",
+            "--output-format",
+            dest="format",
+            choices=formats,
+            default="text",
+            help="output format (default: text)",
+        )
     parser.add_argument(
         "--select",
         type=_codes,
@@ -78,6 +80,12 @@ def add_inputs(parser: argparse.ArgumentParser, formats: tuple[str, ...] = FORMA
         "[tool.preflight], from the files up)",
     )
     parser.add_argument("--isolated", action="store_true", help="ignore every settings file")
+    parser.add_argument(
+        "--force-exclude",
+        action="store_true",
+        help="apply the settings' exclude globs to files named on the command line too "
+        "(relative to the settings file's folder), as pre-commit hooks need",
+    )
 
 
 def settings(args: argparse.Namespace, **extra: Any) -> tuple[CheckOptions, Config]:
@@ -91,9 +99,16 @@ def settings(args: argparse.Namespace, **extra: Any) -> tuple[CheckOptions, Conf
         fast=args.fast,
         exclude=config.exclude,
         severity=config.severity,
+        thresholds=config.thresholds,
+        force_exclude=_settings_folder(config) if args.force_exclude else None,
         **extra,
     )
     return options, config
+
+
+def _settings_folder(config: Config) -> str:
+    """The folder the exclude globs are relative to: the settings file's, else here."""
+    return os.path.dirname(os.path.abspath(config.path)) if config.path else os.getcwd()
 
 
 def add_parser(subparsers: Any) -> None:
@@ -198,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
         # The reader (head, grep -q) went away; the verdict still stands.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     # After the report, so that a sheet that cannot be written never costs the verdict.
-    if args.contact_sheet is not None and not _write_sheets(report, args.contact_sheet, args.ref):
+    if args.contact_sheet is not None and not _write_sheets(report, args.contact_sheet, args.ref, options):
         return 2
     return status
 
@@ -238,7 +253,7 @@ def _sheet_names(name: str, videos: list[FileReport]) -> list[str]:
     return names
 
 
-def _write_sheets(report: CheckReport, name: str, ref_path: str | None) -> bool:
+def _write_sheets(report: CheckReport, name: str, ref_path: str | None, options: CheckOptions) -> bool:
     """Write the sheets; False (after saying why) when one could not be written."""
     videos = [r for r in report.files if isinstance(r.faces, VideoFaceScan)]
     ref = next((r for r in report.files if r.role == "ref" and r.path == ref_path), None)
@@ -253,7 +268,7 @@ def _write_sheets(report: CheckReport, name: str, ref_path: str | None) -> bool:
             )
             return False
         try:
-            written = write_contact_sheet(video, target, ref)
+            written = write_contact_sheet(video, target, ref, thresholds=options.thresholds.face)
         except OSError as exc:
             print(
                 f"preflight: error: {target}: cannot write the contact sheet ({exc.strerror or exc})",

@@ -87,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"crf {options.crf}: must be 0-51")
     if options.preset not in PRESETS:
         raise UsageError(f"preset {options.preset!r}: must be one of {', '.join(PRESETS)}")
+    conflict = options.conflict(check_options.thresholds.audio)
+    if conflict is not None:
+        where = f"{config.path}: " if config.path else ""
+        raise UsageError(f"{where}fix.{conflict[0]}: {conflict[1]}")
     inputs: dict[str, Any] = {
         "out_dir": args.out_dir,
         "video": args.video,

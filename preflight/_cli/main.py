@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from .._exceptions import PreflightError
-from . import check, codes, fix
+from . import check, codes, fix, report
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     check.add_parser(subparsers)
     fix.add_parser(subparsers)
+    report.add_parser(subparsers)
     codes.add_parser(subparsers)
     return parser
 

@@ -106,3 +106,27 @@ def test_pictures_asked_for_are_never_taken_from_the_cache(tmp_path: Path, flag:
     run_cli("check", str(clip), *cache)
     status, _ = run_cli("check", str(clip), flag, str(tmp_path / "sheet.png"), *cache)
     assert status == 0 and (tmp_path / "sheet.png").exists()
+
+
+def test_a_changed_threshold_checks_the_files_again(media, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "voices"
+    folder.mkdir()
+    voice = media.write_audio(
+        folder / "quiet.wav", signal=media.voice_like(4.0, 16000, level_db=-30.0), sample_rate=16000
+    )
+    os.utime(voice, (LONG_AGO, LONG_AGO))  # old enough to be cached
+    settings = tmp_path / "preflight.toml"
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    _, first = run_cli("check", str(folder), "--format", "json", *cache)
+    assert codes(first) == ["Audio.Quiet"]
+    settings.write_text("[thresholds.audio]\nquiet_lufs = -50\n")
+    _, tuned = run_cli("check", str(folder), "--format", "json", *cache)
+    assert codes(tuned) == []  # not the default-threshold result from the cache
+    settings.write_text("[thresholds.audio]\nquiet_lufs = -36.5\n")
+    _, stricter = run_cli("check", str(folder), "--format", "json", *cache)
+    assert "want at least -36.5" in json.loads(stricter)["files"][0]["findings"][0]["message"]
+    assert len(list((tmp_path / "cache").glob("*/*"))) == 3  # one entry per set of thresholds
+    settings.unlink()
+    _, again = run_cli("check", str(folder), "--format", "json", *cache)
+    assert again == first
+    assert len(list((tmp_path / "cache").glob("*/*"))) == 3  # ...the first one served again

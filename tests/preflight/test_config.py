@@ -1,17 +1,27 @@
 """A project's settings in `pyproject.toml` (`[tool.preflight]`) or `preflight.toml`, found
 by walking up from the files: codes selected and ignored, folders excluded, a warning the
-team treats as an error, the fixer's defaults; and every mistake in the file named."""
+team treats as an error, the fixer's defaults, the face and voice thresholds; and every
+mistake in the file named."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
+from preflight import AudioThresholds, FaceThresholds, Thresholds
 from preflight._config import Config, find_config, load_config
-from tests.conftest import BAD, run_cli
+from preflight._thresholds import GROUPS
+from tests.conftest import BAD, readme_snippet, run_cli
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 
 @pytest.fixture()
@@ -78,6 +88,24 @@ def test_the_nearest_file_is_found_and_preflight_toml_comes_before_pyproject(pro
     assert find_config([str(project / "media")]) is None
 
 
+def test_force_exclude_skips_named_files_as_a_pre_commit_hook_names_them(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project / "preflight.toml").write_text('exclude = ["media/drafts/**"]\n')
+    draft, clip = Path("media/drafts/take 2.mp4"), Path("media/phone_rotated.mp4")
+    monkeypatch.chdir(project / "media")  # the globs are relative to the settings file
+
+    _, named = run_cli("check", "drafts/take 2.mp4", "phone_rotated.mp4", "--fast", "--format", "json")
+    _, forced = run_cli(
+        "check", "drafts/take 2.mp4", "phone_rotated.mp4", "--fast", "--format", "json", "--force-exclude"
+    )  # fmt: skip
+    status, alone = run_cli("check", "drafts/take 2.mp4", "--fast", "--format", "json", "--force-exclude")
+
+    assert set(codes_by_file(named)) == {draft.name, clip.name}  # named files are kept...
+    assert set(codes_by_file(forced)) == {clip.name}  # ...unless exclusions are forced
+    assert status == 0 and json.loads(alone)["files"] == []
+
+
 def test_isolated_and_an_explicit_file(project: Path) -> None:
     (project / "preflight.toml").write_text('ignore = ["InvalidFile"]\n')
     other = project / "strict.toml"
@@ -101,6 +129,32 @@ def test_isolated_and_an_explicit_file(project: Path) -> None:
         ("[fix]\nspeed = 2\n", "fix.speed: unknown setting"),
         ('[fix]\nalign = "stretch"\n', "fix.align: must be one of"),
         ("select = [\n", "not valid TOML"),
+        ("thresholds = 3\n", "thresholds: must be a table"),
+        ("[thresholds]\nface = 1\n", "thresholds.face: must be a table"),
+        ("[thresholds.video]\nmin_px = 100\n", "thresholds.video: unknown table (known: face, audio)"),
+        ("[thresholds.face]\nmin_pix = 100\n", "thresholds.face.min_pix: unknown setting (known: min_px,"),
+        ("[thresholds.face]\nmin_px = 0\n", "thresholds.face.min_px: 0 is out of range: must be 1 to 4096"),
+        ("[thresholds.face]\nmin_px = 99.5\n", "thresholds.face.min_px: must be a whole number (pixels)"),
+        (
+            "[thresholds.face]\nmin_share = 15\n",
+            "thresholds.face.min_share: 15 is out of range: must be 0 to 1",
+        ),
+        ("[thresholds.face]\nmax_yaw_deg = 95.0\n", "thresholds.face.max_yaw_deg: 95.0 is out of range"),
+        ("[thresholds.face]\nmax_pitch_deg = -5\n", "thresholds.face.max_pitch_deg: -5 is out of range"),
+        ('[thresholds.audio]\nquiet_lufs = "loud"\n', "thresholds.audio.quiet_lufs: must be a number (LUFS)"),
+        (
+            "[thresholds.audio]\nquiet_lufs = 28\n",
+            "thresholds.audio.quiet_lufs: 28 is out of range: must be -70 to 0",
+        ),
+        ("[thresholds.audio]\nmin_snr_db = true\n", "thresholds.audio.min_snr_db: must be a number"),
+        (
+            "[thresholds.audio]\nlong_silence_s = inf\n",
+            "thresholds.audio.long_silence_s: inf is out of range",
+        ),
+        (
+            "[thresholds.audio]\nno_speech_share = 0.5\n",
+            "thresholds.audio.no_speech_share: 0.5 is above mostly",
+        ),
     ],
 )
 def test_a_mistake_in_the_settings_file_is_a_usage_error_naming_it(
@@ -127,3 +181,39 @@ def test_the_fixer_takes_its_defaults_from_the_file_and_the_command_line_wins(
     config = load_config(project / "pyproject.toml")
     assert config.fix == {"crf": 60}
     assert Config(fix={"preset": "slow", "denoise": False}).fix_options(crf=22).preset == "slow"
+
+
+def test_a_mistake_in_a_pyproject_thresholds_table_names_its_full_key(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "pyproject.toml").write_text("[tool.preflight.thresholds.audio]\nquiet_lufz = -30\n")
+    status, _ = run_cli("check", str(project / "media"), "--fast")
+    err = capsys.readouterr().err
+    assert (
+        status == 2 and "pyproject.toml: tool.preflight.thresholds.audio.quiet_lufz: unknown setting" in err
+    )
+
+
+def test_thresholds_are_read_from_the_file_and_the_rest_keep_their_defaults(project: Path) -> None:
+    (project / "preflight.toml").write_text(
+        "[thresholds.face]\nmin_px = 96\nmax_yaw_deg = 40\n[thresholds.audio]\nquiet_lufs = -32\n"
+    )
+    config = load_config(project / "preflight.toml")
+    assert config.thresholds == Thresholds(
+        face=FaceThresholds(min_px=96, max_yaw_deg=40.0), audio=AudioThresholds(quiet_lufs=-32.0)
+    )
+    assert Config().thresholds == Thresholds()
+
+
+def test_the_readme_thresholds_snippet_lists_every_threshold_at_its_default(tmp_path: Path) -> None:
+    """The README's thresholds example, loaded as a settings file, is exactly the defaults,
+    and lists every threshold: the README cannot drift from the code."""
+    text = readme_snippet("thresholds")
+    settings = tmp_path / ("pyproject.toml" if "[tool.preflight" in text else "preflight.toml")
+    settings.write_text(text, encoding="utf-8")
+
+    assert load_config(settings) == Config(str(settings))  # the defaults, and nothing else
+    data = tomllib.loads(text)
+    table = data["tool"]["preflight"] if settings.name == "pyproject.toml" else data
+    listed = {(group, key) for group, keys in table["thresholds"].items() for key in keys}
+    assert listed == {(group, f.name) for group, kind in GROUPS.items() for f in fields(kind)}

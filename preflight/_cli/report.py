@@ -1,0 +1,140 @@
+"""``preflight report``: the check, as one self-contained HTML page."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from .. import __version__
+from .._check import check_paths
+from .._exceptions import UsageError
+from .._report import ReportPage, build_report, write_report
+from .check import add_inputs, settings
+
+OnFile = Callable[[int, int, str], None]
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="write the check as one self-contained HTML page",
+        description="Check the files like `preflight check`, then write one HTML page with "
+        "the findings, the sampled frames with faces boxed, and each sound's waveform "
+        "(speech marked) and loudness over time. The page loads nothing from the network. "
+        "Exit status: 0 no errors, 1 at least one error finding, 2 bad usage or failure.",
+    )
+    add_inputs(parser, formats=None)
+    parser.add_argument(
+        "-o", "--output", required=True, metavar="HTML", help="the page to write (a name ending in .html)"
+    )
+    parser.add_argument("--title", help="the page's title (default: what was checked)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="check files in N processes at once (default: one per CPU for 8 files or more)",
+    )
+    parser.set_defaults(run=run)
+
+
+def _check_target(name: str, inputs: list[str]) -> None:
+    """Fail before any work when the page could not be written."""
+    if os.path.isdir(name):
+        raise UsageError(f"{name}: is a folder; -o takes an HTML file name")
+    if not name.lower().endswith((".html", ".htm")):
+        # Also keeps a slip such as `-o clip.mp4` from replacing a video.
+        raise UsageError(f"{name}: the report is an HTML page; give a name ending in .html")
+    folder = os.path.dirname(name) or "."
+    if not os.path.isdir(folder):
+        raise UsageError(f"{name}: cannot write the report: no folder {folder}")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{name}: cannot write the report: folder {folder} is not writable")
+    if os.path.exists(name) and any(os.path.exists(p) and os.path.samefile(name, p) for p in inputs):
+        raise UsageError(f"{name}: is one of the files to check; not overwritten")
+
+
+def _title(args: argparse.Namespace) -> str:
+    if args.title:
+        return str(args.title)
+    if args.video or args.audio or args.ref:
+        named = [os.path.basename(p) for p in (args.video, args.audio, args.ref) if p]
+        return "preflight report: " + " + ".join(named)
+    shown = ", ".join(args.paths[:3]) + (f" and {len(args.paths) - 3} more" if len(args.paths) > 3 else "")
+    return f"preflight report: {shown}"
+
+
+@contextmanager
+def _progress(console: Console) -> Iterator[tuple[OnFile, OnFile] | None]:
+    """Two progress callbacks (checking, drawing) on a terminal; None elsewhere."""
+    if not console.is_terminal:
+        yield None
+        return
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[path]}", style="dim"),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("checking", total=None, path="")
+
+        def checking(number: int, total: int, path: str) -> None:
+            progress.update(task, completed=number - 1, total=total, path=path)
+
+        def drawing(number: int, total: int, path: str) -> None:
+            progress.update(task, description="drawing", completed=number - 1, total=total, path=path)
+
+        yield checking, drawing
+
+
+def run(args: argparse.Namespace) -> int:
+    options, config = settings(args, thumbnails=True)
+    inputs = [*args.paths, *(p for p in (args.video, args.audio, args.ref) if p)]
+    if not inputs:
+        raise UsageError("nothing to report on: give files or folders, or --video/--audio/--ref")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}: must be 1 or more")
+    _check_target(args.output, inputs)
+    page = ReportPage(
+        title=_title(args),
+        version=__version__,
+        settings=config.path,
+        quiet_lufs=options.thresholds.audio.quiet_lufs,
+    )
+    console = Console(stderr=True)
+    with _progress(console) as callbacks:
+        checking, drawing = callbacks if callbacks is not None else (None, None)
+        report = check_paths(
+            args.paths,
+            video=args.video,
+            audio=args.audio,
+            ref=args.ref,
+            options=options,
+            on_file=checking,
+            jobs=args.jobs,
+            # Pictures are never kept in the cache, and the page needs them.
+            cache=None,
+        )
+        text = build_report(report, page, on_file=drawing)
+    try:
+        write_report(text, args.output)
+    except OSError as exc:
+        print(
+            f"preflight: error: {args.output}: cannot write the report ({exc.strerror or exc})",
+            file=sys.stderr,
+        )
+        return 2
+    print(
+        f"preflight: report written to {args.output} ({len(report.files)} files, "
+        f"{report.errors} errors, {report.warnings} warnings)",
+        file=sys.stderr,
+    )
+    return 0 if report.ok else 1
