@@ -21,6 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from _figures import record  # noqa: E402  (bench/, beside this script)
 
 from retalk import AsyncClient, PollPolicy, RetryPolicy  # noqa: E402
 from retalk._emulator import Emulator, Faults  # noqa: E402
@@ -89,6 +90,8 @@ def main() -> int:
         f"submissions {args.submit_interval} s apart)"
     )
     print(f"  ratio              {wall / ideal:.2f}x")
+    record("async_jobs", f"{args.jobs} jobs via AsyncClient, cap {args.cap}", wall, "s",
+           "ideal wall time (the emulator's busy time)", ideal, goal="close to 1x")  # fmt: skip
     return 0
 
 

@@ -41,8 +41,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "fixtures"))
-
 import make_fixtures  # noqa: E402
+from _figures import record  # noqa: E402  (bench/, beside this script)
 
 DECODE_ALL = (
     "import av, sys\nwith av.open(sys.argv[1]) as c:\n    for _ in c.decode(video=0):\n        pass\n"
@@ -187,6 +187,12 @@ def main() -> int:
             seconds = statistics.median(s for s, _ in figures[key])
             memory = max(m for _, m in figures[key])
             print(f"{name:8} {label:34} {seconds:9.2f} {memory:9d} {seconds / decode:9.2f}x")
+        check_s = statistics.median(s for s, _ in figures["check"])
+        record("faces_vs_decode", f"check 60 s 1080p clip ({name}), faces included", check_s, "s",
+               "PyAV decode of every frame", decode, goal="below 1x")  # fmt: skip
+        if figures["ffmpeg"]:
+            record("faces_vs_decode", f"check 60 s 1080p clip ({name}), faces included", check_s, "s",
+                   "ffmpeg -f null", statistics.median(s for s, _ in figures["ffmpeg"]))  # fmt: skip
 
     long_check = run([*preflight, str(clips["export"])])
     short_check = run([*preflight, str(short)])

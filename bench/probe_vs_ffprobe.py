@@ -27,8 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "fixtures"))
-
 import make_fixtures  # noqa: E402
+from _figures import record  # noqa: E402  (bench/, beside this script)
 
 from preflight import probe  # noqa: E402
 
@@ -138,6 +138,10 @@ def main() -> int:
             print("-" * 70)
             print(f"{'per-file speed-up over ffprobe (goal >= 10x)':<58}{per_file_ratio:>10.1f} x")
             print(f"{'folder speed-up over ffprobe per file (goal > 1x)':<58}{folder_ratio:>10.1f} x")
+            record("probe_vs_ffprobe", "probe one file (median)", statistics.median(ours) * 1e3, "ms",
+                   "ffprobe subprocess", statistics.median(theirs) * 1e3, goal="10x faster")  # fmt: skip
+            record("probe_vs_ffprobe", f"check --fast, folder of {len(files)}", check_wall, "s",
+                   "ffprobe once per file", sum(theirs), goal="faster")  # fmt: skip
             by_kind: dict[str, list[tuple[float, float]]] = {}
             for path, mine, other in zip(files, ours, theirs, strict=True):
                 by_kind.setdefault(path.suffix, []).append((mine, other))

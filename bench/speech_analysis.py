@@ -25,8 +25,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "fixtures"))
-
 import make_fixtures  # noqa: E402
+from _figures import record  # noqa: E402  (bench/, beside this script)
 
 from preflight import check_audio  # noqa: E402
 from preflight._audio_analysis import analyse_audio  # noqa: E402
@@ -103,6 +103,8 @@ def main() -> int:
             f"  {label:42} {seconds:6.3f} s = {100 * seconds / SECONDS:5.2f}% of the duration "
             f"({SECONDS / seconds:5.0f}x real time)"
         )
+        record("speech_analysis", f"{label}, 120 s of 48 kHz stereo, 1 core", seconds, "s",
+               "real time (the audio's duration)", float(SECONDS), goal="under 2%")  # fmt: skip
     print(
         f"  measured: {analysis.loudness_lufs:.1f} LUFS, true peak {analysis.true_peak_dbtp:+.1f} dBTP, "
         f"speech {analysis.speech_share:.0%}, SNR {analysis.snr_db:.0f} dB, "
