@@ -31,6 +31,7 @@ from ._client import (
     _Retryable,
     _surely_unsent,
     _total_size,
+    _write_problem,
     object_name,
     resolve_base_url,
     resolve_key,
@@ -40,10 +41,12 @@ from ._client import (
 from ._exceptions import (
     DownloadError,
     InputError,
+    ResultExpired,
     ServerError,
     ServiceError,
     SubmitUncertain,
     TaskTimeout,
+    ThrottledError,
     TransportError,
     UploadError,
     redact,
@@ -149,11 +152,12 @@ class AsyncClient:
         *,
         video_extension: bool | None = None,
         query_face_threshold: int | None = None,
+        known_ids: set[str] | None = None,
     ) -> Task:
         body, headers = submit_request(
             video_url, audio_url, ref_image_url, video_extension, query_face_threshold
         )
-        known = await self._recent_ids()
+        known = known_ids if known_ids is not None else await self.recent_task_ids()
         try:
             answer = await self._request("POST", SUBMIT_PATH, json=body, headers=headers, idempotent=False)
         except SubmitUncertain as exc:
@@ -170,7 +174,7 @@ class AsyncClient:
         self._issued.add(task.task_id)
         return task
 
-    async def _recent_ids(self) -> set[str] | None:
+    async def recent_task_ids(self) -> set[str] | None:
         try:
             return {t.task_id for t in await self.list(page_size=50)}
         except (ServiceError, TransportError):
@@ -219,11 +223,23 @@ class AsyncClient:
         timeout: float | None = None,
         on_status: Callable[[Task, float], None] | None = None,
     ) -> Task:
-        started = time.monotonic()
+        started = answered = time.monotonic()
         delays = self._poll.delays(self._rng)
         while True:
-            task = await self.get(task_id)
-            waited = time.monotonic() - started
+            try:
+                task = await self.get(task_id)
+            except (TransportError, ServerError, ThrottledError):
+                # As the synchronous client: an outage of the service is waited out.
+                now = time.monotonic()
+                pause = next(delays)
+                if now - answered + pause > self._poll.outage_s or (
+                    timeout is not None and now - started + pause > timeout
+                ):
+                    raise
+                await self._sleep(pause)
+                continue
+            answered = time.monotonic()
+            waited = answered - started
             if on_status is not None:
                 on_status(task, waited)
             if task.finished:
@@ -293,7 +309,10 @@ class AsyncClient:
         target = Path(path)
         if target.is_dir() or not target.name or target.name in (".", ".."):
             raise DownloadError(f"{path}: is a folder; give a file name for the result")
-        partial = _partial_for(target)
+        try:
+            partial = _partial_for(target)
+        except OSError as exc:
+            raise _write_problem(target, exc) from None
         have = 0
         total: int | None = None
         try:
@@ -304,9 +323,9 @@ class AsyncClient:
                     try:
                         async with self._plain.stream("GET", url, headers=headers) as response:
                             if response.status_code in (403, 404, 410):
-                                raise DownloadError(
+                                raise ResultExpired(
                                     f"the result URL answered {response.status_code}: it has expired "
-                                    "(results are kept 24 h) or is wrong; query the task for a fresh one"
+                                    "(results are kept 24 h) or is wrong"
                                 )
                             if response.status_code == 429 or response.status_code >= 500:
                                 raise _Retryable(response.status_code)
@@ -333,6 +352,9 @@ class AsyncClient:
                 out.flush()
                 os.fsync(out.fileno())
             _publish(partial, target)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise _write_problem(target, exc) from None
         except BaseException:
             partial.unlink(missing_ok=True)
             raise

@@ -7,6 +7,8 @@ key; the other talks to the temporary storage and the result URLs and never has 
 
 from __future__ import annotations
 
+import email.utils
+import errno
 import ipaddress
 import logging
 import os
@@ -29,6 +31,7 @@ from ._exceptions import (
     ConfigError,
     DownloadError,
     InputError,
+    ResultExpired,
     ServerError,
     ServiceError,
     SubmitUncertain,
@@ -76,6 +79,10 @@ class PollPolicy:
     steps: tuple[float, ...] = (1, 1, 2, 2, 2, 4, 4, 4)
     cap_s: float = 5.0
     jitter: float = 0.2
+    #: How long ``wait`` goes on polling a service it cannot reach (or that answers 5xx
+    #: or 429 after every retry): the task runs on regardless, so an outage or a restart
+    #: of the service is waited out, not taken for the task's failure.
+    outage_s: float = 300.0
 
     def delays(self, rng: random.Random) -> Iterator[float]:
         index = 0
@@ -144,6 +151,27 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
         return None  # an HTTP date: rare from this service; the backoff decides
+
+
+def _server_clock_offset(response: httpx.Response) -> float | None:
+    """The service's clock minus ours, from the answer's ``Date`` (to a second or so)."""
+    value = response.headers.get("Date")
+    if not value:
+        return None
+    try:
+        stated = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return stated.timestamp() - time.time() if stated.tzinfo is not None else None
+
+
+def _write_problem(target: Path, exc: OSError) -> DownloadError:
+    """A result that could not be written here (a full disk, no permission) as a
+    ``DownloadError`` naming the file and the cause."""
+    name = errno.errorcode.get(exc.errno or 0)
+    return DownloadError(
+        f"cannot write the result to {target}: {exc.strerror or exc}" + (f" [{name}]" if name else "")
+    )
 
 
 def _surely_unsent(exc: httpx.TransportError) -> bool:
@@ -255,6 +283,9 @@ class Client:
         self._policy: UploadPolicy | None = None
         #: Task ids this client's submits returned (never adopted for another submit).
         self._issued: set[str] = set()
+        #: The service's clock minus this machine's (s), from its last answer's ``Date``;
+        #: None until it answered. Its task times are on its clock, not ours.
+        self.clock_offset: float | None = None
         # trust_env=False: no proxy from the environment ever sees the key.
         self._api = httpx.Client(
             base_url=self.base_url,
@@ -305,6 +336,9 @@ class Client:
                 self._sleep(self._retry.delay(attempt, None, self._rng))
                 continue
             log.debug("%s %s -> %s", method, path, response.status_code)
+            offset = _server_clock_offset(response)
+            if offset is not None:
+                self.clock_offset = offset
             if response.status_code == 429 or response.status_code >= 500:
                 error = _error_from(response, self._key)
                 if not idempotent and response.status_code >= 500:
@@ -333,12 +367,15 @@ class Client:
         *,
         video_extension: bool | None = None,
         query_face_threshold: int | None = None,
+        known_ids: set[str] | None = None,
     ) -> Task:
-        """Create a task. Local files must be uploaded first (``upload``)."""
+        """Create a task. Local files must be uploaded first (``upload``). ``known_ids``:
+        the tasks listed just before (``recent_task_ids``), when the caller listed them
+        already; a submit whose answer is lost adopts the one task that is not among them."""
         body, headers = submit_request(
             video_url, audio_url, ref_image_url, video_extension, query_face_threshold
         )
-        known = self._recent_ids()
+        known = known_ids if known_ids is not None else self.recent_task_ids()
         try:
             answer = self._request("POST", SUBMIT_PATH, json=body, headers=headers, idempotent=False)
         except SubmitUncertain as exc:
@@ -358,7 +395,8 @@ class Client:
         self._issued.add(task.task_id)
         return task
 
-    def _recent_ids(self) -> set[str] | None:
+    def recent_task_ids(self) -> set[str] | None:
+        """The ids of the latest 50 tasks; None when the list cannot be had."""
         try:
             return {t.task_id for t in self.list(page_size=50)}
         except (ServiceError, TransportError):
@@ -426,11 +464,25 @@ class Client:
         """Poll until the task is final (SUCCEEDED, FAILED, CANCELED or UNKNOWN) and return
         it; statuses this client does not know count as running. ``on_status`` gets each
         answer and the seconds waited. Raises ``TaskTimeout`` after ``timeout`` seconds."""
-        started = time.monotonic()
+        started = answered = time.monotonic()
         delays = self._poll.delays(self._rng)
         while True:
-            task = self.get(task_id)
-            waited = time.monotonic() - started
+            try:
+                task = self.get(task_id)
+            except (TransportError, ServerError, ThrottledError) as exc:
+                # After its own retries. The service is down or restarting; the task is not
+                # lost with it: keep polling, and give up only after a long outage.
+                now = time.monotonic()
+                pause = next(delays)
+                if now - answered + pause > self._poll.outage_s or (
+                    timeout is not None and now - started + pause > timeout
+                ):
+                    raise
+                log.info("task %s: no answer (%s); asking again in %.0f s", task_id, exc, pause)
+                self._sleep(pause)
+                continue
+            answered = time.monotonic()
+            waited = answered - started
             if on_status is not None:
                 on_status(task, waited)
             if task.finished:
@@ -501,7 +553,10 @@ class Client:
         target = Path(path)
         if target.is_dir() or not target.name or target.name in (".", ".."):
             raise DownloadError(f"{path}: is a folder; give a file name for the result")
-        partial = _partial_for(target)
+        try:
+            partial = _partial_for(target)
+        except OSError as exc:
+            raise _write_problem(target, exc) from None
         have = 0
         total: int | None = None
         try:
@@ -512,9 +567,9 @@ class Client:
                     try:
                         with self._plain.stream("GET", url, headers=headers) as response:
                             if response.status_code in (403, 404, 410):
-                                raise DownloadError(
+                                raise ResultExpired(
                                     f"the result URL answered {response.status_code}: it has expired "
-                                    "(results are kept 24 h) or is wrong; query the task for a fresh one"
+                                    "(results are kept 24 h) or is wrong"
                                 )
                             if response.status_code == 429 or response.status_code >= 500:
                                 raise _Retryable(response.status_code)
@@ -541,6 +596,11 @@ class Client:
                 out.flush()
                 os.fsync(out.fileno())
             _publish(partial, target)
+        except OSError as exc:
+            # Our side failed (a full disk): not the download. Said as such, and nothing
+            # half-written is left, under the final name or the temporary one.
+            partial.unlink(missing_ok=True)
+            raise _write_problem(target, exc) from None
         except BaseException:
             partial.unlink(missing_ok=True)
             raise

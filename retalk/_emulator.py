@@ -12,10 +12,12 @@ The server is standard library only (``http.server``); PyAV makes the result.
 from __future__ import annotations
 
 import base64
+import email.utils
 import hashlib
 import hmac
 import json
 import logging
+import os
 import queue
 import secrets
 import shutil
@@ -36,9 +38,9 @@ from typing import Any
 
 import av
 
-from preflight import CheckOptions, check_paths
+from preflight import CheckOptions, check_paths, limits
 
-__all__ = ["Emulator", "Faults"]
+__all__ = ["HOLD_POINTS", "Emulator", "Faults", "Hold"]
 
 _log = logging.getLogger("retalk.emulator")
 
@@ -50,6 +52,13 @@ _TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 _LIST_TIME_FORMAT = "%Y%m%d%H%M%S"
 _CHUNK = 64 * 1024
 _DOWNLOAD_TIMEOUT_S = 60.0  # the service gives up downloading an input after 60 s
+#: The task table (and the key that signs upload policies), kept under the root so that an
+#: emulator restarted on the same root knows its tasks, as the service does.
+STATE_FILE = "state.json"
+#: Where a request can be held (``Emulator.hold``): the storage POST before the file is
+#: stored; the task list and a task query before they are answered; a submit after its task
+#: is created, before the answer; a result download after its first chunk.
+HOLD_POINTS = ("storage", "list", "query", "submit", "result")
 
 
 @dataclass
@@ -72,6 +81,12 @@ class Faults:
     task_seconds: float = 2.0
     #: The service accepts about one submission per second; 0 turns the limit off.
     submit_interval_s: float = 1.0
+    #: How long a result URL works after its task ended (the service's: 24 h); after
+    #: that the download answers 403 and the task query still gives the same URL.
+    result_ttl_s: float = float(limits.RESULT_URL_TTL_S)
+    #: The service's clock minus this machine's (seconds): its task times, its Date
+    #: header and its upload policies' expiry are stated on that clock.
+    clock_offset_s: float = 0.0
 
 
 class _Reply(Exception):
@@ -83,6 +98,10 @@ class _Reply(Exception):
         self.code = code
         self.message = message
         self.headers = headers or {}
+
+
+class _Stopped(Exception):
+    """The emulator stops while a task runs: the task is left RUNNING (run again on restart)."""
 
 
 class _TaskFailed(Exception):
@@ -100,8 +119,8 @@ class _Task:
     audio_url: str
     ref_image_url: str | None
     video_extension: bool
+    submitted: datetime
     status: str = "PENDING"
-    submitted: datetime = field(default_factory=lambda: _now())
     scheduled: datetime | None = None
     ended: datetime | None = None
     code: str | None = None
@@ -117,19 +136,70 @@ class _Task:
         if self.ended is not None:
             out["end_time"] = _stamp(self.ended)
         if self.status == "SUCCEEDED":
+            # Good until a fixed moment after the task ended (``expires``), like the service's
+            # signed URL: asking again gives the same URL, not a fresh one.
             out["video_url"] = f"{base}/results/{self.task_id}.mp4"
         if self.code is not None:
             out["code"] = self.code
             out["message"] = self.message or ""
         return out
 
+    def expires(self, result_ttl_s: float) -> float:
+        """When the result URL stops working, on the service's clock (a timestamp)."""
+        ended = self.ended or self.submitted
+        return ended.replace(tzinfo=BEIJING).timestamp() + result_ttl_s
+
+    def to_dict(self) -> dict[str, Any]:
+        """The task as the state file keeps it."""
+        return {
+            "task_id": self.task_id,
+            "request_id": self.request_id,
+            "video_url": self.video_url,
+            "audio_url": self.audio_url,
+            "ref_image_url": self.ref_image_url,
+            "video_extension": self.video_extension,
+            "submitted": _stamp(self.submitted),
+            "status": self.status,
+            "scheduled": _stamp(self.scheduled) if self.scheduled else None,
+            "ended": _stamp(self.ended) if self.ended else None,
+            "code": self.code,
+            "message": self.message,
+            "result": str(self.result) if self.result else None,
+            "usage": self.usage,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> _Task:
+        def moment(text: str | None) -> datetime | None:
+            return datetime.strptime(text, _TIME_FORMAT + ".%f") if text else None
+
+        submitted = moment(data["submitted"])
+        assert submitted is not None
+        return cls(
+            task_id=data["task_id"],
+            request_id=data["request_id"],
+            video_url=data["video_url"],
+            audio_url=data["audio_url"],
+            ref_image_url=data.get("ref_image_url"),
+            video_extension=bool(data.get("video_extension")),
+            submitted=submitted,
+            status=data["status"],
+            scheduled=moment(data.get("scheduled")),
+            ended=moment(data.get("ended")),
+            code=data.get("code"),
+            message=data.get("message"),
+            result=Path(data["result"]) if data.get("result") else None,
+            usage=data.get("usage"),
+        )
+
 
 #: The service is in Beijing and states its times there, without a zone.
 BEIJING = timezone(timedelta(hours=8))
 
 
-def _now() -> datetime:
-    return datetime.now(BEIJING).replace(tzinfo=None)
+def _now(offset_s: float = 0.0) -> datetime:
+    """The service's time in Beijing, without a zone (``offset_s``: its clock's skew)."""
+    return (datetime.now(BEIJING) + timedelta(seconds=offset_s)).replace(tzinfo=None)
 
 
 def _stamp(moment: datetime) -> str:
@@ -140,6 +210,19 @@ def _new_id() -> str:
     return str(uuid.uuid4())
 
 
+@dataclass
+class Hold:
+    """A request held at a point (``Emulator.hold``) until ``release()`` or the emulator stops."""
+
+    point: str
+    #: Set when a request got to the point and waits there.
+    reached: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
 class _Server(ThreadingHTTPServer):
     # Handler threads must not keep the process alive, nor make server_close() wait on an
     # idle keep-alive connection.
@@ -148,6 +231,10 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
         self.emulator = emulator
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away mid-answer (killed, timed out) is not the server's error.
+        _log.debug("connection from %s ended badly", client_address, exc_info=True)
 
 
 class Emulator:
@@ -181,6 +268,7 @@ class Emulator:
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
         self._threads: list[threading.Thread] = []
+        self._holds: dict[str, Hold] = {}
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -200,6 +288,7 @@ class Emulator:
         (self.root / "oss").mkdir(parents=True, exist_ok=True)
         (self.root / "results").mkdir(parents=True, exist_ok=True)
         (self.root / "fetched").mkdir(parents=True, exist_ok=True)
+        self._load()
         self._stopping.clear()
         self._server = _Server((self.host, self.port), self)
         self._threads = [
@@ -254,6 +343,56 @@ class Emulator:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    def hold(self, point: str) -> Hold:
+        """Make the next request that gets to ``point`` (one of ``HOLD_POINTS``) wait there
+        until the returned hold is released: for tests that stop a client at a chosen step."""
+        if point not in HOLD_POINTS:
+            raise ValueError(f"no hold point {point!r}; one of {', '.join(HOLD_POINTS)}")
+        hold = Hold(point)
+        with self._lock:
+            self._holds[point] = hold
+        return hold
+
+    def _gate(self, point: str) -> None:
+        with self._lock:
+            hold = self._holds.pop(point, None)
+        if hold is None:
+            return
+        hold.reached.set()
+        while not hold.released.wait(0.05) and not self._stopping.is_set():
+            pass
+
+    # ------------------------------------------------------------------ state
+    def _now(self) -> datetime:
+        return _now(self.faults.clock_offset_s)
+
+    def _load(self) -> None:
+        """The tasks of an emulator that ran on this root before (killed or stopped): the
+        service forgets no task when it restarts, and runs on those it had not finished."""
+        state = self.root / STATE_FILE
+        if not state.exists():
+            self._save()
+            return
+        data = json.loads(state.read_text(encoding="utf-8"))
+        self._secret = bytes.fromhex(data["secret"])
+        tasks = [_Task.from_dict(item) for item in data.get("tasks", [])]
+        with self._lock:
+            self._tasks = {task.task_id: task for task in tasks}
+            for task in sorted(tasks, key=lambda t: t.submitted):
+                if task.status in ("PENDING", "RUNNING"):
+                    task.status, task.scheduled = "PENDING", None  # run again from the start
+                    self._queue.put(task.task_id)
+            self._save()
+
+    def _save(self) -> None:
+        """Write the task table under the root, whole (a temporary file renamed); called
+        with the lock held, or before the server runs."""
+        document = {"secret": self._secret.hex(), "tasks": [t.to_dict() for t in self._tasks.values()]}
+        target = self.root / STATE_FILE
+        partial = target.with_name(f".{STATE_FILE}.{os.getpid()}.part")
+        partial.write_text(json.dumps(document), encoding="utf-8")
+        os.replace(partial, target)
 
     # ------------------------------------------------------------------ bookkeeping
     def _record(self, method: str, path: str, headers: dict[str, str]) -> None:
@@ -348,19 +487,26 @@ class Emulator:
                 audio_url=urls["audio_url"],
                 ref_image_url=urls.get("ref_image_url"),
                 video_extension=extension,
+                submitted=self._now(),
             )
             self._tasks[task.task_id] = task
             self.submissions += 1
+            self._save()
         self._queue.put(task.task_id)
+        self._gate("submit")  # created and listed; the answer not sent yet
         return {"output": {"task_id": task.task_id, "task_status": "PENDING"}, "request_id": task.request_id}
 
     def query(self, task_id: str) -> dict[str, Any]:
+        self._gate("query")
         with self._lock:
             task = self._tasks.get(task_id)
             if task is None:
                 # The real API answers 200 UNKNOWN for a task it does not know (or forgot).
                 return {"request_id": _new_id(), "output": {"task_id": task_id, "task_status": "UNKNOWN"}}
-            answer: dict[str, Any] = {"request_id": _new_id(), "output": task.output(self.origin)}
+            answer: dict[str, Any] = {
+                "request_id": _new_id(),
+                "output": task.output(self.origin),
+            }
             if task.status == "SUCCEEDED" and task.usage is not None:
                 answer["usage"] = dict(task.usage)
             return answer
@@ -377,10 +523,13 @@ class Emulator:
                     f"Only PENDING tasks can be canceled; task {task_id} is {task.status}.",
                 )
             task.status = "CANCELED"
-            task.ended = _now()
+            task.ended = self._now()
+            self._save()
         return {"request_id": _new_id()}
 
     def list_tasks(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        self._gate("list")
+
         def one(name: str) -> str | None:
             values = query.get(name)
             return values[-1] if values else None
@@ -413,7 +562,11 @@ class Emulator:
             chosen.sort(key=lambda task: task.submitted, reverse=True)
             page = chosen[(page_no - 1) * page_size : page_no * page_size]
             data = [
-                {**task.output(self.origin), "model_name": MODEL, "request_id": task.request_id}
+                {
+                    **task.output(self.origin),
+                    "model_name": MODEL,
+                    "request_id": task.request_id,
+                }
                 for task in page
             ]
         return {
@@ -430,8 +583,8 @@ class Emulator:
         if query.get("model") != [MODEL]:
             raise _Reply(400, "InvalidParameter", f"model must be {MODEL}.")
         ttl = self.faults.policy_ttl_s
-        expiry = datetime.now(timezone.utc) + timedelta(seconds=ttl)
-        upload_dir = f"dashscope-instant/{secrets.token_hex(16)}/{_now():%Y-%m-%d}"
+        expiry = datetime.now(timezone.utc) + timedelta(seconds=ttl + self.faults.clock_offset_s)
+        upload_dir = f"dashscope-instant/{secrets.token_hex(16)}/{self._now():%Y-%m-%d}"
         document = {
             "expiration": expiry.strftime("%Y-%m-%dT%H:%M:%S.") + f"{expiry.microsecond // 1000:03d}Z",
             "conditions": [
@@ -480,7 +633,7 @@ class Emulator:
         expiry = datetime.strptime(document["expiration"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
             tzinfo=timezone.utc
         )
-        if datetime.now(timezone.utc) >= expiry:
+        if datetime.now(timezone.utc) + timedelta(seconds=self.faults.clock_offset_s) >= expiry:
             raise _Reply(403, "AccessDenied", "Invalid according to Policy: Policy expired.")
         key = form["key"].decode("utf-8", "replace")
         prefix = next(c[2] for c in document["conditions"] if c[0] == "starts-with")
@@ -498,10 +651,15 @@ class Emulator:
         return form.get("success_action_status", b"") == b"200"
 
     def result_path(self, name: str) -> Path | None:
+        """The result file of a task by its URL's name; ``_Reply`` 403 once its URL expired."""
         task_id = name.removesuffix(".mp4")
         with self._lock:
             task = self._tasks.get(task_id)
-            return task.result if task is not None and task.status == "SUCCEEDED" else None
+            if task is None or task.status != "SUCCEEDED":
+                return None
+            if time.time() + self.faults.clock_offset_s >= task.expires(self.faults.result_ttl_s):
+                raise _Reply(403, "AccessDenied", "Request has expired.")
+            return task.result
 
     # ------------------------------------------------------------------ the worker
     def _work(self) -> None:
@@ -514,9 +672,12 @@ class Emulator:
                 if task.status != "PENDING":  # canceled while it waited
                     continue
                 task.status = "RUNNING"
-                task.scheduled = _now()
+                task.scheduled = self._now()
+                self._save()
             try:
                 result, usage = self._run(task)
+            except _Stopped:
+                return
             except _TaskFailed as failure:
                 self._finish(task, "FAILED", code=failure.code, message=failure.message)
             except Exception as error:  # a bug or a file PyAV chokes on: the task fails, not the worker
@@ -539,7 +700,8 @@ class Emulator:
             task.status = status
             task.code, task.message = code, message
             task.result, task.usage = result, usage
-            task.ended = _now()
+            task.ended = self._now()
+            self._save()
 
     def _run(self, task: _Task) -> tuple[Path, dict[str, Any]]:
         folder = self.root / "fetched" / task.task_id
@@ -553,8 +715,13 @@ class Emulator:
                 raise _TaskFailed(finding.code, finding.message)
         target = self.root / "results" / f"{task.task_id}.mp4"
         usage = _mux(video, audio, target, task.video_extension)
-        # The service takes its time; so does the emulator, in a way stop() can interrupt.
-        self._stopping.wait(self.faults.task_seconds)
+        # The service takes its time; so does the emulator, in a way stop() can interrupt
+        # (a stopped service has not finished the task: it runs again after a restart), and
+        # that a test may shorten while the task runs (``faults.task_seconds`` is read anew).
+        started = time.monotonic()
+        while time.monotonic() - started < self.faults.task_seconds:
+            if self._stopping.wait(min(0.05, self.faults.task_seconds)):
+                raise _Stopped()
         if self.faults.fail_tasks:
             raise _TaskFailed("InternalError.Algo", "Injected failure: the algorithm failed.")
         return target, usage
@@ -708,6 +875,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.emulator._track(self.connection, False)
         super().finish()
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The Date header on the service's clock (skewed on demand).
+        moment = time.time() if timestamp is None else timestamp
+        return email.utils.formatdate(moment + self.emulator.faults.clock_offset_s, usegmt=True)
+
     def log_message(self, format: str, *args: Any) -> None:
         # Request lines only (never headers, so never the key), and quietly.
         _log.debug("%s " + format, self.address_string(), *args)
@@ -741,6 +913,7 @@ class _Handler(BaseHTTPRequestHandler):
             if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
                 self._api(method, path, urllib.parse.parse_qs(url.query), headers, body)
             elif path.rstrip("/") == "/oss" and method == "POST":
+                self.emulator._gate("storage")
                 ok_200 = self.emulator.store(headers.get("content-type", ""), body)
                 self._send(200 if ok_200 else 204, b"", "text/plain")
             elif path.startswith("/results/") and method in ("GET", "HEAD"):
@@ -855,12 +1028,17 @@ class _Handler(BaseHTTPRequestHandler):
         with stored.open("rb") as source:
             source.seek(start)
             left = length
+            first = True
             while left > 0:
                 chunk = source.read(min(_CHUNK, left))
                 if not chunk:
                     break
                 self.wfile.write(chunk)
                 left -= len(chunk)
+                if first:
+                    first = False
+                    self.wfile.flush()
+                    self.emulator._gate("result")  # part of the file is on its way
 
     def _send_error(self, reply: _Reply) -> None:
         body = {"request_id": _new_id(), "code": reply.code, "message": reply.message}

@@ -12,7 +12,8 @@
     ├── SubmitUncertain     a submit failed in a way that may have created a task anyway
     ├── TaskFailed          the task ended FAILED (``code``, ``message``, ``finding``)
     ├── TaskTimeout         ``wait`` gave up; the task goes on
-    └── DownloadError       the result could not be fetched whole
+    └── DownloadError       the result could not be fetched whole, or written
+        └── ResultExpired   the result URL no longer works (results are kept 24 h)
 
 No message ever contains the API key: everything is built from service answers and our own
 words, and ``redact`` scrubs anything echoed back.
@@ -98,7 +99,12 @@ class TaskTimeout(RetalkError):
 
 
 class DownloadError(RetalkError):
-    """The result could not be downloaded whole."""
+    """The result could not be downloaded whole, or not written where it goes (a full disk)."""
+
+
+class ResultExpired(DownloadError):
+    """The result URL answers 403/404/410: the result has expired (it is kept 24 h after
+    the task ends) or the URL is wrong. The task was paid for; nothing is sent again."""
 
 
 def finding_for(code: str, message: str) -> Finding | None:

@@ -12,17 +12,29 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from ._client import Client, Progress
+from preflight import limits
+
+from ._client import Client, Progress, _write_problem
 from ._exceptions import (
     DownloadError,
     InputError,
+    ResultExpired,
     RetalkError,
     ServiceError,
     SubmitUncertain,
     TaskFailed,
     TransportError,
 )
-from ._journal import Job, Journal, roles_of, sha256_of, upload_fresh
+from ._journal import (
+    UNFINISHED,
+    DuplicateJob,
+    Job,
+    Journal,
+    roles_of,
+    running_elsewhere,
+    sha256_of,
+    upload_fresh,
+)
 from ._models import Task
 
 #: A task created this long before its submit was recorded as started still counts as
@@ -72,7 +84,21 @@ def run_job(
     if query_face_threshold is not None:
         params["query_face_threshold"] = query_face_threshold
     output_path = os.path.abspath(output) if output else None
-    job = journal.start(inputs, params, output_path, base_url=client.base_url, force=force)
+    try:
+        job = journal.start(inputs, params, output_path, base_url=client.base_url, force=force)
+    except DuplicateJob as exc:
+        # The same command run again after a crash or a kill: the task it sent (or may have
+        # sent) is finished, never paid for again. (Only a finished job asks for --force.)
+        if exc.job.state not in UNFINISHED:
+            raise
+        if running_elsewhere(exc.job):
+            raise RetalkError(
+                f"job {exc.job.id} for these inputs is being run by process {exc.job.owner}"
+            ) from None
+        taken = journal.take_up(exc.job.id, output_path)
+        if taken is None:
+            raise
+        job = taken
     return continue_job(client, journal, job, wait_timeout=wait_timeout, events=events, wait=wait)
 
 
@@ -144,6 +170,10 @@ def _submit(client: Client, journal: Journal, job: Job, events: Events | None) -
     now = time.time()
     if not all(upload_fresh(job.inputs[r].get("uploaded", 0.0), now) for r in roles_of(job)):
         job = _upload(client, journal, journal.update(job.id, state="new"), events)
+    # The tasks there were before, listed before the claim: a crash while listing leaves
+    # an "uploaded" job that is simply sent, not a "submitting" one resume must settle
+    # (which takes the service's two minutes to list a task).
+    known = client.recent_task_ids()
     # Claimed first (no other process submits it too) and written down: a crash from here
     # on leaves a job that resume checks for a task.
     claimed = journal.claim(job.id, "uploaded", "submitting", submit_started=time.time())
@@ -158,6 +188,7 @@ def _submit(client: Client, journal: Journal, job: Job, events: Events | None) -
             urls.get("ref"),
             video_extension=job.params.get("video_extension"),
             query_face_threshold=job.params.get("query_face_threshold"),
+            known_ids=known,
         )
     except InputError as exc:
         # Refused as it stands: nothing was created, and sending it again will not help.
@@ -180,13 +211,17 @@ def _find_lost_submit(client: Client, journal: Journal, job: Job, settle_s: floa
     candidates: list[Task] = []
     for page in range(1, LOST_SUBMIT_PAGES + 1):
         tasks = client.list(page_no=page, page_size=50)
+        # The service's times are on its clock; ``started`` is on ours. Hours apart (a
+        # clock set wrong) would hide the task and pay for it again: its times are moved
+        # onto our clock by the offset its answers' Date shows.
+        offset = client.clock_offset or 0.0
         for task in tasks:
-            moment = _service_time(task.submit_time)
+            moment = _service_time(task.submit_time, offset)
             if task.task_id in owned or moment is None:
                 continue
             if started - CLOCK_SLACK_S <= moment <= started + LOST_SUBMIT_WINDOW_S:
                 candidates.append(task)
-        oldest = _service_time(tasks[-1].submit_time) if tasks else None
+        oldest = _service_time(tasks[-1].submit_time, offset) if tasks else None
         if len(tasks) < 50 or (oldest is not None and oldest < started - CLOCK_SLACK_S):
             break
     if len(candidates) == 1:
@@ -203,13 +238,14 @@ def _find_lost_submit(client: Client, journal: Journal, job: Job, settle_s: floa
     return journal.update(job.id, state="uploaded")
 
 
-def _service_time(text: str | None) -> float | None:
-    """A time as the service states it (Beijing time, no zone), as a timestamp."""
+def _service_time(text: str | None, offset: float = 0.0) -> float | None:
+    """A time as the service states it (Beijing time, no zone), as a timestamp on this
+    machine's clock (``offset``: the service's clock minus ours)."""
     if not text:
         return None
     for pattern in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S"):
         try:
-            return datetime.strptime(text, pattern).replace(tzinfo=BEIJING).timestamp()
+            return datetime.strptime(text, pattern).replace(tzinfo=BEIJING).timestamp() - offset
         except ValueError:
             continue
     return None
@@ -231,10 +267,43 @@ def _finish(
         raise DownloadError(f"task {task.task_id} succeeded without a result URL")
     _stage(events, job, "download")
     output = job.output or f"{task.task_id}.mp4"
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    client.download(task.video_url, output, on_progress=events.on_download if events else None)
+    try:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        task = _download(client, task, output, events)
+    except ResultExpired as exc:
+        # Paid for and gone: recorded as such, so that resume stops asking and the same
+        # inputs again ask for --force. Never sent again from here.
+        reason = (
+            f"the result of task {task.task_id} can no longer be downloaded ({exc}); it was paid for "
+            "and is not sent again: send the inputs again with --force to pay for a new one"
+        )
+        journal.update(job.id, state="expired", error=reason)
+        raise ResultExpired(reason) from None
+    except (DownloadError, OSError) as exc:
+        # The task is done and paid for: it stays "submitted" for resume to download.
+        text = str(exc) if isinstance(exc, DownloadError) else str(_write_problem(Path(output), exc))
+        raise DownloadError(
+            f"{text}; task {task.task_id} succeeded and stays in the journal: `retalk resume` "
+            f"downloads it (within {limits.RESULT_URL_TTL_S // 3600} h of its end)"
+        ) from None
     billed = task.usage.video_duration if task.usage else None
     return journal.update(job.id, state="downloaded", billed_s=billed, error=None)
+
+
+def _download(client: Client, task: Task, output: str, events: Events | None) -> Task:
+    """The result into ``output``; a URL that no longer works is asked for again once (the
+    service may give a fresh one) before the result is taken as expired."""
+    assert task.video_url is not None
+    progress = events.on_download if events else None
+    try:
+        client.download(task.video_url, output, on_progress=progress)
+        return task
+    except ResultExpired:
+        again = client.get(task.task_id)
+        if not again.succeeded or not again.video_url:
+            raise
+        client.download(again.video_url, output, on_progress=progress)
+        return again
 
 
 def resume(

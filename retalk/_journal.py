@@ -28,7 +28,8 @@ UPLOAD_REUSE_MARGIN_S = 3600
 
 #: Job states, in order. ``submitting`` is written before the submit is sent: a job left
 #: there by a crash may have a task the journal has not heard of (resume looks for it).
-STATES = ("new", "uploaded", "submitting", "submitted", "downloaded", "failed", "canceled")
+#: ``expired``: the task succeeded (and was paid for) but its result can no longer be had.
+STATES = ("new", "uploaded", "submitting", "submitted", "downloaded", "failed", "canceled", "expired")
 UNFINISHED = ("new", "uploaded", "submitting", "submitted")
 
 _SCHEMA = """
@@ -311,6 +312,20 @@ class Journal:
                 f"UPDATE {table} SET {columns}, updated = ? WHERE id = ?",
                 (*values.values(), time.time(), row_id),
             )
+
+    def take_up(self, job_id: int, output: str | None) -> Job | None:
+        """An unfinished job that a run which ended early (a crash, a kill) left, taken over
+        by this process (with this run's output, when it names one); None when it is
+        finished or another live process is running it."""
+        with self._write() as db:
+            row = db.execute("SELECT state, owner FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None or row["state"] not in UNFINISHED or _alive(row["owner"]):
+                return None
+            db.execute(
+                "UPDATE jobs SET output = COALESCE(?, output), owner = ?, updated = ? WHERE id = ?",
+                (output, _me(), time.time(), job_id),
+            )
+        return self.job(job_id)
 
     def claim(self, job_id: int, expected: str, state: str, **fields: Any) -> Job | None:
         """Move a job from ``expected`` to ``state`` only if nobody moved it first (two

@@ -32,7 +32,7 @@ from preflight._split import (
 from ._client import Client
 from ._exceptions import RetalkError
 from ._jobs import Events, run_job
-from ._journal import DuplicateSplit, Job, Journal
+from ._journal import DuplicateJob, DuplicateSplit, Job, Journal
 from ._split import (
     PartOutcome,
     intact,
@@ -370,18 +370,27 @@ def prepare_and_retalk(
     if client is None or journal is None:
         raise RetalkError("a client and a journal are needed to send the job")
     stages.start("send")
-    job = run_job(
-        client,
-        journal,
-        inputs["video"],
-        inputs["audio"],
-        inputs.get("ref"),
-        output=output,
-        video_extension=True if extend_video else None,
-        query_face_threshold=face_threshold,
-        force=force,
-        events=events,
-    )
+    try:
+        job = run_job(
+            client,
+            journal,
+            inputs["video"],
+            inputs["audio"],
+            inputs.get("ref"),
+            output=output,
+            video_extension=True if extend_video else None,
+            query_face_threshold=face_threshold,
+            force=force,
+            events=events,
+        )
+    except DuplicateJob as exc:
+        # Sent, paid and downloaded into this very output by a run that ended before it
+        # verified it (killed): verified now; telling the user to pay again with --force
+        # would be the wrong advice.
+        done = exc.job
+        if done.state != "downloaded" or done.output != os.path.abspath(output) or not os.path.exists(output):
+            raise
+        job = done
     result.job = job
     stages.done("upload, submit, wait, download", f"task {job.task_id}")
     return _verify(output, result, stages)

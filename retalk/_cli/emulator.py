@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from preflight import limits
+
 from .._emulator import Emulator, Faults
 
 
@@ -20,7 +22,11 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 picks one)"
     )
-    parser.add_argument("--root", help="folder for uploads and results (default: a temporary one)")
+    parser.add_argument(
+        "--root",
+        help="folder for uploads, results and the task table; an emulator started again on the same "
+        "root knows its tasks (default: a temporary one)",
+    )
     parser.add_argument("--api-key", help="accept only this key (default: any key)")
     parser.add_argument(
         "--throttle-every", type=int, default=0, metavar="N", help="answer 429 to every Nth request"
@@ -34,6 +40,20 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--fail-tasks", action="store_true", help="every task ends FAILED")
     parser.add_argument("--task-seconds", type=float, default=2.0, metavar="S", help="how long a task runs")
+    parser.add_argument(
+        "--result-ttl",
+        type=float,
+        default=float(limits.RESULT_URL_TTL_S),
+        metavar="S",
+        help="result URLs expire S seconds after their task ends (default 24 h, as the service's)",
+    )
+    parser.add_argument(
+        "--clock-offset",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="run the service's clock S seconds ahead of this machine's (negative: behind)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -45,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         slow_s=args.slow,
         fail_tasks=args.fail_tasks,
         task_seconds=args.task_seconds,
+        result_ttl_s=args.result_ttl,
+        clock_offset_s=args.clock_offset,
     )
     with tempfile.TemporaryDirectory(prefix="retalk-emulator-") as scratch:
         root = Path(args.root) if args.root else Path(scratch)

@@ -1,8 +1,9 @@
 """``retalk`` command line: parser, the one fatal-error path, exit statuses.
 
-Exit status: 0 done, 1 the task or an input was refused (the message says which finding),
-2 bad usage or configuration (the key, the base URL, a duplicate without --force), 3 the
-service or the network failed after retries,
+Exit status: 0 done, 1 the task or an input was refused (the message says which finding)
+or its result expired, 2 bad usage or configuration (the key, the base URL, a duplicate
+without --force), 3 the service or the network failed after retries, or the result could not
+be written (a full disk: the task waits in the journal for ``retalk resume``),
 130 interrupted (submitted tasks are in the journal: ``retalk resume``).
 """
 
@@ -21,6 +22,7 @@ from .._exceptions import (
     ConfigError,
     DownloadError,
     InputError,
+    ResultExpired,
     RetalkError,
     ServiceError,
     SubmitUncertain,
@@ -57,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _status_for(exc: RetalkError) -> int:
     if isinstance(exc, ConfigError | DuplicateJob | DuplicateSplit | AuthError):
         return EXIT_USAGE  # the key, the account or the base URL: set up differently
-    if isinstance(exc, TaskFailed | InputError | UploadError | PartFailed):
+    # A result that expired is as final as a failed task: asking again will not bring it back.
+    if isinstance(exc, TaskFailed | InputError | UploadError | PartFailed | ResultExpired):
         return EXIT_REFUSED
     if isinstance(exc, ServiceError | TransportError | SubmitUncertain | TaskTimeout | DownloadError):
         return EXIT_SERVICE

@@ -1,0 +1,439 @@
+"""Faults beyond the happy path, each against the real emulator over real HTTP, the command
+lines run as the user runs them: the service killed and started again in the middle of a
+task, a disk that fills up during the download, a result URL that has expired, a service
+clock hours ahead of or behind ours, and the command killed (SIGKILL) at every stage and
+then finished by ``retalk resume`` or by running it again. Every story ends the same way:
+the job is done or clearly reported, and exactly one task was paid for."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import av
+import pytest
+
+from retalk import Client, PollPolicy, RetryPolicy
+from retalk._emulator import Emulator, Faults
+from retalk._jobs import resume, run_job
+from retalk._journal import Job, Journal
+from tests.conftest import ROOT, SAMPLE
+
+KEY = "sk-faults-0123456789abcdef"
+VIDEO, VOICE = str(SAMPLE / "talking_head.mp4"), str(SAMPLE / "voice.wav")  # 4 s each
+FAST_POLL = PollPolicy(steps=(0.05,), cap_s=0.1, jitter=0.1)
+#: A command line that hangs would hang the suite: every one gets this long.
+CLI_TIMEOUT_S = 90
+
+
+# --------------------------------------------------------------------------- helpers
+@pytest.fixture()
+def emulator(tmp_path: Path) -> Iterator[Emulator]:
+    with Emulator(
+        tmp_path / "service", api_key=KEY, faults=Faults(task_seconds=0.3, submit_interval_s=0)
+    ) as running:
+        yield running
+
+
+def client_for(base_url: str, retry: RetryPolicy | None = None) -> Client:
+    return Client(
+        KEY, base_url=base_url, poll=FAST_POLL, retry=retry or RetryPolicy(attempts=6, base_s=0.05, cap_s=0.5)
+    )
+
+
+def cli_env(base_url: str, journal: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DASHSCOPE_API_KEY": KEY,
+        "DASHSCOPE_HTTP_BASE_URL": base_url,
+        "RETALK_JOURNAL": str(journal),
+    }
+
+
+def retalk(*args: str) -> list[str]:
+    return [sys.executable, "-m", "retalk", *args]
+
+
+def prep(*args: str) -> list[str]:
+    return [sys.executable, "-m", "retalk._cli.prep", *args, "--format", "json"]
+
+
+def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False
+    )
+    # House rules, on every run: never a traceback, never the key.
+    assert "Traceback" not in done.stderr, done.stderr
+    assert KEY not in done.stdout + done.stderr
+    return done
+
+
+def said(done: subprocess.CompletedProcess[str]) -> str:
+    """What a command printed, stdout and stderr, as one line (terminals wrap it)."""
+    return " ".join((done.stdout + done.stderr).split())
+
+
+def duration(path: Path) -> float:
+    with av.open(str(path)) as container:
+        return float(container.duration or 0) / av.time_base
+
+
+def only_job(journal_file: Path) -> Job:
+    with Journal(journal_file) as journal:
+        (job,) = journal.jobs()
+        return job
+
+
+def wait_for(condition: Any, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+# --------------------------------------------------------------------------- 1. the service restarts
+def start_service(root: Path, port: int, task_seconds: float) -> tuple[subprocess.Popen[str], str]:
+    """``retalk emulator`` in a process of its own (so that it can be SIGKILLed) and its URL."""
+    process = subprocess.Popen(
+        retalk("emulator", "--port", str(port), "--root", str(root), "--api-key", KEY,
+               "--task-seconds", str(task_seconds)),
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stderr is not None
+    banner = process.stderr.readline()  # "retalk emulator on http://127.0.0.1:PORT/api/v1 ..."
+    assert "retalk emulator on http" in banner, banner
+    return process, banner.split()[3]
+
+
+def test_a_service_killed_and_started_again_mid_task_still_finishes_the_job_paid_once(tmp_path: Path) -> None:
+    root, journal_file, out = tmp_path / "service", tmp_path / "j.sqlite", tmp_path / "out.mp4"
+    service, base_url = start_service(root, 0, task_seconds=3.0)
+    port = urlsplit(base_url).port
+    assert port is not None
+    client_run = None
+    try:
+        client_run = subprocess.Popen(
+            retalk("submit", VIDEO, VOICE, "-o", str(out)), cwd=ROOT, env=cli_env(base_url, journal_file),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        with client_for(base_url) as probe:
+            wait_for(lambda: [t.status for t in probe.list()] == ["RUNNING"], 60, "the task to run")
+        service.kill()  # SIGKILL: no goodbye, the task mid-run
+        service.wait(10)
+        time.sleep(1.0)  # the client meets a closed port for a while
+        service, again = start_service(root, port, task_seconds=0.2)
+        assert again == base_url
+        stdout, stderr = client_run.communicate(timeout=CLI_TIMEOUT_S)
+        assert client_run.returncode == 0, stderr
+        assert "Traceback" not in stderr and KEY not in stdout + stderr
+        with client_for(base_url) as probe:
+            tasks = probe.list(page_size=50)
+    finally:
+        service.kill()
+        service.wait(10)
+        if client_run is not None and client_run.poll() is None:
+            client_run.kill()
+            client_run.wait(10)
+    # The service knew its task after the restart, ran it to the end, and only one was made.
+    assert [t.status for t in tasks] == ["SUCCEEDED"]
+    job = only_job(journal_file)
+    assert job.state == "downloaded" and job.task_id == tasks[0].task_id
+    assert duration(out) == pytest.approx(4.0, abs=0.25)
+
+
+def test_waiting_rides_out_an_outage_longer_than_the_retries_of_one_request(tmp_path: Path) -> None:
+    root = tmp_path / "service"
+    faults = Faults(task_seconds=0.5, submit_interval_s=0)
+    first = Emulator(root, api_key=KEY, faults=faults).start()
+    port = urlsplit(first.base_url).port
+    assert port is not None
+    restarted: list[Emulator] = []
+    # Each request gives up after well under a second; the outage lasts 1.5 s.
+    quick_to_give_up = RetryPolicy(attempts=3, base_s=0.05, cap_s=0.1)
+    holding = first.hold("query")  # the first poll: the job is waiting
+
+    def outage() -> None:
+        holding.reached.wait(60)
+        first.stop()
+        time.sleep(1.5)
+        restarted.append(Emulator(root, port=port, api_key=KEY, faults=faults).start())
+
+    thread = threading.Thread(target=outage)
+    thread.start()
+    try:
+        with (
+            client_for(first.base_url, quick_to_give_up) as client,
+            Journal(tmp_path / "j.sqlite") as journal,
+        ):
+            job = run_job(client, journal, VIDEO, VOICE, output=str(tmp_path / "out.mp4"))
+    finally:
+        thread.join(30)
+        first.stop()
+        for emulator in restarted:
+            emulator.stop()
+    assert job.state == "downloaded" and restarted
+    assert first.submissions == 1 and restarted[0].submissions == 0
+    assert duration(tmp_path / "out.mp4") == pytest.approx(4.0, abs=0.25)
+
+
+# --------------------------------------------------------------------------- 2. a full disk
+@pytest.fixture()
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 256 KiB tmpfs: smaller than any result (the sample's is about 560 KB)."""
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command here to make a small file system")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)], capture_output=True, text=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs (needs root with CAP_SYS_ADMIN): {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        if subprocess.run(["umount", str(folder)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def make_room(disk: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,size=8m", str(disk)], check=True)
+
+
+def assert_told_the_disk_is_full(done: subprocess.CompletedProcess[str], out: Path) -> None:
+    text = said(done)
+    assert "No space left on device" in text and "ENOSPC" in text, text
+    assert str(out) in text and "retalk resume" in text, text
+
+
+def test_a_full_disk_while_downloading_keeps_the_paid_task_for_resume(
+    emulator: Emulator, small_disk: Path, tmp_path: Path
+) -> None:
+    journal_file, out = tmp_path / "j.sqlite", small_disk / "out.mp4"
+    env = cli_env(emulator.base_url, journal_file)
+    full = run(retalk("submit", VIDEO, VOICE, "-o", str(out)), env)
+    assert full.returncode == 3, full.stderr
+    assert_told_the_disk_is_full(full, out)
+    assert list(small_disk.iterdir()) == []  # no result, not even a hidden part of one
+    job = only_job(journal_file)
+    assert job.state == "submitted" and job.task_id  # done on the service, not yet here
+    with client_for(emulator.base_url) as client:
+        assert client.get(job.task_id).status == "SUCCEEDED"
+    make_room(small_disk)
+    again = run(retalk("resume"), env)
+    assert again.returncode == 0, again.stderr
+    assert only_job(journal_file).state == "downloaded"
+    assert duration(out) == pytest.approx(4.0, abs=0.25)
+    assert emulator.submissions == 1
+
+
+def test_prep_and_retalk_on_a_full_disk_says_so_and_the_same_command_finishes_it(
+    emulator: Emulator, small_disk: Path, tmp_path: Path
+) -> None:
+    out = small_disk / "out.mp4"
+    command = prep(VIDEO, VOICE, "-o", str(out), "--work-dir", str(tmp_path / "work"),
+                   "--journal", str(tmp_path / "j.sqlite"))  # fmt: skip
+    env = cli_env(emulator.base_url, tmp_path / "unused.sqlite")
+    full = run(command, env)
+    assert full.returncode == 3, full.stderr
+    assert_told_the_disk_is_full(full, out)
+    assert list(small_disk.iterdir()) == []
+    make_room(small_disk)
+    again = run(command, env)
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    assert report["ok"] and report["result_duration_s"] == pytest.approx(4.0, abs=0.25)
+    assert emulator.submissions == 1
+
+
+# --------------------------------------------------------------------------- 3. an expired result
+def test_a_result_that_expired_is_reported_and_never_paid_for_again(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    journal_file, out = tmp_path / "j.sqlite", tmp_path / "out.mp4"
+    env = cli_env(emulator.base_url, journal_file)
+    emulator.faults.result_ttl_s = 0.5  # the service's 24 h, shortened
+    sent = run(retalk("submit", VIDEO, VOICE, "-o", str(out), "--no-wait"), env)
+    assert sent.returncode == 0, sent.stderr
+    task_id = only_job(journal_file).task_id
+    assert task_id is not None
+    with client_for(emulator.base_url) as client:
+        wait_for(lambda: client.get(task_id).status == "SUCCEEDED", 30, "the task")
+    time.sleep(0.6)  # the user came back a day later
+
+    late = run(retalk("resume"), env)
+    assert late.returncode == 1, late.stderr
+    assert f"the result of task {task_id} can no longer be downloaded" in said(late)
+    assert "403" in said(late) and "--force" in said(late)
+    job = only_job(journal_file)
+    assert job.state == "expired" and job.task_id == task_id
+    assert not out.exists() and list(tmp_path.glob(".out.mp4*")) == []
+    # The client asked the service again for the URL before it gave up on it.
+    downloads = [p for m, p, h in emulator.requests if p.startswith("/results/")]
+    assert len(downloads) == 2
+
+    # Nothing is left for resume to try again and again; the same inputs ask for --force.
+    assert run(retalk("resume"), env).returncode == 0
+    twice = run(retalk("submit", VIDEO, VOICE, "-o", str(out)), env)
+    assert twice.returncode == 2 and "--force" in said(twice) and "expired" in said(twice)
+    by_hand = run(retalk("download", task_id, "-o", str(out)), env)
+    assert by_hand.returncode == 1 and "expired" in said(by_hand), said(by_hand)
+    assert emulator.submissions == 1
+
+
+# --------------------------------------------------------------------------- 4. clock skew
+@pytest.mark.parametrize("hours", [2, -2], ids=["service clock 2 h ahead", "service clock 2 h behind"])
+def test_a_service_clock_hours_off_breaks_neither_the_job_nor_finding_a_lost_submit(
+    tmp_path: Path, hours: int
+) -> None:
+    faults = Faults(task_seconds=0.1, submit_interval_s=0, clock_offset_s=hours * 3600.0, policy_ttl_s=60)
+    with (
+        Emulator(tmp_path / "service", api_key=KEY, faults=faults) as emulator,
+        client_for(emulator.base_url) as client,
+        Journal(tmp_path / "j.sqlite") as journal,
+    ):
+        # A whole job: the upload policy's expiry (stated on the service's clock) is read
+        # as a length of time, so one policy serves both files; the task is waited for.
+        job = run_job(client, journal, VIDEO, VOICE, output=str(tmp_path / "one.mp4"))
+        assert job.state == "downloaded"
+        policies = [p for m, p, h in emulator.requests if p.startswith("/api/v1/uploads")]
+        assert len(policies) == 1
+        assert client.clock_offset == pytest.approx(hours * 3600.0, abs=2.0)
+
+        # A crash mid-submit: the submit reached the service, its answer never came back.
+        lost = journal.start(
+            {"video": VIDEO, "audio": VOICE}, {"video_extension": True}, str(tmp_path / "two.mp4"),
+            base_url=client.base_url,
+        )  # fmt: skip
+        urls = {role: journal.job(job.id).inputs[role]["url"] for role in ("video", "audio")}
+        now = time.time()
+        inputs = {role: {**d, "url": urls[role], "uploaded": now} for role, d in lost.inputs.items()}
+        journal.update(lost.id, inputs=inputs, state="submitting", submit_started=now)
+        created = client.submit(urls["video"], urls["audio"], video_extension=True)
+        # Resume, told the service lists at once (settle_s=0), must still find that task
+        # although the service dates it two hours off: not paid for again.
+        (done,) = resume(client, journal, settle_s=0)
+    assert done.task_id == created.task_id and done.state == "downloaded"
+    assert emulator.submissions == 2
+
+
+# --------------------------------------------------------------------------- 5. SIGKILL at every stage
+def kill_when_held(emulator: Emulator, point: str, command: list[str], env: dict[str, str]) -> None:
+    """Run ``command`` and SIGKILL it while the emulator holds its request at ``point``."""
+    hold = emulator.hold(point)
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        if not hold.reached.wait(CLI_TIMEOUT_S):
+            raise AssertionError(f"the command never got to {point}")
+        process.kill()
+        process.wait(10)
+    finally:
+        hold.release()  # the service goes on with the request its client no longer hears
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    assert process.returncode == -signal.SIGKILL
+
+
+def kill_when(condition: Any, command: list[str], env: dict[str, str], what: str) -> None:
+    """Run ``command`` and SIGKILL it as soon as ``condition()`` holds."""
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + CLI_TIMEOUT_S
+        while not condition() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        process.kill()
+        process.wait(10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    assert process.returncode == -signal.SIGKILL, f"it ended before {what}"
+
+
+#: Where the emulator holds the request in flight when the command is killed.
+HTTP_STAGES = {
+    "uploading the video": "storage",
+    "between upload and submit": "list",
+    "submitted, answer not yet back": "submit",
+    "waiting": "query",
+    "downloading": "result",
+}
+#: What the journal knows at each of those moments: the intent to submit is written down
+#: before the submit is sent ("submitting"), the task id as soon as its answer is back.
+JOURNAL_AT = {"storage": "new", "list": "uploaded", "submit": "submitting", "query": "submitted",
+              "result": "submitted"}  # fmt: skip
+
+
+@pytest.mark.parametrize("point", list(HTTP_STAGES.values()), ids=list(HTTP_STAGES))
+def test_retalk_submit_killed_at_any_stage_is_finished_by_resume_paid_once(
+    emulator: Emulator, tmp_path: Path, point: str
+) -> None:
+    journal_file, out = tmp_path / "j.sqlite", tmp_path / "out.mp4"
+    env = cli_env(emulator.base_url, journal_file)
+    kill_when_held(emulator, point, retalk("submit", VIDEO, VOICE, "-o", str(out)), env)
+    assert not out.exists()  # never a half-written result under its name
+    killed = only_job(journal_file)
+    assert killed.state == JOURNAL_AT[point]
+    assert (killed.task_id is not None) == (killed.state == "submitted")
+    done = run(retalk("resume"), env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    job = only_job(journal_file)
+    assert job.state == "downloaded" and job.task_id
+    assert duration(out) == pytest.approx(4.0, abs=0.25)
+    assert emulator.submissions == 1
+
+
+def test_retalk_submit_run_again_after_a_kill_finishes_the_task_instead_of_asking_to_pay_again(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    journal_file, out = tmp_path / "j.sqlite", tmp_path / "out.mp4"
+    env = cli_env(emulator.base_url, journal_file)
+    command = retalk("submit", VIDEO, VOICE, "-o", str(out))
+    kill_when_held(emulator, "query", command, env)
+    done = run(command, env)
+    assert done.returncode == 0, done.stderr
+    assert only_job(journal_file).state == "downloaded" and duration(out) == pytest.approx(4.0, abs=0.25)
+    assert emulator.submissions == 1
+
+
+PREP_STAGES = ["checking and fixing", *HTTP_STAGES, "verifying"]
+
+
+@pytest.mark.parametrize("stage", PREP_STAGES)
+def test_prep_and_retalk_killed_at_any_stage_is_finished_by_running_it_again_paid_once(
+    emulator: Emulator, tmp_path: Path, stage: str
+) -> None:
+    out = tmp_path / "out.mp4"
+    command = prep(VIDEO, VOICE, "-o", str(out), "--journal", str(tmp_path / "j.sqlite"))
+    env = cli_env(emulator.base_url, tmp_path / "unused.sqlite")
+    if stage == "checking and fixing":
+        kill_when(lambda: (tmp_path / "out.work").exists(), command, env, "its fix")
+    elif stage == "verifying":
+        kill_when(out.exists, command, env, "it verified the result")
+    else:
+        kill_when_held(emulator, HTTP_STAGES[stage], command, env)
+        assert not out.exists()
+    done = run(command, env)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["ok"] and report["output"] == str(out)
+    assert report["result_duration_s"] == pytest.approx(report["expected_duration_s"], abs=0.25)
+    assert emulator.submissions == 1
+    job = only_job(tmp_path / "j.sqlite")
+    assert job.state == "downloaded" and job.task_id == report["task_id"]
