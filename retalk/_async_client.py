@@ -23,6 +23,7 @@ from ._client import (
     Progress,
     RetryPolicy,
     _error_from,
+    _outage_or_raise,
     _partial_for,
     _publish,
     _range_start,
@@ -31,6 +32,7 @@ from ._client import (
     _Retryable,
     _surely_unsent,
     _total_size,
+    _transport_error,
     _write_problem,
     object_name,
     resolve_base_url,
@@ -121,7 +123,7 @@ class AsyncClient:
                 if not idempotent and not _surely_unsent(exc):
                     raise SubmitUncertain(f"{method} {path}: {reason}") from None
                 if last:
-                    raise TransportError(f"{method} {path}: {reason}") from None
+                    raise _transport_error(f"{method} {path}: {reason}", exc) from None
                 await self._sleep(self._retry.delay(attempt, None, self._rng))
                 continue
             if response.status_code == 429 or response.status_code >= 500:
@@ -223,22 +225,24 @@ class AsyncClient:
         timeout: float | None = None,
         on_status: Callable[[Task, float], None] | None = None,
     ) -> Task:
-        started = answered = time.monotonic()
+        started = time.monotonic()
+        answered: float | None = None  # the last answer in this wait (none yet)
+        told: float | None = None
         delays = self._poll.delays(self._rng)
         while True:
             try:
                 task = await self.get(task_id)
-            except (TransportError, ServerError, ThrottledError):
-                # As the synchronous client: an outage of the service is waited out.
+            except (TransportError, ServerError, ThrottledError) as exc:
+                # As the synchronous client: an outage of a service that answered in this
+                # wait is waited out (and said); one never reached fails at once.
                 now = time.monotonic()
                 pause = next(delays)
-                if now - answered + pause > self._poll.outage_s or (
-                    timeout is not None and now - started + pause > timeout
-                ):
-                    raise
+                told = _outage_or_raise(
+                    exc, task_id, self._poll, timeout, started, answered, now, pause, told
+                )
                 await self._sleep(pause)
                 continue
-            answered = time.monotonic()
+            answered, told = time.monotonic(), None
             waited = answered - started
             if on_status is not None:
                 on_status(task, waited)

@@ -14,6 +14,7 @@ import logging
 import os
 import random
 import re
+import ssl
 import tempfile
 import time
 import uuid
@@ -46,6 +47,8 @@ from ._models import Task, UploadPolicy
 DEFAULT_BASE_URL = "https://dashscope.aliyuncs.com/api/v1"
 MODEL = "videoretalk"
 SUBMIT_PATH = "/services/aigc/image2video/video-synthesis/"
+#: A service clock further off ours than this (by its Date header) is not believed.
+MAX_CLOCK_OFFSET_S = 86400.0
 #: Progress callback: (bytes done, bytes in all or None when unknown).
 Progress = Callable[[int, int | None], None]
 
@@ -172,6 +175,56 @@ def _write_problem(target: Path, exc: OSError) -> DownloadError:
     return DownloadError(
         f"cannot write the result to {target}: {exc.strerror or exc}" + (f" [{name}]" if name else "")
     )
+
+
+def _transport_error(message: str, exc: httpx.TransportError) -> TransportError:
+    """A ``TransportError`` for ``exc``, marked when the TLS handshake was what failed."""
+    error = TransportError(message)
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError):  # SSLCertVerificationError among them
+            error.tls = True
+            break
+        cause = cause.__cause__ or cause.__context__
+    return error
+
+
+def _outage_or_raise(
+    exc: ServiceError | TransportError,
+    task_id: str,
+    poll: PollPolicy,
+    timeout: float | None,
+    started: float,
+    answered: float | None,
+    now: float,
+    pause: float,
+    told: float | None,
+) -> float | None:
+    """``wait``'s query failed after its own retries: raise, or ride it out (the task runs on
+    while the service is down or restarting). Ridden out only when the service answered
+    earlier in this wait (one never reached is a wrong URL, a closed port, a failed DNS
+    look-up: said at once, not after minutes) and never for a failed TLS handshake; with a
+    ``timeout``, an outage that reaches it is a ``TaskTimeout``. Returns when the outage
+    was last reported (a warning every ``OUTAGE_REPORT_S``)."""
+    if answered is None or (isinstance(exc, TransportError) and exc.tls):
+        raise exc
+    if timeout is not None and now - started + pause > timeout:
+        raise TaskTimeout(
+            f"task {task_id}: no answer from the service for {now - answered:.0f} s, "
+            f"given up after {now - started:.0f} s ({exc})"
+        ) from None
+    if now - answered + pause > poll.outage_s:
+        raise exc
+    if told is None or now - told >= OUTAGE_REPORT_S:
+        since = time.strftime("%H:%M:%S", time.localtime(time.time() - (now - answered)))
+        log.warning("no answer from the service since %s; still trying (up to %.0f s)", since, poll.outage_s)
+        return now
+    return told
+
+
+#: While ``wait`` rides out an outage, it says so this often (a log warning: on stderr
+#: when logging is not set up).
+OUTAGE_REPORT_S = 30.0
 
 
 def _surely_unsent(exc: httpx.TransportError) -> bool:
@@ -331,13 +384,15 @@ class Client:
                 if not idempotent and not _surely_unsent(exc):
                     raise SubmitUncertain(f"{method} {path}: {reason}") from None
                 if last:
-                    raise TransportError(f"{method} {path}: {reason}") from None
+                    raise _transport_error(f"{method} {path}: {reason}", exc) from None
                 log.debug("%s %s: %s; retrying", method, path, reason)
                 self._sleep(self._retry.delay(attempt, None, self._rng))
                 continue
             log.debug("%s %s -> %s", method, path, response.status_code)
             offset = _server_clock_offset(response)
-            if offset is not None:
+            # Only a 2xx answer's Date (a proxy's error page has its own clock), and only a
+            # plausible one: a Date days off is a broken header, not a clock to move task times by.
+            if offset is not None and response.is_success and abs(offset) <= MAX_CLOCK_OFFSET_S:
                 self.clock_offset = offset
             if response.status_code == 429 or response.status_code >= 500:
                 error = _error_from(response, self._key)
@@ -464,7 +519,9 @@ class Client:
         """Poll until the task is final (SUCCEEDED, FAILED, CANCELED or UNKNOWN) and return
         it; statuses this client does not know count as running. ``on_status`` gets each
         answer and the seconds waited. Raises ``TaskTimeout`` after ``timeout`` seconds."""
-        started = answered = time.monotonic()
+        started = time.monotonic()
+        answered: float | None = None  # the last answer in this wait (none yet)
+        told: float | None = None
         delays = self._poll.delays(self._rng)
         while True:
             try:
@@ -474,14 +531,13 @@ class Client:
                 # lost with it: keep polling, and give up only after a long outage.
                 now = time.monotonic()
                 pause = next(delays)
-                if now - answered + pause > self._poll.outage_s or (
-                    timeout is not None and now - started + pause > timeout
-                ):
-                    raise
+                told = _outage_or_raise(
+                    exc, task_id, self._poll, timeout, started, answered, now, pause, told
+                )
                 log.info("task %s: no answer (%s); asking again in %.0f s", task_id, exc, pause)
                 self._sleep(pause)
                 continue
-            answered = time.monotonic()
+            answered, told = time.monotonic(), None
             waited = answered - started
             if on_status is not None:
                 on_status(task, waited)

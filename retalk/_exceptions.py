@@ -38,6 +38,10 @@ class ConfigError(RetalkError):
 class TransportError(RetalkError):
     """The request could not be completed over the network (after retries)."""
 
+    #: The TLS handshake failed (a certificate not trusted, a proxy's own certificate):
+    #: a setup problem that waiting does not cure, never taken for an outage.
+    tls: bool = False
+
 
 class ServiceError(RetalkError):
     """The service answered with an error."""

@@ -214,15 +214,18 @@ def _find_lost_submit(client: Client, journal: Journal, job: Job, settle_s: floa
         # The service's times are on its clock; ``started`` is on ours. Hours apart (a
         # clock set wrong) would hide the task and pay for it again: its times are moved
         # onto our clock by the offset its answers' Date shows.
-        offset = client.clock_offset or 0.0
+        # The offset measured now may not be the one at submit (a clock corrected by NTP
+        # since, a Date header that is wrong): a task in the window with it or with none
+        # counts, so that our own task is never missed (and paid for again).
+        offsets = {client.clock_offset or 0.0, 0.0}
         for task in tasks:
-            moment = _service_time(task.submit_time, offset)
-            if task.task_id in owned or moment is None:
+            if task.task_id in owned:
                 continue
-            if started - CLOCK_SLACK_S <= moment <= started + LOST_SUBMIT_WINDOW_S:
+            moments = _submit_moments(task, offsets)
+            if any(started - CLOCK_SLACK_S <= m <= started + LOST_SUBMIT_WINDOW_S for m in moments):
                 candidates.append(task)
-        oldest = _service_time(tasks[-1].submit_time, offset) if tasks else None
-        if len(tasks) < 50 or (oldest is not None and oldest < started - CLOCK_SLACK_S):
+        oldest = _submit_moments(tasks[-1], offsets) if tasks else []
+        if len(tasks) < 50 or (oldest and max(oldest) < started - CLOCK_SLACK_S):
             break
     if len(candidates) == 1:
         return journal.update(job.id, state="submitted", task_id=candidates[0].task_id)
@@ -235,7 +238,18 @@ def _find_lost_submit(client: Client, journal: Journal, job: Job, settle_s: floa
         raise SubmitUncertain(
             f"job {job.id}: its submit is too recent to tell; `retalk resume` again in a minute"
         )
-    return journal.update(job.id, state="uploaded")
+    # Sent again only if the job is still ours and still "submitting": another process may
+    # have taken it up and submitted it while the list was read (never undone, never paid twice).
+    again = journal.unclaim_submit(job.id)
+    if again is None:
+        raise RetalkError(f"job {job.id} was taken up by another process; it is not submitted twice")
+    return again
+
+
+def _submit_moments(task: Task, offsets: set[float]) -> list[float]:
+    """When the task was submitted, on our clock, by each of the clock offsets."""
+    found = (_service_time(task.submit_time, offset) for offset in offsets)
+    return [moment for moment in found if moment is not None]
 
 
 def _service_time(text: str | None, offset: float = 0.0) -> float | None:
@@ -290,20 +304,41 @@ def _finish(
     return journal.update(job.id, state="downloaded", billed_s=billed, error=None)
 
 
+def _past_result_ttl(client: Client, task: Task) -> bool:
+    """The task's result has outlived its life (``RESULT_URL_TTL_S`` after the task's end)
+    on the service's clock (ours moved by the offset its Date showed, when known). False
+    when the end time is not known: a result is never written off on a guess."""
+    ended = _service_time(task.end_time)  # a timestamp on the service's clock
+    if ended is None:
+        return False
+    return time.time() + (client.clock_offset or 0.0) >= ended + limits.RESULT_URL_TTL_S
+
+
 def _download(client: Client, task: Task, output: str, events: Events | None) -> Task:
     """The result into ``output``; a URL that no longer works is asked for again once (the
-    service may give a fresh one) before the result is taken as expired."""
+    service may give a fresh one) before the result is taken as expired, and taken as such
+    only once its life is over by the service's clock: refused earlier (a proxy refusing
+    the host, a CDN hiccup), it is a ``DownloadError`` that leaves the job for resume."""
     assert task.video_url is not None
     progress = events.on_download if events else None
     try:
         client.download(task.video_url, output, on_progress=progress)
         return task
-    except ResultExpired:
-        again = client.get(task.task_id)
-        if not again.succeeded or not again.video_url:
-            raise
-        client.download(again.video_url, output, on_progress=progress)
-        return again
+    except ResultExpired as first:
+        refusal = first
+    again = client.get(task.task_id)
+    if again.succeeded and again.video_url:
+        try:
+            client.download(again.video_url, output, on_progress=progress)
+            return again
+        except ResultExpired as second:
+            refusal = second
+    if not _past_result_ttl(client, again if again.end_time else task):
+        raise DownloadError(
+            f"the download of the result of task {task.task_id} was refused ({refusal}) within its "
+            f"{limits.RESULT_URL_TTL_S // 3600} h; it is not written off: `retalk resume` will try again"
+        )
+    raise refusal
 
 
 def resume(
@@ -317,7 +352,20 @@ def resume(
 ) -> list[Job]:
     """Finish every unfinished job in the journal; one job's failure does not stop the rest."""
     finished: list[Job] = []
-    for job in journal.unfinished(client.base_url):
+    for listed in journal.unfinished(client.base_url):
+        # Taken up first (this process its owner, set atomically): the same command run
+        # again meanwhile sees a live owner and leaves the job alone, instead of both
+        # finding no task and both submitting it. One that another process took first is
+        # skipped (said through on_error), not continued alongside it.
+        job = journal.take_up(listed.id, None)
+        if job is None:
+            current = journal.job(listed.id)
+            if current.state in UNFINISHED and on_error is not None:
+                on_error(
+                    current,
+                    RetalkError(f"job {current.id} is being run by process {current.owner}; left to it"),
+                )
+            continue
         try:
             finished.append(
                 continue_job(

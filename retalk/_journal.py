@@ -341,6 +341,21 @@ class Journal:
             )
         return self.job(job_id)
 
+    def unclaim_submit(self, job_id: int) -> Job | None:
+        """A ``submitting`` job whose submit is known not to have got through, back to
+        ``uploaded`` to be sent again: only if it is still ``submitting`` and still this
+        process's (compare-and-set in one statement). None when another process took it up
+        meanwhile (it may have submitted it already: that is not undone)."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET state = 'uploaded', updated = ? "
+                "WHERE id = ? AND state = 'submitting' AND owner = ?",
+                (time.time(), job_id, _me()),
+            )
+            if cursor.rowcount != 1:
+                return None
+        return self.job(job_id)
+
     def unfinished(self, base_url: str | None = None) -> list[Job]:
         """Jobs not finished, for ``base_url`` (all when None), leaving out those another
         live process on this machine is running."""

@@ -23,7 +23,7 @@ from preflight import PreflightError, limits
 from preflight._split import JoinReport, PartFiles, SplitPlan, encode_voice, join_parts
 
 from ._client import Client
-from ._exceptions import ConfigError, DownloadError, InputError, RetalkError, TaskFailed
+from ._exceptions import ConfigError, DownloadError, InputError, ResultExpired, RetalkError, TaskFailed
 from ._jobs import Events, continue_job
 from ._journal import DuplicateJob, Job, Journal, Split, running_elsewhere, sha256_of
 
@@ -195,10 +195,12 @@ def send_parts(
         nonlocal split
         split = _ensure_part_job(journal, split, number)
         job = journal.job(split.plan["parts"][number]["job"])
-        if job.state in ("failed", "canceled"):
+        # An expired part (paid for, its result gone) ends the split as a failed one does:
+        # it is never "done", and the join could never have it.
+        if job.state in ("failed", "canceled", "expired"):
             reason = f"part {number + 1} of split {split.id} ({job.state}): {job.error or 'no reason given'}"
             journal.update_split(split.id, state="failed", error=reason)
-            raise PartFailed(reason + "; run the same command again to try that part anew")
+            raise PartFailed(reason + _again(job.state))
         return job
 
     def tell(number: int, text: str) -> None:
@@ -231,16 +233,26 @@ def send_parts(
                 job = continue_job(
                     client, journal, journal.job(job.id), events=events, wait_timeout=wait_timeout
                 )
-            except (TaskFailed, InputError) as exc:
+            except (TaskFailed, InputError, ResultExpired) as exc:
                 refused = (number, exc)
             if refused is not None:
                 which, cause = refused
                 reason = f"part {which + 1} of split {split.id}: {cause}"
                 journal.update_split(split.id, state="failed", error=reason)
-                raise PartFailed(reason + "; run the same command again to try that part anew") from cause
+                expired = isinstance(cause, ResultExpired)
+                raise PartFailed(reason + _again("expired" if expired else "failed")) from cause
         tell(number, f"done (task {job.task_id}, {job.billed_s} s billed)")
         outcomes.append(PartOutcome(part.index, part.start_s, part.end_s, job))
     return outcomes
+
+
+def _again(state: str) -> str:
+    """What to do about a part that ended the split: a failed part is tried anew by the same
+    command; an expired one was paid for and its job stands in the journal (the same command
+    meets it again), so only --force pays again."""
+    if state == "expired":
+        return "; run the same command again with --force to pay for the job again"
+    return "; run the same command again to try that part anew"
 
 
 def _download_again(client: Client, journal: Journal, split: Split, job: Job, result: str) -> Job:

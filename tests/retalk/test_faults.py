@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,8 +24,10 @@ from urllib.parse import urlsplit
 import av
 import pytest
 
+from preflight.limits import RESULT_URL_TTL_S
 from retalk import Client, PollPolicy, RetryPolicy
 from retalk._emulator import Emulator, Faults
+from retalk._exceptions import TaskTimeout, TransportError
 from retalk._jobs import resume, run_job
 from retalk._journal import Job, Journal
 from tests.conftest import ROOT, SAMPLE
@@ -270,7 +273,8 @@ def test_a_result_that_expired_is_reported_and_never_paid_for_again(
     assert task_id is not None
     with client_for(emulator.base_url) as client:
         wait_for(lambda: client.get(task_id).status == "SUCCEEDED", 30, "the task")
-    time.sleep(0.6)  # the user came back a day later
+    time.sleep(0.6)
+    age_task(emulator, task_id, 25 * 3600.0)  # the user came back a day later
 
     late = run(retalk("resume"), env)
     assert late.returncode == 1, late.stderr
@@ -289,6 +293,42 @@ def test_a_result_that_expired_is_reported_and_never_paid_for_again(
     assert twice.returncode == 2 and "--force" in said(twice) and "expired" in said(twice)
     by_hand = run(retalk("download", task_id, "-o", str(out)), env)
     assert by_hand.returncode == 1 and "expired" in said(by_hand), said(by_hand)
+    assert emulator.submissions == 1
+
+
+def age_task(emulator: Emulator, task_id: str, seconds: float) -> None:
+    """Make a task look as if it ended ``seconds`` earlier (its end time, on the service's clock)."""
+    with emulator._lock:
+        task = emulator._tasks[task_id]
+        assert task.ended is not None
+        task.ended -= timedelta(seconds=seconds)
+
+
+def test_a_result_refused_within_its_24_hours_is_not_written_off(emulator: Emulator, tmp_path: Path) -> None:
+    journal_file, out = tmp_path / "j.sqlite", tmp_path / "out.mp4"
+    env = cli_env(emulator.base_url, journal_file)
+    # The result URL answers 403 (a proxy refusing the host, a CDN hiccup) a second after
+    # the task ended: far within the 24 h a result lives.
+    emulator.faults.result_ttl_s = 0.5
+    sent = run(retalk("submit", VIDEO, VOICE, "-o", str(out), "--no-wait"), env)
+    assert sent.returncode == 0, sent.stderr
+    task_id = only_job(journal_file).task_id
+    assert task_id is not None
+    with client_for(emulator.base_url) as client:
+        wait_for(lambda: client.get(task_id).status == "SUCCEEDED", 30, "the task")
+    time.sleep(0.6)
+
+    refused = run(retalk("resume"), env)
+    assert refused.returncode == 1, refused.stderr  # resume: a job not finished
+    text = said(refused)
+    assert "refused" in text and "403" in text and "retalk resume" in text, text
+    assert "--force" not in text, text
+    assert only_job(journal_file).state == "submitted"  # not written off
+
+    emulator.faults.result_ttl_s = float(RESULT_URL_TTL_S)  # the refusal is over
+    again = run(retalk("resume"), env)
+    assert again.returncode == 0, again.stderr
+    assert only_job(journal_file).state == "downloaded" and duration(out) == pytest.approx(4.0, abs=0.25)
     assert emulator.submissions == 1
 
 
@@ -326,6 +366,37 @@ def test_a_service_clock_hours_off_breaks_neither_the_job_nor_finding_a_lost_sub
         (done,) = resume(client, journal, settle_s=0)
     assert done.task_id == created.task_id and done.state == "downloaded"
     assert emulator.submissions == 2
+
+
+@pytest.mark.parametrize(
+    "offset_s", [10 * 86400.0, 10 * 3600.0], ids=["a Date 10 days off", "a clock corrected by 10 h"]
+)
+def test_a_lost_submit_is_found_when_the_service_clock_changed_or_lies_after_the_submit(
+    tmp_path: Path, offset_s: float
+) -> None:
+    faults = Faults(task_seconds=0.1, submit_interval_s=0)
+    with (
+        Emulator(tmp_path / "service", api_key=KEY, faults=faults) as emulator,
+        Journal(tmp_path / "j.sqlite") as journal,
+    ):
+        with client_for(emulator.base_url) as client:
+            lost = journal.start(
+                {"video": VIDEO, "audio": VOICE}, {}, str(tmp_path / "out.mp4"), base_url=client.base_url
+            )
+            urls = {"video": client.upload(VIDEO), "audio": client.upload(VOICE)}
+            now = time.time()
+            inputs = {role: {**d, "url": urls[role], "uploaded": now} for role, d in lost.inputs.items()}
+            journal.update(lost.id, inputs=inputs, state="submitting", submit_started=now)
+            created = client.submit(urls["video"], urls["audio"])  # its answer "lost"
+        # Between the submit and resume the service's Date moved: a bogus header days off
+        # (ignored), or its clock corrected by hours (the task was dated before that).
+        emulator.faults.clock_offset_s = offset_s
+        with client_for(emulator.base_url) as client:
+            resume(client, journal, settle_s=0, on_error=lambda job, exc: None)
+            if offset_s > 86400:
+                assert client.clock_offset is None or abs(client.clock_offset) < 60
+        job = journal.job(lost.id)
+    assert job.task_id == created.task_id and emulator.submissions == 1
 
 
 # --------------------------------------------------------------------------- 5. SIGKILL at every stage
@@ -437,3 +508,109 @@ def test_prep_and_retalk_killed_at_any_stage_is_finished_by_running_it_again_pai
     assert emulator.submissions == 1
     job = only_job(tmp_path / "j.sqlite")
     assert job.state == "downloaded" and job.task_id == report["task_id"]
+
+
+# --------------------------------------------------------------------------- 6. resume and a re-run at once
+def test_resume_and_the_same_command_run_again_at_once_submit_a_job_left_submitting_once(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """A job left "submitting" by a kill (its submit never got through, long ago): ``resume``
+    reads the task list slowly while the same command is run again. Only one of them may
+    send it; the other leaves it alone (before: both did, and the first task was forgotten)."""
+    journal_file, out = tmp_path / "j.sqlite", tmp_path / "out.mp4"
+    env = cli_env(emulator.base_url, journal_file)
+    command = retalk("submit", VIDEO, VOICE, "-o", str(out))
+    kill_when_held(emulator, "list", command, env)  # uploaded, owner a dead process
+    with Journal(journal_file) as journal:
+        (job,) = journal.jobs()
+        # Killed right after the claim, its submit never sent, five minutes ago.
+        journal.update(job.id, state="submitting", submit_started=time.time() - 300)
+    holding = emulator.hold("list")  # resume's look for a lost task is slow
+    outcome: list[Any] = []
+
+    def resuming() -> None:
+        with client_for(emulator.base_url) as client, Journal(journal_file) as journal:
+            try:
+                outcome.append(resume(client, journal, on_error=lambda j, e: outcome.append(e)))
+            except Exception as exc:  # reported by the assertions below
+                outcome.append(exc)
+
+    thread = threading.Thread(target=resuming)
+    thread.start()
+    try:
+        assert holding.reached.wait(CLI_TIMEOUT_S)
+        again = run(command, env)  # while resume still waits for its list
+    finally:
+        holding.release()
+        thread.join(CLI_TIMEOUT_S)
+    assert emulator.submissions == 1, (said(again), outcome)
+    assert again.returncode != 0 and "being run by process" in said(again), said(again)
+    job = only_job(journal_file)
+    assert job.state == "downloaded" and job.task_id
+    assert [j.task_id for j in outcome[0]] == [job.task_id]
+
+
+# --------------------------------------------------------------------------- 7. a service never reached
+def closed_port_url() -> str:
+    """The URL of a port nobody listens on (bound a moment ago, then closed)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/api/v1"
+
+
+def test_waiting_on_a_service_never_reached_fails_after_the_retries_not_after_the_outage_time() -> None:
+    # A closed port from the start is a wrong URL or a service that is not there: no outage
+    # to ride out (before: wait went on for the whole outage_s, 300 s by default).
+    poll = PollPolicy(steps=(0.05,), cap_s=0.1, jitter=0.1, outage_s=30.0)
+    quick = RetryPolicy(attempts=3, base_s=0.05, cap_s=0.1)
+    with Client(KEY, base_url=closed_port_url(), poll=poll, retry=quick) as client:
+        began = time.monotonic()
+        with pytest.raises(TransportError):
+            client.wait("some-task")
+    assert time.monotonic() - began < 10
+
+
+def test_async_waiting_on_a_service_never_reached_fails_after_the_retries() -> None:
+    import asyncio
+
+    from retalk import AsyncClient
+
+    poll = PollPolicy(steps=(0.05,), cap_s=0.1, jitter=0.1, outage_s=30.0)
+    quick = RetryPolicy(attempts=3, base_s=0.05, cap_s=0.1)
+
+    async def waiting() -> None:
+        async with AsyncClient(KEY, base_url=closed_port_url(), poll=poll, retry=quick) as client:
+            await client.wait("some-task")
+
+    began = time.monotonic()
+    with pytest.raises(TransportError):
+        asyncio.run(waiting())
+    assert time.monotonic() - began < 10
+
+
+def test_an_outage_that_outlasts_the_timeout_is_a_timeout_and_is_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    faults = Faults(task_seconds=30.0, submit_interval_s=0)
+    service = Emulator(tmp_path / "service", api_key=KEY, faults=faults).start()
+    quick = RetryPolicy(attempts=2, base_s=0.05, cap_s=0.1)
+    try:
+        with client_for(service.base_url, quick) as client:
+            urls = [client.upload(VIDEO), client.upload(VOICE)]
+            task = client.submit(*urls)
+            seen: list[str] = []
+
+            def went_down(answer: Any, waited: float) -> None:
+                seen.append(answer.status)
+                service.stop()  # the service answered once in this wait, then went away
+
+            began = time.monotonic()
+            with caplog.at_level("WARNING", logger="retalk"), pytest.raises(TaskTimeout):
+                client.wait(task.task_id, timeout=2.0, on_status=went_down)
+    finally:
+        service.stop()
+    assert seen and time.monotonic() - began < 10
+    assert "no answer from the service since" in caplog.text and "still trying" in caplog.text

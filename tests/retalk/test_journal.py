@@ -72,3 +72,22 @@ def test_an_input_changed_before_upload_ends_the_job_instead_of_blocking_resume(
         with pytest.raises(RetalkError, match="has changed"):
             continue_job(client, journal, job)
         assert journal.job(job.id).state == "failed" and journal.unfinished() == []
+
+
+def test_a_submitting_job_goes_back_to_uploaded_only_if_still_submitting_and_ours(
+    tmp_path: Path, files: dict[str, str]
+) -> None:
+    with Journal(tmp_path / "j.sqlite") as journal:
+        job = journal.start(files, {}, "a.mp4", base_url=API)
+        journal.update(job.id, state="submitting")
+        # Another process took it up and submitted it meanwhile: not undone.
+        journal.update(job.id, owner="elsewhere:1", state="submitted", task_id="t1")
+        assert journal.unclaim_submit(job.id) is None
+        assert journal.job(job.id).state == "submitted"
+        journal.update(job.id, state="submitting", task_id=None)
+        assert journal.unclaim_submit(job.id) is None  # still submitting, but not ours
+        journal.update(job.id, owner=None)  # that process ended
+        taken = journal.take_up(job.id, None)
+        assert taken is not None
+        again = journal.unclaim_submit(job.id)
+        assert again is not None and again.state == "uploaded"

@@ -5,14 +5,18 @@ the service failed. In none of them is a part paid twice or a wrong result joine
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from preflight._split import SplitPlan, plan_split, write_parts
 from retalk import Client, PollPolicy
+from retalk._cli.main import EXIT_REFUSED, _status_for
 from retalk._emulator import Emulator, Faults
+from retalk._jobs import Events
 from retalk._journal import Journal
+from retalk._models import Task
 from retalk._split import PartFailed, finish_splits, parts_folder, record_split, send_parts
 from tests.conftest import make_fixtures
 
@@ -43,11 +47,17 @@ def client_for(service: Emulator) -> Client:
 
 
 def recorded(
-    journal: Journal, service: Emulator, pair: tuple[Path, Path], work: Path, fingerprint: str, output: Path
+    journal: Journal,
+    service: Emulator,
+    pair: tuple[Path, Path],
+    work: Path,
+    fingerprint: str,
+    output: Path,
+    max_part_s: float = 12,
 ) -> tuple[int, SplitPlan]:
     """A split of the pair into parts of at most 12 s, written down as prep-and-retalk does."""
     video, audio = pair
-    plan = plan_split(video, audio, max_part_s=12)
+    plan = plan_split(video, audio, max_part_s=max_part_s)
     files = write_parts(video, audio, plan, parts_folder(str(work), fingerprint), preset="ultrafast")
     split = record_split(
         journal, fingerprint, str(output), plan, files, video=str(video), voice=str(audio), ref=None,
@@ -121,3 +131,42 @@ def test_a_part_the_service_fails_fails_the_split_and_resume_sends_nothing_again
         assert finish_splits(client, journal) == []
 
     assert service.submissions == sent
+
+
+def test_a_part_whose_result_expired_fails_the_split_and_asks_for_force(
+    service: Emulator, pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    aged: list[str] = []
+
+    def age_the_first_result(task: Task, waited: float) -> None:
+        # Part 1's task has just succeeded: make it look as if it ended 25 h ago, so that its
+        # result has expired for real (its URL answers 403, its end time is a day old).
+        if task.status == "SUCCEEDED" and not aged:
+            with service._lock:
+                ended = service._tasks[task.task_id].ended
+                assert ended is not None
+                service._tasks[task.task_id].ended = ended - timedelta(hours=25)
+            aged.append(task.task_id)
+
+    told: list[str] = []
+    with Journal(tmp_path / "j.sqlite") as journal, client_for(service) as client:
+        split_id, plan = recorded(journal, service, pair, tmp_path, "a" * 64, tmp_path / "out.mp4", 20)
+        assert len(plan.parts) == 2
+        with pytest.raises(PartFailed, match="part 1") as failed:
+            send_parts(
+                client, journal, journal.split(split_id), events=Events(on_status=age_the_first_result),
+                on_part=lambda number, count, text: told.append(f"{number}: {text}"),
+            )  # fmt: skip
+        assert "expired" in str(failed.value) or "can no longer be downloaded" in str(failed.value)
+        assert "--force" in str(failed.value) and _status_for(failed.value) == EXIT_REFUSED
+        assert not any("done" in line for line in told), told
+        assert journal.split(split_id).state == "failed"
+        sent = service.submissions
+        assert sent == 2  # the first part, and the next one queued behind it
+
+        # Nothing is sent again, nothing joined: resume leaves the failed split alone.
+        assert finish_splits(client, journal) == []
+        # The same split run again meets the expired part first: failed again, not "done".
+        with pytest.raises(PartFailed, match="expired"):
+            send_parts(client, journal, journal.split(split_id))
+    assert aged and service.submissions == sent and not (tmp_path / "out.mp4").exists()
