@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -200,6 +201,33 @@ def _clipped_runs(full: npt.NDArray[np.bool_], carry: int) -> tuple[int, int]:
     return count, (len(full) - int(below[-1]) - 1) if below.size else carry + len(full)
 
 
+def decoded_audio(container: Any, stream: Any) -> Iterator[Any]:
+    """The stream's frames, decoded as FFmpeg's command line does: a packet the decoder
+    refuses (the cut-off last frame of a truncated AAC or MP3, a damaged one in the
+    middle) is skipped, not fatal to the whole voice."""
+    for packet in container.demux(stream):
+        try:
+            yield from packet.decode()
+        except av.InvalidDataError:
+            continue
+
+
+#: Resampled audio is packed, not planar: PyAV counts a planar frame's planes by reading
+#: FFmpeg's array of plane pointers up to a null one, which from 8 channels on lies past
+#: the array's end, and ``to_ndarray`` then copies from wild pointers (a segfault, found by
+#: the fuzzer; a plain 8-channel WAV does it). A packed frame has one plane, whatever its
+#: channel count.
+PACKED_FLOAT = "flt"
+
+
+def frame_planes(frame: Any) -> npt.NDArray[np.float32]:
+    """A packed float frame's samples as planes: (channels, samples)."""
+    packed: npt.NDArray[np.float32] = frame.to_ndarray()
+    channels = int(frame.layout.nb_channels)
+    planes: npt.NDArray[np.float32] = packed.reshape(-1, channels).T
+    return planes
+
+
 def analyse_audio(path: str | os.PathLike[str], stream_index: int | None = None) -> AudioAnalysis | None:
     """Decode the voice once and measure it. None when no audio could be decoded."""
     with av.open(os.fspath(path)) as container:
@@ -210,22 +238,22 @@ def analyse_audio(path: str | os.PathLike[str], stream_index: int | None = None)
         layout = stream.layout.name if stream.layout else "mono"
         channels = stream.channels or 1
         loudness = _Loudness(stream)
-        native = av.AudioResampler(format="fltp", layout=layout, rate=rate)
-        speech = av.AudioResampler(format="fltp", layout=layout, rate=ANALYSIS_RATE)
+        native = av.AudioResampler(format=PACKED_FLOAT, layout=layout, rate=rate)
+        speech = av.AudioResampler(format=PACKED_FLOAT, layout=layout, rate=ANALYSIS_RATE)
         clipped_runs = 0
         carry = 0  # full-scale samples (any channel) that ended the previous frame
         blocks: list[npt.NDArray[np.float32]] = []
-        for frame in container.decode(stream):
+        for frame in decoded_audio(container, stream):
             if frame.time is not None and frame.time > MAX_ANALYSED_S:
                 break
             loudness.push(frame)
             for converted in native.resample(frame):
-                full = np.asarray((np.abs(converted.to_ndarray()) >= FULL_SCALE).any(axis=0), dtype=np.bool_)
+                full = np.asarray((np.abs(frame_planes(converted)) >= FULL_SCALE).any(axis=0), dtype=np.bool_)
                 counted, carry = _clipped_runs(full, carry)
                 clipped_runs += counted
-            blocks.extend(f.to_ndarray().astype(np.float32) for f in speech.resample(frame))
+            blocks.extend(frame_planes(f).astype(np.float32) for f in speech.resample(frame))
         loudness.push(None)
-        blocks.extend(f.to_ndarray().astype(np.float32) for f in speech.resample(None))
+        blocks.extend(frame_planes(f).astype(np.float32) for f in speech.resample(None))
     if not blocks:
         return None
     planes = np.concatenate(blocks, axis=1).astype(np.float64)
@@ -305,7 +333,7 @@ def speech_ranges(
             return 0.0, ()
         stream = container.streams.audio[0]
         layout = stream.layout.name if stream.layout else "mono"
-        speech = av.AudioResampler(format="fltp", layout=layout, rate=ANALYSIS_RATE)
+        speech = av.AudioResampler(format=PACKED_FLOAT, layout=layout, rate=ANALYSIS_RATE)
 
         def add(mono: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
             joined = np.concatenate([carry, mono])
@@ -319,11 +347,11 @@ def speech_ranges(
         # Measured ten seconds at a time: per decoded frame, numpy's overhead would dominate.
         batch: list[npt.NDArray[Any]] = []
         batched = 0
-        for frame in itertools.chain(container.decode(stream), [None]):
+        for frame in itertools.chain(decoded_audio(container, stream), [None]):
             if frame is not None and max_seconds is not None and (frame.time or 0.0) >= max_seconds:
                 frame = None
             for converted in speech.resample(frame):
-                batch.append(converted.to_ndarray())
+                batch.append(frame_planes(converted))
                 batched += converted.samples
             if batched >= 10 * ANALYSIS_RATE or (frame is None and batch):
                 mono = np.concatenate(batch, axis=1).astype(np.float64).mean(axis=0)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import fnmatch
-import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
@@ -24,6 +22,7 @@ from ._face_rules import (
 )
 from ._face_scan import FaceScan, ImageFaceScan, VideoFaceScan, scan_image, scan_video
 from ._faces import FaceEngine, LazyEngine
+from ._isolation import DEFAULT_TIMEOUT_S, check_in_workers, isolation_failure
 from ._models import CheckReport, FileReport, Finding, JobReport, MediaInfo, Probe, Role, Severity
 from ._pair_rules import pair_findings
 from ._probe import image_decode_error, probe_image, probe_media
@@ -257,44 +256,6 @@ def _check_isolated(name: str, role: Role, options: CheckOptions, engine: FaceEn
 AUTO_JOBS_MIN_FILES = 8
 
 
-class _Worker:
-    """One checking process's face engine, built on first use and kept for its files."""
-
-    engine: LazyEngine | None = None
-
-
-def _check_in_worker(name: str, role: Role, options: CheckOptions) -> FileReport:
-    if _Worker.engine is None:
-        _Worker.engine = LazyEngine()
-    return _check_isolated(name, role, options, _Worker.engine)
-
-
-def _check_in_processes(
-    work: list[tuple[str, Role]],
-    options: CheckOptions,
-    jobs: int,
-    on_file: Callable[[int, int, str], None] | None,
-) -> list[FileReport]:
-    """Check files in ``jobs`` processes; reports in the order of ``work``."""
-    # Spawned, not forked: a fork of a process running FFmpeg or mediapipe threads can hang.
-    context = multiprocessing.get_context("spawn")
-    reports: list[FileReport | None] = [None] * len(work)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        pending = {
-            pool.submit(_check_in_worker, name, role, options): i for i, (name, role) in enumerate(work)
-        }
-        try:
-            for done, future in enumerate(as_completed(pending), start=1):
-                index = pending[future]
-                reports[index] = future.result()
-                if on_file is not None:
-                    on_file(min(done + 1, len(work)), len(work), work[index][0])
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-    return [r for r in reports if r is not None]
-
-
 def _role_or_fail(name: str, role: Role | None) -> Role:
     found = role or guess_role(name)
     if found is None:
@@ -398,14 +359,19 @@ def check_paths(
     exclude: Sequence[str | os.PathLike[str]] = (),
     jobs: int | None = 1,
     cache: CheckCache | None = None,
+    isolate: bool = False,
+    timeout: float | None = DEFAULT_TIMEOUT_S,
 ) -> CheckReport:
     """Check files and folders, plus files in explicit roles.
 
     With ``jobs`` above 1, files are checked in that many processes at once (each with its
     own face engine); the report lists them in the same order whatever finished first.
     ``jobs=None`` chooses: one process per CPU for ``AUTO_JOBS_MIN_FILES`` files or more
-    analysed in full, else this process. With a ``cache``, files unchanged since a check
-    with the same settings are not checked again.
+    analysed in full, else this process. ``isolate`` checks in another process even with
+    one job. In other processes, a file that crashes its process (FFmpeg or mediapipe
+    failing hard) or is still being checked after ``timeout`` seconds gets an
+    ``InvalidFile.Openerror`` finding and costs no other file its report. With a
+    ``cache``, files unchanged since a check with the same settings are not checked again.
 
     When two or more of ``video``, ``audio`` and ``ref`` are given, the report carries a
     job section with the checks across them. ``engine`` finds faces; by default
@@ -445,8 +411,12 @@ def check_paths(
         # machine): worth it for many files analysed in full, never for --fast.
         many = not options.fast and len(todo) >= AUTO_JOBS_MIN_FILES
         jobs = (os.cpu_count() or 1) if many else 1
-    if jobs > 1 and len(todo) > 1 and engine is None:
-        fresh = _check_in_processes(todo, options, min(jobs, len(todo)), on_file)
+    if isolate and engine is not None:
+        raise UsageError("isolate: an engine of the caller's cannot be sent to another process")
+    if timeout is not None and not timeout > 0:
+        raise UsageError(f"timeout {timeout}: must be more than 0 seconds")
+    if engine is None and todo and (isolate or (jobs > 1 and len(todo) > 1)):
+        fresh = check_in_workers(todo, options, min(jobs, len(todo)), timeout, on_file)
     else:
         fresh = []
         with _engine_for(engine) as faces:
@@ -457,7 +427,8 @@ def check_paths(
     for index, report in zip(missing, fresh, strict=True):
         known[index] = report
         key = keys[index]
-        if cache is not None and key is not None:
+        # A crash or a hang may be the machine's doing (memory, load): checked again next time.
+        if cache is not None and key is not None and not isolation_failure(report):
             cache.put(key, report)
     reports = [known[i] for i in range(len(resolved))]
 

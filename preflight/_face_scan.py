@@ -19,6 +19,7 @@ from ._face_match import describe
 from ._faces import Face, FaceEngine, LazyEngine, RGBImage
 from ._frames import Prefetch, SamplingResult, sample_frames, sample_step
 from ._models import MediaInfo
+from ._probe import too_large_to_decode
 
 #: Longest side of a thumbnail kept for the contact sheet.
 THUMBNAIL_SIDE = 320
@@ -145,6 +146,8 @@ def scan_video(
     if not info.video or not info.duration:
         return None
     stream = info.video[0]
+    if too_large_to_decode(stream.width, stream.height):
+        return None  # its size is refused already; decoding it could take gigabytes
     duration = info.duration
     sampling = SamplingResult()
     samples: list[FaceSample] = []

@@ -252,6 +252,10 @@ def _fix_one(
     except av.error.FFmpegError as exc:  # a codec that fails on this file (an OSError too)
         return _unfixable(report, f"the fix failed ({type(exc).__name__}: {exc})"), None
     except OSError as exc:
+        if exc.errno is None:
+            # Not the file system: Pillow reports undecodable pixels ("image file is
+            # truncated") as an OSError without an errno.
+            return _unfixable(report, f"the fix failed: the file cannot be decoded ({exc})"), None
         return _unfixable(report, f"cannot write {target}: {exc.strerror or exc}"), None
     except Exception as exc:  # any other failure on this file is this file's problem
         return _unfixable(report, f"the fix failed ({type(exc).__name__}: {exc})"), None

@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import limits
+from ._audio_analysis import decoded_audio
 from ._audio_rules import DEAD_CHANNEL_DB
 from ._fix_model import Action, FixOptions
 from ._models import FileReport, MediaInfo
@@ -399,7 +400,7 @@ def _decode(
         blocks: list[npt.NDArray[Any]] = []
         have = 0
         shown = 0.0
-        for frame in container.decode(stream):
+        for frame in decoded_audio(container, stream):
             for converted in resampler.resample(frame):
                 blocks.append(converted.to_ndarray())
                 have += converted.samples

@@ -32,6 +32,7 @@ from ._face_scan import VideoFaceScan
 from ._fix_model import Action, FixOptions
 from ._frames import Prefetch
 from ._models import FileReport, MediaInfo
+from ._probe import MAX_DECODE_SIDE, too_large_to_decode
 from ._thresholds import FaceThresholds
 
 #: Audio codecs MP4 carries that every player (and the service) reads: copied as they are.
@@ -312,12 +313,29 @@ def plan_video(
     padded by holding the last frame.
     """
     info = report.media
+    if isinstance(info, MediaInfo) and info.opened and not info.video:
+        return VideoPlan((), "", unfixable="the file has no video stream")
+    unopened = next((f for f in report.findings if f.code == "InvalidFile.Openerror"), None)
+    if unopened is not None:
+        # Its own words: cut short, a broken index, a still image... (a file that opens but
+        # is damaged would fail just the same as a copy).
+        return VideoPlan((), "", unfixable=f"{unopened.message.rstrip('.')}; nothing to fix from")
     if not isinstance(info, MediaInfo) or not info.opened:
         reason = info.error if isinstance(info, MediaInfo) and info.error else "the file cannot be opened"
         return VideoPlan((), "", unfixable=f"{reason}; nothing to fix from")
-    if not info.video:
-        return VideoPlan((), "", unfixable="the file has no video stream")
     stream = info.video[0]
+    if stream.codec is None or stream.width <= 0 or stream.height <= 0:
+        return VideoPlan(
+            (), "", unfixable="FFmpeg knows no decoder for its video codec: nothing to convert from"
+        )
+    if too_large_to_decode(stream.width, stream.height):
+        return VideoPlan(
+            (),
+            "",
+            unfixable=f"its frames are {stream.width}x{stream.height}, beyond the {MAX_DECODE_SIDE} px a "
+            "side preflight decodes (no camera records that; the header is damaged or lies): export "
+            "the video again at its real size",
+        )
     codes = _codes(report)
     extension = os.path.splitext(report.path)[1].lower()
     actions: list[Action] = []
@@ -614,8 +632,13 @@ def _remux(plan: VideoPlan, source: str, target: Path, on_progress: Progress | N
         audio = _AudioTrack(out, ain, plan, start, plan.trim_to) if ain is not None else None
         total = plan.trim_to or (inp.duration / av.time_base if inp.duration else 0.0)
         video_end: float | None = None
+        # Matroska keeps milliseconds: a 66.67 ms frame is stored as 66, and 30 frames at
+        # 15 fps (2.000 s) would come out 1.998 s long, under the service's minimum. The
+        # last frame's duration sets the MP4's length: one tick short of a frame is a frame.
+        rate = vin.average_rate or vin.guessed_rate
+        frame_ticks = math.ceil(1 / (rate * vin.time_base)) if rate and vin.time_base else 0
         streams = [s for s in (vin, ain) if s is not None]
-        for packet in inp.demux(streams):
+        for packet in _with_decode_times(_whole_frames(inp.demux(streams), vin, frame_ticks), vin):
             if packet.dts is None or packet.size == 0:
                 continue
             if packet.stream is not vin:
@@ -638,6 +661,48 @@ def _remux(plan: VideoPlan, source: str, target: Path, on_progress: Progress | N
         if audio is not None:
             end = plan.trim_to if video_end is None else min(video_end, plan.trim_to or video_end)
             audio.finish(end)
+
+
+def _whole_frames(packets: Iterator[Any], video: Any, frame_ticks: int) -> Iterator[Any]:
+    """The packets, a video frame stored one tick short of the frame interval lengthened
+    to it (see ``_remux``)."""
+    for packet in packets:
+        if frame_ticks and packet.stream is video and packet.duration == frame_ticks - 1:
+            packet.duration = frame_ticks
+        yield packet
+
+
+def _with_decode_times(packets: Iterator[Any], video: Any) -> Iterator[Any]:
+    """The packets, every video packet with a decode time. Matroska stores presentation
+    times only, and FFmpeg's demuxer gives none to the first frames of a stream with B
+    frames (the key frame among them): they get decode times counted back from the first
+    one known, a frame apart, as FFmpeg's command line does. (Dropped, they took the key
+    frame with them: an MP4 whose every frame referred to one that was not there.)"""
+    held: list[Any] = []
+    for packet in packets:
+        if packet.stream is video and packet.dts is None and packet.pts is not None and packet.size:
+            held.append(packet)
+            continue
+        if held and packet.stream is video and packet.dts is not None:
+            yield from _dated(held, packet.dts, packet.duration)
+            held = []
+        yield packet
+    if held:  # no decode time anywhere: presentation order is all there is
+        held.sort(key=lambda p: p.pts)
+        yield from _dated(held, held[-1].pts + (held[-1].duration or 1), held[-1].duration)
+
+
+def _dated(held: list[Any], next_dts: int, step: int | None) -> list[Any]:
+    """``held`` with decode times one ``step`` apart, ending a step before ``next_dts``,
+    and never after a packet's own presentation time."""
+    interval = max(1, step or max((p.duration or 0) for p in held) or 1)
+    for back, packet in enumerate(reversed(held), start=1):
+        packet.dts = next_dts - back * interval
+    excess = max(p.dts - p.pts for p in held)
+    if excess > 0:
+        for packet in held:
+            packet.dts -= excess
+    return held
 
 
 def _shift(packet: Any, start: float) -> None:

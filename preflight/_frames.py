@@ -94,6 +94,11 @@ def sample_frames(
     try:
         with av.open(path) as container:
             stream = container.streams[stream_index]
+            if stream.codec_context is None:
+                # An unknown codec (a damaged codec tag, found by the fuzzer) has no decoder,
+                # hence no codec context: say so, instead of an AttributeError on its settings.
+                result.error = "FFmpeg has no decoder for its codec"
+                return
             yield from _sample(container, stream, duration, rotation, max_side, result)
     except (av.FFmpegError, OSError, ValueError) as exc:
         result.error = str(exc) or type(exc).__name__

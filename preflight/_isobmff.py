@@ -62,6 +62,27 @@ def _read_moov(handle: BinaryIO, file_size: int) -> bytes | None:
     return None
 
 
+def has_moov(handle: BinaryIO, file_size: int) -> bool:
+    """True when a top-level ``moov`` box starts inside the file (whole or not)."""
+    pos = 0
+    while pos + 8 <= file_size:
+        handle.seek(pos)
+        header = handle.read(16)
+        if len(header) < 8:
+            return False
+        size, kind = struct.unpack_from(">I4s", header, 0)
+        if kind == b"moov":
+            return True
+        if size == 1 and len(header) == 16:
+            (size,) = struct.unpack_from(">Q", header, 8)
+        elif size == 0:
+            return False
+        if size < 8:
+            return False
+        pos += size
+    return False
+
+
 def _rotation_from_matrix(a: int, b: int, c: int, d: int) -> int:
     # Same as FFmpeg's av_display_rotation_get on the matrix the mov demuxer exports:
     # degrees counter-clockwise, what ffprobe prints as "rotation".

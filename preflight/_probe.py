@@ -19,7 +19,7 @@ from typing import Any
 import av
 from PIL import Image, UnidentifiedImageError
 
-from ._isobmff import track_rotations
+from ._isobmff import has_moov, track_rotations
 from ._models import AudioStreamInfo, ImageInfo, MediaInfo, VideoStreamInfo
 from ._sniff import guess_role
 
@@ -35,6 +35,10 @@ _VFR_INTERVAL_TOLERANCE = 0.10
 _VFR_IRREGULAR_SHARE = 0.01
 
 TOO_MANY_PIXELS = "too many pixels to decode safely"
+#: Frames wider or taller than this are never decoded (probe, face scan, fixer). No codec
+#: level records them (H.264 and H.265 stop at 8192x4320), and a few KB of H.264 whose
+#: header claims 15360x15360 cost 350 MB a decoded frame and a minute of concealment.
+MAX_DECODE_SIDE = 8192
 _DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}
 _PCM_DEPTH = re.compile(r"^pcm_[suf](\d+)")
 _EXIF_ORIENTATION = 0x0112
@@ -78,17 +82,22 @@ def _irregular_share(timestamps: list[int]) -> float | None:
     return irregular / len(intervals) if irregular >= 2 else 0.0
 
 
-def _video_timestamps(container: Any, stream: Any, from_index: bool) -> list[int]:
+def _video_timestamps(container: Any, stream: Any, from_index: bool) -> tuple[list[int], int | None]:
+    """Frame timestamps (from the index, or the first packets), and where the last packet
+    ends when every packet was read (else None)."""
     if from_index:
-        return [entry.timestamp for entry in stream.index_entries]
+        return [entry.timestamp for entry in stream.index_entries], None
     timestamps: list[int] = []
+    end: int | None = None
     container.seek(0)
     for packet in container.demux(stream):
-        if packet.pts is not None:
-            timestamps.append(packet.pts)
+        if packet.pts is None:
+            continue
+        timestamps.append(packet.pts)
+        end = max(end if end is not None else packet.pts, packet.pts + (packet.duration or 0))
         if len(timestamps) >= _VFR_PACKET_SAMPLE:
-            break
-    return timestamps
+            return timestamps, None
+    return timestamps, end
 
 
 def _index_end(stream: Any) -> int:
@@ -107,8 +116,16 @@ def _first_frame_rotation(container: Any, stream: Any) -> int:
     return 0
 
 
+def too_large_to_decode(width: int, height: int) -> bool:
+    """True for frames preflight never decodes (see ``MAX_DECODE_SIDE``)."""
+    return max(width, height) > MAX_DECODE_SIDE
+
+
 def _codec_name(ctx: Any) -> str | None:
-    # The codec's own name ("mp3"), not the decoder's ("mp3float").
+    # The codec's own name ("mp3"), not the decoder's ("mp3float"); None when FFmpeg knows
+    # no codec for the stream (a WAV format tag or AVI fourcc it has never heard of).
+    if ctx is None:
+        return None
     try:
         return str(ctx.codec.canonical_name)
     except (AttributeError, av.FFmpegError):
@@ -117,11 +134,13 @@ def _codec_name(ctx: Any) -> str | None:
 
 def _video_stream(container: Any, stream: Any, rotations: dict[int, int], is_mov: bool) -> VideoStreamInfo:
     ctx = stream.codec_context
-    coded_w, coded_h = int(ctx.width or 0), int(ctx.height or 0)
+    coded_w, coded_h = (int(ctx.width or 0), int(ctx.height or 0)) if ctx is not None else (0, 0)
     if is_mov:
         rotation = rotations.get(stream.id, 0)
-    elif container.format.name in _CONSTANT_RATE_CONTAINERS:
+    elif container.format.name in _CONSTANT_RATE_CONTAINERS or ctx is None:
         rotation = 0
+    elif too_large_to_decode(coded_w, coded_h):
+        rotation = 0  # never decoded: the size alone is refused
     else:
         # Only Matroska-like containers carry rotation outside a tkhd; one frame tells.
         try:
@@ -130,17 +149,21 @@ def _video_stream(container: Any, stream: Any, rotations: dict[int, int], is_mov
             rotation = 0
     width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
 
+    avg_fps = _as_float(stream.average_rate) or _as_float(stream.guessed_rate)
+    duration = _seconds(stream.duration, stream.time_base)
     vfr: bool | None
     if container.format.name in _CONSTANT_RATE_CONTAINERS:
         vfr = False
     else:
         try:
-            share = _irregular_share(_video_timestamps(container, stream, is_mov))
+            timestamps, packets_end = _video_timestamps(container, stream, is_mov)
+            share = _irregular_share(timestamps)
         except (av.FFmpegError, ValueError):
-            share = None
+            share, packets_end = None, None
         vfr = None if share is None else share > _VFR_IRREGULAR_SHARE
+        duration = _packets_length(container, stream, duration, packets_end, avg_fps)
 
-    pixel_format = ctx.format.name if ctx.format is not None else None
+    pixel_format = ctx.format.name if ctx is not None and ctx.format is not None else None
     return VideoStreamInfo(
         index=stream.index,
         codec=_codec_name(ctx),
@@ -151,19 +174,49 @@ def _video_stream(container: Any, stream: Any, rotations: dict[int, int], is_mov
         width=width,
         height=height,
         rotation=rotation,
-        avg_fps=_as_float(stream.average_rate) or _as_float(stream.guessed_rate),
+        avg_fps=avg_fps,
         nominal_fps=_as_float(stream.base_rate),
         variable_frame_rate=vfr,
         frame_count=stream.frames or None,
-        duration=_seconds(stream.duration, stream.time_base),
+        duration=duration,
         start_time=_seconds(stream.start_time, stream.time_base),
-        bit_rate=ctx.bit_rate or None,
+        bit_rate=(ctx.bit_rate or None) if ctx is not None else None,
     )
+
+
+def _packets_length(
+    container: Any, stream: Any, duration: float | None, packets_end: int | None, fps: float | None
+) -> float | None:
+    """The stream's length when its container states none for it (Matroska): the
+    container's, unless the packets, all read, end well before it. A copy cut short keeps
+    the header of the whole file: 4 s claimed, 1.9 s there."""
+    if duration is not None or packets_end is None or container.duration is None:
+        return duration
+    claimed = container.duration / av.time_base
+    measured = float(packets_end * stream.time_base) - (_seconds(stream.start_time, stream.time_base) or 0.0)
+    # More than rounding and a last frame's length apart: the packets are the truth.
+    slack = max(2.0 / fps if fps else 0.0, 0.1)
+    return measured if claimed - measured > slack else None
 
 
 def _audio_stream(stream: Any) -> AudioStreamInfo:
     ctx = stream.codec_context
     codec = _codec_name(ctx)
+    if ctx is None:
+        # FFmpeg knows no codec for it: nothing about its samples can be read.
+        return AudioStreamInfo(
+            index=stream.index,
+            codec=None,
+            profile=None,
+            sample_rate=None,
+            channels=None,
+            channel_layout=None,
+            sample_format=None,
+            bit_depth=None,
+            duration=_seconds(stream.duration, stream.time_base),
+            start_time=_seconds(stream.start_time, stream.time_base),
+            bit_rate=None,
+        )
     depth_match = _PCM_DEPTH.match(codec or "")
     layout = ctx.layout
     layout_name = layout.name if layout is not None else None
@@ -215,7 +268,7 @@ def probe_media(path: str | os.PathLike[str]) -> MediaInfo:
     try:
         container = av.open(name, metadata_errors="replace", options=_open_options(name))
     except Exception as exc:  # any failure to open is a finding, not a crash
-        return _failed(name, size, _describe_open_error(exc))
+        return _failed(name, size, _missing_index(name, size) or _describe_open_error(exc))
     try:
         return _read_container(name, size, container)
     except Exception as exc:
@@ -224,13 +277,54 @@ def probe_media(path: str | os.PathLike[str]) -> MediaInfo:
         container.close()
 
 
+def _missing_index(name: str, size: int) -> str | None:
+    """Why FFmpeg cannot open an MP4/MOV in words a user can act on: its index (the
+    ``moov`` box, written last by most recorders) is not there."""
+    try:
+        with open(name, "rb") as handle:
+            if handle.read(8)[4:8] != b"ftyp":
+                return None
+            handle.seek(0)
+            if has_moov(handle, size):
+                return None
+    except OSError:
+        return None
+    return (
+        "FFmpeg recognises no audio or video in it: it is an MP4/MOV without its index (no moov "
+        "box), as when a recording or a copy stops before the index is written"
+    )
+
+
 def _open_options(name: str) -> dict[str, str]:
+    # FFmpeg decodes a frame or two while opening, to learn what the header leaves out: not
+    # frames beyond the size preflight decodes at all (1.5 s and 1.2 GB for a 3 KB file
+    # claiming 15360x15360). The header's facts (size, pixel format) are still read.
+    options = {"max_pixels": str(MAX_DECODE_SIDE * MAX_DECODE_SIDE)}
     # A WAV header says everything; FFmpeg would otherwise read 5 MB of samples to "probe".
     with open(name, "rb") as handle:
         head = handle.read(12)
     if head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
-        return {"probesize": "4096"}
-    return {}
+        options["probesize"] = "4096"
+    return options
+
+
+def _unindexed_track(container: Any) -> str | None:
+    """Why an MP4/MOV track cannot be read: it lists frames, but FFmpeg rejected its
+    sample table (a size or offset bit-flipped past any sense) and indexed none."""
+    for stream in container.streams:
+        if stream.type not in ("video", "audio") or stream.disposition & av.stream.Disposition.attached_pic:
+            continue
+        if stream.frames and not stream.index_entries:
+            return (
+                f"its index is damaged: the {stream.type} track lists {stream.frames} frames "
+                "and none of them can be located"
+            )
+    return None
+
+
+def _has_packets(container: Any, stream: Any) -> bool:
+    container.seek(0)
+    return any(packet.size for packet in container.demux(stream))
 
 
 def _demuxed_duration(container: Any, stream: Any) -> float | None:
@@ -256,6 +350,8 @@ def _read_container(name: str, size: int, container: Any) -> MediaInfo:
     attached = 0
     index_end = 0
     for stream in container.streams:
+        if is_mov and not stream.frames and not stream.index_entries:
+            continue  # a track that lists no sample at all holds nothing to play
         if stream.type == "video":
             if stream.disposition & av.stream.Disposition.attached_pic:
                 attached += 1
@@ -268,7 +364,14 @@ def _read_container(name: str, size: int, container: Any) -> MediaInfo:
         if is_mov:
             index_end = max(index_end, _index_end(stream))
 
+    if is_mov:
+        unreadable = _unindexed_track(container)
+        if unreadable is not None:
+            return _failed(name, size, unreadable)
     duration = container.duration / av.time_base if container.duration is not None else None
+    if not videos and audios and duration is None and not _has_packets(container, container.streams.audio[0]):
+        # A WAV whose data chunk is empty: no length to state, nothing to decode or pad.
+        return _failed(name, size, "its audio stream holds no samples at all")
     if fmt in _ESTIMATED_DURATION_FORMATS and audios:
         # Raw ADTS and MP3 durations are guessed from the bitrate (5-10 % off) or taken from
         # a Xing header that survives truncation; the packets say how long it really is.

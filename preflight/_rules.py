@@ -11,7 +11,7 @@ from typing import Any
 
 from . import limits
 from ._models import Finding, ImageInfo, MediaInfo
-from ._probe import TOO_MANY_PIXELS
+from ._probe import MAX_DECODE_SIDE, TOO_MANY_PIXELS, too_large_to_decode
 from .codes import CODES
 
 _CONTAINER_NAMES = {
@@ -231,11 +231,15 @@ def video_findings(info: MediaInfo) -> list[Finding]:
             container=info.container,
         )
     if not codec_ok:
+        how = (
+            "preflight fix re-encodes it to H.264."
+            if stream.codec is not None
+            else "FFmpeg knows no decoder for it either, so preflight fix cannot convert it."
+        )
         findings.append(
             _finding(
                 "InvalidFile.Format",
-                f"Video codec is {stream.codec or 'unknown'}; the service accepts only H.264 or "
-                "H.265. preflight fix re-encodes it to H.264.",
+                f"Video codec is {stream.codec or 'unknown'}; the service accepts only H.264 or H.265. {how}",
                 stream.codec is not None,
                 codec=stream.codec,
             )
@@ -250,9 +254,16 @@ def video_findings(info: MediaInfo) -> list[Finding]:
 
     width, height = stream.width, stream.height
     low, high = limits.VIDEO_MIN_SIDE, limits.VIDEO_MAX_SIDE
-    if not (low <= width <= high and low <= height <= high):
+    # The size of a stream no decoder knows is unknown (0x0), not wrong.
+    if stream.codec is not None and not (low <= width <= high and low <= height <= high):
         aspect = max(width, height) / max(1, min(width, height))
-        if aspect > high / low:
+        huge = too_large_to_decode(width, height)
+        if huge:
+            how = (
+                f"no camera records more than {MAX_DECODE_SIDE} px a side, so the header is "
+                "damaged or lies, and preflight does not decode it; export the video again"
+            )
+        elif aspect > high / low:
             how = (
                 f"its aspect ratio {aspect:.2f} exceeds {high / low:.1f}, so no scale fits: "
                 "preflight fix crops around the face (or pads)"
@@ -263,7 +274,7 @@ def video_findings(info: MediaInfo) -> list[Finding]:
             _finding(
                 "InvalidFile.Resolution",
                 f"Frame is {width}x{height} as displayed; each side must be {low}-{high} px: {how}.",
-                width > 0 and height > 0,
+                width > 0 and height > 0 and not huge,
                 width=width,
                 height=height,
                 min=low,
@@ -384,12 +395,16 @@ def audio_findings(info: MediaInfo) -> list[Finding]:
     stream = info.audio[0]
     ext = Path(info.path).suffix.lower()
     if not (stream.sample_rate and stream.channels and stream.sample_format):
+        why = (
+            "its codec is one FFmpeg does not know, so nothing here can decode it"
+            if stream.codec is None
+            else "its header gives no usable sample rate, channel count or sample format "
+            f"(sample rate {stream.sample_rate}, channels {stream.channels})"
+        )
         findings.append(
             _finding(
                 "InvalidFile.Openerror",
-                f"The audio stream ({stream.codec or 'unknown codec'}) cannot be decoded: its "
-                f"header gives no usable sample rate, channel count or sample format "
-                f"(sample rate {stream.sample_rate}, channels {stream.channels}).",
+                f"The audio stream ({stream.codec or 'unknown codec'}) cannot be decoded: {why}.",
                 False,
                 codec=stream.codec,
                 sample_rate=stream.sample_rate,

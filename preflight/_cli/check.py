@@ -19,6 +19,7 @@ from .._contact_sheet import write_contact_sheet
 from .._exceptions import UsageError
 from .._face_scan import VideoFaceScan
 from .._formats import render_github, render_junit, render_sarif, render_statistics
+from .._isolation import DEFAULT_TIMEOUT_S
 from .._models import CheckReport, FileReport
 from .._output import FORMATS, render_json, render_text
 
@@ -88,6 +89,34 @@ def add_inputs(parser: argparse.ArgumentParser, formats: tuple[str, ...] | None 
     )
 
 
+def add_isolation(parser: argparse.ArgumentParser) -> None:
+    """``--timeout`` and ``--isolate``, for the commands that check files (check, report)."""
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        metavar="S",
+        help="give up on a file still being checked after S seconds: it gets an "
+        "InvalidFile.Openerror finding, the others are checked (default: "
+        f"{DEFAULT_TIMEOUT_S:g}, in other processes only; giving it implies --isolate)",
+    )
+    parser.add_argument(
+        "--isolate",
+        action="store_true",
+        help="check in another process even with one job, so that a file that crashes "
+        "FFmpeg or hangs costs only its own report (several jobs always are)",
+    )
+
+
+def isolation(args: argparse.Namespace) -> dict[str, Any]:
+    """check_paths' ``isolate`` and ``timeout`` from the command line."""
+    if args.timeout is None:
+        return {"isolate": args.isolate, "timeout": DEFAULT_TIMEOUT_S}
+    if not args.timeout > 0:  # also NaN
+        raise UsageError(f"--timeout {args.timeout:g}: must be more than 0 seconds")
+    # A limit asked for is kept, and only a worker process can be stopped in its tracks.
+    return {"isolate": True, "timeout": args.timeout}
+
+
 def settings(args: argparse.Namespace, **extra: Any) -> tuple[CheckOptions, Config]:
     """The check's options: the settings file's, then the command line's (``--select``
     replaces the file's list, ``--ignore`` adds to it)."""
@@ -128,6 +157,7 @@ def add_parser(subparsers: Any) -> None:
         help="check files in N processes at once (default: one per CPU for 8 files or more "
         "analysed in full; --fast checks run in this process)",
     )
+    add_isolation(parser)
     parser.add_argument("--no-cache", action="store_true", help="check every file again, even unchanged ones")
     parser.add_argument(
         "--cache-dir",
@@ -160,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
         _check_sheet_target(args.contact_sheet, options)
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs}: must be 1 or more")
+    isolated = isolation(args)
     if args.statistics and args.format not in ("text", "json"):
         raise UsageError(f"--statistics prints text or json, not {args.format}")
 
@@ -173,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
             on_file=on_file,
             jobs=args.jobs,
             cache=cache,
+            **isolated,
         )
 
     err_console = Console(stderr=True)

@@ -16,7 +16,7 @@ from .. import __version__
 from .._check import check_paths
 from .._exceptions import UsageError
 from .._report import ReportPage, build_report, write_report
-from .check import add_inputs, settings
+from .check import add_inputs, add_isolation, isolation, settings
 
 OnFile = Callable[[int, int, str], None]
 
@@ -41,6 +41,7 @@ def add_parser(subparsers: Any) -> None:
         metavar="N",
         help="check files in N processes at once (default: one per CPU for 8 files or more)",
     )
+    add_isolation(parser)
     parser.set_defaults(run=run)
 
 
@@ -102,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("nothing to report on: give files or folders, or --video/--audio/--ref")
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs {args.jobs}: must be 1 or more")
+    isolated = isolation(args)
     _check_target(args.output, inputs)
     page = ReportPage(
         title=_title(args),
@@ -122,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             # Pictures are never kept in the cache, and the page needs them.
             cache=None,
+            **isolated,
         )
         text = build_report(report, page, on_file=drawing)
     try:

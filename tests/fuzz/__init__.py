@@ -1,0 +1,1 @@
+"""A mutation fuzzer for ``probe`` and ``check``: see ``tests/fuzz/run.py``."""
