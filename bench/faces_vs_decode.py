@@ -163,7 +163,8 @@ def main() -> int:
     }
     short = make_clip(args.cache / "talk_15s_export.mp4", seconds=15, gop=None, mbps=6)
     ffmpeg = shutil.which("ffmpeg")
-    preflight = [sys.executable, "-m", "preflight", "check", "--format", "json"]
+    # --no-cache: every round checks the clip, never reads an earlier round's result back.
+    preflight = [sys.executable, "-m", "preflight", "check", "--no-cache", "--format", "json"]
 
     print(f"\n{'clip':8} {'what':34} {'median s':>9} {'peak MiB':>9} {'vs decode':>10}")
     for name, clip in clips.items():

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -117,6 +118,35 @@ def isolation(args: argparse.Namespace) -> dict[str, Any]:
     return {"isolate": True, "timeout": args.timeout}
 
 
+OnFile = Callable[[int, int, str], None]
+
+
+@contextmanager
+def file_progress(console: Console, shown: bool = True) -> Iterator[Callable[[str], OnFile] | None]:
+    """A bar of files done, on a terminal when ``shown``: ``stage(name)`` gives the
+    callback that reports files under that name (checking, drawing...). None elsewhere."""
+    if not (shown and console.is_terminal):
+        yield None
+        return
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[path]}", style="dim"),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("checking", total=None, path="")
+
+        def stage(name: str) -> OnFile:
+            def on_file(number: int, total: int, path: str) -> None:
+                progress.update(task, description=name, completed=number - 1, total=total, path=path)
+
+            return on_file
+
+        yield stage
+
+
 def settings(args: argparse.Namespace, **extra: Any) -> tuple[CheckOptions, Config]:
     """The check's options: the settings file's, then the command line's (``--select``
     replaces the file's list, ``--ignore`` adds to it)."""
@@ -207,24 +237,8 @@ def run(args: argparse.Namespace) -> int:
             **isolated,
         )
 
-    err_console = Console(stderr=True)
-    if err_console.is_terminal and args.format == "text":
-        with Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[path]}", style="dim"),
-            console=err_console,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("checking", total=None, path="")
-
-            def on_file(number: int, total: int, path: str) -> None:
-                progress.update(task, completed=number - 1, total=total, path=path)
-
-            report = check(on_file)
-    else:
-        report = check()
+    with file_progress(Console(stderr=True), shown=args.format == "text") as stage:
+        report = check(stage("checking") if stage is not None else None)
 
     status = 0 if report.ok else 1
     try:

@@ -5,20 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from .. import __version__
 from .._check import check_paths
 from .._exceptions import UsageError
 from .._report import ReportPage, build_report, write_report
-from .check import add_inputs, add_isolation, isolation, settings
-
-OnFile = Callable[[int, int, str], None]
+from .check import add_inputs, add_isolation, file_progress, isolation, settings
 
 
 def add_parser(subparsers: Any) -> None:
@@ -71,29 +66,8 @@ def _title(args: argparse.Namespace) -> str:
     return f"preflight report: {shown}"
 
 
-@contextmanager
-def _progress(console: Console) -> Iterator[tuple[OnFile, OnFile] | None]:
-    """Two progress callbacks (checking, drawing) on a terminal; None elsewhere."""
-    if not console.is_terminal:
-        yield None
-        return
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[path]}", style="dim"),
-        console=console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("checking", total=None, path="")
-
-        def checking(number: int, total: int, path: str) -> None:
-            progress.update(task, completed=number - 1, total=total, path=path)
-
-        def drawing(number: int, total: int, path: str) -> None:
-            progress.update(task, description="drawing", completed=number - 1, total=total, path=path)
-
-        yield checking, drawing
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,21 +86,20 @@ def run(args: argparse.Namespace) -> int:
         quiet_lufs=options.thresholds.audio.quiet_lufs,
     )
     console = Console(stderr=True)
-    with _progress(console) as callbacks:
-        checking, drawing = callbacks if callbacks is not None else (None, None)
+    with file_progress(console) as stage:
         report = check_paths(
             args.paths,
             video=args.video,
             audio=args.audio,
             ref=args.ref,
             options=options,
-            on_file=checking,
+            on_file=stage("checking") if stage is not None else None,
             jobs=args.jobs,
             # Pictures are never kept in the cache, and the page needs them.
             cache=None,
             **isolated,
         )
-        text = build_report(report, page, on_file=drawing)
+        text = build_report(report, page, on_file=stage("drawing") if stage is not None else None)
     try:
         write_report(text, args.output)
     except OSError as exc:
@@ -137,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(
         f"preflight: report written to {args.output} ({len(report.files)} files, "
-        f"{report.errors} errors, {report.warnings} warnings)",
+        f"{_count(report.errors, 'error')}, {_count(report.warnings, 'warning')})",
         file=sys.stderr,
     )
     return 0 if report.ok else 1
