@@ -91,7 +91,15 @@ def add_inputs(parser: argparse.ArgumentParser, formats: tuple[str, ...] | None 
 
 
 def add_isolation(parser: argparse.ArgumentParser) -> None:
-    """``--timeout`` and ``--isolate``, for the commands that check files (check, report)."""
+    """``--jobs``, ``--timeout`` and ``--isolate``, for the commands that check files
+    (check, report)."""
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="check files in N processes at once (default: one per CPU for 8 files or more "
+        "analysed in full; --fast checks run in this process)",
+    )
     parser.add_argument(
         "--timeout",
         type=float,
@@ -109,13 +117,15 @@ def add_isolation(parser: argparse.ArgumentParser) -> None:
 
 
 def isolation(args: argparse.Namespace) -> dict[str, Any]:
-    """check_paths' ``isolate`` and ``timeout`` from the command line."""
+    """check_paths' ``jobs``, ``isolate`` and ``timeout`` from the command line."""
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}: must be 1 or more")
     if args.timeout is None:
-        return {"isolate": args.isolate, "timeout": DEFAULT_TIMEOUT_S}
+        return {"jobs": args.jobs, "isolate": args.isolate, "timeout": DEFAULT_TIMEOUT_S}
     if not args.timeout > 0:  # also NaN
         raise UsageError(f"--timeout {args.timeout:g}: must be more than 0 seconds")
     # A limit asked for is kept, and only a worker process can be stopped in its tracks.
-    return {"isolate": True, "timeout": args.timeout}
+    return {"jobs": args.jobs, "isolate": True, "timeout": args.timeout}
 
 
 OnFile = Callable[[int, int, str], None]
@@ -180,13 +190,6 @@ def add_parser(subparsers: Any) -> None:
     )
     add_inputs(parser, CHECK_FORMATS)
     parser.add_argument("-q", "--quiet", action="store_true", help="list only files with findings")
-    parser.add_argument(
-        "--jobs",
-        type=int,
-        metavar="N",
-        help="check files in N processes at once (default: one per CPU for 8 files or more "
-        "analysed in full; --fast checks run in this process)",
-    )
     add_isolation(parser)
     parser.add_argument("--no-cache", action="store_true", help="check every file again, even unchanged ones")
     parser.add_argument(
@@ -218,8 +221,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("nothing to check: give files or folders, or --video/--audio/--ref")
     if args.contact_sheet is not None:
         _check_sheet_target(args.contact_sheet, options)
-    if args.jobs is not None and args.jobs < 1:
-        raise UsageError(f"--jobs {args.jobs}: must be 1 or more")
     isolated = isolation(args)
     if args.statistics and args.format not in ("text", "json"):
         raise UsageError(f"--statistics prints text or json, not {args.format}")
@@ -232,7 +233,6 @@ def run(args: argparse.Namespace) -> int:
             ref=args.ref,
             options=options,
             on_file=on_file,
-            jobs=args.jobs,
             cache=cache,
             **isolated,
         )

@@ -30,12 +30,6 @@ def add_parser(subparsers: Any) -> None:
         "-o", "--output", required=True, metavar="HTML", help="the page to write (a name ending in .html)"
     )
     parser.add_argument("--title", help="the page's title (default: what was checked)")
-    parser.add_argument(
-        "--jobs",
-        type=int,
-        metavar="N",
-        help="check files in N processes at once (default: one per CPU for 8 files or more)",
-    )
     add_isolation(parser)
     parser.set_defaults(run=run)
 
@@ -75,8 +69,6 @@ def run(args: argparse.Namespace) -> int:
     inputs = [*args.paths, *(p for p in (args.video, args.audio, args.ref) if p)]
     if not inputs:
         raise UsageError("nothing to report on: give files or folders, or --video/--audio/--ref")
-    if args.jobs is not None and args.jobs < 1:
-        raise UsageError(f"--jobs {args.jobs}: must be 1 or more")
     isolated = isolation(args)
     _check_target(args.output, inputs)
     page = ReportPage(
@@ -94,7 +86,6 @@ def run(args: argparse.Namespace) -> int:
             ref=args.ref,
             options=options,
             on_file=stage("checking") if stage is not None else None,
-            jobs=args.jobs,
             # Pictures are never kept in the cache, and the page needs them.
             cache=None,
             **isolated,
