@@ -460,4 +460,7 @@ def _job_report(explicit: list[FileReport], options: CheckOptions) -> JobReport:
         and isinstance(ref.faces, ImageFaceScan)
     ):
         findings.extend(ref_match_findings(video.faces, ref.faces, options.thresholds.face))
-    return JobReport(findings=tuple(options.adjust(f) for f in findings if options.keeps(f)))
+    return JobReport(
+        findings=tuple(options.adjust(f) for f in findings if options.keeps(f)),
+        files=tuple(report.path for report in explicit),
+    )

@@ -193,7 +193,7 @@ def _multiple_faces(scan: VideoFaceScan, thresholds: FaceThresholds) -> list[Fin
         details["size_ratio"] = round(size_ratio, 3)
         tie = " (a near tie in size: a small move could change its choice)" if size_ratio > 0.8 else ""
         pick = (
-            f"{len(first)} faces in the first frame; the service will sync the largest, "
+            f"{len(first)} faces in the first frame{_LARGEST_PICK}"
             f"{_where(target)} ({target.height_px(scan.height):.0f} px high){tie}"
         )
     else:
@@ -208,22 +208,25 @@ def _multiple_faces(scan: VideoFaceScan, thresholds: FaceThresholds) -> list[Fin
     ]
 
 
+#: Without a reference image the service picks the largest face of the first frame.
+_LARGEST_PICK = "; the service will sync the largest, "
 #: The advice that ends a Face.Multiple message when no reference image is given.
 _REF_ADVICE = (
     "The service syncs one face only; to choose which, pass a reference "
     "image of that person (--ref; a screenshot of the video will do)."
 )
+_REF_GIVEN = "The reference image chooses the face the service syncs (see the job)."
 
 
 def with_reference_given(finding: Finding) -> Finding:
-    """A Face.Multiple finding for a job that has a reference image: it no longer asks
-    for one (the job's Face.RefMatch/RefMismatch says whom it picks)."""
+    """A Face.Multiple finding for a job that has a reference image: it neither asks for
+    one nor says the service will sync the largest face, since the reference decides (the
+    job's Face.RefMatch/RefMismatch says whom it picks)."""
     if finding.code != "Face.Multiple" or _REF_ADVICE not in finding.message:
         return finding
-    message = finding.message.replace(
-        _REF_ADVICE, "The service syncs one face only: the one the reference image shows (see the job)."
-    )
-    return dataclasses.replace(finding, message=message)
+    counted = finding.message.split(_REF_ADVICE)[0].rstrip(". ")
+    counted = counted.split(_LARGEST_PICK)[0]
+    return dataclasses.replace(finding, message=f"{counted}. {_REF_GIVEN}")
 
 
 def _target_findings(scan: VideoFaceScan, thresholds: FaceThresholds) -> list[Finding]:

@@ -19,6 +19,7 @@ from . import limits
 from ._atomic import atomic_output, output_name
 from ._check import CheckOptions, _check_isolated, _engine_for, _job_report, check_paths
 from ._exceptions import UsageError
+from ._face_rules import with_reference_given
 from ._face_scan import VideoFaceScan
 from ._faces import FaceEngine
 from ._fix_audio import AudioPlan, plan_audio, write_audio
@@ -201,6 +202,9 @@ def fix_paths(
                 results.append(made[0])
                 if made[1] is not None:
                     made_ref = made[1]
+        if ref is not None or made_ref is not None:
+            # The job has its reference image: the video's findings stop asking for one.
+            results = [_with_reference(fixed) for fixed in results]
         job = None
         if len(explicit) >= 2:
             final = [outputs.get(index, r) for index, r in enumerate(explicit)]
@@ -209,6 +213,12 @@ def fix_paths(
             job = _job_report(final, check_options)
     notes = (lengths.note,) if lengths.note is not None else ()
     return FixReport(tuple(results), job, dry_run, notes, checked=checked)
+
+
+def _with_reference(fixed: FixedFile) -> FixedFile:
+    if fixed.role != "video":
+        return fixed
+    return replace(fixed, findings=tuple(with_reference_given(f) for f in fixed.findings))
 
 
 def _offer_make_ref(report: FileReport, fixed: FixedFile) -> FixedFile:

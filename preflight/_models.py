@@ -191,9 +191,12 @@ class JobReport:
     """Checks across the files of one job (video + audio + reference image)."""
 
     findings: tuple[Finding, ...] = ()
+    #: The paths of the job's files (video, audio, reference image, as given), whose own
+    #: findings count towards the job's verdict too.
+    files: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"findings": [f.to_dict() for f in self.findings]}
+        return {"files": list(self.files), "findings": [f.to_dict() for f in self.findings]}
 
 
 @dataclass(frozen=True)

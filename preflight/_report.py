@@ -565,9 +565,17 @@ def render_html(
     )
     job = ""
     if report.job is not None:
-        status, verdict = _status(report.job.findings)
+        # The service takes or refuses the job whole: an error in any of its files refuses it.
+        members = [r for r in report.files if r.path in report.job.files]
+        status, verdict = _status([*report.job.findings, *(f for r in members for f in r.findings)])
+        refused_by = [r for r in members if not r.ok]
+        because = (
+            f'<p class="because">because of {", ".join(_e(f"{r.path} ({r.role})") for r in refused_by)}</p>'
+            if refused_by
+            else ""
+        )
         job = (
-            f'<h2>The job as a whole: {verdict}</h2><div class="file {status}">'
+            f'<h2>The job as a whole: {verdict}</h2><div class="file {status}">{because}'
             f"{_findings_table(report.job.findings)}</div>"
         )
     # A job or a handful of files: everything open. A folder: only the files with findings.

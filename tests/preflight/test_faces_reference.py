@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from preflight import ImageFaceScan, LazyEngine, Severity, check_image, check_paths
+from preflight import ImageFaceScan, LazyEngine, Severity, check_image, check_paths, fix_paths
 from tests.conftest import FIXTURES, SAMPLE, codes
 
 TURNED = FIXTURES / "faces" / "turned.jpg"
@@ -150,4 +150,21 @@ def test_a_job_with_its_reference_image_is_not_asked_for_one(
     (asked,) = [f for f in alone.files[0].findings if f.code == "Face.Multiple"]
     (told,) = [f for f in with_ref.files[0].findings if f.code == "Face.Multiple"]
     assert "--ref" in asked.message and "--ref" not in told.message
+    # The reference decides the face, not its size in the first frame.
+    assert "will sync the largest" in asked.message and "will sync the largest" not in told.message
     assert told.details == asked.details
+
+
+def test_fixing_a_job_with_its_reference_image_does_not_ask_for_one(
+    tmp_path: Path, media: Any, engine: LazyEngine
+) -> None:
+    video = media.write_video(
+        tmp_path / "panel.mp4", width=1280, height=720, source="two_faces", duration=2.2
+    )
+
+    fixed = fix_paths(video=video, ref=SAMPLE / "face.jpg", out_dir=tmp_path / "out", engine=engine)
+
+    video_result = next(f for f in fixed.files if f.role == "video")
+    (told,) = [f for f in video_result.findings if f.code == "Face.Multiple"]
+    assert "--ref" not in told.message and "will sync the largest" not in told.message
+    assert not any("--make-ref" in note for note in video_result.notes)

@@ -40,7 +40,13 @@ class Page(HTMLParser):
         self.section: str | None = None
         self.titles: dict[str, str] = {}
         self._in_path = False
+        self.headings: list[tuple[str, str]] = []
+        self.paragraphs_seen: list[tuple[str, str]] = []
         self.feed(text)
+
+    @property
+    def paragraphs(self) -> list[str]:
+        return [data for _, data in self.paragraphs_seen]
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {k: v or "" for k, v in attrs}
@@ -50,6 +56,9 @@ class Page(HTMLParser):
         self.elements.append((tag, values, self.section))
 
     def handle_data(self, data: str) -> None:
+        if self.elements and self.elements[-1][0] in ("h2", "p"):
+            tag = self.elements[-1][0]
+            (self.headings if tag == "h2" else self.paragraphs_seen).append((tag, data))
         if self._in_path and self.section is not None:
             self.titles[data] = self.section
             self._in_path = False
@@ -159,6 +168,23 @@ def test_a_folder_report_shows_broken_files_with_their_code(tmp_path: Path) -> N
         for finding in file["findings"]:
             assert finding["code"] in text
     assert "InvalidFile.Openerror" in text  # notes.mp4 is text, not a video
+
+
+def test_a_job_whose_video_would_be_refused_is_titled_rejected(tmp_path: Path) -> None:
+    # The pairing itself is fine (no job-level finding) but the 10 fps video is an error:
+    # the service refuses the job as a whole, and the page must say so.
+    video, voice = BAD / "low fps 480p.avi", SAMPLE / "voice.wav"
+    expected = checked("--video", str(video), "--audio", str(voice), "--fast")
+    assert not any(f["severity"] == "error" for f in expected["job"]["findings"])
+    page_path = tmp_path / "job.html"
+
+    status, _ = report("--video", str(video), "--audio", str(voice), "--fast", "-o", str(page_path))
+
+    text = Page(page_path.read_text(encoding="utf-8"))
+    headings = [data for tag, data in text.headings if tag == "h2"]
+    assert status == 1
+    assert "The job as a whole: rejected" in headings
+    assert f"because of {video} (video)" in text.paragraphs
 
 
 @pytest.mark.parametrize(
