@@ -178,7 +178,14 @@ class CheckCache:
                 info = os.fstat(fd)
                 if not stat.S_ISREG(info.st_mode) or info.st_size > ENTRY_MAX_BYTES:
                     return None
-                data = os.read(fd, ENTRY_MAX_BYTES + 1)
+                data = b""
+                # At most one byte past the cap, even if it grows after fstat.
+                while len(data) <= ENTRY_MAX_BYTES and (
+                    chunk := os.read(fd, ENTRY_MAX_BYTES + 1 - len(data))
+                ):
+                    data += chunk
+                if len(data) > ENTRY_MAX_BYTES:
+                    return None
             return _cache_entry.decode(data)
         except Exception:  # absent, half-read by an old crash, another version's, hostile: check again
             return None
