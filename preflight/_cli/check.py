@@ -214,11 +214,9 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     options, config = settings(args, thumbnails=args.contact_sheet is not None)
-    cache = (
-        None if args.no_cache else CheckCache(args.cache_dir or default_cache_dir(config.path), __version__)
-    )
     if not (args.paths or args.video or args.audio or args.ref):
         raise UsageError("nothing to check: give files or folders, or --video/--audio/--ref")
+    cache = None if args.no_cache else _trusted_cache(args.cache_dir or default_cache_dir(config.path))
     if args.contact_sheet is not None:
         _check_sheet_target(args.contact_sheet, options)
     isolated = isolation(args)
@@ -262,6 +260,18 @@ def run(args: argparse.Namespace) -> int:
     if args.contact_sheet is not None and not _write_sheets(report, args.contact_sheet, args.ref, options):
         return 2
     return status
+
+
+def _trusted_cache(folder: str | os.PathLike[str]) -> CheckCache | None:
+    """The cache in ``folder``, unless others could have written there: then the check runs
+    uncached, and says why on stderr (never in the report a program reads)."""
+    cache = CheckCache(folder)
+    reason = cache.refusal()
+    if reason is None:
+        return cache
+    shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(folder))
+    print(f"preflight: not using the cache {shown}: {reason}", file=sys.stderr)
+    return None
 
 
 def _check_sheet_target(name: str, options: CheckOptions) -> None:
