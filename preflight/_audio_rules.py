@@ -33,7 +33,6 @@ AUDIO_CONTENT_CODES = (
     "Audio.LongSilence",
     "Audio.Noisy",
     "Audio.Music",
-    "Audio.DigitalSilence",
     "Audio.LowSampleRate",
     "Audio.SilentChannel",
     "Audio.Unchecked",
@@ -153,20 +152,6 @@ def _speech_findings(a: AudioAnalysis, t: AudioThresholds) -> list[Finding]:
     music = _music_finding(a, t)
     if music is not None:
         findings.append(music)
-    inside = [
-        (x, y)
-        for x, y in a.digital_silence
-        if a.speech_ranges and x > a.speech_ranges[0][0] and y < a.speech_ranges[-1][1]
-    ]
-    if inside:
-        findings.append(
-            _finding(
-                "Audio.DigitalSilence",
-                f"Pauses gated to digital zero at {_span(inside)}; lip-sync models misbehave on "
-                "exact silence. Leave the room sound in (turn off the noise gate).",
-                ranges=[[round(x, 2), round(y, 2)] for x, y in inside],
-            )
-        )
     return findings
 
 

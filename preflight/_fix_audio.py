@@ -445,8 +445,8 @@ def noise_floor_db(planes: Planes, rate: int) -> float:
 
 
 def room_tone(planes: Planes, rate: int, count: int) -> Planes:
-    """``count`` samples of faint noise at the recording's own noise floor (never digital
-    zero: lip-sync models misbehave on exact silence)."""
+    """``count`` samples of faint noise at the recording's own noise floor, so the padding
+    sounds like the rest of the recording (a room that goes dead is heard)."""
     level = max(noise_floor_db(planes, rate), ROOM_TONE_MIN_DB)
     rng = np.random.default_rng(count)  # the same file gives the same output
     return rng.normal(0.0, 10 ** (level / 20), (planes.shape[0], count))
