@@ -67,6 +67,20 @@ def test_an_overdriven_voice_clips(media, voice_file) -> None:
     assert finding(report, "Audio.Clipping").details["clipped_runs"] > 10
 
 
+def test_a_voice_whose_peaks_go_over_between_samples_is_hot_but_fixable(media, voice_file) -> None:
+    rate = 48000
+    voice = media.voice_like(4.0, rate, level_db=-10.0)
+    # 50 ms of a 12 kHz tone sampled 45 degrees off its crests: every sample at 0.92, the
+    # wave itself at 1.3 (+2.3 dBTP). Nothing is flat-topped: lowering it loses nothing.
+    t = np.arange(int(0.05 * rate)) / rate
+    start = int(2.0 * rate)
+    voice[start : start + len(t)] = 1.3 * np.sin(2 * np.pi * 12000 * t + np.pi / 4)
+    report = check_audio(voice_file("overs.wav", voice, rate))
+    hot = finding(report, "Audio.Clipping")
+    assert hot.details["clipped_runs"] == 0 and hot.details["true_peak_dbtp"] > 1.0
+    assert hot.fixable and "preflight fix limits the peaks" in hot.message
+
+
 def test_a_voice_over_loud_hiss_is_noisy(media, voice_file) -> None:
     noisy = media.voice_like(4.0, RATE, room_db=None) + room(4.0, level_db=-24.0)
     report = check_audio(voice_file("noisy.wav", noisy))
