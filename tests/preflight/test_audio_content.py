@@ -81,6 +81,26 @@ def test_a_voice_whose_peaks_go_over_between_samples_is_hot_but_fixable(media, v
     assert hot.fixable and "preflight fix limits the peaks" in hot.message
 
 
+@pytest.mark.parametrize(("clip_at", "runs"), [(1.0, True), (None, False)], ids=["clipped", "overs kept"])
+def test_a_float_wav_clips_at_full_scale_but_its_overs_are_only_hot(
+    media, tmp_path: Path, clip_at: float | None, runs: bool
+) -> None:
+    voice = media.voice_like(4.0, RATE, level_db=4.0)  # peaks 4 dB over full scale
+    if clip_at is not None:
+        voice = np.clip(voice, -clip_at, clip_at)
+    path = tmp_path / "float.wav"
+    with av.open(str(path), "w", format="wav") as out:
+        stream = out.add_stream("pcm_f32le", rate=RATE, layout="mono")
+        frame = av.AudioFrame.from_ndarray(
+            voice.astype(np.float32)[np.newaxis, :], format="flt", layout="mono"
+        )
+        frame.sample_rate, frame.pts = RATE, 0
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    hot = finding(check_audio(path), "Audio.Clipping")
+    assert (hot.details["clipped_runs"] > 10) is runs and hot.fixable is not runs
+
+
 def test_a_voice_over_loud_hiss_is_noisy(media, voice_file) -> None:
     noisy = media.voice_like(4.0, RATE, room_db=None) + room(4.0, level_db=-24.0)
     report = check_audio(voice_file("noisy.wav", noisy))
