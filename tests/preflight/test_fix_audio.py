@@ -22,6 +22,7 @@ import pytest
 from preflight import FileReport, check_audio, fix_paths, limits
 from preflight._fix_audio import AudioPlan, plan_audio, write_audio
 from preflight._fix_model import FixOptions
+from tests.conftest import FIXTURES
 
 RATE = 16000
 Samples = npt.NDArray[np.float64]
@@ -440,6 +441,19 @@ def test_a_voice_that_clipped_is_brought_down_and_still_warned_about(media: Any,
     assert left.code == "Audio.Clipping" and left.severity == "warning" and not left.fixable
     assert left.details["clipped_runs"] == runs
     assert "no fix undoes distortion" in left.message
+
+
+def test_tts_voices_come_out_of_the_fix_without_a_warning(tmp_path: Path) -> None:
+    """The committed espeak-ng voices: the 22.05 kHz ones peak at -0.1 to +0.1 dBTP, so
+    their peaks are limited and their loudness kept; the 16 kHz ones are copied."""
+    report = fix_paths([FIXTURES / "tts"], out_dir=tmp_path / "fixed")
+    assert len(report.files) == 6
+    for fixed in report.files:
+        assert fixed.ok and fixed.findings == (), (fixed.path, fixed.findings)
+        assert fixed.output is not None and check_audio(fixed.output).findings == ()
+    steps = {Path(f.path).name: [a.name for a in f.actions] for f in report.files}
+    assert steps["espeak_16k.wav"] == ["copy"]
+    assert steps["espeak_22k.wav"] == ["loudnorm"]
 
 
 # --------------------------------------------------------------------------- noise
