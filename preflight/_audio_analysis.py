@@ -38,8 +38,11 @@ SPEECH_ABOVE_FLOOR_DB = 6.0
 SPEECH_MIN_DBFS = -55.0
 #: Speech bursts closer than this are one stretch of speech (the gaps between words).
 SPEECH_BRIDGE_S = 0.3
-#: Samples at or beyond this magnitude are at full scale.
+#: Samples at or beyond this magnitude are at full scale...
 FULL_SCALE = 0.999
+#: ...except beyond 1.0 in floating-point PCM, which keeps peaks over full scale intact:
+#: those overs are a hot level (a true peak finding), not flat tops.
+_FLOAT_PCM = frozenset({"pcm_f32le", "pcm_f32be", "pcm_f64le", "pcm_f64be"})
 #: This many full-scale samples in a row are a clipped run (one may be a true peak).
 CLIP_RUN = 3
 #: Exact-zero stretches at least this long are digital silence.
@@ -239,6 +242,7 @@ def analyse_audio(path: str | os.PathLike[str], stream_index: int | None = None)
         channels = stream.channels or 1
         loudness = _Loudness(stream)
         native = av.AudioResampler(format=PACKED_FLOAT, layout=layout, rate=rate)
+        float_pcm = stream.codec_context.name in _FLOAT_PCM
         speech = av.AudioResampler(format=PACKED_FLOAT, layout=layout, rate=ANALYSIS_RATE)
         clipped_runs = 0
         carry = 0  # full-scale samples (any channel) that ended the previous frame
@@ -248,7 +252,9 @@ def analyse_audio(path: str | os.PathLike[str], stream_index: int | None = None)
                 break
             loudness.push(frame)
             for converted in native.resample(frame):
-                full = np.asarray((np.abs(frame_planes(converted)) >= FULL_SCALE).any(axis=0), dtype=np.bool_)
+                size = np.abs(frame_planes(converted))
+                at_full = (size >= FULL_SCALE) & (size <= 1.0) if float_pcm else size >= FULL_SCALE
+                full = np.asarray(at_full.any(axis=0), dtype=np.bool_)
                 counted, carry = _clipped_runs(full, carry)
                 clipped_runs += counted
             blocks.extend(frame_planes(f).astype(np.float32) for f in speech.resample(frame))

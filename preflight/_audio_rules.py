@@ -33,7 +33,6 @@ AUDIO_CONTENT_CODES = (
     "Audio.LongSilence",
     "Audio.Noisy",
     "Audio.Music",
-    "Audio.DigitalSilence",
     "Audio.LowSampleRate",
     "Audio.SilentChannel",
     "Audio.Unchecked",
@@ -78,20 +77,49 @@ def _level_findings(a: AudioAnalysis, t: AudioThresholds) -> list[Finding]:
             )
         )
     hot = a.true_peak_dbtp is not None and a.true_peak_dbtp > t.max_true_peak_dbtp
-    if a.clipped_runs or hot:
+    peak = "unmeasured" if a.true_peak_dbtp is None else f"{a.true_peak_dbtp:+.1f} dBTP"
+    if a.clipped_runs:
         findings.append(
             _finding(
                 "Audio.Clipping",
                 f"The voice clips: {a.clipped_runs} run(s) of flat-topped samples at full scale, "
-                f"true peak {a.true_peak_dbtp:+.1f} dBTP (want at most {t.max_true_peak_dbtp:+g}). "
-                "Clipping is distortion no fix can undo; record or export it again with more "
-                "headroom.",
+                f"true peak {peak} (want at most {t.max_true_peak_dbtp:+g}). Clipping is "
+                "distortion no fix can undo; record or export it again with more headroom "
+                "(preflight fix brings the peaks down, so the service's encode adds no more).",
                 clipped_runs=a.clipped_runs,
                 true_peak_dbtp=None if a.true_peak_dbtp is None else round(a.true_peak_dbtp, 2),
                 max_true_peak_dbtp=t.max_true_peak_dbtp,
             )
         )
+    elif hot:
+        findings.append(
+            _finding(
+                "Audio.Clipping",
+                f"The voice's true peak is {peak} (want at most {t.max_true_peak_dbtp:+g}): it "
+                "distorts once encoded. preflight fix limits the peaks.",
+                True,
+                clipped_runs=0,
+                true_peak_dbtp=None if a.true_peak_dbtp is None else round(a.true_peak_dbtp, 2),
+                max_true_peak_dbtp=t.max_true_peak_dbtp,
+            )
+        )
     return findings
+
+
+def clipping_left(before: Finding, true_peak_dbtp: float | None) -> Finding:
+    """``Audio.Clipping`` of a fixed voice whose input clipped: lowering the peaks took the
+    flat tops off full scale, where the check finds them, but not the distortion."""
+    runs = before.details.get("clipped_runs", 0)
+    after = "" if true_peak_dbtp is None else f" to {true_peak_dbtp:+.1f} dBTP"
+    return Finding(
+        before.code,
+        before.severity,
+        f"The voice clipped before the fix ({runs} run(s) of flat-topped samples at full scale); "
+        f"the fix brought its peaks down{after}, but no fix undoes distortion already recorded. "
+        "Record or export it again with more headroom.",
+        False,
+        {**before.details, "true_peak_dbtp_after_fix": true_peak_dbtp},
+    )
 
 
 def _percent(share: float) -> str:
@@ -153,20 +181,6 @@ def _speech_findings(a: AudioAnalysis, t: AudioThresholds) -> list[Finding]:
     music = _music_finding(a, t)
     if music is not None:
         findings.append(music)
-    inside = [
-        (x, y)
-        for x, y in a.digital_silence
-        if a.speech_ranges and x > a.speech_ranges[0][0] and y < a.speech_ranges[-1][1]
-    ]
-    if inside:
-        findings.append(
-            _finding(
-                "Audio.DigitalSilence",
-                f"Pauses gated to digital zero at {_span(inside)}; lip-sync models misbehave on "
-                "exact silence. Leave the room sound in (turn off the noise gate).",
-                ranges=[[round(x, 2), round(y, 2)] for x, y in inside],
-            )
-        )
     return findings
 
 

@@ -17,6 +17,7 @@ import av.error
 
 from . import limits
 from ._atomic import atomic_output, output_name
+from ._audio_rules import clipping_left
 from ._check import CheckOptions, _check_isolated, _engine_for, _job_report, check_paths
 from ._exceptions import UsageError
 from ._face_rules import with_reference_given
@@ -270,7 +271,23 @@ def _fix_one(
     except Exception as exc:  # any other failure on this file is this file's problem
         return _unfixable(report, f"the fix failed ({type(exc).__name__}: {exc})"), None
     again = _check_isolated(target, report.role, check_options, engine)
+    again = _clipping_kept(report, again)
     return FixedFile(report.path, report.role, target, actions, again.ok, again.findings), again
+
+
+def _clipping_kept(before: FileReport, after: FileReport) -> FileReport:
+    """A voice that clipped still has the distortion after its peaks are lowered, though the
+    check of the output no longer sees flat tops at full scale: say so."""
+    clipped = next((f for f in before.findings if f.code == "Audio.Clipping"), None)
+    if (
+        before.role != "audio"
+        or clipped is None
+        or not clipped.details.get("clipped_runs")
+        or any(f.code == "Audio.Clipping" for f in after.findings)
+    ):
+        return after
+    peak = after.speech.true_peak_dbtp if after.speech is not None else None
+    return replace(after, findings=(*after.findings, clipping_left(clipped, peak)))
 
 
 def _make_ref(

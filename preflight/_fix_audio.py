@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import limits
-from ._audio_analysis import decoded_audio
+from ._audio_analysis import AudioAnalysis, decoded_audio
 from ._audio_rules import DEAD_CHANNEL_DB
 from ._fix_model import Action, FixOptions
 from ._models import FileReport, MediaInfo
@@ -80,6 +80,14 @@ LIMITER_MARGIN_DB = 0.3
 LOUDNESS_TOLERANCE_LU = 0.3
 #: Decoding stops this far (s) past what the output needs.
 DECODE_MARGIN_S = 1.0
+#: A voice is brought down (``loudnorm``) when its true peak is above this (dBTP): the
+#: service re-encodes the voice into its result, and a lossy encode overshoots peaks this
+#: close to full scale (EBU R128 s1 and AES TD1004 give -1 dBTP as the most for lossy
+#: delivery). Its peaks are limited to this, or to ``FixOptions.true_peak_dbtp`` if lower...
+HOT_TRUE_PEAK_DBTP = -1.0
+#: ...or when its loudness is above this (LUFS): 6 LU over online speech (-16), beyond any
+#: speech norm; only heavy limiting or clipping gets a voice there.
+LOUD_LUFS = -10.0
 
 _REMUX_FORMATS = {"aac": ("adts", ".aac"), "mp3": ("mp3", ".mp3")}
 #: FFmpeg demuxers of raw streams (no edit lists): packets copy out of them exactly.
@@ -114,6 +122,9 @@ class AudioPlan:
     #: Loudness target (LUFS) and true-peak ceiling (dBTP); None leaves the level alone.
     loudness_lufs: float | None = None
     true_peak_dbtp: float = 0.0
+    #: The target only ever lowers the loudness (a hot voice quieter than the target keeps
+    #: its loudness and only has its peaks limited).
+    loudness_only_down: bool = False
     #: How long the input is expected to be (s), for progress.
     source_duration: float | None = None
     #: The longest voice written; None keeps any length (a job sent in parts).
@@ -170,6 +181,9 @@ def plan_audio(
                 ("Audio.Quiet",),
             )
         )
+    hot = _hot_voice_step(speech, codes, options)
+    if hot is not None:
+        changes.append(hot)
     # Re-encoding for a reason of its own: a codec or container the service cannot read
     # and no clean packet copy, too big, or no duration in the header.
     # Packets are copied only out of a raw stream under the wrong name. Out of MP4, MOV or
@@ -205,10 +219,33 @@ def plan_audio(
         length_s=length_s,
         denoise=any(a.name == "denoise" for a in changes),
         loudness_lufs=options.target_lufs if any(a.name == "loudnorm" for a in changes) else None,
-        true_peak_dbtp=options.true_peak_dbtp,
+        true_peak_dbtp=options.true_peak_dbtp if hot is None else _hot_ceiling(options),
+        loudness_only_down=hot is not None,
         source_duration=source_s,
         max_length_s=options.max_duration_s,
     )
+
+
+def _hot_ceiling(options: FixOptions) -> float:
+    return min(options.true_peak_dbtp, HOT_TRUE_PEAK_DBTP)
+
+
+def _hot_voice_step(speech: AudioAnalysis | None, codes: set[str], options: FixOptions) -> Action | None:
+    """``loudnorm`` bringing down a voice whose true peak or loudness is too high (the
+    quiet path, ``Audio.Quiet``, has its own step); None when it is in range, not
+    measured, or ``--no-normalize``."""
+    if not options.normalize or "Audio.Quiet" in codes or speech is None:
+        return None
+    loudness, peak = speech.loudness_lufs, speech.true_peak_dbtp
+    if loudness is None or peak is None or (peak <= HOT_TRUE_PEAK_DBTP and loudness <= LOUD_LUFS):
+        return None
+    ceiling = _hot_ceiling(options)
+    if loudness > options.target_lufs:
+        level = f"loudness {loudness:.1f} -> {options.target_lufs:.1f} LUFS"
+    else:  # never louder than it was: the peaks alone come down
+        level = f"loudness {loudness:.1f} LUFS kept"
+    why = ("Audio.Clipping",) if "Audio.Clipping" in codes else ()
+    return Action("loudnorm", f"{level}, true peak {peak:+.2f} -> {ceiling:.1f} dBTP", why)
 
 
 def _target_length(
@@ -374,7 +411,9 @@ def _encode(plan: AudioPlan, source: str, target: Path, on_progress: Callable[[f
     wanted = min(wanted, cap) if wanted is not None else min(planes.shape[1], cap)
     planes = _fit_length(planes, rate, wanted)
     if plan.loudness_lufs is not None:
-        planes = normalise_loudness(planes, rate, plan.loudness_lufs, plan.true_peak_dbtp)
+        planes = normalise_loudness(
+            planes, rate, plan.loudness_lufs, plan.true_peak_dbtp, only_down=plan.loudness_only_down
+        )
     _write_wav(planes, rate, target)
 
 
@@ -445,8 +484,8 @@ def noise_floor_db(planes: Planes, rate: int) -> float:
 
 
 def room_tone(planes: Planes, rate: int, count: int) -> Planes:
-    """``count`` samples of faint noise at the recording's own noise floor (never digital
-    zero: lip-sync models misbehave on exact silence)."""
+    """``count`` samples of faint noise at the recording's own noise floor, so the padding
+    sounds like the rest of the recording (a room that goes dead is heard)."""
     level = max(noise_floor_db(planes, rate), ROOM_TONE_MIN_DB)
     rng = np.random.default_rng(count)  # the same file gives the same output
     return rng.normal(0.0, 10 ** (level / 20), (planes.shape[0], count))
@@ -592,13 +631,18 @@ def _drain(graph: Any, totals: dict[str, str]) -> dict[str, str]:
             totals = dict(frame.metadata)
 
 
-def normalise_loudness(planes: Planes, rate: int, target_lufs: float, ceiling_dbtp: float) -> Planes:
-    """Gain to ``target_lufs``, then a look-ahead limiter that keeps the true peak under
-    ``ceiling_dbtp``; the sample rate never changes (FFmpeg's loudnorm would run at
-    192 kHz). A few rounds: limiting lowers the loudness a little, gain raises the peaks."""
+def normalise_loudness(
+    planes: Planes, rate: int, target_lufs: float, ceiling_dbtp: float, *, only_down: bool = False
+) -> Planes:
+    """Gain to ``target_lufs`` (with ``only_down``, never above the voice's own loudness),
+    then a look-ahead limiter that keeps the true peak under ``ceiling_dbtp``; the sample
+    rate never changes (FFmpeg's loudnorm would run at 192 kHz). A few rounds: limiting
+    lowers the loudness a little, gain raises the peaks."""
     loudness, _ = measure_loudness(planes, rate)
     if loudness is None:
         return planes  # nothing loud enough to measure: leave it
+    if only_down:
+        target_lufs = min(target_lufs, loudness)
     gain_db = target_lufs - loudness
     threshold_db = ceiling_dbtp - LIMITER_MARGIN_DB
     out = planes

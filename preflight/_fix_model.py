@@ -58,8 +58,8 @@ class FixOptions:
     make_ref: bool = False
     #: Drop the video's own sound track (the service replaces it anyway).
     drop_audio: bool = False
-    #: Denoise a noisy voice; normalise a quiet one (to ``target_lufs``, true peak at most
-    #: ``true_peak_dbtp``).
+    #: Denoise a noisy voice; normalise a quiet or hot one (to ``target_lufs``, true peak at
+    #: most ``true_peak_dbtp``; a hot one's at most -1 dBTP in any case).
     denoise: bool = True
     normalize: bool = True
     target_lufs: float = -16.0

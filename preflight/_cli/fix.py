@@ -51,7 +51,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--drop-audio", action="store_true", help="drop the video's own sound track")
     parser.add_argument("--no-denoise", action="store_true", help="leave a noisy voice as it is")
-    parser.add_argument("--no-normalize", action="store_true", help="leave a quiet voice as it is")
+    parser.add_argument("--no-normalize", action="store_true", help="leave a quiet or hot voice at its level")
     parser.add_argument(
         "--preset",
         choices=PRESETS,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
 from preflight import check_audio, limits
-from tests.conftest import BAD, SAMPLE, codes
+from tests.conftest import BAD, FIXTURES, SAMPLE, codes, run_cli
 
 
 def test_the_sample_voice_passes_cleanly() -> None:
@@ -140,3 +141,27 @@ def test_random_bytes_named_mp3_are_not_accepted(tmp_path: Path) -> None:
     path.write_bytes(random.Random(3).randbytes(200_000))
     report = check_audio(path)
     assert not report.ok and "InvalidFile.Openerror" in codes(report)
+
+
+# --------------------------------------------------------------------------- retired codes
+def test_settings_naming_the_retired_digital_silence_code_still_load(tmp_path: Path) -> None:
+    """Audio.DigitalSilence is no longer reported (every TTS voice has exact-zero pauses),
+    but codes are stable: a team's settings and command lines that name it keep working."""
+    from preflight._config import load_config
+
+    settings = tmp_path / "preflight.toml"
+    settings.write_text(
+        'ignore = ["Audio.DigitalSilence"]\nselect = ["InvalidFile", "Audio.DigitalSilence"]\n'
+        '[severity]\n"Audio.DigitalSilence" = "info"\n',
+        encoding="utf-8",
+    )
+    config = load_config(settings)
+    assert config.ignore == ("Audio.DigitalSilence",)
+    voice = str(FIXTURES / "tts" / "espeak_22k.wav")
+    for option in ("--ignore", "--select"):
+        status, out = run_cli("check", "--audio", voice, option, "Audio.DigitalSilence", "--format", "json")
+        assert status == 0, out
+        assert json.loads(out)["summary"]["warnings"] == 0
+    # A typo is still a typo.
+    status, _ = run_cli("check", "--audio", voice, "--ignore", "Audio.DigitalSilense")
+    assert status == 2

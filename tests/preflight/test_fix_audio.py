@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import av
+import av.filter
 import numpy as np
 import numpy.typing as npt
 import pyloudnorm  # type: ignore[import-untyped]
 import pytest
 
-from preflight import FileReport, check_audio, limits
+from preflight import FileReport, check_audio, fix_paths, limits
 from preflight._fix_audio import AudioPlan, plan_audio, write_audio
 from preflight._fix_model import FixOptions
+from tests.conftest import FIXTURES
 
 RATE = 16000
 Samples = npt.NDArray[np.float64]
@@ -312,6 +314,146 @@ def test_normalising_can_be_turned_off(media: Any, tmp_path: Path) -> None:
         tmp_path / "quiet.wav", signal=media.voice_like(3.0, RATE, level_db=-36.0, room_db=-90.0)
     )
     assert plan_audio(check_audio(path), FixOptions(normalize=False)).actions == ()
+
+
+def ebur128(path: Path) -> tuple[float, float]:
+    """Integrated loudness (LUFS) and true peak (dBTP) of a file by FFmpeg's ebur128 filter,
+    run here on the file as decoded (not through the fixer's own meter)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        graph = av.filter.Graph()
+        source = graph.add_abuffer(template=stream)
+        meter = graph.add("ebur128", "metadata=1:peak=true")
+        sink = graph.add("abuffersink")
+        source.link_to(meter)
+        meter.link_to(sink)
+        graph.configure()
+        totals: dict[str, str] = {}
+        for frame in [*container.decode(stream), None]:
+            graph.push(frame)
+            while True:
+                try:
+                    out = graph.pull()
+                except (av.BlockingIOError, av.EOFError):
+                    break
+                totals = dict(out.metadata) or totals
+    return float(totals["lavfi.r128.I"]), 20 * np.log10(float(totals["lavfi.r128.true_peak"]))
+
+
+def oversampled_peak(path: Path) -> float:
+    """True peak (dBTP) as the band-limited signal reaches between samples: each channel
+    interpolated eightfold by zero-padding its spectrum (an ideal reconstruction filter,
+    stricter than the 4x FIR of BS.1770's meters)."""
+    data, _ = decode(path)
+    spectrum = np.fft.rfft(data, axis=1)
+    n = data.shape[1]
+    fine = np.fft.irfft(spectrum, n=8 * n, axis=1) * 8
+    return float(20 * np.log10(np.abs(fine).max()))
+
+
+def hot_voices(media: Any, tmp_path: Path) -> dict[str, Path]:
+    rate = 44100
+    # Saturated: loud (about -9 LUFS), and its MP3 overshoots full scale between samples.
+    loud = np.tanh(4 * media.voice_like(6.0, rate, level_db=0.0))
+    # A voice at an ordinary -22 LUFS with a few clicks reaching full scale.
+    peaky = media.voice_like(6.0, rate, level_db=-10.0)
+    for at in (1.0, 2.5, 4.0):
+        start = int(at * rate)
+        peaky[start : start + 40] += 0.9 * np.hanning(40)
+    # A 32-bit float export whose peaks go 3.9 dB over full scale (a float WAV keeps them).
+    overs = media.voice_like(6.0, rate, level_db=3.9)
+    return {
+        "loud": media.write_audio(tmp_path / "loud.mp3", signal=loud, sample_rate=rate),
+        "peaky": media.write_audio(tmp_path / "peaky.wav", signal=peaky, sample_rate=rate),
+        "overs": write_float_wav(tmp_path / "overs.wav", overs, rate),
+    }
+
+
+def write_float_wav(path: Path, signal: Samples, rate: int) -> Path:
+    """A mono 32-bit float WAV holding ``signal`` as it is, over full scale included."""
+    with av.open(str(path), "w", format="wav") as out:
+        stream = out.add_stream("pcm_f32le", rate=rate, layout="mono")
+        frame = av.AudioFrame.from_ndarray(
+            signal.astype(np.float32)[np.newaxis, :], format="flt", layout="mono"
+        )
+        frame.sample_rate, frame.pts = rate, 0
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["loud", "peaky", "overs"])
+def test_a_hot_voice_is_brought_down_with_its_true_peak_under_minus_1_dbtp(
+    media: Any, tmp_path: Path, kind: str
+) -> None:
+    path = hot_voices(media, tmp_path)[kind]
+    loudness_before, peak_before = ebur128(path)
+    assert peak_before > -1.0 or loudness_before > -10.0
+    if kind == "overs":  # hot, but nothing flat-topped: the float file kept every peak
+        hot = next(f for f in check_audio(path).findings if f.code == "Audio.Clipping")
+        assert hot.details["clipped_runs"] == 0 and hot.fixable
+    options = FixOptions()
+    plan, out, fresh = fix(path, options)
+    assert names(plan)[-1] == "loudnorm"
+    wanted = options.target_lufs if kind != "peaky" else loudness_before  # never made louder
+    detail = plan.actions[-1].detail
+    assert f"true peak {peak_before:+.2f} -> {options.true_peak_dbtp:.1f} dBTP" in detail
+    assert (f"-> {options.target_lufs:.1f} LUFS" if kind != "peaky" else "LUFS kept") in detail
+    # Two meters that are not the fixer's: pyloudnorm and ebur128 on the decoded file; and
+    # the true peak as an ideal reconstruction reaches it (16-bit rounding: +0.05 dB).
+    loudness, peak = ebur128(out)
+    assert loudness == pytest.approx(wanted, abs=1.0)
+    assert reference_loudness(out) == pytest.approx(wanted, abs=1.0)
+    assert peak <= options.true_peak_dbtp + 0.05
+    assert oversampled_peak(out) <= -1.0
+    assert stream_facts(fresh) == ("wav", "pcm_s16le", 44100, 1)  # no 192 kHz
+    assert "Audio.Clipping" not in codes(fresh)
+    before, _ = decode(path)
+    after, _ = decode(out)
+    assert after.shape == before.shape or kind == "loud"  # MP3 decodes with its padding
+    assert lag_ms(after[0], before[0], 44100) == 0.0
+
+
+def test_a_voice_within_range_is_copied_and_no_normalize_leaves_a_hot_one(media: Any, tmp_path: Path) -> None:
+    calm = media.write_audio(
+        tmp_path / "calm.mp3", signal=media.voice_like(4.0, 44100, level_db=-3.0), sample_rate=44100
+    )
+    loudness, peak = ebur128(calm)
+    assert -4.0 < peak <= -1.0 and loudness < -10.0
+    assert plan_audio(check_audio(calm), FixOptions()).actions == ()
+    hot = hot_voices(media, tmp_path)["loud"]
+    assert plan_audio(check_audio(hot), FixOptions(normalize=False)).actions == ()
+
+
+def test_a_voice_that_clipped_is_brought_down_and_still_warned_about(media: Any, tmp_path: Path) -> None:
+    clipped = np.clip(media.voice_like(6.0, 44100, level_db=0.0) * 3, -1.0, 1.0)
+    path = media.write_audio(tmp_path / "overdriven.wav", signal=clipped, sample_rate=44100)
+    before = check_audio(path)
+    runs = next(f for f in before.findings if f.code == "Audio.Clipping").details["clipped_runs"]
+    assert runs > 10
+    report = fix_paths(audio=path, out_dir=tmp_path / "fixed")
+    (fixed,) = report.files
+    assert [(a.name, a.because) for a in fixed.actions] == [("loudnorm", ("Audio.Clipping",))]
+    assert fixed.ok and fixed.output is not None
+    _, peak = ebur128(Path(fixed.output))
+    assert peak <= -1.0
+    (left,) = fixed.findings
+    assert left.code == "Audio.Clipping" and left.severity == "warning" and not left.fixable
+    assert left.details["clipped_runs"] == runs
+    assert "no fix undoes distortion" in left.message
+
+
+def test_tts_voices_come_out_of_the_fix_without_a_warning(tmp_path: Path) -> None:
+    """The committed espeak-ng voices: the 22.05 kHz ones peak at -0.1 to +0.1 dBTP, so
+    their peaks are limited and their loudness kept; the 16 kHz ones are copied."""
+    report = fix_paths([FIXTURES / "tts"], out_dir=tmp_path / "fixed")
+    assert len(report.files) == 6
+    for fixed in report.files:
+        assert fixed.ok and fixed.findings == (), (fixed.path, fixed.findings)
+        assert fixed.output is not None and check_audio(fixed.output).findings == ()
+    steps = {Path(f.path).name: [a.name for a in f.actions] for f in report.files}
+    assert steps["espeak_16k.wav"] == ["copy"]
+    assert steps["espeak_22k.wav"] == ["loudnorm"]
 
 
 # --------------------------------------------------------------------------- noise
