@@ -246,7 +246,7 @@ class AsyncClient:
             waited = answered - started
             if on_status is not None:
                 on_status(task, waited)
-            if task.finished:
+            if task.finished or task.unknown:  # UNKNOWN: polling will not settle it
                 return task
             pause = next(delays)
             if timeout is not None and waited + pause > timeout:

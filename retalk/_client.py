@@ -516,8 +516,9 @@ class Client:
         timeout: float | None = None,
         on_status: Callable[[Task, float], None] | None = None,
     ) -> Task:
-        """Poll until the task is final (SUCCEEDED, FAILED, CANCELED or UNKNOWN) and return
-        it; statuses this client does not know count as running. ``on_status`` gets each
+        """Poll until the task is final (SUCCEEDED, FAILED, CANCELED) or the service answers
+        UNKNOWN (not an end: see ``Task.unknown``), and return it; statuses this client does
+        not know count as running. ``on_status`` gets each
         answer and the seconds waited. Raises ``TaskTimeout`` after ``timeout`` seconds."""
         started = time.monotonic()
         answered: float | None = None  # the last answer in this wait (none yet)
@@ -541,7 +542,7 @@ class Client:
             waited = answered - started
             if on_status is not None:
                 on_status(task, waited)
-            if task.finished:
+            if task.finished or task.unknown:  # UNKNOWN: polling will not settle it
                 return task
             pause = next(delays)
             if timeout is not None and waited + pause > timeout:
