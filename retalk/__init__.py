@@ -31,6 +31,7 @@ from ._exceptions import (
     UploadError,
 )
 from ._models import Task, UploadPolicy, Usage
+from ._quotas import Quotas, RateLimiter
 
 __version__ = "0.1.0"
 
@@ -44,6 +45,8 @@ __all__ = [
     "DownloadError",
     "InputError",
     "PollPolicy",
+    "Quotas",
+    "RateLimiter",
     "ResultExpired",
     "RetalkError",
     "RetryPolicy",
