@@ -25,18 +25,23 @@ class Quotas:
     queries_per_s: float = 20.0
     #: Upload policies: 100 QPS per account and model (the temporary-storage page).
     policies_per_s: float = 100.0
+    #: Added to every window: the service counts arrivals, and the network and a busy
+    #: machine can bring two requests closer on arrival than they were sent.
+    margin_s: float = 0.05
 
     def __post_init__(self) -> None:
         for name in ("submits_per_s", "queries_per_s", "policies_per_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"Quotas.{name} must be above 0, not {getattr(self, name)}")
+        if not self.margin_s >= 0:
+            raise ValueError(f"Quotas.margin_s must be 0 or more, not {self.margin_s}")
 
     def window(self, kind: str) -> tuple[int, float]:
         """How many requests of ``kind`` fit in how many seconds."""
         rates = {"submit": self.submits_per_s, "query": self.queries_per_s, "policy": self.policies_per_s}
         rate = rates[kind]
         count = max(1, int(rate))
-        return count, count / rate
+        return count, count / rate + self.margin_s
 
 
 class RateLimiter:

@@ -518,6 +518,26 @@ def test_a_task_the_service_answers_unknown_for_stays_open_and_is_never_sent_aga
     assert emulator.submissions == 2
 
 
+def test_an_async_batch_of_submits_is_paced_so_the_service_throttles_none(tmp_path: Path) -> None:
+    # The emulator refuses a second submit within a second, as the service does. Before,
+    # three submits at once got two 429s and came back; paced, each goes through first time.
+    import asyncio
+
+    from retalk import AsyncClient
+
+    async def three(base_url: str) -> list[str]:
+        async with AsyncClient(KEY, base_url=base_url) as client:
+            video, audio = await client.upload(VIDEO), await client.upload(VOICE)
+            tasks = await asyncio.gather(*(client.submit(video, audio, known_ids=set()) for _ in range(3)))
+            return [task.task_id for task in tasks]
+
+    with Emulator(tmp_path / "service", api_key=KEY, faults=Faults(task_seconds=0.1)) as emulator:
+        ids = asyncio.run(three(emulator.base_url))
+        submits = [p for m, p, h in emulator.requests if m == "POST" and "video-synthesis" in p]
+    assert len(set(ids)) == 3 and emulator.submissions == 3
+    assert len(submits) == 3  # not one throttled
+
+
 PREP_STAGES = ["checking and fixing", *HTTP_STAGES, "verifying"]
 
 
