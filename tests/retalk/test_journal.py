@@ -24,6 +24,7 @@ from retalk._emulator import Emulator, Faults
 from retalk._exceptions import RetalkError
 from retalk._jobs import continue_job, run_job
 from retalk._journal import UPLOAD_TTL_S, DamagedRow, DuplicateJob, Journal, JournalError
+from retalk._split import finish_splits
 from tests.conftest import ROOT, SAMPLE
 
 API = "https://dashscope.example.com/api/v1"
@@ -303,3 +304,18 @@ def test_a_damaged_row_for_the_same_inputs_stops_that_job_only_with_what_to_do(
         # Other inputs go on as usual.
         assert journal.start(files, {"video_extension": True}, None, base_url=API).state == "new"
         assert [d.row_id for d in journal.damaged()] == [job.id]
+
+
+def test_a_split_whose_part_row_is_damaged_is_reported_and_the_resume_goes_on(
+    tmp_path: Path, files: dict[str, str]
+) -> None:
+    with Journal(tmp_path / "j.sqlite") as journal, Client("sk-x", base_url=API) as client:
+        part = journal.start(files, {}, None, base_url=API)
+        split = journal.start_split("f", str(tmp_path / "joined.mp4"), {"parts": [{"job": part.id}]}, API)
+        with closing(sqlite3.connect(journal.path)) as db, db:
+            db.execute("UPDATE jobs SET inputs = 'oops' WHERE id = ?", (part.id,))
+        reported: list[tuple[int, Exception]] = []
+        assert finish_splits(client, journal, on_error=lambda s, exc: reported.append((s.id, exc))) == []
+        ((which, error),) = reported
+        assert which == split.id and isinstance(error, DamagedRow) and error.row_id == part.id
+        assert journal.split(split.id).state == "running"  # left for the user, not failed
