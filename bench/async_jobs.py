@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from _figures import record  # noqa: E402  (bench/, beside this script)
 
-from retalk import AsyncClient, PollPolicy, RetryPolicy  # noqa: E402
+from retalk import AsyncClient, PollPolicy, Quotas, RateLimiter, RetryPolicy  # noqa: E402
 from retalk._emulator import Emulator, Faults  # noqa: E402
 
 SAMPLE = ROOT / "fixtures" / "sample"
@@ -50,8 +50,10 @@ async def run(
     jobs: int, cap: int, emulator: Emulator, out: Path
 ) -> tuple[float, int, list[tuple[float, float]]]:
     poll = PollPolicy(steps=(0.2, 0.2, 0.4), cap_s=0.5)
+    # Paced at the emulator's submission rate (the service's is 1 per second, the default).
+    pacing = RateLimiter(Quotas(submits_per_s=1 / emulator.faults.submit_interval_s))
     async with AsyncClient(
-        KEY, base_url=emulator.base_url, poll=poll, retry=RetryPolicy(base_s=0.2, cap_s=2.0)
+        KEY, base_url=emulator.base_url, poll=poll, retry=RetryPolicy(base_s=0.2, cap_s=2.0), limiter=pacing
     ) as client:
         gate = asyncio.Semaphore(cap)
         start = time.perf_counter()

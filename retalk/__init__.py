@@ -25,11 +25,13 @@ from ._exceptions import (
     SubmitUncertain,
     TaskFailed,
     TaskTimeout,
+    TaskUnknown,
     ThrottledError,
     TransportError,
     UploadError,
 )
 from ._models import Task, UploadPolicy, Usage
+from ._quotas import Quotas, RateLimiter
 
 __version__ = "0.1.0"
 
@@ -43,6 +45,8 @@ __all__ = [
     "DownloadError",
     "InputError",
     "PollPolicy",
+    "Quotas",
+    "RateLimiter",
     "ResultExpired",
     "RetalkError",
     "RetryPolicy",
@@ -52,6 +56,7 @@ __all__ = [
     "Task",
     "TaskFailed",
     "TaskTimeout",
+    "TaskUnknown",
     "ThrottledError",
     "TransportError",
     "UploadError",

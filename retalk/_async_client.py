@@ -54,6 +54,7 @@ from ._exceptions import (
     redact,
 )
 from ._models import Task, UploadPolicy
+from ._quotas import RateLimiter, kind_of
 
 
 class AsyncClient:
@@ -70,9 +71,13 @@ class AsyncClient:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         seed: int | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self._key = resolve_key(api_key)
         self.base_url = resolve_base_url(base_url)
+        #: Shared by all the requests of this client, however many run at once: a batch
+        #: of jobs stays inside the account's quotas as a whole.
+        self.limiter = limiter or RateLimiter()
         self._retry = retry or RetryPolicy()
         self._poll = poll or PollPolicy()
         self._sleep = sleep
@@ -113,8 +118,12 @@ class AsyncClient:
         headers: dict[str, str] | None = None,
         idempotent: bool = True,
     ) -> dict[str, Any]:
+        kind = kind_of(method, path, SUBMIT_PATH)
         for attempt in range(self._retry.attempts):
             last = attempt == self._retry.attempts - 1
+            pause = self.limiter.reserve(kind)
+            if pause > 0:
+                await self._sleep(pause)
             self.requests_sent += 1
             try:
                 response = await self._api.request(method, path, json=json, params=params, headers=headers)
@@ -132,7 +141,8 @@ class AsyncClient:
                     raise SubmitUncertain(f"{method} {path}: {error}")
                 if last:
                     raise error
-                await self._sleep(self._retry.delay(attempt, _retry_after(response), self._rng))
+                floor = self.limiter.throttled_floor(kind) if response.status_code == 429 else 0.0
+                await self._sleep(self._retry.delay(attempt, _retry_after(response), self._rng, floor))
                 continue
             if response.status_code >= 400:
                 raise _error_from(response, self._key)
@@ -246,7 +256,7 @@ class AsyncClient:
             waited = answered - started
             if on_status is not None:
                 on_status(task, waited)
-            if task.finished:
+            if task.finished or task.unknown:  # UNKNOWN: polling will not settle it
                 return task
             pause = next(delays)
             if timeout is not None and waited + pause > timeout:

@@ -12,6 +12,7 @@ import argparse
 import csv
 import os
 import shlex
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from ._client import Client
 from ._exceptions import ConfigError, RetalkError
 from ._journal import DuplicateJob, DuplicateSplit, Journal
 from ._pipeline import PipelineResult, prepare_and_retalk
+from ._quotas import RateLimiter
 
 COLUMNS = ("video", "audio", "ref", "output", "options")
 
@@ -144,6 +146,11 @@ def run_batch(
     anyway, so more only queues); one job's failure never stops the others. ``split``
     sends every long job in parts (a job's own ``--split`` option does it for that job)."""
 
+    # One limiter for the whole batch (the first client's, with its quotas): each thread
+    # has its own client, but the service counts the account's requests against one quota.
+    shared: list[RateLimiter] = []
+    sharing = threading.Lock()
+
     def say(job: BatchJob, text: str) -> None:
         if on_line is not None:
             on_line(job, text)
@@ -157,6 +164,10 @@ def run_batch(
         # in the thread that made them).
         try:
             with make_client() as client, Journal(journal_path) as journal:
+                with sharing:
+                    if not shared:
+                        shared.append(client.limiter)
+                    client.limiter = shared[0]
                 result = prepare_and_retalk(
                     client,
                     journal,

@@ -43,6 +43,7 @@ from ._exceptions import (
     redact,
 )
 from ._models import Task, UploadPolicy
+from ._quotas import RateLimiter, kind_of
 
 DEFAULT_BASE_URL = "https://dashscope.aliyuncs.com/api/v1"
 MODEL = "videoretalk"
@@ -65,13 +66,13 @@ class RetryPolicy:
     #: A ``Retry-After`` longer than this is taken as this (a day-long pause helps nobody).
     max_retry_after_s: float = 300.0
 
-    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
-        """Full jitter; after a ``Retry-After`` the jitter comes on top of it, so that
-        clients told the same moment do not all come back at that moment."""
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random, floor: float = 0.0) -> float:
+        """Full jitter; after a ``Retry-After``, or with a ``floor`` (a throttled call's
+        quota window: sooner is refused again), the jitter comes on top of the longer of
+        the two, so that clients told the same moment do not all come back at that moment."""
         backoff = rng.uniform(0, min(self.cap_s, self.base_s * 2**attempt))
-        if retry_after is None:
-            return backoff
-        return min(retry_after, self.max_retry_after_s) + backoff
+        told = 0.0 if retry_after is None else min(retry_after, self.max_retry_after_s)
+        return max(told, floor) + backoff
 
 
 @dataclass(frozen=True)
@@ -326,9 +327,13 @@ class Client:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         seed: int | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self._key = resolve_key(api_key)
         self.base_url = resolve_base_url(base_url)
+        #: Keeps every request of this client inside the service's quotas; give clients
+        #: of one account the same one (``RateLimiter(Quotas(...))``) to pace them together.
+        self.limiter = limiter or RateLimiter()
         self._retry = retry or RetryPolicy()
         self._poll = poll or PollPolicy()
         self._sleep = sleep
@@ -375,8 +380,12 @@ class Client:
     ) -> dict[str, Any]:
         """One API call with retries on 429, 5xx and network errors. A call that is not
         idempotent (a submit) is never re-sent once it may have reached the service."""
+        kind = kind_of(method, path, SUBMIT_PATH)
         for attempt in range(self._retry.attempts):
             last = attempt == self._retry.attempts - 1
+            pause = self.limiter.reserve(kind)  # every try counts against the quota
+            if pause > 0:
+                self._sleep(pause)
             try:
                 response = self._api.request(method, path, json=json, params=params, headers=headers)
             except httpx.TransportError as exc:
@@ -400,7 +409,8 @@ class Client:
                     raise SubmitUncertain(f"{method} {path}: {error}")
                 if last:
                     raise error
-                self._sleep(self._retry.delay(attempt, _retry_after(response), self._rng))
+                floor = self.limiter.throttled_floor(kind) if response.status_code == 429 else 0.0
+                self._sleep(self._retry.delay(attempt, _retry_after(response), self._rng, floor))
                 continue
             if response.status_code >= 400:
                 raise _error_from(response, self._key)
@@ -516,8 +526,9 @@ class Client:
         timeout: float | None = None,
         on_status: Callable[[Task, float], None] | None = None,
     ) -> Task:
-        """Poll until the task is final (SUCCEEDED, FAILED, CANCELED or UNKNOWN) and return
-        it; statuses this client does not know count as running. ``on_status`` gets each
+        """Poll until the task is final (SUCCEEDED, FAILED, CANCELED) or the service answers
+        UNKNOWN (not an end: see ``Task.unknown``), and return it; statuses this client does
+        not know count as running. ``on_status`` gets each
         answer and the seconds waited. Raises ``TaskTimeout`` after ``timeout`` seconds."""
         started = time.monotonic()
         answered: float | None = None  # the last answer in this wait (none yet)
@@ -541,7 +552,7 @@ class Client:
             waited = answered - started
             if on_status is not None:
                 on_status(task, waited)
-            if task.finished:
+            if task.finished or task.unknown:  # UNKNOWN: polling will not settle it
                 return task
             pause = next(delays)
             if timeout is not None and waited + pause > timeout:

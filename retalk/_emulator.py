@@ -269,6 +269,7 @@ class Emulator:
         self._server: _Server | None = None
         self._threads: list[threading.Thread] = []
         self._holds: dict[str, Hold] = {}
+        self._forgotten: set[str] = set()  # answered UNKNOWN (``forget``)
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -353,6 +354,16 @@ class Emulator:
         with self._lock:
             self._holds[point] = hold
         return hold
+
+    def forget(self, task_id: str, forgotten: bool = True) -> None:
+        """Answer ``UNKNOWN`` for this task's queries (as the service does for a task it does
+        not know, or no longer knows) while it goes on running; ``forgotten=False`` answers
+        for it again (a lagging replica caught up)."""
+        with self._lock:
+            if forgotten:
+                self._forgotten.add(task_id)
+            else:
+                self._forgotten.discard(task_id)
 
     def _gate(self, point: str) -> None:
         with self._lock:
@@ -499,7 +510,7 @@ class Emulator:
     def query(self, task_id: str) -> dict[str, Any]:
         self._gate("query")
         with self._lock:
-            task = self._tasks.get(task_id)
+            task = self._tasks.get(task_id) if task_id not in self._forgotten else None
             if task is None:
                 # The real API answers 200 UNKNOWN for a task it does not know (or forgot).
                 return {"request_id": _new_id(), "output": {"task_id": task_id, "task_status": "UNKNOWN"}}

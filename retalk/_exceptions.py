@@ -11,6 +11,7 @@
     ├── UploadError         the temporary storage refused a file (policy expired, too big)
     ├── SubmitUncertain     a submit failed in a way that may have created a task anyway
     ├── TaskFailed          the task ended FAILED (``code``, ``message``, ``finding``)
+    ├── TaskUnknown         the service answers UNKNOWN for the task: not an end, kept open
     ├── TaskTimeout         ``wait`` gave up; the task goes on
     └── DownloadError       the result could not be fetched whole, or written
         └── ResultExpired   the result URL no longer works (results are kept 24 h)
@@ -96,6 +97,23 @@ class TaskFailed(RetalkError):
     @property
     def finding(self) -> Finding | None:
         return finding_for(self.code, self.message)
+
+
+class TaskUnknown(RetalkError):
+    """The service answers ``UNKNOWN`` for the task ("no such task, or it expired"). Not
+    taken for a failure: the task may still run, and a failure would free its job to be
+    sent (and paid for) again. The job stays open; ``retalk resume`` asks again."""
+
+    def __init__(self, task_id: str, job_id: int | None = None) -> None:
+        self.task_id = task_id
+        self.job_id = job_id
+        text = f"the service answers UNKNOWN for task {task_id} (no such task, or it expired)"
+        if job_id is not None:
+            text = (
+                f"job {job_id}: {text}; the job stays open: `retalk resume` asks again, and the same "
+                "inputs are not sent again unless you pass --force (which pays for a new task)"
+            )
+        super().__init__(text)
 
 
 class TaskTimeout(RetalkError):

@@ -23,6 +23,7 @@ from ._exceptions import (
     ServiceError,
     SubmitUncertain,
     TaskFailed,
+    TaskUnknown,
     TransportError,
 )
 from ._journal import (
@@ -271,6 +272,10 @@ def _finish(
     assert job.task_id is not None
     _stage(events, job, "wait")
     task = client.wait(job.task_id, timeout=wait_timeout, on_status=events.on_status if events else None)
+    if not task.finished:
+        # UNKNOWN (no such task, or expired) is no end: the task may still run and be paid
+        # for. The job stays "submitted" for resume; sending it again takes --force.
+        raise TaskUnknown(job.task_id, job.id)
     if not task.succeeded:
         failure = TaskFailed(job.task_id, task.code or task.status, task.message or task.status)
         journal.update(

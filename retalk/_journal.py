@@ -7,19 +7,21 @@ SQLite from the standard library, one file (``RETALK_JOURNAL``, else
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import shlex
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-from ._exceptions import RetalkError
+from ._exceptions import ConfigError, RetalkError
 
 #: Uploaded files live this long in the temporary storage; reuse them until a margin
 #: before (an hour: enough for a task to be queued, downloaded and run).
@@ -76,6 +78,36 @@ CREATE INDEX IF NOT EXISTS splits_fingerprint ON splits (fingerprint);
 SPLIT_STATES = ("running", "joined", "failed")
 
 
+class JournalError(ConfigError):
+    """The journal file cannot be used (not a database, cut off, locked, read-only, a
+    folder). Said with the file, what is wrong and what to do; never rewritten or deleted."""
+
+
+class DamagedRow(JournalError):
+    """One row of the journal cannot be read (broken JSON, wrong types). The other jobs are
+    listed and resumed without it; the row is left as it is for the user to look at."""
+
+    def __init__(self, path: Path, table: str, row_id: object, reason: str) -> None:
+        self.table = table
+        self.row_id = row_id
+        self.reason = reason
+        what = "job" if table == "jobs" else "split job"
+        super().__init__(
+            f"the journal {_shown(path)}: {what} {_shown(row_id)} is damaged ({_shown(reason)}); it is "
+            "left as it is and skipped: look at it (or delete it) with the sqlite3 tool, or move "
+            "the journal aside; its task, if it had one, is on the service (`retalk list`)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "id": _shown(self.row_id), "reason": self.reason}
+
+    @property
+    def line(self) -> str:
+        """One line for a listing, escaped for the terminal."""
+        what = "job" if self.table == "jobs" else "split job"
+        return f"{what} {_shown(self.row_id)}: damaged in the journal ({_shown(self.reason)})"
+
+
 class DuplicateJob(RetalkError):
     """The same inputs and parameters were submitted before; ``--force`` submits again."""
 
@@ -116,20 +148,37 @@ class Job:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
+        """The job a row holds; ``ValueError`` saying what is wrong with a damaged one
+        (SQLite keeps any type in any column, and a hand edit can break the JSON)."""
+        inputs = _json(row, "inputs", dict)
+        for role, described in inputs.items():
+            if not isinstance(described, dict) or not isinstance(described.get("path"), str):
+                raise ValueError(f"inputs: {role!r} has no file path")
+            if not isinstance(described.get("sha256"), str):
+                raise ValueError(f"inputs: {role!r} has no SHA-256")
+            if not isinstance(described.get("url", ""), str):
+                raise ValueError(f"inputs: {role!r} has a URL that is not text")
+            if not isinstance(described.get("uploaded", 0.0), int | float):
+                raise ValueError(f"inputs: {role!r} has an upload time that is not a number")
+        if not {"video", "audio"} <= set(inputs):
+            raise ValueError("inputs: the video or the voice is missing")
+        state = _column(row, "state", str)
+        if state not in STATES:
+            raise ValueError(f"state {state!r} is not a job state")
         return cls(
-            row["id"],
-            row["created"],
-            row["fingerprint"],
-            json.loads(row["inputs"]),
-            json.loads(row["params"]),
-            row["output"],
-            row["state"],
-            row["task_id"],
-            row["submit_started"],
-            row["error"],
-            row["billed_s"],
-            row["base_url"],
-            row["owner"],
+            _column(row, "id", int),
+            _column(row, "created", float),
+            _column(row, "fingerprint", str),
+            inputs,
+            _json(row, "params", dict),
+            _column(row, "output", str, optional=True),
+            state,
+            _column(row, "task_id", str, optional=True),
+            _column(row, "submit_started", float, optional=True),
+            _column(row, "error", str, optional=True),
+            _column(row, "billed_s", float, optional=True),
+            _column(row, "base_url", str),
+            _column(row, "owner", str, optional=True),
         )
 
 
@@ -148,15 +197,25 @@ class Split:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Split:
+        """The split a row holds; ``ValueError`` saying what is wrong with a damaged one."""
+        plan = _json(row, "plan", dict)
+        parts = plan.get("parts", [])
+        if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
+            raise ValueError("plan: its parts are not a list of parts")
+        if not all(isinstance(p.get("job"), int | None) for p in parts):
+            raise ValueError("plan: a part's job is not a job number")
+        state = _column(row, "state", str)
+        if state not in SPLIT_STATES:
+            raise ValueError(f"state {state!r} is not a split state")
         return cls(
-            row["id"],
-            row["created"],
-            row["fingerprint"],
-            row["output"],
-            row["state"],
-            json.loads(row["plan"]),
-            row["base_url"],
-            row["error"],
+            _column(row, "id", int),
+            _column(row, "created", float),
+            _column(row, "fingerprint", str),
+            _column(row, "output", str),
+            state,
+            plan,
+            _column(row, "base_url", str),
+            _column(row, "error", str, optional=True),
         )
 
     @property
@@ -180,17 +239,92 @@ def default_path() -> Path:
     return Path(state) / "retalk" / "journal.sqlite"
 
 
-class Journal:
-    """The job journal. Every write is its own committed transaction."""
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+
+def _guarded(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A journal method whose SQLite failures (a file damaged or locked meanwhile) come
+    out as a ``JournalError`` naming the file, not as a traceback."""
+
+    @functools.wraps(method)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            journal = args[0]
+            assert isinstance(journal, Journal)
+            raise _problem(journal.path, exc) from None
+
+    return guarded
+
+
+class Journal:
+    """The job journal. Every write is its own committed transaction.
+
+    A file that cannot serve as the journal (not a database, cut off, locked for longer
+    than ``timeout``, read-only, a folder) is a ``JournalError`` saying so; an empty file
+    is a new journal (nothing in it to lose). A damaged row is a ``DamagedRow`` for that
+    job alone: listings leave it out (``damaged()`` names it) and it is never rewritten.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, timeout: float = 30.0) -> None:
         self.path = Path(path) if path is not None else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # a task id written is a task id kept
-        self._db.executescript(_SCHEMA)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _problem(self.path, exc) from None
+        if self.path.is_dir():
+            raise _problem(self.path, IsADirectoryError(f"{self.path} is a folder"))
+        db: sqlite3.Connection | None = None
+        try:
+            db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            # Looked at before anything is written to it: a damaged file or another
+            # program's database is left exactly as it was.
+            _check_file(db)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # a task id written is a task id kept
+            db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            if db is not None:
+                db.close()
+            raise _problem(self.path, exc) from None
+        self._db = db
+
+    def _parse_job(self, row: sqlite3.Row) -> Job:
+        try:
+            return Job.from_row(row)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise DamagedRow(self.path, "jobs", row["id"], str(exc)) from None
+
+    def _parse_split(self, row: sqlite3.Row) -> Split:
+        try:
+            return Split.from_row(row)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise DamagedRow(self.path, "splits", row["id"], str(exc)) from None
+
+    def _intact_jobs(self, rows: Iterator[sqlite3.Row]) -> list[Job]:
+        """The jobs of ``rows`` that can be read; damaged ones left out (``damaged()``)."""
+        jobs = []
+        for row in rows:
+            try:
+                jobs.append(self._parse_job(row))
+            except DamagedRow:
+                continue
+        return jobs
+
+    @_guarded
+    def damaged(self) -> list[DamagedRow]:
+        """Every row that cannot be read, jobs and split jobs, in order."""
+        found: list[DamagedRow] = []
+        for table, parse in (("jobs", self._parse_job), ("splits", self._parse_split)):
+            for row in self._db.execute(f"SELECT * FROM {table} ORDER BY id"):
+                try:
+                    parse(row)
+                except DamagedRow as exc:
+                    found.append(exc)
+        return found
 
     def close(self) -> None:
         self._db.close()
@@ -212,6 +346,7 @@ class Journal:
         self._db.execute("COMMIT")
 
     # ------------------------------------------------------------------ jobs
+    @_guarded
     def start(
         self,
         inputs: dict[str, str],
@@ -248,7 +383,7 @@ class Journal:
                     (fingerprint,),
                 ).fetchone()
                 if row is not None:
-                    earlier = Job.from_row(row)
+                    earlier = self._parse_job(row)
                     if earlier.state not in ("new", "uploaded"):
                         raise DuplicateJob(earlier)
                     if _alive(earlier.owner):
@@ -260,7 +395,7 @@ class Journal:
                         "UPDATE jobs SET output = ?, owner = ?, updated = ? WHERE id = ?",
                         (output, _me(), time.time(), earlier.id),
                     )
-                    return Job.from_row(
+                    return self._parse_job(
                         db.execute("SELECT * FROM jobs WHERE id = ?", (earlier.id,)).fetchone()
                     )
             now = time.time()
@@ -274,16 +409,19 @@ class Journal:
         assert job_id is not None
         return self.job(job_id)
 
+    @_guarded
     def job(self, job_id: int) -> Job:
         row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
             raise RetalkError(f"no job {job_id} in {self.path}")
-        return Job.from_row(row)
+        return self._parse_job(row)
 
+    @_guarded
     def by_task(self, task_id: str) -> Job | None:
         row = self._db.execute("SELECT * FROM jobs WHERE task_id = ?", (task_id,)).fetchone()
-        return Job.from_row(row) if row is not None else None
+        return self._parse_job(row) if row is not None else None
 
+    @_guarded
     def update(self, job_id: int, **fields: Any) -> Job:
         """Set columns of a job (``state``, ``task_id``, ``error``, ``inputs``...)."""
         allowed = {"state", "task_id", "submit_started", "error", "billed_s", "inputs", "output", "owner"}
@@ -313,6 +451,7 @@ class Journal:
                 (*values.values(), time.time(), row_id),
             )
 
+    @_guarded
     def take_up(self, job_id: int, output: str | None) -> Job | None:
         """An unfinished job that a run which ended early (a crash, a kill) left, taken over
         by this process (with this run's output, when it names one); None when it is
@@ -327,6 +466,7 @@ class Journal:
             )
         return self.job(job_id)
 
+    @_guarded
     def claim(self, job_id: int, expected: str, state: str, **fields: Any) -> Job | None:
         """Move a job from ``expected`` to ``state`` only if nobody moved it first (two
         processes never both submit it); None when it was not in ``expected`` any more."""
@@ -341,6 +481,7 @@ class Journal:
             )
         return self.job(job_id)
 
+    @_guarded
     def unclaim_submit(self, job_id: int) -> Job | None:
         """A ``submitting`` job whose submit is known not to have got through, back to
         ``uploaded`` to be sent again: only if it is still ``submitting`` and still this
@@ -356,26 +497,30 @@ class Journal:
                 return None
         return self.job(job_id)
 
+    @_guarded
     def unfinished(self, base_url: str | None = None) -> list[Job]:
         """Jobs not finished, for ``base_url`` (all when None), leaving out those another
         live process on this machine is running."""
         marks = ", ".join("?" for _ in UNFINISHED)
         rows = self._db.execute(f"SELECT * FROM jobs WHERE state IN ({marks}) ORDER BY id", UNFINISHED)
-        jobs = [Job.from_row(r) for r in rows]
+        jobs = self._intact_jobs(rows)  # a damaged row stops no other job
         return [
             j
             for j in jobs
             if (base_url is None or j.base_url == base_url) and (j.owner == _me() or not _alive(j.owner))
         ]
 
+    @_guarded
     def jobs(self, limit: int = 50) -> list[Job]:
         rows = self._db.execute("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (limit,))
-        return [Job.from_row(r) for r in rows]
+        return self._intact_jobs(rows)
 
+    @_guarded
     def known_task_ids(self) -> set[str]:
         return {r[0] for r in self._db.execute("SELECT task_id FROM jobs WHERE task_id IS NOT NULL")}
 
     # ------------------------------------------------------------------ splits
+    @_guarded
     def start_split(self, fingerprint: str, output: str, plan: dict[str, Any], base_url: str = "") -> Split:
         now = time.time()
         with self._write() as db:
@@ -388,29 +533,40 @@ class Journal:
         assert split_id is not None
         return self.split(split_id)
 
+    @_guarded
     def split(self, split_id: int) -> Split:
         row = self._db.execute("SELECT * FROM splits WHERE id = ?", (split_id,)).fetchone()
         if row is None:
             raise RetalkError(f"no split job {split_id} in {self.path}")
-        return Split.from_row(row)
+        return self._parse_split(row)
 
+    @_guarded
     def find_split(self, fingerprint: str) -> Split | None:
         """The latest split job for these inputs and settings that has not failed."""
         row = self._db.execute(
             "SELECT * FROM splits WHERE fingerprint = ? AND state != 'failed' ORDER BY id DESC LIMIT 1",
             (fingerprint,),
         ).fetchone()
-        return Split.from_row(row) if row is not None else None
+        return self._parse_split(row) if row is not None else None
 
+    @_guarded
     def update_split(self, split_id: int, **fields: Any) -> Split:
         self._update("splits", split_id, fields, {"state", "plan", "error"}, SPLIT_STATES, "plan")
         return self.split(split_id)
 
+    @_guarded
     def running_splits(self, base_url: str | None = None) -> list[Split]:
         rows = self._db.execute("SELECT * FROM splits WHERE state = 'running' ORDER BY id")
-        return [s for s in map(Split.from_row, rows) if base_url is None or s.base_url == base_url]
+        splits = []
+        for row in rows:
+            try:
+                splits.append(self._parse_split(row))
+            except DamagedRow:
+                continue  # named by damaged(); the other splits go on
+        return [s for s in splits if base_url is None or s.base_url == base_url]
 
     # ------------------------------------------------------------------ uploads
+    @_guarded
     def cached_upload(
         self, sha256: str, base_url: str = "", now: float | None = None
     ) -> tuple[str, float] | None:
@@ -424,6 +580,7 @@ class Journal:
             return None
         return str(row["url"]), float(row["uploaded"])
 
+    @_guarded
     def record_upload(self, sha256: str, url: str, base_url: str = "", uploaded: float | None = None) -> None:
         with self._write() as db:
             db.execute(
@@ -464,3 +621,109 @@ def running_elsewhere(job: Job) -> bool:
 
 def roles_of(job: Job) -> Sequence[str]:
     return [role for role in ("video", "audio", "ref") if role in job.inputs]
+
+
+# --------------------------------------------------------------------------- damage
+_COLUMNS = {
+    "jobs": {"id", "created", "updated", "fingerprint", "inputs", "params", "output", "state", "task_id"},
+    "splits": {"id", "created", "updated", "fingerprint", "output", "state", "plan"},
+    "uploads": {"sha256", "base_url", "url", "uploaded"},
+}
+
+
+def _check_file(db: sqlite3.Connection) -> None:
+    """Raise unless the file is whole and is a journal, or an empty database (a new one).
+    A cut-off file can open and fail only later, in the middle of a job: checked now."""
+    verdict = [str(r[0]) for r in db.execute("PRAGMA quick_check(3)")]
+    if verdict != ["ok"]:
+        raise sqlite3.DatabaseError(f"database disk image is malformed: {'; '.join(verdict)}")
+    tables = {str(r[0]) for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if tables and not tables & set(_COLUMNS):
+        raise sqlite3.DatabaseError(f"not a retalk journal: its tables are {', '.join(sorted(tables))}")
+    for table in tables & set(_COLUMNS):
+        have = {str(r[1]) for r in db.execute(f"PRAGMA table_info({table})")}
+        if not _COLUMNS[table] <= have:
+            missing = ", ".join(sorted(_COLUMNS[table] - have))
+            raise sqlite3.DatabaseError(f"not a retalk journal: table {table} lacks {missing}")
+
+
+def _column(row: sqlite3.Row, name: str, kind: type, optional: bool = False) -> Any:
+    """A column's value, checked to be of its kind (SQLite keeps any type anywhere)."""
+    value = row[name]
+    if value is None and optional:
+        return None
+    if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ValueError(f"{name} is {type(value).__name__}, not {kind.__name__}")
+    return value
+
+
+def _json(row: sqlite3.Row, name: str, kind: type) -> Any:
+    text = row[name]
+    if not isinstance(text, str | bytes):
+        raise ValueError(f"{name} is {type(text).__name__}, not JSON text")
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{name} is not JSON: {exc}") from None
+    if not isinstance(value, kind):
+        raise ValueError(f"{name} is a JSON {type(value).__name__}, not a {kind.__name__}")
+    return value
+
+
+def _shown(value: object) -> str:
+    """For a terminal: control characters and undecodable bytes escaped."""
+    text = os.fspath(value) if isinstance(value, os.PathLike) else str(value)
+    return repr(text)[1:-1]
+
+
+def _read_only(path: Path) -> bool:
+    """The journal cannot be written: its file, its folder (SQLite writes the -wal and
+    -shm files beside it) or the file system."""
+    for place in (path, path.parent):
+        if place.exists() and not os.access(place, os.W_OK):
+            return True
+    try:
+        return bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _problem(path: Path, exc: BaseException) -> JournalError:
+    """What is wrong with the journal file and what to do, naming it; never a traceback."""
+    shown = _shown(path)
+    cause = _shown(exc.strerror if isinstance(exc, OSError) and exc.strerror else exc)
+    lowered = cause.lower()
+    elsewhere = "or give another journal file with --journal FILE or RETALK_JOURNAL"
+    aside = (
+        f"it was left as it is: move it aside (e.g. `mv {shlex.quote(shown)} "
+        f"{shlex.quote(shown + '.damaged')}`) and run again with a new, empty journal; the tasks "
+        "it recorded are still on the service: `retalk list` lists them and `retalk download "
+        "TASK -o FILE` fetches a result"
+    )
+    if isinstance(exc, IsADirectoryError) or path.is_dir():
+        what, todo = (
+            "is a folder, not a file",
+            "give the journal's file name with --journal FILE or RETALK_JOURNAL",
+        )
+    elif "locked" in lowered or "busy" in lowered:
+        what, todo = (
+            "is locked by another process",
+            "let the other retalk (or whatever holds the file) finish, then run again",
+        )
+    elif isinstance(exc, PermissionError) or "readonly" in lowered or _read_only(path):
+        what, todo = (
+            "cannot be written (read-only: the file, its folder or the disk)",
+            f"make it writable, {elsewhere}",
+        )
+    elif "not a retalk journal" in lowered:
+        what, todo = (
+            "is another program's database, not a retalk journal",
+            f"it was left as it is; {elsewhere}",
+        )
+    elif "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
+        what, todo = "is damaged (not a SQLite database, or a cut-off one)", aside
+    else:
+        what, todo = "cannot be used", f"check the file and its folder, {elsewhere}"
+    return JournalError(f"the journal {shown} {what} ({cause}); {todo}")

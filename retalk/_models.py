@@ -7,9 +7,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Statuses after which a task never changes again.
-FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN"})
+FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELED"})
+#: "No such task, or it expired" (the API page). Not an end: the task may still run (a
+#: query routed before the task is known, an answer from a lagging replica), and taking it
+#: for a failure frees the job to be sent, and paid for, again. ``wait`` stops on it; the
+#: job stays open for ``resume``.
+UNKNOWN = "UNKNOWN"
 #: Statuses the documentation names; any other one is treated as still running.
-KNOWN_STATUSES = FINAL_STATUSES | {"PENDING", "RUNNING", "SUSPENDED", "PRE-PROCESSING", "POST-PROCESSING"}
+KNOWN_STATUSES = FINAL_STATUSES | {
+    UNKNOWN,
+    "PENDING",
+    "RUNNING",
+    "SUSPENDED",
+    "PRE-PROCESSING",
+    "POST-PROCESSING",
+}
 
 
 def _float(value: Any) -> float | None:
@@ -67,12 +79,20 @@ class Task:
     def succeeded(self) -> bool:
         return self.status == "SUCCEEDED"
 
-    def raise_for_status(self) -> Task:
-        """This task if it succeeded (or is still going); ``TaskFailed`` if it ended otherwise."""
-        from ._exceptions import TaskFailed
+    @property
+    def unknown(self) -> bool:
+        """The service says it has no such task (or it expired): not an end, see ``UNKNOWN``."""
+        return self.status == UNKNOWN
 
+    def raise_for_status(self) -> Task:
+        """This task if it succeeded (or is still going); ``TaskFailed`` if it ended otherwise,
+        ``TaskUnknown`` if the service does not know it."""
+        from ._exceptions import TaskFailed, TaskUnknown
+
+        if self.unknown:
+            raise TaskUnknown(self.task_id)
         if self.finished and not self.succeeded:
-            default = {"UNKNOWN": "no such task, or it expired", "CANCELED": "canceled"}.get(self.status, "")
+            default = {"CANCELED": "canceled"}.get(self.status, "")
             raise TaskFailed(self.task_id, self.code or self.status, self.message or default)
         return self
 

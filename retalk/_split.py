@@ -344,9 +344,10 @@ def finish_splits(
     done: list[Split] = []
     for split in journal.running_splits(client.base_url):
         ids = [i for i in split.job_ids if i is not None]
-        if any(running_elsewhere(journal.job(i)) for i in ids):
-            continue
         try:
+            # A part whose journal row is damaged stops this split only (said through on_error).
+            if any(running_elsewhere(journal.job(i)) for i in ids):
+                continue
             if not intact(split):
                 reason = f"its part files in {_folder(split)} are gone or were replaced"
                 journal.update_split(split.id, state="failed", error=reason)

@@ -2,7 +2,8 @@
 
 Exit status: 0 done, 1 the task or an input was refused (the message says which finding)
 or its result expired, 2 bad usage or configuration (the key, the base URL, a duplicate
-without --force), 3 the service or the network failed after retries, or the result could not
+without --force, a damaged journal), 3 the service or the network failed after retries, the
+service answers UNKNOWN for the task (the job stays open), or the result could not
 be written (a full disk: the task waits in the journal for ``retalk resume``),
 130 interrupted (submitted tasks are in the journal: ``retalk resume``).
 """
@@ -28,6 +29,7 @@ from .._exceptions import (
     SubmitUncertain,
     TaskFailed,
     TaskTimeout,
+    TaskUnknown,
     TransportError,
     UploadError,
     redact,
@@ -62,7 +64,10 @@ def _status_for(exc: RetalkError) -> int:
     # A result that expired is as final as a failed task: asking again will not bring it back.
     if isinstance(exc, TaskFailed | InputError | UploadError | PartFailed | ResultExpired):
         return EXIT_REFUSED
-    if isinstance(exc, ServiceError | TransportError | SubmitUncertain | TaskTimeout | DownloadError):
+    # UNKNOWN is no end: the job stays open, like a task still running after --timeout.
+    if isinstance(
+        exc, ServiceError | TransportError | SubmitUncertain | TaskTimeout | TaskUnknown | DownloadError
+    ):
         return EXIT_SERVICE
     return EXIT_SERVICE
 

@@ -1,4 +1,4 @@
-"""``retalk upload|submit|status|wait|download|cancel|list|resume``."""
+"""``retalk upload|submit|status|wait|download|cancel|list|jobs|resume``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from rich.console import Console
 from .._client import Client
 from .._exceptions import ConfigError
 from .._jobs import resume, run_job
-from .._journal import Job, Journal, Split
+from .._journal import DamagedRow, Job, Journal, Split
 from .._models import Task
 from .._split import finish_splits
 from .display import Display, events_of, live_display
@@ -90,6 +90,14 @@ def add_parsers(subparsers: Any) -> None:
     listing.add_argument("--page-size", type=int, default=10)
     _common(listing)
     listing.set_defaults(run=run_list)
+
+    listing_jobs = subparsers.add_parser(
+        "jobs", help="the jobs in the journal, newest first (a damaged row is named, not hidden)"
+    )
+    listing_jobs.add_argument("--limit", type=int, default=50, metavar="N")
+    listing_jobs.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    _journal_option(listing_jobs)
+    listing_jobs.set_defaults(run=run_jobs)
 
     again = subparsers.add_parser("resume", help="finish every unfinished job in the journal")
     again.add_argument("--timeout", type=float, metavar="S")
@@ -239,9 +247,28 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_damaged(damaged: list[DamagedRow]) -> None:
+    for row in damaged:
+        _err().print(f"retalk: warning: {row}", markup=False)
+
+
+def run_jobs(args: argparse.Namespace) -> int:
+    with Journal(args.journal) as journal:
+        jobs = journal.jobs(args.limit)
+        damaged = journal.damaged()
+    data = {"jobs": [_job_dict(j) for j in jobs], "damaged": [row.to_dict() for row in damaged]}
+    lines = [_job_text(j) for j in jobs]
+    lines += [row.line for row in damaged]
+    _print(args, data, "\n".join(lines) or "no jobs")
+    _warn_damaged(damaged)
+    return 0
+
+
 def run_resume(args: argparse.Namespace) -> int:
     failures: list[tuple[Job, Exception]] = []
     with _client(args) as client, Journal(args.journal) as journal:
+        # A damaged row is skipped (and said), never in the way of the other jobs.
+        damaged = journal.damaged()
         with _live(args) as display:
             events = events_of(display)
             done = resume(
@@ -265,9 +292,11 @@ def run_resume(args: argparse.Namespace) -> int:
         "failed": [{**_job_dict(j), "reason": str(e)} for j, e in failures],
         "joined": [{"split": s.id, "output": s.output} for s in joined],
         "not_joined": [{"split": s.id, "output": s.output, "reason": str(e)} for s, e in split_failures],
+        "damaged": [row.to_dict() for row in damaged],
     }
     lines = [_job_text(j) for j in done] + [f"job {j.id}: {e}" for j, e in failures]
     lines += [f"split {s.id}: joined into {s.output}" for s in joined]
     lines += [f"split {s.id}: {e}" for s, e in split_failures]
     _print(args, data, "\n".join(lines) or "nothing to resume")
-    return 0 if not failures and not split_failures else 1
+    _warn_damaged(damaged)
+    return 0 if not failures and not split_failures and not damaged else 1

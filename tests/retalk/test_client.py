@@ -16,6 +16,7 @@ from retalk import (
     ConfigError,
     DownloadError,
     InputError,
+    Quotas,
     RetryPolicy,
     ServerError,
     SubmitUncertain,
@@ -78,6 +79,107 @@ def test_throttling_is_retried_honouring_retry_after() -> None:
     task = client_with(lambda request: next(answers), sleeps).get("t1")
     assert task.status == "RUNNING"
     assert len(sleeps) == 2 and sleeps[0] >= 3.0 and 0 <= sleeps[1] <= 1.0
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_throttled_submit_comes_back_no_sooner_than_the_submit_quota_window(seed: int) -> None:
+    # The service takes about one submission per second: a retry within that second is
+    # refused again. Before, full jitter from 0 brought it back within 0.1 s at times.
+    answers = iter(
+        [
+            httpx.Response(429, json={"code": "Throttling.RateQuota", "message": "slow down"}),
+            httpx.Response(200, json=task_body("t9")),
+        ]
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return httpx.Response(200, json={"data": []})
+        return next(answers)
+
+    sleeps: list[float] = []
+    client = Client(
+        KEY,
+        base_url=BASE,
+        transport=httpx.MockTransport(handler),
+        retry=RetryPolicy(attempts=3, base_s=0.5, cap_s=4.0),
+        sleep=sleeps.append,
+        seed=seed,
+    )
+    assert client.submit("oss://d/a.mp4", "oss://d/b.wav").task_id == "t9"
+    # The window, then jitter on top of it (never from 0), at most the backoff's first step.
+    assert 1.0 <= sleeps[0] <= 1.0 + Quotas().margin_s + 0.5
+
+
+#: How late a loaded machine may send a request after the limiter's moment for it.
+SLACK_S = 0.1
+
+
+def test_an_async_batch_stays_inside_the_documented_quotas_as_a_whole() -> None:
+    # Four jobs at once, each submitting and then asking for its task ten times at once:
+    # one limiter paces every request of the client. Before, all of them went at once.
+    import asyncio
+    import time
+    from itertools import pairwise
+
+    from retalk import AsyncClient, Quotas
+
+    seen: list[tuple[str, float]] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, time.monotonic()))
+        if request.method == "POST":
+            return httpx.Response(200, json=task_body(f"t{len(seen)}"))
+        if request.url.path.endswith("/tasks"):
+            return httpx.Response(200, json={"data": []})
+        return httpx.Response(200, json=task_body(request.url.path.rsplit("/", 1)[-1], "RUNNING"))
+
+    async def job(client: AsyncClient) -> None:
+        task = await client.submit("oss://d/a.mp4", "oss://d/b.wav")
+        await asyncio.gather(*(client.get(task.task_id) for _ in range(10)))
+
+    async def batch() -> None:
+        async with AsyncClient(KEY, base_url=BASE, transport=httpx.MockTransport(handler)) as client:
+            await asyncio.gather(*(job(client) for _ in range(4)))
+
+    asyncio.run(batch())
+    quotas = Quotas()
+    submits = [t for method, t in seen if method == "POST"]
+    queries = sorted(t for method, t in seen if method == "GET")
+    assert len(submits) == 4 and len(queries) == 4 + 40  # the task list before each submit
+    # Times as the transport sees them: a loaded machine may run one request's send up to
+    # a little late (SLACK_S), which is not what is checked; all at once is.
+    gaps = [later - earlier for earlier, later in pairwise(submits)]
+    assert min(gaps) >= 1 / quotas.submits_per_s - SLACK_S, gaps
+    # No second holds more queries than the quota: the 21st after any query is a second on.
+    limit = int(quotas.queries_per_s)
+    spans = [queries[i + limit] - queries[i] for i in range(len(queries) - limit)]
+    assert min(spans) >= 1.0 - SLACK_S, spans
+
+
+def test_one_limiter_shared_by_threads_gives_each_submit_its_own_second() -> None:
+    import threading
+
+    from retalk import Quotas, RateLimiter
+
+    now = [100.0]
+    limiter = RateLimiter(Quotas(margin_s=0.0), clock=lambda: now[0])
+    slots: list[float] = []
+    lock = threading.Lock()
+
+    def submit() -> None:
+        wait = limiter.reserve("submit")
+        with lock:
+            slots.append(now[0] + wait)
+
+    threads = [threading.Thread(target=submit) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(slots) == [100.0 + i for i in range(8)]
+    # Queries: twenty in any second, the twenty-first a second after the first.
+    assert [limiter.reserve("query") for _ in range(21)] == [0.0] * 20 + [1.0]
 
 
 def test_retries_give_up_with_the_service_error() -> None:

@@ -281,6 +281,17 @@ def test_unknown_task_answers_unknown(service: Callable[..., Service]) -> None:
     assert answer.json()["output"] == {"task_id": "no-such-task", "task_status": "UNKNOWN"}
 
 
+def test_a_forgotten_task_answers_unknown_while_it_runs_on(service: Callable[..., Service]) -> None:
+    # As the service may for a task it does not know yet or any more: the task is not gone.
+    one = service()
+    task_id = one.start(one.upload(VIDEO), one.upload(AUDIO))
+    one.emulator.forget(task_id)
+    assert one.task(task_id)["output"] == {"task_id": task_id, "task_status": "UNKNOWN"}
+    time.sleep(0.5)
+    one.emulator.forget(task_id, forgotten=False)
+    assert one.wait(task_id)["output"]["task_status"] == "SUCCEEDED"
+
+
 # --------------------------------------------------------------------------- the queue
 def test_tasks_run_one_at_a_time_and_only_pending_ones_cancel(service: Callable[..., Service]) -> None:
     one = service(task_seconds=0.6)

@@ -483,6 +483,61 @@ def test_retalk_submit_run_again_after_a_kill_finishes_the_task_instead_of_askin
     assert emulator.submissions == 1
 
 
+def test_a_task_the_service_answers_unknown_for_stays_open_and_is_never_sent_again_by_itself(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # UNKNOWN is "no such task, or it expired": the task may still run (and be billed), so
+    # the job must stay open. Before, it was recorded failed and a re-run paid again.
+    journal_file, out = tmp_path / "j.sqlite", tmp_path / "out.mp4"
+    env = cli_env(emulator.base_url, journal_file)
+    command = retalk("submit", VIDEO, VOICE, "-o", str(out))
+    sent = run([*command, "--no-wait"], env)
+    assert sent.returncode == 0, sent.stderr
+    task_id = only_job(journal_file).task_id
+    assert task_id is not None
+    emulator.forget(task_id)
+    for _ in range(2):  # the same command, twice: never a second task
+        again = run(command, env)
+        assert again.returncode == 3, again.stderr
+        assert f"UNKNOWN for task {task_id}" in said(again) and "stays open" in said(again)
+        assert "--force" in said(again)
+        job = only_job(journal_file)
+        assert job.state == "submitted" and job.task_id == task_id
+    resumed = run(retalk("resume"), env)
+    assert resumed.returncode == 1 and "UNKNOWN" in said(resumed)
+    assert only_job(journal_file).state == "submitted" and emulator.submissions == 1
+    # The service knows it again (a replica caught up): resume finishes the paid task.
+    emulator.forget(task_id, forgotten=False)
+    finished = run(retalk("resume"), env)
+    assert finished.returncode == 0, finished.stderr
+    assert only_job(journal_file).state == "downloaded" and duration(out) == pytest.approx(4.0, abs=0.25)
+    assert emulator.submissions == 1
+    # Sent again only on purpose, and then it pays for a new task.
+    forced = run([*command, "--force", "--no-wait"], env)
+    assert forced.returncode == 0, forced.stderr
+    assert emulator.submissions == 2
+
+
+def test_an_async_batch_of_submits_is_paced_so_the_service_throttles_none(tmp_path: Path) -> None:
+    # The emulator refuses a second submit within a second, as the service does. Before,
+    # three submits at once got two 429s and came back; paced, each goes through first time.
+    import asyncio
+
+    from retalk import AsyncClient
+
+    async def three(base_url: str) -> list[str]:
+        async with AsyncClient(KEY, base_url=base_url) as client:
+            video, audio = await client.upload(VIDEO), await client.upload(VOICE)
+            tasks = await asyncio.gather(*(client.submit(video, audio, known_ids=set()) for _ in range(3)))
+            return [task.task_id for task in tasks]
+
+    with Emulator(tmp_path / "service", api_key=KEY, faults=Faults(task_seconds=0.1)) as emulator:
+        ids = asyncio.run(three(emulator.base_url))
+        submits = [p for m, p, h in emulator.requests if m == "POST" and "video-synthesis" in p]
+    assert len(set(ids)) == 3 and emulator.submissions == 3
+    assert len(submits) == 3  # not one throttled
+
+
 PREP_STAGES = ["checking and fixing", *HTTP_STAGES, "verifying"]
 
 
