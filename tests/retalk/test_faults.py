@@ -459,6 +459,8 @@ def test_retalk_submit_killed_at_any_stage_is_finished_by_resume_paid_once(
     env = cli_env(emulator.base_url, journal_file)
     kill_when_held(emulator, point, retalk("submit", VIDEO, VOICE, "-o", str(out)), env)
     assert not out.exists()  # never a half-written result under its name
+    if point == "result":
+        assert list(tmp_path.glob(".out.mp4.*.part"))  # what the kill left of the download...
     killed = only_job(journal_file)
     assert killed.state == JOURNAL_AT[point]
     assert (killed.task_id is not None) == (killed.state == "submitted")
@@ -468,6 +470,7 @@ def test_retalk_submit_killed_at_any_stage_is_finished_by_resume_paid_once(
     assert job.state == "downloaded" and job.task_id
     assert duration(out) == pytest.approx(4.0, abs=0.25)
     assert emulator.submissions == 1
+    assert not list(tmp_path.rglob("*.part"))  # ...is removed by the next run, never an orphan
 
 
 def test_retalk_submit_run_again_after_a_kill_finishes_the_task_instead_of_asking_to_pay_again(
@@ -508,6 +511,7 @@ def test_prep_and_retalk_killed_at_any_stage_is_finished_by_running_it_again_pai
     assert emulator.submissions == 1
     job = only_job(tmp_path / "j.sqlite")
     assert job.state == "downloaded" and job.task_id == report["task_id"]
+    assert not list(tmp_path.rglob("*.part"))  # a part a kill left is removed by the next run
 
 
 # --------------------------------------------------------------------------- 6. resume and a re-run at once
