@@ -797,6 +797,11 @@ class Client:
                     finally:
                         sent.close()
                     response = body.response()
+            except httpx.InvalidURL:
+                raise UploadError(
+                    f"{text}: the upload policy names the storage host {shown(policy.upload_host)}, "
+                    "which is not a URL"
+                ) from None
             except httpx.TransportError as exc:
                 if attempt == self._retry.attempts - 1:
                     raise TransportError(f"upload of {text}: {type(exc).__name__}: {exc}") from None

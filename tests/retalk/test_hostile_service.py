@@ -29,6 +29,8 @@ from retalk import (
     DownloadPolicy,
     ProtocolError,
     RetryPolicy,
+    ServerError,
+    UploadError,
 )
 from retalk._emulator import Emulator, Faults
 from retalk._journal import Journal
@@ -295,6 +297,42 @@ def test_a_task_list_or_a_query_naming_bad_ids_is_refused(kind: str) -> None:
         with pytest.raises(ProtocolError):
             call(kind, ids_client(kind, never), "get", bad)
     assert asked == []
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+def test_answers_of_the_wrong_shape_are_read_as_nothing_never_as_a_crash(kind: str, tmp_path: Path) -> None:
+    def shapeless(request: httpx.Request) -> httpx.Response:
+        body = {"output": ["t1"], "usage": "a lot", "request_id": {"x": 1}}
+        return httpx.Response(200, json=body)
+
+    task = call(kind, ids_client(kind, shapeless), "get", "t1")
+    assert task.task_id == "t1" and task.status == "" and task.usage is None and task.request_id is None
+
+    def odd_fields(request: httpx.Request) -> httpx.Response:
+        output = {"task_id": "t1", "task_status": "SUCCEEDED", "video_url": {"href": "x"}, "code": [1]}
+        return httpx.Response(200, json={"output": output, "usage": {"fps": "nan", "size": ["1080"]}})
+
+    task = call(kind, ids_client(kind, odd_fields), "get", "t1")
+    assert task.video_url is None and task.code is None and task.usage is not None
+    assert task.usage.fps is None and task.usage.size is None
+
+    def nested(request: httpx.Request) -> httpx.Response:  # built to crash a JSON parser
+        return httpx.Response(200, content=b"[" * 200_000)
+
+    with pytest.raises(ServerError, match="not JSON"):
+        call(kind, ids_client(kind, nested), "get", "t1")
+
+    def no_url_for_a_host(request: httpx.Request) -> httpx.Response:
+        policy = {
+            "policy": "p", "signature": "s", "upload_dir": "d", "upload_host": "http://a\x00b/",
+            "expire_in_seconds": 300, "max_file_size_mb": 100, "oss_access_key_id": "id",
+        }  # fmt: skip
+        return httpx.Response(200, json={"data": policy})
+
+    voice = tmp_path / "voice.wav"
+    voice.write_bytes(b"RIFF" + bytes(100))
+    with pytest.raises(UploadError, match="not a URL"):
+        call(kind, ids_client(kind, no_url_for_a_host), "upload", voice)
 
 
 def cli_env(base_url: str, journal: Path) -> dict[str, str]:
