@@ -12,12 +12,13 @@ The client is built on ``preflight`` for input checks; ``preflight`` never impor
 from __future__ import annotations
 
 from ._async_client import AsyncClient
-from ._client import DEFAULT_BASE_URL, MODEL, Client, PollPolicy, RetryPolicy
+from ._client import DEFAULT_BASE_URL, MODEL, Client, DownloadPolicy, PollPolicy, RetryPolicy
 from ._exceptions import (
     AuthError,
     ConfigError,
     DownloadError,
     InputError,
+    ProtocolError,
     ResultExpired,
     RetalkError,
     ServerError,
@@ -43,8 +44,10 @@ __all__ = [
     "Client",
     "ConfigError",
     "DownloadError",
+    "DownloadPolicy",
     "InputError",
     "PollPolicy",
+    "ProtocolError",
     "Quotas",
     "RateLimiter",
     "ResultExpired",

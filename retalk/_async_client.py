@@ -9,7 +9,8 @@ import os
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -17,12 +18,20 @@ from typing import Any
 import httpx
 
 from ._client import (
+    MAX_ANSWER_BYTES,
+    MAX_STORAGE_ANSWER_BYTES,
     MODEL,
     SUBMIT_PATH,
+    DownloadPolicy,
     PollPolicy,
     Progress,
     RetryPolicy,
+    _achunks,
+    _Body,
+    _download_target,
     _error_from,
+    _judge_result,
+    _Meter,
     _outage_or_raise,
     _partial_for,
     _publish,
@@ -31,19 +40,26 @@ from ._client import (
     _retry_after,
     _Retryable,
     _surely_unsent,
+    _too_many_redirects,
     _total_size,
     _transport_error,
+    _why,
     _write_problem,
+    listed_tasks,
     object_name,
+    queried_task,
     resolve_base_url,
     resolve_key,
+    shown,
     submit_request,
+    submitted_task,
+    task_path,
     upload_fields,
 )
 from ._exceptions import (
     DownloadError,
     InputError,
-    ResultExpired,
+    ProtocolError,
     ServerError,
     ServiceError,
     SubmitUncertain,
@@ -71,6 +87,8 @@ class AsyncClient:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         seed: int | None = None,
+        download_policy: DownloadPolicy | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
         limiter: RateLimiter | None = None,
     ) -> None:
         self._key = resolve_key(api_key)
@@ -80,6 +98,8 @@ class AsyncClient:
         self.limiter = limiter or RateLimiter()
         self._retry = retry or RetryPolicy()
         self._poll = poll or PollPolicy()
+        self._downloads = download_policy or DownloadPolicy()
+        self._max_answer = max_answer_bytes
         self._sleep = sleep
         self._rng = random.Random(seed)
         self._policy: UploadPolicy | None = None
@@ -94,11 +114,33 @@ class AsyncClient:
             transport=transport,
             trust_env=False,  # no proxy from the environment ever sees the key
         )
-        self._plain = httpx.AsyncClient(timeout=timeout, transport=transport, follow_redirects=True)
+        # Redirects are followed by hand, bounded, their bodies never read.
+        self._plain = httpx.AsyncClient(timeout=timeout, transport=transport)
 
     async def aclose(self) -> None:
         await self._api.aclose()
         await self._plain.aclose()
+
+    async def _answer(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """One API request, its answer read within ``max_answer_bytes``."""
+        wanted = {"Accept-Encoding": "identity"} | (headers or {})
+        request = self._api.build_request(method, path, json=json, params=params, headers=wanted)
+        response = await self._api.send(request, stream=True)
+        try:
+            body = _Body(response, self._max_answer, f"{method} {path}")
+            async for chunk in _achunks(response):
+                body.feed(chunk)
+        finally:
+            await response.aclose()
+        return body.response()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -126,7 +168,7 @@ class AsyncClient:
                 await self._sleep(pause)
             self.requests_sent += 1
             try:
-                response = await self._api.request(method, path, json=json, params=params, headers=headers)
+                response = await self._answer(method, path, json=json, params=params, headers=headers)
             except httpx.TransportError as exc:
                 reason = redact(f"{type(exc).__name__}: {exc}", self._key)
                 if not idempotent and not _surely_unsent(exc):
@@ -148,7 +190,7 @@ class AsyncClient:
                 raise _error_from(response, self._key)
             try:
                 body = response.json()
-            except ValueError:
+            except (ValueError, RecursionError):
                 if not idempotent:
                     raise SubmitUncertain(f"{method} {path}: the answer was not JSON") from None
                 raise ServerError(response.status_code, "BadResponse", "the answer was not JSON") from None
@@ -180,16 +222,14 @@ class AsyncClient:
                 f"{exc}; the task list shows no single new task, so it was not sent again "
                 "(`retalk resume` settles it)"
             ) from None
-        task = Task.parse(answer)
-        if not task.task_id:
-            raise SubmitUncertain("the submit answer named no task; `retalk resume` settles it")
+        task = submitted_task(answer)
         self._issued.add(task.task_id)
         return task
 
     async def recent_task_ids(self) -> set[str] | None:
         try:
             return {t.task_id for t in await self.list(page_size=50)}
-        except (ServiceError, TransportError):
+        except (ServiceError, TransportError, ProtocolError):
             return None
 
     async def _single_new_task(self, known: set[str] | None, checks: int = 3) -> Task | None:
@@ -205,16 +245,16 @@ class AsyncClient:
                     return await self.get(fresh[0].task_id)
                 if len(fresh) > 1:
                     return None
-        except (ServiceError, TransportError):
+        except (ServiceError, TransportError, ProtocolError):
             return None
         return None
 
     async def get(self, task_id: str) -> Task:
-        return Task.parse(await self._request("GET", f"/tasks/{task_id}"), task_id)
+        return queried_task(await self._request("GET", task_path(task_id)), task_id)
 
     async def cancel(self, task_id: str) -> Task:
         try:
-            await self._request("POST", f"/tasks/{task_id}/cancel")
+            await self._request("POST", task_path(task_id, "/cancel"))
         except InputError:
             task = await self.get(task_id)
             if task.status == "CANCELED":
@@ -226,8 +266,7 @@ class AsyncClient:
         params: dict[str, Any] = {"page_no": page_no, "page_size": page_size, "model_name": MODEL}
         if status:
             params["status"] = status
-        body = await self._request("GET", "/tasks", params=params)
-        return [Task.parse({"output": item}) for item in body.get("data") or [] if isinstance(item, dict)]
+        return listed_tasks(await self._request("GET", "/tasks", params=params))
 
     async def wait(
         self,
@@ -292,12 +331,25 @@ class AsyncClient:
                     # Read in chunks as it is sent (never the whole file in memory), sized up
                     # front so the storage gets a Content-Length.
                     files = {"file": (name, _Reader(handle, size, on_progress), "application/octet-stream")}
-                    response = await self._plain.post(
+                    request = self._plain.build_request(
+                        "POST",
                         policy.upload_host,
                         data=upload_fields(policy, key),
                         files=files,  # type: ignore[arg-type]
-                        follow_redirects=False,
                     )
+                    sent = await self._plain.send(request, stream=True, follow_redirects=False)
+                    try:
+                        body = _Body(sent, MAX_STORAGE_ANSWER_BYTES, f"upload of {text}")
+                        async for chunk in _achunks(sent):
+                            body.feed(chunk)
+                    finally:
+                        await sent.aclose()
+                    response = body.response()
+            except httpx.InvalidURL:
+                raise UploadError(
+                    f"{text}: the upload policy names the storage host {shown(policy.upload_host)}, "
+                    "which is not a URL"
+                ) from None
             except httpx.TransportError as exc:
                 if attempt == self._retry.attempts - 1:
                     raise TransportError(f"upload of {text}: {type(exc).__name__}: {exc}") from None
@@ -318,54 +370,57 @@ class AsyncClient:
         raise UploadError(f"{text}: the storage kept failing after {self._retry.attempts} tries")
 
     async def download(
-        self, url: str, path: str | os.PathLike[str], on_progress: Progress | None = None
+        self,
+        url: str,
+        path: str | os.PathLike[str],
+        on_progress: Progress | None = None,
+        *,
+        policy: DownloadPolicy | None = None,
     ) -> Path:
-        target = Path(path)
-        if target.is_dir() or not target.name or target.name in (".", ".."):
-            raise DownloadError(f"{path}: is a folder; give a file name for the result")
+        bounds = policy or self._downloads
+        target = _download_target(url, path)
         try:
-            partial = _partial_for(target)
+            partial, out = _partial_for(target)
         except OSError as exc:
             raise _write_problem(target, exc) from None
+        meter = _Meter(bounds)
         have = 0
         total: int | None = None
+        reason = ""
         try:
-            with open(partial, "wb") as out:
+            with out:
                 for attempt in range(self._retry.attempts):
                     # Identity: byte counts and Range offsets are about the bytes on disk.
                     headers = {"Accept-Encoding": "identity"} | ({"Range": f"bytes={have}-"} if have else {})
                     try:
-                        async with self._plain.stream("GET", url, headers=headers) as response:
-                            if response.status_code in (403, 404, 410):
-                                raise ResultExpired(
-                                    f"the result URL answered {response.status_code}: it has expired "
-                                    "(results are kept 24 h) or is wrong"
-                                )
-                            if response.status_code == 429 or response.status_code >= 500:
-                                raise _Retryable(response.status_code)
-                            if response.status_code >= 400:
-                                raise DownloadError(f"the result URL answered {response.status_code}")
+                        async with self._result(url, headers, meter) as response:
                             if have and (response.status_code != 206 or _range_start(response) != have):
                                 out.seek(0)
                                 out.truncate()
                                 have = 0
-                            total = _total_size(response, have, total)
-                            async for chunk in response.aiter_bytes():
+                            total = meter.total(_total_size(response, have, total))
+                            meter.begin(have)
+                            async for chunk in _achunks(response):
+                                meter.feed(len(chunk), have, total)
                                 out.write(chunk)
                                 have += len(chunk)
                                 if on_progress is not None:
                                     on_progress(have, total)
                         if total is None or have == total:
                             break
-                    except (httpx.TransportError, _Retryable):
+                        reason = f"the connection ended at {have} of {total} bytes"
+                    except (httpx.TransportError, _Retryable) as exc:
+                        reason = _why(exc, bounds)
                         if attempt == self._retry.attempts - 1:
-                            raise DownloadError(f"the download kept failing at {have} bytes") from None
-                    await self._sleep(self._retry.delay(attempt, None, self._rng))
+                            raise DownloadError(
+                                f"the download kept failing at {have} bytes ({reason})"
+                            ) from None
+                    await self._sleep(meter.pause(self._retry.delay(attempt, None, self._rng), have, total))
                 if total is not None and have != total:
-                    raise DownloadError(f"got {have} of {total} bytes")
+                    raise DownloadError(f"got {have} of {total} bytes ({reason})")
                 out.flush()
                 os.fsync(out.fileno())
-            _publish(partial, target)
+                _publish(partial, target)  # while still open and locked
         except OSError as exc:
             partial.unlink(missing_ok=True)
             raise _write_problem(target, exc) from None
@@ -373,3 +428,30 @@ class AsyncClient:
             partial.unlink(missing_ok=True)
             raise
         return target
+
+    @asynccontextmanager
+    async def _result(
+        self, url: str, headers: dict[str, str], meter: _Meter
+    ) -> AsyncIterator[httpx.Response]:
+        """As ``Client._result``: bounded redirects, bodies unread, the answer judged."""
+        try:
+            request = self._plain.build_request(
+                "GET", url, headers=headers, timeout=meter.timeout(self._plain.timeout)
+            )
+            for _ in range(meter.policy.max_redirects + 1):
+                response = await self._plain.send(request, stream=True, follow_redirects=False)
+                if response.next_request is None:
+                    break
+                await response.aclose()
+                request = response.next_request
+            else:
+                raise DownloadError(_too_many_redirects(url, meter.policy))
+        except httpx.TransportError:
+            raise
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise DownloadError(f"the result URL {shown(url)}: {_why(exc)}") from None
+        try:
+            _judge_result(response)
+            yield response
+        finally:
+            await response.aclose()

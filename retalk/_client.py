@@ -10,28 +10,36 @@ from __future__ import annotations
 import email.utils
 import errno
 import ipaddress
+import json
 import logging
 import os
 import random
 import re
 import ssl
+import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
+
+if sys.platform != "win32":
+    import fcntl
 
 from ._exceptions import (
     AuthError,
     ConfigError,
     DownloadError,
     InputError,
+    ProtocolError,
     ResultExpired,
     ServerError,
     ServiceError,
@@ -52,6 +60,14 @@ SUBMIT_PATH = "/services/aigc/image2video/video-synthesis/"
 MAX_CLOCK_OFFSET_S = 86400.0
 #: Progress callback: (bytes done, bytes in all or None when unknown).
 Progress = Callable[[int, int | None], None]
+#: API answers are a few KB (a page of 50 tasks about 25 KB): one past this is not an answer.
+MAX_ANSWER_BYTES = 1 << 20
+#: The storage host answers an upload with nothing, or an error of a few hundred bytes.
+MAX_STORAGE_ANSWER_BYTES = 64 << 10
+#: The service's task ids are UUIDs (``a8532587-fa8c-4ef8-82be-0c46b17950d1``); a little
+#: leniency (letters, ``_``), but never a character that means something in a path, a URL,
+#: a command line or a terminal ('/', '.', '%', spaces, controls, a leading '-').
+_TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", re.ASCII)
 
 log = logging.getLogger("retalk")
 
@@ -96,6 +112,55 @@ class PollPolicy:
             yield base * rng.uniform(1 - self.jitter, 1 + self.jitter)
 
 
+def is_task_id(value: object) -> bool:
+    """``value`` has the shape of a task id (and so is safe in a file name and a URL path)."""
+    return isinstance(value, str) and _TASK_ID.fullmatch(value) is not None
+
+
+def shown(value: object, limit: int = 200, bare: bool = False) -> str:
+    """Something the service sent, for a message: escaped (ASCII, no control characters)
+    and bounded; quoted unless ``bare``."""
+    text = value if isinstance(value, str) else repr(value)
+    cut = ascii(text[:limit])[1:-1] if bare else ascii(text[:limit])
+    return cut + (f"... ({len(text)} characters)" if len(text) > limit else "")
+
+
+def check_task_id(value: object, source: str) -> str:
+    """``value`` when it is a task id; otherwise a ``ProtocolError`` saying where it came from."""
+    if is_task_id(value):
+        assert isinstance(value, str)
+        return value
+    raise ProtocolError(
+        f"{source} gave {shown(value)} as a task id, which is not one (letters, digits and dashes, "
+        "at most 64): not used in any file name or URL"
+    )
+
+
+def task_path(task_id: str, suffix: str = "") -> str:
+    """The API path of a task: the id checked, and quoted anyway (defence in depth)."""
+    return f"/tasks/{quote(check_task_id(task_id, 'the caller'), safe='')}{suffix}"
+
+
+@dataclass(frozen=True)
+class DownloadPolicy:
+    """Bounds on fetching a result, whoever serves it."""
+
+    #: The largest result taken (bytes). The largest input the service takes is 300 MiB for
+    #: at most 120 s (20 Mbit/s), and a result is at most 120 s, re-encoded by the service:
+    #: 2 GiB (143 Mbit/s for 120 s) is far above any real result, and bounds a disk filled
+    #: by an endless body.
+    max_bytes: int = 2 << 30
+    #: The whole download, its retries and redirects included (s): a 2 GiB result at
+    #: 5 Mbit/s still fits in an hour.
+    deadline_s: float = 3600.0
+    #: A download that gets fewer than ``stall_bytes`` in any ``stall_s`` (no byte at all,
+    #: or a trickle) is stalled: tried again from where it was, within the deadline.
+    stall_s: float = 30.0
+    stall_bytes: int = 16 << 10
+    #: Redirects followed to the result; their bodies are never read.
+    max_redirects: int = 5
+
+
 def resolve_key(api_key: str | None) -> str:
     key = (api_key if api_key is not None else os.environ.get("DASHSCOPE_API_KEY", "")).strip()
     if not key:
@@ -129,7 +194,7 @@ def _is_loopback(host: str) -> bool:
 def _error_from(response: httpx.Response, secret: str | None = None) -> ServiceError:
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting built to crash a parser
         body = {}
     body = body if isinstance(body, dict) else {}
     code = str(body.get("code") or f"HTTP{response.status_code}")
@@ -176,6 +241,79 @@ def _write_problem(target: Path, exc: OSError) -> DownloadError:
     return DownloadError(
         f"cannot write the result to {target}: {exc.strerror or exc}" + (f" [{name}]" if name else "")
     )
+
+
+class _Body:
+    """An answer's body read as it arrives, refused once past ``limit`` bytes (before a
+    byte is read when its Content-Length says so): an answer is never read whole blindly."""
+
+    def __init__(self, response: httpx.Response, limit: int, what: str) -> None:
+        self._response, self._limit, self._what = response, limit, what
+        self._parts: list[bytes] = []
+        self._size = 0
+        # A response made whole in memory (a mock transport's) is decoded already.
+        self._decoded = response.is_stream_consumed
+        stated = response.headers.get("Content-Length", "")
+        if stated.isdigit() and int(stated) > limit:
+            raise self._too_large(f"{int(stated)} bytes stated")
+
+    def _too_large(self, seen: str) -> ProtocolError:
+        return ProtocolError(
+            f"{self._what}: the answer is larger than {self._limit} bytes ({seen}); the answers of "
+            "this API are a few KB, so it was not read further"
+        )
+
+    def feed(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._size > self._limit:
+            raise self._too_large(f"over {self._size} bytes so far")
+        self._parts.append(chunk)
+
+    def response(self) -> httpx.Response:
+        """The answer with its body in memory, decoded (within the same bound)."""
+        raw = b"".join(self._parts)
+        encoding = self._response.headers.get("Content-Encoding", "").strip().lower()
+        body = raw if self._decoded or encoding in ("", "identity") else self._unpack(raw, encoding)
+        dropped = ("content-encoding", "content-length", "transfer-encoding")
+        headers = [(k, v) for k, v in self._response.headers.multi_items() if k.lower() not in dropped]
+        return httpx.Response(
+            self._response.status_code,
+            headers=headers,
+            content=body,
+            request=self._response.request,
+            extensions={k: v for k, v in self._response.extensions.items() if k == "reason_phrase"},
+        )
+
+    def _unpack(self, raw: bytes, encoding: str) -> bytes:
+        # Asked for identity; a gzip or deflate answer is unpacked, never past the limit
+        # (a few KB can unpack to gigabytes).
+        if encoding not in ("gzip", "x-gzip", "deflate"):
+            how = shown(encoding, 40, bare=True)
+            raise ProtocolError(f"{self._what}: the answer came {how}-encoded; not read")
+        unpacker = zlib.decompressobj(32 + zlib.MAX_WBITS)  # a gzip or zlib header
+        try:
+            body = unpacker.decompress(raw, self._limit + 1)
+        except zlib.error as exc:
+            raise ProtocolError(f"{self._what}: the {encoding} answer does not unpack ({exc})") from None
+        if len(body) > self._limit or unpacker.unconsumed_tail:
+            raise self._too_large(f"once unpacked, from {len(raw)} bytes {encoding}")
+        return body
+
+
+def _chunks(response: httpx.Response) -> Iterator[bytes]:
+    """The body as it arrives, undecoded (a response already in memory, as it is)."""
+    if response.is_stream_consumed:
+        yield response.content
+    else:
+        yield from response.iter_raw()
+
+
+async def _achunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    if response.is_stream_consumed:
+        yield response.content
+    else:
+        async for chunk in response.aiter_raw():
+            yield chunk
 
 
 def _transport_error(message: str, exc: httpx.TransportError) -> TransportError:
@@ -231,6 +369,49 @@ OUTAGE_REPORT_S = 30.0
 def _surely_unsent(exc: httpx.TransportError) -> bool:
     """The request never reached the server: safe to send again, even a submit."""
     return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+
+
+def submitted_task(answer: dict[str, Any]) -> Task:
+    """A submit's answer as its task, the id checked before anyone stores or uses it."""
+    task = Task.parse(answer)
+    if not task.task_id:
+        raise SubmitUncertain("the submit answer named no task; `retalk resume` settles it")
+    if not is_task_id(task.task_id):
+        request = f" (request {shown(task.request_id, 100)})" if task.request_id else ""
+        raise ProtocolError(
+            f"the submit answer{request} named task {shown(task.task_id)}, which is not a task id: "
+            "not used in any file name or URL. The submit reached the service and may be billed; "
+            f"check `retalk list`. The answer: {shown(_answer_text(answer), 500)}"
+        )
+    return task
+
+
+def queried_task(answer: dict[str, Any], task_id: str) -> Task:
+    """A task query's answer: about the task asked for, or a ``ProtocolError``."""
+    task = Task.parse(answer, task_id)
+    if task.task_id != task_id:
+        raise ProtocolError(
+            f"asked about task {task_id}, the service answered about {shown(task.task_id)}; not used"
+        )
+    return task
+
+
+def listed_tasks(answer: dict[str, Any]) -> list[Task]:
+    """A task list's answer; one id that is not a task id makes the whole list untrusted
+    (a lost submit's task is never adopted from it, nor sent again because of it)."""
+    data = answer.get("data")
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise ProtocolError(f"the task list answer's data is {shown(data, 100)}, not a list")
+    tasks = [Task.parse({"output": item}) for item in data if isinstance(item, dict)]
+    for task in tasks:
+        check_task_id(task.task_id, "the task list")
+    return tasks
+
+
+def _answer_text(answer: dict[str, Any]) -> str:
+    return json.dumps(answer, ensure_ascii=True, default=str)
 
 
 def submit_request(
@@ -327,6 +508,8 @@ class Client:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         seed: int | None = None,
+        download_policy: DownloadPolicy | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
         limiter: RateLimiter | None = None,
     ) -> None:
         self._key = resolve_key(api_key)
@@ -336,6 +519,8 @@ class Client:
         self.limiter = limiter or RateLimiter()
         self._retry = retry or RetryPolicy()
         self._poll = poll or PollPolicy()
+        self._downloads = download_policy or DownloadPolicy()
+        self._max_answer = max_answer_bytes
         self._sleep = sleep
         self._rng = random.Random(seed)
         self._policy: UploadPolicy | None = None
@@ -352,13 +537,35 @@ class Client:
             transport=transport,
             trust_env=False,
         )
-        # Storage and result hosts: never the key.
-        self._plain = httpx.Client(timeout=timeout, transport=transport, follow_redirects=True)
+        # Storage and result hosts: never the key. Redirects are followed by hand (httpx
+        # reads a redirect's body whole), never more than the policy's.
+        self._plain = httpx.Client(timeout=timeout, transport=transport)
 
     # ------------------------------------------------------------------ plumbing
     def close(self) -> None:
         self._api.close()
         self._plain.close()
+
+    def _answer(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """One API request, its answer read within ``max_answer_bytes``."""
+        wanted = {"Accept-Encoding": "identity"} | (headers or {})
+        request = self._api.build_request(method, path, json=json, params=params, headers=wanted)
+        response = self._api.send(request, stream=True)
+        try:
+            body = _Body(response, self._max_answer, f"{method} {path}")
+            for chunk in _chunks(response):
+                body.feed(chunk)
+        finally:
+            response.close()
+        return body.response()
 
     def __enter__(self) -> Client:
         return self
@@ -387,7 +594,7 @@ class Client:
             if pause > 0:
                 self._sleep(pause)
             try:
-                response = self._api.request(method, path, json=json, params=params, headers=headers)
+                response = self._answer(method, path, json=json, params=params, headers=headers)
             except httpx.TransportError as exc:
                 reason = redact(f"{type(exc).__name__}: {exc}", self._key)
                 if not idempotent and not _surely_unsent(exc):
@@ -416,7 +623,7 @@ class Client:
                 raise _error_from(response, self._key)
             try:
                 body = response.json()
-            except ValueError:
+            except (ValueError, RecursionError):
                 if not idempotent:  # it was accepted: a task may well exist
                     raise SubmitUncertain(f"{method} {path}: the answer was not JSON") from None
                 raise ServerError(response.status_code, "BadResponse", "the answer was not JSON") from None
@@ -454,9 +661,7 @@ class Client:
                 f"{exc}; the task list shows no single new task, so it was not sent again "
                 "(`retalk resume` settles it)"
             ) from None
-        task = Task.parse(answer)
-        if not task.task_id:
-            raise SubmitUncertain("the submit answer named no task; `retalk resume` settles it")
+        task = submitted_task(answer)
         self._issued.add(task.task_id)
         return task
 
@@ -464,7 +669,7 @@ class Client:
         """The ids of the latest 50 tasks; None when the list cannot be had."""
         try:
             return {t.task_id for t in self.list(page_size=50)}
-        except (ServiceError, TransportError):
+        except (ServiceError, TransportError, ProtocolError):
             return None  # no list: an uncertain submit will then be reported, not adopted
 
     def _single_new_task(self, known: set[str] | None, checks: int = 3) -> Task | None:
@@ -485,17 +690,17 @@ class Client:
                     return self.get(fresh[0].task_id)
                 if len(fresh) > 1:
                     return None
-        except (ServiceError, TransportError):
+        except (ServiceError, TransportError, ProtocolError):
             return None
         return None
 
     def get(self, task_id: str) -> Task:
-        return Task.parse(self._request("GET", f"/tasks/{task_id}"), task_id)
+        return queried_task(self._request("GET", task_path(task_id)), task_id)
 
     def cancel(self, task_id: str) -> Task:
         """Cancel a PENDING task (the service cancels nothing that runs)."""
         try:
-            self._request("POST", f"/tasks/{task_id}/cancel")
+            self._request("POST", task_path(task_id, "/cancel"))
         except InputError:
             task = self.get(task_id)
             if task.status == "CANCELED":
@@ -517,8 +722,7 @@ class Client:
         for name, value in (("status", status), ("start_time", start_time), ("end_time", end_time)):
             if value:
                 params[name] = value
-        body = self._request("GET", "/tasks", params=params)
-        return [Task.parse({"output": item}) for item in body.get("data") or [] if isinstance(item, dict)]
+        return listed_tasks(self._request("GET", "/tasks", params=params))
 
     def wait(
         self,
@@ -589,12 +793,26 @@ class Client:
                 with open(text, "rb") as handle:
                     # httpx writes the form fields first and the file last, as the storage needs.
                     files = {"file": (name, _Reader(handle, size, on_progress), "application/octet-stream")}
-                    response = self._plain.post(
+                    request = self._plain.build_request(
+                        "POST",
                         policy.upload_host,
                         data=fields,
                         files=files,  # type: ignore[arg-type]
-                        follow_redirects=False,  # a redirect is no stored file
                     )
+                    # A redirect is no stored file; the answer is read within a bound.
+                    sent = self._plain.send(request, stream=True, follow_redirects=False)
+                    try:
+                        body = _Body(sent, MAX_STORAGE_ANSWER_BYTES, f"upload of {text}")
+                        for chunk in _chunks(sent):
+                            body.feed(chunk)
+                    finally:
+                        sent.close()
+                    response = body.response()
+            except httpx.InvalidURL:
+                raise UploadError(
+                    f"{text}: the upload policy names the storage host {shown(policy.upload_host)}, "
+                    "which is not a URL"
+                ) from None
             except httpx.TransportError as exc:
                 if attempt == self._retry.attempts - 1:
                     raise TransportError(f"upload of {text}: {type(exc).__name__}: {exc}") from None
@@ -614,55 +832,63 @@ class Client:
             raise UploadError(f"{text}: the storage refused it: {response.status_code} {text_body}")
         raise UploadError(f"{text}: the storage kept failing after {self._retry.attempts} tries")
 
-    def download(self, url: str, path: str | os.PathLike[str], on_progress: Progress | None = None) -> Path:
+    def download(
+        self,
+        url: str,
+        path: str | os.PathLike[str],
+        on_progress: Progress | None = None,
+        *,
+        policy: DownloadPolicy | None = None,
+    ) -> Path:
         """Stream the result to ``path``: written under a temporary name, resumed with
-        ``Range`` when the connection drops, checked against ``Content-Length``, then renamed."""
-        target = Path(path)
-        if target.is_dir() or not target.name or target.name in (".", ".."):
-            raise DownloadError(f"{path}: is a folder; give a file name for the result")
+        ``Range`` when the connection drops, checked against ``Content-Length``, then renamed.
+        Bounded by ``policy`` (the client's ``download_policy`` by default): its size, a
+        deadline, a stall timeout and the redirects followed."""
+        bounds = policy or self._downloads
+        target = _download_target(url, path)
         try:
-            partial = _partial_for(target)
+            partial, out = _partial_for(target)
         except OSError as exc:
             raise _write_problem(target, exc) from None
+        meter = _Meter(bounds)
         have = 0
         total: int | None = None
+        reason = ""
         try:
-            with open(partial, "wb") as out:
+            with out:
                 for attempt in range(self._retry.attempts):
                     # Identity: byte counts and Range offsets are about the bytes on disk.
                     headers = {"Accept-Encoding": "identity"} | ({"Range": f"bytes={have}-"} if have else {})
                     try:
-                        with self._plain.stream("GET", url, headers=headers) as response:
-                            if response.status_code in (403, 404, 410):
-                                raise ResultExpired(
-                                    f"the result URL answered {response.status_code}: it has expired "
-                                    "(results are kept 24 h) or is wrong"
-                                )
-                            if response.status_code == 429 or response.status_code >= 500:
-                                raise _Retryable(response.status_code)
-                            if response.status_code >= 400:
-                                raise DownloadError(f"the result URL answered {response.status_code}")
+                        with self._result(url, headers, meter) as response:
                             if have and (response.status_code != 206 or _range_start(response) != have):
                                 out.seek(0)
                                 out.truncate()
                                 have = 0  # the server sent it all again
-                            total = _total_size(response, have, total)
-                            for chunk in response.iter_bytes():  # as it arrives: a drop loses nothing
+                            total = meter.total(_total_size(response, have, total))
+                            meter.begin(have)
+                            for chunk in _chunks(response):  # as it arrives: a drop loses nothing
+                                meter.feed(len(chunk), have, total)
                                 out.write(chunk)
                                 have += len(chunk)
                                 if on_progress is not None:
                                     on_progress(have, total)
                         if total is None or have == total:
                             break
-                    except (httpx.TransportError, _Retryable):
+                        reason = f"the connection ended at {have} of {total} bytes"
+                    except (httpx.TransportError, _Retryable) as exc:
+                        reason = _why(exc, bounds)
                         if attempt == self._retry.attempts - 1:
-                            raise DownloadError(f"the download kept failing at {have} bytes") from None
-                    self._sleep(self._retry.delay(attempt, None, self._rng))
+                            raise DownloadError(
+                                f"the download kept failing at {have} bytes ({reason})"
+                            ) from None
+                    self._sleep(meter.pause(self._retry.delay(attempt, None, self._rng), have, total))
                 if total is not None and have != total:
-                    raise DownloadError(f"got {have} of {total} bytes")
+                    raise DownloadError(f"got {have} of {total} bytes ({reason})")
                 out.flush()
                 os.fsync(out.fileno())
-            _publish(partial, target)
+                # Named while still open (and locked): no other run takes it for an orphan.
+                _publish(partial, target)
         except OSError as exc:
             # Our side failed (a full disk): not the download. Said as such, and nothing
             # half-written is left, under the final name or the temporary one.
@@ -673,16 +899,215 @@ class Client:
             raise
         return target
 
+    @contextmanager
+    def _result(self, url: str, headers: dict[str, str], meter: _Meter) -> Iterator[httpx.Response]:
+        """The result host's answer, open to stream, after at most ``max_redirects``
+        redirects (whose bodies are never read), judged by ``_judge_result``."""
+        try:
+            request = self._plain.build_request(
+                "GET", url, headers=headers, timeout=meter.timeout(self._plain.timeout)
+            )
+            for _ in range(meter.policy.max_redirects + 1):
+                response = self._plain.send(request, stream=True, follow_redirects=False)
+                if response.next_request is None:
+                    break
+                response.close()
+                request = response.next_request
+            else:
+                raise DownloadError(_too_many_redirects(url, meter.policy))
+        except httpx.TransportError:
+            raise
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise DownloadError(f"the result URL {shown(url)}: {_why(exc)}") from None
+        try:
+            _judge_result(response)
+            yield response
+        finally:
+            response.close()
+
 
 class _Retryable(Exception):
-    """A result host's 429 or 5xx: worth another try."""
+    """A result host's 429 or 5xx, or a stalled download: worth another try."""
 
 
-def _partial_for(target: Path) -> Path:
-    """A fresh hidden temporary name beside ``target`` (two downloads never share one)."""
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name[:100]}.", suffix=".part")
-    os.close(fd)
-    return Path(name)
+class _Meter:
+    """A download's bounds as it goes: its size, its deadline, its pace."""
+
+    def __init__(self, policy: DownloadPolicy) -> None:
+        self.policy = policy
+        self._started = time.monotonic()
+        self._window = self._started
+        self._window_bytes = 0
+
+    def _left(self) -> float:
+        return self.policy.deadline_s - (time.monotonic() - self._started)
+
+    def _check_deadline(self, have: int, total: int | None) -> None:
+        if self._left() <= 0:
+            of = f" of {total}" if total is not None else ""
+            raise DownloadError(
+                f"the download took longer than its {self.policy.deadline_s:g} s (--download-timeout) "
+                f"and was given up at {have}{of} bytes"
+            )
+
+    def timeout(self, base: httpx.Timeout) -> httpx.Timeout:
+        """The request's timeouts: no read waits longer than the stall time, and nothing
+        past the deadline."""
+        left = max(0.001, self._left())
+
+        def bounded(value: float | None) -> float:
+            return left if value is None else min(value, left)
+
+        return httpx.Timeout(
+            connect=bounded(base.connect),
+            read=bounded(self.policy.stall_s),
+            write=bounded(base.write),
+            pool=bounded(base.pool),
+        )
+
+    def total(self, total: int | None) -> int | None:
+        """The size the host states, refused before a byte when over the cap."""
+        if total is not None and total > self.policy.max_bytes:
+            raise DownloadError(_too_large(total, self.policy, "stated by the result host"))
+        return total
+
+    def begin(self, have: int) -> None:
+        self._window, self._window_bytes = time.monotonic(), 0
+        self._check_deadline(have, None)
+
+    def feed(self, size: int, have: int, total: int | None) -> None:
+        if have + size > self.policy.max_bytes:
+            raise DownloadError(_too_large(have + size, self.policy, "received"))
+        now = time.monotonic()
+        self._window_bytes += size
+        if now - self._window >= self.policy.stall_s:
+            if self._window_bytes < self.policy.stall_bytes:
+                raise _Retryable(
+                    f"stalled: {self._window_bytes} bytes in {now - self._window:.1f} s, under "
+                    f"{self.policy.stall_bytes} bytes per {self.policy.stall_s:g} s (--stall-timeout)"
+                )
+            self._window, self._window_bytes = now, 0
+        self._check_deadline(have + size, total)
+
+    def pause(self, delay: float, have: int, total: int | None) -> float:
+        """A retry's pause, never past the deadline (which ends the download instead)."""
+        self._check_deadline(have, total)
+        return min(delay, max(0.0, self._left()))
+
+
+def _too_large(size: int, policy: DownloadPolicy, how: str) -> str:
+    return (
+        f"the result is larger than the {policy.max_bytes / 2**20:g} MiB a result can be ({size} bytes "
+        f"{how}); not downloaded further (--max-result-size raises the cap)"
+    )
+
+
+def _too_many_redirects(url: str, policy: DownloadPolicy) -> str:
+    return f"the result URL {shown(url)} redirected more than {policy.max_redirects} times (a loop?)"
+
+
+def _why(exc: BaseException, policy: DownloadPolicy | None = None) -> str:
+    """Why a try failed, in a few words."""
+    if isinstance(exc, _Retryable):
+        return str(exc)
+    if isinstance(exc, httpx.ReadTimeout) and policy is not None:
+        return f"stalled: no byte for {policy.stall_s:g} s (--stall-timeout)"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _download_target(url: object, path: str | os.PathLike[str]) -> Path:
+    """Where the result goes (a file name, not a folder), once its URL is one to fetch."""
+    target = Path(path)
+    if target.is_dir() or not target.name or target.name in (".", ".."):
+        raise DownloadError(f"{path}: is a folder; give a file name for the result")
+    try:
+        parsed = httpx.URL(url) if isinstance(url, str) else None
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise DownloadError(f"the result URL {shown(url)} is not an http(s) URL; nothing downloaded")
+    return target
+
+
+def _judge_result(response: httpx.Response) -> None:
+    """The result host's status and encoding, before a byte of the body is read."""
+    status = response.status_code
+    if status in (403, 404, 410):
+        raise ResultExpired(
+            f"the result URL answered {status}: it has expired (results are kept 24 h) or is wrong"
+        )
+    if status == 429 or status >= 500:
+        raise _Retryable(f"the result host answered {status}")
+    if status >= 300:  # a redirect without a usable Location is no result either
+        raise DownloadError(f"the result URL answered {status}")
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        # Asked for the bytes as they are: a packed body can unpack to any size.
+        raise DownloadError(
+            f"the result host sent the result {shown(encoding, 40, bare=True)}-encoded although asked for it "
+            "as it is; refused (a packed body can unpack to any size)"
+        )
+
+
+#: The random part of a temporary name, as ``tempfile`` makes it.
+_PART_NAME = r"[a-z0-9_]{8}\.part"
+
+
+def _partial_for(target: Path) -> tuple[Path, IO[bytes]]:
+    """A fresh hidden temporary file beside ``target``, open and locked while this process
+    writes it (two downloads never share one). Parts that earlier runs for the same
+    target left (killed mid-download) and no live process holds are removed first."""
+    _remove_orphans(target)
+    while True:
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name[:100]}.", suffix=".part")
+        _lock(fd, wait=True)
+        try:
+            ours = os.path.samestat(os.fstat(fd), os.lstat(name))
+        except FileNotFoundError:
+            ours = False
+        if ours:
+            return Path(name), os.fdopen(fd, "wb")
+        os.close(fd)  # another run swept it in the instant before the lock: take another
+
+
+def _remove_orphans(target: Path) -> None:
+    """Remove ``target``'s temporary parts that no process holds: a run killed during its
+    download left them. They are not resumed: the result URL they came from may be gone or
+    another, and a result takes seconds to fetch again."""
+    pattern = re.compile(re.escape(f".{target.name[:100]}.") + _PART_NAME)
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return
+    for entry in entries:
+        if not pattern.fullmatch(entry.name):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue  # never follow a link
+            fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            if _lock(fd, wait=False) and os.path.samestat(os.fstat(fd), os.lstat(entry.path)):
+                os.unlink(entry.path)
+                log.info("removed %s, left by a download that was killed", entry.path)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def _lock(fd: int, wait: bool) -> bool:
+    """An exclusive lock on an open file, released when its process ends however it ends;
+    False when another holds it (and ``wait`` is False)."""
+    if sys.platform == "win32":
+        return True  # no flock: there, a file open elsewhere cannot be removed anyway
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
 
 
 def _publish(partial: Path, target: Path) -> None:

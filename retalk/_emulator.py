@@ -87,6 +87,9 @@ class Faults:
     #: The service's clock minus this machine's (seconds): its task times, its Date
     #: header and its upload policies' expiry are stated on that clock.
     clock_offset_s: float = 0.0
+    #: A hostile service (or anything between): the submit's answer names this task id
+    #: instead of the task it created (which runs, and is listed, as usual).
+    submit_task_id: str | None = None
 
 
 class _Reply(Exception):
@@ -505,7 +508,8 @@ class Emulator:
             self._save()
         self._queue.put(task.task_id)
         self._gate("submit")  # created and listed; the answer not sent yet
-        return {"output": {"task_id": task.task_id, "task_status": "PENDING"}, "request_id": task.request_id}
+        named = task.task_id if self.faults.submit_task_id is None else self.faults.submit_task_id
+        return {"output": {"task_id": named, "task_status": "PENDING"}, "request_id": task.request_id}
 
     def query(self, task_id: str) -> dict[str, Any]:
         self._gate("query")

@@ -13,7 +13,8 @@
     ├── TaskFailed          the task ended FAILED (``code``, ``message``, ``finding``)
     ├── TaskUnknown         the service answers UNKNOWN for the task: not an end, kept open
     ├── TaskTimeout         ``wait`` gave up; the task goes on
-    └── DownloadError       the result could not be fetched whole, or written
+    ├── ProtocolError       an answer outside the protocol: too large, a task id that is not one
+    └── DownloadError       the result could not be fetched whole, or written, or was too large
         └── ResultExpired   the result URL no longer works (results are kept 24 h)
 
 No message ever contains the API key: everything is built from service answers and our own
@@ -118,6 +119,14 @@ class TaskUnknown(RetalkError):
 
 class TaskTimeout(RetalkError):
     """``wait`` ran out of time; the task is still running on the service."""
+
+
+class ProtocolError(RetalkError):
+    """The service, or anything between it and us, answered what the protocol does not
+    allow: an answer larger than any real one (``Client(max_answer_bytes=...)``), a task id
+    that is not one (it could name a file or a URL path). Nothing in that answer was used.
+    A submit answered so may still have made a task: its job is kept in the journal as
+    ``protocol-error`` and never sent again by itself."""
 
 
 class DownloadError(RetalkError):

@@ -14,10 +14,11 @@ from typing import Any
 
 from preflight import limits
 
-from ._client import Client, Progress, _write_problem
+from ._client import Client, Progress, _write_problem, check_task_id
 from ._exceptions import (
     DownloadError,
     InputError,
+    ProtocolError,
     ResultExpired,
     RetalkError,
     ServiceError,
@@ -195,6 +196,11 @@ def _submit(client: Client, journal: Journal, job: Job, events: Events | None) -
         # Refused as it stands: nothing was created, and sending it again will not help.
         journal.update(job.id, state="failed", error=str(exc))
         raise
+    except ProtocolError as exc:
+        # Answered, but with no task id fit to store or use: the task may exist and be
+        # billed. Kept for the user to look at (`retalk jobs`), never sent again by itself.
+        journal.update(job.id, state="protocol-error", error=str(exc))
+        raise
     except (ServiceError, TransportError):
         # Throttled, unauthorised, unreachable after the retries: nothing was created.
         journal.update(job.id, state="uploaded")
@@ -270,12 +276,13 @@ def _finish(
     client: Client, journal: Journal, job: Job, wait_timeout: float | None, events: Events | None
 ) -> Job:
     assert job.task_id is not None
+    task_id = check_task_id(job.task_id, f"job {job.id} in the journal {journal.path}")
     _stage(events, job, "wait")
-    task = client.wait(job.task_id, timeout=wait_timeout, on_status=events.on_status if events else None)
+    task = client.wait(task_id, timeout=wait_timeout, on_status=events.on_status if events else None)
     if not task.finished:
         # UNKNOWN (no such task, or expired) is no end: the task may still run and be paid
         # for. The job stays "submitted" for resume; sending it again takes --force.
-        raise TaskUnknown(job.task_id, job.id)
+        raise TaskUnknown(task_id, job.id)
     if not task.succeeded:
         failure = TaskFailed(job.task_id, task.code or task.status, task.message or task.status)
         journal.update(
@@ -285,7 +292,7 @@ def _finish(
     if not task.video_url:
         raise DownloadError(f"task {task.task_id} succeeded without a result URL")
     _stage(events, job, "download")
-    output = job.output or f"{task.task_id}.mp4"
+    output = job.output or f"{task_id}.mp4"  # the id checked: a plain name, here
     try:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         task = _download(client, task, output, events)

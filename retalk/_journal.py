@@ -31,7 +31,10 @@ UPLOAD_REUSE_MARGIN_S = 3600
 #: Job states, in order. ``submitting`` is written before the submit is sent: a job left
 #: there by a crash may have a task the journal has not heard of (resume looks for it).
 #: ``expired``: the task succeeded (and was paid for) but its result can no longer be had.
-STATES = ("new", "uploaded", "submitting", "submitted", "downloaded", "failed", "canceled", "expired")
+#: ``protocol-error``: the submit was answered with no usable task id (the error keeps the
+#: answer): a task may exist and be billed, so it is never sent again without --force.
+STATES = ("new", "uploaded", "submitting", "submitted", "downloaded", "failed", "canceled", "expired",
+          "protocol-error")  # fmt: skip
 UNFINISHED = ("new", "uploaded", "submitting", "submitted")
 
 _SCHEMA = """

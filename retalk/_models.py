@@ -33,7 +33,21 @@ def _float(value: Any) -> float | None:
 
 def _int(value: Any) -> int | None:
     number = _float(value)
-    return None if number is None else int(number)
+    return None if number is None or number != number or abs(number) == float("inf") else int(number)
+
+
+def _text(value: Any) -> str | None:
+    """A text field of an answer: text (or a number, as text); anything else is not one."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """A JSON object of an answer; anything else (an answer is not trusted) is empty."""
+    return value if isinstance(value, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -46,14 +60,14 @@ class Usage:
     video_ratio: str | None = None
 
     @classmethod
-    def parse(cls, data: dict[str, Any] | None) -> Usage | None:
-        if not data:
+    def parse(cls, data: Any) -> Usage | None:
+        if not data or not isinstance(data, dict):
             return None
         return cls(
             _float(data.get("video_duration")),
-            data.get("size"),
+            _text(data.get("size")),
             _int(data.get("fps")),
-            data.get("video_ratio"),
+            _text(data.get("video_ratio")),
         )
 
 
@@ -98,19 +112,21 @@ class Task:
 
     @classmethod
     def parse(cls, body: dict[str, Any], task_id: str | None = None) -> Task:
-        output = body.get("output") or {}
+        # Every field checked for its type: the answer is not trusted (ids are checked
+        # by the client, before any is stored or used).
+        output = _object(body.get("output"))
         return cls(
             task_id=str(output.get("task_id") or task_id or ""),
             # An answer that states no status is not an end: it counts as running.
             status=str(output.get("task_status") or ""),
-            video_url=output.get("video_url"),
-            code=output.get("code"),
-            message=output.get("message"),
-            submit_time=output.get("submit_time"),
-            scheduled_time=output.get("scheduled_time"),
-            end_time=output.get("end_time"),
+            video_url=_text(output.get("video_url")),
+            code=_text(output.get("code")),
+            message=_text(output.get("message")),
+            submit_time=_text(output.get("submit_time")),
+            scheduled_time=_text(output.get("scheduled_time")),
+            end_time=_text(output.get("end_time")),
             usage=Usage.parse(body.get("usage")),
-            request_id=body.get("request_id"),
+            request_id=_text(body.get("request_id")),
         )
 
 
@@ -132,7 +148,7 @@ class UploadPolicy:
 
     @classmethod
     def parse(cls, body: dict[str, Any], received: float) -> UploadPolicy:
-        data = body.get("data") or {}
+        data = _object(body.get("data"))
         return cls(
             policy=str(data["policy"]),
             signature=str(data["signature"]),

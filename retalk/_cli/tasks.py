@@ -7,12 +7,12 @@ import json
 import os
 import sys
 from contextlib import AbstractContextManager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from rich.console import Console
 
-from .._client import Client
+from .._client import Client, DownloadPolicy, is_task_id, shown
 from .._exceptions import ConfigError
 from .._jobs import resume, run_job
 from .._journal import DamagedRow, Job, Journal, Split
@@ -38,6 +38,55 @@ def _journal_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _download_options(parser: argparse.ArgumentParser) -> None:
+    defaults = DownloadPolicy()
+    parser.add_argument(
+        "--max-result-size",
+        type=float,
+        metavar="MIB",
+        help=f"refuse a result larger than this (default {defaults.max_bytes >> 20} MiB)",
+    )
+    parser.add_argument(
+        "--download-timeout",
+        type=float,
+        metavar="S",
+        help=f"give a download up after S seconds in all (default {defaults.deadline_s:g})",
+    )
+    parser.add_argument(
+        "--stall-timeout",
+        type=float,
+        metavar="S",
+        help=f"a download that gets under {defaults.stall_bytes >> 10} KiB in S seconds is stalled and "
+        f"tried again (default {defaults.stall_s:g})",
+    )
+
+
+def _download_policy(args: argparse.Namespace) -> DownloadPolicy:
+    changes: dict[str, Any] = {}
+    for option, field in (
+        ("max_result_size", "max_bytes"),
+        ("download_timeout", "deadline_s"),
+        ("stall_timeout", "stall_s"),
+    ):
+        value = getattr(args, option, None)
+        if value is None:
+            continue
+        if not 0 < value < float("inf"):
+            raise ConfigError(f"--{option.replace('_', '-')} {value:g}: must be a positive number")
+        changes[field] = int(value * 2**20) if field == "max_bytes" else value
+    return replace(DownloadPolicy(), **changes)
+
+
+def _task_id_arg(text: str) -> str:
+    """A task id given on the command line, checked before it goes into a URL or a file name."""
+    if not is_task_id(text):
+        raise ConfigError(
+            f"{shown(text)} is not a task id (letters, digits and dashes, at most 64, like "
+            "a8532587-fa8c-4ef8-82be-0c46b17950d1)"
+        )
+    return text
+
+
 def add_parsers(subparsers: Any) -> None:
     upload = subparsers.add_parser("upload", help="put local files in the temporary storage (48 h)")
     upload.add_argument("files", nargs="+", metavar="FILE")
@@ -60,6 +109,7 @@ def add_parsers(subparsers: Any) -> None:
         "--no-wait", action="store_true", help="stop once submitted (`retalk resume` finishes it)"
     )
     submit.add_argument("--timeout", type=float, metavar="S", help="give up waiting after S seconds")
+    _download_options(submit)
     _common(submit)
     _journal_option(submit)
     submit.set_defaults(run=run_submit)
@@ -82,6 +132,7 @@ def add_parsers(subparsers: Any) -> None:
     download = subparsers.add_parser("download", help="download a task's result")
     download.add_argument("task_id", help="a task id, or the result URL itself")
     download.add_argument("-o", "--output", required=True)
+    _download_options(download)
     _common(download)
     download.set_defaults(run=run_download)
 
@@ -92,22 +143,26 @@ def add_parsers(subparsers: Any) -> None:
     listing.set_defaults(run=run_list)
 
     listing_jobs = subparsers.add_parser(
-        "jobs", help="the jobs in the journal, newest first (a damaged row is named, not hidden)"
+        "jobs",
+        help="the jobs in the journal, newest first, and what went wrong (a damaged row named, not hidden)",
     )
-    listing_jobs.add_argument("--limit", type=int, default=50, metavar="N")
+    listing_jobs.add_argument(
+        "--limit", type=int, default=50, metavar="N", help="at most N jobs (default 50)"
+    )
     listing_jobs.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     _journal_option(listing_jobs)
     listing_jobs.set_defaults(run=run_jobs)
 
     again = subparsers.add_parser("resume", help="finish every unfinished job in the journal")
     again.add_argument("--timeout", type=float, metavar="S")
+    _download_options(again)
     _common(again)
     _journal_option(again)
     again.set_defaults(run=run_resume)
 
 
 def _client(args: argparse.Namespace) -> Client:
-    return Client(base_url=args.base_url)
+    return Client(base_url=args.base_url, download_policy=_download_policy(args))
 
 
 def _err() -> Console:
@@ -206,32 +261,36 @@ def run_submit(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
+    task_id = _task_id_arg(args.task_id)
     with _client(args) as client:
-        task = client.get(args.task_id)
+        task = client.get(task_id)
     _print(args, _task_dict(task), _task_text(task))
     return 0 if task.status != "FAILED" else 1
 
 
 def run_cancel(args: argparse.Namespace) -> int:
+    task_id = _task_id_arg(args.task_id)
     with _client(args) as client:
-        task = client.cancel(args.task_id)
+        task = client.cancel(task_id)
     _print(args, _task_dict(task), _task_text(task))
     return 0
 
 
 def run_wait(args: argparse.Namespace) -> int:
+    task_id = _task_id_arg(args.task_id)
     with _client(args) as client, _live(args) as display:
-        task = client.wait(args.task_id, timeout=args.timeout, on_status=events_of(display).on_status)
+        task = client.wait(task_id, timeout=args.timeout, on_status=events_of(display).on_status)
     _print(args, _task_dict(task), _task_text(task))
     task.raise_for_status()
     return 0
 
 
 def run_download(args: argparse.Namespace) -> int:
+    url = args.task_id
+    task_id = None if url.startswith(("http://", "https://")) else _task_id_arg(url)
     with _client(args) as client, _live(args) as display:
-        url = args.task_id
-        if not url.startswith(("http://", "https://")):
-            task = client.get(args.task_id).raise_for_status()
+        if task_id is not None:
+            task = client.get(task_id).raise_for_status()
             if not task.video_url:
                 raise ConfigError(f"task {task.task_id} is {task.status}: no result to download yet")
             url = task.video_url
@@ -257,7 +316,12 @@ def run_jobs(args: argparse.Namespace) -> int:
         jobs = journal.jobs(args.limit)
         damaged = journal.damaged()
     data = {"jobs": [_job_dict(j) for j in jobs], "damaged": [row.to_dict() for row in damaged]}
-    lines = [_job_text(j) for j in jobs]
+    lines = []
+    for job in jobs:
+        line = _job_text(job)
+        if job.error and job.state != "downloaded":
+            line += f"\n    {job.error}"
+        lines.append(line)
     lines += [row.line for row in damaged]
     _print(args, data, "\n".join(lines) or "no jobs")
     _warn_damaged(damaged)

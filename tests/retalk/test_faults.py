@@ -168,6 +168,11 @@ def test_waiting_rides_out_an_outage_longer_than_the_retries_of_one_request(tmp_
 
     def outage() -> None:
         holding.reached.wait(60)
+        # The first poll is answered (the client has heard from the service in this wait),
+        # then the service goes away. Stopping with the poll still held raced its answer
+        # against the closing sockets, and a lost answer is "never reached", not an outage.
+        holding.release()
+        time.sleep(0.5)
         first.stop()
         time.sleep(1.5)
         restarted.append(Emulator(root, port=port, api_key=KEY, faults=faults).start())
@@ -459,6 +464,8 @@ def test_retalk_submit_killed_at_any_stage_is_finished_by_resume_paid_once(
     env = cli_env(emulator.base_url, journal_file)
     kill_when_held(emulator, point, retalk("submit", VIDEO, VOICE, "-o", str(out)), env)
     assert not out.exists()  # never a half-written result under its name
+    if point == "result":
+        assert list(tmp_path.glob(".out.mp4.*.part"))  # what the kill left of the download...
     killed = only_job(journal_file)
     assert killed.state == JOURNAL_AT[point]
     assert (killed.task_id is not None) == (killed.state == "submitted")
@@ -468,6 +475,7 @@ def test_retalk_submit_killed_at_any_stage_is_finished_by_resume_paid_once(
     assert job.state == "downloaded" and job.task_id
     assert duration(out) == pytest.approx(4.0, abs=0.25)
     assert emulator.submissions == 1
+    assert not list(tmp_path.rglob("*.part"))  # ...is removed by the next run, never an orphan
 
 
 def test_retalk_submit_run_again_after_a_kill_finishes_the_task_instead_of_asking_to_pay_again(
@@ -563,6 +571,7 @@ def test_prep_and_retalk_killed_at_any_stage_is_finished_by_running_it_again_pai
     assert emulator.submissions == 1
     job = only_job(tmp_path / "j.sqlite")
     assert job.state == "downloaded" and job.task_id == report["task_id"]
+    assert not list(tmp_path.rglob("*.part"))  # a part a kill left is removed by the next run
 
 
 # --------------------------------------------------------------------------- 6. resume and a re-run at once
