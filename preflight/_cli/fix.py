@@ -34,6 +34,12 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("-o", "--out-dir", required=True, metavar="DIR", help="where the fixed copies go")
     parser.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace files in DIR that preflight did not write there (by default such a file "
+        "is refused, exit 2; the outputs of an earlier run are always replaced)",
+    )
+    parser.add_argument(
         "--align",
         choices=ALIGN_CHOICES,
         default=None,
@@ -99,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         "options": options,
         "check_options": check_options,
         "dry_run": args.dry_run,
+        "overwrite": args.overwrite,
     }
     err_console = Console(stderr=True)
     if err_console.is_terminal and args.format == "text" and not args.dry_run:
