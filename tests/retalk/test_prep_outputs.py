@@ -18,6 +18,7 @@ from typing import Any
 import av
 import pytest
 
+from retalk._cli.main import main as retalk_main
 from retalk._cli.prep import main
 from retalk._emulator import Emulator, Faults
 from tests.conftest import SAMPLE
@@ -158,3 +159,16 @@ def test_a_batch_row_may_not_write_over_another_rows_input(
     status, _, err = prep(service, tmp_path / "j.sqlite", "--batch", str(batch))
     assert status == 2 and f"{batch}:2" in err and "line 3" in err and str(second) in err
     assert service.requests == []
+
+
+def test_retalk_submit_refuses_an_output_that_is_its_video_too(
+    service: Emulator, inputs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    video, audio = inputs["video"], inputs["audio"]
+    before = video.read_bytes()
+    status = retalk_main(
+        ["submit", str(video), str(audio), "-o", str(video), "--base-url", service.base_url,
+         "--journal", str(tmp_path / "j.sqlite")]
+    )  # fmt: skip
+    assert status == 2 and f"the output {video} is the video {video}" in capsys.readouterr().err
+    assert service.requests == [] and video.read_bytes() == before
