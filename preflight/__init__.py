@@ -23,6 +23,7 @@ from ._check import (
     check_video,
     collect_files,
 )
+from ._config import Config, settings_for
 from ._exceptions import FaceEngineError, PreflightError, UsageError
 from ._face_scan import FaceSample, ImageFaceScan, VideoFaceScan, scan_image, scan_video
 from ._faces import Box, Face, FaceEngine, LazyEngine, Pose, load_engine
@@ -56,6 +57,7 @@ __all__ = [
     "Box",
     "CheckOptions",
     "CheckReport",
+    "Config",
     "Face",
     "FaceEngine",
     "FaceEngineError",
@@ -97,5 +99,6 @@ __all__ = [
     "probe_media",
     "scan_image",
     "scan_video",
+    "settings_for",
     "write_report",
 ]

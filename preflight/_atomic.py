@@ -1,15 +1,23 @@
-"""Writing outputs so that no half-written file ever sits under its final name."""
+"""Writing outputs so that no half-written file ever sits under its final name, and never
+over a file the user made."""
 
 from __future__ import annotations
 
+import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 
 #: Bytes of the final name kept in the temporary one.
 MAX_STEM_BYTES = 100
+#: The list, in an output folder, of the files preflight wrote there (hidden: scans skip it).
+LEDGER_NAME = ".preflight-outputs.json"
+#: A ledger is a few hundred bytes a file; anything larger was not written by preflight.
+MAX_LEDGER_BYTES = 1 << 20
 
 
 def _umask() -> int:
@@ -70,3 +78,69 @@ def output_name(source: str, out_dir: str, extension: str, taken: set[str], inpu
             taken.add(key)
             return full
     raise RuntimeError(f"no free output name for {source} in {out_dir}")
+
+
+def _identity(status: os.stat_result) -> list[int]:
+    # The change time cannot be set by hand (utime sets only access and modification), so a
+    # ledger planted in a folder cannot claim a file the user made or edited since.
+    return [status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns]
+
+
+@dataclass
+class OutputLedger:
+    """The files this tool wrote into one folder, each by its identity (inode, size,
+    modification and change times) just after it was written. A file that still matches is
+    the tool's own, replaced on a re-run; any other file there is the user's."""
+
+    folder: str
+    files: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.folder, LEDGER_NAME)
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike[str]) -> OutputLedger:
+        """The folder's ledger; empty when there is none or it is not one preflight wrote
+        (the folder's contents are not trusted: a bad ledger only claims nothing)."""
+        ledger = cls(os.fspath(folder))
+        try:
+            descriptor = os.open(ledger.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            return ledger
+        with os.fdopen(descriptor, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return ledger
+            data = handle.read(MAX_LEDGER_BYTES + 1)
+        try:
+            document = json.loads(data) if len(data) <= MAX_LEDGER_BYTES else None
+        except ValueError:  # also bytes that are not UTF-8
+            return ledger
+        files = document.get("files") if isinstance(document, dict) else None
+        if isinstance(files, dict):
+            ledger.files = {
+                name: value
+                for name, value in files.items()
+                if name == os.path.basename(name)
+                and isinstance(value, list)
+                and len(value) == 4
+                and all(type(number) is int for number in value)
+            }
+        return ledger
+
+    def wrote(self, path: str | os.PathLike[str]) -> bool:
+        """True when ``path`` (in this folder) is a regular file this tool wrote and nothing
+        changed since."""
+        try:
+            status = os.lstat(path)
+        except OSError:
+            return False
+        return stat.S_ISREG(status.st_mode) and self.files.get(os.path.basename(path)) == _identity(status)
+
+    def record(self, path: str | os.PathLike[str]) -> None:
+        """Note ``path`` as written by this run, at once (an interrupted run's outputs stay
+        its own), forgetting the files that are gone."""
+        self.files[os.path.basename(path)] = _identity(os.lstat(path))
+        self.files = {n: v for n, v in self.files.items() if os.path.lexists(os.path.join(self.folder, n))}
+        with atomic_output(self.path) as temporary:
+            temporary.write_text(json.dumps({"schema": "preflight.outputs/1", "files": self.files}))

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ._check import CheckOptions
 from ._exceptions import UsageError
-from ._fix_model import ALIGN_CHOICES, FixOptions
+from ._fix_model import ALIGN_CHOICES, PRESETS, FixOptions
 from ._models import Severity
 from ._thresholds import GROUPS, Thresholds, bounds
 from .codes import unknown_selectors
@@ -60,9 +62,34 @@ class Config:
     #: When the face and voice findings fire.
     thresholds: Thresholds = field(default_factory=Thresholds)
 
-    def fix_options(self, **overrides: Any) -> FixOptions:
-        """The fixer's options: the file's, then the caller's (the command line's)."""
-        return FixOptions(**(self.fix | {k: v for k, v in overrides.items() if v is not None}))
+    def check_options(
+        self, select: Sequence[str] = (), ignore: Sequence[str] = (), **extra: Any
+    ) -> CheckOptions:
+        """The check's options: the file's, then the caller's (``select`` replaces the
+        file's list, ``ignore`` adds to it; ``extra`` sets the rest, such as ``fast``)."""
+        return CheckOptions(
+            select=tuple(select) or self.select,
+            ignore=(*self.ignore, *ignore),
+            exclude=self.exclude,
+            severity=self.severity,
+            thresholds=self.thresholds,
+            **extra,
+        )
+
+    def fix_options(self, check: CheckOptions | None = None, **overrides: Any) -> FixOptions:
+        """The fixer's options: the file's, then the caller's (the command line's). A value
+        out of range, or a loudness target the ``check``'s thresholds would still fault, is a
+        usage error naming it."""
+        options = FixOptions(**(self.fix | {k: v for k, v in overrides.items() if v is not None}))
+        if not 0 <= options.crf <= 51:
+            raise UsageError(f"crf {options.crf}: must be 0-51")
+        if options.preset not in PRESETS:
+            raise UsageError(f"preset {options.preset!r}: must be one of {', '.join(PRESETS)}")
+        conflict = options.conflict(check.thresholds.audio) if check is not None else None
+        if conflict is not None:
+            where = f"{self.path}: " if self.path else ""
+            raise UsageError(f"{where}fix.{conflict[0]}: {conflict[1]}")
+        return options
 
 
 def find_config(paths: list[str]) -> Path | None:

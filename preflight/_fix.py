@@ -1,7 +1,9 @@
 """The fixer: check, plan, write compliant copies, check them again.
 
 Outputs go to a temporary hidden name in the output folder and are renamed when whole;
-inputs are never written to (an output that would land on an input gets another name).
+inputs are never written to (an output that would land on an input gets another name), and
+a file already in the folder is replaced only when preflight wrote it (its ledger says so)
+or the caller allows it (``overwrite``).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -16,7 +19,7 @@ import av
 import av.error
 
 from . import limits
-from ._atomic import atomic_output, output_name
+from ._atomic import OutputLedger, atomic_output, output_name
 from ._audio_rules import clipping_left
 from ._check import CheckOptions, _check_isolated, _engine_for, _job_report, check_paths
 from ._exceptions import UsageError
@@ -129,6 +132,7 @@ def fix_paths(
     options: FixOptions = _DEFAULT_FIX,
     check_options: CheckOptions = _DEFAULT_CHECK,
     dry_run: bool = False,
+    overwrite: bool = False,
     on_progress: FixProgress | None = None,
     engine: FaceEngine | None = None,
 ) -> FixReport:
@@ -137,6 +141,10 @@ def fix_paths(
     Each output is checked again by the same engine, with the same ``check_options`` (its
     thresholds included); the report says what was done and what still fails. With
     ``dry_run``, nothing is written: the report holds the plans.
+
+    A file already in ``out_dir`` under an output's name is replaced only when a run of
+    preflight wrote it there and it has not changed since, or with ``overwrite``; else
+    ``UsageError`` names it before anything is written. An input is never written over.
     """
     conflict = options.conflict(check_options.thresholds.audio)
     if conflict is not None:
@@ -166,39 +174,45 @@ def fix_paths(
         )
         inputs = {os.path.realpath(r.path) for r in checked.files}
         taken: set[str] = set()
+        plans = [
+            _plan(r, options, lengths if n < len(explicit) else _Lengths(), check_options.thresholds)
+            for n, r in enumerate(checked.files)
+        ]
+        # Every output named before the first is written: a refusal leaves the folder as it was.
+        targets = [
+            None
+            if dry_run or plan.unfixable is not None
+            else output_name(r.path, folder, plan.extension or os.path.splitext(r.path)[1], taken, inputs)
+            for r, plan in zip(checked.files, plans, strict=True)
+        ]
+        first_video = by_role.get("video") or next((r for r in checked.files if r.role == "video"), None)
+        has_ref = any(r.role == "ref" for r in checked.files)
+        ref_target = None
+        if options.make_ref and not (dry_run or has_ref) and first_video and _wants_ref(first_video):
+            ref_target = output_name(f"{Path(first_video.path).stem}.ref.jpg", folder, ".jpg", taken, inputs)
+        ledger = OutputLedger.load(folder)
+        if not dry_run and not overwrite:
+            _refuse_replacing([t for t in (*targets, ref_target) if t is not None], ledger)
         results: list[FixedFile] = []
         outputs: dict[int, FileReport] = {}  # by position: one file may be given in two roles
         made_ref: FileReport | None = None
         total = len(checked.files)
-        for number, report in enumerate(checked.files, start=1):
+        for number, (report, plan, target) in enumerate(zip(checked.files, plans, targets, strict=True), 1):
 
             def progress(fraction: float, number: int = number, path: str = report.path) -> None:
                 if on_progress is not None:
                     on_progress(number, total, path, fraction)
 
             progress(0.0)
-            fixed, recheck = _fix_one(
-                report,
-                options,
-                check_options,
-                lengths if number <= len(explicit) else _Lengths(),
-                folder,
-                inputs,
-                taken,
-                dry_run,
-                progress,
-                faces,
-            )
+            fixed, recheck = _fix_one(report, plan, target, check_options, ledger, progress, faces)
             results.append(fixed)
             if recheck is not None:
                 outputs[number - 1] = recheck
             progress(1.0)
-        if not options.make_ref and not any(r.role == "ref" for r in checked.files):
+        if not options.make_ref and not has_ref:
             results = [_offer_make_ref(r, fixed) for r, fixed in zip(checked.files, results, strict=True)]
-        first_video = by_role.get("video") or next((r for r in checked.files if r.role == "video"), None)
-        has_ref = any(r.role == "ref" for r in checked.files)
-        if options.make_ref and not dry_run and not has_ref and first_video is not None:
-            made = _make_ref(first_video, folder, inputs, taken, check_options, faces)
+        if ref_target is not None and first_video is not None:
+            made = _make_ref(first_video, ref_target, check_options, ledger, faces)
             if made is not None:
                 results.append(made[0])
                 if made[1] is not None:
@@ -233,28 +247,34 @@ def _offer_make_ref(report: FileReport, fixed: FixedFile) -> FixedFile:
     return replace(fixed, notes=(*fixed.notes, offer))
 
 
+def _refuse_replacing(targets: list[str], ledger: OutputLedger) -> None:
+    """A usage error naming every output that would replace a file no run of preflight
+    wrote (the user's own, or one changed since): nothing is written then."""
+    theirs = [t for t in targets if os.path.lexists(t) and not ledger.wrote(t)]
+    if theirs:
+        names = ", ".join(theirs)
+        raise UsageError(
+            f"{names}: already there and not written by preflight; not replaced (remove it, "
+            "choose another output folder, or allow it with --overwrite)"
+        )
+
+
 def _fix_one(
     report: FileReport,
-    options: FixOptions,
+    plan: Plan,
+    target: str | None,
     check_options: CheckOptions,
-    lengths: _Lengths,
-    folder: str,
-    inputs: set[str],
-    taken: set[str],
-    dry_run: bool,
+    ledger: OutputLedger,
     progress: Callable[[float], None],
     engine: FaceEngine,
 ) -> tuple[FixedFile, FileReport | None]:
-    plan = _plan(report, options, lengths, check_options.thresholds)
+    """Write ``plan``'s output to ``target`` (None on a dry run) and check it again."""
     if plan.unfixable is not None:
         return _unfixable(report, plan.unfixable), None
     actions = plan.actions or (COPY,)
-    if dry_run:
+    if target is None:
         expect_ok = report.ok or all(f.fixable for f in report.findings if f.severity is Severity.ERROR)
         return FixedFile(report.path, report.role, None, actions, expect_ok, report.findings), None
-    target = output_name(
-        report.path, folder, plan.extension or os.path.splitext(report.path)[1], taken, inputs
-    )
     try:
         with atomic_output(target) as temporary:
             _write(plan, report.path, temporary, progress)
@@ -270,6 +290,7 @@ def _fix_one(
         return _unfixable(report, f"cannot write {target}: {exc.strerror or exc}"), None
     except Exception as exc:  # any other failure on this file is this file's problem
         return _unfixable(report, f"the fix failed ({type(exc).__name__}: {exc})"), None
+    _remember(ledger, target)
     again = _check_isolated(target, report.role, check_options, engine)
     again = _clipping_kept(report, again)
     return FixedFile(report.path, report.role, target, actions, again.ok, again.findings), again
@@ -290,24 +311,34 @@ def _clipping_kept(before: FileReport, after: FileReport) -> FileReport:
     return replace(after, findings=(*after.findings, clipping_left(clipped, peak)))
 
 
+def _remember(ledger: OutputLedger, target: str) -> None:
+    """Note the output in the folder's ledger; a ledger that cannot be written only means
+    a re-run asks for --overwrite."""
+    with suppress(OSError):
+        ledger.record(target)
+
+
+def _wants_ref(video: FileReport) -> bool:
+    """``--make-ref`` has work to do: the video's faces were scanned and there are several."""
+    return isinstance(video.faces, VideoFaceScan) and any(f.code == "Face.Multiple" for f in video.findings)
+
+
 def _make_ref(
     video: FileReport,
-    folder: str,
-    inputs: set[str],
-    taken: set[str],
+    target: str,
     check_options: CheckOptions,
+    ledger: OutputLedger,
     engine: FaceEngine,
 ) -> tuple[FixedFile, FileReport | None] | None:
     """``--make-ref``: a reference image of the target face, when the video has several."""
     scan = video.faces
-    if not isinstance(scan, VideoFaceScan) or not any(f.code == "Face.Multiple" for f in video.findings):
+    if not isinstance(scan, VideoFaceScan):
         return None
-    stem = Path(video.path).stem
-    target = output_name(f"{stem}.ref.jpg", folder, ".jpg", taken, inputs)
     try:
         with atomic_output(target) as temporary:
             actions = make_reference(video.path, scan, temporary)
     except Exception as exc:
         return FixedFile(video.path, "ref", None, (), False, (), f"--make-ref failed: {exc}"), None
+    _remember(ledger, target)
     again = _check_isolated(target, "ref", check_options, engine)
     return FixedFile(video.path, "ref", target, actions, again.ok, again.findings), again

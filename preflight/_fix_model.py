@@ -18,6 +18,8 @@ from ._thresholds import AudioThresholds
 #: How to make voice and video the same length (see ``FixOptions.align``).
 Align = Literal["service", "trim", "extend", "pad"]
 ALIGN_CHOICES: tuple[Align, ...] = ("service", "trim", "extend", "pad")
+#: x264's speed presets (``FixOptions.preset``).
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
 @dataclass(frozen=True)

@@ -15,17 +15,17 @@ import shlex
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from preflight import FixOptions
+from preflight import CheckOptions, FixOptions, PreflightError, settings_for
 from preflight._fix_model import ALIGN_CHOICES
 
 from ._client import Client
 from ._exceptions import ConfigError, RetalkError
 from ._journal import DuplicateJob, DuplicateSplit, Journal
-from ._pipeline import PipelineResult, prepare_and_retalk
+from ._pipeline import PipelineResult, file_keys, prepare_and_retalk
 from ._quotas import RateLimiter
 
 COLUMNS = ("video", "audio", "ref", "output", "options")
@@ -43,6 +43,10 @@ class BatchJob:
     fix_options: FixOptions
     #: Sent in parts when longer than the service takes (``--split``).
     split: bool = False
+    #: The project's settings for this job's files (as ``preflight check`` finds them).
+    check_options: CheckOptions = field(default_factory=CheckOptions)
+    #: The fix may replace files in the work folder preflight did not write (``--overwrite``).
+    overwrite: bool = False
 
 
 @dataclass
@@ -73,14 +77,19 @@ def _options_parser() -> argparse.ArgumentParser:
     parser.add_argument("--extend-video", action="store_true")
     parser.add_argument("--face-threshold", type=int)
     parser.add_argument("--reframe", action="store_true")
-    parser.add_argument("--align", choices=ALIGN_CHOICES, default="service")
+    parser.add_argument("--align", choices=ALIGN_CHOICES, default=None)
     parser.add_argument("--make-ref", action="store_true")
     parser.add_argument("--split", action="store_true")
+    parser.add_argument("--overwrite", action="store_true")
     return parser
 
 
-def read_batch(path: str | os.PathLike[str]) -> list[BatchJob]:
-    """The jobs of a batch file; ``ConfigError`` naming the line for anything malformed."""
+def read_batch(
+    path: str | os.PathLike[str], *, config: str | None = None, isolated: bool = False
+) -> list[BatchJob]:
+    """The jobs of a batch file; ``ConfigError`` naming the line for anything malformed, or
+    an output that would replace an input (any job's) or the batch file. Each job gets the
+    settings its files are governed by (or ``config``'s, or none when ``isolated``)."""
     folder = Path(path).resolve().parent
     try:
         handle = open(path, newline="", encoding="utf-8-sig")
@@ -113,22 +122,49 @@ def read_batch(path: str | os.PathLike[str]) -> list[BatchJob]:
                 flags = parser.parse_args(shlex.split(row.get("options") or ""))
             except (argparse.ArgumentError, ValueError, SystemExit) as exc:
                 raise ConfigError(f"{path}:{line}: bad options {row.get('options')!r} ({exc})") from None
+            ref = where(row.get("ref"))
+            try:
+                settings = settings_for([p for p in (video, audio, ref) if p], config, isolated)
+                check_options = settings.check_options()
+                fix_options = settings.fix_options(
+                    check_options,
+                    align=flags.align,
+                    reframe=flags.reframe or None,
+                    make_ref=flags.make_ref or None,
+                )
+            except PreflightError as exc:
+                raise ConfigError(f"{path}:{line}: {exc}") from None
             jobs.append(
                 BatchJob(
                     line,
                     video,
                     audio,
-                    where(row.get("ref")),
+                    ref,
                     output,
                     flags.extend_video,
                     flags.face_threshold,
-                    FixOptions(align=flags.align, reframe=flags.reframe, make_ref=flags.make_ref),
+                    fix_options,
                     flags.split,
+                    check_options,
+                    flags.overwrite,
                 )
             )
     outputs = [j.output for j in jobs]
     if len(set(outputs)) != len(outputs):
         raise ConfigError(f"{path}: two jobs write the same output")
+    # Before any job starts: no result may replace a file a job (its own or another) reads.
+    read: dict[object, str] = {key: f"batch file {path}" for key in file_keys(path)}
+    for job in jobs:
+        for role, name in (("video", job.video), ("audio", job.audio), ("ref", job.ref)):
+            if name:
+                read.update({key: f"{role} {name} (line {job.line})" for key in file_keys(name)})
+    for job in jobs:
+        clash = next((read[key] for key in file_keys(job.output) if key in read), None)
+        if clash is not None:
+            raise ConfigError(
+                f"{path}:{job.line}: the output {job.output} is the {clash}: the result would "
+                "replace it (choose another output)"
+            )
     return jobs
 
 
@@ -178,6 +214,8 @@ def run_batch(
                     extend_video=job.extend_video,
                     face_threshold=job.face_threshold,
                     fix_options=job.fix_options,
+                    check_options=job.check_options,
+                    overwrite=job.overwrite,
                     force=force,
                     split=split or job.split,
                     on_stage=lambda stage: say(job, stage),
@@ -190,6 +228,9 @@ def run_batch(
             say(job, f"failed: {exc}")
             status = "refused" if getattr(exc, "finding", None) is not None else "failed"
             return BatchOutcome(job, status, str(exc))
+        except PreflightError as exc:  # the job as given cannot be done (a file in the way)
+            say(job, f"refused: {exc}")
+            return BatchOutcome(job, "refused", str(exc))
         except Exception as exc:  # one job's surprise is that job's failure
             say(job, f"failed: {type(exc).__name__}: {exc}")
             return BatchOutcome(job, "failed", f"{type(exc).__name__}: {exc}")

@@ -30,7 +30,7 @@ from preflight._split import (
 )
 
 from ._client import Client
-from ._exceptions import RetalkError
+from ._exceptions import ConfigError, RetalkError
 from ._jobs import Events, run_job
 from ._journal import DuplicateJob, DuplicateSplit, Job, Journal
 from ._split import (
@@ -150,6 +150,31 @@ def expected_length(video_s: float | None, audio_s: float | None, extend: bool) 
 SPLIT_IGNORES = ("InvalidFile.Duration", "InvalidFile.Size")
 
 
+def file_keys(path: str | os.PathLike[str]) -> set[object]:
+    """What makes two paths one file: the path with links and ``..`` resolved, and, when it
+    exists, its device and inode (a hard link, or a case-insensitive file system's other
+    spelling)."""
+    keys: set[object] = {os.path.realpath(path)}
+    try:
+        status = os.stat(path)
+    except OSError:
+        return keys
+    keys.add((status.st_dev, status.st_ino))
+    return keys
+
+
+def refuse_overwriting(output: str | os.PathLike[str], others: dict[str, str | None]) -> None:
+    """``ConfigError`` naming both paths when the result would replace one of ``others``
+    (role -> path: the inputs, the journal): checked before anything is sent."""
+    written = file_keys(output)
+    for role, path in others.items():
+        if path and written & file_keys(path):
+            raise ConfigError(
+                f"the output {os.fspath(output)} is the {role} {path}: the result would replace it "
+                "(choose another output)"
+            )
+
+
 class _Stages:
     """Times each stage of the pipeline into the result, and tells the caller it started."""
 
@@ -196,6 +221,8 @@ def prepare_and_retalk(
     extend_video: bool = False,
     face_threshold: int | None = None,
     fix_options: FixOptions | None = None,
+    check_options: CheckOptions | None = None,
+    overwrite: bool = False,
     force: bool = False,
     split: bool = False,
     events: Events | None = None,
@@ -205,7 +232,12 @@ def prepare_and_retalk(
 ) -> PipelineResult:
     """Run the pipeline; ``client``/``journal`` may be None on a dry run. With ``split``,
     inputs longer than the service takes are sent in parts and the results joined.
-    ``on_progress(stage, fraction)`` follows the long media stages (fix, cut, join)."""
+    ``on_progress(stage, fraction)`` follows the long media stages (fix, cut, join).
+    ``check_options`` are the project's settings (``preflight.settings_for``). An output
+    that is one of the inputs, or the journal, is a ``ConfigError`` before any work;
+    ``overwrite`` lets the fix replace files in the work folder preflight did not write."""
+    originals = {"video": video, "audio": audio} | ({"ref": ref} if ref else {})
+    refuse_overwriting(output, {**originals, "journal": str(journal.path) if journal is not None else None})
     result = PipelineResult(ok=False)
     stages = _Stages(result, on_stage, on_progress)
     params: dict[str, Any] = {}
@@ -215,7 +247,8 @@ def prepare_and_retalk(
         params["query_face_threshold"] = face_threshold
     options = fix_options or FixOptions()
     folder = work_dir or str(Path(output).resolve().parent / f"{Path(output).stem}.work")
-    originals = {"video": video, "audio": audio} | ({"ref": ref} if ref else {})
+    base_check = check_options or CheckOptions()
+    check_options = replace(base_check, ignore=(*base_check.ignore, *SPLIT_IGNORES)) if split else base_check
     fingerprint = None
     if split and not dry_run:
         if client is None or journal is None:
@@ -228,6 +261,9 @@ def prepare_and_retalk(
             "work_dir": folder,
             "output": os.path.abspath(output),
         }
+        if base_check != CheckOptions():
+            # Only when set: the splits of a run without settings keep their fingerprints.
+            settings["check"] = asdict(base_check)
         fingerprint = split_fingerprint(originals, settings, client.base_url)
         found = journal.find_split(fingerprint)
         if found is not None and force:
@@ -265,7 +301,6 @@ def prepare_and_retalk(
             # Should the fixer re-encode the video, it puts keyframes where the job will be
             # cut: the parts are then packet copies, not a second encode.
             options = replace(options, keyframes_at=likely_cuts)
-    check_options = CheckOptions(ignore=SPLIT_IGNORES) if split else CheckOptions()
     inputs = dict(originals)
     if fix:
         # One pass: the fixer checks the inputs (shown as the check) and its outputs.
@@ -278,6 +313,7 @@ def prepare_and_retalk(
             options=options,
             check_options=check_options,
             dry_run=dry_run,
+            overwrite=overwrite,
             on_progress=_per_file(stages.progress("check and fix")),
         )
         result.check = result.fix.checked

@@ -162,13 +162,10 @@ def settings(args: argparse.Namespace, **extra: Any) -> tuple[CheckOptions, Conf
     replaces the file's list, ``--ignore`` adds to it)."""
     given = [*args.paths, *(p for p in (args.video, args.audio, args.ref) if p)]
     config = settings_for(given, args.config, args.isolated)
-    options = CheckOptions(
-        select=tuple(args.select) or config.select,
-        ignore=(*config.ignore, *args.ignore),
+    options = config.check_options(
+        args.select,
+        args.ignore,
         fast=args.fast,
-        exclude=config.exclude,
-        severity=config.severity,
-        thresholds=config.thresholds,
         force_exclude=_settings_folder(config) if args.force_exclude else None,
         **extra,
     )

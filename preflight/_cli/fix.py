@@ -13,12 +13,10 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from .._exceptions import UsageError
 from .._fix import fix_paths
-from .._fix_model import ALIGN_CHOICES, FixReport
+from .._fix_model import ALIGN_CHOICES, PRESETS, FixReport
 from .._models import Severity
 from .._output import render_json
 from .check import add_inputs, settings
-
-PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -33,6 +31,12 @@ def add_parser(subparsers: Any) -> None:
     add_inputs(parser)
     parser.add_argument("-o", "--out-dir", required=True, metavar="DIR", help="where the fixed copies go")
     parser.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace files in DIR that preflight did not write there (by default such a file "
+        "is refused, exit 2; the outputs of an earlier run are always replaced)",
+    )
     parser.add_argument(
         "--align",
         choices=ALIGN_CHOICES,
@@ -74,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     check_options, config = settings(args)
     # The settings file's fixer defaults, then the command line's.
     options = config.fix_options(
+        check_options,
         align=args.align,
         reframe=args.reframe or None,
         make_ref=args.make_ref or None,
@@ -83,14 +88,6 @@ def run(args: argparse.Namespace) -> int:
         preset=args.preset,
         crf=args.crf,
     )
-    if not 0 <= options.crf <= 51:
-        raise UsageError(f"crf {options.crf}: must be 0-51")
-    if options.preset not in PRESETS:
-        raise UsageError(f"preset {options.preset!r}: must be one of {', '.join(PRESETS)}")
-    conflict = options.conflict(check_options.thresholds.audio)
-    if conflict is not None:
-        where = f"{config.path}: " if config.path else ""
-        raise UsageError(f"{where}fix.{conflict[0]}: {conflict[1]}")
     inputs: dict[str, Any] = {
         "out_dir": args.out_dir,
         "video": args.video,
@@ -99,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         "options": options,
         "check_options": check_options,
         "dry_run": args.dry_run,
+        "overwrite": args.overwrite,
     }
     err_console = Console(stderr=True)
     if err_console.is_terminal and args.format == "text" and not args.dry_run:

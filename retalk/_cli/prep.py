@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from preflight import FixOptions, PreflightError
+from preflight import PreflightError, settings_for
 from preflight._fix_model import ALIGN_CHOICES
 
 from .. import __version__
@@ -70,12 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--work-dir", help="where fixed copies go (default: OUTPUT's name + .work)")
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="fix: replace files in the work folder that preflight did not write there",
+    )
+    parser.add_argument(
         "--extend-video", action="store_true", help="video_extension: extend the video to a longer voice"
     )
     parser.add_argument("--face-threshold", type=int, metavar="N", help="query_face_threshold, 120-200")
     parser.add_argument("--reframe", action="store_true", help="fix: crop a close-up around a small face")
     parser.add_argument(
-        "--align", choices=ALIGN_CHOICES, default="service", help="fix: voice and video lengths"
+        "--align",
+        choices=ALIGN_CHOICES,
+        default=None,
+        help="fix: voice and video lengths (default: the settings' fix.align, else service)",
     )
     parser.add_argument(
         "--make-ref", action="store_true", help="fix: cut a reference image when several faces"
@@ -89,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--journal", metavar="FILE", help="the job journal (default: RETALK_JOURNAL, else ~/.local/state)"
     )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="settings file, as `preflight check` reads (default: the nearest preflight.toml, or "
+        "pyproject.toml with [tool.preflight], from the inputs up)",
+    )
+    parser.add_argument("--isolated", action="store_true", help="ignore every settings file")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     return parser
 
@@ -179,13 +194,20 @@ def _run_one(args: argparse.Namespace) -> int:
         raise ConfigError("give VIDEO AUDIO -o OUTPUT (or --batch CSV)")
     if args.face_threshold is not None and not 120 <= args.face_threshold <= 200:
         raise ConfigError(f"--face-threshold {args.face_threshold}: must be 120-200")
-    fix_options = FixOptions(align=args.align, reframe=args.reframe, make_ref=args.make_ref)
+    # The project's settings, found and read as `preflight check` and `fix` do.
+    config = settings_for([p for p in (args.video, args.audio, args.ref) if p], args.config, args.isolated)
+    check_options = config.check_options()
+    fix_options = config.fix_options(
+        check_options, align=args.align, reframe=args.reframe or None, make_ref=args.make_ref or None
+    )
     common = {
         "work_dir": args.work_dir,
         "fix": not args.no_fix,
         "extend_video": args.extend_video,
         "face_threshold": args.face_threshold,
         "fix_options": fix_options,
+        "check_options": check_options,
+        "overwrite": args.overwrite,
         "force": args.force,
         "split": args.split,
     }
@@ -229,7 +251,7 @@ def _run_one(args: argparse.Namespace) -> int:
 
 def _run_batch(args: argparse.Namespace) -> int:
     err = Console(stderr=True, highlight=False)
-    jobs = read_batch(args.batch)
+    jobs = read_batch(args.batch, config=args.config, isolated=args.isolated)
     with ExitStack() as stack:
         make_client, journal_path = _service(args, stack)
         outcomes = run_batch(

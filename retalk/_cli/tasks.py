@@ -17,6 +17,7 @@ from .._exceptions import ConfigError
 from .._jobs import resume, run_job
 from .._journal import DamagedRow, Job, Journal, Split
 from .._models import Task
+from .._pipeline import refuse_overwriting
 from .._split import finish_splits
 from .display import Display, events_of, live_display
 
@@ -241,6 +242,9 @@ def run_submit(args: argparse.Namespace) -> int:
     if args.face_threshold is not None and not 120 <= args.face_threshold <= 200:
         raise ConfigError(f"--face-threshold {args.face_threshold}: must be 120-200")
     with _client(args) as client, Journal(args.journal) as journal:
+        if args.output:
+            files = {"video": args.video, "audio": args.audio, "ref": args.ref, "journal": str(journal.path)}
+            refuse_overwriting(args.output, files)
         with _live(args) as display:
             job = run_job(
                 client,

@@ -512,7 +512,8 @@ def test_a_single_video_has_no_job_and_a_rerun_into_a_subfolder_does_not_snowbal
         )
         data = json.loads(out)
         assert status == 0 and data["job"] is None and len(data["files"]) == 1
-    assert sorted(p.name for p in (folder / "out").iterdir()) == ["talk.mp4"]
+    # (Hidden: the list of what preflight wrote there, which lets the re-run replace it.)
+    assert sorted(p.name for p in (folder / "out").iterdir() if p.name[0] != ".") == ["talk.mp4"]
 
 
 def test_a_file_named_in_two_roles_keeps_its_job_checks(media, tmp_path: Path) -> None:
@@ -528,4 +529,4 @@ def test_names_that_are_not_utf8_or_very_long_still_get_a_report(media, tmp_path
     status, out = run_cli("fix", str(src), "--out-dir", str(tmp_path / "out"), "--format", "json", "--fast")
     data = json.loads(out)
     assert status == 0 and data["files"][0]["ok"]
-    assert len(list((tmp_path / "out").iterdir())) == 1
+    assert len([p for p in (tmp_path / "out").iterdir() if p.name[0] != "."]) == 1

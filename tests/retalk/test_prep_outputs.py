@@ -1,0 +1,174 @@
+"""`prep-and-retalk` never writes its result over a file it reads: an output that is the
+video, the voice, the reference image (by any spelling, a symbolic or a hard link), the
+journal, or in a batch any job's input, is a usage error (exit 2) naming both paths before
+anything is uploaded, submitted or journaled. A link planted at the output's name is
+replaced by the result, never followed."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+
+from retalk._cli.main import main as retalk_main
+from retalk._cli.prep import main
+from retalk._emulator import Emulator, Faults
+from tests.conftest import SAMPLE
+
+KEY = "sk-emulated-outputs-0123456789"
+
+
+@pytest.fixture()
+def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
+    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
+    with Emulator(
+        tmp_path / "service", api_key=KEY, faults=Faults(task_seconds=0.2, submit_interval_s=0)
+    ) as running:
+        yield running
+
+
+def prep(service: Emulator, journal: Path, *args: str) -> tuple[int, dict[str, Any], str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main([*args, "--base-url", service.base_url, "--journal", str(journal), "--format", "json"])
+    return status, json.loads(out.getvalue()) if out.getvalue() else {}, err.getvalue()
+
+
+def journaled(journal: Path) -> int:
+    if not journal.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(journal)) as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        return sum(db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables & {"jobs", "splits"})
+
+
+@pytest.fixture()
+def inputs(tmp_path: Path) -> dict[str, Path]:
+    """Copies of the sample job in a folder of their own (the tests link to them)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    files = {"video": "talking_head.mp4", "audio": "voice.wav", "ref": "face.jpg"}
+    copies = {role: folder / name for role, name in files.items()}
+    for role, name in files.items():
+        copies[role].write_bytes((SAMPLE / name).read_bytes())
+    return copies
+
+
+def output_spelled(how: str, inputs: dict[str, Path], tmp_path: Path) -> tuple[str, str]:
+    """(the output to give, the role of the input it is)."""
+    if how == "the same path":
+        return str(inputs["video"]), "video"
+    if how == "another spelling":
+        return f"{inputs['audio'].parent}/../in/./{inputs['audio'].name}", "audio"
+    if how == "a symbolic link":
+        link = tmp_path / "result.mp4"
+        link.symlink_to(inputs["video"])
+        return str(link), "video"
+    link = tmp_path / "result.jpg"
+    os.link(inputs["ref"], link)
+    return str(link), "ref"
+
+
+@pytest.mark.parametrize("how", ["the same path", "another spelling", "a symbolic link", "a hard link"])
+@pytest.mark.parametrize("split", [False, True], ids=["whole", "split"])
+def test_an_output_that_is_an_input_is_refused_before_anything_is_sent(
+    how: str, split: bool, service: Emulator, inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    output, role = output_spelled(how, inputs, tmp_path)
+    before = {r: p.read_bytes() for r, p in inputs.items()}
+    journal = tmp_path / "j.sqlite"
+    extra = ["--split"] if split else []
+    status, report, err = prep(
+        service, journal, str(inputs["video"]), str(inputs["audio"]), "--ref", str(inputs["ref"]),
+        "-o", output, *extra,
+    )  # fmt: skip
+    assert status == 2 and report == {}
+    assert output in err and str(inputs[role]) in err and "Traceback" not in err
+    assert service.requests == [] and service.submissions == 0 and journaled(journal) == 0
+    assert {r: p.read_bytes() for r, p in inputs.items()} == before
+
+
+def test_an_output_that_is_the_journal_is_refused(
+    service: Emulator, inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    journal = tmp_path / "j.sqlite"
+    status, _, err = prep(service, journal, str(inputs["video"]), str(inputs["audio"]), "-o", str(journal))
+    assert status == 2 and f"the journal {journal}" in err
+    assert service.requests == [] and journaled(journal) == 0
+
+
+def test_a_link_planted_at_the_outputs_name_is_replaced_not_followed(
+    service: Emulator, inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    victim = tmp_path / "notes.txt"
+    victim.write_text("not to be touched")
+    output = tmp_path / "dubbed.mp4"
+    output.symlink_to(victim)
+    status, report, err = prep(
+        service, tmp_path / "j.sqlite", str(inputs["video"]), str(inputs["audio"]), "-o", str(output)
+    )
+    assert status == 0 and report["ok"], err
+    assert victim.read_text() == "not to be touched"
+    assert not output.is_symlink()
+    with av.open(str(output)) as container:
+        assert container.streams.video
+
+
+def batch_file(tmp_path: Path, inputs: dict[str, Path], rows: list[str]) -> Path:
+    batch = tmp_path / "jobs.csv"
+    batch.write_text("video,audio,ref,output,options\n" + "\n".join(rows) + "\n")
+    return batch
+
+
+@pytest.mark.parametrize("force", [[], ["--force"]], ids=["plain", "force"])
+def test_a_batch_row_whose_output_is_its_own_input_is_refused_not_skipped(
+    force: list[str], service: Emulator, inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    video, audio = inputs["video"], inputs["audio"]
+    other = tmp_path / "other.mp4"
+    other.write_bytes(video.read_bytes())
+    batch = batch_file(
+        tmp_path, inputs, [f"{other},{audio},,{tmp_path / 'fine.mp4'},", f"{video},{audio},,{video},"]
+    )
+    before = video.read_bytes()
+    status, report, err = prep(service, tmp_path / "j.sqlite", "--batch", str(batch), *force)
+    assert status == 2 and report == {}
+    assert f"{batch}:3" in err and err.count(str(video)) == 2
+    assert service.requests == [] and journaled(tmp_path / "j.sqlite") == 0
+    assert video.read_bytes() == before and not (tmp_path / "fine.mp4").exists()
+
+
+def test_a_batch_row_may_not_write_over_another_rows_input(
+    service: Emulator, inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    video, audio = inputs["video"], inputs["audio"]
+    second = tmp_path / "second.mp4"
+    second.write_bytes(video.read_bytes())
+    # Line 2 would write its result where line 3 reads its video.
+    batch = batch_file(
+        tmp_path, inputs, [f"{video},{audio},,{second},", f"{second},{audio},,{tmp_path / 'b.mp4'},"]
+    )
+    status, _, err = prep(service, tmp_path / "j.sqlite", "--batch", str(batch))
+    assert status == 2 and f"{batch}:2" in err and "line 3" in err and str(second) in err
+    assert service.requests == []
+
+
+def test_retalk_submit_refuses_an_output_that_is_its_video_too(
+    service: Emulator, inputs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    video, audio = inputs["video"], inputs["audio"]
+    before = video.read_bytes()
+    status = retalk_main(
+        ["submit", str(video), str(audio), "-o", str(video), "--base-url", service.base_url,
+         "--journal", str(tmp_path / "j.sqlite")]
+    )  # fmt: skip
+    assert status == 2 and f"the output {video} is the video {video}" in capsys.readouterr().err
+    assert service.requests == [] and video.read_bytes() == before
