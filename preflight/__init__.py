@@ -24,6 +24,7 @@ from ._check import (
     collect_files,
 )
 from ._config import Config, settings_for
+from ._display import line_start, plain, printable
 from ._exceptions import FaceEngineError, PreflightError, UsageError
 from ._face_scan import FaceSample, ImageFaceScan, VideoFaceScan, scan_image, scan_video
 from ._faces import Box, Face, FaceEngine, LazyEngine, Pose, load_engine
@@ -93,7 +94,10 @@ __all__ = [
     "fix_paths",
     "guess_role",
     "limits",
+    "line_start",
     "load_engine",
+    "plain",
+    "printable",
     "probe",
     "probe_image",
     "probe_media",

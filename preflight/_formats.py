@@ -12,6 +12,7 @@ from typing import IO, Any
 from urllib.parse import quote
 from xml.etree import ElementTree
 
+from ._display import printable
 from ._models import CheckReport, Finding, Severity
 from .codes import CODES
 
@@ -36,7 +37,9 @@ def _located(report: CheckReport) -> Iterator[tuple[str | None, Finding]]:
 
 # --------------------------------------------------------------------------- GitHub
 def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    # GitHub's own escapes first (the runner decodes them, so a file's name still matches);
+    # every other control character has none and is shown escaped.
+    return printable(text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
 
 
 def _escape_property(text: str) -> str:
@@ -122,23 +125,27 @@ def render_sarif(report: CheckReport, stream: IO[str], version: str) -> None:
 # --------------------------------------------------------------------------- JUnit
 def render_junit(report: CheckReport, stream: IO[str]) -> None:
     """One test case per file (and one for the job): it fails with each error finding;
-    warnings and notes go to its standard output."""
+    warnings and notes go to its standard output. Names and messages are shown printable:
+    XML 1.0 cannot carry most control characters, nor a name's bytes that are not UTF-8."""
     suite = ElementTree.Element("testsuite", name="preflight")
     cases: list[tuple[str, str, tuple[Finding, ...]]] = [(f.role, f.path, f.findings) for f in report.files]
     if report.job is not None:
         cases.append(("job", "video, voice and reference image together", report.job.findings))
     failures = 0
     for role, name, findings in cases:
-        case = ElementTree.SubElement(suite, "testcase", classname=role, name=_printable(name))
+        case = ElementTree.SubElement(suite, "testcase", classname=role, name=printable(name))
         errors = [f for f in findings if f.severity is Severity.ERROR]
         for finding in errors:
-            failure = ElementTree.SubElement(case, "failure", type=finding.code, message=finding.message)
-            failure.text = f"{finding.code}: {finding.message}"
+            code, message = printable(finding.code), printable(finding.message)
+            failure = ElementTree.SubElement(case, "failure", type=code, message=message)
+            failure.text = f"{code}: {message}"
         failures += bool(errors)
         others = [f for f in findings if f.severity is not Severity.ERROR]
         if others:
             out = ElementTree.SubElement(case, "system-out")
-            out.text = "\n".join(f"{f.severity.value} {f.code}: {f.message}" for f in others)
+            out.text = "\n".join(
+                f"{f.severity.value} {printable(f.code)}: {printable(f.message)}" for f in others
+            )
     suite.set("tests", str(len(cases)))
     suite.set("failures", str(failures))
     suite.set("errors", "0")
@@ -146,11 +153,6 @@ def render_junit(report: CheckReport, stream: IO[str]) -> None:
     root.append(suite)
     ElementTree.indent(root)
     stream.write('<?xml version="1.0" encoding="UTF-8"?>\n' + ElementTree.tostring(root, "unicode") + "\n")
-
-
-def _printable(name: str) -> str:
-    # XML cannot carry a file name's undecodable bytes (surrogate escapes): shown escaped.
-    return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 # --------------------------------------------------------------------------- statistics

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import IO, Any, Protocol
 
 from rich.console import Console
@@ -10,6 +11,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from ._display import plain, printable
 from ._models import CheckReport, FileReport, Finding, Severity
 
 FORMATS = ("text", "json")
@@ -22,6 +24,12 @@ _SEVERITY_STYLE = {
 _ROLE_NAME = {"video": "video", "audio": "audio", "ref": "reference image"}
 
 
+# What json.dumps leaves raw with ensure_ascii=False but a terminal may obey (C1 controls
+# such as CSI U+009B, DEL) or reorder (bidirectional overrides); each is written as \uXXXX,
+# which is the same JSON string. They can only occur inside strings.
+_JSON_RAW = re.compile("[\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
 class _Document(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
@@ -30,7 +38,10 @@ def render_json(report: _Document, stream: IO[str]) -> None:
     # Built whole, then written once: never a half-written document.
     data = report.to_dict()
     try:
-        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        text = _JSON_RAW.sub(
+            lambda m: f"\\u{ord(m.group()):04x}", json.dumps(data, indent=2, ensure_ascii=False)
+        )
+        text += "\n"
         text.encode(getattr(stream, "encoding", None) or "utf-8")
     except (UnicodeEncodeError, LookupError):
         # File names that are not valid UTF-8 (or a narrow terminal encoding): escape them.
@@ -47,7 +58,7 @@ def _file_header(report: FileReport) -> Text:
         header.append("! ", style="yellow")
     else:
         header.append("✓ ", style="bold green")
-    header.append(report.path, style="bold")
+    header.append(plain(report.path, style="bold"))
     header.append(f"  ({_ROLE_NAME[report.role]})", style="dim")
     parts = []
     if errors:
@@ -64,12 +75,12 @@ def _findings_table(findings: tuple[Finding, ...]) -> Padding:
     table.add_column("code", no_wrap=True)
     table.add_column("message", overflow="fold", ratio=1)
     for finding in findings:
-        message = Text(finding.message)
+        message = plain(finding.message)
         if finding.fixable:
             message.append(" [fixable]", style="green")
         table.add_row(
             Text(finding.severity.value, style=_SEVERITY_STYLE[finding.severity]),
-            Text(finding.code, style="bold"),
+            plain(finding.code, style="bold"),
             message,
         )
     return Padding(table, (0, 0, 0, 2))
@@ -82,12 +93,12 @@ def _print_findings(console: Console, findings: tuple[Finding, ...]) -> None:
         console.print(_findings_table(findings))
         return
     # Logs and pipes: one unwrapped line per finding, easy to grep.
-    code_width = max(len(f.code) for f in findings)
+    code_width = max(len(printable(f.code)) for f in findings)
     for finding in findings:
         line = Text("  ")
         line.append(f"{finding.severity.value:<8}", style=_SEVERITY_STYLE[finding.severity])
-        line.append(f"{finding.code:<{code_width}}  ", style="bold")
-        line.append(finding.message)
+        line.append(f"{printable(finding.code):<{code_width}}  ", style="bold")
+        line.append(plain(finding.message))
         if finding.fixable:
             line.append(" [fixable]", style="green")
         console.print(line, soft_wrap=True)

@@ -28,6 +28,7 @@ from ._atomic import atomic_output
 from ._audio_analysis import AudioAnalysis, speech_ranges
 from ._audio_rules import QUIET_LUFS
 from ._contact_sheet import render_contact_sheet, render_image_faces
+from ._display import printable
 from ._face_scan import ImageFaceScan, VideoFaceScan
 from ._models import CheckReport, FileReport, Finding, ImageInfo, MediaInfo, Severity
 from .codes import CODES
@@ -209,7 +210,8 @@ def _columns(
 
 
 def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    # Names and tags may hold control characters and bytes that are not UTF-8: shown escaped.
+    return html.escape(printable(str(text)), quote=True)
 
 
 def _tick_step(duration: float) -> float:

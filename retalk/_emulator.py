@@ -75,6 +75,9 @@ class Faults:
     drop_every: int = 0
     #: Tasks end FAILED with ``output.code`` ``InternalError.Algo``.
     fail_tasks: bool = False
+    #: The ``code`` and ``message`` such a task ends with (the service's text is free
+    #: text: tests give it markup and control characters).
+    fail_with: tuple[str, str] = ("InternalError.Algo", "Injected failure: the algorithm failed.")
     #: ``expire_in_seconds`` of upload policies; a storage POST after that answers 403.
     policy_ttl_s: int = 300
     #: How long a task stays RUNNING once started (plus the real muxing time).
@@ -738,7 +741,7 @@ class Emulator:
             if self._stopping.wait(min(0.05, self.faults.task_seconds)):
                 raise _Stopped()
         if self.faults.fail_tasks:
-            raise _TaskFailed("InternalError.Algo", "Injected failure: the algorithm failed.")
+            raise _TaskFailed(*self.faults.fail_with)
         return target, usage
 
     def _fetch(self, url: str, folder: Path, role: str) -> Path:

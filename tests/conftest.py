@@ -40,6 +40,61 @@ def run_cli(*args: str) -> tuple[int, str]:
     return status, buffer.getvalue()
 
 
+def run_on_terminal(
+    argv: list[str],
+    *,
+    cwd: Path | str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120.0,
+) -> tuple[int, bytes]:
+    """Run a command on a real pseudo-terminal (stdin, stdout and stderr all on it, 120
+    columns, as a person's shell runs it): its exit status and every byte it wrote there."""
+    import fcntl
+    import pty
+    import select
+    import signal
+    import struct
+    import subprocess
+    import termios
+    import time
+
+    main_fd, secondary_fd = pty.openpty()
+    fcntl.ioctl(secondary_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    environment = {k: v for k, v in (env or os.environ).items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    environment["TERM"] = "xterm-256color"
+    environment.pop("COLUMNS", None)
+    process = subprocess.Popen(
+        argv,
+        stdin=secondary_fd,
+        stdout=secondary_fd,
+        stderr=secondary_fd,
+        cwd=cwd,
+        env=environment,
+        start_new_session=True,
+    )
+    os.close(secondary_fd)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            if time.monotonic() > deadline:
+                os.killpg(process.pid, signal.SIGKILL)
+                raise TimeoutError(f"{argv} still running after {timeout} s: {b''.join(chunks)!r}")
+            ready, _, _ = select.select([main_fd], [], [], 0.2)
+            if not ready:
+                continue
+            try:
+                data = os.read(main_fd, 65536)
+            except OSError:  # EIO: every writer closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        return process.wait(timeout=timeout), b"".join(chunks)
+    finally:
+        os.close(main_fd)
+
+
 def readme_snippet(name: str) -> str:
     """The fenced block after ``<!-- snippet: NAME -->`` in the README, dedented: what a
     user would copy and paste. Fails when the README lost it (it is documentation we test)."""

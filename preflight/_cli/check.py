@@ -17,6 +17,7 @@ from .._cache import CheckCache, default_cache_dir
 from .._check import CheckOptions, check_paths
 from .._config import Config, settings_for
 from .._contact_sheet import write_contact_sheet
+from .._display import printable
 from .._exceptions import UsageError
 from .._face_scan import VideoFaceScan
 from .._formats import render_github, render_junit, render_sarif, render_statistics
@@ -142,7 +143,8 @@ def file_progress(console: Console, shown: bool = True) -> Iterator[Callable[[st
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[path]}", style="dim"),
+        # A name is shown, never read as markup (a folder named "x[" broke the bar).
+        TextColumn("{task.fields[path]}", style="dim", markup=False),
         console=console,
         transient=True,
     ) as progress:
@@ -150,7 +152,9 @@ def file_progress(console: Console, shown: bool = True) -> Iterator[Callable[[st
 
         def stage(name: str) -> OnFile:
             def on_file(number: int, total: int, path: str) -> None:
-                progress.update(task, description=name, completed=number - 1, total=total, path=path)
+                progress.update(
+                    task, description=name, completed=number - 1, total=total, path=printable(path)
+                )
 
             return on_file
 
@@ -317,16 +321,18 @@ def _write_sheets(report: CheckReport, name: str, ref_path: str | None, options:
     for video, target in zip(videos, _sheet_names(name, videos), strict=True):
         if os.path.realpath(target) in inputs:
             print(
-                f"preflight: error: {target}: is one of the checked files; not overwritten", file=sys.stderr
+                f"preflight: error: {printable(target)}: is one of the checked files; not overwritten",
+                file=sys.stderr,
             )
             return False
         try:
             written = write_contact_sheet(video, target, ref, thresholds=options.thresholds.face)
         except OSError as exc:
             print(
-                f"preflight: error: {target}: cannot write the contact sheet ({exc.strerror or exc})",
+                f"preflight: error: {printable(target)}: cannot write the contact sheet "
+                f"({printable(str(exc.strerror or exc))})",
                 file=sys.stderr,
             )
             return False
-        print(f"preflight: contact sheet written to {written}", file=sys.stderr)
+        print(f"preflight: contact sheet written to {printable(str(written))}", file=sys.stderr)
     return True

@@ -8,9 +8,10 @@ import sys
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
+from .._display import line_start, plain, printable
 from .._exceptions import UsageError
 from .._fix import fix_paths
 from .._fix_model import ALIGN_CHOICES, PRESETS, FixReport
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             BarColumn(),
             TaskProgressColumn(),
             TimeRemainingColumn(),
-            TextColumn("{task.fields[path]}", style="dim"),
+            TextColumn("{task.fields[path]}", style="dim", markup=False),
             console=err_console,
             transient=True,
         ) as progress:
@@ -113,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
 
             def on_progress(number: int, total: int, path: str, fraction: float) -> None:
                 if fraction == 0.0:
-                    progress.reset(task, total=1.0, description=f"fixing {number}/{total}", path=path)
+                    progress.reset(
+                        task, total=1.0, description=f"fixing {number}/{total}", path=printable(path)
+                    )
                 progress.update(task, completed=fraction)
 
             report = fix_paths(args.paths, on_progress=on_progress, **inputs)
@@ -124,7 +127,10 @@ def run(args: argparse.Namespace) -> int:
         if args.format == "json":
             render_json(report, sys.stdout)
         else:
-            render_fix_text(report, Console(highlight=False))
+            console = Console(highlight=False)
+            # In a log, one line per item: wrapping could start a line with part of a name.
+            console.soft_wrap = not console.is_terminal
+            render_fix_text(report, console)
         sys.stdout.flush()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -135,30 +141,33 @@ _STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO:
 
 
 def render_fix_text(report: FixReport, console: Console) -> None:
+    # Text objects, never markup strings: names and messages are shown as they are.
     for fixed in report.files:
-        verdict = "[green]ok[/]" if fixed.ok else "[bold red]still fails[/]"
-        target = (
-            escape(fixed.output) if fixed.output else ("(dry run)" if report.dry_run else "(not written)")
+        target = fixed.output or ("(dry run)" if report.dry_run else "(not written)")
+        line = Text.assemble(
+            plain(line_start(fixed.path), "bold"), f" ({fixed.role}) -> ", plain(target), "  "
         )
-        console.print(f"[bold]{escape(fixed.path)}[/] ({fixed.role}) -> {target}  {verdict}")
+        line.append("ok" if fixed.ok else "still fails", style="green" if fixed.ok else "bold red")
+        console.print(line)
         for action in fixed.actions:
-            console.print(f"  [magenta]{action.name}[/] {escape(action.detail)}")
+            console.print(Text.assemble("  ", plain(action.name, "magenta"), " ", plain(action.detail)))
         if fixed.error:
-            console.print(f"  [bold red]not fixed:[/] {escape(fixed.error)}")
+            console.print(Text.assemble("  ", ("not fixed:", "bold red"), " ", plain(fixed.error)))
         for note in fixed.notes:
-            console.print(f"  [cyan]note:[/] {escape(note)}")
+            console.print(Text.assemble("  ", ("note:", "cyan"), " ", plain(note)))
         # A dry run shows what the input has; a fix, what its output still has.
         label = "found" if report.dry_run else "still"
         for finding in fixed.findings:
-            style = _STYLE[finding.severity]
-            console.print(f"  [dim]{label}[/] [{style}]{finding.code}[/] {escape(finding.message)}")
+            code = plain(finding.code, _STYLE[finding.severity])
+            console.print(Text.assemble("  ", (label, "dim"), " ", code, " ", plain(finding.message)))
     job_findings = report.job.findings if report.job is not None else ()
     if report.job_actions or job_findings:
-        console.print("[bold]job[/]")
+        console.print(Text("job", style="bold"))
     for action in report.job_actions:
-        console.print(f"  [magenta]{action.name}[/] {escape(action.detail)}")
+        console.print(Text.assemble("  ", plain(action.name, "magenta"), " ", plain(action.detail)))
     for finding in job_findings:
-        console.print(f"  [{_STYLE[finding.severity]}]{finding.code}[/] {escape(finding.message)}")
+        code = plain(finding.code, _STYLE[finding.severity])
+        console.print(Text.assemble("  ", code, " ", plain(finding.message)))
     fixed_count = sum(1 for f in report.files if f.ok)
     word = "would pass" if report.dry_run else "pass"
     console.print(f"{fixed_count} of {len(report.files)} file(s) {word}.")

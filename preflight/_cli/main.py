@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Sequence
 
 from .. import __version__
+from .._display import printable
 from .._exceptions import PreflightError
 from . import check, codes, fix, report
 
@@ -49,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except PreflightError as exc:
-        print(f"preflight: error: {exc}", file=sys.stderr)
+        print(f"preflight: error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("preflight: interrupted", file=sys.stderr)
@@ -60,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except Exception as exc:  # the one place an unexpected failure becomes a message
         print(
-            f"preflight: internal error: {type(exc).__name__}: {exc}\n"
+            f"preflight: internal error: {type(exc).__name__}: {printable(str(exc))}\n"
             "This is a bug in preflight; please report it with the file that caused it."
             + ("" if os.environ.get("PREFLIGHT_DEBUG") else " (Set PREFLIGHT_DEBUG=1 for details.)"),
             file=sys.stderr,

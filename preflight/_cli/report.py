@@ -11,6 +11,7 @@ from rich.console import Console
 
 from .. import __version__
 from .._check import check_paths
+from .._display import printable
 from .._exceptions import UsageError
 from .._report import ReportPage, build_report, write_report
 from .check import add_inputs, add_isolation, file_progress, isolation, settings
@@ -95,12 +96,13 @@ def run(args: argparse.Namespace) -> int:
         write_report(text, args.output)
     except OSError as exc:
         print(
-            f"preflight: error: {args.output}: cannot write the report ({exc.strerror or exc})",
+            f"preflight: error: {printable(args.output)}: cannot write the report "
+            f"({printable(str(exc.strerror or exc))})",
             file=sys.stderr,
         )
         return 2
     print(
-        f"preflight: report written to {args.output} ({len(report.files)} files, "
+        f"preflight: report written to {printable(args.output)} ({len(report.files)} files, "
         f"{_count(report.errors, 'error')}, {_count(report.warnings, 'warning')})",
         file=sys.stderr,
     )

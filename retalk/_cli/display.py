@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.filesize import decimal
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from preflight import printable
+
 from .._jobs import Events
 from .._models import Task
 
@@ -25,7 +27,7 @@ class Display:
 
     def _bar(self, name: str, completed: float, total: float | None, amount: str) -> None:
         if name not in self._bars:
-            self._bars[name] = self._progress.add_task(name, total=total, amount=amount)
+            self._bars[name] = self._progress.add_task(printable(name), total=total, amount=amount)
         self._progress.update(self._bars[name], completed=completed, total=total, amount=amount)
 
     def stage(self, name: str, fraction: float) -> None:
@@ -37,7 +39,9 @@ class Display:
 
     def waiting(self, task: Task, waited: float) -> None:
         self._progress.update(
-            self._status, visible=True, description=f"task {task.task_id}: {task.status}, {waited:.0f} s"
+            self._status,
+            visible=True,
+            description=f"task {printable(task.task_id)}: {printable(task.status)}, {waited:.0f} s",
         )
 
     def events(self) -> Events:
@@ -55,9 +59,10 @@ def live_display(console: Console, enabled: bool) -> Iterator[Display | None]:
         yield None
         return
     with Progress(
-        TextColumn("{task.description}"),
+        # What the service sends and file names are shown, never read as markup.
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
-        TextColumn("{task.fields[amount]}"),
+        TextColumn("{task.fields[amount]}", markup=False),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,

@@ -17,6 +17,8 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from preflight import printable
+
 from .. import __version__
 from .._exceptions import (
     AuthError,
@@ -87,8 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args))
     except RetalkError as exc:
         finding = getattr(exc, "finding", None)
-        hint = f" [{finding.code}: see `preflight codes`]" if finding is not None else ""
-        text = redact(str(exc), os.environ.get("DASHSCOPE_API_KEY"))
+        hint = f" [{printable(finding.code)}: see `preflight codes`]" if finding is not None else ""
+        # The message carries the service's words and file names: shown printable.
+        text = printable(redact(str(exc), os.environ.get("DASHSCOPE_API_KEY")))
         print(f"retalk: error: {text}{hint}", file=sys.stderr)
         return _status_for(exc)
     except KeyboardInterrupt:
@@ -101,10 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except OSError as exc:
-        print(f"retalk: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        print(
+            f"retalk: error: {printable(str(exc.filename or ''))}: {printable(str(exc.strerror or exc))}",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     except Exception as exc:  # the one place an unexpected failure becomes a message
-        text = redact(f"{type(exc).__name__}: {exc}", os.environ.get("DASHSCOPE_API_KEY"))
+        text = printable(redact(f"{type(exc).__name__}: {exc}", os.environ.get("DASHSCOPE_API_KEY")))
         print(f"retalk: internal error: {text}\nThis is a bug in retalk; please report it.", file=sys.stderr)
         if os.environ.get("RETALK_DEBUG"):
             traceback.print_exc()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from preflight import PreflightError, settings_for
+from preflight import PreflightError, printable, settings_for
 from preflight._fix_model import ALIGN_CHOICES
 
 from .. import __version__
@@ -128,30 +128,36 @@ def _summary_text(result: PipelineResult, console: Console) -> None:
     if result.check is not None:
         for report in result.check.files:
             codes = ", ".join(f.code for f in report.findings) or "nothing to report"
-            console.print(f"checked {report.path} ({report.role}): {codes}", markup=False)
+            console.print(
+                f"checked {printable(report.path)} ({report.role}): {printable(codes)}", markup=False
+            )
     if result.fix is not None:
         for fixed in result.fix.files:
             steps = ", ".join(a.name for a in fixed.actions)
-            console.print(f"fixed {fixed.path} -> {fixed.output or '(dry run)'}: {steps}", markup=False)
+            output = printable(fixed.output or "(dry run)")
+            console.print(f"fixed {printable(fixed.path)} -> {output}: {printable(steps)}", markup=False)
     for stage in result.stages:
-        console.print(f"  {stage.name:32} {stage.seconds:7.2f} s  {stage.detail}", markup=False)
+        console.print(f"  {stage.name:32} {stage.seconds:7.2f} s  {printable(stage.detail)}", markup=False)
     if result.error:
-        console.print(f"not done: {result.error}", markup=False)
+        console.print(f"not done: {printable(result.error)}", markup=False)
         return
     cost = result.cost_cny
     if result.job is None and not result.parts:
         expected = f"{result.expected_s:.2f} s" if result.expected_s is not None else "unknown length"
-        console.print(f"would send: {json.dumps(result.sent)}", markup=False)
+        console.print(f"would send: {json.dumps(result.sent, ensure_ascii=True)}", markup=False)
         if result.plan is not None:
             console.print(f"in {len(result.plan.parts)} parts, one task each", markup=False)
         console.print(f"the result would last {expected}, about {cost} CNY", markup=False)
         return
     if result.job is not None:
-        tasks = f"task {result.job.task_id}"
+        tasks = f"task {printable(str(result.job.task_id))}"
     else:
-        tasks = f"{len(result.parts)} parts: " + ", ".join(p.job.task_id or "?" for p in result.parts)
+        tasks = f"{len(result.parts)} parts: " + ", ".join(
+            printable(p.job.task_id or "?") for p in result.parts
+        )
     console.print(
-        f"done: {result.output} ({result.result_s:.2f} s; billed {result.billed_s} s, {cost} CNY; {tasks})",
+        f"done: {printable(str(result.output))} ({result.result_s:.2f} s; "
+        f"billed {result.billed_s} s, {cost} CNY; {tasks})",
         markup=False,
     )
 
@@ -169,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run_batch(args) if args.batch else _run_one(args)
     except RetalkError as exc:
-        print(f"prep-and-retalk: error: {redact(str(exc), secret)}", file=sys.stderr)
+        print(f"prep-and-retalk: error: {printable(redact(str(exc), secret))}", file=sys.stderr)
         return _status_for(exc)
     except KeyboardInterrupt:
         print(
@@ -179,11 +185,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_INTERRUPTED
     except PreflightError as exc:  # a path that does not exist, a bad option
-        print(f"prep-and-retalk: error: {exc}", file=sys.stderr)
+        print(f"prep-and-retalk: error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:
         print(
-            f"prep-and-retalk: internal error: {redact(f'{type(exc).__name__}: {exc}', secret)}",
+            f"prep-and-retalk: internal error: {printable(redact(f'{type(exc).__name__}: {exc}', secret))}",
             file=sys.stderr,
         )
         return EXIT_USAGE
@@ -232,8 +238,12 @@ def _run_one(args: argparse.Namespace) -> int:
                 args.output,
                 events=display.events() if display is not None else None,
                 on_progress=display.stage if display is not None else None,
-                on_stage=(lambda name: err.print(f"{name}...")) if show else None,
-                on_part=(lambda number, count, text: err.print(f"  part {number}/{count}: {text}"))
+                on_stage=(lambda name: err.print(f"{printable(name)}...", markup=False)) if show else None,
+                on_part=(
+                    lambda number, count, text: err.print(
+                        f"  part {number}/{count}: {printable(text)}", markup=False
+                    )
+                )
                 if show
                 else None,
                 **common,
@@ -262,7 +272,7 @@ def _run_batch(args: argparse.Namespace) -> int:
             force=args.force,
             split=args.split,
             on_line=lambda job, text: err.print(
-                f"[line {job.line}] {Path(job.output).name}: {text}", markup=False
+                f"[line {job.line}] {printable(Path(job.output).name)}: {printable(text)}", markup=False
             ),
         )
     counts = {
@@ -277,7 +287,8 @@ def _run_batch(args: argparse.Namespace) -> int:
         console = Console(highlight=False, soft_wrap=True)
         for outcome in outcomes:
             console.print(
-                f"{outcome.job.line:>5}  {outcome.status:8}  {outcome.job.output}  {outcome.detail}",
+                f"{outcome.job.line:>5}  {outcome.status:8}  {printable(str(outcome.job.output))}  "
+                f"{printable(outcome.detail)}",
                 markup=False,
             )
         console.print(", ".join(f"{n} {status}" for status, n in counts.items()), markup=False)

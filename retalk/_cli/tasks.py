@@ -12,6 +12,8 @@ from typing import Any
 
 from rich.console import Console
 
+from preflight import line_start, printable
+
 from .._client import Client, DownloadPolicy, is_task_id, shown
 from .._exceptions import ConfigError
 from .._jobs import resume, run_job
@@ -189,14 +191,15 @@ def _task_dict(task: Task) -> dict[str, Any]:
 
 
 def _task_text(task: Task) -> str:
-    parts = [f"{task.task_id} {task.status}"]
+    # Every field is the service's text: shown printable, one task per line.
+    parts = [f"{line_start(task.task_id)} {printable(task.status)}"]
     if task.code:
-        parts.append(f"{task.code}: {task.message}")
+        parts.append(f"{printable(str(task.code))}: {printable(str(task.message or ''))}")
     if task.usage and task.usage.video_duration is not None:
         seconds = task.usage.video_duration
         parts.append(f"{seconds:.2f} s billed, {seconds * PRICE_CNY_PER_SECOND:.2f} CNY")
     if task.video_url:
-        parts.append(task.video_url)
+        parts.append(printable(str(task.video_url)))
     return "  ".join(parts)
 
 
@@ -213,13 +216,13 @@ def _job_dict(job: Job) -> dict[str, Any]:
 
 
 def _job_text(job: Job) -> str:
-    text = f"job {job.id}: {job.state}"
+    text = f"job {job.id}: {printable(job.state)}"
     if job.task_id:
-        text += f", task {job.task_id}"
+        text += f", task {printable(job.task_id)}"
     if job.billed_s is not None:
         text += f", {job.billed_s:.2f} s billed ({job.billed_s * PRICE_CNY_PER_SECOND:.2f} CNY)"
     if job.state == "downloaded" and job.output:
-        text += f" -> {job.output}"
+        text += f" -> {printable(job.output)}"
     return text
 
 
@@ -234,7 +237,7 @@ def run_upload(args: argparse.Namespace) -> int:
                     display.transfer(shown, done, total)
 
             urls.append({"file": name, "url": client.upload(name, on_progress=show)})
-    _print(args, urls, "\n".join(f"{u['file']}: {u['url']}" for u in urls))
+    _print(args, urls, "\n".join(f"{line_start(u['file'])}: {printable(u['url'])}" for u in urls))
     return 0
 
 
@@ -296,10 +299,12 @@ def run_download(args: argparse.Namespace) -> int:
         if task_id is not None:
             task = client.get(task_id).raise_for_status()
             if not task.video_url:
-                raise ConfigError(f"task {task.task_id} is {task.status}: no result to download yet")
+                raise ConfigError(
+                    f"task {printable(task.task_id)} is {printable(task.status)}: no result to download yet"
+                )
             url = task.video_url
         path = client.download(url, args.output, on_progress=events_of(display).on_download)
-    _print(args, {"output": str(path)}, f"downloaded to {path}")
+    _print(args, {"output": str(path)}, f"downloaded to {printable(str(path))}")
     return 0
 
 
@@ -324,7 +329,7 @@ def run_jobs(args: argparse.Namespace) -> int:
     for job in jobs:
         line = _job_text(job)
         if job.error and job.state != "downloaded":
-            line += f"\n    {job.error}"
+            line += f"\n    {printable(job.error)}"
         lines.append(line)
     lines += [row.line for row in damaged]
     _print(args, data, "\n".join(lines) or "no jobs")
@@ -362,9 +367,9 @@ def run_resume(args: argparse.Namespace) -> int:
         "not_joined": [{"split": s.id, "output": s.output, "reason": str(e)} for s, e in split_failures],
         "damaged": [row.to_dict() for row in damaged],
     }
-    lines = [_job_text(j) for j in done] + [f"job {j.id}: {e}" for j, e in failures]
-    lines += [f"split {s.id}: joined into {s.output}" for s in joined]
-    lines += [f"split {s.id}: {e}" for s, e in split_failures]
+    lines = [_job_text(j) for j in done] + [f"job {j.id}: {printable(str(e))}" for j, e in failures]
+    lines += [f"split {s.id}: joined into {printable(str(s.output))}" for s in joined]
+    lines += [f"split {s.id}: {printable(str(e))}" for s, e in split_failures]
     _print(args, data, "\n".join(lines) or "nothing to resume")
     _warn_damaged(damaged)
     return 0 if not failures and not split_failures and not damaged else 1

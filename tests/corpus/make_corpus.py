@@ -731,6 +731,24 @@ def _link_loop(path: Path) -> None:
     path.symlink_to(f"_targets/{other.name}")
 
 
+def _in_its_folder(writer: Callable[[Path], object]) -> Callable[[Path], None]:
+    """Make the case's folder too: a case named ``x[/]y.wav`` is ``y.wav`` in a folder ``x[``."""
+
+    def make(path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer(path)
+
+    return make
+
+
+#: Every C0 control but NUL (no name can hold it), then DEL; every C1 control as the
+#: characters U+0080-U+009F (UTF-8), and as the raw bytes 0x80-0x9F (not UTF-8: the
+#: surrogate escapes os.fsdecode gives them).
+C0_AND_DEL = "".join(map(chr, range(1, 32))) + "\x7f"
+C1 = "".join(map(chr, range(0x80, 0xA0)))
+C1_BYTES = bytes(range(0x80, 0xA0)).decode("utf-8", "surrogateescape")
+
+
 def _fifo(path: Path) -> None:
     os.mkfifo(path)
 
@@ -1674,6 +1692,102 @@ def _cases() -> list[Case]:
             image,
             fix_actions=_set("copy"),
             about="bytes that are not UTF-8 (Latin-1 é)",
+        ),
+        # Names a terminal, rich or a CI log would obey: shown escaped, never crashing a run.
+        # Some are M4A (an error the fixer converts) so that annotations carry their names.
+        Case(
+            "x[/]y.m4a",
+            _in_its_folder(_audio),
+            "name",
+            audio,
+            _set(FORMAT),
+            fix_actions=_set("convert"),
+            about="a folder named 'x[' holding ']y.m4a': '[/]' is rich's closing tag",
+        ),
+        Case(
+            "[bold]style [link=x]link[#f00]colour \\[escaped].wav",
+            _audio,
+            "name",
+            audio,
+            fix_actions=_set("copy"),
+            # No name holds "/": rich's closing tag "[/]" needs x[/]y.m4a's folder.
+            about="console markup: a style, a link, a colour, an escaped bracket",
+        ),
+        Case(
+            "esc-\x1b[5;41mblink\x1b[0m-\x1b]0;pwned\x07.m4a",
+            _audio,
+            "name",
+            audio,
+            _set(FORMAT),
+            fix_actions=_set("convert"),
+            about="ESC sequences: blinking red, and a window title set (OSC)",
+        ),
+        Case(
+            "cr-\roverwritten.wav",
+            _audio,
+            "name",
+            audio,
+            fix_actions=_set("copy"),
+            about="a carriage return: what follows overwrites the line on a terminal",
+        ),
+        Case(
+            "nl-\n::error file=x::pwned.m4a",
+            _audio,
+            "name",
+            audio,
+            _set(FORMAT),
+            fix_actions=_set("convert"),
+            about="a newline then a GitHub Actions workflow command",
+        ),
+        Case(
+            "::error file=x::starts-a-line.wav",
+            _audio,
+            "name",
+            audio,
+            fix_actions=_set("copy"),
+            about="a workflow command at the start of the name",
+        ),
+        Case(
+            f"c0-{C0_AND_DEL}.png",
+            _image,
+            "name",
+            image,
+            fix_actions=_set("copy"),
+            about="every C0 control character but NUL, and DEL",
+        ),
+        Case(
+            f"c1-{C1}.m4a",
+            _audio,
+            "name",
+            audio,
+            _set(FORMAT),
+            fix_actions=_set("convert"),
+            about="every C1 control character, UTF-8 encoded (U+009B is CSI)",
+        ),
+        Case(
+            f"c1-bytes-{C1_BYTES}.m4a",
+            _audio,
+            "name",
+            audio,
+            _set(FORMAT),
+            fix_actions=_set("convert"),
+            about="the bytes 0x80-0x9F raw: not UTF-8",
+        ),
+        Case(
+            "invalid-utf8-\udcff-\udcc3.wav",
+            _audio,
+            "name",
+            audio,
+            fix_actions=_set("copy"),
+            about="a byte never in UTF-8 (0xFF) and a lead byte with nothing after it",
+        ),
+        Case(
+            "bidi-\u202egnp.wav",
+            _audio,
+            "name",
+            audio,
+            fix_actions=_set("copy"),
+            about="a right-to-left override: the name would show as 'bidi-vaw.png'",
         ),
         # --- links ----------------------------------------------------------------------
         Case(

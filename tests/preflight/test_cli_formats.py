@@ -114,3 +114,18 @@ def test_statistics_in_a_ci_format_is_a_usage_error(capsys: pytest.CaptureFixtur
     status, _ = run_cli("check", str(BAD), "--fast", "--statistics", "--format", "sarif")
     assert status == 2
     assert "--statistics prints text or json" in capsys.readouterr().err
+
+
+def test_json_writes_c1_controls_and_bidi_overrides_as_escapes_and_keeps_the_name(tmp_path: Path) -> None:
+    """A valid UTF-8 name with C1 controls (U+009B is CSI: ``\\x9b31m`` turns a terminal
+    red) and a right-to-left override: JSON keeps the name whole, with no raw control."""
+    from tests.conftest import make_fixtures
+
+    name = tmp_path / "c1-\x9b31mred-\x85-\u202egnp.wav"
+    make_fixtures.write_audio(name, duration=3.0, sample_rate=16000)
+    status, out = run_cli("check", str(name), "--fast", "--no-cache", "--format", "json")
+    assert status == 0
+    assert not re.search("[\x7f-\x9f\u202e]", out), out
+    assert "\\u009b31mred-\\u0085-\\u202egnp.wav" in out
+    (file,) = json.loads(out)["files"]
+    assert file["path"] == str(name)
