@@ -30,6 +30,7 @@ from ._face_scan import FaceSample, ImageFaceScan, VideoFaceScan, scan_image, sc
 from ._faces import Box, Face, FaceEngine, LazyEngine, Pose, load_engine
 from ._fix import fix_paths
 from ._fix_model import Action, FixedFile, FixOptions, FixReport
+from ._local_file import local_file
 from ._models import (
     AudioStreamInfo,
     CheckReport,
@@ -96,6 +97,7 @@ __all__ = [
     "limits",
     "line_start",
     "load_engine",
+    "local_file",
     "plain",
     "printable",
     "probe",

@@ -37,6 +37,7 @@ from . import limits
 from ._audio_analysis import AudioAnalysis, decoded_audio
 from ._audio_rules import DEAD_CHANNEL_DB
 from ._fix_model import Action, FixOptions
+from ._local_file import local_file
 from ._models import FileReport, MediaInfo
 from ._thresholds import AudioThresholds
 
@@ -377,7 +378,7 @@ def write_audio(
 
 
 def _remux(plan: AudioPlan, source: str, target: Path, on_progress: Callable[[float], None] | None) -> None:
-    with av.open(str(source)) as src, av.open(str(target), "w", format=plan.muxer) as out:
+    with av.open(local_file(source)) as src, av.open(local_file(target), "w", format=plan.muxer) as out:
         stream = src.streams[plan.stream_index]
         copy = out.add_stream_from_template(stream)
         for packet in src.demux(stream):
@@ -429,7 +430,7 @@ def _decode(
     """The stream's samples as float planes at ``rate`` (its own when None), at most
     ``max_s`` seconds of them. More than two channels are mixed down by FFmpeg's own
     matrix (centre at full level, surrounds lower, LFE out) when ``channels`` is "mix"."""
-    with av.open(path) as container:
+    with av.open(local_file(path)) as container:
         stream = container.streams[index]
         out_rate = rate or stream.codec_context.sample_rate
         layout = "mono" if channels == "mix" and (stream.channels or 1) > 2 else None
@@ -495,7 +496,7 @@ def _write_wav(planes: Planes, rate: int, target: Path) -> None:
     layout = "mono" if planes.shape[0] == 1 else "stereo"
     pcm = np.round(np.clip(planes, -1.0, 32767 / 32768) * 32768).astype(np.int16)
     interleaved = np.ascontiguousarray(pcm.T).reshape(1, -1)
-    with av.open(str(target), "w", format="wav") as out:
+    with av.open(local_file(target), "w", format="wav") as out:
         stream = out.add_stream(_WAV_CODEC, rate=rate, layout=layout)
         chunk = 4096
         for start in range(0, pcm.shape[1], chunk):

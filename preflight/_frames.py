@@ -25,6 +25,7 @@ import av
 import numpy as np
 
 from ._faces import RGBImage
+from ._local_file import local_file
 
 #: Seconds between samples: at least this...
 MIN_STEP_S = 0.5
@@ -92,7 +93,7 @@ def sample_frames(
     """
     result = result if result is not None else SamplingResult()
     try:
-        with av.open(path) as container:
+        with av.open(local_file(path)) as container:
             stream = container.streams[stream_index]
             if stream.codec_context is None:
                 # An unknown codec (a damaged codec tag, found by the fuzzer) has no decoder,

@@ -30,6 +30,7 @@ from ._audio_rules import QUIET_LUFS
 from ._contact_sheet import render_contact_sheet, render_image_faces
 from ._display import printable
 from ._face_scan import ImageFaceScan, VideoFaceScan
+from ._local_file import local_file
 from ._models import CheckReport, FileReport, Finding, ImageInfo, MediaInfo, Severity
 from .codes import CODES
 
@@ -95,7 +96,7 @@ def audio_timeline(
     cut_short = False
     samples = 0
     try:
-        with av.open(name) as container:
+        with av.open(local_file(name)) as container:
             if not container.streams.audio:
                 return None
             stream = container.streams.audio[0]

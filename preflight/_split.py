@@ -37,6 +37,7 @@ from ._atomic import atomic_output
 from ._audio_analysis import speech_ranges
 from ._exceptions import PreflightError
 from ._frames import Prefetch
+from ._local_file import local_file
 
 #: The longest part: a second under the service's limit, for its own rounding.
 MAX_PART_S = limits.MAX_DURATION_S - 1.0
@@ -168,7 +169,7 @@ class _Timeline:
 
 
 def _timeline(path: str) -> _Timeline:
-    with av.open(path) as container:
+    with av.open(local_file(path)) as container:
         if not container.streams.video:
             raise SplitError(f"{path}: no video stream to cut")
         stream = container.streams.video[0]
@@ -487,7 +488,7 @@ def write_parts(
 
 
 def _open_mp4(target: Path) -> Any:
-    return av.open(str(target), "w", format="mp4", options={"movflags": "+faststart"})
+    return av.open(local_file(target), "w", format="mp4", options={"movflags": "+faststart"})
 
 
 def _copy_video_parts(source: str, plan: SplitPlan, names: list[PartFiles], progress: Progress) -> None:
@@ -499,7 +500,7 @@ def _copy_video_parts(source: str, plan: SplitPlan, names: list[PartFiles], prog
         return packet.dts is not None and packet.pts is not None and not packet.is_discard
 
     # First pass, timestamps only: which frame each packet shows.
-    with av.open(source) as inp:
+    with av.open(local_file(source)) as inp:
         order = [int(p.pts) for p in inp.demux(inp.streams.video[0]) if usable(p)]
     shown = sorted(order)
     rank = {pts: i for i, pts in enumerate(shown)}
@@ -510,7 +511,7 @@ def _copy_video_parts(source: str, plan: SplitPlan, names: list[PartFiles], prog
     )
     # Second pass: the packets, streamed into one part's file at a time.
     current = -1
-    with av.open(source) as inp, ExitStack() as part_files:
+    with av.open(local_file(source)) as inp, ExitStack() as part_files:
         vin = inp.streams.video[0]
         out: Any = None
         vout: Any = None
@@ -555,7 +556,7 @@ def _part_of(frame: int, plan: SplitPlan) -> int:
 
 
 def _decoded_frames(source: str) -> Generator[Any, None, None]:
-    with av.open(source) as inp:
+    with av.open(local_file(source)) as inp:
         vin = inp.streams.video[0]
         vin.thread_type = "AUTO"
         yield from inp.decode(vin)
@@ -617,7 +618,7 @@ def _encode_video_parts(
 
 def _pcm_frames(source: str) -> tuple[int, str, Generator[np.ndarray, None, None]]:
     """The voice as interleaved 16-bit blocks (one row), with its rate and layout."""
-    container = av.open(source)
+    container = av.open(local_file(source))
     stream = container.streams.audio[0]
     rate = stream.codec_context.sample_rate
     # By count: a WAV without a channel mask names its layout "1 channels", which AAC refuses.
@@ -654,7 +655,7 @@ def _write_audio_ranges(
     position = 0  # samples before ``pending``
     for (first, last), name in zip(bounds, names, strict=True):
         with atomic_output(name.audio) as temporary:
-            with av.open(str(temporary), "w", format="wav") as out:
+            with av.open(local_file(temporary), "w", format="wav") as out:
                 aout = out.add_stream("pcm_s16le", rate=rate, layout=layout)
                 written = first
                 while written < last:
@@ -702,7 +703,7 @@ class _Result:
 
 
 def _describe(path: str) -> _Result:
-    with av.open(path) as container:
+    with av.open(local_file(path)) as container:
         if not container.streams.video:
             raise SplitError(f"{path}: the result has no video")
         stream = container.streams.video[0]
@@ -768,7 +769,7 @@ def _join(
     was done to them)."""
     voice_s = plan.length_s
     with (
-        av.open(described[0].path) as template,
+        av.open(local_file(described[0].path)) as template,
         atomic_output(output) as temporary,
         _open_mp4(temporary) as out,
     ):
@@ -833,7 +834,7 @@ def _copied_packets(described: list[_Result], plan: SplitPlan, vout: Any) -> Ite
     time_base = described[0].time_base
     last_dts: int | None = None
     for part, result in zip(plan.parts, described, strict=True):
-        with av.open(result.path) as container:
+        with av.open(local_file(result.path)) as container:
             stream = container.streams.video[0]
             scale = Fraction(stream.time_base) / time_base
             packets = [p for p in container.demux(stream) if p.dts is not None and p.pts is not None]
@@ -868,7 +869,7 @@ def _encoded_packets(
         if last and plan.extend:
             wanted = max(part.frames, round((plan.length_s - part.start_s) * float(fps)))
         held = 0
-        with av.open(result.path) as container:
+        with av.open(local_file(result.path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             decoded = (f for f in container.decode(stream) if f.time is not None)
@@ -938,7 +939,7 @@ def encode_voice(
     """The joined result's sound, made ahead: the whole voice, cut at the plan's length,
     as one AAC track in an MP4 (``join_parts(voice_track=...)`` copies it). ``stop`` set
     abandons it (nothing is left under ``target``)."""
-    with atomic_output(target) as temporary, av.open(str(temporary), "w", format="mp4") as out:
+    with atomic_output(target) as temporary, av.open(local_file(temporary), "w", format="mp4") as out:
         _, packets = _voice_packets(os.fspath(audio), out, plan.length_s)
         for packet in packets:
             if stop is not None and stop.is_set():
@@ -948,7 +949,7 @@ def encode_voice(
 
 def _track_packets(path: str, out: Any) -> Iterator[Any]:
     """The packets of a voice track made by ``encode_voice``, for ``out``."""
-    container = av.open(path)
+    container = av.open(local_file(path))
     stream = container.streams.audio[0]
     aout = out.add_stream_from_template(stream)
 

@@ -17,7 +17,16 @@ from typing import Any, TypeVar
 
 import av
 
-from preflight import CheckOptions, CheckReport, FixOptions, FixReport, check_paths, fix_paths, limits
+from preflight import (
+    CheckOptions,
+    CheckReport,
+    FixOptions,
+    FixReport,
+    check_paths,
+    fix_paths,
+    limits,
+    local_file,
+)
 from preflight._audio_analysis import speech_ranges
 from preflight._split import (
     JoinReport,
@@ -121,7 +130,7 @@ class PipelineResult:
 
 
 def _duration(path: str, kind: str) -> float | None:
-    with av.open(path) as container:
+    with av.open(local_file(path)) as container:
         streams = container.streams.video if kind == "video" else container.streams.audio
         if streams and streams[0].duration is not None and streams[0].time_base is not None:
             return float(streams[0].duration * streams[0].time_base)
@@ -130,7 +139,7 @@ def _duration(path: str, kind: str) -> float | None:
 
 def _length_of(path: str) -> float | None:
     """The result's length as a player shows it: the container's (its longest stream)."""
-    with av.open(path) as container:
+    with av.open(local_file(path)) as container:
         return float(container.duration) / av.time_base if container.duration else None
 
 
