@@ -346,6 +346,22 @@ def _demuxed_duration(container: Any, stream: Any) -> float | None:
     return float(total * stream.time_base) if total and stream.time_base else None
 
 
+def _packets_span(container: Any, stream: Any) -> float | None:
+    """From the first packet's start to the last one's end, only demuxing (Matroska keeps
+    whole milliseconds: summed, 21.33 ms packets would lose 1.5 %)."""
+    container.seek(0)
+    first: int | None = None
+    end: int | None = None
+    for packet in container.demux(stream):
+        if packet.pts is None:
+            continue
+        first = packet.pts if first is None else min(first, packet.pts)
+        end = max(end if end is not None else packet.pts, packet.pts + (packet.duration or 0))
+    if first is None or end is None or end <= first or not stream.time_base:
+        return None
+    return float((end - first) * stream.time_base)
+
+
 def _read_container(name: str, size: int, container: Any) -> MediaInfo:
     fmt = container.format.name
     is_mov = fmt == MOV_FAMILY
@@ -385,6 +401,14 @@ def _read_container(name: str, size: int, container: Any) -> MediaInfo:
         # Raw ADTS and MP3 durations are guessed from the bitrate (5-10 % off) or taken from
         # a Xing header that survives truncation; the packets say how long it really is.
         measured = _demuxed_duration(container, container.streams.audio[0])
+        if measured is not None:
+            audios[0] = dataclasses.replace(audios[0], duration=measured)
+            duration = measured
+    elif not videos and audios and audios[0].duration is None and fmt.startswith("matroska"):
+        # Matroska states no stream lengths, and its own runs from time zero, not from where
+        # the sound starts: a 3 s voice stamped 3000 s late read as 3003 s (and was padded to
+        # 120 s of room tone). The packets say how long the sound is (demuxed, not decoded).
+        measured = _packets_span(container, container.streams.audio[0])
         if measured is not None:
             audios[0] = dataclasses.replace(audios[0], duration=measured)
             duration = measured

@@ -704,6 +704,26 @@ def sound_apart(video_start: float, audio_start: float, seconds: float = 2.5) ->
     return make
 
 
+def voice_stamped_late(seconds_late: float, seconds: float = 3.0) -> Callable[[Path], None]:
+    """A Matroska voice (PCM, 16 kHz mono) whose first sample is stamped ``seconds_late``:
+    Matroska's own length runs from time zero, so it claims the gap as sound."""
+
+    def make(path: Path) -> None:
+        rate = 16000
+        samples = (mf.voice_like(seconds, rate) * 32767).astype(np.int16)
+        with av.open(str(path), "w", format="matroska") as out:
+            stream = out.add_stream("pcm_s16le", rate=rate, layout="mono")
+            for first in range(0, len(samples), 1024):
+                block = samples[None, first : first + 1024]
+                frame = av.AudioFrame.from_ndarray(block, format="s16", layout="mono")
+                frame.sample_rate, frame.time_base = rate, Fraction(1, rate)
+                frame.pts = round(seconds_late * rate) + first
+                out.mux(stream.encode(frame))
+            out.mux(stream.encode(None))
+
+    return make
+
+
 def _break_png_crc(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[29] ^= 0xFF  # the IHDR chunk's CRC (8 signature + 8 head + 13 body)
@@ -1625,6 +1645,15 @@ def _cases() -> list[Case]:
             warnings=_set("Video.AudioOffset"),
             fix_actions=_set("remux", "drop-audio"),
             about="sound starting 3000 s after 2.5 s of picture (the fixer wrote 3000 s of silence)",
+        ),
+        Case(
+            "voice-stamped-3000s-late.mka",
+            voice_stamped_late(3000.0),
+            "length",
+            audio,
+            _set(FORMAT),
+            fix_actions=_set("convert"),
+            about="3 s of voice stamped 3000 s late (read as 3003 s, fixed into 120 s of room tone)",
         ),
         Case(
             "sound-3000s-before-picture.mkv",
