@@ -243,15 +243,25 @@ def analyse_audio(path: str | os.PathLike[str], stream_index: int | None = None)
         clipped_runs = 0
         carry = 0  # full-scale samples (any channel) that ended the previous frame
         blocks: list[npt.NDArray[np.float32]] = []
+        # Seconds from the first sound, not from time zero (a voice stamped 3000 s late is
+        # still a voice), and samples counted too: timestamps that never advance bound nothing.
+        first: float | None = None
+        kept, most = 0, MAX_ANALYSED_S * ANALYSIS_RATE
         for frame in decoded_audio(container, stream):
-            if frame.time is not None and frame.time > MAX_ANALYSED_S:
+            if frame.time is not None:
+                first = frame.time if first is None else first
+                if frame.time - first > MAX_ANALYSED_S:
+                    break
+            if kept > most:
                 break
             loudness.push(frame)
             for converted in native.resample(frame):
                 full = np.asarray((np.abs(frame_planes(converted)) >= FULL_SCALE).any(axis=0), dtype=np.bool_)
                 counted, carry = _clipped_runs(full, carry)
                 clipped_runs += counted
-            blocks.extend(frame_planes(f).astype(np.float32) for f in speech.resample(frame))
+            for block in speech.resample(frame):
+                blocks.append(frame_planes(block).astype(np.float32))
+                kept += block.samples
         loudness.push(None)
         blocks.extend(frame_planes(f).astype(np.float32) for f in speech.resample(None))
     if not blocks:
