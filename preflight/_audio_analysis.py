@@ -357,8 +357,15 @@ def speech_ranges(
         # Measured ten seconds at a time: per decoded frame, numpy's overhead would dominate.
         batch: list[npt.NDArray[Any]] = []
         batched = 0
+        first: float | None = None
         for frame in itertools.chain(decoded_audio(container, stream), [None]):
-            if frame is not None and max_seconds is not None and (frame.time or 0.0) >= max_seconds:
+            if frame is not None and frame.time is not None and first is None:
+                first = frame.time  # seconds count from the first sound, as analyse_audio's
+            if (
+                frame is not None
+                and max_seconds is not None
+                and (frame.time or 0.0) - (first or 0.0) >= max_seconds
+            ):
                 frame = None
             for converted in speech.resample(frame):
                 batch.append(frame_planes(converted))
