@@ -346,6 +346,24 @@ def test_a_328_kb_png_of_13000_px_is_refused_before_a_pixel_is_decoded(tmp_path:
     assert peak_mb < BOMB_MAX_RSS_MB, peak_mb
 
 
+#: ...and of one on a 16-bit PNG of 8000x8000 (64 million pixels, under the bound), which is
+#: decoded: 128 MB of samples; converting them as a whole took 1.8 GB, strips take 300 MB.
+DEEP_MAX_RSS_MB = 500
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory is read from Linux's /proc")
+def test_a_16_bit_scan_under_the_bound_is_converted_a_strip_at_a_time(tmp_path: Path) -> None:
+    scan = tmp_path / "scan.png"
+    png16_blank(8000, 8000)(scan)
+    out = tmp_path / "fixed"
+    done, peak_mb = run_cli_measured("fix", "--fast", "--ref", str(scan), "-o", str(out), "--format", "json")
+    (entry,) = json.loads(done.stdout)["files"]
+    assert {"to-rgb", "downscale"} <= set(entry["actions"]) and entry["output"], entry
+    with Image.open(entry["output"]) as image:
+        assert image.mode == "RGB" and image.size == (limits.IMAGE_MAX_SIDE, limits.IMAGE_MAX_SIDE)
+    assert peak_mb < DEEP_MAX_RSS_MB, peak_mb
+
+
 def test_an_image_swapped_for_a_bomb_after_its_check_is_still_not_decoded(
     made: Callable[..., Path], tmp_path: Path
 ) -> None:
