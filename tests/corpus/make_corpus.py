@@ -676,10 +676,12 @@ def png16_blank(width: int, height: int) -> Callable[[Path], None]:
     return make
 
 
-def sound_apart(video_start: float, audio_start: float, seconds: float = 2.5) -> Callable[[Path], None]:
+def sound_apart(
+    video_start: float, audio_start: float, seconds: float = 2.5, sound_seconds: float = 0.5
+) -> Callable[[Path], None]:
     """A Matroska clip (640x640 H.264, 15 fps, ``seconds`` long) whose PCM sound track
-    (half a second, 48 kHz stereo) starts at ``audio_start`` and picture at ``video_start``:
-    a gap of thousands of seconds that a header states in a few bytes."""
+    (``sound_seconds`` long, 48 kHz stereo) starts at ``audio_start`` and picture at
+    ``video_start``: a gap of thousands of seconds that a header states in a few bytes."""
 
     def make(path: Path) -> None:
         rate, fps = 48000, 15
@@ -694,11 +696,14 @@ def sound_apart(video_start: float, audio_start: float, seconds: float = 2.5) ->
                 frame.pts = first + index
                 out.mux(picture.encode(frame))
             out.mux(picture.encode(None))
-            tone = (3000 * np.sin(2 * np.pi * 220 * np.arange(rate // 2) / rate)).astype(np.int16)
-            frame = av.AudioFrame.from_ndarray(np.repeat(tone, 2)[None, :], format="s16", layout="stereo")
-            frame.sample_rate, frame.time_base = rate, Fraction(1, rate)
-            frame.pts = round(audio_start * rate)
-            out.mux(sound.encode(frame))
+            count = round(sound_seconds * rate)
+            tone = (3000 * np.sin(2 * np.pi * 220 * np.arange(count) / rate)).astype(np.int16)
+            for begin in range(0, count, rate // 2):  # half a second a packet
+                block = np.repeat(tone[begin : begin + rate // 2], 2)[None, :]
+                frame = av.AudioFrame.from_ndarray(block, format="s16", layout="stereo")
+                frame.sample_rate, frame.time_base = rate, Fraction(1, rate)
+                frame.pts = round(audio_start * rate) + begin
+                out.mux(sound.encode(frame))
             out.mux(sound.encode(None))
 
     return make

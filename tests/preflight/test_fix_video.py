@@ -596,3 +596,14 @@ def test_sound_that_starts_a_second_in_is_padded_to_the_picture_end(tmp_path: Pa
     assert entry["ok"] and "audio-aac" in entry["actions"]
     picture, sound = _lengths(out)
     assert sound is not None and abs(sound - picture) <= 0.03, (picture, sound)
+
+
+def test_sound_far_longer_than_its_picture_ends_with_it(tmp_path: Path) -> None:
+    """20 s of sound under 2.5 s of picture (they overlap, so no finding): the copy's sound
+    ends with its picture, as the service's input would, not 17.5 s later."""
+    src = tmp_path / "long sound.mkv"
+    sound_apart(0.0, 0.0, sound_seconds=20.0)(src)
+    out, entry = fix_video(src, tmp_path / "out")
+    assert entry["ok"] and "audio-aac" in entry["actions"]
+    picture, sound = _lengths(out)
+    assert sound is not None and abs(sound - picture) <= 0.03, (picture, sound)
