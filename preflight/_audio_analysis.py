@@ -247,8 +247,16 @@ def analyse_audio(path: str | os.PathLike[str], stream_index: int | None = None)
         clipped_runs = 0
         carry = 0  # full-scale samples (any channel) that ended the previous frame
         blocks: list[npt.NDArray[np.float32]] = []
+        # Seconds from the first sound, not from time zero (a voice stamped 3000 s late is
+        # still a voice), and samples counted too: timestamps that never advance bound nothing.
+        first: float | None = None
+        kept, most = 0, MAX_ANALYSED_S * ANALYSIS_RATE
         for frame in decoded_audio(container, stream):
-            if frame.time is not None and frame.time > MAX_ANALYSED_S:
+            if frame.time is not None:
+                first = frame.time if first is None else first
+                if frame.time - first > MAX_ANALYSED_S:
+                    break
+            if kept > most:
                 break
             loudness.push(frame)
             for converted in native.resample(frame):
@@ -257,7 +265,9 @@ def analyse_audio(path: str | os.PathLike[str], stream_index: int | None = None)
                 full = np.asarray(at_full.any(axis=0), dtype=np.bool_)
                 counted, carry = _clipped_runs(full, carry)
                 clipped_runs += counted
-            blocks.extend(frame_planes(f).astype(np.float32) for f in speech.resample(frame))
+            for block in speech.resample(frame):
+                blocks.append(frame_planes(block).astype(np.float32))
+                kept += block.samples
         loudness.push(None)
         blocks.extend(frame_planes(f).astype(np.float32) for f in speech.resample(None))
     if not blocks:
@@ -353,8 +363,15 @@ def speech_ranges(
         # Measured ten seconds at a time: per decoded frame, numpy's overhead would dominate.
         batch: list[npt.NDArray[Any]] = []
         batched = 0
+        first: float | None = None
         for frame in itertools.chain(decoded_audio(container, stream), [None]):
-            if frame is not None and max_seconds is not None and (frame.time or 0.0) >= max_seconds:
+            if frame is not None and frame.time is not None and first is None:
+                first = frame.time  # seconds count from the first sound, as analyse_audio's
+            if (
+                frame is not None
+                and max_seconds is not None
+                and (frame.time or 0.0) - (first or 0.0) >= max_seconds
+            ):
                 frame = None
             for converted in speech.resample(frame):
                 batch.append(frame_planes(converted))

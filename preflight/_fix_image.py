@@ -32,7 +32,7 @@ from ._faces import Box, RGBImage
 from ._fix_model import Action, FixOptions
 from ._frames import _upright
 from ._models import FileReport, ImageInfo
-from ._probe import probe_media
+from ._probe import MAX_DECODE_PIXELS, probe_media, too_many_pixels
 from ._thresholds import FaceThresholds
 
 #: JPEG quality of a re-encode: visually lossless for photos. When the file is too large
@@ -50,6 +50,10 @@ MARGIN_BOTTOM = 1.3
 #: a crop for one person stops short of them, though never closer to the target face than
 #: halfway to the other face.
 SHOULDER = 1.0
+
+#: Rows of a 16-bit or float picture scaled to 8 bits at a time (a few MB of floats),
+#: so the conversion costs no more than the 8-bit result.
+_STRIP_ROWS = 256
 
 _DEFAULT_THRESHOLDS = FaceThresholds()
 _EXTENSION = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "WEBP": ".webp"}
@@ -110,6 +114,9 @@ def plan_image(
     if not isinstance(info, ImageInfo) or not info.opened:
         reason = info.error if isinstance(info, ImageInfo) and info.error else "not readable as an image"
         return _unfixable(report.path, f"cannot open the image: {reason}")
+    if too_many_pixels(info.stored_width, info.stored_height):
+        # Refused before a single pixel is decoded (the check decodes none of it either).
+        return _unfixable(report.path, _too_many_pixels(info.stored_width, info.stored_height))
     present = _codes(report)
     if "InvalidFile.Openerror" in present:
         finding = next(f for f in report.findings if f.code == "InvalidFile.Openerror")
@@ -236,14 +243,37 @@ def plan_image(
     return ImagePlan(tuple(actions), out_ext, format=fmt, crop=crop, size=size, alpha=alpha)
 
 
+def _too_many_pixels(width: int, height: int) -> str:
+    return (
+        f"its pixels are not decoded: {width}x{height} is {width * height / 1e6:.1f} million pixels, "
+        f"more than the {MAX_DECODE_PIXELS / 1e6:.1f} million preflight decodes; scale it down to at "
+        f"most {limits.IMAGE_MAX_SIDE} px a side in an image editor"
+    )
+
+
+def _open_bounded(path: str) -> Image.Image:
+    """The image opened (header only), refused before decoding when it has more pixels
+    than preflight decodes: the file may have changed since it was checked."""
+    image = Image.open(path)
+    if too_many_pixels(*image.size):
+        image.close()
+        raise ValueError(_too_many_pixels(*image.size))
+    return image
+
+
 def _has_alpha(path: str) -> bool:
     """Does any pixel show through? (A fully opaque alpha band does not count.)"""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with Image.open(path) as image:
+        with _open_bounded(path) as image:
             if "A" not in image.mode and "a" not in image.mode and "transparency" not in image.info:
                 return False
-            alpha = image.convert("RGBA").getchannel("A")
+            # The alpha band alone where there is one: a quarter of an RGBA copy.
+            alpha = (
+                image.getchannel("A")
+                if image.mode in ("RGBA", "LA")
+                else image.convert("RGBA").getchannel("A")
+            )
             low, _high = alpha.getextrema()
             return bool(low < 255)
 
@@ -336,26 +366,38 @@ def _eight_bit(image: Image.Image) -> Image.Image:
     sensor's 0-4095 maps to 0-255), not clipped to white as Pillow's own conversion does."""
     if image.mode not in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         return image
-    values = np.asarray(image, dtype=np.float64)
-    high = float(values.max()) if values.size else 0.0
+    _low, top_value = image.getextrema()  # one band: (low, high)
+    high = float(top_value)  # type: ignore[arg-type]
     if image.mode == "F" and high <= 1.0:
         full = 1.0
     else:
         full = float(2 ** max(8, math.ceil(math.log2(high + 1)))) - 1 if high > 0 else 255.0
-    return Image.fromarray(np.clip(values * (255.0 / full), 0, 255).round().astype(np.uint8))
+    scale = 255.0 / full
+    # Scaled a strip at a time: the whole picture as floats is 8 bytes a pixel (a 64
+    # million pixel scan took 1.8 GB), the 8-bit result one.
+    result = np.empty((image.height, image.width), dtype=np.uint8)
+    for top in range(0, image.height, _STRIP_ROWS):
+        bottom = min(image.height, top + _STRIP_ROWS)
+        strip = np.asarray(image.crop((0, top, image.width, bottom)), dtype=np.float64) * scale
+        result[top:bottom] = np.clip(strip, 0, 255).round()
+    return Image.fromarray(result)
 
 
 def _upright_pixels(source: str, alpha: bool) -> tuple[Image.Image, bytes | None, bytes | None]:
-    """The first frame, EXIF orientation applied, as RGB(A); its EXIF (orientation tag
-    removed) and colour profile when they still apply."""
+    """The first frame, EXIF orientation applied, as RGB(A) or 8-bit grey; its EXIF
+    (orientation tag removed) and colour profile when they still apply."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with Image.open(source) as image:
+        with _open_bounded(source) as image:
             image.seek(0)
             exif = image.getexif()
-            upright = ImageOps.exif_transpose(image)
+            # exif_transpose copies even an upright picture: turned only when the tag says so.
+            turned = exif.get(_EXIF_ORIENTATION) in range(2, 9)
+            upright = ImageOps.exif_transpose(image) if turned else image
             icc = image.info.get("icc_profile") if image.mode in ("RGB", "RGBA") else None
-            picture = _eight_bit(upright).convert("RGBA" if alpha else "RGB")
+            eight = _eight_bit(upright)
+            # Grey stays one byte a pixel until it is cut and scaled (``write_image``).
+            picture = eight if eight.mode == "L" and not alpha else eight.convert("RGBA" if alpha else "RGB")
     exif.pop(_EXIF_ORIENTATION, None)
     return picture, (exif.tobytes() if len(exif) else None), icc
 
@@ -406,6 +448,8 @@ def write_image(plan: ImagePlan, source: str, target: Path) -> None:
         picture = picture.crop(plan.crop)
     if plan.size is not None and plan.size != picture.size:
         picture = picture.resize(plan.size, Image.Resampling.LANCZOS)
+    if picture.mode == "L":
+        picture = picture.convert("RGB")
     target.write_bytes(_within_budget(picture, plan.format, exif, icc))
 
 

@@ -33,6 +33,7 @@ from ._fix_model import Action, FixOptions
 from ._frames import Prefetch
 from ._models import FileReport, MediaInfo
 from ._probe import MAX_DECODE_SIDE, too_large_to_decode
+from ._rules import audio_apart
 from ._thresholds import FaceThresholds
 
 #: Audio codecs MP4 carries that every player (and the service) reads: copied as they are.
@@ -106,6 +107,8 @@ class VideoPlan:
     rotation: int = 0
     #: Output frames that must be keyframes (an encode).
     keyframes: frozenset[int] = frozenset()
+    #: Expected length of the output's picture (s): its sound never runs past it.
+    length: float | None = None
 
 
 def _codes(report: FileReport) -> set[str]:
@@ -464,9 +467,22 @@ def plan_video(
         bool(encode_reasons) or not container_ok or trim_to is not None or "InvalidFile.Size" in codes
     )
     audio: AudioMode = "none" if not info.audio else "copy"
+    apart = audio_apart(info) if "Video.AudioOffset" in codes else None
     if info.audio and options.drop_audio:
         audio = "drop"
         actions.append(Action("drop-audio", "the video's own sound track dropped, as asked"))
+    elif apart is not None:
+        # Kept, it would be silence the length of the gap (3000 s of it under 3 s of picture).
+        audio = "drop"
+        offset, picture = apart
+        actions.append(
+            Action(
+                "drop-audio",
+                f"the sound track starts {abs(offset):.2f} s {'after' if offset > 0 else 'before'} "
+                f"the {picture:.2f} s picture: dropped",
+                ("Video.AudioOffset",),
+            )
+        )
     elif info.audio and writes_mp4 and (info.audio[0].codec not in MP4_AUDIO_CODECS or pad_to is not None):
         # MP4 cannot carry it (or it must be lengthened): re-encoded, starting where it did.
         audio = "aac"
@@ -540,6 +556,7 @@ def plan_video(
             keyframes=frozenset(
                 round(t * (fps or _clamped_fps(source_fps))) for t in options.keyframe_times()
             ),
+            length=out_length or None,
         )
 
     def remux(steps: list[Action]) -> VideoPlan:
@@ -554,6 +571,7 @@ def plan_video(
             rotation=stream.rotation,
             video_index=stream.index,
             audio_index=audio_index,
+            length=out_length or None,
         )
 
     if not container_ok:
@@ -609,8 +627,11 @@ def _open_output(target: Path) -> Any:
     return av.open(str(target), "w", format="mp4", options={"movflags": "+faststart"})
 
 
-def _start(container: Any, stream: Any) -> float:
-    """Where the streams' shared clock starts (seconds)."""
+def _start(container: Any, stream: Any, sound: Any | None) -> float:
+    """Where the streams' shared clock starts (seconds): the picture's own start when its
+    sound is not kept (a dropped track's start must not hold the picture back)."""
+    if sound is None and stream.start_time is not None and stream.time_base is not None:
+        return float(stream.start_time * stream.time_base)
     if container.start_time is not None:
         return float(container.start_time) / av.time_base
     if stream.start_time is not None and stream.time_base is not None:
@@ -628,7 +649,7 @@ def _remux(plan: VideoPlan, source: str, target: Path, on_progress: Progress | N
             vout.set_display_rotation(plan.rotation)  # the flag is not part of the template
         if vin.codec_context.name == "hevc":
             vout.codec_tag = "hvc1"  # what QuickTime and Safari need to play HEVC in MP4
-        start = _start(inp, vin)
+        start = _start(inp, vin, ain)
         audio = _AudioTrack(out, ain, plan, start, plan.trim_to) if ain is not None else None
         total = plan.trim_to or (inp.duration / av.time_base if inp.duration else 0.0)
         video_end: float | None = None
@@ -757,7 +778,7 @@ def _encode(plan: VideoPlan, source: str, target: Path, on_progress: Progress | 
         vin.thread_type = "AUTO"
         keep_audio = plan.audio in ("copy", "aac") and plan.audio_index is not None
         ain = inp.streams[plan.audio_index] if keep_audio else None
-        start = _start(inp, vin)
+        start = _start(inp, vin, ain)
         total = plan.trim_to or plan.pad_to or (inp.duration / av.time_base if inp.duration else 0.0)
         end = plan.trim_to if plan.trim_to is not None else plan.pad_to
 
@@ -855,12 +876,17 @@ def _decoded(
 
 class _AudioTrack:
     """The video's own sound, kept in step with the picture: packets copied (cut at the
-    end), or decoded, placed at the instant it started, cut or padded, and encoded to AAC."""
+    end), or decoded, placed at the instant it started, cut or padded, and encoded to AAC.
+
+    It never runs past the picture (``end``, else the plan's length): whatever a header
+    says about where the sound starts, nothing beyond that is held, decoded or written,
+    and silence is made a second at a time."""
 
     def __init__(self, out: Any, stream: Any, plan: VideoPlan, start: float, end: float | None) -> None:
         self._out = out
         self._start = start
-        self._end = end
+        limit = end if end is not None else plan.length
+        self._end = limit
         self._copy = plan.audio == "copy"
         self._last = 0.0  # seconds of sound read so far
         self._held: list[Any] = []
@@ -882,11 +908,21 @@ class _AudioTrack:
         """True once the sound read reaches half a second beyond ``end``."""
         return end is not None and self._last > end + 0.5
 
+    def _full(self) -> bool:
+        """True once the sound has reached the picture's end: the rest is never used."""
+        if self._end is None:
+            return False
+        if self._copy:
+            return self._last >= self._end
+        return self._written + self._pending.shape[1] >= round(self._end * self._rate)
+
     def add(self, packet: Any) -> None:
         if packet.dts is None:
             return
         if packet.pts is not None:
             self._last = float(packet.pts * packet.time_base) - self._start
+        if self._full():
+            return
         if self._copy:
             self._held.append(packet)
             return
@@ -896,12 +932,23 @@ class _AudioTrack:
                 # part before the picture dropped, so the two stay in step.
                 offset = round((float(frame.time) - self._start) * self._rate)
                 if offset > 0:
-                    self._queue(np.zeros((self._pending.shape[0], offset), dtype=np.float32))
+                    self._silence(offset)
                 else:
                     self._skip = -offset
                 self._placed = True
+            if self._full():
+                return
             for converted in self._resampler.resample(frame):
                 self._queue(np.asarray(converted.to_ndarray(), dtype=np.float32))
+
+    def _silence(self, count: int) -> None:
+        """``count`` samples of silence, up to the picture's end, a second at a time."""
+        if self._end is not None:
+            count = min(count, round(self._end * self._rate) - self._written - self._pending.shape[1])
+        while count > 0:
+            chunk = min(count, self._rate)
+            self._queue(np.zeros((self._pending.shape[0], chunk), dtype=np.float32))
+            count -= chunk
 
     def _queue(self, samples: npt.NDArray[np.float32]) -> None:
         if self._skip:
@@ -928,7 +975,9 @@ class _AudioTrack:
             self._out.mux(packet)
 
     def finish(self, end: float | None) -> None:
-        """Write what is left, up to ``end`` (s; None: all of it), padding with silence."""
+        """Write what is left, up to ``end`` (s; None: the picture's end), padding with silence."""
+        if end is None or (self._end is not None and end > self._end):
+            end = self._end
         if self._copy:
             for packet in self._held:
                 begin = float(packet.pts * packet.time_base) - self._start
@@ -940,9 +989,8 @@ class _AudioTrack:
             self._queue(np.asarray(converted.to_ndarray(), dtype=np.float32))
         if end is not None:
             # Pad with silence to the picture's end (the service replaces this track anyway).
-            missing = round(end * self._rate) - self._written - self._pending.shape[1]
-            if missing > 0:
-                self._queue(np.zeros((self._pending.shape[0], missing), dtype=np.float32))
+            self._end = end
+            self._silence(round(end * self._rate) - self._written - self._pending.shape[1])
         if self._pending.shape[1]:
             self._emit(self._pending)  # AAC takes a short last frame
         for packet in self._stream.encode(None):

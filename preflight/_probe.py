@@ -39,6 +39,10 @@ TOO_MANY_PIXELS = "too many pixels to decode safely"
 #: level records them (H.264 and H.265 stop at 8192x4320), and a few KB of H.264 whose
 #: header claims 15360x15360 cost 350 MB a decoded frame and a minute of concealment.
 MAX_DECODE_SIDE = 8192
+#: ...nor pictures of more pixels than the largest such frame (67 million): the bound FFmpeg
+#: is given while probing, and the image fixer's (a 328 KB 16-bit PNG of 13000x13000 took
+#: 4.7 GB to decode and convert). A 9000x3000 banner is decoded; a 13000x13000 one is not.
+MAX_DECODE_PIXELS = MAX_DECODE_SIDE * MAX_DECODE_SIDE
 _DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}
 _PCM_DEPTH = re.compile(r"^pcm_[suf](\d+)")
 _EXIF_ORIENTATION = 0x0112
@@ -119,6 +123,11 @@ def _first_frame_rotation(container: Any, stream: Any) -> int:
 def too_large_to_decode(width: int, height: int) -> bool:
     """True for frames preflight never decodes (see ``MAX_DECODE_SIDE``)."""
     return max(width, height) > MAX_DECODE_SIDE
+
+
+def too_many_pixels(width: int, height: int) -> bool:
+    """True for pictures preflight never decodes (see ``MAX_DECODE_PIXELS``)."""
+    return width * height > MAX_DECODE_PIXELS
 
 
 def _codec_name(ctx: Any) -> str | None:
@@ -299,7 +308,7 @@ def _open_options(name: str) -> dict[str, str]:
     # FFmpeg decodes a frame or two while opening, to learn what the header leaves out: not
     # frames beyond the size preflight decodes at all (1.5 s and 1.2 GB for a 3 KB file
     # claiming 15360x15360). The header's facts (size, pixel format) are still read.
-    options = {"max_pixels": str(MAX_DECODE_SIDE * MAX_DECODE_SIDE)}
+    options = {"max_pixels": str(MAX_DECODE_PIXELS)}
     # A WAV header says everything; FFmpeg would otherwise read 5 MB of samples to "probe".
     with open(name, "rb") as handle:
         head = handle.read(12)
@@ -335,6 +344,22 @@ def _demuxed_duration(container: Any, stream: Any) -> float | None:
         if packet.duration:
             total += packet.duration
     return float(total * stream.time_base) if total and stream.time_base else None
+
+
+def _packets_span(container: Any, stream: Any) -> float | None:
+    """From the first packet's start to the last one's end, only demuxing (Matroska keeps
+    whole milliseconds: summed, 21.33 ms packets would lose 1.5 %)."""
+    container.seek(0)
+    first: int | None = None
+    end: int | None = None
+    for packet in container.demux(stream):
+        if packet.pts is None:
+            continue
+        first = packet.pts if first is None else min(first, packet.pts)
+        end = max(end if end is not None else packet.pts, packet.pts + (packet.duration or 0))
+    if first is None or end is None or end <= first or not stream.time_base:
+        return None
+    return float((end - first) * stream.time_base)
 
 
 def _read_container(name: str, size: int, container: Any) -> MediaInfo:
@@ -376,6 +401,14 @@ def _read_container(name: str, size: int, container: Any) -> MediaInfo:
         # Raw ADTS and MP3 durations are guessed from the bitrate (5-10 % off) or taken from
         # a Xing header that survives truncation; the packets say how long it really is.
         measured = _demuxed_duration(container, container.streams.audio[0])
+        if measured is not None:
+            audios[0] = dataclasses.replace(audios[0], duration=measured)
+            duration = measured
+    elif not videos and audios and audios[0].duration is None and fmt.startswith("matroska"):
+        # Matroska states no stream lengths, and its own runs from time zero, not from where
+        # the sound starts: a 3 s voice stamped 3000 s late read as 3003 s (and was padded to
+        # 120 s of room tone). The packets say how long the sound is (demuxed, not decoded).
+        measured = _packets_span(container, container.streams.audio[0])
         if measured is not None:
             audios[0] = dataclasses.replace(audios[0], duration=measured)
             duration = measured

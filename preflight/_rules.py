@@ -11,7 +11,7 @@ from typing import Any
 
 from . import limits
 from ._models import Finding, ImageInfo, MediaInfo
-from ._probe import MAX_DECODE_SIDE, TOO_MANY_PIXELS, too_large_to_decode
+from ._probe import MAX_DECODE_PIXELS, MAX_DECODE_SIDE, TOO_MANY_PIXELS, too_large_to_decode, too_many_pixels
 from .codes import CODES
 
 _CONTAINER_NAMES = {
@@ -51,6 +51,10 @@ _EXIF_ORIENTATION_MEANING = {
 
 def _finding(code: str, message: str, fixable: bool, **details: Any) -> Finding:
     return Finding(code, CODES[code].severity, message, fixable, details)
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:.1f} million pixels"
 
 
 def _mb(size: int) -> str:
@@ -349,6 +353,22 @@ def video_findings(info: MediaInfo) -> list[Finding]:
                 profile=stream.profile,
             )
         )
+    apart = audio_apart(info)
+    if apart is not None:
+        offset, length = apart
+        where = f"{offset:.2f} s after" if offset > 0 else f"{-offset:.2f} s before"
+        findings.append(
+            _finding(
+                "Video.AudioOffset",
+                f"The video's own sound track starts {where} the picture begins, and the picture "
+                f"lasts {length:.2f} s: the sound is of no use to it"
+                + (f", and the file claims to last {info.duration:.0f} s" if info.duration else "")
+                + ". preflight fix drops the sound track (the service puts the voice in its place).",
+                True,
+                offset=round(offset, 3),
+                video_duration=round(length, 3),
+            )
+        )
     if len(info.video) > 1:
         findings.append(
             _finding(
@@ -359,6 +379,23 @@ def video_findings(info: MediaInfo) -> list[Finding]:
             )
         )
     return findings
+
+
+def audio_apart(info: MediaInfo) -> tuple[float, float] | None:
+    """(Start of the first sound track against the first picture's, the picture's length),
+    in seconds, when the sound is of no use to the picture: it starts at or after the
+    picture's end, ends before the picture begins, or starts a whole picture's length or
+    more before it (kept, the picture would wait that long, held or missing). None when
+    they overlap closer or the picture's length is unknown (the container's own length
+    counts the gap, so only the stream's is trusted)."""
+    if not info.video or not info.audio:
+        return None
+    video, audio = info.video[0], info.audio[0]
+    if not video.duration or video.duration <= 0:
+        return None
+    offset = (audio.start_time or 0.0) - (video.start_time or 0.0)
+    ends_before = audio.duration is not None and offset + audio.duration <= 0
+    return (offset, video.duration) if abs(offset) >= video.duration or ends_before else None
 
 
 def still_image_as_video(info: ImageInfo) -> list[Finding]:
@@ -535,10 +572,16 @@ def image_findings(info: ImageInfo, decode_error: str | None = None) -> list[Fin
     longest, shortest = max(info.width, info.height), min(info.width, info.height)
     aspect = longest / shortest if shortest else float("inf")
     problems = []
+    # Beyond the pixels preflight decodes, the fixer cannot downscale it either.
+    undecodable = too_many_pixels(info.width, info.height)
     if longest > limits.IMAGE_MAX_SIDE:
-        problems.append(
-            f"its longest side is {longest} px (at most {limits.IMAGE_MAX_SIDE}; preflight fix downscales it)"
+        how = (
+            f"{_megapixels(info.width * info.height)}, more than the {_megapixels(MAX_DECODE_PIXELS)} "
+            "preflight decodes: scale it down in an image editor"
+            if undecodable
+            else "preflight fix downscales it"
         )
+        problems.append(f"its longest side is {longest} px (at most {limits.IMAGE_MAX_SIDE}; {how})")
     if aspect > limits.IMAGE_MAX_ASPECT:
         problems.append(
             f"its aspect ratio is {aspect:.2f} (at most {limits.IMAGE_MAX_ASPECT:g}; "
@@ -549,7 +592,7 @@ def image_findings(info: ImageInfo, decode_error: str | None = None) -> list[Fin
             _finding(
                 "InvalidFile.ImageSize",
                 f"Image is {info.width}x{info.height}: " + " and ".join(problems) + ".",
-                shortest > 0,
+                shortest > 0 and not undecodable,
                 width=info.width,
                 height=info.height,
                 aspect=round(aspect, 3) if shortest else None,

@@ -38,6 +38,7 @@ CODES: dict[str, Code] = {
         Code("Video.PixelFormat", _W, "pixel format that many H.264/H.265 decoders reject"),
         Code("Video.MultipleStreams", _I, "more than one video stream; the first is used"),
         Code("Video.DurationUnknown", _W, "the container does not say how long the video is"),
+        Code("Video.AudioOffset", _W, "the video's own sound track plays at no moment of its picture"),
         Code("Video.FrameRateUnknown", _W, "the container does not say the frame rate"),
         Code("Audio.ExtensionMismatch", _W, "extension names another accepted format"),
         Code("Audio.MultipleStreams", _I, "more than one audio stream; the first is used"),

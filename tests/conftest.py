@@ -155,3 +155,26 @@ def engine() -> Iterator[Any]:
     shared = LazyEngine()
     yield shared
     shared.close()
+
+
+def run_cli_measured(*args: str, timeout: float = 120.0) -> tuple[Any, float]:
+    """Run the ``preflight`` command line in a process of its own: the finished process
+    (stdout, stderr, returncode) and its peak memory in MB (Linux's VmHWM: getrusage would
+    carry the forking parent's peak over into the child)."""
+    import re
+    import subprocess
+
+    measured = (
+        "import re, sys\n"
+        "from preflight._cli.main import main\n"
+        "status = main(sys.argv[1:])\n"
+        "with open('/proc/self/status') as status_file:\n"
+        "    print('peak', re.search(r'VmHWM:\\s*(\\d+)', status_file.read()).group(1), file=sys.stderr)\n"
+        "sys.exit(status)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", measured, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    peak = re.search(r"peak (\d+)", done.stderr)
+    assert peak is not None, done.stderr
+    return done, int(peak.group(1)) / 1024

@@ -657,6 +657,78 @@ def _png_claiming(width: int, height: int) -> Callable[[Path], None]:
     return make
 
 
+def png16_blank(width: int, height: int) -> Callable[[Path], None]:
+    """A whole, valid 16-bit greyscale PNG of ``width`` x ``height`` zeros, compressed a
+    row at a time: a few hundred KB on disk, ``width * height * 2`` bytes decoded."""
+
+    def make(path: Path) -> None:
+        packer = zlib.compressobj(9)
+        row = b"\x00" + bytes(2 * width)  # filter type 0, then the samples
+        rows = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+        header = struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0)
+        path.write_bytes(
+            b"\x89PNG\r\n\x1a\n"
+            + _png_chunk(b"IHDR", header)
+            + _png_chunk(b"IDAT", rows)
+            + _png_chunk(b"IEND", b"")
+        )
+
+    return make
+
+
+def sound_apart(
+    video_start: float, audio_start: float, seconds: float = 2.5, sound_seconds: float = 0.5
+) -> Callable[[Path], None]:
+    """A Matroska clip (640x640 H.264, 15 fps, ``seconds`` long) whose PCM sound track
+    (``sound_seconds`` long, 48 kHz stereo) starts at ``audio_start`` and picture at
+    ``video_start``: a gap of thousands of seconds that a header states in a few bytes."""
+
+    def make(path: Path) -> None:
+        rate, fps = 48000, 15
+        with av.open(str(path), "w", format="matroska") as out:
+            picture = out.add_stream("libx264", rate=fps)
+            picture.width, picture.height, picture.pix_fmt = 640, 640, "yuv420p"
+            picture.options = {"preset": "ultrafast", "crf": "40"}
+            sound = out.add_stream("pcm_s16le", rate=rate, layout="stereo")
+            first = round(video_start * fps)
+            for index, rgb in enumerate(mf._frames(640, 640, "portrait", round(seconds * fps))):
+                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                frame.pts = first + index
+                out.mux(picture.encode(frame))
+            out.mux(picture.encode(None))
+            count = round(sound_seconds * rate)
+            tone = (3000 * np.sin(2 * np.pi * 220 * np.arange(count) / rate)).astype(np.int16)
+            for begin in range(0, count, rate // 2):  # half a second a packet
+                block = np.repeat(tone[begin : begin + rate // 2], 2)[None, :]
+                frame = av.AudioFrame.from_ndarray(block, format="s16", layout="stereo")
+                frame.sample_rate, frame.time_base = rate, Fraction(1, rate)
+                frame.pts = round(audio_start * rate) + begin
+                out.mux(sound.encode(frame))
+            out.mux(sound.encode(None))
+
+    return make
+
+
+def voice_stamped_late(seconds_late: float, seconds: float = 3.0) -> Callable[[Path], None]:
+    """A Matroska voice (PCM, 16 kHz mono) whose first sample is stamped ``seconds_late``:
+    Matroska's own length runs from time zero, so it claims the gap as sound."""
+
+    def make(path: Path) -> None:
+        rate = 16000
+        samples = (mf.voice_like(seconds, rate) * 32767).astype(np.int16)
+        with av.open(str(path), "w", format="matroska") as out:
+            stream = out.add_stream("pcm_s16le", rate=rate, layout="mono")
+            for first in range(0, len(samples), 1024):
+                block = samples[None, first : first + 1024]
+                frame = av.AudioFrame.from_ndarray(block, format="s16", layout="mono")
+                frame.sample_rate, frame.time_base = rate, Fraction(1, rate)
+                frame.pts = round(seconds_late * rate) + first
+                out.mux(stream.encode(frame))
+            out.mux(stream.encode(None))
+
+    return make
+
+
 def _break_png_crc(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[29] ^= 0xFF  # the IHDR chunk's CRC (8 signature + 8 head + 13 body)
@@ -1575,6 +1647,46 @@ def _cases() -> list[Case]:
             fix="refused",
             fix_says="decode",
             about="a 200-byte PNG claiming 12000x6000 (under Pillow's bomb limit)",
+        ),
+        Case(
+            "png-16bit-13000px.png",
+            png16_blank(13000, 13000),
+            "geometry",
+            image,
+            _set(IMAGE_SIZE),
+            warnings=_set("Image.ColorMode"),
+            fix="refused",
+            fix_says="not decoded",
+            about="a whole 328 KB 16-bit PNG of 13000x13000 (the fixer took 4.7 GB decoding it)",
+        ),
+        Case(
+            "sound-3000s-after-picture.mkv",
+            sound_apart(0.0, 3000.0),
+            "streams",
+            video,
+            _set(FORMAT),
+            warnings=_set("Video.AudioOffset"),
+            fix_actions=_set("remux", "drop-audio"),
+            about="sound starting 3000 s after 2.5 s of picture (the fixer wrote 3000 s of silence)",
+        ),
+        Case(
+            "voice-stamped-3000s-late.mka",
+            voice_stamped_late(3000.0),
+            "length",
+            audio,
+            _set(FORMAT),
+            fix_actions=_set("convert"),
+            about="3 s of voice stamped 3000 s late (read as 3003 s, fixed into 120 s of room tone)",
+        ),
+        Case(
+            "sound-3000s-before-picture.mkv",
+            sound_apart(3000.0, 0.0),
+            "streams",
+            video,
+            _set(FORMAT),
+            warnings=_set("Video.AudioOffset"),
+            fix_actions=_set("remux", "drop-audio"),
+            about="half a second of sound, then 3000 s later 2.5 s of picture",
         ),
         # --- images ---------------------------------------------------------------------
         Case(

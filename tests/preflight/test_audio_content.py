@@ -16,9 +16,10 @@ import pyloudnorm
 import pytest
 
 from preflight import CheckOptions, FileReport, check_audio, check_paths
-from preflight._audio_analysis import analyse_audio
+from preflight._audio_analysis import analyse_audio, speech_ranges
 from preflight._audio_rules import AUDIO_CONTENT_CODES
 from tests.conftest import FIXTURES, SAMPLE
+from tests.corpus.make_corpus import voice_stamped_late
 
 RATE = 16000
 TTS = FIXTURES / "tts"
@@ -299,3 +300,23 @@ def test_real_speech_mixed_with_noise_is_noisy(shared_media: Path, media, tmp_pa
     noisy = speech + room(len(speech) / RATE, level_db=-28.0)
     report = check_audio(media.write_audio(tmp_path / "street.wav", signal=noisy, sample_rate=RATE))
     assert "Audio.Noisy" in content_codes(report)
+
+
+def test_a_voice_stamped_3000_s_late_is_still_analysed(tmp_path: Path) -> None:
+    """The analysis counts seconds from the first sound, not from time zero: a voice whose
+    first sample is stamped 3000 s late was "not analysed: no audio could be decoded"."""
+    path = tmp_path / "late voice.mka"
+    voice_stamped_late(3000.0)(path)
+    analysis = analyse_audio(path)
+    assert analysis is not None and analysis.duration == pytest.approx(3.0, abs=0.05)
+    report = check_audio(path, CheckOptions())
+    assert not [f.code for f in report.findings if f.code in AUDIO_CONTENT_CODES], report.findings
+
+
+def test_the_first_seconds_of_a_late_stamped_voice_are_its_own(tmp_path: Path) -> None:
+    """``speech_ranges`` (cutting a long job at pauses) reads "the first 2 s" from the first
+    sound too: from time zero, a voice stamped 3000 s late had none."""
+    path = tmp_path / "late voice.mka"
+    voice_stamped_late(3000.0)(path)
+    length, ranges = speech_ranges(path, max_seconds=2.0)
+    assert length == pytest.approx(2.0, abs=0.1) and ranges

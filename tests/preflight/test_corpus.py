@@ -278,6 +278,8 @@ _CLI_SAMPLE = _cases(
         "video-given-as-audio.mp4",
         "mp4-no-extension",
         "png-claims-60000px.png",
+        "png-16bit-13000px.png",
+        "sound-3000s-after-picture.mkv",
     ),
 )
 

@@ -4,6 +4,8 @@ it, and checks the output afresh, the way the service would judge it."""
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,11 +13,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from preflight import FileReport, ImageFaceScan, ImageInfo, LazyEngine, check_image, check_video, limits
+from preflight import (
+    CheckOptions,
+    FileReport,
+    ImageFaceScan,
+    ImageInfo,
+    LazyEngine,
+    check_image,
+    check_video,
+    limits,
+)
 from preflight._face_rules import people
 from preflight._fix_image import ImagePlan, make_reference, plan_image, write_image
 from preflight._fix_model import FixOptions
-from tests.conftest import codes
+from tests.conftest import codes, run_cli_measured
+from tests.corpus.make_corpus import png16_blank
 
 Fixed = tuple[ImagePlan, Path, FileReport]
 
@@ -306,3 +318,70 @@ def test_real_photo_that_passes_is_copied(shared_media: Path, engine: LazyEngine
     assert plan.actions == () and plan.unfixable is None and plan.extension == ".jpg"
     write_image(plan, str(source), tmp_path / "out.part")
     assert (tmp_path / "out.part").read_bytes() == source.read_bytes()
+
+
+# --------------------------------------------------------------------------- memory bombs
+#: Peak memory of a whole `preflight fix --ref` run on a 16-bit PNG of 13000x13000 (4.7 GB
+#: when the fixer decoded and converted it): what the interpreter and its imports take.
+BOMB_MAX_RSS_MB = 300
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory is read from Linux's /proc")
+def test_a_328_kb_png_of_13000_px_is_refused_before_a_pixel_is_decoded(tmp_path: Path) -> None:
+    """169 million 16-bit pixels in 328 KB: the check never decodes them, and now neither
+    does the fixer. It says why, with the size and the limit, and writes nothing."""
+    bomb = tmp_path / "poster.png"
+    png16_blank(13000, 13000)(bomb)
+    assert bomb.stat().st_size < 400_000
+    out = tmp_path / "fixed"
+    done, peak_mb = run_cli_measured("fix", "--fast", "--ref", str(bomb), "-o", str(out), "--format", "json")
+    assert done.returncode == 1, done.stderr
+    (entry,) = json.loads(done.stdout)["files"]
+    assert entry["output"] is None and not entry["ok"]
+    assert "13000x13000" in entry["error"] and "169.0 million pixels" in entry["error"]
+    assert "67.1 million" in entry["error"] and "not decoded" in entry["error"]
+    (size,) = [f for f in entry["findings"] if f["code"] == "InvalidFile.ImageSize"]
+    assert size["fixable"] is False and "scale it down in an image editor" in size["message"]
+    assert not out.exists() or list(out.iterdir()) == []
+    assert peak_mb < BOMB_MAX_RSS_MB, peak_mb
+
+
+#: ...and of one on a 16-bit PNG of 8000x8000 (64 million pixels, under the bound), which is
+#: decoded: 128 MB of samples; converting them as a whole took 1.8 GB, strips take 300 MB.
+DEEP_MAX_RSS_MB = 500
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory is read from Linux's /proc")
+def test_a_16_bit_scan_under_the_bound_is_converted_a_strip_at_a_time(tmp_path: Path) -> None:
+    scan = tmp_path / "scan.png"
+    png16_blank(8000, 8000)(scan)
+    out = tmp_path / "fixed"
+    done, peak_mb = run_cli_measured("fix", "--fast", "--ref", str(scan), "-o", str(out), "--format", "json")
+    (entry,) = json.loads(done.stdout)["files"]
+    assert {"to-rgb", "downscale"} <= set(entry["actions"]) and entry["output"], entry
+    with Image.open(entry["output"]) as image:
+        assert image.mode == "RGB" and image.size == (limits.IMAGE_MAX_SIDE, limits.IMAGE_MAX_SIDE)
+    assert peak_mb < DEEP_MAX_RSS_MB, peak_mb
+
+
+def test_an_image_swapped_for_a_bomb_after_its_check_is_still_not_decoded(
+    made: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The plan was made from a small file; by the time it is written the file holds 13000 px.
+    Nothing is decoded: the writer looks at the header again."""
+    path = made("image", "wide.png", width=1200, height=400, source="portrait")
+    plan = plan_image(check_image(path, CheckOptions(fast=True)), FixOptions())
+    assert plan.unfixable is None and plan.format is not None
+    swapped = tmp_path / "swapped.png"
+    png16_blank(13000, 13000)(swapped)
+    with pytest.raises(ValueError, match=re.escape("13000x13000 is 169.0 million pixels")):
+        write_image(plan, str(swapped), tmp_path / "out.part")
+    assert not (tmp_path / "out.part").exists()
+
+
+def test_a_banner_under_the_pixel_bound_is_still_fixed(tmp_path: Path) -> None:
+    """The bound is a pixel count, not a side: 9000x3000 (27 million) is decoded and fixed."""
+    banner = tmp_path / "banner.png"
+    Image.new("L", (9000, 3000), 128).save(banner)
+    plan = plan_image(check_image(banner, CheckOptions(fast=True)), FixOptions())
+    assert plan.unfixable is None and "downscale" in names(plan)

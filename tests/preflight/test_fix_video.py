@@ -24,7 +24,8 @@ from preflight._fix import fix_paths
 from preflight._fix_model import FixOptions
 from preflight._fix_video import fitted_size, plan_video, target_fps, write_video
 from preflight._models import AudioStreamInfo, FileReport, Finding, MediaInfo, Severity, VideoStreamInfo
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_cli_measured
+from tests.corpus.make_corpus import sound_apart
 
 FLASHES = (0.52, 1.32, 2.12)
 
@@ -530,3 +531,80 @@ def test_names_that_are_not_utf8_or_very_long_still_get_a_report(media, tmp_path
     data = json.loads(out)
     assert status == 0 and data["files"][0]["ok"]
     assert len([p for p in (tmp_path / "out").iterdir() if p.name[0] != "."]) == 1
+
+
+# --------------------------------------------------------------------------- sound far from the picture
+#: Peak memory of a whole `preflight fix` run on a clip whose sound starts 3000 s after its
+#: picture (the fixer held 3000 s of silence: over 1 GB at 48 kHz stereo).
+APART_MAX_RSS_MB = 300
+
+
+def _lengths(path: Path) -> tuple[float, float | None]:
+    """Where the picture and the sound end (seconds, from their packets), read with PyAV."""
+    ends: dict[str, float] = {}
+    with av.open(str(path)) as container:
+        for packet in container.demux():
+            if packet.pts is None or packet.stream.type not in ("video", "audio"):
+                continue
+            end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+            ends[packet.stream.type] = max(ends.get(packet.stream.type, 0.0), end)
+    return ends["video"], ends.get("audio")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory is read from Linux's /proc")
+def test_sound_3000_s_after_the_picture_is_dropped_not_padded_with_silence(tmp_path: Path) -> None:
+    src = tmp_path / "late sound.mkv"
+    sound_apart(0.0, 3000.0)(src)
+    report = check_video(src, CheckOptions(fast=True))
+    (apart,) = [f for f in report.findings if f.code == "Video.AudioOffset"]
+    assert "3000.00 s after" in apart.message and "2.53 s" in apart.message and apart.fixable
+    out = tmp_path / "out"
+    done, peak_mb = run_cli_measured("fix", "--fast", "--video", str(src), "-o", str(out), "--format", "json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (entry,) = json.loads(done.stdout)["files"]
+    assert entry["ok"] and {"remux", "drop-audio"} <= set(entry["actions"])
+    picture, sound = _lengths(Path(entry["output"]))
+    assert sound is None and abs(picture - 2.53) < 0.05
+    assert peak_mb < APART_MAX_RSS_MB, peak_mb
+
+
+def test_sound_3000_s_before_the_picture_does_not_hold_the_picture_back(tmp_path: Path) -> None:
+    src = tmp_path / "early sound.mkv"
+    sound_apart(3000.0, 0.0)(src)
+    out, entry = fix_video(src, tmp_path / "out")
+    assert entry["ok"] and "drop-audio" in entry["actions"]
+    picture, sound = _lengths(out)
+    assert sound is None and abs(picture - 2.53) < 0.05  # not 3002.5 s
+
+
+def test_sound_kept_against_the_advice_never_runs_past_the_picture(tmp_path: Path) -> None:
+    """With the Video codes ignored the sound is kept: re-encoded, it is bounded by the
+    picture (3 s of silence, not 3000)."""
+    src = tmp_path / "late sound.mkv"
+    sound_apart(0.0, 3000.0)(src)
+    out, entry = fix_video(src, tmp_path / "out", ignore="Video")
+    assert entry["ok"] and "audio-aac" in entry["actions"] and "drop-audio" not in entry["actions"]
+    picture, sound = _lengths(out)
+    assert sound is not None and sound <= picture + 0.03, (picture, sound)
+
+
+def test_sound_that_starts_a_second_in_is_padded_to_the_picture_end(tmp_path: Path) -> None:
+    """A modest delay gets silence before the sound and after it, up to the picture's end."""
+    src = tmp_path / "delayed.mkv"
+    sound_apart(0.0, 1.0)(src)
+    assert "Video.AudioOffset" not in [f.code for f in check_video(src, CheckOptions(fast=True)).findings]
+    out, entry = fix_video(src, tmp_path / "out")
+    assert entry["ok"] and "audio-aac" in entry["actions"]
+    picture, sound = _lengths(out)
+    assert sound is not None and abs(sound - picture) <= 0.03, (picture, sound)
+
+
+def test_sound_far_longer_than_its_picture_ends_with_it(tmp_path: Path) -> None:
+    """20 s of sound under 2.5 s of picture (they overlap, so no finding): the copy's sound
+    ends with its picture, as the service's input would, not 17.5 s later."""
+    src = tmp_path / "long sound.mkv"
+    sound_apart(0.0, 0.0, sound_seconds=20.0)(src)
+    out, entry = fix_video(src, tmp_path / "out")
+    assert entry["ok"] and "audio-aac" in entry["actions"]
+    picture, sound = _lengths(out)
+    assert sound is not None and abs(sound - picture) <= 0.03, (picture, sound)

@@ -9,6 +9,7 @@ import pytest
 
 from preflight import CheckOptions, FileReport, check_image, limits
 from tests.conftest import BAD, SAMPLE, codes
+from tests.corpus.make_corpus import png16_blank
 
 # These stories are about container and header facts; faces have their own tests
 # (test_faces_*.py), so the face scan is left out here.
@@ -144,3 +145,23 @@ def test_a_damaged_gif_header_is_a_finding_not_a_crash(tmp_path: Path) -> None:
 def test_an_oversized_image_is_not_decoded_just_to_be_rejected(made) -> None:
     report = check_image_facts(made("image", "huge.png", width=5000, height=3000, source="pattern"))
     assert codes(report) == ["InvalidFile.ImageSize"]
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "fixable"),
+    [
+        pytest.param(8192, 8192, True, id="67.1 million pixels: the most preflight decodes"),
+        pytest.param(8193, 8192, False, id="one column more"),
+        pytest.param(13000, 13000, False, id="the 328 KB bomb"),
+    ],
+)
+def test_an_image_beyond_the_pixels_preflight_decodes_is_not_fixable(
+    tmp_path: Path, width: int, height: int, fixable: bool
+) -> None:
+    path = tmp_path / "big.png"
+    png16_blank(width, height)(path)
+    (finding,) = [f for f in check_image_facts(path).findings if f.code == "InvalidFile.ImageSize"]
+    assert finding.fixable is fixable and f"{width}x{height}" in finding.message
+    if not fixable:
+        assert f"{width * height / 1e6:.1f} million pixels" in finding.message
+        assert "more than the 67.1 million pixels preflight decodes" in finding.message

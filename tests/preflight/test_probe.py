@@ -7,8 +7,9 @@ from pathlib import Path
 import av
 import pytest
 
-from preflight import probe, probe_image, probe_media
+from preflight import CheckOptions, check_audio, fix_paths, probe, probe_image, probe_media
 from tests.conftest import SAMPLE
+from tests.corpus.make_corpus import voice_stamped_late
 
 
 def test_a_clean_talking_head_clip_reports_its_container_and_stream_facts() -> None:
@@ -130,3 +131,20 @@ def test_a_truncated_mp4_with_its_index_first_reports_the_missing_bytes(media, t
 def test_a_missing_file_is_an_error_result(tmp_path: Path) -> None:
     assert "cannot read the file" in (probe_media(tmp_path / "gone.mp4").error or "")
     assert "cannot read the file" in (probe_image(tmp_path / "gone.png").error or "")
+
+
+def test_a_matroska_voice_stamped_3000_s_late_lasts_its_3_s(tmp_path: Path) -> None:
+    """Matroska's own length counts from time zero: 3 s of voice stamped 3000 s late read
+    as 3003 s, failed the length check and were fixed into 120 s of room tone."""
+    path = tmp_path / "late voice.mka"
+    voice_stamped_late(3000.0)(path)
+    info = probe_media(path)
+    (audio,) = info.audio
+    assert audio.start_time == pytest.approx(3000.0)
+    assert audio.duration == pytest.approx(3.0, abs=0.01) and info.duration == audio.duration
+    report = check_audio(path, CheckOptions(fast=True))
+    assert [f.code for f in report.findings] == ["InvalidFile.Format"]
+    fixed = fix_paths(audio=path, out_dir=tmp_path / "out", check_options=CheckOptions(fast=True))
+    (entry,) = fixed.files
+    assert entry.ok and entry.output is not None
+    assert probe_media(entry.output).duration == pytest.approx(3.0, abs=0.01)  # not 120 s

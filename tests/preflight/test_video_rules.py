@@ -9,6 +9,7 @@ import pytest
 
 from preflight import CheckOptions, FileReport, Severity, check_video, limits
 from tests.conftest import BAD, SAMPLE, codes
+from tests.corpus.make_corpus import sound_apart
 
 # These stories are about container and header facts; faces have their own tests
 # (test_faces_*.py), so the face scan is left out here.
@@ -219,3 +220,26 @@ def test_one_file_can_carry_several_errors(made) -> None:
         "InvalidFile.FPS",
         "InvalidFile.Duration",
     ]
+
+
+@pytest.mark.parametrize(
+    ("picture_at", "sound_at", "apart"),
+    [
+        pytest.param(0.0, 2.0, False, id="sound from 2 s into 2.5 s of picture: overlaps"),
+        pytest.param(0.0, 2.6, True, id="sound from 2.6 s: after the picture's end"),
+        pytest.param(1.0, 0.0, False, id="sound 1 s before the picture: held a second"),
+        pytest.param(3.0, 0.0, True, id="sound 3 s before 2.5 s of picture"),
+    ],
+)
+def test_sound_that_plays_at_no_moment_of_the_picture_is_named(
+    tmp_path: Path, picture_at: float, sound_at: float, apart: bool
+) -> None:
+    path = tmp_path / "clip.mkv"
+    sound_apart(picture_at, sound_at)(path)
+    report = check_video_facts(path)
+    found = [f for f in report.findings if f.code == "Video.AudioOffset"]
+    assert bool(found) is apart
+    if apart:
+        (finding,) = found
+        assert finding.severity is Severity.WARNING and finding.fixable
+        assert finding.details == {"offset": round(sound_at - picture_at, 3), "video_duration": 2.533}
