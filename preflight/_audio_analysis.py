@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import limits
+from ._local_file import local_file
 
 #: Speech analysis runs on a 16 kHz mono mix-down (the rate lip-sync models use).
 ANALYSIS_RATE = 16000
@@ -233,7 +234,7 @@ def frame_planes(frame: Any) -> npt.NDArray[np.float32]:
 
 def analyse_audio(path: str | os.PathLike[str], stream_index: int | None = None) -> AudioAnalysis | None:
     """Decode the voice once and measure it. None when no audio could be decoded."""
-    with av.open(os.fspath(path)) as container:
+    with av.open(local_file(path)) as container:
         if not container.streams.audio:
             return None
         stream = container.streams.audio[0] if stream_index is None else container.streams[stream_index]
@@ -344,7 +345,7 @@ def speech_ranges(
     zeros: list[npt.NDArray[np.bool_]] = []
     carry = np.zeros(0)
     samples = 0
-    with av.open(os.fspath(path)) as container:
+    with av.open(local_file(path)) as container:
         if not container.streams.audio:
             return 0.0, ()
         stream = container.streams.audio[0]

@@ -31,6 +31,7 @@ from ._face_scan import ImageFaceScan, VideoFaceScan
 from ._faces import Box, RGBImage
 from ._fix_model import Action, FixOptions
 from ._frames import _upright
+from ._local_file import local_file
 from ._models import FileReport, ImageInfo
 from ._probe import MAX_DECODE_PIXELS, probe_media, too_many_pixels
 from ._thresholds import FaceThresholds
@@ -460,7 +461,7 @@ def _first_frame(video_path: str) -> tuple[RGBImage, float]:
     if not info.video:
         raise UsageError(f"{video_path}: no video stream to cut a reference image from")
     stream_info = info.video[0]
-    with av.open(video_path) as container:
+    with av.open(local_file(video_path)) as container:
         stream = container.streams[stream_info.index]
         start = stream.start_time or 0
         for frame in container.decode(stream):

@@ -31,6 +31,7 @@ from . import limits
 from ._face_scan import VideoFaceScan
 from ._fix_model import Action, FixOptions
 from ._frames import Prefetch
+from ._local_file import local_file
 from ._models import FileReport, MediaInfo
 from ._probe import MAX_DECODE_SIDE, too_large_to_decode
 from ._rules import audio_apart
@@ -624,7 +625,7 @@ def write_video(plan: VideoPlan, source: str, target: Path, on_progress: Progres
 
 def _open_output(target: Path) -> Any:
     # faststart: the index goes first, so the service can read the file while downloading.
-    return av.open(str(target), "w", format="mp4", options={"movflags": "+faststart"})
+    return av.open(local_file(target), "w", format="mp4", options={"movflags": "+faststart"})
 
 
 def _start(container: Any, stream: Any, sound: Any | None) -> float:
@@ -640,7 +641,7 @@ def _start(container: Any, stream: Any, sound: Any | None) -> float:
 
 
 def _remux(plan: VideoPlan, source: str, target: Path, on_progress: Progress | None) -> None:
-    with av.open(source) as inp, _open_output(target) as out:
+    with av.open(local_file(source)) as inp, _open_output(target) as out:
         vin = inp.streams[plan.video_index]
         keep_audio = plan.audio in ("copy", "aac") and plan.audio_index is not None
         ain = inp.streams[plan.audio_index] if keep_audio else None
@@ -773,7 +774,7 @@ def _encode(plan: VideoPlan, source: str, target: Path, on_progress: Progress | 
     if plan.fps is None:
         raise ValueError("an encode plan needs a frame rate")
     fps = plan.fps
-    with av.open(source) as inp, _open_output(target) as out:
+    with av.open(local_file(source)) as inp, _open_output(target) as out:
         vin = inp.streams[plan.video_index]
         vin.thread_type = "AUTO"
         keep_audio = plan.audio in ("copy", "aac") and plan.audio_index is not None

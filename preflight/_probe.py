@@ -20,6 +20,7 @@ import av
 from PIL import Image, UnidentifiedImageError
 
 from ._isobmff import has_moov, track_rotations
+from ._local_file import local_file
 from ._models import AudioStreamInfo, ImageInfo, MediaInfo, VideoStreamInfo
 from ._sniff import guess_role
 
@@ -275,7 +276,7 @@ def probe_media(path: str | os.PathLike[str]) -> MediaInfo:
     if unreadable:
         return _failed(name, size, unreadable)
     try:
-        container = av.open(name, metadata_errors="replace", options=_open_options(name))
+        container = av.open(local_file(name), metadata_errors="replace", options=_open_options(name))
     except Exception as exc:  # any failure to open is a finding, not a crash
         return _failed(name, size, _missing_index(name, size) or _describe_open_error(exc))
     try:
