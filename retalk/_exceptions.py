@@ -112,7 +112,8 @@ class TaskUnknown(RetalkError):
         if job_id is not None:
             text = (
                 f"job {job_id}: {text}; the job stays open: `retalk resume` asks again, and the same "
-                "inputs are not sent again unless you pass --force (which pays for a new task)"
+                "inputs are not sent again unless you pass --force (which pays for a new task); "
+                f"`retalk forget {job_id}` stops following it"
             )
         super().__init__(text)
 

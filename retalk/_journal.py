@@ -33,8 +33,20 @@ UPLOAD_REUSE_MARGIN_S = 3600
 #: ``expired``: the task succeeded (and was paid for) but its result can no longer be had.
 #: ``protocol-error``: the submit was answered with no usable task id (the error keeps the
 #: answer): a task may exist and be billed, so it is never sent again without --force.
-STATES = ("new", "uploaded", "submitting", "submitted", "downloaded", "failed", "canceled", "expired",
-          "protocol-error")  # fmt: skip
+#: ``forgotten``: the user stopped following it (``retalk forget``), e.g. a task the service
+#: answers UNKNOWN for; as it may have run and been paid, the same inputs still ask --force.
+STATES = (
+    "new",
+    "uploaded",
+    "submitting",
+    "submitted",
+    "downloaded",
+    "failed",
+    "canceled",
+    "expired",
+    "protocol-error",
+    "forgotten",
+)
 UNFINISHED = ("new", "uploaded", "submitting", "submitted")
 
 _SCHEMA = """
@@ -481,6 +493,24 @@ class Journal:
             db.execute(
                 f"UPDATE jobs SET state = ?, owner = ?, updated = ?{columns} WHERE id = ?",
                 (state, _me(), time.time(), *fields.values(), job_id),
+            )
+        return self.job(job_id)
+
+    @_guarded
+    def forget(self, job_id: int) -> Job:
+        """Stop following an unfinished job, on the user's word (never by itself): resume
+        leaves it alone from now on, and the same inputs still ask for ``--force``."""
+        with self._write() as db:
+            row = db.execute("SELECT state, owner FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise ConfigError(f"no job {job_id} in {_shown(self.path)} (`retalk jobs` lists them)")
+            if row["state"] not in UNFINISHED:
+                raise ConfigError(f"job {job_id} is {row['state']}, not unfinished: nothing to forget")
+            if _alive(row["owner"]):
+                raise ConfigError(f"job {job_id} is being run by process {row['owner']}; stop that first")
+            db.execute(
+                "UPDATE jobs SET state = 'forgotten', error = ?, owner = NULL, updated = ? WHERE id = ?",
+                (f"forgotten by the user while {row['state']}", time.time(), job_id),
             )
         return self.job(job_id)
 

@@ -1,4 +1,4 @@
-"""``retalk upload|submit|status|wait|download|cancel|list|jobs|resume``."""
+"""``retalk upload|submit|status|wait|download|cancel|list|jobs|forget|resume``."""
 
 from __future__ import annotations
 
@@ -155,6 +155,15 @@ def add_parsers(subparsers: Any) -> None:
     listing_jobs.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     _journal_option(listing_jobs)
     listing_jobs.set_defaults(run=run_jobs)
+
+    forget = subparsers.add_parser(
+        "forget",
+        help="stop following an unfinished job (e.g. one whose task the service answers UNKNOWN for)",
+    )
+    forget.add_argument("job", type=int, help="the job's number (`retalk jobs`)")
+    forget.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    _journal_option(forget)
+    forget.set_defaults(run=run_forget)
 
     again = subparsers.add_parser("resume", help="finish every unfinished job in the journal")
     again.add_argument("--timeout", type=float, metavar="S")
@@ -334,6 +343,16 @@ def run_jobs(args: argparse.Namespace) -> int:
     lines += [row.line for row in damaged]
     _print(args, data, "\n".join(lines) or "no jobs")
     _warn_damaged(damaged)
+    return 0
+
+
+def run_forget(args: argparse.Namespace) -> int:
+    with Journal(args.journal) as journal:
+        job = journal.forget(args.job)
+    text = f"job {job.id}: forgotten; `retalk resume` leaves it alone, and the same inputs ask for --force"
+    if job.task_id:
+        text += f" (task {job.task_id}, if it ran, was paid for)"
+    _print(args, _job_dict(job), text)
     return 0
 
 

@@ -526,6 +526,35 @@ def test_a_task_the_service_answers_unknown_for_stays_open_and_is_never_sent_aga
     assert emulator.submissions == 2
 
 
+def test_a_job_whose_task_stays_unknown_is_settled_only_on_purpose(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # A task that really expired answers UNKNOWN for good: the user, not the client,
+    # decides to stop following it, and even then the same inputs ask for --force.
+    journal_file, out = tmp_path / "j.sqlite", tmp_path / "out.mp4"
+    env = cli_env(emulator.base_url, journal_file)
+    command = retalk("submit", VIDEO, VOICE, "-o", str(out))
+    assert run([*command, "--no-wait"], env).returncode == 0
+    job = only_job(journal_file)
+    assert job.task_id is not None
+    emulator.forget(job.task_id)
+    asked = run(retalk("resume"), env)
+    assert asked.returncode == 1 and f"`retalk forget {job.id}`" in said(asked)
+    forgot = run(retalk("forget", str(job.id)), env)
+    assert forgot.returncode == 0, forgot.stderr
+    assert f"job {job.id}: forgotten" in said(forgot) and job.task_id in said(forgot)
+    assert only_job(journal_file).state == "forgotten"
+    quiet = run(retalk("resume"), env)
+    assert quiet.returncode == 0 and "nothing to resume" in quiet.stdout
+    again = run(command, env)
+    assert again.returncode == 2 and "--force" in said(again)
+    assert emulator.submissions == 1
+    twice = run(retalk("forget", str(job.id)), env)
+    assert twice.returncode == 2 and "not unfinished" in said(twice)
+    missing = run(retalk("forget", "99"), env)
+    assert missing.returncode == 2 and "no job 99" in said(missing)
+
+
 def test_an_async_batch_of_submits_is_paced_so_the_service_throttles_none(tmp_path: Path) -> None:
     # The emulator refuses a second submit within a second, as the service does. Before,
     # three submits at once got two 429s and came back; paced, each goes through first time.
