@@ -182,6 +182,10 @@ def run_batch(
     anyway, so more only queues); one job's failure never stops the others. ``split``
     sends every long job in parts (a job's own ``--split`` option does it for that job)."""
 
+    # A journal that cannot be used stops the batch before any job, once (exit 2), instead
+    # of failing every job with the same message.
+    with Journal(journal_path):
+        pass
     # One limiter for the whole batch (the first client's, with its quotas): each thread
     # has its own client, but the service counts the account's requests against one quota.
     shared: list[RateLimiter] = []

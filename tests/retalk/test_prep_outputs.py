@@ -172,3 +172,19 @@ def test_retalk_submit_refuses_an_output_that_is_its_video_too(
     )  # fmt: skip
     assert status == 2 and f"the output {video} is the video {video}" in capsys.readouterr().err
     assert service.requests == [] and video.read_bytes() == before
+
+
+def test_a_batch_with_a_damaged_journal_stops_before_any_job_with_what_to_do(
+    service: Emulator, inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    journal = tmp_path / "j.sqlite"
+    journal.write_bytes(b"this is not a database, whatever its name says\n" * 100)
+    before = journal.read_bytes()
+    batch = batch_file(tmp_path, inputs, [f"{inputs['video']},{inputs['audio']},,{tmp_path / 'a.mp4'},"])
+
+    status, report, err = prep(service, journal, "--batch", str(batch))
+
+    # Said once, as the usage error it is (not every job "failed" with it, exit 3).
+    assert status == 2 and report == {}, err
+    assert err.count(f"the journal {journal} is damaged") == 1 and "move it aside" in err
+    assert service.requests == [] and journal.read_bytes() == before
