@@ -23,9 +23,17 @@ from preflight import PreflightError, limits
 from preflight._split import JoinReport, PartFiles, SplitPlan, encode_voice, join_parts
 
 from ._client import Client
-from ._exceptions import ConfigError, DownloadError, InputError, ResultExpired, RetalkError, TaskFailed
+from ._exceptions import (
+    ConfigError,
+    DownloadError,
+    InputError,
+    ProtocolError,
+    ResultExpired,
+    RetalkError,
+    TaskFailed,
+)
 from ._jobs import Events, continue_job
-from ._journal import DuplicateJob, Job, Journal, Split, running_elsewhere, sha256_of
+from ._journal import UNFINISHED, DuplicateJob, Job, Journal, Split, running_elsewhere, sha256_of
 
 #: Bump when the cutting changes, so old splits are not mistaken for new ones.
 SPLIT_VERSION = 1
@@ -195,9 +203,10 @@ def send_parts(
         nonlocal split
         split = _ensure_part_job(journal, split, number)
         job = journal.job(split.plan["parts"][number]["job"])
-        # An expired part (paid for, its result gone) ends the split as a failed one does:
-        # it is never "done", and the join could never have it.
-        if job.state in ("failed", "canceled", "expired"):
+        # A part that ended without a result (failed, canceled, expired, a protocol error,
+        # forgotten by the user) ends the split: it is never "done", and the join could
+        # never have it. Sending the next parts would pay for a split that cannot be joined.
+        if job.state not in (*UNFINISHED, "downloaded"):
             reason = f"part {number + 1} of split {split.id} ({job.state}): {job.error or 'no reason given'}"
             journal.update_split(split.id, state="failed", error=reason)
             raise PartFailed(reason + _again(job.state))
@@ -233,14 +242,14 @@ def send_parts(
                 job = continue_job(
                     client, journal, journal.job(job.id), events=events, wait_timeout=wait_timeout
                 )
-            except (TaskFailed, InputError, ResultExpired) as exc:
+            except (TaskFailed, InputError, ResultExpired, ProtocolError) as exc:
                 refused = (number, exc)
             if refused is not None:
                 which, cause = refused
                 reason = f"part {which + 1} of split {split.id}: {cause}"
                 journal.update_split(split.id, state="failed", error=reason)
-                expired = isinstance(cause, ResultExpired)
-                raise PartFailed(reason + _again("expired" if expired else "failed")) from cause
+                state = journal.job(split.plan["parts"][which]["job"]).state
+                raise PartFailed(reason + _again(state)) from cause
         tell(number, f"done (task {job.task_id}, {job.billed_s} s billed)")
         outcomes.append(PartOutcome(part.index, part.start_s, part.end_s, job))
     return outcomes
@@ -252,6 +261,12 @@ def _again(state: str) -> str:
     meets it again), so only --force pays again."""
     if state == "expired":
         return "; run the same command again with --force to pay for the job again"
+    if state in ("protocol-error", "forgotten"):
+        # The part's task may exist and be billed: look before paying for it again.
+        return (
+            "; its task may still exist and be paid for: look for it with `retalk list`, "
+            "then run the same command again with --force to pay for the job again"
+        )
     return "; run the same command again to try that part anew"
 
 

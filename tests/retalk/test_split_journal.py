@@ -133,6 +133,49 @@ def test_a_part_the_service_fails_fails_the_split_and_resume_sends_nothing_again
     assert service.submissions == sent
 
 
+def test_a_part_answered_with_a_bad_task_id_fails_the_split_and_nothing_more_is_paid(
+    service: Emulator, pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # The submit reached the service (and may be billed) but its answer carries no usable
+    # task id: the part is kept as protocol-error, and the split ends there. Sending the
+    # other parts would pay for a split that can never be joined.
+    service.faults.submit_task_id = "../../evil"
+    with Journal(tmp_path / "j.sqlite") as journal, client_for(service) as client:
+        split_id, plan = recorded(journal, service, pair, tmp_path, "a" * 64, tmp_path / "out.mp4")
+        assert len(plan.parts) >= 2
+        with pytest.raises(PartFailed, match="part 1") as failed:
+            send_parts(client, journal, journal.split(split_id))
+        assert "retalk list" in str(failed.value) and "--force" in str(failed.value)
+        assert journal.split(split_id).state == "failed"
+        assert service.submissions == 1
+        # The service answers properly again: resume still sends nothing by itself.
+        service.faults.submit_task_id = None
+        assert finish_splits(client, journal, on_error=lambda split, exc: None) == []
+        with pytest.raises(PartFailed, match="protocol-error"):
+            send_parts(client, journal, journal.split(split_id))
+        states = [journal.job(part["job"]).state for part in journal.split(split_id).plan["parts"]]
+    assert service.submissions == 1 and states[0] == "protocol-error"
+    assert "downloaded" not in states and not (tmp_path / "out.mp4").exists()
+
+
+def test_a_part_the_user_forgot_ends_the_split_instead_of_counting_as_done(
+    service: Emulator, pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # `retalk forget` on a part stuck in UNKNOWN: it is no result, so the split cannot be
+    # joined and the next parts are not sent.
+    with Journal(tmp_path / "j.sqlite") as journal, client_for(service) as client:
+        split_id, _ = recorded(journal, service, pair, tmp_path, "a" * 64, tmp_path / "out.mp4")
+        first = journal.split(split_id).plan["parts"][0]["job"]
+        journal.forget(first)
+        told: list[str] = []
+        with pytest.raises(PartFailed, match="forgotten"):
+            send_parts(
+                client, journal, journal.split(split_id),
+                on_part=lambda number, count, text: told.append(f"{number}: {text}"),
+            )  # fmt: skip
+    assert service.submissions == 0 and not any("done" in line for line in told), told
+
+
 def test_a_part_whose_result_expired_fails_the_split_and_asks_for_force(
     service: Emulator, pair: tuple[Path, Path], tmp_path: Path
 ) -> None:
