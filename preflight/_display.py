@@ -16,8 +16,11 @@ import re
 from rich.text import Text
 
 # C0 controls, DEL, C1 controls, the line and paragraph separators, the bidirectional
-# overrides (they reorder what follows on screen) and lone surrogates.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+# overrides (they reorder what follows on screen), lone surrogates and the noncharacters
+# U+FFFE and U+FFFF (XML 1.0 forbids them: a JUnit report must stay well-formed).
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]"
+)
 _NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 

@@ -3,6 +3,8 @@ may come as strings) and kept as plain frozen dataclasses."""
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,10 +27,13 @@ KNOWN_STATUSES = FINAL_STATUSES | {
 
 
 def _float(value: Any) -> float | None:
+    """A number of an answer, finite; anything else (text, a list, NaN, an integer of 400
+    digits, which float() refuses with OverflowError) is not one."""
     try:
-        return None if value is None or value == "" else float(value)
-    except (TypeError, ValueError):
+        number = None if value is None or value == "" else float(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return None if number is None or not math.isfinite(number) else number
 
 
 def _int(value: Any) -> int | None:

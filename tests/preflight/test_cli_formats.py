@@ -98,6 +98,18 @@ def test_junit_has_a_case_per_file_failing_with_its_errors(findings: list[dict[s
     assert root.get("failures") == str(failing) and failing >= 1
 
 
+def test_junit_stays_well_formed_for_names_with_characters_xml_forbids(tmp_path: Path) -> None:
+    # U+FFFE and U+FFFF are valid in a Linux file name and forbidden in XML 1.0.
+    for name in ("a\uffffb.m4a", "c\ufffed.m4a"):
+        shutil.copy(SAMPLE / "voice.wav", tmp_path / name)
+    status, out = run_cli("check", str(tmp_path), "--fast", "--format", "junit")
+
+    root = ElementTree.fromstring(out)
+    names = sorted(c.get("name") or "" for c in root.findall("./testsuite/testcase"))
+    assert status == 1 and len(names) == 2
+    assert names[0].endswith("a\\uffffb.m4a") and names[1].endswith("c\\ufffed.m4a")
+
+
 def test_statistics_count_the_findings_by_code(findings: list[dict[str, Any]]) -> None:
     status, out = run_cli("check", str(BAD), "--fast", "--statistics", "--format", "json")
     rows = json.loads(out)

@@ -316,6 +316,15 @@ def test_answers_of_the_wrong_shape_are_read_as_nothing_never_as_a_crash(kind: s
     assert task.video_url is None and task.code is None and task.usage is not None
     assert task.usage.fps is None and task.usage.size is None
 
+    def huge_numbers(request: httpx.Request) -> httpx.Response:
+        # float() of a 400-digit integer raises OverflowError, not ValueError.
+        output = b'{"task_id": "t1", "task_status": "SUCCEEDED"}'
+        usage = b'{"video_duration": ' + b"9" * 400 + b', "fps": 1e999}'
+        return httpx.Response(200, content=b'{"output": ' + output + b', "usage": ' + usage + b"}")
+
+    task = call(kind, ids_client(kind, huge_numbers), "get", "t1")
+    assert task.usage is not None and task.usage.video_duration is None and task.usage.fps is None
+
     def nested(request: httpx.Request) -> httpx.Response:  # built to crash a JSON parser
         return httpx.Response(200, content=b"[" * 200_000)
 
