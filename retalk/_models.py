@@ -4,7 +4,6 @@ may come as strings) and kept as plain frozen dataclasses."""
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass, field
 from typing import Any
 

@@ -351,7 +351,7 @@ def run_forget(args: argparse.Namespace) -> int:
         job = journal.forget(args.job)
     text = f"job {job.id}: forgotten; `retalk resume` leaves it alone, and the same inputs ask for --force"
     if job.task_id:
-        text += f" (task {job.task_id}, if it ran, was paid for)"
+        text += f" (task {printable(job.task_id)}, if it ran, was paid for)"
     _print(args, _job_dict(job), text)
     return 0
 

@@ -319,3 +319,21 @@ def test_a_split_whose_part_row_is_damaged_is_reported_and_the_resume_goes_on(
         ((which, error),) = reported
         assert which == split.id and isinstance(error, DamagedRow) and error.row_id == part.id
         assert journal.split(split.id).state == "running"  # left for the user, not failed
+
+
+def test_forgetting_a_job_shows_a_tampered_task_id_escaped(tmp_path: Path, files: dict[str, str]) -> None:
+    # A journal written before ids were checked (or edited by hand) may hold any text as a
+    # task id: `retalk forget` names it, and a terminal must never receive its ESC or NL.
+    path = tmp_path / "journal.sqlite"
+    a_journal_with_jobs(path, files, count=1)
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute(
+            "UPDATE jobs SET state = 'submitted', owner = NULL, task_id = ? WHERE id = 1",
+            ("\x1b]0;pwned\x07\n::x",),
+        )
+
+    done = retalk_cli(path, "forget", "1")
+
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stdout and "\x07" not in done.stdout
+    assert "task \\x1b]0;pwned\\x07\\n::x" in done.stdout
