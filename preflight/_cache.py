@@ -102,7 +102,9 @@ def _distrust(info: os.stat_result) -> str | None:
     if info.st_uid != os.geteuid():
         return f"it belongs to another user (uid {info.st_uid})"
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return f"other users can write to it (mode {stat.S_IMODE(info.st_mode):o})"
+        # Folders an older preflight made under a umask of 002 are like this: say the cure.
+        mode = stat.S_IMODE(info.st_mode)
+        return f"other users can write to it (mode {mode:o}; if it is yours, chmod go-w it)"
     return None
 
 

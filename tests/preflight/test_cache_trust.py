@@ -125,7 +125,8 @@ def test_a_cache_folder_others_can_write_to_is_not_used(
 
     assert status == 1 and "InvalidFile.FPS" in codes(out)
     assert capsys.readouterr().err == (
-        f"preflight: not using the cache {shared}: other users can write to it (mode {mode:o})\n"
+        f"preflight: not using the cache {shared}: other users can write to it "
+        f"(mode {mode:o}; if it is yours, chmod go-w it)\n"
     )
     assert list(shared.iterdir()) == []
     # Once it is the user's alone, it is used again.
