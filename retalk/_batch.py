@@ -184,8 +184,15 @@ def run_batch(
 
     # A journal that cannot be used stops the batch before any job, once (exit 2), instead
     # of failing every job with the same message.
-    with Journal(journal_path):
-        pass
+    with Journal(journal_path) as journal:
+        # No result may replace the journal either: it may hold the only record of a task.
+        keys = file_keys(journal.path)
+        clash = next((job for job in jobs if file_keys(job.output) & keys), None)
+        if clash is not None:
+            raise ConfigError(
+                f"line {clash.line}: the output {clash.output} is the journal {journal.path}: the "
+                "result would replace it (choose another output)"
+            )
     # One limiter for the whole batch (the first client's, with its quotas): each thread
     # has its own client, but the service counts the account's requests against one quota.
     shared: list[RateLimiter] = []

@@ -188,3 +188,23 @@ def test_a_batch_with_a_damaged_journal_stops_before_any_job_with_what_to_do(
     assert status == 2 and report == {}, err
     assert err.count(f"the journal {journal} is damaged") == 1 and "move it aside" in err
     assert service.requests == [] and journal.read_bytes() == before
+
+
+def test_a_batch_row_whose_output_is_the_journal_stops_the_batch_before_any_job(
+    service: Emulator, inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    journal = tmp_path / "j.sqlite"
+    batch = batch_file(
+        tmp_path,
+        inputs,
+        [
+            f"{inputs['video']},{inputs['audio']},,{tmp_path / 'a.mp4'},",
+            f"{inputs['video']},{inputs['audio']},,{journal},",
+        ],
+    )
+
+    status, report, err = prep(service, journal, "--batch", str(batch))
+
+    assert status == 2 and report == {}, err
+    assert "line 3" in err and f"is the journal {journal}" in " ".join(err.split())
+    assert service.requests == [] and journaled(journal) == 0
