@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -28,32 +30,81 @@ def _umask() -> int:
     return mask
 
 
+#: The random part of a temporary name, as ``tempfile`` makes it.
+_PART_NAME = r"[a-z0-9_]{8}\.part"
+
+
 @contextmanager
 def atomic_output(final: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a hidden temporary path beside ``final``; rename it to ``final`` when the
     block completes, delete it when the block fails or is interrupted.
 
     The temporary name starts with a dot and ends in ``.part``, so folder scans skip it
-    and a user who finds one after a power cut knows what it is.
+    and a user who finds one after a power cut knows what it is. It is locked while it is
+    written, so that the next output to the same name can tell a part that a killed run
+    left (removed first) from one another run is writing (left alone).
     """
     target = Path(final)
     # Short enough that a name at the file system's 255-byte limit still gets one.
     stem = target.name.encode("utf-8", "surrogateescape")[:MAX_STEM_BYTES].decode("utf-8", "ignore")
+    _remove_orphans(target.parent, f".{stem}.")
     fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{stem}.", suffix=".part")
-    os.close(fd)
     temporary = Path(name)
     try:
+        _lock(fd, wait=False)  # fresh and ours: nobody else holds it
         yield temporary
         # mkstemp makes the file private; an output gets the usual permissions.
         os.chmod(temporary, 0o666 & ~_umask())
         # On disk before it has its name: a power cut leaves the old state or the new one.
         with open(temporary, "rb") as written:
             os.fsync(written.fileno())
-        os.replace(temporary, target)
+        os.replace(temporary, target)  # named while still locked: never taken for an orphan
     except BaseException:
         with suppress(FileNotFoundError):
             temporary.unlink()
         raise
+    finally:
+        os.close(fd)
+
+
+def _remove_orphans(folder: Path, prefix: str) -> None:
+    """Remove the temporary parts of an output that no process holds: a run killed while
+    writing it left them (a SIGKILL runs no clean-up)."""
+    pattern = re.compile(re.escape(prefix) + _PART_NAME)
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        if not pattern.fullmatch(entry.name):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue  # never follow a link
+            fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            if _lock(fd, wait=False) and os.path.samestat(os.fstat(fd), os.lstat(entry.path)):
+                os.unlink(entry.path)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def _lock(fd: int, wait: bool) -> bool:
+    """An exclusive lock on an open file, released when its process ends however it ends;
+    False when another process holds it (and ``wait`` is False)."""
+    if sys.platform == "win32":
+        return True  # no flock; there a file open elsewhere cannot be removed anyway
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
 
 
 def _is_an_input(name: str, inputs: set[str]) -> bool:

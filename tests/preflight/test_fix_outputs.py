@@ -127,3 +127,33 @@ def test_an_output_never_lands_on_an_input_even_with_overwrite(clip: Path) -> No
     written = sorted(Path(f["output"]).name for f in report["files"])
     assert written == ["alias.fixed.mp4", "talk.fixed.mp4"]
     assert clip.read_bytes() == before and link.stat().st_ino == clip.stat().st_ino
+
+
+def test_a_part_a_killed_run_left_is_removed_and_one_being_written_is_left_alone(
+    clip: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    out.mkdir()
+    orphan = out / ".talk.mp4.k1lled00.part"  # a run killed mid-write (SIGKILL) left it
+    orphan.write_bytes(b"half a video")
+    busy = out / ".talk.mp4.wr1t1ng0.part"  # another run is writing this one right now
+    busy.write_bytes(b"being written")
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, sys, time\n"
+         "f = open(sys.argv[1], 'rb'); fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True)\n"
+         "time.sleep(60)", str(busy)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        status, report, _ = fix(str(clip), "-o", str(out))
+    finally:
+        holder.kill()
+        holder.wait()
+
+    assert status == 0 and report["files"][0]["output"] == str(out / "talk.mp4")
+    assert not orphan.exists() and busy.read_bytes() == b"being written"
