@@ -997,7 +997,7 @@ class _Meter:
 
 def _too_large(size: int, policy: DownloadPolicy, how: str) -> str:
     return (
-        f"the result is larger than the {policy.max_bytes / 2**20:g} MiB a result can be ({size} bytes "
+        f"the result is larger than the {policy.max_bytes / 2**20:.4g} MiB a result can be ({size} bytes "
         f"{how}); not downloaded further (--max-result-size raises the cap)"
     )
 

@@ -31,6 +31,7 @@ from .._journal import Journal
 from .._pipeline import PipelineResult, prepare_and_retalk
 from .display import live_display
 from .main import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_USAGE, _status_for
+from .tasks import _download_options, _download_policy
 
 #: The key the built-in emulator takes (it is not a secret: nothing leaves this machine).
 EMULATOR_KEY = "emulator-key"
@@ -105,15 +106,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--isolated", action="store_true", help="ignore every settings file")
     parser.add_argument("--format", choices=("text", "json"), default="text")
+    _download_options(parser)
     return parser
 
 
 def _service(args: argparse.Namespace, stack: ExitStack) -> tuple[Callable[[], Client], str | Path | None]:
     """How to make a client for this run, and where its journal is: the emulator this
     command starts (``--emulator``), else the service the options and environment name."""
+    bounds = _download_policy(args)  # a wrong bound is said before any work
     if not args.emulator:
         Client(base_url=args.base_url).close()  # the key and the URL, checked before any work
-        return (lambda: Client(base_url=args.base_url)), args.journal
+        return (lambda: Client(base_url=args.base_url, download_policy=bounds)), args.journal
     root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="retalk-emulator-")))
     emulator = stack.enter_context(
         Emulator(root, api_key=EMULATOR_KEY, faults=Faults(task_seconds=0.5, submit_interval_s=0.0))
@@ -121,7 +124,9 @@ def _service(args: argparse.Namespace, stack: ExitStack) -> tuple[Callable[[], C
     poll = PollPolicy(steps=(0.25,), cap_s=0.5)
     # The emulator's tasks die with it: their journal does too.
     journal = args.journal or root / "journal.sqlite"
-    return (lambda: Client(EMULATOR_KEY, base_url=emulator.base_url, poll=poll)), journal
+    return (
+        lambda: Client(EMULATOR_KEY, base_url=emulator.base_url, poll=poll, download_policy=bounds)
+    ), journal
 
 
 def _summary_text(result: PipelineResult, console: Console) -> None:

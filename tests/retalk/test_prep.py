@@ -51,6 +51,37 @@ def test_the_sample_job_runs_end_to_end_on_the_emulator(tmp_path: Path) -> None:
     assert out.stat().st_mode & 0o777 == 0o666 & ~mask  # a normal file, not a private temporary
 
 
+def test_a_result_over_the_size_cap_is_refused_and_the_job_left_to_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The sample's result is about 560 KB: a cap of 0.1 MiB (as for an endless body) stops
+    # the download; the paid task stays in the journal for `retalk resume`.
+    out, journal = tmp_path / "out.mp4", tmp_path / "j.sqlite"
+    status, _ = run(
+        str(SAMPLE / "talking_head.mp4"), str(SAMPLE / "voice.wav"), "-o", str(out),
+        "--emulator", "--journal", str(journal), "--max-result-size", "0.1",
+    )  # fmt: skip
+    said = " ".join(capsys.readouterr().err.split())
+    assert status == 3 and not out.exists(), said
+    assert "larger than the 0.1 MiB a result can be" in said and "retalk resume" in said, said
+    from retalk._journal import Journal
+
+    with Journal(journal) as jobs:
+        (job,) = jobs.jobs()
+    assert job.state == "submitted" and job.task_id
+
+
+def test_a_download_bound_that_is_not_positive_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _ = run(
+        str(SAMPLE / "talking_head.mp4"), str(SAMPLE / "voice.wav"), "-o", str(tmp_path / "o.mp4"),
+        "--emulator", "--stall-timeout", "0",
+    )  # fmt: skip
+    assert status == 2 and not (tmp_path / "o.mp4").exists()
+    assert "--stall-timeout 0: must be a positive number" in capsys.readouterr().err
+
+
 def test_a_pair_that_needs_fixing_is_fixed_then_sent(media: Any, tmp_path: Path) -> None:
     video = media.write_video(tmp_path / "talk.mkv", fps=10, width=480, height=480, source="face",
                               container_format="matroska", duration=3.0)  # fmt: skip
