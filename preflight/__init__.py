@@ -14,6 +14,7 @@ Exceptions (``PreflightError``) are for callers' mistakes, such as a missing pat
 from __future__ import annotations
 
 from . import limits
+from ._atomic import lock_exclusive, remove_orphan_parts
 from ._check import (
     CheckOptions,
     check_audio,
@@ -98,11 +99,13 @@ __all__ = [
     "line_start",
     "load_engine",
     "local_file",
+    "lock_exclusive",
     "plain",
     "printable",
     "probe",
     "probe_image",
     "probe_media",
+    "remove_orphan_parts",
     "scan_image",
     "scan_video",
     "settings_for",

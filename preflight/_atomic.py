@@ -47,11 +47,11 @@ def atomic_output(final: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(final)
     # Short enough that a name at the file system's 255-byte limit still gets one.
     stem = target.name.encode("utf-8", "surrogateescape")[:MAX_STEM_BYTES].decode("utf-8", "ignore")
-    _remove_orphans(target.parent, f".{stem}.")
+    remove_orphan_parts(target.parent, f".{stem}.")
     fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{stem}.", suffix=".part")
     temporary = Path(name)
     try:
-        _lock(fd, wait=False)  # fresh and ours: nobody else holds it
+        lock_exclusive(fd, wait=False)  # fresh and ours: nobody else holds it
         yield temporary
         # mkstemp makes the file private; an output gets the usual permissions.
         os.chmod(temporary, 0o666 & ~_umask())
@@ -67,14 +67,16 @@ def atomic_output(final: str | os.PathLike[str]) -> Iterator[Path]:
         os.close(fd)
 
 
-def _remove_orphans(folder: Path, prefix: str) -> None:
-    """Remove the temporary parts of an output that no process holds: a run killed while
-    writing it left them (a SIGKILL runs no clean-up)."""
+def remove_orphan_parts(folder: str | os.PathLike[str], prefix: str) -> list[str]:
+    """Remove the temporary parts (``PREFIX`` + 8 random characters + ``.part``) that no
+    process holds: a run killed while writing them left them (a SIGKILL runs no clean-up).
+    Links are never followed. Returns the paths removed."""
     pattern = re.compile(re.escape(prefix) + _PART_NAME)
+    removed: list[str] = []
     try:
         entries = list(os.scandir(folder))
     except OSError:
-        return
+        return removed
     for entry in entries:
         if not pattern.fullmatch(entry.name):
             continue
@@ -85,15 +87,17 @@ def _remove_orphans(folder: Path, prefix: str) -> None:
         except OSError:
             continue
         try:
-            if _lock(fd, wait=False) and os.path.samestat(os.fstat(fd), os.lstat(entry.path)):
+            if lock_exclusive(fd, wait=False) and os.path.samestat(os.fstat(fd), os.lstat(entry.path)):
                 os.unlink(entry.path)
+                removed.append(entry.path)
         except OSError:
             pass
         finally:
             os.close(fd)
+    return removed
 
 
-def _lock(fd: int, wait: bool) -> bool:
+def lock_exclusive(fd: int, wait: bool) -> bool:
     """An exclusive lock on an open file, released when its process ends however it ends;
     False when another process holds it (and ``wait`` is False)."""
     if sys.platform == "win32":

@@ -16,7 +16,6 @@ import os
 import random
 import re
 import ssl
-import sys
 import tempfile
 import time
 import uuid
@@ -31,8 +30,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-if sys.platform != "win32":
-    import fcntl
+from preflight import lock_exclusive, remove_orphan_parts
 
 from ._exceptions import (
     AuthError,
@@ -1049,10 +1047,6 @@ def _judge_result(response: httpx.Response) -> None:
         )
 
 
-#: The random part of a temporary name, as ``tempfile`` makes it.
-_PART_NAME = r"[a-z0-9_]{8}\.part"
-
-
 def _partial_for(target: Path) -> tuple[Path, IO[bytes]]:
     """A fresh hidden temporary file beside ``target``, open and locked while this process
     writes it (two downloads never share one). Parts that earlier runs for the same
@@ -1060,7 +1054,7 @@ def _partial_for(target: Path) -> tuple[Path, IO[bytes]]:
     _remove_orphans(target)
     while True:
         fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name[:100]}.", suffix=".part")
-        _lock(fd, wait=True)
+        lock_exclusive(fd, wait=True)
         try:
             ours = os.path.samestat(os.fstat(fd), os.lstat(name))
         except FileNotFoundError:
@@ -1074,40 +1068,8 @@ def _remove_orphans(target: Path) -> None:
     """Remove ``target``'s temporary parts that no process holds: a run killed during its
     download left them. They are not resumed: the result URL they came from may be gone or
     another, and a result takes seconds to fetch again."""
-    pattern = re.compile(re.escape(f".{target.name[:100]}.") + _PART_NAME)
-    try:
-        entries = list(os.scandir(target.parent))
-    except OSError:
-        return
-    for entry in entries:
-        if not pattern.fullmatch(entry.name):
-            continue
-        try:
-            if not entry.is_file(follow_symlinks=False):
-                continue  # never follow a link
-            fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except OSError:
-            continue
-        try:
-            if _lock(fd, wait=False) and os.path.samestat(os.fstat(fd), os.lstat(entry.path)):
-                os.unlink(entry.path)
-                log.info("removed %s, left by a download that was killed", entry.path)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-
-
-def _lock(fd: int, wait: bool) -> bool:
-    """An exclusive lock on an open file, released when its process ends however it ends;
-    False when another holds it (and ``wait`` is False)."""
-    if sys.platform == "win32":
-        return True  # no flock: there, a file open elsewhere cannot be removed anyway
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-    except BlockingIOError:
-        return False
-    return True
+    for path in remove_orphan_parts(target.parent, f".{target.name[:100]}."):
+        log.info("removed %s, left by a download that was killed", path)
 
 
 def _publish(partial: Path, target: Path) -> None:
