@@ -11,7 +11,6 @@ import io
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +19,8 @@ import pytest
 
 from retalk._cli.main import main as retalk_main
 from retalk._cli.prep import main
-from retalk._emulator import Emulator, Faults
+from retalk._emulator import Emulator
 from tests.conftest import SAMPLE
-
-KEY = "sk-emulated-outputs-0123456789"
-
-
-@pytest.fixture()
-def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
-    with Emulator(
-        tmp_path / "service", api_key=KEY, faults=Faults(task_seconds=0.2, submit_interval_s=0)
-    ) as running:
-        yield running
 
 
 def prep(service: Emulator, journal: Path, *args: str) -> tuple[int, dict[str, Any], str]:

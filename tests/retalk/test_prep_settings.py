@@ -8,26 +8,14 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from retalk._cli.prep import main
-from retalk._emulator import Emulator, Faults
+from retalk._emulator import Emulator
 from tests.conftest import run_cli
-
-KEY = "sk-emulated-settings-0123456789"
-
-
-@pytest.fixture()
-def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
-    with Emulator(
-        tmp_path / "service", api_key=KEY, faults=Faults(task_seconds=0.2, submit_interval_s=0)
-    ) as running:
-        yield running
 
 
 @pytest.fixture()
