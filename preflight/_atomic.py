@@ -173,6 +173,7 @@ class OutputLedger:
             return ledger
         files = document.get("files") if isinstance(document, dict) else None
         if isinstance(files, dict):
+            # The files gone since are forgotten here, once, not at every record.
             ledger.files = {
                 name: value
                 for name, value in files.items()
@@ -180,6 +181,7 @@ class OutputLedger:
                 and isinstance(value, list)
                 and len(value) == 4
                 and all(type(number) is int for number in value)
+                and os.path.lexists(os.path.join(ledger.folder, name))
             }
         return ledger
 
@@ -194,8 +196,7 @@ class OutputLedger:
 
     def record(self, path: str | os.PathLike[str]) -> None:
         """Note ``path`` as written by this run, at once (an interrupted run's outputs stay
-        its own), forgetting the files that are gone."""
+        its own)."""
         self.files[os.path.basename(path)] = _identity(os.lstat(path))
-        self.files = {n: v for n, v in self.files.items() if os.path.lexists(os.path.join(self.folder, n))}
         with atomic_output(self.path) as temporary:
             temporary.write_text(json.dumps({"schema": "preflight.outputs/1", "files": self.files}))
