@@ -886,8 +886,7 @@ class _AudioTrack:
     def __init__(self, out: Any, stream: Any, plan: VideoPlan, start: float, end: float | None) -> None:
         self._out = out
         self._start = start
-        limit = end if end is not None else plan.length
-        self._end = limit
+        self._end = end if end is not None else plan.length
         self._copy = plan.audio == "copy"
         self._last = 0.0  # seconds of sound read so far
         self._held: list[Any] = []
