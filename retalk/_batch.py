@@ -25,6 +25,7 @@ from preflight._fix_model import ALIGN_CHOICES
 from ._client import Client
 from ._exceptions import ConfigError, RetalkError
 from ._journal import DuplicateJob, DuplicateSplit, Journal
+from ._output_path import output_problem
 from ._pipeline import PipelineResult, file_keys, prepare_and_retalk
 from ._quotas import RateLimiter
 
@@ -118,6 +119,11 @@ def read_batch(
             video, audio, output = where(row.get("video")), where(row.get("audio")), where(row.get("output"))
             if not (video and audio and output):
                 raise ConfigError(f"{path}:{line}: video, audio and output are all needed")
+            # Where it points from the CSV's folder, its trailing slash kept (a folder meant).
+            named = output + "/" if (row.get("output") or "").strip().endswith(("/", os.sep)) else output
+            problem = output_problem(named)
+            if problem is not None:
+                raise ConfigError(f"{path}:{line}: the output {named} {problem}")
             try:
                 flags = parser.parse_args(shlex.split(row.get("options") or ""))
             except (argparse.ArgumentError, ValueError, SystemExit) as exc:

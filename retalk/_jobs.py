@@ -4,6 +4,7 @@ picks a job up wherever a crash left it, so ``resume`` finishes what was paid fo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from ._journal import (
     upload_fresh,
 )
 from ._models import Task
+from ._output_path import OutputUnusable, output_problem
 
 #: A task created this long before its submit was recorded as started still counts as
 #: that submit's (the two clocks are not the same machine's)...
@@ -293,8 +295,15 @@ def _finish(
         raise DownloadError(f"task {task.task_id} succeeded without a result URL")
     _stage(events, job, "download")
     output = job.output or f"{task_id}.mp4"  # the id checked: a plain name, here
-    try:
+    with contextlib.suppress(OSError):  # (a folder that cannot be made is said just below)
         Path(output).parent.mkdir(parents=True, exist_ok=True)
+    problem = output_problem(output)
+    if problem is not None:
+        # Paid for, and the name will not take it (a folder made there since the submit):
+        # said with how to give it another name, once per run, never sent again.
+        journal.update(job.id, error=f"the output {output} {problem}")
+        raise OutputUnusable(job.id, task.task_id, output, problem)
+    try:
         task = _download(client, task, output, events)
     except ResultExpired as exc:
         # Paid for and gone: recorded as such, so that resume stops asking and the same

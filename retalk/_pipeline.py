@@ -42,6 +42,7 @@ from ._client import Client
 from ._exceptions import ConfigError, RetalkError
 from ._jobs import Events, run_job
 from ._journal import DuplicateJob, DuplicateSplit, Job, Journal
+from ._output_path import check_output
 from ._split import (
     PartOutcome,
     intact,
@@ -243,9 +244,11 @@ def prepare_and_retalk(
     inputs longer than the service takes are sent in parts and the results joined.
     ``on_progress(stage, fraction)`` follows the long media stages (fix, cut, join).
     ``check_options`` are the project's settings (``preflight.settings_for``). An output
-    that is one of the inputs, or the journal, is a ``ConfigError`` before any work;
+    that is one of the inputs, or the journal, or that cannot take a file (a folder, a
+    trailing slash, a folder that does not exist) is a ``ConfigError`` before any work;
     ``overwrite`` lets the fix replace files in the work folder preflight did not write."""
     originals = {"video": video, "audio": audio} | ({"ref": ref} if ref else {})
+    check_output(output)  # before any work: a result is never paid for to find no place
     refuse_overwriting(output, {**originals, "journal": str(journal.path) if journal is not None else None})
     result = PipelineResult(ok=False)
     stages = _Stages(result, on_stage, on_progress)

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import tempfile
+import urllib.parse
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 from rich.console import Console
 
 from preflight import PreflightError, printable, settings_for
+from preflight._atomic import lock_exclusive
 from preflight._fix_model import ALIGN_CHOICES
 
 from .. import __version__
@@ -27,7 +29,8 @@ from .._batch import read_batch, run_batch
 from .._client import Client, PollPolicy
 from .._emulator import Emulator, Faults
 from .._exceptions import ConfigError, RetalkError, redact
-from .._journal import Journal
+from .._journal import Journal, default_path
+from .._output_path import OutputUnusable
 from .._pipeline import PipelineResult, prepare_and_retalk
 from .display import live_display
 from .main import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_USAGE, _status_for
@@ -63,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--emulator",
         action="store_true",
         help="send to a local emulator this command starts (no key, no network; the result is "
-        "not lip-synced)",
+        "not lip-synced); its jobs are journaled like the service's, so the same command run again "
+        "finishes or reuses the job instead of paying again",
     )
     parser.add_argument("--no-fix", action="store_true", help="only check; stop if the service would reject")
     parser.add_argument(
@@ -117,16 +121,57 @@ def _service(args: argparse.Namespace, stack: ExitStack) -> tuple[Callable[[], C
     if not args.emulator:
         Client(base_url=args.base_url).close()  # the key and the URL, checked before any work
         return (lambda: Client(base_url=args.base_url, download_policy=bounds)), args.journal
-    root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="retalk-emulator-")))
-    emulator = stack.enter_context(
-        Emulator(root, api_key=EMULATOR_KEY, faults=Faults(task_seconds=0.5, submit_interval_s=0.0))
-    )
+    journal: str | Path = args.journal or default_path()
+    emulator = _journaled_emulator(Path(journal), stack)
+    if emulator is None:
+        # Another run has this journal's emulator: this one gets a throwaway of its own.
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="retalk-emulator-")))
+        emulator = stack.enter_context(Emulator(root, api_key=EMULATOR_KEY, faults=EMULATOR_FAULTS))
+        journal = root / "journal.sqlite"
+        busy = _emulator_root(Path(args.journal or default_path()))
+        print(
+            f"prep-and-retalk: note: another --emulator run is using {busy}; this run is not "
+            "journaled (run it again alone to have it journaled)",
+            file=sys.stderr,
+        )
     poll = PollPolicy(steps=(0.25,), cap_s=0.5)
-    # The emulator's tasks die with it: their journal does too.
-    journal = args.journal or root / "journal.sqlite"
-    return (
-        lambda: Client(EMULATOR_KEY, base_url=emulator.base_url, poll=poll, download_policy=bounds)
-    ), journal
+    url = emulator.base_url
+    return (lambda: Client(EMULATOR_KEY, base_url=url, poll=poll, download_policy=bounds)), journal
+
+
+#: Quick emulated tasks, no submit pacing.
+EMULATOR_FAULTS = Faults(task_seconds=0.5, submit_interval_s=0.0)
+
+
+def _emulator_root(journal: Path) -> Path:
+    """Where the emulator of runs journaled in ``journal`` keeps its tasks and its port."""
+    return journal.with_name(journal.name + ".emulator")
+
+
+def _journaled_emulator(journal: Path, stack: ExitStack) -> Emulator | None:
+    """The emulator of ``journal``'s runs, started on its own root and on the port it had
+    before, so that its tasks keep the base URL the journal knows them by (a second run of
+    the same job finds it there, not paid twice). None when another run holds it."""
+    root = _emulator_root(journal)
+    root.mkdir(parents=True, exist_ok=True)
+    lock = os.open(root / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    stack.callback(os.close, lock)
+    if not lock_exclusive(lock, wait=False):
+        return None
+    port_file = root / "port"
+    try:
+        port = int(port_file.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        port = 0
+    try:
+        emulator = Emulator(root, port=port, api_key=EMULATOR_KEY, faults=EMULATOR_FAULTS).start()
+    except OSError:
+        # The port is taken by another program: a new one (the jobs journaled at the old
+        # one are then not recognised by a run of the same inputs).
+        emulator = Emulator(root, api_key=EMULATOR_KEY, faults=EMULATOR_FAULTS).start()
+    stack.callback(emulator.stop)
+    port_file.write_text(str(urllib.parse.urlsplit(emulator.origin).port), encoding="ascii")
+    return emulator
 
 
 def _summary_text(result: PipelineResult, console: Console) -> None:
@@ -180,14 +225,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run_batch(args) if args.batch else _run_one(args)
     except RetalkError as exc:
-        print(f"prep-and-retalk: error: {printable(redact(str(exc), secret))}", file=sys.stderr)
+        text = str(exc)
+        if args.emulator:
+            # No emulator runs for `retalk resume`/`download`: the same command starts it again.
+            text = exc.emulated() if isinstance(exc, OutputUnusable) else _emulated_advice(text)
+        print(f"prep-and-retalk: error: {printable(redact(text, secret))}", file=sys.stderr)
         return _status_for(exc)
     except KeyboardInterrupt:
-        print(
-            "prep-and-retalk: interrupted; run the same command again (or `retalk resume`) to "
-            "finish what was sent",
-            file=sys.stderr,
-        )
+        again = "run the same command again" + ("" if args.emulator else " (or `retalk resume`)")
+        print(f"prep-and-retalk: interrupted; {again} to finish what was sent", file=sys.stderr)
         return EXIT_INTERRUPTED
     except PreflightError as exc:  # a path that does not exist, a bad option
         print(f"prep-and-retalk: error: {printable(str(exc))}", file=sys.stderr)
@@ -198,6 +244,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+
+
+def _emulated_advice(text: str) -> str:
+    return text.replace("`retalk resume`", "the same command again (with --emulator)")
 
 
 def _run_one(args: argparse.Namespace) -> int:

@@ -17,8 +17,9 @@ from preflight import line_start, printable
 from .._client import Client, DownloadPolicy, is_task_id, shown
 from .._exceptions import ConfigError
 from .._jobs import resume, run_job
-from .._journal import DamagedRow, Job, Journal, Split
+from .._journal import UNFINISHED, DamagedRow, Job, Journal, Split
 from .._models import Task
+from .._output_path import check_output
 from .._pipeline import refuse_overwriting
 from .._split import finish_splits
 from .display import Display, events_of, live_display
@@ -134,9 +135,15 @@ def add_parsers(subparsers: Any) -> None:
 
     download = subparsers.add_parser("download", help="download a task's result")
     download.add_argument("task_id", help="a task id, or the result URL itself")
-    download.add_argument("-o", "--output", required=True)
+    download.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="the file to write (a journaled job of that task is then done, with this output)",
+    )
     _download_options(download)
     _common(download)
+    _journal_option(download)
     download.set_defaults(run=run_download)
 
     listing = subparsers.add_parser("list", help="recent tasks")
@@ -167,6 +174,12 @@ def add_parsers(subparsers: Any) -> None:
 
     again = subparsers.add_parser("resume", help="finish every unfinished job in the journal")
     again.add_argument("--timeout", type=float, metavar="S")
+    again.add_argument(
+        "--job", type=int, metavar="N", help="with -o: the job (`retalk jobs`) whose result goes to -o"
+    )
+    again.add_argument(
+        "-o", "--output", help="with --job: write that job's result here (its output could not take it)"
+    )
     _download_options(again)
     _common(again)
     _journal_option(again)
@@ -253,6 +266,8 @@ def run_upload(args: argparse.Namespace) -> int:
 def run_submit(args: argparse.Namespace) -> int:
     if args.face_threshold is not None and not 120 <= args.face_threshold <= 200:
         raise ConfigError(f"--face-threshold {args.face_threshold}: must be 120-200")
+    if args.output:
+        check_output(args.output)
     with _client(args) as client, Journal(args.journal) as journal:
         if args.output:
             files = {"video": args.video, "audio": args.audio, "ref": args.ref, "journal": str(journal.path)}
@@ -304,6 +319,8 @@ def run_wait(args: argparse.Namespace) -> int:
 def run_download(args: argparse.Namespace) -> int:
     url = args.task_id
     task_id = None if url.startswith(("http://", "https://")) else _task_id_arg(url)
+    check_output(args.output)
+    task: Task | None = None
     with _client(args) as client, _live(args) as display:
         if task_id is not None:
             task = client.get(task_id).raise_for_status()
@@ -313,7 +330,21 @@ def run_download(args: argparse.Namespace) -> int:
                 )
             url = task.video_url
         path = client.download(url, args.output, on_progress=events_of(display).on_download)
-    _print(args, {"output": str(path)}, f"downloaded to {printable(str(path))}")
+    text = f"downloaded to {printable(str(path))}"
+    data: dict[str, Any] = {"output": str(path)}
+    if task is not None:
+        # The journal's job of this task (one whose own output could not take the result) is
+        # done: `retalk resume` no longer tries it.
+        with Journal(args.journal) as journal:
+            job = journal.by_task(task.task_id)
+            if job is not None and job.state in UNFINISHED:
+                billed = task.usage.video_duration if task.usage else None
+                job = journal.update(
+                    job.id, state="downloaded", output=os.path.abspath(path), billed_s=billed, error=None
+                )
+                data["job"] = _job_dict(job)
+                text += f"; job {job.id}: downloaded"
+    _print(args, data, text)
     return 0
 
 
@@ -356,8 +387,26 @@ def run_forget(args: argparse.Namespace) -> int:
     return 0
 
 
+def _new_output(args: argparse.Namespace) -> None:
+    """``retalk resume --job N -o FILE``: that unfinished job's result goes to FILE."""
+    if (args.job is None) != (args.output is None):
+        raise ConfigError("--job N and -o FILE go together: the job whose result goes to FILE")
+    if args.job is None:
+        return
+    check_output(args.output)
+    with Journal(args.journal) as journal:
+        job = journal.job(args.job)
+        if job.state not in UNFINISHED:
+            raise ConfigError(f"job {job.id} is {job.state}: there is nothing left to download for it")
+        refuse_overwriting(
+            args.output, {**{r: d.get("path") for r, d in job.inputs.items()}, "journal": str(journal.path)}
+        )
+        journal.update(job.id, output=os.path.abspath(args.output), error=None)
+
+
 def run_resume(args: argparse.Namespace) -> int:
     failures: list[tuple[Job, Exception]] = []
+    _new_output(args)
     with _client(args) as client, Journal(args.journal) as journal:
         # A damaged row is skipped (and said), never in the way of the other jobs.
         damaged = journal.damaged()

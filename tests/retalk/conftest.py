@@ -21,3 +21,12 @@ def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulato
         tmp_path / "service", api_key=EMULATED_KEY, faults=Faults(task_seconds=0.2, submit_interval_s=0)
     ) as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def journal_of_the_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test's default journal (and so its `--emulator` runs' emulator) in its own
+    folder, never the user's ~/.local/state."""
+    journal = tmp_path / "state" / "journal.sqlite"
+    monkeypatch.setenv("RETALK_JOURNAL", str(journal))
+    return journal

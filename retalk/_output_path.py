@@ -1,0 +1,56 @@
+"""Where a result may be written: checked before anything is paid for, and again just
+before the download (a folder may have appeared at the name since the task was sent)."""
+
+from __future__ import annotations
+
+import os
+
+from ._exceptions import ConfigError, DownloadError
+
+
+def output_problem(output: str | os.PathLike[str]) -> str | None:
+    """Why ``output`` cannot take a result file, or None: it must name a file (no trailing
+    slash, not an existing folder) in an existing folder this process may write in."""
+    text = os.fspath(output)
+    if not text.strip():
+        return "is empty; give a file name, e.g. result.mp4"
+    if text.endswith(tuple(s for s in (os.sep, os.altsep) if s)):
+        return f"ends with a slash, so it names a folder; give a file name, e.g. {text}result.mp4"
+    if os.path.isdir(text):
+        return f"is a folder; give a file name, e.g. {os.path.join(text, 'result.mp4')}"
+    folder = os.path.dirname(os.path.abspath(text))
+    if not os.path.exists(folder):
+        return f"is in the folder {folder}, which does not exist (create it first)"
+    if not os.path.isdir(folder):
+        return f"is in {folder}, which is not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"is in the folder {folder}, which this user cannot write in"
+    return None
+
+
+def check_output(output: str | os.PathLike[str], what: str = "-o") -> None:
+    """``ConfigError`` (exit 2) when ``output`` cannot take the result: said before any work."""
+    problem = output_problem(output)
+    if problem is not None:
+        raise ConfigError(f"{what} {os.fspath(output)}: {problem}")
+
+
+class OutputUnusable(DownloadError):
+    """A task succeeded (and was paid for) but its result cannot be written where the job
+    says (a folder made at that name since): finished with another output, never sent again."""
+
+    def __init__(self, job_id: int, task_id: str, output: str, problem: str) -> None:
+        self.job_id, self.task_id, self.output, self.problem = job_id, task_id, output, problem
+        super().__init__(
+            f"the output {output} {problem}: task {task_id} succeeded and is paid for (job {job_id}); "
+            f"give its result another name: `retalk resume --job {job_id} -o NEW.mp4`, "
+            f"`retalk download {task_id} -o NEW.mp4`, or the same command again with -o NEW.mp4"
+        )
+
+    def emulated(self) -> str:
+        """The advice that holds when the task ran on the emulator a command started (it is
+        not running for `retalk resume` or `retalk download`)."""
+        return (
+            f"the output {self.output} {self.problem}: task {self.task_id} succeeded on the emulator "
+            f"(job {self.job_id}); run the same command again with -o NEW.mp4 to get its result"
+        )
