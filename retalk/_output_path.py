@@ -10,7 +10,7 @@ from ._exceptions import ConfigError, DownloadError
 
 def output_problem(output: str | os.PathLike[str]) -> str | None:
     """Why ``output`` cannot take a result file, or None: it must name a file (no trailing
-    slash, not an existing folder) in an existing folder this process may write in."""
+    slash, not an existing folder) under a folder this process may write in."""
     text = os.fspath(output)
     if not text.strip():
         return "is empty; give a file name, e.g. result.mp4"
@@ -18,13 +18,15 @@ def output_problem(output: str | os.PathLike[str]) -> str | None:
         return f"ends with a slash, so it names a folder; give a file name, e.g. {text}result.mp4"
     if os.path.isdir(text):
         return f"is a folder; give a file name, e.g. {os.path.join(text, 'result.mp4')}"
+    # Folders still missing are made when the result is written (a batch's ``out/``):
+    # the nearest one that exists must be a folder this user can write in.
     folder = os.path.dirname(os.path.abspath(text))
-    if not os.path.exists(folder):
-        return f"is in the folder {folder}, which does not exist (create it first)"
+    while not os.path.lexists(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
     if not os.path.isdir(folder):
-        return f"is in {folder}, which is not a folder"
+        return f"is under {folder}, which is not a folder"
     if not os.access(folder, os.W_OK | os.X_OK):
-        return f"is in the folder {folder}, which this user cannot write in"
+        return f"is under the folder {folder}, which this user cannot write in"
     return None
 
 

@@ -55,7 +55,7 @@ def test_a_result_over_the_size_cap_is_refused_and_the_job_left_to_resume(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The sample's result is about 560 KB: a cap of 0.1 MiB (as for an endless body) stops
-    # the download; the paid task stays in the journal for `retalk resume`.
+    # the download; the paid task stays in the journal, and the same command finishes it.
     out, journal = tmp_path / "out.mp4", tmp_path / "j.sqlite"
     status, _ = run(
         str(SAMPLE / "talking_head.mp4"), str(SAMPLE / "voice.wav"), "-o", str(out),
@@ -63,12 +63,19 @@ def test_a_result_over_the_size_cap_is_refused_and_the_job_left_to_resume(
     )  # fmt: skip
     said = " ".join(capsys.readouterr().err.split())
     assert status == 3 and not out.exists(), said
-    assert "larger than the 0.1 MiB a result can be" in said and "retalk resume" in said, said
+    # No emulator runs for `retalk resume`: the advice is the one that works.
+    assert "larger than the 0.1 MiB a result can be" in said and "retalk resume" not in said, said
+    assert "the same command again (with --emulator) downloads it" in said
     from retalk._journal import Journal
 
     with Journal(journal) as jobs:
         (job,) = jobs.jobs()
     assert job.state == "submitted" and job.task_id
+    status, report = run(
+        str(SAMPLE / "talking_head.mp4"), str(SAMPLE / "voice.wav"), "-o", str(out),
+        "--emulator", "--journal", str(journal),
+    )  # fmt: skip
+    assert status == 0 and report["task_id"] == job.task_id and out.exists()
 
 
 def test_a_download_bound_that_is_not_positive_is_a_usage_error(

@@ -52,15 +52,16 @@ def is_video(path: Path) -> bool:
 
 @pytest.mark.parametrize("split", [[], ["--split"]], ids=["whole", "split"])
 @pytest.mark.parametrize("dry_run", [[], ["--dry-run"]], ids=["run", "dry-run"])
-@pytest.mark.parametrize("how", ["a trailing slash", "an existing folder", "a missing folder"])
+@pytest.mark.parametrize("how", ["a trailing slash", "an existing folder", "a file for a folder"])
 def test_an_output_that_cannot_take_a_file_is_refused_before_any_work(
     how: str, split: list[str], dry_run: list[str], service: Emulator, tmp_path: Path
 ) -> None:
     (tmp_path / "existing").mkdir()
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
     output, said = {
         "a trailing slash": (f"{tmp_path}/newdir/", "ends with a slash"),
         "an existing folder": (str(tmp_path / "existing"), "is a folder"),
-        "a missing folder": (str(tmp_path / "nowhere" / "out.mp4"), "is in the folder"),
+        "a file for a folder": (str(tmp_path / "notes.txt" / "out.mp4"), "is under"),
     }[how]
     journal = tmp_path / "j.sqlite"
     status, report, err = run(
@@ -71,7 +72,7 @@ def test_an_output_that_cannot_take_a_file_is_refused_before_any_work(
     assert f"-o {output}: {said}" in err and "Traceback" not in err
     assert service.requests == [] and jobs_in(journal) == []
     # Nothing was written: no file named like the folder, no work folder.
-    assert not (tmp_path / "newdir").exists() and not (tmp_path / "nowhere").exists()
+    assert not (tmp_path / "newdir").exists() and (tmp_path / "notes.txt").is_file()
     assert list((tmp_path / "existing").iterdir()) == [] and list(tmp_path.glob("*.work")) == []
 
 
@@ -191,7 +192,10 @@ def test_an_emulator_job_whose_output_became_a_folder_is_finished_by_the_same_co
 
     def make_a_folder_there_once_submitted() -> None:
         # The emulator's task takes 0.5 s: the job is seen submitted well before its download.
+        deadline = time.monotonic() + 30
         while not any(state == "submitted" for _, state, _, _ in jobs_in(journal)):
+            if time.monotonic() > deadline:
+                return
             time.sleep(0.01)
         output.mkdir()
 
