@@ -73,8 +73,8 @@ class SplitError(PreflightError):
 @dataclass(frozen=True)
 class Part:
     """One part: video frames ``[start_frame, end_frame)`` and the voice from ``start_s``
-    to ``end_s`` (the same span, except that the last part's voice may run past its video
-    when the service is asked to extend it)."""
+    to ``end_s`` (the same span, except that the last part's voice may run past its video:
+    by the service's extension, or by the frames cut so that its video never runs past it)."""
 
     index: int
     start_frame: int
@@ -166,6 +166,9 @@ class _Timeline:
     copyable: bool
     #: Bytes of each frame's packet, in display order (what a copied part weighs).
     sizes: tuple[int, ...] = ()
+    #: Frame counts a copied part can end at: the packets of the frames before are the
+    #: first ones decoded, so the part carries no frame of after its end as a reference.
+    ends: frozenset[int] = frozenset()
 
 
 def _timeline(path: str) -> _Timeline:
@@ -220,7 +223,25 @@ def _timeline(path: str) -> _Timeline:
     sizes = [0] * len(shown)
     for pts, _, size in entries:
         sizes[rank[pts]] = size
-    return _Timeline(fps, len(shown), clean, copyable, tuple(sizes))
+    ends = set()
+    latest = -1
+    for k, (pts, _, _) in enumerate(entries, start=1):
+        latest = max(latest, rank[pts])
+        if latest == k - 1:
+            ends.add(k)
+    return _Timeline(fps, len(shown), clean, copyable, tuple(sizes), frozenset(ends))
+
+
+def _end_frame(timeline: _Timeline, length_s: float, start: int, copy: bool) -> int:
+    """Where the last part's video ends: at the job's end, never past it (a video longer
+    than its voice comes back cut short by the service, and the results no longer join
+    by copying); when copied, at a frame no earlier packet refers past."""
+    whole = math.floor(length_s * float(timeline.fps) + 1e-6)
+    if whole >= timeline.frames:
+        return timeline.frames
+    if not copy:
+        return max(whole, start + 1)
+    return max((f for f in timeline.ends if start < f <= whole), default=max(whole, start + 1))
 
 
 @dataclass(frozen=True)
@@ -387,11 +408,11 @@ def _plan(
     video_s = timeline.frames / float(fps)
     longer_voice = extend and audio_s > video_s
     length = audio_s if longer_voice else min(video_s, audio_s)
-    end_frame = min(timeline.frames, math.ceil(length * float(fps) - 1e-9))
     # A job the service takes whole is one part (its own limit, not the parts' margin).
     if length <= max_part_s + (limits.MAX_DURATION_S - MAX_PART_S):
-        only = Part(0, 0, end_frame, 0.0, length)
-        return SplitPlan(fps, length, (only,), copy=timeline.copyable and 0 in timeline.clean, extend=extend)
+        whole_copy = timeline.copyable and 0 in timeline.clean
+        only = Part(0, 0, _end_frame(timeline, length, 0, whole_copy), 0.0, length)
+        return SplitPlan(fps, length, (only,), copy=whole_copy, extend=extend)
     if longer_voice and audio_s - video_s > max_part_s - MIN_PART_S:
         raise SplitError(
             f"the voice runs {audio_s - video_s:.1f} s past the video's end; only the last part can be "
@@ -411,7 +432,7 @@ def _plan(
     if chosen is None:
         raise SplitError(_no_way_to_cut(cuts, length, max_part_s, bool(speech)))
     starts = [0, *(c.frame for c in chosen)]
-    ends = [*(c.frame for c in chosen), end_frame]
+    ends = [*(c.frame for c in chosen), _end_frame(timeline, length, starts[-1], copyable)]
     heaviest = (
         max(sum(timeline.sizes[a:b]) for a, b in zip(starts, ends, strict=True)) if timeline.sizes else 0
     )
@@ -422,6 +443,7 @@ def _plan(
         chosen = _choose(cuts, length, video_s, max_part_s, prefer_clean=False) or chosen
     parts: list[Part] = []
     starts = [0, *(c.frame for c in chosen)]
+    end_frame = _end_frame(timeline, length, starts[-1], copy)
     for index, start in enumerate(starts):
         if index == len(starts) - 1:
             parts.append(Part(index, start, end_frame, start / float(fps), length, None))
