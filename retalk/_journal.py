@@ -584,7 +584,8 @@ class Journal:
 
     @_guarded
     def update_split(self, split_id: int, **fields: Any) -> Split:
-        self._update("splits", split_id, fields, {"state", "plan", "error"}, SPLIT_STATES, "plan")
+        allowed = {"state", "plan", "error", "output"}  # output: a new name for a blocked join
+        self._update("splits", split_id, fields, allowed, SPLIT_STATES, "plan")
         return self.split(split_id)
 
     @_guarded

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from ._exceptions import ConfigError, DownloadError
+from ._exceptions import ConfigError, DownloadError, RetalkError
 
 
 def output_problem(output: str | os.PathLike[str]) -> str | None:
@@ -55,4 +55,23 @@ class OutputUnusable(DownloadError):
         return (
             f"the output {self.output} {self.problem}: task {self.task_id} succeeded on the emulator "
             f"(job {self.job_id}); run the same command again with -o NEW.mp4 to get its result"
+        )
+
+
+class JoinBlocked(RetalkError):
+    """Every part of a split is paid for and downloaded, but the joined result cannot be
+    written where the split says: joined under another name, nothing sent again."""
+
+    def __init__(self, split_id: int, output: str, problem: str) -> None:
+        self.split_id, self.output, self.problem = split_id, output, problem
+        super().__init__(
+            f"split {split_id}: the output {output} {problem}; its parts are paid for and downloaded: "
+            f"`retalk resume --split {split_id} -o NEW.mp4` joins them there (or move what is at "
+            f"{output} away and run the same command again)"
+        )
+
+    def emulated(self) -> str:
+        return (
+            f"split {self.split_id}: the output {self.output} {self.problem}; its parts are done: "
+            f"move what is at {self.output} away and run the same command again to join them"
         )

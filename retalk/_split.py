@@ -34,6 +34,7 @@ from ._exceptions import (
 )
 from ._jobs import Events, continue_job
 from ._journal import UNFINISHED, DuplicateJob, Job, Journal, Split, running_elsewhere, sha256_of
+from ._output_path import JoinBlocked, output_problem
 
 #: Bump when the cutting changes, so old splits are not mistaken for new ones.
 SPLIT_VERSION = 1
@@ -329,6 +330,10 @@ def join_split(
         if job.state != "downloaded" or not job.output or not os.path.exists(job.output):
             raise RetalkError(f"split {split.id}: part {number + 1} is not downloaded yet ({job.state})")
         results.append(job.output)
+    problem = output_problem(split.output)
+    if problem is not None:
+        # Every part is paid for and downloaded: only the joined file needs another name.
+        raise JoinBlocked(split.id, split.output, problem)
     os.makedirs(os.path.dirname(split.output) or ".", exist_ok=True)
     track = voice_track(split)
     report = join_parts(

@@ -30,7 +30,7 @@ from .._client import Client, PollPolicy
 from .._emulator import Emulator, Faults
 from .._exceptions import ConfigError, RetalkError, redact
 from .._journal import Journal, default_path
-from .._output_path import OutputUnusable
+from .._output_path import JoinBlocked, OutputUnusable
 from .._pipeline import PipelineResult, prepare_and_retalk
 from .display import live_display
 from .main import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_USAGE, _status_for
@@ -228,7 +228,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = str(exc)
         if args.emulator:
             # No emulator runs for `retalk resume`/`download`: the same command starts it again.
-            text = exc.emulated() if isinstance(exc, OutputUnusable) else _emulated_advice(text)
+            if isinstance(exc, OutputUnusable | JoinBlocked):
+                text = exc.emulated()
+            else:
+                text = _emulated_advice(text)
         print(f"prep-and-retalk: error: {printable(redact(text, secret))}", file=sys.stderr)
         return _status_for(exc)
     except KeyboardInterrupt:
@@ -247,6 +250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _emulated_advice(text: str) -> str:
+    """A message's advice as it holds for a job sent to the emulator this command starts:
+    no emulator runs for `retalk resume`, the same command starts it again on its tasks."""
+    text = text.replace("`retalk resume` again", "the same command (with --emulator) again")
     return text.replace("`retalk resume`", "the same command again (with --emulator)")
 
 

@@ -178,7 +178,12 @@ def add_parsers(subparsers: Any) -> None:
         "--job", type=int, metavar="N", help="with -o: the job (`retalk jobs`) whose result goes to -o"
     )
     again.add_argument(
-        "-o", "--output", help="with --job: write that job's result here (its output could not take it)"
+        "--split", type=int, metavar="N", help="with -o: the split job whose joined result goes to -o"
+    )
+    again.add_argument(
+        "-o",
+        "--output",
+        help="with --job or --split: write its result here (its own output could not take it)",
     )
     _download_options(again)
     _common(again)
@@ -389,12 +394,22 @@ def run_forget(args: argparse.Namespace) -> int:
 
 def _new_output(args: argparse.Namespace) -> None:
     """``retalk resume --job N -o FILE``: that unfinished job's result goes to FILE."""
-    if (args.job is None) != (args.output is None):
-        raise ConfigError("--job N and -o FILE go together: the job whose result goes to FILE")
-    if args.job is None:
+    if (args.job is None and args.split is None) != (args.output is None) or None not in (
+        args.job,
+        args.split,
+    ):
+        raise ConfigError("-o FILE goes with one of --job N or --split N: whose result goes to FILE")
+    if args.output is None:
         return
     check_output(args.output)
     with Journal(args.journal) as journal:
+        if args.split is not None:
+            split = journal.split(args.split)
+            if split.state != "running":
+                raise ConfigError(f"split {split.id} is {split.state}: there is nothing left to join")
+            refuse_overwriting(args.output, {"voice": split.plan.get("voice"), "journal": str(journal.path)})
+            journal.update_split(split.id, output=os.path.abspath(args.output), error=None)
+            return
         job = journal.job(args.job)
         if job.state not in UNFINISHED:
             raise ConfigError(f"job {job.id} is {job.state}: there is nothing left to download for it")

@@ -19,10 +19,13 @@ from typing import Any
 import av
 import pytest
 
+from preflight._split import plan_split, write_parts
 from retalk._cli.main import main as retalk_main
 from retalk._cli.prep import main as prep_main
 from retalk._emulator import Emulator
-from tests.conftest import SAMPLE
+from retalk._journal import Journal
+from retalk._split import parts_folder, record_split
+from tests.conftest import SAMPLE, make_fixtures
 
 VIDEO, VOICE = str(SAMPLE / "talking_head.mp4"), str(SAMPLE / "voice.wav")
 
@@ -215,3 +218,34 @@ def test_an_emulator_job_whose_output_became_a_folder_is_finished_by_the_same_co
     ]
     state = json.loads((journal.with_name(journal.name + ".emulator") / "state.json").read_text())
     assert len(state["tasks"]) == 1  # the task sent first, not a second one
+
+
+def test_a_split_whose_output_became_a_folder_is_joined_under_a_new_name_by_resume(
+    service: Emulator, tmp_path: Path
+) -> None:
+    video = make_fixtures.write_video(
+        tmp_path / "talk.mp4", width=640, height=640, duration=30.0, gop=25, audio=False
+    )
+    voice = make_fixtures.write_audio(tmp_path / "voice.wav", duration=30.0, sample_rate=44100)
+    journal_path, output = tmp_path / "j.sqlite", tmp_path / "joined.mp4"
+    with Journal(journal_path) as journal:
+        plan = plan_split(video, voice, max_part_s=12)
+        files = write_parts(video, voice, plan, parts_folder(str(tmp_path), "b" * 64), preset="ultrafast")
+        split = record_split(
+            journal, "b" * 64, str(output), plan, files, video=str(video), voice=str(voice), ref=None,
+            params={}, base_url=service.base_url, preset="ultrafast", crf=30,
+        )  # fmt: skip
+    output.mkdir()  # made while the parts were away
+    base = ["--base-url", service.base_url, "--journal", str(journal_path)]
+    status, report, _ = run(retalk_main, "resume", *base)
+    (blocked,) = report["not_joined"]
+    assert status == 1 and "is a folder" in blocked["reason"]
+    assert f"`retalk resume --split {split.id} -o NEW.mp4`" in blocked["reason"]
+    paid = service.submissions
+
+    new = tmp_path / "joined-2.mp4"
+    status, report, err = run(retalk_main, "resume", "--split", str(split.id), "-o", str(new), *base)
+    assert status == 0 and report["joined"] == [{"split": split.id, "output": str(new)}], err
+    assert is_video(new) and service.submissions == paid == len(plan.parts)
+    status, report, _ = run(retalk_main, "resume", *base)
+    assert status == 0 and report["joined"] == report["not_joined"] == []
