@@ -79,6 +79,13 @@ class MediapipeEngine:
         # mediapipe offers no per-graph switch.)
         os.environ.setdefault("GLOG_minloglevel", "2")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # mediapipe 0.10 calls a protobuf API protobuf deprecates, on every picture. The
+        # ``catch_warnings`` in ``_process`` is not thread-safe (a batch runs jobs in
+        # threads, and one thread's exit restores the filters under another): this one
+        # message is ignored for good, nothing else.
+        warnings.filterwarnings(
+            "ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated", category=UserWarning
+        )
         with _LOADING, _quiet_native_stderr():
             try:
                 from mediapipe.python.solutions import face_detection, face_mesh

@@ -168,3 +168,25 @@ def test_fixing_a_job_with_its_reference_image_does_not_ask_for_one(
     (told,) = [f for f in video_result.findings if f.code == "Face.Multiple"]
     assert "--ref" not in told.message and "will sync the largest" not in told.message
     assert not any("--make-ref" in note for note in video_result.notes)
+
+
+def test_the_face_engines_protobuf_deprecation_warning_never_reaches_stderr() -> None:
+    # A batch runs jobs in threads: one thread's `catch_warnings` restores the filters while
+    # another runs a graph. A graph run outside the engine's guard stands for that.
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np\n"
+        "from PIL import Image\n"
+        "from preflight._mediapipe import MediapipeEngine\n"
+        "engine = MediapipeEngine()\n"
+        f"picture = np.asarray(Image.open({str(SAMPLE / 'face.jpg')!r}).convert('RGB'))\n"
+        "engine._detector.process(picture)\n"
+        "print(len(engine.detect(picture)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "default", "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "1", done.stderr
+    assert "GetPrototype" not in done.stderr and "UserWarning" not in done.stderr
