@@ -29,9 +29,17 @@ from .._emulator import Emulator, Faults
 from .._exceptions import ConfigError, RetalkError, redact
 from .._journal import Journal
 from .._pipeline import PipelineResult, prepare_and_retalk
-from .display import live_display
+from .display import live_display, plain_console
 from .main import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_USAGE, _status_for
-from .tasks import _download_options, _download_policy
+from .tasks import EXTEND_HELP, _download_options, _download_policy
+
+#: The exit statuses, for the help.
+PREP_EXIT_STATUSES = """exit status:
+  0    done (with --batch: every job done or skipped)
+  1    an input cannot be made acceptable, or the service refused the task (a batch: a job refused)
+  2    bad usage or configuration (an option, a batch file's row, the key, the journal)
+  3    the service or the network failed after retries (a batch: a job failed)
+  130  interrupted: nothing new is sent; what was sent is in the journal (`retalk resume`)"""
 
 #: The key the built-in emulator takes (it is not a secret: nothing leaves this machine).
 EMULATOR_KEY = "emulator-key"
@@ -42,10 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="prep-and-retalk",
         description="Check and fix a video, a voice and an optional reference image for "
         "VideoRetalk, send them, wait, and download the lip-synced result.",
+        epilog=PREP_EXIT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"prep-and-retalk {__version__}")
-    parser.add_argument("video", nargs="?")
-    parser.add_argument("audio", nargs="?")
+    parser.add_argument("video", nargs="?", help="the video (any common format: it is fixed)")
+    parser.add_argument("audio", nargs="?", help="the voice to lip-sync it to")
     parser.add_argument("--ref", help="reference image of the face to sync")
     parser.add_argument("-o", "--output", help="the result, an MP4")
     parser.add_argument(
@@ -75,9 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="fix: replace files in the work folder that preflight did not write there",
     )
-    parser.add_argument(
-        "--extend-video", action="store_true", help="video_extension: extend the video to a longer voice"
-    )
+    parser.add_argument("--extend-video", action="store_true", help=EXTEND_HELP)
     parser.add_argument("--face-threshold", type=int, metavar="N", help="query_face_threshold, 120-200")
     parser.add_argument("--reframe", action="store_true", help="fix: crop a close-up around a small face")
     parser.add_argument(
@@ -105,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
         "pyproject.toml with [tool.preflight], from the inputs up)",
     )
     parser.add_argument("--isolated", action="store_true", help="ignore every settings file")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--format", choices=("text", "json"), default="text", help="the summary's format (default text)"
+    )
     _download_options(parser)
     return parser
 
@@ -222,7 +232,7 @@ def _run_one(args: argparse.Namespace) -> int:
         "force": args.force,
         "split": args.split,
     }
-    err = Console(stderr=True, highlight=False)
+    err = plain_console(stderr=True)
     show = args.format == "text" and err.is_terminal
     if args.dry_run:
         result = prepare_and_retalk(
@@ -265,7 +275,7 @@ def _run_one(args: argparse.Namespace) -> int:
 
 
 def _run_batch(args: argparse.Namespace) -> int:
-    err = Console(stderr=True, highlight=False)
+    err = plain_console(stderr=True)
     jobs = read_batch(args.batch, config=args.config, isolated=args.isolated)
     with ExitStack() as stack:
         make_client, journal_path = _service(args, stack)
