@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -277,6 +278,7 @@ def _run_one(args: argparse.Namespace) -> int:
 def _run_batch(args: argparse.Namespace) -> int:
     err = plain_console(stderr=True)
     jobs = read_batch(args.batch, config=args.config, isolated=args.isolated)
+    stop = threading.Event()
     with ExitStack() as stack:
         make_client, journal_path = _service(args, stack)
         outcomes = run_batch(
@@ -289,24 +291,40 @@ def _run_batch(args: argparse.Namespace) -> int:
             on_line=lambda job, text: err.print(
                 f"[line {job.line}] {printable(Path(job.output).name)}: {printable(text)}", markup=False
             ),
+            on_note=lambda text: err.print(f"prep-and-retalk: {printable(text)}", markup=False),
+            stop=stop,
         )
-    counts = {
-        status: sum(1 for o in outcomes if o.status == status)
-        for status in ("done", "skipped", "refused", "failed")
-    }
+    statuses = ["done", "skipped", "refused", "failed"]
+    # Only an interrupted batch has these; a whole run's summary stays as it always was.
+    statuses += [s for s in ("stopped", "left") if any(o.status == s for o in outcomes)]
+    counts = {status: sum(1 for o in outcomes if o.status == status) for status in statuses}
+    rows = [o.to_dict() for o in outcomes]
+    total = round(sum(r["cost_cny"] or 0.0 for r in rows), 2)
     if args.format == "json":
-        document = {"schema": "retalk.batch/1", "jobs": [o.to_dict() for o in outcomes], "summary": counts}
+        document = {
+            "schema": "retalk.batch/1",
+            "jobs": rows,
+            "summary": counts,
+            "cost_cny": total,
+            "interrupted": stop.is_set(),
+        }
         json.dump(document, sys.stdout, indent=2, ensure_ascii=True)
         sys.stdout.write("\n")
     else:
-        console = Console(highlight=False, soft_wrap=True)
-        for outcome in outcomes:
+        console = plain_console()
+        console.print(f"{'line':>5}  {'status':8}  {'CNY':>7}  output  detail", markup=False)
+        for outcome, row in zip(outcomes, rows, strict=True):
+            cost = f"{row['cost_cny']:.2f}" if row["cost_cny"] is not None else "-"
             console.print(
-                f"{outcome.job.line:>5}  {outcome.status:8}  {printable(str(outcome.job.output))}  "
-                f"{printable(outcome.detail)}",
+                f"{outcome.job.line:>5}  {outcome.status:8}  {cost:>7}  "
+                f"{printable(str(outcome.job.output))}  {printable(outcome.detail)}",
                 markup=False,
             )
-        console.print(", ".join(f"{n} {status}" for status, n in counts.items()), markup=False)
+        summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+        console.print(f"{'total':>5}  {summary}; {total:.2f} CNY", markup=False)
+    sys.stdout.flush()
+    if stop.is_set():
+        return EXIT_INTERRUPTED
     if counts["failed"]:
         return 3
     return EXIT_REFUSED if counts["refused"] else 0
