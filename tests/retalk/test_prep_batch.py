@@ -133,6 +133,20 @@ def test_a_rerun_makes_again_a_job_whose_input_changed_and_skips_the_unchanged_o
     assert submits(service) == 3
 
 
+def test_the_batch_lines_written_to_a_pipe_are_never_wrapped(
+    service: Emulator, media: Any, tmp_path: Path
+) -> None:
+    (clip,) = clips(media, tmp_path, 1)
+    output = tmp_path / ("a-result-with-a-name-long-enough-to-pass-eighty-columns-" * 2 + ".mp4")
+    batch = batch_of(tmp_path, [f"{clip},{VOICE},,{output},"])
+    status, out, err = run(
+        "--batch", str(batch), "--base-url", service.base_url, "--journal", str(tmp_path / "j")
+    )
+    assert status == 0
+    assert f"[line 2] {output.name}: done: {output}\n" in err
+    assert f"  {output}  {output}\n" in out
+
+
 # --------------------------------------------------------------------------- Ctrl-C
 class Lines:
     """A stream read line by line in a thread, so a test can wait for a line to appear."""
