@@ -139,6 +139,14 @@ def _page_size_arg(text: str) -> int:
     return value
 
 
+def _job_number(text: str) -> int:
+    """A job's number, bare (``8``) or as everywhere else (``job:8``)."""
+    number = text[len(JOB_PREFIX) :] if text.startswith(JOB_PREFIX) else text
+    if not number.isdigit():
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a job number (like 8 or job:8)")
+    return int(number)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -230,7 +238,7 @@ def add_parsers(subparsers: Any) -> None:
         "forget",
         help="stop following an unfinished job (e.g. one whose task the service answers UNKNOWN for)",
     )
-    forget.add_argument("job", type=int, help="the job's number (`retalk jobs`)")
+    forget.add_argument("job", type=_job_number, help="the job's number (`retalk jobs`), as 8 or job:8")
     forget.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     _journal_option(forget)
     forget.set_defaults(run=run_forget)

@@ -99,6 +99,8 @@ def test_the_job_numbers_retalk_prints_are_taken_where_a_task_id_is(retalk, tmp_
     again = tmp_path / "again.mp4"
     status, _, err = retalk("download", f"job:{job['job']}", "-o", str(again))
     assert status == 0 and again.stat().st_size > 0, err
+    status, _, err = retalk("forget", f"job:{job['job']}")  # the number taken; the job is done
+    assert status == 2 and f"job {job['job']} is downloaded, not unfinished" in err
     status, _, err = retalk("status", "job:99")
     assert status == 2 and "no job 99" in err
     status, _, err = retalk("status", "job:x")
