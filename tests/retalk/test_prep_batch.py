@@ -269,3 +269,25 @@ def test_ctrl_c_during_check_and_fix_pays_for_nothing_and_leaves_nothing_to_resu
     assert submits(slow) == 0 and "Traceback" not in err.text()
     with Journal(journal) as opened:
         assert opened.unfinished() == []
+
+
+@pytest.mark.parametrize("slow", [0.2], indirect=True)
+def test_ctrl_c_during_an_upload_stops_the_job_before_its_submit_and_closes_it(
+    slow: Emulator, media: Any, tmp_path: Path
+) -> None:
+    rows = [f"{clip},{VOICE},,out{n}.mp4," for n, clip in enumerate(clips(media, tmp_path, 2))]
+    journal = tmp_path / "j.sqlite"
+    held = slow.hold("storage")  # the first upload waits there: the job is past the fix
+    process, err = start_batch(batch_of(tmp_path, rows), slow, journal)
+    assert held.reached.wait(120), err.text()
+    ctrl_c(process)
+    err.wait_for("interrupted: nothing more is sent")
+    held.release()
+    assert process.wait(120) == 130
+    table = table_of(process)
+    assert table["2"][1] == table["3"][1] == "stopped"
+    assert submits(slow) == 0
+    with Journal(journal) as opened:
+        (job,) = opened.jobs()
+        # Closed: `retalk resume` would otherwise submit, and pay for, it.
+        assert job.state == "canceled" and opened.unfinished() == []
