@@ -321,8 +321,10 @@ def ref_face_findings(scan: ImageFaceScan, thresholds: FaceThresholds = _DEFAULT
                 "InvalidFile.Content",
                 Severity.ERROR,
                 f"{len(persons)} faces in the reference image; the service rejects images with "
-                "more than one person. Crop it to the one face to sync.",
-                False,
+                "more than one person. preflight fix crops it to the largest face; crop it "
+                "yourself if another is the one to sync.",
+                # The fixer crops it (``plan_image``): the check says so, as fix does it.
+                True,
                 {"faces": len(persons), "boxes": [f.box.to_dict() for f in persons]},
             )
         ]

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from preflight import ImageFaceScan, LazyEngine, Severity, check_image, check_paths, fix_paths
-from tests.conftest import FIXTURES, SAMPLE, codes
+from tests.conftest import FIXTURES, SAMPLE, codes, run_cli
 
 TURNED = FIXTURES / "faces" / "turned.jpg"
 
@@ -168,3 +168,18 @@ def test_fixing_a_job_with_its_reference_image_does_not_ask_for_one(
     (told,) = [f for f in video_result.findings if f.code == "Face.Multiple"]
     assert "--ref" not in told.message and "will sync the largest" not in told.message
     assert not any("--make-ref" in note for note in video_result.notes)
+
+
+def test_check_says_a_two_person_reference_can_be_fixed_as_fix_then_crops_it(
+    shared_media: Path, engine: LazyEngine, tmp_path: Path
+) -> None:
+    # `preflight check` said "None of the errors can be fixed", then `preflight fix` cropped it.
+    photo = shared_media / "face_recognition__two_people.jpg"
+    report = check_paths(ref=photo, engine=engine)
+    (finding,) = report.files[0].findings
+    assert finding.code == "InvalidFile.Content" and finding.fixable
+    assert "preflight fix crops it to the largest face" in finding.message
+    fixed = fix_paths(ref=photo, out_dir=tmp_path / "fixed", engine=engine)
+    assert fixed.ok and [a.name for a in fixed.files[0].actions] == ["crop-face"]
+    status, out = run_cli("check", "--ref", str(photo))
+    assert status == 1 and "1 of the errors can be fixed with `preflight fix`" in out
