@@ -179,12 +179,14 @@ def fix_paths(
             for n, r in enumerate(checked.files)
         ]
         # Every output named before the first is written: a refusal leaves the folder as it was.
-        targets = [
+        # (On a dry run too: the report says where each would go.)
+        names = [
             None
-            if dry_run or plan.unfixable is not None
+            if plan.unfixable is not None
             else output_name(r.path, folder, plan.extension or os.path.splitext(r.path)[1], taken, inputs)
             for r, plan in zip(checked.files, plans, strict=True)
         ]
+        targets = [None if dry_run else name for name in names]
         first_video = by_role.get("video") or next((r for r in checked.files if r.role == "video"), None)
         has_ref = any(r.role == "ref" for r in checked.files)
         ref_target = None
@@ -205,6 +207,8 @@ def fix_paths(
 
             progress(0.0)
             fixed, recheck = _fix_one(report, plan, target, check_options, ledger, progress, faces)
+            if dry_run:
+                fixed = replace(fixed, planned=names[number - 1])
             results.append(fixed)
             if recheck is not None:
                 outputs[number - 1] = recheck

@@ -3,7 +3,8 @@ status per job, a final table, and a report; a re-run skips the jobs already don
 
 CSV columns: ``video``, ``audio``, ``ref`` (may be empty), ``output``, ``options`` (may be
 empty: the per-job flags of ``prep-and-retalk``, e.g. ``--extend-video --align trim``).
-Relative paths are read from the CSV's folder.
+Relative paths are read from the CSV's folder. A job a finding gates (``_gates``) is not
+sent; its row says ``gated`` with the codes, and the other jobs go on.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from typing import Any
 
 from preflight import CheckOptions, FixOptions, PreflightError, settings_for
 from preflight._fix_model import ALIGN_CHOICES
+from preflight.codes import unknown_selectors
 
 from ._client import Client
 from ._exceptions import ConfigError, RetalkError
+from ._gates import Gates
 from ._journal import DuplicateJob, DuplicateSplit, Journal
 from ._pipeline import PipelineResult, file_keys, prepare_and_retalk
 from ._quotas import RateLimiter
@@ -47,12 +50,14 @@ class BatchJob:
     check_options: CheckOptions = field(default_factory=CheckOptions)
     #: The fix may replace files in the work folder preflight did not write (``--overwrite``).
     overwrite: bool = False
+    #: The findings that stop this job (its settings' ``[prep]``, the ``--accept`` passes).
+    gates: Gates = field(default_factory=Gates)
 
 
 @dataclass
 class BatchOutcome:
     job: BatchJob
-    status: str  # "done", "skipped", "refused", "failed"
+    status: str  # "done", "skipped", "refused", "gated", "failed"
     detail: str
     result: PipelineResult | None = None
 
@@ -69,6 +74,7 @@ class BatchOutcome:
             "cost_cny": self.result.cost_cny
             if self.result and (self.result.job or self.result.parts)
             else None,
+            "gated": [f.code for f in self.result.gated] if self.result else [],
         }
 
 
@@ -81,15 +87,21 @@ def _options_parser() -> argparse.ArgumentParser:
     parser.add_argument("--make-ref", action="store_true")
     parser.add_argument("--split", action="store_true")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--accept", action="append", default=[])
     return parser
 
 
 def read_batch(
-    path: str | os.PathLike[str], *, config: str | None = None, isolated: bool = False
+    path: str | os.PathLike[str],
+    *,
+    config: str | None = None,
+    isolated: bool = False,
+    accept: tuple[str, ...] = (),
 ) -> list[BatchJob]:
     """The jobs of a batch file; ``ConfigError`` naming the line for anything malformed, or
     an output that would replace an input (any job's) or the batch file. Each job gets the
-    settings its files are governed by (or ``config``'s, or none when ``isolated``)."""
+    settings its files are governed by (or ``config``'s, or none when ``isolated``), and
+    passes the gates ``accept`` names (and its own ``--accept``)."""
     folder = Path(path).resolve().parent
     try:
         handle = open(path, newline="", encoding="utf-8-sig")
@@ -122,6 +134,9 @@ def read_batch(
                 flags = parser.parse_args(shlex.split(row.get("options") or ""))
             except (argparse.ArgumentError, ValueError, SystemExit) as exc:
                 raise ConfigError(f"{path}:{line}: bad options {row.get('options')!r} ({exc})") from None
+            if unknown_selectors(flags.accept):
+                unknown = ", ".join(unknown_selectors(flags.accept))
+                raise ConfigError(f"{path}:{line}: --accept {unknown}: unknown code or prefix")
             ref = where(row.get("ref"))
             try:
                 settings = settings_for([p for p in (video, audio, ref) if p], config, isolated)
@@ -147,6 +162,7 @@ def read_batch(
                     flags.split,
                     check_options,
                     flags.overwrite,
+                    Gates.of(settings.gate, settings.gate_speech_cut_s, (*accept, *flags.accept)),
                 )
             )
     outputs = [j.output for j in jobs]
@@ -229,6 +245,7 @@ def run_batch(
                     overwrite=job.overwrite,
                     force=force,
                     split=split or job.split,
+                    gates=job.gates,
                     on_stage=lambda stage: say(job, stage),
                     on_part=lambda number, count, text: say(job, f"part {number}/{count}: {text}"),
                 )
@@ -248,6 +265,10 @@ def run_batch(
         if result.ok:
             say(job, f"done: {result.output}")
             return BatchOutcome(job, "done", result.output or "", result)
+        if result.gated:
+            codes = ", ".join(f.code for f in result.gated)
+            say(job, f"gated: {codes} (nothing sent)")
+            return BatchOutcome(job, "gated", f"{codes}: {result.error}", result)
         status = "refused" if result.job is None and not result.parts else "failed"
         say(job, f"{status}: {result.error}")
         return BatchOutcome(job, status, result.error or "", result)
