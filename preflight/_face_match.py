@@ -88,19 +88,15 @@ def model_identity() -> str:
     return " ".join(sizes)
 
 
-def recogniser_name(dlib: Any) -> str:
-    return f"dlib-{dlib.__version__}-resnet-v1+5-point"
-
-
 class FaceRecogniser:
     """dlib's shape predictor and ResNet, loaded on the first ``describe`` and then kept
     (one per face engine, so once per process). Not thread-safe: one scan at a time."""
 
     def __init__(self) -> None:
-        self._models: tuple[Any, Any] | None = None
-        self.name = "(not loaded: no face was described)"
+        self._models: tuple[Any, Any, Any] | None = None
 
-    def _load(self) -> tuple[Any, Any]:
+    def _load(self) -> tuple[Any, Any, Any]:
+        """dlib, its shape predictor and its network."""
         if self._models is None:
             folder = models_folder()
             try:
@@ -113,9 +109,7 @@ class FaceRecogniser:
                     f"matching a reference face needs dlib and its models, which failed to load "
                     f"({exc}); install them with `pip install dlib-bin face-recognition-models`"
                 ) from exc
-            self._models = (predictor, network)
-            self._dlib = dlib
-            self.name = recogniser_name(dlib)
+            self._models = (dlib, predictor, network)
         return self._models
 
     def describe(self, rgb: RGBImage, box: Box) -> FaceDescriptor | None:
@@ -124,11 +118,11 @@ class FaceRecogniser:
         height, width = rgb.shape[:2]
         if box.height * height < MIN_FACE_PX:
             return None
-        predictor, network = self._load()
+        dlib, predictor, network = self._load()
         # BlazeFace's box as it is: dlib's HOG boxes (what the predictor was trained on)
         # were within ~10% of it on 14 photos, and shrinking or shifting it towards them
         # moved the calibration's extremes by about 0.01, separating no better.
-        rect = self._dlib.rectangle(
+        rect = dlib.rectangle(
             round(box.x * width), round(box.y * height), round(box.right * width), round(box.bottom * height)
         )
         picture = np.ascontiguousarray(rgb[..., :3], dtype=np.uint8)
