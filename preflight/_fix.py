@@ -152,6 +152,10 @@ def fix_paths(
     folder = os.fspath(out_dir)
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise UsageError(f"{folder}: not a folder (--out-dir takes a folder)")
+    if (ref is not None or options.make_ref) and not check_options.identify:
+        # The job will match its reference face (given, or cut by --make-ref) against the
+        # video's, in the first check and in the checks of the outputs alike.
+        check_options = replace(check_options, identify=True)
     with _engine_for(engine) as faces:
         # The output folder may sit inside an input folder: its files are not inputs.
         checked = check_paths(
