@@ -5,6 +5,8 @@ CSV columns: ``video``, ``audio``, ``ref`` (may be empty), ``output``, ``options
 empty: the per-job flags of ``prep-and-retalk``, e.g. ``--extend-video --align trim``).
 Relative paths are read from the CSV's folder. Every row is checked before any job starts,
 and every problem said at once. Ctrl-C stops the batch before it pays for anything more.
+A job a finding gates (``_gates``) is not sent; its row says ``gated`` with the codes,
+and the other jobs go on.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from typing import Any, NoReturn
 
 from preflight import CheckOptions, FixOptions, PreflightError, settings_for
 from preflight._fix_model import ALIGN_CHOICES
+from preflight.codes import unknown_selectors
 
 from ._client import Client
 from ._exceptions import ConfigError, RetalkError
+from ._gates import Gates
 from ._jobs import Events
 from ._journal import DuplicateJob, DuplicateSplit, Job, Journal, sha256_of
 from ._models import Task
@@ -74,12 +78,14 @@ class BatchJob:
     check_options: CheckOptions = field(default_factory=CheckOptions)
     #: The fix may replace files in the work folder preflight did not write (``--overwrite``).
     overwrite: bool = False
+    #: The findings that stop this job (its settings' ``[prep]``, the ``--accept`` passes).
+    gates: Gates = field(default_factory=Gates)
 
 
 @dataclass
 class BatchOutcome:
     job: BatchJob
-    #: "done", "skipped", "refused", "failed"; an interrupted batch: "stopped" (nothing
+    #: "done", "skipped", "refused", "gated", "failed"; an interrupted batch: "stopped" (nothing
     #: paid for), "left" (its task was sent: `retalk resume` finishes it).
     status: str
     detail: str
@@ -98,6 +104,7 @@ class BatchOutcome:
             "cost_cny": self.result.cost_cny
             if self.result and (self.result.job or self.result.parts)
             else None,
+            "gated": [f.code for f in self.result.gated] if self.result else [],
         }
 
 
@@ -118,15 +125,21 @@ def _options_parser() -> argparse.ArgumentParser:
     parser.add_argument("--make-ref", action="store_true")
     parser.add_argument("--split", action="store_true")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--accept", action="append", default=[])
     return parser
 
 
 def read_batch(
-    path: str | os.PathLike[str], *, config: str | None = None, isolated: bool = False
+    path: str | os.PathLike[str],
+    *,
+    config: str | None = None,
+    isolated: bool = False,
+    accept: tuple[str, ...] = (),
 ) -> list[BatchJob]:
     """The jobs of a batch file; ``ConfigError`` naming the line for anything malformed, or
     an output that would replace an input (any job's) or the batch file. Each job gets the
-    settings its files are governed by (or ``config``'s, or none when ``isolated``)."""
+    settings its files are governed by (or ``config``'s, or none when ``isolated``), and
+    passes the gates ``accept`` names (and its own ``--accept``)."""
     folder = Path(path).resolve().parent
     try:
         handle = open(path, newline="", encoding="utf-8-sig")
@@ -143,7 +156,7 @@ def read_batch(
             )
         parser = _options_parser()
         for line, row in enumerate(reader, start=2):
-            job = _read_row(path, folder, line, row, parser, config, isolated, problems)
+            job = _read_row(path, folder, line, row, parser, config, isolated, accept, problems)
             if job is not None:
                 jobs.append(job)
     if problems:
@@ -179,6 +192,7 @@ def _read_row(
     parser: argparse.ArgumentParser,
     config: str | None,
     isolated: bool,
+    accept: tuple[str, ...],
     problems: list[str],
 ) -> BatchJob | None:
     """One row's job, or None with what is wrong with it added to ``problems`` (each named
@@ -217,6 +231,9 @@ def _read_row(
         return None
     if flags.face_threshold is not None and not 120 <= flags.face_threshold <= 200:
         problems.append(f"{here}: options column: --face-threshold {flags.face_threshold}: must be 120-200")
+    unknown = unknown_selectors(flags.accept)
+    if unknown:
+        problems.append(f"{here}: options column: --accept {', '.join(unknown)}: unknown code or prefix")
     video, audio, ref = names["video"], names["audio"], names["ref"]
     if len(problems) > found or video is None or audio is None or output is None:
         return None
@@ -244,6 +261,7 @@ def _read_row(
         flags.split,
         check_options,
         flags.overwrite,
+        Gates.of(settings.gate, settings.gate_speech_cut_s, (*accept, *flags.accept)),
     )
 
 
@@ -380,6 +398,7 @@ def run_batch(
                     overwrite=job.overwrite,
                     force=force,
                     split=split or job.split,
+                    gates=job.gates,
                     events=Events(on_stage=step, on_status=running),
                     on_stage=stage,
                     on_part=lambda number, count, text: say(job, f"part {number}/{count}: {text}"),
@@ -406,6 +425,10 @@ def run_batch(
         if result.ok:
             say(job, f"done: {result.output}")
             return BatchOutcome(job, "done", result.output or "", result)
+        if result.gated:
+            codes = ", ".join(f.code for f in result.gated)
+            say(job, f"gated: {codes} (nothing sent)")
+            return BatchOutcome(job, "gated", f"{codes}: {result.error}", result)
         status = "refused" if result.job is None and not result.parts else "failed"
         say(job, f"{status}: {result.error}")
         return BatchOutcome(job, status, result.error or "", result)

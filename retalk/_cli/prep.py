@@ -1,8 +1,8 @@
 """``prep-and-retalk``: one command from raw files to a lip-synced video.
 
-Exit status: 0 done, 1 input errors (or the service refused the task), 2 bad usage or
-configuration, 3 service or network failure after retries, 130 interrupted (the job is in
-the journal: ``retalk resume`` finishes it).
+Exit status: 0 done, 1 input errors, a finding that gates the job (nothing sent), or the
+service refused the task, 2 bad usage or configuration, 3 service or network failure after
+retries, 130 interrupted (the job is in the journal: ``retalk resume`` finishes it).
 """
 
 from __future__ import annotations
@@ -20,14 +20,16 @@ from pathlib import Path
 
 from rich.console import Console
 
-from preflight import PreflightError, printable, settings_for
+from preflight import Finding, PreflightError, printable, settings_for
 from preflight._fix_model import ALIGN_CHOICES
+from preflight.codes import unknown_selectors
 
 from .. import __version__
 from .._batch import read_batch, run_batch
 from .._client import Client, PollPolicy
 from .._emulator import Emulator, Faults
 from .._exceptions import ConfigError, RetalkError, redact
+from .._gates import DEFAULT_GATE, DEFAULT_SPEECH_CUT_S, Gates
 from .._journal import Journal
 from .._pipeline import PipelineResult, prepare_and_retalk
 from .display import live_display, plain_console
@@ -37,7 +39,8 @@ from .tasks import EXTEND_HELP, _download_options, _download_policy
 #: The exit statuses, for the help.
 PREP_EXIT_STATUSES = """exit status:
   0    done (with --batch: every job done or skipped)
-  1    an input cannot be made acceptable, or the service refused the task (a batch: a job refused)
+  1    an input cannot be made acceptable, a finding gates the job (nothing sent), or the service
+       refused the task (a batch: a job refused or gated)
   2    bad usage or configuration (an option, a batch file's row, the key, the journal)
   3    the service or the network failed after retries (a batch: a job failed)
   130  interrupted: nothing new is sent; what was sent is in the journal (`retalk resume`)"""
@@ -103,7 +106,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="send inputs longer than 120 s in parts, cut at pauses in the speech, and join the results",
     )
-    parser.add_argument("--force", action="store_true", help="send inputs that were sent before (pay again)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="send anyway: pass every finding that gates the job, and send inputs that were sent "
+        "before (pay again)",
+    )
+    parser.add_argument(
+        "--accept",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help="send although this finding gates the job (a code or a prefix; repeatable). Gating "
+        f"by default: {', '.join(DEFAULT_GATE)} (from {DEFAULT_SPEECH_CUT_S:g} s of speech cut); "
+        "settings: [prep] gate, speech_cut_s",
+    )
     parser.add_argument(
         "--journal", metavar="FILE", help="the job journal (default: RETALK_JOURNAL, else ~/.local/state)"
     )
@@ -140,18 +157,57 @@ def _service(args: argparse.Namespace, stack: ExitStack) -> tuple[Callable[[], C
     ), journal
 
 
-def _summary_text(result: PipelineResult, console: Console) -> None:
+def _finding_lines(findings: Sequence[Finding], console: Console) -> None:
+    for finding in findings:
+        console.print(
+            f"  {finding.severity.value:7} {printable(finding.code)}  {printable(finding.message)}",
+            markup=False,
+        )
+
+
+def _checked_text(result: PipelineResult, console: Console) -> None:
+    """Every finding, by name and with its message, and what the fix did: said as soon as
+    it is known, before anything is sent (``on_checked``)."""
     if result.check is not None:
         for report in result.check.files:
-            codes = ", ".join(f.code for f in report.findings) or "nothing to report"
-            console.print(
-                f"checked {printable(report.path)} ({report.role}): {printable(codes)}", markup=False
-            )
+            if not report.findings:
+                console.print(
+                    f"checked {printable(report.path)} ({report.role}): nothing to report", markup=False
+                )
+                continue
+            console.print(f"checked {printable(report.path)} ({report.role}):", markup=False)
+            _finding_lines(report.findings, console)
+        if result.check.job is not None and result.check.job.findings:
+            console.print("checked the job (the files together):", markup=False)
+            _finding_lines(result.check.job.findings, console)
     if result.fix is not None:
         for fixed in result.fix.files:
-            steps = ", ".join(a.name for a in fixed.actions)
-            output = printable(fixed.output or "(dry run)")
-            console.print(f"fixed {printable(fixed.path)} -> {output}: {printable(steps)}", markup=False)
+            path, steps = printable(fixed.path), printable(", ".join(a.name for a in fixed.actions))
+            if fixed.error is not None:
+                console.print(f"cannot fix {path}: {printable(fixed.error)}", markup=False)
+                continue
+            still = ", ".join(f.code for f in fixed.findings if f.severity.value != "info")
+            left = f" (still: {printable(still)})" if still else ""
+            where = printable((fixed.planned if result.fix.dry_run else fixed.output) or "(not written)")
+            verb = "copied" if [a.name for a in fixed.actions] == ["copy"] else "fixed"
+            if [a.name for a in fixed.actions] == ["copy"]:
+                steps = "already accepted"
+            if result.fix.dry_run:
+                verb = {"copied": "would copy", "fixed": "would fix"}[verb]
+            console.print(f"{verb} {path} -> {where}: {steps}{left}", markup=False)
+        for action in result.fix.job_actions:
+            console.print(f"job: {printable(action.name)} {printable(action.detail)}", markup=False)
+    if result.gated:
+        console.print(
+            "gated (stops the job before anything is sent): " + ", ".join(f.code for f in result.gated),
+            markup=False,
+        )
+    console.file.flush()
+
+
+def _summary_text(result: PipelineResult, console: Console, checked_said: bool = False) -> None:
+    if not checked_said:
+        _checked_text(result, console)
     for stage in result.stages:
         console.print(f"  {stage.name:32} {stage.seconds:7.2f} s  {printable(stage.detail)}", markup=False)
     if result.error:
@@ -160,7 +216,8 @@ def _summary_text(result: PipelineResult, console: Console) -> None:
     cost = result.cost_cny
     if result.job is None and not result.parts:
         expected = f"{result.expected_s:.2f} s" if result.expected_s is not None else "unknown length"
-        console.print(f"would send: {json.dumps(result.sent, ensure_ascii=True)}", markup=False)
+        what = "the work folder's copies" if result.fix is not None else "the inputs as they are"
+        console.print(f"would send {what}: {json.dumps(result.sent, ensure_ascii=True)}", markup=False)
         if result.plan is not None:
             console.print(f"in {len(result.plan.parts)} parts, one task each", markup=False)
         console.print(f"the result would last {expected}, about {cost} CNY", markup=False)
@@ -222,6 +279,7 @@ def _run_one(args: argparse.Namespace) -> int:
     fix_options = config.fix_options(
         check_options, align=args.align, reframe=args.reframe or None, make_ref=args.make_ref or None
     )
+    gates = Gates.of(config.gate, config.gate_speech_cut_s, _accepted(args))
     common = {
         "work_dir": args.work_dir,
         "fix": not args.no_fix,
@@ -232,9 +290,20 @@ def _run_one(args: argparse.Namespace) -> int:
         "overwrite": args.overwrite,
         "force": args.force,
         "split": args.split,
+        "gates": gates,
     }
     err = plain_console(stderr=True)
     show = args.format == "text" and err.is_terminal
+    out = Console(highlight=False, soft_wrap=True)
+    said: list[bool] = []
+
+    def checked(result: PipelineResult) -> None:
+        # Every finding in text, on a terminal or not, before anything is uploaded.
+        if args.format == "text" and not said:
+            said.append(True)
+            _checked_text(result, out)
+
+    common["on_checked"] = checked
     if args.dry_run:
         result = prepare_and_retalk(
             None, None, args.video, args.audio, args.ref, args.output, dry_run=True, **common
@@ -268,16 +337,24 @@ def _run_one(args: argparse.Namespace) -> int:
         json.dump(result.to_dict(), sys.stdout, indent=2, ensure_ascii=True)
         sys.stdout.write("\n")
     else:
-        _summary_text(result, Console(highlight=False, soft_wrap=True))
+        _summary_text(result, out, checked_said=bool(said))
     if result.ok:
         return 0
     sent = result.job is not None or bool(result.parts)
     return 3 if sent else EXIT_REFUSED
 
 
+def _accepted(args: argparse.Namespace) -> tuple[str, ...]:
+    """``--accept``'s codes; a typo is a usage error (it would pass nothing)."""
+    unknown = unknown_selectors(args.accept)
+    if unknown:
+        raise ConfigError(f"--accept {', '.join(unknown)}: unknown code or prefix (see `preflight codes`)")
+    return tuple(args.accept)
+
+
 def _run_batch(args: argparse.Namespace) -> int:
     err = plain_console(stderr=True)
-    jobs = read_batch(args.batch, config=args.config, isolated=args.isolated)
+    jobs = read_batch(args.batch, config=args.config, isolated=args.isolated, accept=_accepted(args))
     stop = threading.Event()
     with ExitStack() as stack:
         make_client, journal_path = _service(args, stack)
@@ -294,7 +371,7 @@ def _run_batch(args: argparse.Namespace) -> int:
             on_note=lambda text: err.print(f"prep-and-retalk: {printable(text)}", markup=False),
             stop=stop,
         )
-    statuses = ["done", "skipped", "refused", "failed"]
+    statuses = ["done", "skipped", "refused", "gated", "failed"]
     # Only an interrupted batch has these; a whole run's summary stays as it always was.
     statuses += [s for s in ("stopped", "left") if any(o.status == s for o in outcomes)]
     counts = {status: sum(1 for o in outcomes if o.status == status) for status in statuses}
@@ -327,7 +404,7 @@ def _run_batch(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     if counts["failed"]:
         return 3
-    return EXIT_REFUSED if counts["refused"] else 0
+    return EXIT_REFUSED if counts["refused"] or counts["gated"] else 0
 
 
 if __name__ == "__main__":
