@@ -365,6 +365,8 @@ def run_batch(
                         raise Interrupted
 
                 def step(sent: Job, name: str) -> None:
+                    if name == "wait" and sent.task_id:
+                        submitted(sent.task_id)
                     if name not in BEFORE_SUBMIT:
                         return
                     if stop.is_set():
@@ -379,10 +381,13 @@ def run_batch(
                     if name == "submit":
                         track.submitting = True
 
+                def submitted(task_id: str) -> None:
+                    if task_id not in track.tasks:
+                        track.tasks.append(task_id)
+                        say(job, f"task {task_id} submitted")
+
                 def running(task: Task, waited: float) -> None:
-                    if task.task_id not in track.tasks:
-                        track.tasks.append(task.task_id)
-                        say(job, f"task {task.task_id} submitted")
+                    submitted(task.task_id)
 
                 result = prepare_and_retalk(
                     client,
