@@ -221,7 +221,8 @@ def _read_row(
         elif not os.path.exists(name):
             problems.append(f"{here}: {column} column: {name}: no such file")
     output = names["output"]
-    if output is not None and (output.endswith(("/", os.sep)) or os.path.isdir(output)):
+    typed = (row.get("output") or "").strip()  # resolving drops a trailing slash
+    if output is not None and (typed.endswith(("/", os.sep)) or os.path.isdir(output)):
         problems.append(f"{here}: output column: {output} is a folder; name the result's file")
     cell = row.get("options") or ""
     try:
