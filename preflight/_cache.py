@@ -28,7 +28,7 @@ from dataclasses import astuple
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import _cache_entry
+from . import _cache_entry, _face_match
 from ._models import FileReport, Role
 
 if TYPE_CHECKING:
@@ -42,8 +42,9 @@ RACY_S = 2.0
 #: their landmarks and descriptors (kept for the reference match), about 3.3 MB. A longer
 #: file is no entry of ours, and is never read whole.
 ENTRY_MAX_BYTES = 8 << 20
-#: Libraries whose version can change a verdict (what FFmpeg reads, how faces are found).
-_ENGINES = ("av", "numpy", "Pillow", "mediapipe")
+#: Libraries whose version can change a verdict (what FFmpeg reads, how faces are found,
+#: who a face is).
+_ENGINES = ("av", "numpy", "Pillow", "mediapipe", *_face_match.DISTRIBUTIONS)
 _TAGS = {
     "CACHEDIR.TAG": "Signature: 8a477f597d28d172789f06886806bc55\n# preflight's cache of check results.\n",
     ".gitignore": "*\n",
@@ -81,7 +82,8 @@ def source_hash(package: Path) -> str:
 @functools.cache
 def code_fingerprint() -> str:
     """What checked a file: this package's own source (the version number stays the same
-    between commits of an install from the repository) and the engines' versions. Once
+    between commits of an install from the repository), the engines' versions and the
+    face-recognition model files. Once
     per process; workers never need it (keys are made before files are handed out)."""
     engines = []
     for name in _ENGINES:
@@ -90,7 +92,8 @@ def code_fingerprint() -> str:
         except importlib.metadata.PackageNotFoundError:
             engines.append(f"{name}=absent")
     python = ".".join(map(str, sys.version_info[:3]))
-    return f"{source_hash(Path(__file__).parent)} {' '.join(engines)} python={python}"
+    models = _face_match.model_identity()
+    return f"{source_hash(Path(__file__).parent)} {' '.join(engines)} {models} python={python}"
 
 
 def _distrust(info: os.stat_result) -> str | None:

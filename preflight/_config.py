@@ -14,6 +14,9 @@ found by walking up from the files checked (as ruff finds its own).
     min_px = 96                      # when Face.TooSmall fires (see ``_thresholds``)
     [tool.preflight.thresholds.audio]
     quiet_lufs = -32.0
+    [tool.preflight.prep]
+    gate = ["Pair.SpeechCut", "Audio.NoSpeech"]   # findings that stop a paid prep-and-retalk job
+    speech_cut_s = 5.0               # Pair.SpeechCut stops it from this much speech cut
 
 Command-line options win: ``--select`` replaces the file's list, ``--ignore`` adds to it.
 An unknown key, or a value of the wrong kind or out of range, is a usage error naming the
@@ -45,7 +48,9 @@ CONFIG_NAME = "preflight.toml"
 #: Settings of the fixer a project may set (the rest follow from the files).
 FIX_KEYS = ("align", "reframe", "make_ref", "drop_audio", "denoise", "normalize", "target_lufs",
             "true_peak_dbtp", "preset", "crf")  # fmt: skip
-TOP_KEYS = ("select", "ignore", "exclude", "severity", "fix", "thresholds")
+TOP_KEYS = ("select", "ignore", "exclude", "severity", "fix", "thresholds", "prep")
+#: Settings of ``prep-and-retalk``'s gates (``[prep]``): which findings stop a paid job.
+PREP_KEYS = ("gate", "speech_cut_s")
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,12 @@ class Config:
     fix: dict[str, Any] = field(default_factory=dict)
     #: When the face and voice findings fire.
     thresholds: Thresholds = field(default_factory=Thresholds)
+    #: ``[prep] gate``: codes or prefixes of the findings that stop a paid
+    #: ``prep-and-retalk`` job (None: its default list).
+    gate: tuple[str, ...] | None = None
+    #: ``[prep] speech_cut_s``: the least speech (s) a ``Pair.SpeechCut`` must cut to stop
+    #: the job (None: its default).
+    gate_speech_cut_s: float | None = None
 
     def check_options(
         self, select: Sequence[str] = (), ignore: Sequence[str] = (), **extra: Any
@@ -162,7 +173,33 @@ def load_config(path: Path) -> Config:
         thresholds = _thresholds_table(table.get("thresholds", {}), fail)
     except UsageError as exc:  # two thresholds that disagree: the message names them
         raise UsageError(f"{path}: {where}{exc}") from None
-    return Config(str(path), select, ignore, exclude, tuple(levels), fix, thresholds)
+    gate, speech_cut_s = _prep_table(table.get("prep", {}), fail)
+    return Config(str(path), select, ignore, exclude, tuple(levels), fix, thresholds, gate, speech_cut_s)
+
+
+def _prep_table(table: Any, fail: Any) -> tuple[tuple[str, ...] | None, float | None]:
+    """``[prep]``: ``gate`` (known codes or prefixes) and ``speech_cut_s`` (seconds, 0 or more)."""
+    if not isinstance(table, dict):
+        raise fail("prep", "must be a table (gate, speech_cut_s)")
+    for key in table:
+        if key not in PREP_KEYS:
+            raise fail(f"prep.{key}", f"unknown setting (known: {', '.join(PREP_KEYS)})")
+    gate = table.get("gate")
+    if gate is not None:
+        if not isinstance(gate, list) or not all(isinstance(v, str) for v in gate):
+            raise fail("prep.gate", "must be a list of codes or prefixes")
+        unknown = unknown_selectors(gate)
+        if unknown:
+            raise fail("prep.gate", f"unknown code or prefix {', '.join(unknown)} (see `preflight codes`)")
+    seconds = table.get("speech_cut_s")
+    if seconds is not None and (
+        not isinstance(seconds, int | float) or isinstance(seconds, bool) or not 0 <= seconds < float("inf")
+    ):
+        raise fail("prep.speech_cut_s", f"must be a number of seconds, 0 or more, not {seconds!r}")
+    return (
+        None if gate is None else tuple(gate),
+        None if seconds is None else float(seconds),
+    )
 
 
 def _thresholds_table(table: Any, fail: Any) -> Thresholds:

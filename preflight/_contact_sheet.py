@@ -2,7 +2,8 @@
 
 Green marks the face the service will sync, yellow other faces, orange a target turned
 away or cut off; a red frame and "no face" mark samples without any face. With a
-reference image, its face comes first, boxed in blue, with the match score.
+reference image, its face comes first, boxed in blue, with whether its person is in the
+video and the embedding distance.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from ._face_match import match_score
+from ._face_match import same_person
 from ._face_rules import clock, closest_match, is_cut_off, is_turned, people
 from ._face_scan import FaceSample, ImageFaceScan, VideoFaceScan
 from ._faces import Box, Face, RGBImage
@@ -102,17 +103,17 @@ def _reference_tile(
     label = "reference"
     persons = people(ref.faces, thresholds)
     if len(persons) == 1:
-        score = _best_score(persons[0], video)
-        if score is not None:
-            label += f"  match {score:.2f}"
+        gap = _closest_distance(persons[0], video)
+        if gap is not None:
+            label += f"  {'same person' if same_person(gap) else 'not in video'} ({gap:.2f})"
     else:
         label += f"  {len(persons)} faces"
     return picture, label, _REFERENCE
 
 
-def _best_score(reference: Face, video: VideoFaceScan) -> float | None:
+def _closest_distance(reference: Face, video: VideoFaceScan) -> float | None:
     found = closest_match(reference, video.samples) if reference.descriptor is not None else None
-    return match_score(found[0]) if found is not None else None
+    return found[0] if found is not None else None
 
 
 def render_contact_sheet(

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import limits
-from ._face_match import CLEAR_MISMATCH, distance, match_score
+from ._face_match import SAME_PERSON_DISTANCE, distance, same_person
 from ._face_scan import FaceSample, ImageFaceScan, VideoFaceScan
 from ._faces import Face
 from ._models import Finding, Severity
@@ -321,8 +321,10 @@ def ref_face_findings(scan: ImageFaceScan, thresholds: FaceThresholds = _DEFAULT
                 "InvalidFile.Content",
                 Severity.ERROR,
                 f"{len(persons)} faces in the reference image; the service rejects images with "
-                "more than one person. Crop it to the one face to sync.",
-                False,
+                "more than one person. preflight fix crops it to the largest face; crop it "
+                "yourself if another is the one to sync.",
+                # The fixer crops it (``plan_image``): the check says so, as fix does it.
+                True,
                 {"faces": len(persons), "boxes": [f.box.to_dict() for f in persons]},
             )
         ]
@@ -369,6 +371,8 @@ def ref_face_findings(scan: ImageFaceScan, thresholds: FaceThresholds = _DEFAULT
 
 
 def closest_match(reference: Face, samples: Sequence[FaceSample]) -> tuple[float, FaceSample, int] | None:
+    """The video's described face closest to the reference: (distance, its sample, its
+    index there). Only each track's best view carries a descriptor."""
     best: tuple[float, FaceSample, int] | None = None
     for sample in samples:
         for index, face in enumerate(sample.faces):
@@ -383,28 +387,29 @@ def closest_match(reference: Face, samples: Sequence[FaceSample]) -> tuple[float
 def ref_match_findings(
     video: VideoFaceScan, ref: ImageFaceScan, thresholds: FaceThresholds = _DEFAULT
 ) -> list[Finding]:
-    """Does the one face of the reference image appear in the video?"""
+    """Is the one person of the reference image in the video? (dlib's embedding distance
+    against each face track of the video, ``_face_match``.)"""
     persons = people(ref.faces, thresholds)
     if len(persons) != 1 or persons[0].descriptor is None:
-        return []  # InvalidFile.Content (or an unmeasurable face) already said it
+        return []  # InvalidFile.Content (or a face too small to describe) already said it
     found = closest_match(persons[0], video.samples)
     if found is None:
         return []
     gap, sample, index = found
-    score = match_score(gap)
     details = {
-        "match_score": round(score, 3),
         "distance": round(gap, 3),
-        "mismatch_distance": CLEAR_MISMATCH,
+        "threshold": SAME_PERSON_DISTANCE,
         "closest_time": round(sample.time, 2),
         "closest_is_default_target": index == sample.target,
+        "faces_compared": sum(f.descriptor is not None for s in video.samples for f in s.faces),
     }
+    measured = f"embedding distance {gap:.2f}; the same person measures below {SAME_PERSON_DISTANCE:g}"
     service = (
         f"the service's own matcher uses query_face_threshold (default "
         f"{limits.QUERY_FACE_THRESHOLD_DEFAULT}, {limits.QUERY_FACE_THRESHOLD_MIN}-"
         f"{limits.QUERY_FACE_THRESHOLD_MAX}; lower is looser)"
     )
-    if gap < CLEAR_MISMATCH:
+    if same_person(gap):
         which = (
             "the face the service would pick anyway"
             if index == sample.target
@@ -415,8 +420,8 @@ def ref_match_findings(
             _finding(
                 "Face.RefMatch",
                 Severity.INFO,
-                f"the reference face {'matches' if score >= 0.5 else 'may match'} the video's "
-                f"face at {clock(sample.time)} (match score {score:.2f}), {which}; {service}.",
+                f"the reference face is the video's face at {clock(sample.time)} ({measured}), "
+                f"{which}; {service}.",
                 **details,
             )
         ]
@@ -424,10 +429,9 @@ def ref_match_findings(
         _finding(
             "Face.RefMismatch",
             Severity.WARNING,
-            f"the reference face looks like none of the video's faces (match score "
-            f"{score:.2f}; best at {clock(sample.time)}); the service would then fail "
-            f"with InvalidFile.FaceNotMatch. Use a screenshot of the person from the "
-            f"video; {service}.",
+            f"the reference face is none of the video's faces (closest at {clock(sample.time)}, "
+            f"{measured}); the service would then fail with InvalidFile.FaceNotMatch. Use a "
+            f"photo of the person in the video; {service}.",
             **details,
         )
     ]

@@ -6,6 +6,8 @@ extends past 0..1 is a face cut off by the frame edge.
 
 The engine is an interface so that another detector can replace mediapipe's;
 ``load_engine`` builds the default one, importing mediapipe only then (about 1.5 s).
+Besides finding faces, an engine tells who a face is (``describe``: dlib's embedding,
+``_face_match``), loading that network only when a reference face is matched.
 """
 
 from __future__ import annotations
@@ -14,10 +16,13 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from ._face_match import FaceDescriptor
 
 RGBImage = npt.NDArray[np.uint8]
 
@@ -89,7 +94,9 @@ class Face:
     pose: Pose | None = None
     #: Mesh landmarks, shape (N, 3): x, y relative to the picture, z in units of its width.
     landmarks: npt.NDArray[np.float32] | None = field(default=None, compare=False, repr=False)
-    #: Identity cue for matching a reference face (see ``_face_match``); not serialised.
+    #: Who it is: a ``_face_match.FaceDescriptor`` (dlib's embedding) when a reference face
+    #: is to be matched, else None (hinted Any: ``_face_match`` imports this module).
+    #: Not in ``to_dict``.
     descriptor: Any = field(default=None, compare=False, repr=False)
 
     def height_px(self, picture_height: int) -> float:
@@ -110,6 +117,11 @@ class FaceEngine(Protocol):
 
     def detect(self, rgb: RGBImage) -> list[Face]:
         """Faces in the picture, largest first."""
+        ...
+
+    def describe(self, rgb: RGBImage, box: Box) -> FaceDescriptor | None:
+        """Who the face in ``box`` is (see ``_face_match``); None when it has too few
+        pixels to tell. Raises ``FaceEngineError`` when the recogniser cannot load."""
         ...
 
     def close(self) -> None: ...
@@ -163,6 +175,9 @@ class LazyEngine:
 
     def detect(self, rgb: RGBImage) -> list[Face]:
         return self._get().detect(rgb)
+
+    def describe(self, rgb: RGBImage, box: Box) -> FaceDescriptor | None:
+        return self._get().describe(rgb, box)
 
     def close(self) -> None:
         if self._loader is not None:

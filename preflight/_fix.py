@@ -152,6 +152,10 @@ def fix_paths(
     folder = os.fspath(out_dir)
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise UsageError(f"{folder}: not a folder (--out-dir takes a folder)")
+    if (ref is not None or options.make_ref) and not check_options.identify:
+        # The job will match its reference face (given, or cut by --make-ref) against the
+        # video's, in the first check and in the checks of the outputs alike.
+        check_options = replace(check_options, identify=True)
     with _engine_for(engine) as faces:
         # The output folder may sit inside an input folder: its files are not inputs.
         checked = check_paths(
@@ -179,12 +183,14 @@ def fix_paths(
             for n, r in enumerate(checked.files)
         ]
         # Every output named before the first is written: a refusal leaves the folder as it was.
-        targets = [
+        # (On a dry run too: the report says where each would go.)
+        names = [
             None
-            if dry_run or plan.unfixable is not None
+            if plan.unfixable is not None
             else output_name(r.path, folder, plan.extension or os.path.splitext(r.path)[1], taken, inputs)
             for r, plan in zip(checked.files, plans, strict=True)
         ]
+        targets = [None if dry_run else name for name in names]
         first_video = by_role.get("video") or next((r for r in checked.files if r.role == "video"), None)
         has_ref = any(r.role == "ref" for r in checked.files)
         ref_target = None
@@ -205,6 +211,8 @@ def fix_paths(
 
             progress(0.0)
             fixed, recheck = _fix_one(report, plan, target, check_options, ledger, progress, faces)
+            if dry_run:
+                fixed = replace(fixed, planned=names[number - 1])
             results.append(fixed)
             if recheck is not None:
                 outputs[number - 1] = recheck

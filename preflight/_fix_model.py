@@ -117,6 +117,8 @@ class FixedFile:
     error: str | None = None
     #: Advice beyond the fix (an option that would help, such as --make-ref).
     notes: tuple[str, ...] = ()
+    #: On a dry run: where the output would be written (nothing is).
+    planned: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -129,6 +131,7 @@ class FixedFile:
             "findings": [f.to_dict() for f in self.findings],
             "error": self.error,
             "notes": list(self.notes),
+            "planned": self.planned,
         }
 
 

@@ -59,6 +59,8 @@ REFRAME_MIN_HEIGHT = 240
 #: Face positions are smoothed over this many samples (about 1.5 s) so the crop glides.
 REFRAME_SMOOTHING = 3
 _DEFAULT_THRESHOLDS = FaceThresholds()
+#: Why a video that cannot be read cannot be fixed either (it ends the reason's sentence).
+_NO_SOURCE = "preflight fix cannot repair a file it cannot read"
 #: How much bigger a quality re-encode can come out than its source (a heavily
 #: compressed source re-encoded at crf 18): beyond the limit / this, the ceiling is set.
 CRF_GROWTH = 4
@@ -323,10 +325,10 @@ def plan_video(
     if unopened is not None:
         # Its own words: cut short, a broken index, a still image... (a file that opens but
         # is damaged would fail just the same as a copy).
-        return VideoPlan((), "", unfixable=f"{unopened.message.rstrip('.')}; nothing to fix from")
+        return VideoPlan((), "", unfixable=f"{unopened.message.rstrip('.')}; {_NO_SOURCE}")
     if not isinstance(info, MediaInfo) or not info.opened:
         reason = info.error if isinstance(info, MediaInfo) and info.error else "the file cannot be opened"
-        return VideoPlan((), "", unfixable=f"{reason}; nothing to fix from")
+        return VideoPlan((), "", unfixable=f"{reason}; {_NO_SOURCE}")
     stream = info.video[0]
     if stream.codec is None or stream.width <= 0 or stream.height <= 0:
         return VideoPlan(

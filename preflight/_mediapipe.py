@@ -4,7 +4,8 @@ BlazeFace full-range finds the faces (it sees the whole picture letterboxed to 1
 the caller's downscale to a few hundred pixels loses nothing); the face mesh, run on a crop
 around each of the largest faces, gives the landmarks that pose and matching need.
 Both models ship inside the wheel. Importing this module costs nothing; creating an engine
-imports mediapipe (about 1.5 s), so only face checks pay for it.
+imports mediapipe (about 1.5 s), so only face checks pay for it. Who a face is comes from
+dlib's network (``_face_match``), loaded on the first ``describe`` and kept with the engine.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ._exceptions import FaceAnalysisError, FaceEngineError
+from ._face_match import FaceDescriptor, FaceRecogniser
 from ._faces import Box, Face, RGBImage, pose_from_landmarks
 
 #: Faces below this detector score are not reported (mediapipe's own default).
@@ -79,6 +81,14 @@ class MediapipeEngine:
         # mediapipe offers no per-graph switch.)
         os.environ.setdefault("GLOG_minloglevel", "2")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # mediapipe 0.10 calls a protobuf API protobuf deprecates, on every picture. The
+        # ``catch_warnings`` in ``_process`` is not thread-safe (a batch runs jobs in
+        # threads, and one thread's exit restores the filters under another): this one
+        # message is ignored for good, nothing else.
+        warnings.filterwarnings(
+            "ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated", category=UserWarning
+        )
+        self._recogniser = FaceRecogniser()
         with _LOADING, _quiet_native_stderr():
             try:
                 from mediapipe.python.solutions import face_detection, face_mesh
@@ -188,6 +198,9 @@ class MediapipeEngine:
         points[:, 1] = (top + points[:, 1] * crop_h) / height
         points[:, 2] = points[:, 2] * crop_w / width
         return points
+
+    def describe(self, rgb: RGBImage, box: Box) -> FaceDescriptor | None:
+        return self._recogniser.describe(rgb, box)
 
     def close(self) -> None:
         for graph in (self._detector, self._mesh):

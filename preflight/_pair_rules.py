@@ -75,9 +75,9 @@ def _duration_mismatch(video_s: float, audio_s: float) -> list[Finding]:
         message = (
             f"The voice ({audio_s:.2f} s) is {gap:.2f} s longer than the video ({video_s:.2f} s). "
             f"By default the service cuts the voice to {video_s:.2f} s, so its last {gap:.2f} s "
-            f"are never heard; with video_extension=true it plays the video forward, then "
-            f"backward, to cover all {audio_s:.2f} s instead (output {audio_s:.2f} s, "
-            f"{_cny(audio_s)} against {_cny(video_s)})."
+            f"are never heard; with video_extension=true (prep-and-retalk --extend-video) it "
+            f"plays the video forward, then backward, to cover all {audio_s:.2f} s instead "
+            f"(output {audio_s:.2f} s, {_cny(audio_s)} against {_cny(video_s)})."
         )
         details.update(
             output_s=round(video_s, 3),
@@ -105,8 +105,9 @@ def _speech_cut(speech: AudioAnalysis, video_s: float) -> list[Finding]:
         _finding(
             "Pair.SpeechCut",
             f"{lost_s:.1f} s of speech come after the video ends at {video_s:.2f} s (from "
-            f"{lost[0][0]:.1f} s on); the service's default cut drops those words. Set "
-            "video_extension=true, use a longer video, or shorten the voice.",
+            f"{lost[0][0]:.1f} s on); the service's default cut drops those words. Send with "
+            "--extend-video (prep-and-retalk; the API's video_extension=true), use a longer "
+            "video, or shorten the voice.",
             speech_cut_s=round(lost_s, 2),
             first_cut_word_s=round(lost[0][0], 2),
             video_s=round(video_s, 3),

@@ -65,7 +65,7 @@ CODES: dict[str, Code] = {
         Code("Face.NotFrontal", _W, "face turned away from the camera"),
         Code("Face.CutOff", _W, "face cut off by the frame edge"),
         Code("Face.RefMismatch", _W, "reference face looks like none of the video's faces"),
-        Code("Face.RefMatch", _I, "reference face found in the video, with its match score"),
+        Code("Face.RefMatch", _I, "reference face found in the video, with its embedding distance"),
         Code("Pair.DurationMismatch", _W, "voice and video lengths differ: the service cuts the longer"),
         Code("Pair.SpeechCut", _W, "words fall after the video's end and would be cut"),
         Code("Pair.VideoAudioReplaced", _I, "the video's own sound track will be replaced"),

@@ -162,7 +162,10 @@ class DownloadPolicy:
 def resolve_key(api_key: str | None) -> str:
     key = (api_key if api_key is not None else os.environ.get("DASHSCOPE_API_KEY", "")).strip()
     if not key:
-        raise ConfigError("no API key: set DASHSCOPE_API_KEY or pass one")
+        raise ConfigError(
+            "no API key: set DASHSCOPE_API_KEY to your DashScope key (or, to try it all offline "
+            "without one, `prep-and-retalk --emulator`, or `retalk emulator`)"
+        )
     # A header cannot carry anything else, and an HTTP library's complaint would quote it.
     if not all(33 <= ord(c) <= 126 for c in key):
         raise ConfigError("the API key has characters no key has (spaces, control or non-ASCII); check it")

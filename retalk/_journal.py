@@ -87,6 +87,11 @@ CREATE TABLE IF NOT EXISTS splits (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS splits_fingerprint ON splits (fingerprint);
+CREATE TABLE IF NOT EXISTS made (
+    output TEXT PRIMARY KEY,       -- a result a batch made (absolute path)
+    sources TEXT NOT NULL,         -- JSON: {"video": sha256, "audio": ..., "ref": ...} of the originals
+    updated REAL NOT NULL
+);
 """
 
 #: States of a job sent in parts: its parts are being sent; joined into its output.
@@ -598,6 +603,34 @@ class Journal:
             except DamagedRow:
                 continue  # named by damaged(); the other splits go on
         return [s for s in splits if base_url is None or s.base_url == base_url]
+
+    # ------------------------------------------------------------------ results made
+    @_guarded
+    def record_made(self, output: str, sources: dict[str, str]) -> None:
+        """``output`` was made from originals of these SHA-256s (role -> digest): a batch run
+        again skips it only while they are the same."""
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO made (output, sources, updated) VALUES (?, ?, ?)",
+                (os.path.abspath(output), json.dumps(sources, sort_keys=True), time.time()),
+            )
+
+    @_guarded
+    def made_from(self, output: str) -> dict[str, str] | None:
+        """The originals' SHA-256s ``output`` was made from, or None when not recorded (or
+        the record cannot be read)."""
+        row = self._db.execute(
+            "SELECT sources FROM made WHERE output = ?", (os.path.abspath(output),)
+        ).fetchone()
+        if row is None:
+            return None
+        try:
+            sources = json.loads(row[0])
+        except (TypeError, ValueError):
+            return None
+        if not isinstance(sources, dict) or not all(isinstance(v, str) for v in sources.values()):
+            return None
+        return {str(k): v for k, v in sources.items()}
 
     # ------------------------------------------------------------------ uploads
     @_guarded

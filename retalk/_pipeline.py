@@ -20,6 +20,7 @@ import av
 from preflight import (
     CheckOptions,
     CheckReport,
+    Finding,
     FixOptions,
     FixReport,
     check_paths,
@@ -40,6 +41,7 @@ from preflight._split import (
 
 from ._client import Client
 from ._exceptions import ConfigError, RetalkError
+from ._gates import Gates
 from ._jobs import Events, run_job
 from ._journal import DuplicateJob, DuplicateSplit, Job, Journal
 from ._output_path import check_output
@@ -84,6 +86,8 @@ class PipelineResult:
     parts: list[PartOutcome] = field(default_factory=list)
     split_id: int | None = None
     joined: JoinReport | None = None
+    #: Findings that stopped the job before anything was sent (``_gates``).
+    gated: list[Finding] = field(default_factory=list)
 
     @property
     def billed_s(self) -> float | None:
@@ -126,6 +130,7 @@ class PipelineResult:
             ],
             "check": self.check.to_dict() if self.check is not None else None,
             "fix": self.fix.to_dict() if self.fix is not None else None,
+            "gated": [f.to_dict() for f in self.gated],
             "error": self.error,
         }
 
@@ -235,8 +240,10 @@ def prepare_and_retalk(
     overwrite: bool = False,
     force: bool = False,
     split: bool = False,
+    gates: Gates | None = None,
     events: Events | None = None,
     on_stage: Callable[[str], None] | None = None,
+    on_checked: Callable[[PipelineResult], None] | None = None,
     on_part: Callable[[int, int, str], None] | None = None,
     on_progress: Callable[[str, float], None] | None = None,
 ) -> PipelineResult:
@@ -245,8 +252,12 @@ def prepare_and_retalk(
     ``on_progress(stage, fraction)`` follows the long media stages (fix, cut, join).
     ``check_options`` are the project's settings (``preflight.settings_for``). An output
     that is one of the inputs, or the journal, or that cannot take a file (a folder, a
-    trailing slash, a folder that does not exist) is a ``ConfigError`` before any work;
-    ``overwrite`` lets the fix replace files in the work folder preflight did not write."""
+    trailing slash, a name under a file) is a ``ConfigError`` before any work;
+    ``overwrite`` lets the fix replace files in the work folder preflight did not write.
+
+    Findings in ``gates`` (default: ``Gates()``) stop the job before anything is uploaded
+    (``result.gated``, ``ok`` False); ``force`` passes them, as it sends a job sent before.
+    ``on_checked(result)`` is called once everything is checked, before anything is sent."""
     originals = {"video": video, "audio": audio} | ({"ref": ref} if ref else {})
     check_output(output)  # before any work: a result is never paid for to find no place
     refuse_overwriting(output, {**originals, "journal": str(journal.path) if journal is not None else None})
@@ -329,13 +340,13 @@ def prepare_and_retalk(
             on_progress=_per_file(stages.progress("check and fix")),
         )
         result.check = result.fix.checked
-        changed = sum(1 for f in result.fix.files if [a.name for a in f.actions] != ["copy"])
-        stages.done("check and fix", f"{changed} file(s) changed, into {folder}")
+        stages.done("check and fix", _fixed_text(result.fix, folder))
         if not result.fix.ok:
             problems = [
                 f"{f.path}: {f.error or _error_codes(f.findings)}" for f in result.fix.files if not f.ok
             ]
             result.error = "the inputs cannot be made acceptable: " + "; ".join(problems)
+            _tell(on_checked, result)
             return result
         if not dry_run:
             inputs = {f.role: f.output for f in result.fix.files if f.output}
@@ -345,10 +356,25 @@ def prepare_and_retalk(
         stages.done("check", f"{result.check.errors} error(s), {result.check.warnings} warning(s)")
         if not result.check.ok:
             result.error = "the service would reject the inputs (run without --no-fix to fix them)"
+            _tell(on_checked, result)
             return result
     result.sent = dict(inputs)
+    if dry_run and result.fix is not None:
+        # What would be sent: the fixed copies, where the fix would write them.
+        result.sent = {f.role: f.planned for f in result.fix.files if f.planned} or result.sent
     lengths = {role: _duration(inputs[role], role) for role in ("video", "audio")}
     result.expected_s = expected_length(lengths["video"], lengths["audio"], extend_video)
+    gate = gates if gates is not None else Gates()
+
+    def stopped() -> bool:
+        """Tell the caller what was found; True when a gate stops the job (nothing sent)."""
+        aligned = dry_run and fix and options.align != "service"
+        if not force:
+            result.gated = gate.gating(_to_send(result, aligned), extend_video=extend_video)
+        if result.gated:
+            result.error = _gated_text(result.gated, result, gate)
+        _tell(on_checked, result)
+        return bool(result.gated)
 
     if split:
         stages.start("plan the parts")
@@ -367,6 +393,8 @@ def prepare_and_retalk(
             if dry_run and fix:
                 # Planned on the inputs as they are; the fix (not run) may make it possible.
                 stages.done("plan the parts", f"not planned before the fix: {exc}")
+                if stopped():
+                    return result
                 stages.done("dry run", "nothing sent")
                 result.ok = True
                 return result
@@ -376,6 +404,8 @@ def prepare_and_retalk(
         result.expected_s = plan.length_s
         how = "packet copies" if plan.copy else "encoded"
         stages.done("plan the parts", f"{len(plan.parts)} part(s), {how}: " + _cuts_text(plan))
+        if stopped():
+            return result
         # One part is sent as it is only if both files fit; else it is cut to the job's
         # length like any part (a 150 s video under a 60 s voice).
         fits = all((seconds or 0.0) <= limits.MAX_DURATION_S for seconds in lengths.values())
@@ -403,15 +433,21 @@ def prepare_and_retalk(
             )
         result.plan = None  # it fits in one task
 
+    detail = "nothing sent"
+    longest = options.max_duration_s
+    if (
+        dry_run
+        and fix
+        and longest is not None
+        and result.expected_s is not None
+        and result.expected_s > longest
+    ):
+        # The files were not written: the fixer's trim is only planned.
+        detail += f"; the job is {result.expected_s:.2f} s, trimmed to {longest:.0f} s (--split sends it all)"
+        result.expected_s = longest
+    if not split and stopped():
+        return result
     if dry_run:
-        detail = "nothing sent"
-        longest = options.max_duration_s
-        if fix and longest is not None and result.expected_s is not None and result.expected_s > longest:
-            # The files were not written: the fixer's trim is only planned.
-            detail += (
-                f"; the job is {result.expected_s:.2f} s, trimmed to {longest:.0f} s (--split sends it all)"
-            )
-            result.expected_s = longest
         stages.done("dry run", detail)
         result.ok = True
         return result
@@ -442,6 +478,54 @@ def prepare_and_retalk(
     result.job = job
     stages.done("upload, submit, wait, download", f"task {job.task_id}")
     return _verify(output, result, stages)
+
+
+def _tell(on_checked: Callable[[PipelineResult], None] | None, result: PipelineResult) -> None:
+    if on_checked is not None:
+        on_checked(result)
+
+
+def _fixed_text(report: FixReport, folder: str) -> str:
+    """What the fix did (or, on a dry run, would do), counted exactly."""
+    changed = sum(1 for f in report.files if f.ok and [a.name for a in f.actions] not in ([], ["copy"]))
+    copied = sum(1 for f in report.files if f.ok and [a.name for a in f.actions] == ["copy"])
+    failed = sum(1 for f in report.files if not f.ok)
+    verb = "would be " if report.dry_run else ""
+    counts = [f"{changed} file(s) {verb}changed"] + ([f"{copied} {verb}copied as they are"] if copied else [])
+    text = ", ".join(counts) + f", into {folder}" + (" (dry run: not written)" if report.dry_run else "")
+    return text + (f"; {failed} cannot be made acceptable" if failed else "")
+
+
+def _to_send(result: PipelineResult, aligned: bool) -> list[Finding]:
+    """The findings of what would be sent: the fixed copies and the job they make (on a dry
+    run, the inputs'), or the inputs' without the fix. ``aligned``: a dry run whose fix
+    would make voice and video the same length (``--align``), so no word is cut."""
+    if result.fix is not None:
+        found = [f for fixed in result.fix.files for f in fixed.findings]
+        found += list(result.fix.job.findings) if result.fix.job is not None else []
+    else:
+        found = result.check.all_findings() if result.check is not None else []
+    return [f for f in found if not (aligned and f.code == "Pair.SpeechCut")]
+
+
+def _gated_text(gated: list[Finding], result: PipelineResult, gates: Gates) -> str:
+    """Why the job stopped, what sending it would cost, and how to send it anyway."""
+    reasons = "; ".join(f"{f.code} ({f.message.rstrip('.')})" for f in gated)
+    if result.expected_s is not None and result.cost_cny is not None:
+        cost = f"about {result.cost_cny:.2f} CNY ({result.expected_s:.2f} s billed)"
+    else:
+        cost = "an unknown amount (the result's length is unknown)"
+    passes = " ".join(f"--accept {f.code}" for f in gated)
+    threshold = (
+        f", speech_cut_s (now {gates.speech_cut_s:g} s)"
+        if any(f.code == "Pair.SpeechCut" for f in gated)
+        else ""
+    )
+    return (
+        f"stopped before sending, nothing uploaded or paid: {reasons}. Sent as it is, the job "
+        f"would cost {cost} for a result you would not want. To send it anyway: {passes}, or "
+        f"--force (passes every gate); settings: [prep] gate{threshold}"
+    )
 
 
 _T = TypeVar("_T")

@@ -71,5 +71,13 @@ def live_display(console: Console, enabled: bool) -> Iterator[Display | None]:
         yield Display(progress)
 
 
+def plain_console(stderr: bool = False) -> Console:
+    """A console for lines of text: wrapped to a terminal's width, never when written to a
+    pipe or a file (one line per item there, whole, for grep and for other programs)."""
+    console = Console(stderr=stderr, highlight=False)
+    console.soft_wrap = not console.is_terminal
+    return console
+
+
 def events_of(display: Display | None) -> Events:
     return display.events() if display is not None else Events()

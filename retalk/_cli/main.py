@@ -46,12 +46,24 @@ EXIT_USAGE = 2
 EXIT_SERVICE = 3
 EXIT_INTERRUPTED = 130
 
+#: The exit statuses, for every command's help (the module's docstring says why each).
+EXIT_STATUSES = """exit status:
+  0    done
+  1    the task or an input was refused, the task failed or was canceled, its result expired
+  2    bad usage or configuration (an option, the key, the base URL, the journal)
+  3    the service or the network failed after retries, the service does not know the task
+       (UNKNOWN), a timeout, or the result could not be written (`retalk resume` finishes it)
+  130  interrupted (submitted tasks are in the journal: `retalk resume` finishes them)"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="retalk",
         description="Upload, submit, wait for and download VideoRetalk lip-sync tasks, never losing "
-        "or double-paying one. The key comes from DASHSCOPE_API_KEY.",
+        "or double-paying one. The key comes from DASHSCOPE_API_KEY. Where a task id is "
+        "taken, `job:N` names the task of the journal's job N (`retalk jobs`).",
+        epilog=EXIT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"retalk {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -1,8 +1,8 @@
 """``prep-and-retalk``: one command from raw files to a lip-synced video.
 
-Exit status: 0 done, 1 input errors (or the service refused the task), 2 bad usage or
-configuration, 3 service or network failure after retries, 130 interrupted (the job is in
-the journal: ``retalk resume`` finishes it).
+Exit status: 0 done, 1 input errors, a finding that gates the job (nothing sent), or the
+service refused the task, 2 bad usage or configuration, 3 service or network failure after
+retries, 130 interrupted (the job is in the journal: ``retalk resume`` finishes it).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import urllib.parse
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -20,21 +21,32 @@ from pathlib import Path
 
 from rich.console import Console
 
-from preflight import PreflightError, printable, settings_for
+from preflight import Finding, PreflightError, printable, settings_for
 from preflight._atomic import lock_exclusive
 from preflight._fix_model import ALIGN_CHOICES
+from preflight.codes import unknown_selectors
 
 from .. import __version__
 from .._batch import read_batch, run_batch
 from .._client import Client, PollPolicy
 from .._emulator import Emulator, Faults
 from .._exceptions import ConfigError, RetalkError, redact
+from .._gates import DEFAULT_GATE, DEFAULT_SPEECH_CUT_S, Gates
 from .._journal import Journal, default_path
 from .._output_path import JoinBlocked, OutputUnusable
 from .._pipeline import PipelineResult, prepare_and_retalk
-from .display import live_display
+from .display import live_display, plain_console
 from .main import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_USAGE, _status_for
-from .tasks import _download_options, _download_policy
+from .tasks import EXTEND_HELP, _download_options, _download_policy
+
+#: The exit statuses, for the help.
+PREP_EXIT_STATUSES = """exit status:
+  0    done (with --batch: every job done or skipped)
+  1    an input cannot be made acceptable, a finding gates the job (nothing sent), or the service
+       refused the task (a batch: a job refused or gated)
+  2    bad usage or configuration (an option, a batch file's row, the key, the journal)
+  3    the service or the network failed after retries (a batch: a job failed)
+  130  interrupted: nothing new is sent; what was sent is in the journal (`retalk resume`)"""
 
 #: The key the built-in emulator takes (it is not a secret: nothing leaves this machine).
 EMULATOR_KEY = "emulator-key"
@@ -45,10 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="prep-and-retalk",
         description="Check and fix a video, a voice and an optional reference image for "
         "VideoRetalk, send them, wait, and download the lip-synced result.",
+        epilog=PREP_EXIT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"prep-and-retalk {__version__}")
-    parser.add_argument("video", nargs="?")
-    parser.add_argument("audio", nargs="?")
+    parser.add_argument("video", nargs="?", help="the video (any common format: it is fixed)")
+    parser.add_argument("audio", nargs="?", help="the voice to lip-sync it to")
     parser.add_argument("--ref", help="reference image of the face to sync")
     parser.add_argument("-o", "--output", help="the result, an MP4")
     parser.add_argument(
@@ -79,9 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="fix: replace files in the work folder that preflight did not write there",
     )
-    parser.add_argument(
-        "--extend-video", action="store_true", help="video_extension: extend the video to a longer voice"
-    )
+    parser.add_argument("--extend-video", action="store_true", help=EXTEND_HELP)
     parser.add_argument("--face-threshold", type=int, metavar="N", help="query_face_threshold, 120-200")
     parser.add_argument("--reframe", action="store_true", help="fix: crop a close-up around a small face")
     parser.add_argument(
@@ -98,7 +110,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="send inputs longer than 120 s in parts, cut at pauses in the speech, and join the results",
     )
-    parser.add_argument("--force", action="store_true", help="send inputs that were sent before (pay again)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="send anyway: pass every finding that gates the job, and send inputs that were sent "
+        "before (pay again)",
+    )
+    parser.add_argument(
+        "--accept",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help="send although this finding gates the job (a code or a prefix; repeatable). Gating "
+        f"by default: {', '.join(DEFAULT_GATE)} (from {DEFAULT_SPEECH_CUT_S:g} s of speech cut); "
+        "settings: [prep] gate, speech_cut_s",
+    )
     parser.add_argument(
         "--journal", metavar="FILE", help="the job journal (default: RETALK_JOURNAL, else ~/.local/state)"
     )
@@ -109,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
         "pyproject.toml with [tool.preflight], from the inputs up)",
     )
     parser.add_argument("--isolated", action="store_true", help="ignore every settings file")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--format", choices=("text", "json"), default="text", help="the summary's format (default text)"
+    )
     _download_options(parser)
     return parser
 
@@ -174,18 +202,57 @@ def _journaled_emulator(journal: Path, stack: ExitStack) -> Emulator | None:
     return emulator
 
 
-def _summary_text(result: PipelineResult, console: Console) -> None:
+def _finding_lines(findings: Sequence[Finding], console: Console) -> None:
+    for finding in findings:
+        console.print(
+            f"  {finding.severity.value:7} {printable(finding.code)}  {printable(finding.message)}",
+            markup=False,
+        )
+
+
+def _checked_text(result: PipelineResult, console: Console) -> None:
+    """Every finding, by name and with its message, and what the fix did: said as soon as
+    it is known, before anything is sent (``on_checked``)."""
     if result.check is not None:
         for report in result.check.files:
-            codes = ", ".join(f.code for f in report.findings) or "nothing to report"
-            console.print(
-                f"checked {printable(report.path)} ({report.role}): {printable(codes)}", markup=False
-            )
+            if not report.findings:
+                console.print(
+                    f"checked {printable(report.path)} ({report.role}): nothing to report", markup=False
+                )
+                continue
+            console.print(f"checked {printable(report.path)} ({report.role}):", markup=False)
+            _finding_lines(report.findings, console)
+        if result.check.job is not None and result.check.job.findings:
+            console.print("checked the job (the files together):", markup=False)
+            _finding_lines(result.check.job.findings, console)
     if result.fix is not None:
         for fixed in result.fix.files:
-            steps = ", ".join(a.name for a in fixed.actions)
-            output = printable(fixed.output or "(dry run)")
-            console.print(f"fixed {printable(fixed.path)} -> {output}: {printable(steps)}", markup=False)
+            path, steps = printable(fixed.path), printable(", ".join(a.name for a in fixed.actions))
+            if fixed.error is not None:
+                console.print(f"cannot fix {path}: {printable(fixed.error)}", markup=False)
+                continue
+            still = ", ".join(f.code for f in fixed.findings if f.severity.value != "info")
+            left = f" (still: {printable(still)})" if still else ""
+            where = printable((fixed.planned if result.fix.dry_run else fixed.output) or "(not written)")
+            verb = "copied" if [a.name for a in fixed.actions] == ["copy"] else "fixed"
+            if [a.name for a in fixed.actions] == ["copy"]:
+                steps = "already accepted"
+            if result.fix.dry_run:
+                verb = {"copied": "would copy", "fixed": "would fix"}[verb]
+            console.print(f"{verb} {path} -> {where}: {steps}{left}", markup=False)
+        for action in result.fix.job_actions:
+            console.print(f"job: {printable(action.name)} {printable(action.detail)}", markup=False)
+    if result.gated:
+        console.print(
+            "gated (stops the job before anything is sent): " + ", ".join(f.code for f in result.gated),
+            markup=False,
+        )
+    console.file.flush()
+
+
+def _summary_text(result: PipelineResult, console: Console, checked_said: bool = False) -> None:
+    if not checked_said:
+        _checked_text(result, console)
     for stage in result.stages:
         console.print(f"  {stage.name:32} {stage.seconds:7.2f} s  {printable(stage.detail)}", markup=False)
     if result.error:
@@ -194,7 +261,8 @@ def _summary_text(result: PipelineResult, console: Console) -> None:
     cost = result.cost_cny
     if result.job is None and not result.parts:
         expected = f"{result.expected_s:.2f} s" if result.expected_s is not None else "unknown length"
-        console.print(f"would send: {json.dumps(result.sent, ensure_ascii=True)}", markup=False)
+        what = "the work folder's copies" if result.fix is not None else "the inputs as they are"
+        console.print(f"would send {what}: {json.dumps(result.sent, ensure_ascii=True)}", markup=False)
         if result.plan is not None:
             console.print(f"in {len(result.plan.parts)} parts, one task each", markup=False)
         console.print(f"the result would last {expected}, about {cost} CNY", markup=False)
@@ -267,6 +335,7 @@ def _run_one(args: argparse.Namespace) -> int:
     fix_options = config.fix_options(
         check_options, align=args.align, reframe=args.reframe or None, make_ref=args.make_ref or None
     )
+    gates = Gates.of(config.gate, config.gate_speech_cut_s, _accepted(args))
     common = {
         "work_dir": args.work_dir,
         "fix": not args.no_fix,
@@ -277,9 +346,20 @@ def _run_one(args: argparse.Namespace) -> int:
         "overwrite": args.overwrite,
         "force": args.force,
         "split": args.split,
+        "gates": gates,
     }
-    err = Console(stderr=True, highlight=False)
+    err = plain_console(stderr=True)
     show = args.format == "text" and err.is_terminal
+    out = Console(highlight=False, soft_wrap=True)
+    said: list[bool] = []
+
+    def checked(result: PipelineResult) -> None:
+        # Every finding in text, on a terminal or not, before anything is uploaded.
+        if args.format == "text" and not said:
+            said.append(True)
+            _checked_text(result, out)
+
+    common["on_checked"] = checked
     if args.dry_run:
         result = prepare_and_retalk(
             None, None, args.video, args.audio, args.ref, args.output, dry_run=True, **common
@@ -313,16 +393,25 @@ def _run_one(args: argparse.Namespace) -> int:
         json.dump(result.to_dict(), sys.stdout, indent=2, ensure_ascii=True)
         sys.stdout.write("\n")
     else:
-        _summary_text(result, Console(highlight=False, soft_wrap=True))
+        _summary_text(result, out, checked_said=bool(said))
     if result.ok:
         return 0
     sent = result.job is not None or bool(result.parts)
     return 3 if sent else EXIT_REFUSED
 
 
+def _accepted(args: argparse.Namespace) -> tuple[str, ...]:
+    """``--accept``'s codes; a typo is a usage error (it would pass nothing)."""
+    unknown = unknown_selectors(args.accept)
+    if unknown:
+        raise ConfigError(f"--accept {', '.join(unknown)}: unknown code or prefix (see `preflight codes`)")
+    return tuple(args.accept)
+
+
 def _run_batch(args: argparse.Namespace) -> int:
-    err = Console(stderr=True, highlight=False)
-    jobs = read_batch(args.batch, config=args.config, isolated=args.isolated)
+    err = plain_console(stderr=True)
+    jobs = read_batch(args.batch, config=args.config, isolated=args.isolated, accept=_accepted(args))
+    stop = threading.Event()
     with ExitStack() as stack:
         make_client, journal_path = _service(args, stack)
         outcomes = run_batch(
@@ -335,27 +424,43 @@ def _run_batch(args: argparse.Namespace) -> int:
             on_line=lambda job, text: err.print(
                 f"[line {job.line}] {printable(Path(job.output).name)}: {printable(text)}", markup=False
             ),
+            on_note=lambda text: err.print(f"prep-and-retalk: {printable(text)}", markup=False),
+            stop=stop,
         )
-    counts = {
-        status: sum(1 for o in outcomes if o.status == status)
-        for status in ("done", "skipped", "refused", "failed")
-    }
+    statuses = ["done", "skipped", "refused", "gated", "failed"]
+    # Only an interrupted batch has these; a whole run's summary stays as it always was.
+    statuses += [s for s in ("stopped", "left") if any(o.status == s for o in outcomes)]
+    counts = {status: sum(1 for o in outcomes if o.status == status) for status in statuses}
+    rows = [o.to_dict() for o in outcomes]
+    total = round(sum(r["cost_cny"] or 0.0 for r in rows), 2)
     if args.format == "json":
-        document = {"schema": "retalk.batch/1", "jobs": [o.to_dict() for o in outcomes], "summary": counts}
+        document = {
+            "schema": "retalk.batch/1",
+            "jobs": rows,
+            "summary": counts,
+            "cost_cny": total,
+            "interrupted": stop.is_set(),
+        }
         json.dump(document, sys.stdout, indent=2, ensure_ascii=True)
         sys.stdout.write("\n")
     else:
-        console = Console(highlight=False, soft_wrap=True)
-        for outcome in outcomes:
+        console = plain_console()
+        console.print(f"{'line':>5}  {'status':8}  {'CNY':>7}  output  detail", markup=False)
+        for outcome, row in zip(outcomes, rows, strict=True):
+            cost = f"{row['cost_cny']:.2f}" if row["cost_cny"] is not None else "-"
             console.print(
-                f"{outcome.job.line:>5}  {outcome.status:8}  {printable(str(outcome.job.output))}  "
-                f"{printable(outcome.detail)}",
+                f"{outcome.job.line:>5}  {outcome.status:8}  {cost:>7}  "
+                f"{printable(str(outcome.job.output))}  {printable(outcome.detail)}",
                 markup=False,
             )
-        console.print(", ".join(f"{n} {status}" for status, n in counts.items()), markup=False)
+        summary = ", ".join(f"{n} {status}" for status, n in counts.items())
+        console.print(f"{'total':>5}  {summary}; {total:.2f} CNY", markup=False)
+    sys.stdout.flush()
+    if stop.is_set():
+        return EXIT_INTERRUPTED
     if counts["failed"]:
         return 3
-    return EXIT_REFUSED if counts["refused"] else 0
+    return EXIT_REFUSED if counts["refused"] or counts["gated"] else 0
 
 
 if __name__ == "__main__":

@@ -15,16 +15,30 @@ from rich.console import Console
 from preflight import line_start, printable
 
 from .._client import Client, DownloadPolicy, is_task_id, shown
-from .._exceptions import ConfigError
+from .._exceptions import ConfigError, RetalkError
 from .._jobs import resume, run_job
 from .._journal import UNFINISHED, DamagedRow, Job, Journal, Split
-from .._models import Task
+from .._models import KNOWN_STATUSES, UNKNOWN, Task
 from .._output_path import check_output
 from .._pipeline import refuse_overwriting
 from .._split import finish_splits
-from .display import Display, events_of, live_display
+from .display import Display, events_of, live_display, plain_console
 
 PRICE_CNY_PER_SECOND = 0.08
+#: What ``retalk list --status`` takes: the statuses the API page names a task can be in.
+LISTED_STATUSES = tuple(sorted(KNOWN_STATUSES - {UNKNOWN}))
+#: The task list's page size, as the service takes it.
+PAGE_SIZE_RANGE = (1, 100)
+#: How a job of the journal is named where a task id is taken: ``job:8``. A task id is
+#: letters, digits and dashes, so this can never be one.
+JOB_PREFIX = "job:"
+#: The help of every option that names a task.
+TASK_HELP = "a task id, or a job number of the journal as `job:N` (`retalk jobs` lists them)"
+#: ``--extend-video``, said the same everywhere (the API page on video_extension).
+EXTEND_HELP = (
+    "video_extension: when the voice is longer than the video, extend the video to the voice's "
+    "length (the service plays it backwards, then forwards again) instead of cutting the voice"
+)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -81,30 +95,81 @@ def _download_policy(args: argparse.Namespace) -> DownloadPolicy:
     return replace(DownloadPolicy(), **changes)
 
 
-def _task_id_arg(text: str) -> str:
-    """A task id given on the command line, checked before it goes into a URL or a file name."""
+def _task_id_arg(text: str, journal: str | None = None) -> str:
+    """A task id given on the command line (or ``job:N``, the task of the journal's job N),
+    checked before it goes into a URL or a file name."""
+    if text.startswith(JOB_PREFIX):
+        number = text[len(JOB_PREFIX) :]
+        if not number.isdigit():
+            raise ConfigError(f"{shown(text)}: a job is named by its number, like job:8 (`retalk jobs`)")
+        with Journal(journal) as opened:
+            try:
+                job = opened.job(int(number))
+            except RetalkError as exc:  # no such job, or its row is damaged: bad input
+                raise ConfigError(str(exc)) from None
+        if not job.task_id:
+            raise ConfigError(f"job {job.id} is {printable(job.state)}: it has no task (yet)")
+        return job.task_id
     if not is_task_id(text):
         raise ConfigError(
             f"{shown(text)} is not a task id (letters, digits and dashes, at most 64, like "
-            "a8532587-fa8c-4ef8-82be-0c46b17950d1)"
+            "a8532587-fa8c-4ef8-82be-0c46b17950d1) nor a job as job:N"
         )
     return text
 
 
+def _status_arg(text: str) -> str:
+    """A task status for the list, in any case; one the service does not list is refused
+    (it would list nothing, silently)."""
+    status = text.strip().upper()
+    if status not in LISTED_STATUSES:
+        raise argparse.ArgumentTypeError(
+            f"{shown(text)} is not a task status (one of {', '.join(LISTED_STATUSES)}, any case)"
+        )
+    return status
+
+
+def _page_size_arg(text: str) -> int:
+    low, high = PAGE_SIZE_RANGE
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a whole number") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{value}: the service lists {low} to {high} tasks a page")
+    return value
+
+
+def _job_number(text: str) -> int:
+    """A job's number, bare (``8``) or as everywhere else (``job:8``)."""
+    number = text[len(JOB_PREFIX) :] if text.startswith(JOB_PREFIX) else text
+    if not number.isdigit():
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a job number (like 8 or job:8)")
+    return int(number)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be 1 or more")
+    return value
+
+
 def add_parsers(subparsers: Any) -> None:
     upload = subparsers.add_parser("upload", help="put local files in the temporary storage (48 h)")
-    upload.add_argument("files", nargs="+", metavar="FILE")
+    upload.add_argument("files", nargs="+", metavar="FILE", help="the files to upload")
     _common(upload)
     upload.set_defaults(run=run_upload)
 
     submit = subparsers.add_parser("submit", help="upload, submit, wait and download one job")
-    submit.add_argument("video")
-    submit.add_argument("audio")
+    submit.add_argument("video", help="the video (MP4, MOV or AVI)")
+    submit.add_argument("audio", help="the voice (WAV, MP3 or AAC)")
     submit.add_argument("--ref", help="reference image of the face to sync")
     submit.add_argument("-o", "--output", help="where the result goes (default: TASK_ID.mp4)")
-    submit.add_argument(
-        "--extend-video", action="store_true", help="video_extension: loop the video to a longer voice"
-    )
+    submit.add_argument("--extend-video", action="store_true", help=EXTEND_HELP)
     submit.add_argument("--face-threshold", type=int, metavar="N", help="query_face_threshold, 120-200")
     submit.add_argument(
         "--force", action="store_true", help="submit inputs that were submitted before (pay again)"
@@ -123,23 +188,25 @@ def add_parsers(subparsers: Any) -> None:
         ("cancel", "cancel a task still PENDING", run_cancel),
     ):
         command = subparsers.add_parser(name, help=helptext)
-        command.add_argument("task_id")
+        command.add_argument("task_id", help=TASK_HELP)
         _common(command)
+        _journal_option(command)
         command.set_defaults(run=runner)
 
     wait = subparsers.add_parser("wait", help="wait for a task to finish")
-    wait.add_argument("task_id")
-    wait.add_argument("--timeout", type=float, metavar="S")
+    wait.add_argument("task_id", help=TASK_HELP)
+    wait.add_argument("--timeout", type=float, metavar="S", help="give up waiting after S seconds (exit 3)")
     _common(wait)
+    _journal_option(wait)
     wait.set_defaults(run=run_wait)
 
     download = subparsers.add_parser("download", help="download a task's result")
-    download.add_argument("task_id", help="a task id, or the result URL itself")
+    download.add_argument("task_id", help=TASK_HELP + ", or the result URL itself")
     download.add_argument(
         "-o",
         "--output",
         required=True,
-        help="the file to write (a journaled job of that task is then done, with this output)",
+        help="where the result goes (a journaled job of that task is then done, with this output)",
     )
     _download_options(download)
     _common(download)
@@ -147,8 +214,18 @@ def add_parsers(subparsers: Any) -> None:
     download.set_defaults(run=run_download)
 
     listing = subparsers.add_parser("list", help="recent tasks")
-    listing.add_argument("--status")
-    listing.add_argument("--page-size", type=int, default=10)
+    listing.add_argument(
+        "--status",
+        type=_status_arg,
+        help=f"only tasks in this status, any case: {', '.join(LISTED_STATUSES)}",
+    )
+    listing.add_argument(
+        "--page-size",
+        type=_page_size_arg,
+        default=10,
+        metavar="N",
+        help=f"at most N tasks, {PAGE_SIZE_RANGE[0]}-{PAGE_SIZE_RANGE[1]} (default 10)",
+    )
     _common(listing)
     listing.set_defaults(run=run_list)
 
@@ -157,7 +234,7 @@ def add_parsers(subparsers: Any) -> None:
         help="the jobs in the journal, newest first, and what went wrong (a damaged row named, not hidden)",
     )
     listing_jobs.add_argument(
-        "--limit", type=int, default=50, metavar="N", help="at most N jobs (default 50)"
+        "--limit", type=_positive_int, default=50, metavar="N", help="at most N jobs (default 50)"
     )
     listing_jobs.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     _journal_option(listing_jobs)
@@ -167,15 +244,20 @@ def add_parsers(subparsers: Any) -> None:
         "forget",
         help="stop following an unfinished job (e.g. one whose task the service answers UNKNOWN for)",
     )
-    forget.add_argument("job", type=int, help="the job's number (`retalk jobs`)")
+    forget.add_argument("job", type=_job_number, help="the job's number (`retalk jobs`), as 8 or job:8")
     forget.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     _journal_option(forget)
     forget.set_defaults(run=run_forget)
 
     again = subparsers.add_parser("resume", help="finish every unfinished job in the journal")
-    again.add_argument("--timeout", type=float, metavar="S")
     again.add_argument(
-        "--job", type=int, metavar="N", help="with -o: the job (`retalk jobs`) whose result goes to -o"
+        "--timeout", type=float, metavar="S", help="give up waiting for each task after S seconds"
+    )
+    again.add_argument(
+        "--job",
+        type=_job_number,
+        metavar="N",
+        help="with -o: the job (`retalk jobs`) whose result goes to -o",
     )
     again.add_argument(
         "--split", type=int, metavar="N", help="with -o: the split job whose joined result goes to -o"
@@ -196,7 +278,7 @@ def _client(args: argparse.Namespace) -> Client:
 
 
 def _err() -> Console:
-    return Console(stderr=True, highlight=False)
+    return plain_console(stderr=True)
 
 
 def _live(args: argparse.Namespace) -> AbstractContextManager[Display | None]:
@@ -210,7 +292,7 @@ def _print(args: argparse.Namespace, data: Any, text: str) -> None:
         json.dump(data, sys.stdout, indent=2, ensure_ascii=True)
         sys.stdout.write("\n")
     else:
-        Console(highlight=False).print(text, markup=False)
+        plain_console().print(text, markup=False)
 
 
 def _task_dict(task: Task) -> dict[str, Any]:
@@ -297,15 +379,18 @@ def run_submit(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    task_id = _task_id_arg(args.task_id)
+    task_id = _task_id_arg(args.task_id, args.journal)
     with _client(args) as client:
         task = client.get(task_id)
     _print(args, _task_dict(task), _task_text(task))
-    return 0 if task.status != "FAILED" else 1
+    # As `wait` ends: a task the service does not know (UNKNOWN) is no success, nor is a
+    # failed or canceled one.
+    task.raise_for_status()
+    return 0
 
 
 def run_cancel(args: argparse.Namespace) -> int:
-    task_id = _task_id_arg(args.task_id)
+    task_id = _task_id_arg(args.task_id, args.journal)
     with _client(args) as client:
         task = client.cancel(task_id)
     _print(args, _task_dict(task), _task_text(task))
@@ -313,7 +398,7 @@ def run_cancel(args: argparse.Namespace) -> int:
 
 
 def run_wait(args: argparse.Namespace) -> int:
-    task_id = _task_id_arg(args.task_id)
+    task_id = _task_id_arg(args.task_id, args.journal)
     with _client(args) as client, _live(args) as display:
         task = client.wait(task_id, timeout=args.timeout, on_status=events_of(display).on_status)
     _print(args, _task_dict(task), _task_text(task))
@@ -323,7 +408,7 @@ def run_wait(args: argparse.Namespace) -> int:
 
 def run_download(args: argparse.Namespace) -> int:
     url = args.task_id
-    task_id = None if url.startswith(("http://", "https://")) else _task_id_arg(url)
+    task_id = None if url.startswith(("http://", "https://")) else _task_id_arg(url, args.journal)
     check_output(args.output)
     task: Task | None = None
     with _client(args) as client, _live(args) as display:
@@ -422,6 +507,16 @@ def _new_output(args: argparse.Namespace) -> None:
 def run_resume(args: argparse.Namespace) -> int:
     failures: list[tuple[Job, Exception]] = []
     _new_output(args)
+    with Journal(args.journal) as journal:
+        # Nothing to do needs no key and no service.
+        idle = not journal.unfinished() and not journal.running_splits() and not journal.damaged()
+    if idle:
+        _print(
+            args,
+            {"finished": [], "failed": [], "joined": [], "not_joined": [], "damaged": []},
+            "nothing to resume",
+        )
+        return 0
     with _client(args) as client, Journal(args.journal) as journal:
         # A damaged row is skipped (and said), never in the way of the other jobs.
         damaged = journal.damaged()

@@ -41,7 +41,7 @@ def test_a_good_job_exits_0_with_a_job_section(capsys) -> None:
     replaced, match = data["job"]["findings"]
     assert (replaced["code"], replaced["severity"]) == ("Pair.VideoAudioReplaced", "info")
     assert (match["code"], match["severity"]) == ("Face.RefMatch", "info")
-    assert match["details"]["match_score"] > 0.5
+    assert match["details"]["distance"] < match["details"]["threshold"]
     assert data["summary"] == {"files": 3, "errors": 0, "warnings": 0}
 
 

@@ -155,6 +155,12 @@ def test_isolated_and_an_explicit_file(project: Path) -> None:
             "[thresholds.audio]\nno_speech_share = 0.5\n",
             "thresholds.audio.no_speech_share: 0.5 is above mostly",
         ),
+        ("prep = 1\n", "prep: must be a table"),
+        ("[prep]\ngates = []\n", "prep.gates: unknown setting (known: gate, speech_cut_s)"),
+        ('[prep]\ngate = "Pair"\n', "prep.gate: must be a list of codes or prefixes"),
+        ('[prep]\ngate = ["Pair.Cut"]\n', "prep.gate: unknown code or prefix Pair.Cut"),
+        ("[prep]\nspeech_cut_s = -1\n", "prep.speech_cut_s: must be a number of seconds, 0 or more"),
+        ("[prep]\nspeech_cut_s = true\n", "prep.speech_cut_s: must be a number of seconds"),
     ],
 )
 def test_a_mistake_in_the_settings_file_is_a_usage_error_naming_it(
@@ -217,3 +223,13 @@ def test_the_readme_thresholds_snippet_lists_every_threshold_at_its_default(tmp_
     table = data["tool"]["preflight"] if settings.name == "pyproject.toml" else data
     listed = {(group, key) for group, keys in table["thresholds"].items() for key in keys}
     assert listed == {(group, f.name) for group, kind in GROUPS.items() for f in fields(kind)}
+
+
+def test_the_prep_table_says_which_findings_gate_a_paid_job(tmp_path: Path) -> None:
+    (tmp_path / "preflight.toml").write_text('[prep]\ngate = ["Face", "Pair.SpeechCut"]\nspeech_cut_s = 4\n')
+    config = load_config(tmp_path / "preflight.toml")
+    assert config.gate == ("Face", "Pair.SpeechCut") and config.gate_speech_cut_s == 4.0
+    # Not set: None, so that prep-and-retalk's defaults apply.
+    assert Config().gate is None and Config().gate_speech_cut_s is None
+    (tmp_path / "preflight.toml").write_text("[prep]\ngate = []\n")
+    assert load_config(tmp_path / "preflight.toml").gate == ()

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from preflight import ImageFaceScan, LazyEngine, Severity, check_image, check_paths, fix_paths
-from tests.conftest import FIXTURES, SAMPLE, codes
+from tests.conftest import FIXTURES, SAMPLE, codes, run_cli
 
 TURNED = FIXTURES / "faces" / "turned.jpg"
 
@@ -81,7 +81,7 @@ def test_the_videos_own_face_matches_its_reference(engine: LazyEngine) -> None:
     assert report.job is not None
     (finding,) = report.job.findings
     assert finding.code == "Face.RefMatch" and finding.severity is Severity.INFO
-    assert finding.details["match_score"] > 0.8
+    assert finding.details["distance"] < finding.details["threshold"] == 0.6
     assert finding.details["closest_is_default_target"] is True
     assert "query_face_threshold" in finding.message
 
@@ -92,15 +92,13 @@ def test_somebody_elses_face_is_a_mismatch_warning(engine: LazyEngine) -> None:
     codes_found = [f.code for f in report.job.findings]
     assert codes_found == ["Face.RefMismatch"]
     (finding,) = report.job.findings
-    assert finding.severity is Severity.WARNING  # advice: our cue is no face-recognition network
-    assert finding.details["match_score"] == 0.0
-    assert finding.details["distance"] >= finding.details["mismatch_distance"]
+    assert finding.severity is Severity.WARNING  # advice: the service's matcher has its own threshold
+    assert finding.details["distance"] >= finding.details["threshold"] == 0.6
+    assert f"distance {finding.details['distance']:.2f}" in finding.message
     assert "InvalidFile.FaceNotMatch" in finding.message and "query_face_threshold" in finding.message
 
 
-def test_a_reference_with_two_people_gets_no_match_score(
-    image: Callable[..., Path], engine: LazyEngine
-) -> None:
+def test_a_reference_with_two_people_is_not_matched(image: Callable[..., Path], engine: LazyEngine) -> None:
     report = check_paths(
         video=SAMPLE / "talking_head.mp4", ref=image("couple.jpg", "two_faces", 1000, 600), engine=engine
     )
@@ -168,3 +166,40 @@ def test_fixing_a_job_with_its_reference_image_does_not_ask_for_one(
     (told,) = [f for f in video_result.findings if f.code == "Face.Multiple"]
     assert "--ref" not in told.message and "will sync the largest" not in told.message
     assert not any("--make-ref" in note for note in video_result.notes)
+
+
+def test_check_says_a_two_person_reference_can_be_fixed_as_fix_then_crops_it(
+    shared_media: Path, engine: LazyEngine, tmp_path: Path
+) -> None:
+    # `preflight check` said "None of the errors can be fixed", then `preflight fix` cropped it.
+    photo = shared_media / "face_recognition__two_people.jpg"
+    report = check_paths(ref=photo, engine=engine)
+    (finding,) = report.files[0].findings
+    assert finding.code == "InvalidFile.Content" and finding.fixable
+    assert "preflight fix crops it to the largest face" in finding.message
+    fixed = fix_paths(ref=photo, out_dir=tmp_path / "fixed", engine=engine)
+    assert fixed.ok and [a.name for a in fixed.files[0].actions] == ["crop-face"]
+    status, out = run_cli("check", "--ref", str(photo))
+    assert status == 1 and "1 of the errors can be fixed with `preflight fix`" in out
+
+
+def test_the_face_engines_protobuf_deprecation_warning_never_reaches_stderr() -> None:
+    # A batch runs jobs in threads: one thread's `catch_warnings` restores the filters while
+    # another runs a graph. A graph run outside the engine's guard stands for that.
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np\n"
+        "from PIL import Image\n"
+        "from preflight._mediapipe import MediapipeEngine\n"
+        "engine = MediapipeEngine()\n"
+        f"picture = np.asarray(Image.open({str(SAMPLE / 'face.jpg')!r}).convert('RGB'))\n"
+        "engine._detector.process(picture)\n"
+        "print(len(engine.detect(picture)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "default", "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "1", done.stderr
+    assert "GetPrototype" not in done.stderr and "UserWarning" not in done.stderr

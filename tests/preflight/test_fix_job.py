@@ -195,3 +195,13 @@ def test_several_faces_and_no_reference_get_an_offer_or_a_made_reference(
     made = fix_paths(video=video, out_dir=tmp_path / "b", options=FixOptions(make_ref=True), engine=engine)
     ref = next(f for f in made.files if f.role == "ref")
     assert ref.ok and ref.output is not None and ref.output.endswith(".jpg")
+
+
+def test_a_dry_run_names_where_each_output_would_go_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "ready"
+    report = fix_paths(
+        video=SAMPLE / "talking_head.mp4", audio=SAMPLE / "voice.wav", out_dir=out, dry_run=True
+    )
+    assert [f.planned for f in report.files] == [str(out / "talking_head.mp4"), str(out / "voice.wav")]
+    assert all(f.output is None for f in report.files) and not out.exists()
+    assert report.to_dict()["files"][0]["planned"] == str(out / "talking_head.mp4")

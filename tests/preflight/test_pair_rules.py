@@ -50,6 +50,7 @@ def test_a_voice_longer_than_the_video_is_cut_unless_the_video_is_extended(silen
     }
     assert "last 1.00 s are never heard" in finding.message
     assert "video_extension=true" in finding.message and "0.24 CNY" in finding.message
+    assert "prep-and-retalk --extend-video" in finding.message  # our own option, not only the API's
 
 
 def test_a_video_longer_than_the_voice_loses_its_end(silent_video, voice) -> None:
@@ -91,7 +92,7 @@ def test_words_after_the_videos_end_would_be_cut(silent_video, voice) -> None:
     cut = report.job.findings[1]
     assert cut.severity is Severity.WARNING
     assert 1.0 < cut.details["speech_cut_s"] <= 2.0 and cut.details["first_cut_word_s"] >= 2.0
-    assert "video_extension=true" in cut.message
+    assert "video_extension=true" in cut.message and "--extend-video" in cut.message
 
 
 def test_silence_after_the_video_is_no_loss(silent_video, media, tmp_path: Path) -> None:

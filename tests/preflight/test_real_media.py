@@ -131,7 +131,7 @@ def test_a_screenshot_matches_its_clip_and_a_stranger_does_not(
     other = check_paths(video=clip, ref=shared_media / "face_recognition__obama-1080p.jpg", engine=engine)
     assert same.job is not None and other.job is not None
     assert [f.code for f in same.job.findings] == ["Face.RefMatch"]
-    assert same.job.findings[0].details["match_score"] > 0.5
+    assert same.job.findings[0].details["distance"] < same.job.findings[0].details["threshold"]
     assert [f.code for f in other.job.findings] == ["Face.RefMismatch"]
 
 

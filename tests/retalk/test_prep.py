@@ -153,9 +153,11 @@ def test_a_batch_of_five_with_one_bad_job_finishes_the_rest_and_a_rerun_skips_th
     statuses = {Path(j["output"]).name: j["status"] for j in report["jobs"]}
     assert statuses == {"clip0.mp4": "done", "clip1.mp4": "done", "clip2.mp4": "done", "clip3.mp4": "done",
                         "broken.mp4": "refused"}  # fmt: skip
-    assert status == 1 and report["summary"] == {"done": 4, "skipped": 0, "refused": 1, "failed": 0}
+    assert status == 1
+    assert report["summary"] == {"done": 4, "skipped": 0, "refused": 1, "gated": 0, "failed": 0}
     # The voice (4.0 s) is longer than every clip: cut to the clip, or the clip extended.
     assert duration(tmp_path / "out" / "clip0.mp4") == pytest.approx(2.2, abs=0.25)
     assert duration(tmp_path / "out" / "clip3.mp4") == pytest.approx(4.0, abs=0.25)
     again, second = run_batch()
-    assert again == 1 and second["summary"] == {"done": 0, "skipped": 4, "refused": 1, "failed": 0}
+    assert again == 1
+    assert second["summary"] == {"done": 0, "skipped": 4, "refused": 1, "gated": 0, "failed": 0}

@@ -79,12 +79,14 @@ def test_an_output_that_cannot_take_a_file_is_refused_before_any_work(
     assert list((tmp_path / "existing").iterdir()) == [] and list(tmp_path.glob("*.work")) == []
 
 
-def test_a_batch_row_whose_output_is_a_folder_stops_the_batch_before_any_job(
+def test_batch_rows_whose_output_cannot_take_a_file_stop_the_batch_before_any_job(
     service: Emulator, tmp_path: Path
 ) -> None:
     (tmp_path / "results").mkdir()
     batch = tmp_path / "jobs.csv"
-    batch.write_text(f"video,audio,ref,output,options\n{VIDEO},{VOICE},,a.mp4,\n{VIDEO},{VOICE},,results/,\n")
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    rows = [f"{VIDEO},{VOICE},,a.mp4,", f"{VIDEO},{VOICE},,results/,", f"{VIDEO},{VOICE},,notes.txt/b.mp4,"]
+    batch.write_text("video,audio,ref,output,options\n" + "\n".join(rows) + "\n")
     status, report, err = run(
         prep_main,
         "--batch",
@@ -95,7 +97,11 @@ def test_a_batch_row_whose_output_is_a_folder_stops_the_batch_before_any_job(
         str(tmp_path / "j.sqlite"),
     )
     assert status == 2 and report == {}, err
-    assert f"{batch}:3: the output {tmp_path / 'results'}/ ends with a slash" in err
+    assert f"{batch}:3: output column: {tmp_path / 'results'} is a folder" in err
+    assert (
+        f"{batch}:4: output column: {tmp_path / 'notes.txt' / 'b.mp4'} is under {tmp_path / 'notes.txt'}"
+        in err
+    )
     assert service.requests == [] and not (tmp_path / "a.mp4").exists()
 
 

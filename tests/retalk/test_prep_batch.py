@@ -1,0 +1,309 @@
+"""``prep-and-retalk --batch`` as a user runs it: every mistake in the CSV said at once
+before anything runs, a table with the cost of each job and the total, a re-run that
+skips only what is really done, and Ctrl-C (sent to the process group, as a terminal
+does) that stops paying at once."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from retalk._cli.prep import main
+from retalk._emulator import Emulator, Faults
+from retalk._journal import Journal
+from tests.conftest import ROOT, SAMPLE
+from tests.retalk.conftest import EMULATED_KEY
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="process groups and SIGINT are POSIX")
+
+VOICE = SAMPLE / "voice.wav"
+
+
+def clips(media: Any, folder: Path, count: int) -> list[Path]:
+    """``count`` different short talking-head clips (different inputs: different jobs)."""
+    made = []
+    for index in range(count):
+        made.append(media.write_video(folder / f"clip{index}.mp4", duration=2.2 + 0.2 * index, source="face"))
+    return made
+
+
+def batch_of(folder: Path, rows: list[str]) -> Path:
+    batch = folder / "jobs.csv"
+    batch.write_text("video,audio,ref,output,options\n" + "\n".join(rows) + "\n")
+    return batch
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(list(args))
+    return status, out.getvalue(), err.getvalue()
+
+
+def submits(service: Emulator) -> int:
+    return sum(1 for method, path, _ in service.requests if method == "POST" and "video-synthesis" in path)
+
+
+# --------------------------------------------------------------------------- the CSV
+def test_every_mistake_in_the_csv_is_said_at_once_by_row_and_column_before_anything_runs(
+    service: Emulator, media: Any, tmp_path: Path
+) -> None:
+    (clip,) = clips(media, tmp_path, 1)
+    (tmp_path / "a folder").mkdir()
+    batch = batch_of(
+        tmp_path,
+        [
+            f"{clip},{VOICE},,good.mp4,",
+            f"missing.mp4,{VOICE},,one.mp4,",
+            f"a folder,{VOICE},,two.mp4,",
+            f"{clip},{VOICE},,three.mp4,--bogus",
+            f"{clip},{VOICE},,four.mp4,--align sideways",
+            f"{clip},gone.wav,,five.mp4,--face-threshold 90",
+            f"{clip},{VOICE},,results/,",
+        ],
+    )
+    status, out, err = run(
+        "--batch", str(batch), "--base-url", service.base_url, "--journal", str(tmp_path / "j")
+    )
+    assert status == 2 and out == ""
+    assert f"{batch}:3: video column: {tmp_path / 'missing.mp4'}: no such file" in err
+    assert f"{batch}:4: video column: {tmp_path / 'a folder'} is a folder" in err
+    assert f"{batch}:5: options column '--bogus': unrecognized arguments: --bogus" in err
+    assert f"{batch}:6: options column '--align sideways': " in err and "sideways" in err
+    assert f"{batch}:7: audio column: {tmp_path / 'gone.wav'}: no such file" in err
+    assert f"{batch}:7: options column: --face-threshold 90: must be 120-200" in err
+    assert f"{batch}:8: output column: {tmp_path / 'results'} is a folder; name the result's file" in err
+    # Our words, not argparse's usage, its exit code, or an option the user never typed.
+    assert "usage:" not in err and "(2)" not in err and "--video" not in err
+    assert "Traceback" not in err
+    assert service.requests == [] and not (tmp_path / "good.work").exists()
+
+
+def test_the_table_has_a_header_the_cost_of_each_job_and_the_total(
+    service: Emulator, media: Any, tmp_path: Path
+) -> None:
+    first, second = clips(media, tmp_path, 2)
+    batch = batch_of(tmp_path, [f"{first},{VOICE},,one.mp4,", f"{second},{VOICE},,two.mp4,"])
+    common = ("--batch", str(batch), "--base-url", service.base_url, "--journal", str(tmp_path / "j"))
+    status, out, _ = run(*common, "--format", "json")
+    document = json.loads(out)
+    costs = [job["cost_cny"] for job in document["jobs"]]
+    assert status == 0 and all(c and c > 0 for c in costs)
+    assert document["cost_cny"] == pytest.approx(sum(costs), abs=0.01)
+    status, out, _ = run(*common)  # again: nothing paid, nothing to cost
+    header, *rows, total = out.splitlines()
+    assert status == 0 and header.split() == ["line", "status", "CNY", "output", "detail"]
+    assert [row.split()[:3] for row in rows] == [["2", "skipped", "-"], ["3", "skipped", "-"]]
+    assert total.split()[0] == "total" and total.endswith("; 0.00 CNY")
+    status, out, _ = run(*common, "--force")  # paid again, on purpose
+    header, *rows, total = out.splitlines()
+    assert [row.split()[:3] for row in rows] == [
+        ["2", "done", f"{costs[0]:.2f}"],
+        ["3", "done", f"{costs[1]:.2f}"],
+    ]
+    assert total.endswith(f"; {sum(costs):.2f} CNY")
+
+
+def test_a_rerun_makes_again_a_job_whose_input_changed_and_skips_the_unchanged_one(
+    service: Emulator, media: Any, tmp_path: Path
+) -> None:
+    first, second = clips(media, tmp_path, 2)
+    voice = tmp_path / "voice.wav"
+    media.write_audio(voice, duration=2.0)
+    batch = batch_of(tmp_path, [f"{first},{voice},,one.mp4,", f"{second},{VOICE},,two.mp4,"])
+    common = ("--batch", str(batch), "--base-url", service.base_url, "--journal", str(tmp_path / "j"))
+    common += ("--format", "json")
+    status, out, _ = run(*common)
+    assert status == 0 and [j["status"] for j in json.loads(out)["jobs"]] == ["done", "done"]
+    media.write_audio(voice, duration=2.1, level_db=-9.0)  # the voice re-recorded
+    status, out, err = run(*common)
+    jobs = json.loads(out)["jobs"]
+    assert status == 0 and [j["status"] for j in jobs] == ["done", "skipped"], err
+    assert "audio changed since the output was made" in err
+    assert submits(service) == 3
+
+
+def test_the_batch_lines_written_to_a_pipe_are_never_wrapped(
+    service: Emulator, media: Any, tmp_path: Path
+) -> None:
+    (clip,) = clips(media, tmp_path, 1)
+    output = tmp_path / ("a-result-with-a-name-long-enough-to-pass-eighty-columns-" * 2 + ".mp4")
+    batch = batch_of(tmp_path, [f"{clip},{VOICE},,{output},"])
+    status, out, err = run(
+        "--batch", str(batch), "--base-url", service.base_url, "--journal", str(tmp_path / "j")
+    )
+    assert status == 0
+    assert f"[line 2] {output.name}: done: {output}\n" in err
+    assert f"  {output}  {output}\n" in out
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+class Lines:
+    """A stream read line by line in a thread, so a test can wait for a line to appear."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+
+    def wait_for(self, pattern: str, timeout: float = 120.0) -> re.Match[str]:
+        found: list[re.Match[str]] = []
+
+        def seen() -> bool:
+            found[:] = [m for m in (re.search(pattern, line) for line in self.lines) if m]
+            return bool(found)
+
+        with self._changed:
+            assert self._changed.wait_for(seen, timeout), f"no {pattern!r} in {''.join(self.lines)}"
+        return found[0]
+
+    def text(self) -> str:
+        self._thread.join(30)
+        return "".join(self.lines)
+
+
+@pytest.fixture()
+def slow(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Emulator]:
+    """An emulated service whose tasks run ``request.param`` seconds."""
+    faults = Faults(task_seconds=request.param, submit_interval_s=0)
+    with Emulator(tmp_path / "slow-service", api_key=EMULATED_KEY, faults=faults) as running:
+        yield running
+
+
+def start_batch(batch: Path, service: Emulator, journal: Path) -> tuple[subprocess.Popen[str], Lines]:
+    """The batch in a session of its own (as a terminal starts it), one job at a time."""
+    command = [sys.executable, "-m", "retalk._cli.prep", "--batch", str(batch), "--jobs", "1"]
+    command += ["--base-url", service.base_url, "--journal", str(journal)]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, "DASHSCOPE_API_KEY": EMULATED_KEY},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stderr is not None
+    return process, Lines(process.stderr)
+
+
+def ctrl_c(process: subprocess.Popen[str]) -> None:
+    os.killpg(process.pid, signal.SIGINT)
+
+
+def table_of(process: subprocess.Popen[str]) -> dict[str, list[str]]:
+    assert process.stdout is not None
+    rows = process.stdout.read().splitlines()
+    assert rows and rows[0].split()[:2] == ["line", "status"], rows
+    return {row.split()[0]: row.split() for row in rows[1:]}
+
+
+def task_of_first_job(journal: Path) -> str:
+    with Journal(journal) as opened:
+        (job,) = opened.jobs()
+    assert job.task_id is not None
+    return job.task_id
+
+
+@pytest.mark.parametrize("slow", [3.0], indirect=True)
+def test_ctrl_c_sends_nothing_new_waits_for_the_paid_task_and_prints_the_table(
+    slow: Emulator, media: Any, tmp_path: Path
+) -> None:
+    rows = [f"{clip},{VOICE},,out{n}.mp4," for n, clip in enumerate(clips(media, tmp_path, 3))]
+    journal = tmp_path / "j.sqlite"
+    held = slow.hold("query")  # the first job's first look at its task: it was submitted
+    process, err = start_batch(batch_of(tmp_path, rows), slow, journal)
+    assert held.reached.wait(120), err.text()
+    task = task_of_first_job(journal)
+    ctrl_c(process)
+    held.release()  # the task runs 3 s more: the batch has them to take the signal in
+    assert process.wait(120) == 130
+    assert submits(slow) == 1  # nothing after the signal
+    table = table_of(process)
+    said = err.text()
+    assert f"waiting for the tasks already paid for: line 2 (task {task})" in said
+    assert table["2"][1] == "done" and table["3"][1] == table["4"][1] == "stopped"
+    assert (tmp_path / "out0.mp4").exists() and not (tmp_path / "out1.mp4").exists()
+    assert "Traceback" not in said
+
+
+@pytest.mark.parametrize("slow", [300.0], indirect=True)
+def test_a_second_ctrl_c_stops_waiting_at_once_and_leaves_the_task_to_resume(
+    slow: Emulator, media: Any, tmp_path: Path
+) -> None:
+    rows = [f"{clip},{VOICE},,out{n}.mp4," for n, clip in enumerate(clips(media, tmp_path, 2))]
+    journal = tmp_path / "j.sqlite"
+    held = slow.hold("query")
+    process, err = start_batch(batch_of(tmp_path, rows), slow, journal)
+    assert held.reached.wait(120), err.text()
+    task = task_of_first_job(journal)
+    ctrl_c(process)
+    err.wait_for("waiting for the tasks already paid for", timeout=60)
+    ctrl_c(process)
+    held.release()
+    assert process.wait(30) == 130  # the task has 300 s to go: not waited for
+    table = table_of(process)
+    assert table["2"][1] == "left" and task in " ".join(table["2"]) and "resume" in " ".join(table["2"])
+    assert table["3"][1] == "stopped" and submits(slow) == 1
+    assert f"`retalk resume` finishes line 2 (task {task})" in err.text()
+    with Journal(journal) as opened:
+        (job,) = opened.unfinished()
+    assert (job.state, job.task_id) == ("submitted", task)
+
+
+@pytest.mark.parametrize("slow", [0.2], indirect=True)
+def test_ctrl_c_during_check_and_fix_pays_for_nothing_and_leaves_nothing_to_resume(
+    slow: Emulator, media: Any, tmp_path: Path
+) -> None:
+    rows = [f"{clip},{VOICE},,out{n}.mp4," for n, clip in enumerate(clips(media, tmp_path, 2))]
+    journal = tmp_path / "j.sqlite"
+    process, err = start_batch(batch_of(tmp_path, rows), slow, journal)
+    err.wait_for(r"\[line 2\] out0\.mp4: check and fix")
+    ctrl_c(process)
+    assert process.wait(120) == 130
+    assert submits(slow) == 0  # the job under way stopped before it paid
+    table = table_of(process)
+    assert table["2"][1] == table["3"][1] == "stopped" and "Traceback" not in err.text()
+    with Journal(journal) as opened:
+        assert opened.unfinished() == []
+
+
+@pytest.mark.parametrize("slow", [0.2], indirect=True)
+def test_ctrl_c_during_an_upload_stops_the_job_before_its_submit_and_closes_it(
+    slow: Emulator, media: Any, tmp_path: Path
+) -> None:
+    rows = [f"{clip},{VOICE},,out{n}.mp4," for n, clip in enumerate(clips(media, tmp_path, 2))]
+    journal = tmp_path / "j.sqlite"
+    held = slow.hold("storage")  # the first upload waits there: the job is past the fix
+    process, err = start_batch(batch_of(tmp_path, rows), slow, journal)
+    assert held.reached.wait(120), err.text()
+    ctrl_c(process)
+    err.wait_for("interrupted: nothing more is sent")
+    held.release()
+    assert process.wait(120) == 130
+    table = table_of(process)
+    assert table["2"][1] == table["3"][1] == "stopped"
+    assert submits(slow) == 0
+    with Journal(journal) as opened:
+        (job,) = opened.jobs()
+        # Closed: `retalk resume` would otherwise submit, and pay for, it.
+        assert job.state == "canceled" and opened.unfinished() == []
