@@ -36,6 +36,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "fix_video": ([], []),
     "async_jobs": ([], ["--jobs", "20"]),
     "pipeline_overhead": ([], ["--runs", "1"]),
+    "emulator_timing": ([], ["--rounds", "1"]),
 }
 
 
