@@ -457,9 +457,9 @@ def test_slow_fault_and_faults_spare_storage(service: Callable[..., Service]) ->
     assert time.monotonic() - began >= 6.0
     # Faults are for the API: the storage host answers normally (the policy is made by hand
     # because every API request fails here).
-    one.emulator.faults.error_every = 0
+    one.emulator.faults.error_every, one.emulator.faults.slow_s = 0, 0.0
     policy = one.policy()
-    one.emulator.faults.error_every = 1
+    one.emulator.faults.error_every, one.emulator.faults.slow_s = 1, 6.0
     began = time.monotonic()
     assert post_form(policy, f"{policy['upload_dir']}/a.wav", b"data").status_code == 200
     assert time.monotonic() - began < 6.0
