@@ -37,6 +37,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {
     "async_jobs": ([], ["--jobs", "20"]),
     "pipeline_overhead": ([], ["--runs", "1"]),
     "identity": ([], ["--rounds", "2"]),
+    "emulator_timing": ([], ["--rounds", "1"]),
 }
 
 

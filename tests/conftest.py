@@ -23,8 +23,17 @@ import make_fixtures  # noqa: E402  (the fixture script doubles as the writers' 
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # This run's check cache in a folder of its own, never the user's ~/.cache.
+    # Never the user's ~/.cache, even for session fixtures that run before any test.
     os.environ["PREFLIGHT_CACHE_DIR"] = tempfile.mkdtemp(prefix="preflight-test-cache-")
+
+
+@pytest.fixture(autouse=True)
+def own_check_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets an empty check cache of its own: a verdict another test left there
+    could otherwise hide a bug in the cache key (or make a test pass only after another)."""
+    folder = tmp_path_factory.mktemp("check-cache")
+    monkeypatch.setenv("PREFLIGHT_CACHE_DIR", str(folder))
+    return folder
 
 
 def run_cli(*args: str) -> tuple[int, str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from preflight import check_audio, limits
+from preflight import check_audio
 from tests.conftest import BAD, FIXTURES, SAMPLE, codes, run_cli
 
 
@@ -67,6 +67,7 @@ def test_good_content_under_an_unaccepted_extension_is_a_format_error(tmp_path: 
 
 @pytest.mark.parametrize(
     ("samples", "rejected"),
+    # The page: "Duration: 2-120 seconds."
     # At 16 kHz: 31999 samples = 1.9999 s, 32000 = 2 s, 1920000 = 120 s, 1920016 = 120.001 s.
     [(31_984, True), (32_000, False), (1_920_000, False), (1_920_016, True)],
 )
@@ -83,13 +84,18 @@ def test_the_committed_short_m4a_has_both_problems() -> None:
     ]
 
 
-@pytest.mark.parametrize(("extra", "rejected"), [(0, False), (2, True)])
-def test_audio_may_be_30_mb_but_no_more(media, tmp_path: Path, extra: int, rejected: bool) -> None:
+# The service's page: "File: WAV, MP3, or AAC. Max 30 MB." (MB read as MiB, as its
+# upload policy does). Written out here, never taken from `limits`, so a wrong limit fails.
+# A WAV grows by whole 2-byte padding, so "just outside" is 2 bytes over.
+@pytest.mark.parametrize(("size", "rejected"), [(30 * 1024 * 1024, False), (30 * 1024 * 1024 + 2, True)])
+def test_audio_may_be_30_mb_but_no_more(media, tmp_path: Path, size: int, rejected: bool) -> None:
     path = tmp_path / "voice.wav"
     shutil.copy(SAMPLE / "voice.wav", path)
-    media.grow_to(path, limits.AUDIO_MAX_BYTES + extra)
+    media.grow_to(path, size)  # a sparse hole: costs no disk
     report = check_audio(path)
     assert codes(report) == (["InvalidFile.Size"] if rejected else [])
+    if rejected:
+        assert report.findings[0].details == {"size": size, "max": 30 * 1024 * 1024}
     assert report.media is not None and report.media.audio[0].duration == pytest.approx(4.0)
 
 

@@ -99,13 +99,67 @@ def test_runs_side_by_side_share_the_cache(tmp_path: Path) -> None:
     assert again.encode() == outputs[0]
 
 
-@pytest.mark.parametrize("flag", ["--contact-sheet"])
-def test_pictures_asked_for_are_never_taken_from_the_cache(tmp_path: Path, flag: str) -> None:
+def test_pictures_asked_for_are_never_taken_from_the_cache_nor_kept_in_it(tmp_path: Path) -> None:
     clip = aged_copy(BAD / "phone_rotated.mp4", tmp_path / "clip.mp4")
     cache = ["--cache-dir", str(tmp_path / "cache")]
     run_cli("check", str(clip), *cache)
-    status, _ = run_cli("check", str(clip), flag, str(tmp_path / "sheet.png"), *cache)
-    assert status == 0 and (tmp_path / "sheet.png").exists()
+    assert len(list((tmp_path / "cache").glob("*/*"))) == 1
+    for _ in range(2):  # the second run would be served a picture-less entry if one were kept
+        sheet = tmp_path / "sheet.png"
+        sheet.unlink(missing_ok=True)
+        status, _ = run_cli("check", str(clip), "--contact-sheet", str(sheet), *cache)
+        assert status == 0 and sheet.stat().st_size > 0
+        # The checks that took pictures left no entry: only the first, picture-less one.
+        assert len(list((tmp_path / "cache").glob("*/*"))) == 1
+    assert CheckCache(tmp_path / "cache").key(str(clip), "video", CheckOptions(thumbnails=True)) is None
+
+
+# Each part of a cache entry's key, changed alone, must make the entry miss. The file's
+# bytes are swapped (same size and time) after the first check, so a hit shows the old
+# verdict (InvalidFile.FPS) and a miss the new one (the swapped bytes cannot be opened).
+KEY_PARTS = ["nothing", "size", "mtime", "inode", "role", "settings", "code"]
+
+
+@pytest.mark.parametrize("changed", KEY_PARTS)
+def test_changing_one_part_of_the_cache_key_checks_the_file_again(tmp_path: Path, changed: str) -> None:
+    clip = aged_copy(BAD / "low fps 480p.avi", tmp_path / "clip.avi")
+    folder = tmp_path / "cache"
+    options = CheckOptions(fast=True)
+    first = check_paths(video=clip, options=options, cache=CheckCache(folder, "code-1"))
+    assert "InvalidFile.FPS" in [f.code for f in first.files[0].findings]
+    swap_content_keeping_size_and_time(clip, BAD / "notes.mp4")
+    before = clip.stat()
+    role, code = "video", "code-1"
+    if changed == "size":
+        with open(clip, "ab") as handle:
+            handle.write(b"\0" * 16)
+        os.utime(clip, ns=(before.st_atime_ns, before.st_mtime_ns))
+    elif changed == "mtime":
+        os.utime(clip, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    elif changed == "inode":
+        # Same bytes, size and time under the same name, in a new inode (the old one still
+        # exists while the new one is made, so the two cannot share a number).
+        replacement = tmp_path / "replacement.avi"
+        shutil.copyfile(clip, replacement)
+        os.utime(replacement, ns=(before.st_atime_ns, before.st_mtime_ns))
+        os.replace(replacement, clip)
+        assert clip.stat().st_ino != before.st_ino
+    elif changed == "role":
+        role = "audio"
+    elif changed == "settings":
+        options = CheckOptions(fast=True, select=("InvalidFile.FPS", "InvalidFile.Openerror"))
+    elif changed == "code":
+        code = "code-2"
+    after = clip.stat()
+    assert (after.st_size != before.st_size) is (changed == "size")
+    assert (after.st_mtime_ns != before.st_mtime_ns) is (changed == "mtime")
+    cache = CheckCache(folder, code)
+    again = check_paths(**{role: clip}, options=options, cache=cache)  # type: ignore[arg-type]
+    found = [f.code for f in again.files[0].findings]
+    if changed == "nothing":
+        assert "InvalidFile.FPS" in found  # a hit: the same key serves the old verdict
+    else:
+        assert found == ["InvalidFile.Openerror"], f"changing the {changed} must miss the cache"
 
 
 def test_a_changed_threshold_checks_the_files_again(media, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

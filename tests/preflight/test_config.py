@@ -6,6 +6,7 @@ mistake in the file named."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from dataclasses import fields
@@ -183,6 +184,23 @@ def test_the_fixer_takes_its_defaults_from_the_file_and_the_command_line_wins(
         "fix", str(project / "media"), "-o", str(project / "out"), "--dry-run", "--crf", "20", "--fast"
     )
     assert status in (0, 1)
+    # Read back from what x264 wrote into each output (its settings SEI): the file's crf is
+    # used by default, and the command line's wins over it.
+    (project / "pyproject.toml").write_text("[tool.preflight.fix]\ncrf = 30\npreset = 'ultrafast'\n")
+    clip = project / "media" / "low fps 480p.avi"
+    for extra, crf in (((), "30.0"), (("--crf", "20"), "20.0")):
+        out = project / f"out-{crf}"
+        status, _ = run_cli("fix", "--video", str(clip), "-o", str(out), "--fast", *extra)
+        assert status == 0
+        assert x264_settings(out / "low fps 480p.mp4")["crf"] == crf
+
+
+def x264_settings(path: Path) -> dict[str, str]:
+    """The options x264 wrote into the stream ("x264 - core ... options: crf=20.0 ...")."""
+    data = path.read_bytes()
+    found = re.search(rb"x264 - core [^\0]*? - options: ([^\0]*)", data)
+    assert found is not None, f"{path} carries no x264 settings"
+    return dict(item.split("=", 1) for item in found.group(1).decode().split() if "=" in item)
 
     config = load_config(project / "pyproject.toml")
     assert config.fix == {"crf": 60}

@@ -31,6 +31,13 @@ from preflight._fix_model import FixReport
 from preflight._models import CheckReport, FileReport, Severity
 from tests.corpus import make_corpus
 from tests.corpus.make_corpus import CASES, Case
+from tests.oracle import (
+    assert_audio_accepted,
+    assert_image_accepted,
+    assert_video_accepted,
+    probe,
+    read_image,
+)
 
 #: No single check or fix of a small file may take longer (the slowest takes about 3 s).
 BOUND_S = 30.0
@@ -240,6 +247,14 @@ def test_fix_writes_an_accepted_copy_or_says_why_not(
     ]
     if case.role == "video":
         assert _decodes(output) > 0
+    # And judged from outside preflight (tests/oracle.py: ffprobe or a bare PyAV reading,
+    # Pillow for images) against the service's written limits.
+    if case.role == "video":
+        assert_video_accepted(probe(output))
+    elif case.role == "audio":
+        assert_audio_accepted(probe(output))
+    else:
+        assert_image_accepted(read_image(output))
 
 
 # --------------------------------------------------------------------------- the command line

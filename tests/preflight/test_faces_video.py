@@ -120,16 +120,26 @@ def test_a_phone_clip_stored_sideways_is_scanned_upright(engine: LazyEngine) -> 
     assert codes(report) == ["Video.Rotated"]  # and no face finding
     scan = face_scan(report)
     assert (scan.width, scan.height) == (720, 1280)
+    assert scan.samples
     for sample in scan.samples:
         (face,) = sample.faces
         assert face.pose is not None and abs(face.pose.roll) < 15  # upright, not on its side
-    # Without the rotation the same frames lie on their side.
+    # Without the rotation the same frames lie on their side: the face in every one of them
+    # upright is found in fewer of them sideways, and any found there lies on its side.
     info = probe_media(path)
-    sideways = next(sample_frames(str(path), stream_index=0, duration=info.duration or 0, rotation=0))
-    upright = next(sample_frames(str(path), stream_index=0, duration=info.duration or 0, rotation=90))
-    assert sideways.rgb.shape[1] > sideways.rgb.shape[0] and upright.rgb.shape[0] > upright.rgb.shape[1]
-    lying = engine.detect(sideways.rgb)
-    assert not lying or lying[0].pose is None or abs(lying[0].pose.roll) > 45
+    sideways = list(sample_frames(str(path), stream_index=0, duration=info.duration or 0, rotation=0))
+    upright = list(sample_frames(str(path), stream_index=0, duration=info.duration or 0, rotation=90))
+    assert sideways and len(sideways) == len(upright)
+    assert (
+        sideways[0].rgb.shape[1] > sideways[0].rgb.shape[0]
+        and upright[0].rgb.shape[0] > upright[0].rgb.shape[1]
+    )
+    standing = [engine.detect(frame.rgb) for frame in upright]
+    assert all(len(faces) == 1 for faces in standing), standing  # fails when no face is found
+    assert all(faces[0].pose is not None and abs(faces[0].pose.roll) < 15 for faces in standing)
+    lying = [engine.detect(frame.rgb) for frame in sideways]
+    assert sum(map(len, lying)) < sum(map(len, standing))
+    assert all(face.pose is None or abs(face.pose.roll) > 45 for faces in lying for face in faces)
 
 
 def test_a_face_turned_away_is_not_front_facing(scanned: Callable[..., FileReport]) -> None:

@@ -1,6 +1,7 @@
 """Fixing the voice: each story builds a file the service (or the lip-sync model) would
-choke on, lets the fixer plan and write it, and checks the output with a fresh, independent
-``check_audio``, plus the property the story is about.
+choke on, lets the fixer plan and write it, and checks the output with a probe that is not preflight's
+(``tests/oracle.py``: ffprobe, else a bare PyAV reading) against the input and the service's
+written limits, then with a fresh ``check_audio``, plus the property the story is about.
 
 Voices are synthesised by the fixture script (``voice_like``) unless the story needs real
 speech, which comes from ../shared/media (skipped when absent).
@@ -23,6 +24,7 @@ from preflight import FileReport, check_audio, fix_paths, limits
 from preflight._fix_audio import AudioPlan, plan_audio, write_audio
 from preflight._fix_model import FixOptions
 from tests.conftest import FIXTURES
+from tests.oracle import assert_audio_accepted, probe
 
 RATE = 16000
 Samples = npt.NDArray[np.float64]
@@ -42,7 +44,30 @@ def fix(
     part.rename(final)
     fresh = check_audio(final)
     assert fresh.ok, [(f.code, f.message) for f in fresh.findings]
+    assert_judged_from_outside(path, final, plan, fresh, duration)
     return plan, final, fresh
+
+
+def assert_judged_from_outside(
+    source: Path, output: Path, plan: AudioPlan, fresh: FileReport, duration: float | None
+) -> None:
+    """The output as ffprobe (or a bare PyAV reading) sees it, not preflight: accepted by the
+    service's written limits; the same rate, channels and length as the input unless an
+    action of the plan changed them; and preflight's own reading agreeing with it."""
+    before, after = probe(source), probe(output)
+    assert_audio_accepted(after)
+    done = set(names(plan))
+    if not done & {"resample", "extract"}:
+        assert after.sample_rate == before.sample_rate
+    if not done & {"downmix", "mono", "extract"}:
+        assert after.channels == before.channels
+    if duration is None and not done & {"trim", "pad", "extract"}:
+        assert after.duration == pytest.approx(before.duration, abs=0.03)
+    if duration is not None:
+        assert after.duration == pytest.approx(duration, abs=0.03)
+    assert stream_facts(fresh) == (after.container, after.audio_codec, after.sample_rate, after.channels)
+    # (within two MP3 frames: the encoder delay is counted by some readers, not others)
+    assert fresh.media is not None and fresh.media.duration == pytest.approx(after.duration, abs=0.06)  # type: ignore[union-attr]
 
 
 def names(plan: AudioPlan) -> list[str]:

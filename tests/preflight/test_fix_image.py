@@ -1,5 +1,6 @@
 """Fixing the reference image: each story builds a rejected (or merely awkward) image, fixes
-it, and checks the output afresh, the way the service would judge it."""
+it, and checks the output with Pillow alone against the service's written limits and the
+input (tests/oracle.py), then afresh with preflight, the way the service would judge it."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from preflight._fix_image import ImagePlan, make_reference, plan_image, write_im
 from preflight._fix_model import FixOptions
 from tests.conftest import codes, run_cli_measured
 from tests.corpus.make_corpus import png16_blank
+from tests.oracle import assert_image_accepted, read_image
 
 Fixed = tuple[ImagePlan, Path, FileReport]
 
@@ -49,7 +51,9 @@ def fix(engine: LazyEngine, tmp_path: Path) -> Callable[[Path], Fixed]:
         write_image(plan, str(source), part)
         output = part.rename(tmp_path / f"out{plan.extension}")
         assert _digest(source) == before
-        return plan, output, check_image(output, engine=engine)
+        fresh = check_image(output, engine=engine)
+        assert_judged_from_outside(source, output, plan, fresh)
+        return plan, output, fresh
 
     return run
 
@@ -67,6 +71,25 @@ def assert_accepted(report: FileReport) -> None:
 
 def names(plan: ImagePlan) -> list[str]:
     return [action.name for action in plan.actions]
+
+
+def assert_judged_from_outside(source: Path, output: Path, plan: ImagePlan, fresh: FileReport) -> None:
+    """The output as Pillow alone reads it (tests/oracle.py), not preflight: a whole picture
+    within the service's written limits; the input's displayed size unless the plan crops or
+    scales; and preflight's own reading agreeing with it."""
+    before, after = read_image(source), read_image(output)
+    assert_image_accepted(after)
+    # (a re-encode to get under 10 MB may make the picture smaller too, when it must)
+    if not set(names(plan)) & {"crop-face", "crop", "downscale", "reencode"}:
+        assert (after.width, after.height) == (before.width, before.height)
+    info = fresh.media
+    assert isinstance(info, ImageInfo)
+    assert (info.format, info.width, info.height, info.size) == (
+        after.format,
+        after.width,
+        after.height,
+        after.size,
+    )
 
 
 def test_an_image_that_already_passes_is_left_alone(made: Callable[..., Path], engine: LazyEngine) -> None:

@@ -8,9 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import subprocess
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -26,72 +23,25 @@ from preflight._fix_video import fitted_size, plan_video, target_fps, write_vide
 from preflight._models import AudioStreamInfo, FileReport, Finding, MediaInfo, Severity, VideoStreamInfo
 from tests.conftest import run_cli, run_cli_measured
 from tests.corpus.make_corpus import sound_apart
+from tests.oracle import (
+    Probed,
+    assert_video_accepted,
+    count_frames,
+    needs_ffprobe,
+    probe,
+    probe_ffprobe,
+    probe_pyav,
+)
 
 FLASHES = (0.52, 1.32, 2.12)
 
 
-@dataclass
-class Probed:
-    """What an independent probe says of a file."""
-
-    container: str
-    codec: str
-    width: int
-    height: int
-    fps: float
-    duration: float
-    rotation: int
-    audio_codec: str | None
-
-
 def independent_probe(path: Path) -> Probed:
-    """ffprobe when present (it is not what the fixer uses), else PyAV read directly."""
-    if shutil.which("ffprobe"):
-        out = subprocess.run(
-            ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        data = json.loads(out.stdout)
-        video = next(s for s in data["streams"] if s["codec_type"] == "video")
-        audio = next((s for s in data["streams"] if s["codec_type"] == "audio"), None)
-        num, den = (int(x) for x in video["avg_frame_rate"].split("/"))
-        rotation = 0
-        for side in video.get("side_data_list", []):
-            rotation = int(side.get("rotation", rotation))
-        return Probed(
-            data["format"]["format_name"],
-            video["codec_name"],
-            int(video["width"]),
-            int(video["height"]),
-            num / den,
-            float(data["format"]["duration"]),
-            rotation,
-            audio["codec_name"] if audio else None,
-        )
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        audio_stream = container.streams.audio[0] if container.streams.audio else None
-        return Probed(
-            container.format.name,
-            stream.codec_context.name,
-            stream.codec_context.width,
-            stream.codec_context.height,
-            float(stream.average_rate or 0),
-            float(container.duration or 0) / av.time_base,
-            0,
-            audio_stream.codec_context.name if audio_stream else None,
-        )
+    return probe(path)
 
 
 def assert_accepted(probed: Probed) -> None:
-    assert probed.container.startswith("mov,mp4")
-    assert probed.codec in ("h264", "hevc")
-    assert limits.VIDEO_MIN_SIDE <= min(probed.width, probed.height)
-    assert max(probed.width, probed.height) <= limits.VIDEO_MAX_SIDE
-    assert limits.VIDEO_MIN_FPS <= probed.fps <= limits.VIDEO_MAX_FPS
-    assert limits.MIN_DURATION_S <= probed.duration <= limits.MAX_DURATION_S
+    assert_video_accepted(probed)
 
 
 def flash_times(path: Path) -> list[float]:
@@ -608,3 +558,35 @@ def test_sound_far_longer_than_its_picture_ends_with_it(tmp_path: Path) -> None:
     assert entry["ok"] and "audio-aac" in entry["actions"]
     picture, sound = _lengths(out)
     assert sound is not None and abs(sound - picture) <= 0.03, (picture, sound)
+
+
+# --------------------------------------------------------------------------- judged from outside
+ORACLES = {"pyav": probe_pyav, "ffprobe": probe_ffprobe}
+
+
+@pytest.mark.parametrize("oracle", ["pyav", "ffprobe"])
+@pytest.mark.parametrize("fps", [24, 30, 50, 60])
+def test_a_re_encoded_clip_keeps_its_own_frame_rate_length_and_sound(
+    media, tmp_path: Path, fps: int, oracle: str
+) -> None:
+    """A clip too small for the service is re-encoded (scaled up): its rate, frames, length,
+    sound and the sound's offset must come out as they went in, read by a probe that is not
+    preflight's."""
+    if oracle == "ffprobe":
+        needs_ffprobe()
+    read = ORACLES[oracle]
+    src = media.write_video(
+        tmp_path / f"small {fps}.mp4", width=480, height=272, fps=fps, duration=2.5, flashes=FLASHES
+    )
+    out, entry = fix_video(src, tmp_path / "out")
+    assert entry["ok"] and "scale" in entry["actions"], entry
+    before, after = read(src), read(out)
+    assert_video_accepted(after)
+    assert after.fps == pytest.approx(before.fps, abs=0.01) == pytest.approx(fps, abs=0.01)
+    assert count_frames(out) == count_frames(src)
+    assert after.duration == pytest.approx(before.duration, abs=1 / fps + 0.03)
+    assert min(after.width, after.height) >= 640
+    assert after.width / after.height == pytest.approx(before.width / before.height, rel=0.02)
+    assert after.sample_rate == before.sample_rate and after.channels == before.channels
+    assert after.av_offset == pytest.approx(before.av_offset, abs=0.03)
+    assert_in_sync(out, fps)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from preflight import CheckOptions, FileReport, check_image, limits
+from preflight import CheckOptions, FileReport, check_image
 from tests.conftest import BAD, SAMPLE, codes
 from tests.corpus.make_corpus import png16_blank
 
@@ -25,6 +25,7 @@ def test_the_sample_face_passes_cleanly() -> None:
     assert report.ok and report.findings == ()
 
 
+# The page: "Aspect ratio: 2 or less; longest side: 4,096 pixels or less."
 @pytest.mark.parametrize(
     ("width", "height", "rejected"),
     [
@@ -59,12 +60,17 @@ def test_limits_apply_to_the_image_as_displayed(made) -> None:
     assert report.media is not None and (report.media.width, report.media.height) == (2048, 4096)
 
 
-@pytest.mark.parametrize(("extra", "rejected"), [(0, False), (1, True)])
-def test_an_image_may_be_10_mb_but_no_more(media, tmp_path: Path, extra: int, rejected: bool) -> None:
+# The service's page: "File: JPEG, JPG, PNG, BMP, or WebP. Max 10 MB." (MB read as MiB).
+# Written out here, never taken from `limits`, so a wrong limit fails.
+@pytest.mark.parametrize(("size", "rejected"), [(10 * 1024 * 1024, False), (10 * 1024 * 1024 + 1, True)])
+def test_an_image_may_be_10_mb_but_no_more(media, tmp_path: Path, size: int, rejected: bool) -> None:
     path = tmp_path / "face.jpg"
     shutil.copy(SAMPLE / "face.jpg", path)
-    media.grow_to(path, limits.IMAGE_MAX_BYTES + extra)
-    assert codes(check_image_facts(path)) == (["InvalidFile.Size"] if rejected else [])
+    media.grow_to(path, size)  # trailing zeros after the JPEG's end: a sparse hole
+    report = check_image_facts(path)
+    assert codes(report) == (["InvalidFile.Size"] if rejected else [])
+    if rejected:
+        assert report.findings[0].details == {"size": size, "max": 10 * 1024 * 1024}
 
 
 @pytest.mark.parametrize("name", ["face.png", "face.bmp", "face.webp", "face.jpeg"])

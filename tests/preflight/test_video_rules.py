@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from preflight import CheckOptions, FileReport, Severity, check_video, limits
+from preflight import CheckOptions, FileReport, Severity, check_video
 from tests.conftest import BAD, SAMPLE, codes
 from tests.corpus.make_corpus import sound_apart
 
@@ -28,6 +28,7 @@ def test_the_sample_clip_passes_cleanly() -> None:
     assert report.ok and report.findings == ()
 
 
+# The page: "Side length: 640-2,048 pixels." Literal numbers, never `limits`.
 @pytest.mark.parametrize(
     ("width", "height", "rejected"),
     [
@@ -77,7 +78,19 @@ def test_an_aspect_ratio_no_scale_can_fix_says_crop_or_pad(made) -> None:
 
 @pytest.mark.parametrize(
     ("fps", "rejected"),
-    [(10, True), (14.985, True), (15, False), (29.97, False), (60, False), (61, True)],
+    # The page: "Frame rate: 15-60 fps". Containers store rates as rounded fractions, so a
+    # rate a hair under 15 or over 60 (14.995, 60.005) is the limit itself, read back.
+    [
+        (10, True),
+        (14.985, True),
+        (14.995, False),
+        (15, False),
+        (29.97, False),
+        (60, False),
+        (60.005, False),
+        (60.5, True),
+        (61, True),
+    ],
 )
 def test_frame_rate_must_be_15_to_60(made, fps: float, rejected: bool) -> None:
     path = made("video", f"fps_{fps}.mp4", width=640, height=640, fps=fps, duration=2.5, audio=False)
@@ -93,6 +106,7 @@ def test_frame_rate_must_be_15_to_60(made, fps: float, rejected: bool) -> None:
 
 @pytest.mark.parametrize(
     ("frames", "rejected"),
+    # The page: "Duration: 2-120 seconds."
     # At 25 fps: 49 frames = 1.96 s, 50 = 2.00 s, 3000 = 120.00 s, 3001 = 120.04 s.
     [(49, True), (50, False), (3000, False), (3001, True)],
 )
@@ -114,17 +128,19 @@ def test_duration_must_be_2_to_120_seconds(made, frames: int, rejected: bool) ->
         assert "2-120 s" in finding.message
 
 
-@pytest.mark.parametrize(("extra", "rejected"), [(0, False), (1, True)])
+# The service's page: "File: MP4, AVI, or MOV. Max 300 MB." (MB read as MiB). Written out
+# here, never taken from `limits`, so a wrong limit fails.
+@pytest.mark.parametrize(("size", "rejected"), [(300 * 1024 * 1024, False), (300 * 1024 * 1024 + 1, True)])
 def test_a_video_may_be_300_mb_but_not_a_byte_more(
-    made, media, tmp_path: Path, extra: int, rejected: bool
+    made, media, tmp_path: Path, size: int, rejected: bool
 ) -> None:
     path = tmp_path / "big.mp4"
     shutil.copy(made("video", "small.mp4", width=640, height=640, **SMALL), path)
-    media.grow_to(path, limits.VIDEO_MAX_BYTES + extra)
+    media.grow_to(path, size)  # a trailing MP4 free box in a sparse hole
     report = check_video_facts(path)
     assert codes(report) == (["InvalidFile.Size"] if rejected else [])
     if rejected:
-        assert report.findings[0].details == {"size": 300 * 2**20 + 1, "max": 300 * 2**20}
+        assert report.findings[0].details == {"size": size, "max": 300 * 1024 * 1024}
 
 
 def test_codecs_other_than_h264_or_h265_are_rejected_and_fixable() -> None:

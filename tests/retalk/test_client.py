@@ -24,6 +24,7 @@ from retalk import (
     TaskFailed,
     TaskTimeout,
     ThrottledError,
+    TransportError,
 )
 
 KEY = "sk-test-0123456789abcdef"
@@ -253,10 +254,12 @@ def test_a_submit_that_failed_ambiguously_with_no_new_task_is_reported_not_sent_
 
 def test_two_new_tasks_after_an_ambiguous_submit_are_not_guessed_between() -> None:
     listed = 0
+    posts = 0
 
     def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal listed
+        nonlocal listed, posts
         if request.method == "POST":
+            posts += 1
             raise httpx.ReadTimeout("no answer", request=request)
         listed += 1
         data = [] if listed == 1 else [{"task_id": "a", "task_status": "PENDING"}, {"task_id": "b"}]
@@ -264,6 +267,7 @@ def test_two_new_tasks_after_an_ambiguous_submit_are_not_guessed_between() -> No
 
     with pytest.raises(SubmitUncertain):
         client_with(handler).submit("oss://dir/v.mp4", "oss://dir/a.wav")
+    assert posts == 1  # not sent again: a second task would be paid for twice
 
 
 def test_keys_that_no_header_can_carry_are_refused_without_being_shown() -> None:
@@ -301,7 +305,7 @@ def test_oss_urls_get_the_resolve_header_and_the_body_is_as_documented() -> None
     client_with(handler).submit(
         "oss://d/v.mp4", "https://x/a.wav", "oss://d/f.jpg", video_extension=True, query_face_threshold=150
     )
-    post = next(r for r in seen if r.method == "POST")
+    (post,) = [r for r in seen if r.method == "POST"]  # exactly one submit: one task, paid once
     assert post.headers["X-DashScope-OssResourceResolve"] == "enable"
     assert post.headers["X-DashScope-Async"] == "enable"
     assert post.headers["Authorization"] == f"Bearer {KEY}"
@@ -412,7 +416,7 @@ def test_the_key_is_in_no_error_message(caplog: pytest.LogCaptureFixture) -> Non
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError(f"echo {request.headers['Authorization']}", request=request)
 
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(TransportError, match="ConnectError") as caught:
         client_with(handler, attempts=2).get("t1")
     assert KEY not in str(caught.value) and KEY not in repr(caught.value)
     assert KEY not in caplog.text

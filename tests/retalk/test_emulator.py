@@ -448,20 +448,21 @@ def test_dropped_connection_fault(service: Callable[..., Service]) -> None:
 
 
 def test_slow_fault_and_faults_spare_storage(service: Callable[..., Service]) -> None:
-    # A slow fault of 2 s: a loaded machine answers a storage POST well within it, so the
-    # bound below tells "not slowed" from "slowed" without timing the machine itself.
-    one = service(slow_s=2.0, error_every=1)
+    # A slow fault of 6 s: a storage POST takes a few ms here (bench/emulator_timing.py
+    # measures it), so even a heavily loaded machine answers it well within the fault, and
+    # the bound below tells "not slowed" from "slowed" without timing the machine itself.
+    one = service(slow_s=6.0, error_every=1)
     began = time.monotonic()
     assert one.api.get("/tasks/a").status_code == 500
-    assert time.monotonic() - began >= 2.0
+    assert time.monotonic() - began >= 6.0
     # Faults are for the API: the storage host answers normally (the policy is made by hand
     # because every API request fails here).
-    one.emulator.faults.error_every = 0
+    one.emulator.faults.error_every, one.emulator.faults.slow_s = 0, 0.0
     policy = one.policy()
-    one.emulator.faults.error_every = 1
+    one.emulator.faults.error_every, one.emulator.faults.slow_s = 1, 6.0
     began = time.monotonic()
     assert post_form(policy, f"{policy['upload_dir']}/a.wav", b"data").status_code == 200
-    assert time.monotonic() - began < 2.0
+    assert time.monotonic() - began < 6.0
 
 
 def test_stop_is_prompt_with_a_task_running(tmp_path: Path) -> None:
@@ -473,4 +474,5 @@ def test_stop_is_prompt_with_a_task_running(tmp_path: Path) -> None:
     began = time.monotonic()
     emulator.stop()
     api.close()
-    assert time.monotonic() - began < 5
+    # Not the 30 s task: a generous bound (bench/emulator_timing.py measures the real figure).
+    assert time.monotonic() - began < 20

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import av
 import pytest
@@ -31,6 +30,7 @@ from retalk._exceptions import TaskTimeout, TransportError
 from retalk._jobs import resume, run_job
 from retalk._journal import Job, Journal
 from tests.conftest import ROOT, SAMPLE
+from tests.retalk.relay import Relay
 
 KEY = "sk-faults-0123456789abcdef"
 VIDEO, VOICE = str(SAMPLE / "talking_head.mp4"), str(SAMPLE / "voice.wav")  # 4 s each
@@ -121,9 +121,12 @@ def start_service(root: Path, port: int, task_seconds: float) -> tuple[subproces
 
 def test_a_service_killed_and_started_again_mid_task_still_finishes_the_job_paid_once(tmp_path: Path) -> None:
     root, journal_file, out = tmp_path / "service", tmp_path / "j.sqlite", tmp_path / "out.mp4"
-    service, base_url = start_service(root, 0, task_seconds=3.0)
-    port = urlsplit(base_url).port
-    assert port is not None
+    service, behind = start_service(root, 0, task_seconds=3.0)
+    # The client knows the relay's port, which this test keeps taken throughout; each run
+    # of the service gets a port of its own from the OS (no race for the old one).
+    relay = Relay()
+    relay.forward_to(behind)
+    base_url = relay.url(behind)
     client_run = None
     try:
         client_run = subprocess.Popen(
@@ -134,15 +137,17 @@ def test_a_service_killed_and_started_again_mid_task_still_finishes_the_job_paid
             wait_for(lambda: [t.status for t in probe.list()] == ["RUNNING"], 60, "the task to run")
         service.kill()  # SIGKILL: no goodbye, the task mid-run
         service.wait(10)
-        time.sleep(1.0)  # the client meets a closed port for a while
-        service, again = start_service(root, port, task_seconds=0.2)
-        assert again == base_url
+        relay.forward_to(None)
+        wait_for(lambda: relay.refused >= 1, 60, "the client to meet the service gone")
+        service, behind = start_service(root, 0, task_seconds=0.2)
+        relay.forward_to(behind)
         stdout, stderr = client_run.communicate(timeout=CLI_TIMEOUT_S)
         assert client_run.returncode == 0, stderr
         assert "Traceback" not in stderr and KEY not in stdout + stderr
         with client_for(base_url) as probe:
             tasks = probe.list(page_size=50)
     finally:
+        relay.close()
         service.kill()
         service.wait(10)
         if client_run is not None and client_run.poll() is None:
@@ -159,8 +164,8 @@ def test_waiting_rides_out_an_outage_longer_than_the_retries_of_one_request(tmp_
     root = tmp_path / "service"
     faults = Faults(task_seconds=0.5, submit_interval_s=0)
     first = Emulator(root, api_key=KEY, faults=faults).start()
-    port = urlsplit(first.base_url).port
-    assert port is not None
+    relay = Relay()  # the client's port, kept by this test; each service run gets its own
+    relay.forward_to(first.base_url)
     restarted: list[Emulator] = []
     # Each request gives up after well under a second; the outage lasts 1.5 s.
     quick_to_give_up = RetryPolicy(attempts=3, base_s=0.05, cap_s=0.1)
@@ -174,23 +179,27 @@ def test_waiting_rides_out_an_outage_longer_than_the_retries_of_one_request(tmp_
         holding.release()
         time.sleep(0.5)
         first.stop()
-        time.sleep(1.5)
-        restarted.append(Emulator(root, port=port, api_key=KEY, faults=faults).start())
+        relay.forward_to(None)
+        time.sleep(1.5)  # the outage itself
+        restarted.append(Emulator(root, api_key=KEY, faults=faults).start())
+        relay.forward_to(restarted[0].base_url)
 
     thread = threading.Thread(target=outage)
     thread.start()
     try:
         with (
-            client_for(first.base_url, quick_to_give_up) as client,
+            client_for(relay.url(first.base_url), quick_to_give_up) as client,
             Journal(tmp_path / "j.sqlite") as journal,
         ):
             job = run_job(client, journal, VIDEO, VOICE, output=str(tmp_path / "out.mp4"))
     finally:
         thread.join(30)
+        relay.close()
         first.stop()
         for emulator in restarted:
             emulator.stop()
     assert job.state == "downloaded" and restarted
+    assert relay.refused >= 1  # the client did meet the outage
     assert first.submissions == 1 and restarted[0].submissions == 0
     assert duration(tmp_path / "out.mp4") == pytest.approx(4.0, abs=0.25)
 
@@ -644,29 +653,32 @@ def test_resume_and_the_same_command_run_again_at_once_submit_a_job_left_submitt
 
 
 # --------------------------------------------------------------------------- 7. a service never reached
-def closed_port_url() -> str:
-    """The URL of a port nobody listens on (bound a moment ago, then closed)."""
+@pytest.fixture
+def closed_port_url() -> Iterator[str]:
+    """The URL of a port nobody listens on: bound by this test (so no other process can take
+    it meanwhile) but never listening, so a connection to it is refused."""
     import socket
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}/api/v1"
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{held.getsockname()[1]}/api/v1"
 
 
-def test_waiting_on_a_service_never_reached_fails_after_the_retries_not_after_the_outage_time() -> None:
+def test_waiting_on_a_service_never_reached_fails_after_the_retries_not_after_the_outage_time(
+    closed_port_url: str,
+) -> None:
     # A closed port from the start is a wrong URL or a service that is not there: no outage
     # to ride out (before: wait went on for the whole outage_s, 300 s by default).
     poll = PollPolicy(steps=(0.05,), cap_s=0.1, jitter=0.1, outage_s=30.0)
     quick = RetryPolicy(attempts=3, base_s=0.05, cap_s=0.1)
-    with Client(KEY, base_url=closed_port_url(), poll=poll, retry=quick) as client:
+    with Client(KEY, base_url=closed_port_url, poll=poll, retry=quick) as client:
         began = time.monotonic()
         with pytest.raises(TransportError):
             client.wait("some-task")
     assert time.monotonic() - began < 10
 
 
-def test_async_waiting_on_a_service_never_reached_fails_after_the_retries() -> None:
+def test_async_waiting_on_a_service_never_reached_fails_after_the_retries(closed_port_url: str) -> None:
     import asyncio
 
     from retalk import AsyncClient
@@ -675,7 +687,7 @@ def test_async_waiting_on_a_service_never_reached_fails_after_the_retries() -> N
     quick = RetryPolicy(attempts=3, base_s=0.05, cap_s=0.1)
 
     async def waiting() -> None:
-        async with AsyncClient(KEY, base_url=closed_port_url(), poll=poll, retry=quick) as client:
+        async with AsyncClient(KEY, base_url=closed_port_url, poll=poll, retry=quick) as client:
             await client.wait("some-task")
 
     began = time.monotonic()

@@ -150,10 +150,12 @@ def test_a_crash_during_wait_is_resumed_with_the_same_task(emulator: Emulator, t
          str(SAMPLE / "voice.wav"), "-o", str(tmp_path / "r.mp4")],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and emulator.submissions == 0:
-        time.sleep(0.05)
-    time.sleep(0.5)  # the client is now polling
+    # Killed once the client polls its task (so the journal holds the task id): waiting on
+    # that, not on a pause that a loaded machine may outlast.
+    deadline = time.monotonic() + 60
+    while not any(m == "GET" and "/tasks/" in p for m, p, _ in list(emulator.requests)):
+        assert time.monotonic() < deadline and process.poll() is None, "the client never polled its task"
+        time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
     assert emulator.submissions == 1
