@@ -105,6 +105,11 @@ def test_silence_after_the_video_is_no_loss(silent_video, media, tmp_path: Path)
     assert job_codes(report) == ["Pair.DurationMismatch"]
 
 
+def odd_length_video(made: Callable[..., Path]) -> Path:
+    """76 frames at 30 fps: 2.5333 s, a length with more digits than the report keeps."""
+    return made("video", "silent 76 frames.mp4", width=640, height=640, fps=30, duration=76 / 30, audio=False)
+
+
 def test_the_report_gives_both_lengths_to_the_millisecond(made: Callable[..., Path], voice) -> None:
     # 76 frames at 30 fps: 2.5333 s, a length with more digits than the report keeps.
     video = made(
