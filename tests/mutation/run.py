@@ -43,6 +43,9 @@ class Target:
     path: str
     tests: tuple[str, ...]
     functions: tuple[str, ...] = ()
+    #: Tests left out: they run the package in a subprocess, where mutmut's trampolines
+    #: cannot run (and the mutant is not active anyway).
+    deselect: tuple[str, ...] = ()
 
 
 # In the order to run them; the journal and the job runner last (they change most often).
@@ -67,6 +70,9 @@ TARGETS = (
         "cache",
         "preflight/_cache.py",
         ("tests/preflight/test_cache.py", "tests/preflight/test_cache_trust.py"),
+        deselect=(
+            "tests/preflight/test_cache_trust.py::test_a_changed_rule_checks_the_files_again_under_the_same_version",
+        ),
     ),
     Target(
         "fix_image",
@@ -132,12 +138,13 @@ def prepare(target: Target) -> Path:
     if shared.exists():
         (folder / "shared").symlink_to(shared)
     quoted = ", ".join(f'"{test}"' for test in target.tests)
+    left_out = "".join(f', "--deselect", "{test}"' for test in target.deselect)
     (folder / "pyproject.toml").write_text(
         "[tool.mutmut]\n"
         f'source_paths = ["{package}"]\n'
         f'only_mutate = ["{target.path}"]\n'
         f"pytest_add_cli_args_test_selection = [{quoted}]\n"
-        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
+        f'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"{left_out}]\n'
         'also_copy = ["fixtures"]\n',
         encoding="utf-8",
     )

@@ -151,16 +151,23 @@ def test_a_video_longer_than_the_voice_says_by_how_much_in_plain_words(
     )
 
 
-def test_the_voice_is_held_against_the_picture_not_the_videos_own_sound(
-    made: Callable[..., Path], voice
-) -> None:
-    # The video's own sound track starts 0.5 s late, so the file runs 2.5 s: the picture,
-    # what the service lip-syncs, is 2 s, and a 2.5 s voice is 0.5 s too long for it.
-    video = made("video", "late sound.mp4", width=640, height=640, duration=2.0, audio_delay=0.5)
-    report = check_paths(video=video, audio=voice(2.5), options=FAST)
+def test_the_voice_is_held_against_the_picture_not_its_sound(made: Callable[..., Path], media, voice) -> None:
+    # The video's own sound track runs on past its 2 s of picture, so the file lasts 3.27 s:
+    # the picture is what the service lip-syncs, and a 3 s voice is 1 s too long for it.
+    sound = media.voice_like(3.0, 48000)
+    video = made("video", "long sound.mp4", width=640, height=640, duration=2.0, voice=sound)
+    report = check_paths(video=video, audio=voice(3.0), options=FAST)
     assert job_codes(report) == ["Pair.DurationMismatch", "Pair.VideoAudioReplaced"]
     assert report.job.findings[0].details["video_s"] == 2.0
-    assert report.job.findings[0].details["lost_s"] == 0.5
+    assert report.job.findings[0].details["lost_s"] == 1.0
+
+
+def test_a_video_whose_stream_has_no_length_is_timed_by_its_file(made: Callable[..., Path], voice) -> None:
+    # Matroska stores no length per stream, only the file's.
+    video = made("video", "silent.mkv", width=640, height=640, duration=2.0, audio=False)
+    report = check_paths(video=video, audio=voice(3.0), options=FAST)
+    assert job_codes(report) == ["Pair.DurationMismatch"]
+    assert report.job.findings[0].details["video_s"] == 2.0
 
 
 def test_the_replaced_sound_track_is_named_and_counted(voice) -> None:
