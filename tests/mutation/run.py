@@ -54,7 +54,7 @@ TARGETS = (
     Target(
         "audio_rules",
         "preflight/_audio_rules.py",
-        ("tests/preflight/test_audio_rules.py", "tests/preflight/test_audio_content.py"),
+        ("tests/preflight/test_audio_content.py",),
     ),
     Target(
         "rules",
@@ -69,7 +69,11 @@ TARGETS = (
     Target(
         "cache",
         "preflight/_cache.py",
-        ("tests/preflight/test_cache.py", "tests/preflight/test_cache_trust.py"),
+        (
+            "tests/preflight/test_cache.py",
+            "tests/preflight/test_cache_trust.py",
+            "tests/preflight/test_cache_folder.py",
+        ),
         deselect=(
             "tests/preflight/test_cache_trust.py::test_a_changed_rule_checks_the_files_again_under_the_same_version",
         ),
