@@ -65,3 +65,16 @@ def test_what_the_cache_keeps_is_readable_by_its_owner_alone(tmp_path: Path, usu
     assert stat.S_IMODE((cache / "CACHEDIR.TAG").stat().st_mode) == 0o644
     assert (cache / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55\n")
     assert (cache / ".gitignore").read_text() == "*\n"
+
+
+def test_an_entry_that_cannot_be_put_in_place_leaves_no_half_written_file(tmp_path: Path) -> None:
+    clip = aged_copy(BAD / "low fps 480p.avi", tmp_path / "clip.avi")
+    cache = tmp_path / "cache"
+    run_cli("check", str(clip), "--fast", "--cache-dir", str(cache))
+    (entry,) = entries(cache)
+    # Something else now holds the entry's name (a folder): the new entry cannot replace it.
+    entry.unlink()
+    entry.mkdir()
+    status, _ = run_cli("check", str(clip), "--fast", "--cache-dir", str(cache))
+    assert status == 1  # the check itself is unharmed
+    assert [p.name for p in entry.parent.iterdir()] == [entry.name]
