@@ -115,15 +115,15 @@ def test_the_report_gives_both_lengths_to_the_millisecond(made: Callable[..., Pa
     video = made(
         "video", "silent 76 frames.mp4", width=640, height=640, fps=30, duration=76 / 30, audio=False
     )
-    report = check_paths(video=video, audio=voice(3.1234), options=FAST)
+    report = check_paths(video=video, audio=voice(3.1279), options=FAST)  # 3.127875 s
     (finding,) = report.job.findings
     assert finding.details == {
         "video_s": 2.533,
-        "audio_s": 3.123,
-        "difference_s": 0.59,
+        "audio_s": 3.128,
+        "difference_s": 0.595,
         "output_s": 2.533,
-        "output_with_video_extension_s": 3.123,
-        "lost_s": 0.59,
+        "output_with_video_extension_s": 3.128,
+        "lost_s": 0.595,
     }
     assert "is 0.59 s longer than the video (2.53 s)" in finding.message
     assert finding.fixable is False  # preflight fix never pads or cuts a voice to fit
