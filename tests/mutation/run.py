@@ -54,7 +54,7 @@ TARGETS = (
     Target(
         "audio_rules",
         "preflight/_audio_rules.py",
-        ("tests/preflight/test_audio_content.py",),
+        ("tests/preflight/test_audio_content.py", "tests/preflight/test_voice_findings_words.py"),
     ),
     Target(
         "rules",
