@@ -46,7 +46,7 @@ def test_four_long_silences_are_all_shown_with_nothing_more() -> None:
 
 
 def test_a_quiet_voice_is_fixable_and_says_by_how_much() -> None:
-    (finding,) = by_code(replace(SPACED, loudness_lufs=-31.26), "Audio.Quiet")
+    (finding,) = by_code(replace(SPACED, loudness_lufs=-31.256), "Audio.Quiet")
     assert finding.fixable is True
     assert finding.details == {"loudness_lufs": -31.26, "min_lufs": -28.0}
     assert finding.message == (
@@ -77,3 +77,31 @@ def test_clipping_recorded_before_a_fix_is_still_reported_after_it() -> None:
     assert after.details == {**before.details, "true_peak_dbtp_after_fix": -1.5}
     unmeasured = clipping_left(before, None)
     assert "brought its peaks down, but" in unmeasured.message
+
+
+def test_a_clipped_voice_names_its_runs_and_its_peak() -> None:
+    (finding,) = by_code(replace(SPACED, clipped_runs=3, true_peak_dbtp=0.437), "Audio.Clipping")
+    assert finding.fixable is False  # distortion already recorded
+    assert finding.details == {"clipped_runs": 3, "true_peak_dbtp": 0.44, "max_true_peak_dbtp": 1.0}
+    assert finding.message == (
+        "The voice clips: 3 run(s) of flat-topped samples at full scale, true peak +0.4 dBTP "
+        "(want at most +1). Clipping is distortion no fix can undo; record or export it again "
+        "with more headroom (preflight fix brings the peaks down, so the service's encode adds "
+        "no more)."
+    )
+    (unmeasured,) = by_code(replace(SPACED, clipped_runs=2, true_peak_dbtp=None), "Audio.Clipping")
+    assert "true peak unmeasured (want" in unmeasured.message
+    assert unmeasured.details["true_peak_dbtp"] is None
+
+
+def test_peaks_above_the_limit_are_fixable_and_peaks_at_it_pass() -> None:
+    (hot,) = by_code(replace(SPACED, true_peak_dbtp=1.5), "Audio.Clipping")
+    assert hot.fixable is True
+    assert hot.details == {"clipped_runs": 0, "true_peak_dbtp": 1.5, "max_true_peak_dbtp": 1.0}
+    assert hot.message.startswith("The voice's true peak is +1.5 dBTP (want at most +1)")
+    assert by_code(replace(SPACED, true_peak_dbtp=1.0), "Audio.Clipping") == []
+
+
+def test_mostly_silence_gives_the_share_wanted_as_a_percentage() -> None:
+    (finding,) = by_code(replace(SPACED, speech_share=0.3), "Audio.MostlySilence")
+    assert "speech fills 30% of the clip, want at least 40% (leading 0.0 s" in finding.message
