@@ -104,3 +104,123 @@ def test_silence_after_the_video_is_no_loss(silent_video, media, tmp_path: Path)
     audio = media.write_audio(tmp_path / "then quiet.wav", signal=voice_then_room, sample_rate=16000)
     report = check_paths(video=silent_video(2.0), audio=audio)
     assert job_codes(report) == ["Pair.DurationMismatch"]
+
+
+def odd_length_video(made: Callable[..., Path]) -> Path:
+    """76 frames at 30 fps: 2.5333 s, a length with more digits than the report keeps."""
+    return made("video", "silent 76 frames.mp4", width=640, height=640, fps=30, duration=76 / 30, audio=False)
+
+
+def test_the_report_gives_both_lengths_to_the_millisecond(made: Callable[..., Path], voice) -> None:
+    # 76 frames at 30 fps: 2.5333 s, a length with more digits than the report keeps.
+    video = made(
+        "video", "silent 76 frames.mp4", width=640, height=640, fps=30, duration=76 / 30, audio=False
+    )
+    report = check_paths(video=video, audio=voice(3.1279), options=FAST)  # 3.127875 s
+    (finding,) = report.job.findings
+    assert finding.details == {
+        "video_s": 2.533,
+        "audio_s": 3.128,
+        "difference_s": 0.595,
+        "output_s": 2.533,
+        "output_with_video_extension_s": 3.128,
+        "lost_s": 0.595,
+    }
+    assert "is 0.59 s longer than the video (2.53 s)" in finding.message
+    assert finding.fixable is False  # preflight fix never pads or cuts a voice to fit
+
+
+def test_a_video_longer_than_the_voice_says_by_how_much_in_plain_words(
+    made: Callable[..., Path], voice
+) -> None:
+    video = made(
+        "video", "silent 76 frames.mp4", width=640, height=640, fps=30, duration=76 / 30, audio=False
+    )
+    report = check_paths(video=video, audio=voice(1.9876), options=FAST)
+    (finding,) = report.job.findings
+    assert finding.details == {
+        "video_s": 2.533,
+        "audio_s": 1.988,
+        "difference_s": -0.546,
+        "output_s": 1.988,
+        "lost_s": 0.546,
+    }
+    assert finding.message == (
+        "The video (2.53 s) is 0.55 s longer than the voice (1.99 s). The service cuts the video "
+        "to 1.99 s: its last 0.55 s are dropped (video_extension changes nothing here). Pad the "
+        "voice with silence to keep them; the mouth stays closed in silent parts."
+    )
+
+
+def test_the_voice_is_held_against_the_picture_not_its_sound(made: Callable[..., Path], media, voice) -> None:
+    # The video's own sound track runs on past its 2 s of picture, so the file lasts 3.27 s:
+    # the picture is what the service lip-syncs, and a 3 s voice is 1 s too long for it.
+    sound = media.voice_like(3.0, 48000)
+    video = made("video", "long sound.mp4", width=640, height=640, duration=2.0, voice=sound)
+    report = check_paths(video=video, audio=voice(3.0), options=FAST)
+    assert job_codes(report) == ["Pair.DurationMismatch", "Pair.VideoAudioReplaced"]
+    assert report.job.findings[0].details["video_s"] == 2.0
+    assert report.job.findings[0].details["lost_s"] == 1.0
+
+
+def test_a_video_whose_stream_has_no_length_is_timed_by_its_file(made: Callable[..., Path], voice) -> None:
+    # Matroska stores no length per stream, only the file's.
+    video = made("video", "silent.mkv", width=640, height=640, duration=2.0, audio=False)
+    report = check_paths(video=video, audio=voice(3.0), options=FAST)
+    assert job_codes(report) == ["Pair.DurationMismatch"]
+    assert report.job.findings[0].details["video_s"] == 2.0
+
+
+def test_the_replaced_sound_track_is_named_and_counted(voice) -> None:
+    report = check_paths(video=SAMPLE / "talking_head.mp4", audio=voice(4.0), options=FAST)
+    (replaced,) = report.job.findings
+    assert replaced.details == {"video_audio_streams": 1}
+    assert replaced.message == (
+        "The video has its own sound track; the service replaces it with the new voice, "
+        "so nothing of it (music, room sound) survives in the result."
+    )
+
+
+def test_a_video_and_photo_without_a_voice_have_nothing_to_pair() -> None:
+    report = check_paths(video=SAMPLE / "talking_head.mp4", ref=SAMPLE / "face.jpg", options=FAST)
+    assert [f.code for f in report.job.findings if f.code.startswith("Pair.")] == []
+
+
+def test_an_unreadable_voice_says_nothing_about_the_videos_sound_either() -> None:
+    report = check_paths(video=SAMPLE / "talking_head.mp4", audio=BAD / "notes.mp4", options=FAST)
+    assert job_codes(report) == []
+
+
+def test_the_cut_words_are_timed_from_the_videos_end(made: Callable[..., Path], voice) -> None:
+    from preflight import probe_media
+    from preflight._audio_analysis import AudioAnalysis
+    from preflight._pair_rules import pair_findings
+
+    video = made(
+        "video", "silent 76 frames.mp4", width=640, height=640, fps=30, duration=76 / 30, audio=False
+    )
+    # A 4 s voice whose words are at 0.5-1.5 s, 2.3-3.1 s and 3.5-3.9 s: the video ends at
+    # 2.533 s, in the middle of the second word.
+    words = AudioAnalysis(
+        duration=4.0,
+        sample_rate=16000,
+        channels=1,
+        loudness_lufs=-20.0,
+        sample_peak_dbfs=-6.0,
+        true_peak_dbtp=-6.0,
+        clipped_runs=0,
+        channel_levels_db=(-20.0,),
+        speech_share=0.55,
+        speech_ranges=((0.5, 1.5), (2.3, 3.1), (3.5, 3.9)),
+        noise_floor_db=-70.0,
+        speech_level_db=-20.0,
+    )
+    findings = pair_findings(probe_media(video), probe_media(voice(4.0)), words)
+    assert [f.code for f in findings] == ["Pair.DurationMismatch", "Pair.SpeechCut"]
+    cut = findings[1]
+    assert cut.details == {"speech_cut_s": 0.97, "first_cut_word_s": 2.53, "video_s": 2.533}
+    assert cut.message == (
+        "1.0 s of speech come after the video ends at 2.53 s (from 2.5 s on); the service's "
+        "default cut drops those words. Set video_extension=true, use a longer video, or "
+        "shorten the voice."
+    )

@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""Mutation testing of the modules that decide verdicts and money, one module at a time.
+
+Run by hand, never in CI (minutes per module, all of one core):
+
+    .venv/bin/pip install -e '.[dev,mutation]'
+    .venv/bin/python tests/mutation/run.py              # every module below, in order
+    .venv/bin/python tests/mutation/run.py pair cache   # only these
+    .venv/bin/python tests/mutation/run.py --list       # the modules and their tests
+
+Each module gets a scratch folder of its own, ``.mutation/<name>/`` (ignored by git): links
+to the package, the tests and the fixtures, and a ``pyproject.toml`` that tells mutmut to
+mutate that one file and to run only that module's own test files. mutmut copies them into
+``.mutation/<name>/mutants/``, runs the tests once to learn which test reaches which
+function, then runs, for each mutant, only the tests that reach the mutated function, with
+one worker (``--max-children 1``: the machine is shared). The survivors stay there to read:
+``cd .mutation/<name> && ../../.venv/bin/mutmut show <mutant>``.
+
+The score printed is detected / all: killed and timed-out mutants over every mutant made,
+a mutant no test reaches counted as a survivor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+@dataclass(frozen=True)
+class Target:
+    """One module to mutate: its file, its own fast test files, and, when only some of
+    its functions decide (the fixers' planners), the functions to mutate."""
+
+    name: str
+    path: str
+    tests: tuple[str, ...]
+    functions: tuple[str, ...] = ()
+    #: Tests left out: they run the package in a subprocess, where mutmut's trampolines
+    #: cannot run (and the mutant is not active anyway).
+    deselect: tuple[str, ...] = ()
+
+
+# In the order to run them; the journal and the job runner last (they change most often).
+TARGETS = (
+    Target("pair", "preflight/_pair_rules.py", ("tests/preflight/test_pair_rules.py",)),
+    Target(
+        "audio_rules",
+        "preflight/_audio_rules.py",
+        ("tests/preflight/test_audio_content.py", "tests/preflight/test_voice_findings_words.py"),
+    ),
+    Target(
+        "rules",
+        "preflight/_rules.py",
+        ("tests/preflight/test_video_rules.py", "tests/preflight/test_image_rules.py"),
+    ),
+    Target(
+        "face_rules",
+        "preflight/_face_rules.py",
+        ("tests/preflight/test_faces_video.py", "tests/preflight/test_faces_reference.py"),
+    ),
+    Target(
+        "cache",
+        "preflight/_cache.py",
+        (
+            "tests/preflight/test_cache.py",
+            "tests/preflight/test_cache_trust.py",
+            "tests/preflight/test_cache_folder.py",
+        ),
+        deselect=(
+            "tests/preflight/test_cache_trust.py::test_a_changed_rule_checks_the_files_again_under_the_same_version",
+        ),
+    ),
+    Target(
+        "fix_image",
+        "preflight/_fix_image.py",
+        ("tests/preflight/test_fix_image.py",),
+        ("plan_image", "_output_format", "fit_within", "aspect_crop", "face_crop", "_window"),
+    ),
+    Target(
+        "fix_audio",
+        "preflight/_fix_audio.py",
+        ("tests/preflight/test_fix_audio.py",),
+        (
+            "plan_audio",
+            "_hot_voice_step",
+            "_target_length",
+            "_plan_without_encoding",
+            "_container_steps",
+            "_channel_plan",
+        ),
+    ),
+    Target(
+        "fix_video",
+        "preflight/_fix_video.py",
+        ("tests/preflight/test_fix_video.py",),
+        (
+            "plan_video",
+            "fitted_size",
+            "target_fps",
+            "_clamped_fps",
+            "_crop_or_pad",
+            "_reframe",
+            "reframe_share",
+        ),
+    ),
+    Target(
+        "journal",
+        "retalk/_journal.py",
+        ("tests/retalk/test_journal.py", "tests/retalk/test_split_journal.py"),
+    ),
+    Target("jobs", "retalk/_jobs.py", ("tests/retalk/test_journal.py", "tests/retalk/test_split_journal.py")),
+)
+
+# mutmut's result words; a timeout is a detected mutant (the mutant made the tests hang).
+DETECTED = {"killed", "timeout", "segfault", "caught by type check"}
+
+
+def mutmut() -> list[str]:
+    # The console script beside this Python (mutmut warns against ``python -m mutmut``).
+    return [str(Path(sys.executable).parent / "mutmut")]
+
+
+def prepare(target: Target) -> Path:
+    """A fresh scratch folder whose pyproject.toml points mutmut at this one module."""
+    folder = ROOT / ".mutation" / target.name
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    package = target.path.split("/")[0]
+    for linked in (package, "tests", "fixtures"):
+        (folder / linked).symlink_to(ROOT / linked)
+    # The tests find the real media as ../shared/media from the copied repository root.
+    shared = ROOT.parent / "shared"
+    if shared.exists():
+        (folder / "shared").symlink_to(shared)
+    quoted = ", ".join(f'"{test}"' for test in target.tests)
+    left_out = "".join(f', "--deselect", "{test}"' for test in target.deselect)
+    (folder / "pyproject.toml").write_text(
+        "[tool.mutmut]\n"
+        f'source_paths = ["{package}"]\n'
+        f'only_mutate = ["{target.path}"]\n'
+        f"pytest_add_cli_args_test_selection = [{quoted}]\n"
+        f'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"{left_out}]\n'
+        'also_copy = ["fixtures"]\n',
+        encoding="utf-8",
+    )
+    return folder
+
+
+def mutant_globs(target: Target) -> list[str]:
+    module = target.path.removesuffix(".py").replace("/", ".")
+    return [f"{module}.x_{function}__mutmut_*" for function in target.functions]
+
+
+def run(target: Target) -> dict[str, int]:
+    folder = prepare(target)
+    environment = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    subprocess.run(
+        [*mutmut(), "run", "--max-children", "1", *mutant_globs(target)],
+        cwd=folder,
+        env=environment,
+        check=False,
+    )
+    listed = subprocess.run(
+        [*mutmut(), "results", "--all", "true"], cwd=folder, env=environment, capture_output=True, text=True
+    )
+    counts: dict[str, int] = {}
+    globs = mutant_globs(target)
+    for line in listed.stdout.splitlines():
+        name, _, status = line.strip().rpartition(": ")
+        if not name or (globs and not any(fnmatch.fnmatch(name, glob) for glob in globs)):
+            continue
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def score_line(target: Target, counts: dict[str, int]) -> str:
+    total = sum(n for status, n in counts.items() if status not in ("skipped", "not checked"))
+    detected = sum(n for status, n in counts.items() if status in DETECTED)
+    score = f"{100 * detected / total:5.1f}%" if total else "  n/a "
+    rest = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()) if status not in DETECTED)
+    return f"{target.path:28} {score}  {detected}/{total} detected" + (f"  ({rest})" if rest else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help="modules to mutate (default: all); see --list")
+    parser.add_argument("--list", action="store_true", help="list the modules and their test files")
+    options = parser.parse_args(argv)
+    by_name = {target.name: target for target in TARGETS}
+    if options.list:
+        for target in TARGETS:
+            only = f" [{', '.join(target.functions)}]" if target.functions else ""
+            print(f"{target.name:12} {target.path}{only}\n{'':12} {' '.join(target.tests)}")
+        return 0
+    unknown = [name for name in options.names if name not in by_name]
+    if unknown:
+        print(f"unknown module(s): {', '.join(unknown)}; known: {', '.join(by_name)}", file=sys.stderr)
+        return 2
+    try:
+        import mutmut as _  # noqa: F401
+    except ImportError:
+        print("mutmut is not installed: pip install -e '.[mutation]'", file=sys.stderr)
+        return 2
+    chosen = [by_name[name] for name in options.names] or list(TARGETS)
+    lines = []
+    for target in chosen:
+        lines.append(score_line(target, run(target)))
+        print(lines[-1], flush=True)
+    print("\nmutation score per module (detected / all mutants):")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
