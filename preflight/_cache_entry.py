@@ -29,7 +29,7 @@ from ._faces import Face
 from ._models import FileReport, Probe
 
 #: Bump when an entry's layout changes (a report class's fields change the code hash anyway).
-ENTRY_FORMAT = 1
+ENTRY_FORMAT = 2
 #: Array element types an entry may name (landmarks, descriptors); ``np.dtype`` is never
 #: called on any other string.
 _DTYPES = frozenset({"bool", "uint8", "int32", "int64", "float32", "float64"})

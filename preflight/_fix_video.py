@@ -466,8 +466,14 @@ def plan_video(
         width, height = even
 
     out_length = trim_to or pad_to or shown or 0.0
+    # A header that claims another length than the tracks: a remux writes one from them.
+    header_remux = "Video.HeaderLength" in codes and info.header_duration is not None
     writes_mp4 = (
-        bool(encode_reasons) or not container_ok or trim_to is not None or "InvalidFile.Size" in codes
+        bool(encode_reasons)
+        or not container_ok
+        or trim_to is not None
+        or "InvalidFile.Size" in codes
+        or header_remux
     )
     audio: AudioMode = "none" if not info.audio else "copy"
     apart = audio_apart(info) if "Video.AudioOffset" in codes else None
@@ -582,6 +588,17 @@ def plan_video(
             0,
             Action(
                 "remux", f"{info.container} -> MP4, streams copied (no re-encode)", ("InvalidFile.Format",)
+            ),
+        )
+        return remux(actions)
+    if header_remux and not size_remux and info.header_duration is not None:
+        actions.insert(
+            0,
+            Action(
+                "remux",
+                f"header claims {info.header_duration:.2f} s over {shown or 0.0:.2f} s of tracks: streams "
+                "copied into a fresh MP4 (no re-encode)",
+                ("Video.HeaderLength",),
             ),
         )
         return remux(actions)

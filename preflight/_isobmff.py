@@ -1,8 +1,11 @@
-"""Read the display rotation of MP4/MOV tracks from their ``tkhd`` boxes, without decoding.
+"""Read facts FFmpeg does not pass on from an MP4/MOV's ``moov`` box, without decoding: the
+display rotation of its tracks (``tkhd``) and the length its movie header states (``mvhd``).
 
 PyAV 18 exposes no stream side data, and decoding a frame to read ``frame.rotation``
 costs a decoder start-up per file. The rotation lives in the track header's matrix, a few
-bytes inside ``moov``; this module walks the boxes to it.
+bytes inside ``moov``; this module walks the boxes to it. FFmpeg 8 goes by the sample
+tables for a file's length; older readers (ffprobe 5.1) take the movie header's word, so
+what it claims is read too.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 # A moov larger than this is not read (a 2-hour file's moov is a few MB).
@@ -110,13 +114,48 @@ def _tkhd(data: bytes, start: int, end: int) -> tuple[int, int] | None:
     return track_id, _rotation_from_matrix(a, b, c, d)
 
 
-def track_rotations(handle: BinaryIO, file_size: int) -> dict[int, int]:
-    """Map each track id to its display rotation (0/90/180/270), as ffprobe reports it."""
+def _mvhd_duration(data: bytes, start: int, end: int) -> float | None:
+    """The movie's stated length in seconds from an mvhd payload; None when it states none
+    (zero, all ones: "unknown") or the box is cut short."""
+    if end - start < 4:
+        return None
+    version = data[start]
+    if version == 1:
+        at, fmt, unknown = start + 4 + 16, ">IQ", 0xFFFF_FFFF_FFFF_FFFF
+    else:
+        at, fmt, unknown = start + 4 + 8, ">II", 0xFFFF_FFFF
+    if at + struct.calcsize(fmt) > end:
+        return None
+    timescale, duration = struct.unpack_from(fmt, data, at)
+    if timescale == 0 or duration in (0, unknown):
+        return None
+    return float(duration / timescale)
+
+
+@dataclass(frozen=True)
+class MoovFacts:
+    """What one read of the ``moov`` box tells."""
+
+    #: Track id -> display rotation (0/90/180/270), as ffprobe reports it.
+    rotations: dict[int, int] = field(default_factory=dict)
+    #: Seconds the movie header (``mvhd``) claims; None when it states none, or for a
+    #: fragmented file (its ``mvhd`` covers only the samples before the fragments).
+    header_duration: float | None = None
+
+
+def moov_facts(handle: BinaryIO, file_size: int) -> MoovFacts:
+    """Track rotations and the movie header's stated length, from one bounded read."""
     moov = _read_moov(handle, file_size)
     if moov is None:
-        return {}
+        return MoovFacts()
     rotations: dict[int, int] = {}
+    header_duration: float | None = None
+    fragmented = False
     for kind, start, end in _boxes(moov, 0, len(moov)):
+        if kind == b"mvhd":
+            header_duration = _mvhd_duration(moov, start, end)
+        elif kind == b"mvex":
+            fragmented = True
         if kind != b"trak":
             continue
         for child, child_start, child_end in _boxes(moov, start, end):
@@ -124,4 +163,4 @@ def track_rotations(handle: BinaryIO, file_size: int) -> dict[int, int]:
                 parsed = _tkhd(moov, child_start, child_end)
                 if parsed is not None:
                     rotations[parsed[0]] = parsed[1]
-    return rotations
+    return MoovFacts(rotations, None if fragmented else header_duration)

@@ -107,6 +107,9 @@ class MediaInfo:
     attached_pictures: int = 0
     #: Bytes the container's index points to beyond the end of the file (truncation).
     missing_bytes: int = 0
+    #: Seconds an MP4/MOV's movie header (``mvhd``) claims, whatever its tracks hold (FFmpeg
+    #: 8 goes by the tracks, older readers by this); None when not MP4/MOV or not stated.
+    header_duration: float | None = None
     #: Why the file could not be opened; None when it could.
     error: str | None = None
 

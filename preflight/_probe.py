@@ -19,7 +19,7 @@ from typing import Any
 import av
 from PIL import Image, UnidentifiedImageError
 
-from ._isobmff import has_moov, track_rotations
+from ._isobmff import MoovFacts, has_moov, moov_facts
 from ._local_file import local_file
 from ._models import AudioStreamInfo, ImageInfo, MediaInfo, VideoStreamInfo
 from ._sniff import guess_role
@@ -366,10 +366,11 @@ def _packets_span(container: Any, stream: Any) -> float | None:
 def _read_container(name: str, size: int, container: Any) -> MediaInfo:
     fmt = container.format.name
     is_mov = fmt == MOV_FAMILY
-    rotations: dict[int, int] = {}
+    moov = MoovFacts()
     if is_mov:
         with open(name, "rb") as handle:
-            rotations = track_rotations(handle, size)
+            moov = moov_facts(handle, size)
+    rotations = moov.rotations
 
     videos: list[VideoStreamInfo] = []
     audios: list[AudioStreamInfo] = []
@@ -425,6 +426,7 @@ def _read_container(name: str, size: int, container: Any) -> MediaInfo:
         audio=tuple(audios),
         attached_pictures=attached,
         missing_bytes=max(0, index_end - size),
+        header_duration=moov.header_duration,
     )
 
 

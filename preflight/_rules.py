@@ -117,6 +117,47 @@ def _duration_findings(kind: str, duration: float | None, unknown_code: str) -> 
     return []
 
 
+#: How far an MP4's movie header may state another length than its longest track before
+#: it is a lie rather than rounding. In a real file they differ by an edit list's start or a
+#: last frame (at most 64 ms over the shared media, the fixtures and the corpus); a fixed
+#: second, not a share, because the finding matters only near the 2 and 120 s limits.
+HEADER_LENGTH_SLACK_S = 1.0
+
+
+def _outside_limits(seconds: float) -> bool:
+    shown = round(seconds, 3)
+    return not limits.MIN_DURATION_S <= shown <= limits.MAX_DURATION_S
+
+
+def _header_length(info: MediaInfo, duration: float | None) -> list[Finding]:
+    """An MP4/MOV whose movie header claims a length its tracks do not hold, on the wrong
+    side of a limit: FFmpeg 8 goes by the tracks, ffprobe 5.1 (and any service that reads
+    like it) by the header, and would answer ``InvalidFile.Duration``."""
+    claimed = info.header_duration
+    if claimed is None or duration is None or not _outside_limits(claimed) or _outside_limits(duration):
+        return []
+    lengths = [s.duration for s in info.video if s.duration is not None]
+    lengths += [s.duration for s in info.audio if s.duration is not None]
+    tracks = max(lengths, default=duration)
+    if abs(claimed - tracks) <= HEADER_LENGTH_SLACK_S:
+        return []
+    return [
+        _finding(
+            "Video.HeaderLength",
+            f"The MP4 header claims {_seconds_text(claimed)}, but the tracks hold "
+            f"{_seconds_text(round(duration, 3))} of video. A reader that trusts the header "
+            "(ffprobe 5.1 does; the service's FFmpeg version is unknown) would answer "
+            f"InvalidFile.Duration ({limits.MIN_DURATION_S:g}-{limits.MAX_DURATION_S:g} s). "
+            "preflight fix copies the streams into a fresh MP4 whose header states their length.",
+            True,
+            header_duration=round(claimed, 3),
+            duration=round(duration, 3),
+            min=limits.MIN_DURATION_S,
+            max=limits.MAX_DURATION_S,
+        )
+    ]
+
+
 def _size_finding(kind: str, size: int, limit: int, how: str) -> list[Finding]:
     if size <= limit:
         return []
@@ -315,6 +356,7 @@ def video_findings(info: MediaInfo) -> list[Finding]:
 
     duration = stream.duration if stream.duration is not None else info.duration
     findings += _duration_findings("video", duration, "Video.DurationUnknown")
+    findings += _header_length(info, duration)
 
     if stream.variable_frame_rate:
         findings.append(

@@ -40,6 +40,7 @@ CODES: dict[str, Code] = {
         Code("Video.DurationUnknown", _W, "the container does not say how long the video is"),
         Code("Video.AudioOffset", _W, "the video's own sound track plays at no moment of its picture"),
         Code("Video.FrameRateUnknown", _W, "the container does not say the frame rate"),
+        Code("Video.HeaderLength", _W, "the MP4 header claims a length outside 2-120 s; the tracks do not"),
         Code("Audio.ExtensionMismatch", _W, "extension names another accepted format"),
         Code("Audio.MultipleStreams", _I, "more than one audio stream; the first is used"),
         Code("Audio.DurationUnknown", _W, "the container does not say how long the audio is"),

@@ -22,7 +22,7 @@ import pytest
 
 from preflight import CheckOptions, check_paths
 from preflight._cache import ENTRY_MAX_BYTES, CheckCache, code_fingerprint, source_hash
-from preflight._cache_entry import decode, encode
+from preflight._cache_entry import ENTRY_FORMAT, decode, encode
 from preflight._models import FileReport
 from tests.conftest import BAD, ROOT, SAMPLE, run_cli
 
@@ -274,7 +274,7 @@ def test_a_hostile_entry_is_a_miss_never_an_error_nor_a_report_of_another_shape(
         assert cache.get(entry.name) is None, name
     # A well-formed entry too long to be one of ours is not read.
     entry.write_bytes(real[:-1] + b" " * ENTRY_MAX_BYTES + b"}")
-    assert json.loads(entry.read_bytes())["format"] == 1
+    assert json.loads(entry.read_bytes())["format"] == ENTRY_FORMAT
     assert cache.get(entry.name) is None
 
 

@@ -184,7 +184,7 @@ def test_json_output_puts_nothing_else_on_stdout() -> None:
 def test_codes_lists_every_code(capsys) -> None:
     assert main(["codes", "--format", "json"]) == 0
     listed = {row["code"] for row in json.loads(capsys.readouterr().out)}
-    assert {"InvalidFile.Openerror", "InvalidFile.FPS", "Video.Rotated"} <= listed
+    assert {"InvalidFile.Openerror", "InvalidFile.FPS", "Video.Rotated", "Video.HeaderLength"} <= listed
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need a POSIX system")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from preflight._fix_model import FixOptions
 from preflight._fix_video import fitted_size, plan_video, target_fps, write_video
 from preflight._models import AudioStreamInfo, FileReport, Finding, MediaInfo, Severity, VideoStreamInfo
 from tests.conftest import run_cli, run_cli_measured
-from tests.corpus.make_corpus import sound_apart
+from tests.corpus.make_corpus import claim_hours, sound_apart
 from tests.oracle import (
     Probed,
     assert_video_accepted,
@@ -113,6 +114,37 @@ def md5(path: Path) -> str:
 
 
 # --------------------------------------------------------------------------- the cases
+def test_an_mp4_whose_header_claims_10_hours_gets_a_true_header_by_a_remux(media, tmp_path: Path) -> None:
+    """2.5 s of frames whose MP4 header claims 10 hours: FFmpeg 8 goes by the tracks and
+    ffprobe 5.1 by the header, so a service reading like the latter would refuse it.
+    check warns with both lengths; fix copies the streams into a fresh MP4 that every
+    reader, old and new, sees as 2.5 s."""
+    src = media.write_video(tmp_path / "talk.mp4", width=640, height=640, fps=15, duration=2.5)
+    claim_hours(10)(src)
+    report = check_video(src, CheckOptions(fast=True))
+    (claim,) = [f for f in report.findings if f.code == "Video.HeaderLength"]
+    assert claim.severity is Severity.WARNING and claim.fixable and report.ok
+    assert "claims 36000 s" in claim.message and "hold 2.5" in claim.message, claim.message
+    assert "InvalidFile.Duration" in claim.message
+    assert claim.details["header_duration"] == 36000
+    assert claim.details["duration"] == pytest.approx(2.5, abs=0.05)
+
+    before = md5(src)
+    out, entry = fix_video(src, tmp_path / "out")
+    assert entry["actions"] == ["remux"] and entry["ok"] and out.name == "talk.mp4"
+    assert md5(src) == before
+    assert probe_pyav(out).duration == pytest.approx(2.5, abs=0.05)
+    with av.open(str(src)) as a, av.open(str(out)) as b:  # the same coded pictures
+        pictures = [bytes(p) for p in a.demux(video=0) if p.size]
+        assert pictures == [bytes(p) for p in b.demux(video=0) if p.size]
+    assert "Video.HeaderLength" not in {f["code"] for f in entry["findings"]}
+    if shutil.which("ffprobe"):  # the reader that trusts the header: 10 hours before, 2.5 s after
+        assert probe_ffprobe(src).duration == 36000
+        probed = probe_ffprobe(out)
+        assert probed.duration == pytest.approx(2.5, abs=0.05)
+        assert_accepted(probed)
+
+
 def test_h264_in_matroska_is_remuxed_without_re_encoding(media, tmp_path: Path) -> None:
     src = media.write_video(tmp_path / "talk.mkv", container_format="matroska", flashes=FLASHES)
     before = md5(src)

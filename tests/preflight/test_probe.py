@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import av
@@ -9,7 +10,7 @@ import pytest
 
 from preflight import CheckOptions, check_audio, fix_paths, probe, probe_image, probe_media
 from tests.conftest import SAMPLE
-from tests.corpus.make_corpus import voice_stamped_late
+from tests.corpus.make_corpus import claim_hours, voice_stamped_late
 
 
 def test_a_clean_talking_head_clip_reports_its_container_and_stream_facts() -> None:
@@ -30,6 +31,7 @@ def test_a_clean_talking_head_clip_reports_its_container_and_stream_facts() -> N
     assert (wav.codec, wav.sample_rate, wav.channel_layout, wav.bit_depth) == ("pcm_s16le", 16000, "mono", 16)
     assert wav.duration == pytest.approx(4.0)
     assert info.size == (SAMPLE / "talking_head.mp4").stat().st_size
+    assert info.header_duration == pytest.approx(4.0, abs=0.1)  # what its movie header states
 
 
 @pytest.mark.parametrize("rotation", [90, 180, 270])
@@ -126,6 +128,39 @@ def test_a_truncated_mp4_with_its_index_first_reports_the_missing_bytes(media, t
     info = probe_media(path)
     assert info.opened
     assert 0 < info.missing_bytes <= full - path.stat().st_size
+
+
+def _mvhd_as_version_1(path: Path, seconds: float) -> None:
+    """Rewrite the movie header (moov at the file's end) as a version-1 box, 64-bit times,
+    claiming ``seconds``: how recorders write files longer than 32 bits of ticks."""
+    data = path.read_bytes()
+    moov = data.rindex(b"moov") - 4
+    mvhd = data.index(b"mvhd", moov) - 4
+    (size,) = struct.unpack_from(">I", data, mvhd)
+    created, modified, timescale, _old = struct.unpack_from(">IIII", data, mvhd + 12)
+    times = struct.pack(">QQIQ", created, modified, timescale, round(seconds * timescale))
+    body = struct.pack(">I", 1 << 24) + times
+    box = struct.pack(">I4s", size + 12, b"mvhd") + body + data[mvhd + 28 : mvhd + size]
+    (moov_size,) = struct.unpack_from(">I", data, moov)
+    head = data[:moov] + struct.pack(">I", moov_size + 12) + data[moov + 4 : mvhd]
+    path.write_bytes(head + box + data[mvhd + size :])
+
+
+def test_the_length_an_mp4_header_claims_is_read_from_version_0_and_1_boxes(media, tmp_path: Path) -> None:
+    """FFmpeg 8 goes by the tracks; the probe keeps what the movie header claims beside them."""
+    plain = media.write_video(tmp_path / "plain.mp4", width=320, height=240, fps=25, duration=2.0)
+    assert probe_media(plain).header_duration == pytest.approx(2.0, abs=0.1)
+    claiming = media.write_video(tmp_path / "claims.mp4", width=320, height=240, fps=25, duration=2.0)
+    claim_hours(10)(claiming)  # version-0 boxes
+    info = probe_media(claiming)
+    assert info.header_duration == 36000 and info.video[0].duration == pytest.approx(2.0, abs=0.05)
+    wide = media.write_video(tmp_path / "wide.mp4", width=320, height=240, fps=25, duration=2.0)
+    _mvhd_as_version_1(wide, 5e9)  # beyond 32 bits of milliseconds
+    info = probe_media(wide)
+    assert info.opened and info.header_duration == 5e9
+    assert info.video[0].duration == pytest.approx(2.0, abs=0.05)
+    with_wav = probe_media(SAMPLE / "voice.wav")
+    assert with_wav.header_duration is None  # not MP4: nothing claimed
 
 
 def test_a_missing_file_is_an_error_result(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import struct
 from pathlib import Path
 
 import pytest
@@ -126,6 +127,48 @@ def test_duration_must_be_2_to_120_seconds(made, frames: int, rejected: bool) ->
         finding = report.findings[codes(report).index("InvalidFile.Duration")]
         assert finding.details["duration"] == pytest.approx(frames / 25)
         assert "2-120 s" in finding.message
+
+
+def claim_length(path: Path, seconds: float) -> None:
+    """Make the movie header (a version-0 ``mvhd``) claim ``seconds``; the tracks stay."""
+    data = bytearray(path.read_bytes())
+    body = data.index(b"mvhd") + 4
+    (timescale,) = struct.unpack_from(">I", data, body + 12)
+    struct.pack_into(">I", data, body + 16, round(seconds * timescale))
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("frames", "claimed", "warned"),
+    # At 25 fps: 63 frames = 2.52 s, 3000 = 120.00 s, 25 = 1.00 s. A claim more than 1 s
+    # from the tracks, on the wrong side of 2 or 120 s while they are not, is a finding.
+    [
+        (63, 36000.0, True),
+        (63, 1.0, True),
+        (63, 1.6, False),  # 0.92 s short: within the slack a real file never comes near
+        (63, 3.6, False),  # wrong, but inside 2-120 s: every reader accepts it
+        (3000, 121.5, True),
+        (3000, 120.9, False),
+        (25, 36000.0, False),  # the tracks break the limit themselves: InvalidFile.Duration
+    ],
+)
+def test_an_mp4_header_claiming_a_length_its_tracks_do_not_hold_is_named(
+    made, tmp_path: Path, frames: int, claimed: float, warned: bool
+) -> None:
+    made_path = made(
+        "video", f"frames_{frames}.mp4", width=64, height=64, fps=25, duration=frames / 25, audio=False
+    )
+    path = Path(shutil.copy(made_path, tmp_path / "claims.mp4"))
+    claim_length(path, claimed)
+    report = check_video_facts(path)
+    assert ("Video.HeaderLength" in codes(report)) is warned, report.findings
+    assert ("InvalidFile.Duration" in codes(report)) is (frames < 50)
+    if warned:
+        finding = report.findings[codes(report).index("Video.HeaderLength")]
+        assert finding.severity is Severity.WARNING and finding.fixable
+        assert finding.details["header_duration"] == pytest.approx(claimed, abs=0.001)
+        assert finding.details["duration"] == pytest.approx(frames / 25, abs=0.001)
+        assert f"claims {claimed:g} s" in finding.message and f"{frames / 25:g} s" in finding.message
 
 
 # The service's page: "File: MP4, AVI, or MOV. Max 300 MB." (MB read as MiB). Written out
