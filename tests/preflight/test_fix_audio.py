@@ -62,7 +62,10 @@ def assert_judged_from_outside(
     if not done & {"downmix", "mono", "extract"}:
         assert after.channels == before.channels
     if duration is None and not done & {"trim", "pad", "extract"}:
-        assert after.duration == pytest.approx(before.duration, abs=0.03)
+        # An MP3 source's length is counted with its encoder delay and padding by some
+        # readers (ffprobe 5.1: 6.034 s for 6.000 s of sound), not by others: two frames.
+        slack = 0.06 if before.audio_codec == "mp3" else 0.03
+        assert after.duration == pytest.approx(before.duration, abs=slack)
     if duration is not None:
         assert after.duration == pytest.approx(duration, abs=0.03)
     assert stream_facts(fresh) == (after.container, after.audio_codec, after.sample_rate, after.channels)

@@ -221,6 +221,6 @@ def test_the_cut_words_are_timed_from_the_videos_end(made: Callable[..., Path], 
     assert cut.details == {"speech_cut_s": 0.97, "first_cut_word_s": 2.53, "video_s": 2.533}
     assert cut.message == (
         "1.0 s of speech come after the video ends at 2.53 s (from 2.5 s on); the service's "
-        "default cut drops those words. Set video_extension=true, use a longer video, or "
-        "shorten the voice."
+        "default cut drops those words. Send with --extend-video (prep-and-retalk; the API's "
+        "video_extension=true), use a longer video, or shorten the voice."
     )
