@@ -162,7 +162,9 @@ def test_a_service_killed_and_started_again_mid_task_still_finishes_the_job_paid
 
 def test_waiting_rides_out_an_outage_longer_than_the_retries_of_one_request(tmp_path: Path) -> None:
     root = tmp_path / "service"
-    faults = Faults(task_seconds=0.5, submit_interval_s=0)
+    # The task outlasts the outage (0.5 s + 1.5 s) with room to spare: one that ended before
+    # the service went away would meet the outage in its download, not in the wait.
+    faults = Faults(task_seconds=4.0, submit_interval_s=0)
     first = Emulator(root, api_key=KEY, faults=faults).start()
     relay = Relay()  # the client's port, kept by this test; each service run gets its own
     relay.forward_to(first.base_url)
