@@ -32,9 +32,12 @@ THUMBNAIL_SIDE = 320
 IMAGE_ANALYSIS_SIDE = 1024
 #: A face that overlaps the target's last box by less than this is somebody else.
 _SAME_FACE_OVERLAP = 0.2
-#: At most this many tracks of a video are described (the largest faces first): a crowd
-#: must not cost seconds a face.
+#: At most this many tracks of a video are described (the largest faces first, tracks in a
+#: new place before tracks that look like an earlier one seen again): a crowd must not cost
+#: seconds a face.
 MAX_DESCRIBED_TRACKS = 6
+#: A face not found for up to this many samples in a row keeps its track (see ``_Tracks``).
+_TRACK_GRACE = 3
 #: A face turned further than this (yaw or pitch, degrees) is described only when its
 #: track has no straighter view.
 _DESCRIBE_MAX_TURN_DEG = 25.0
@@ -85,6 +88,9 @@ class VideoFaceScan:
     error: str | None = None
     #: Sample times (seconds) whose frames could not be decoded.
     damaged: tuple[float, ...] = ()
+    #: With ``identify``: face tracks left undescribed (too small, or over the budget), so
+    #: not compared with a reference face.
+    undescribed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -133,26 +139,41 @@ class _Tracks:
     """Faces followed across samples by overlap, and each track's best view so far (its
     pixels kept, so that it can be described once at the end)."""
 
-    #: Track number -> the face's box in the last sample it was seen in.
-    last: dict[int, Box] = field(default_factory=dict)
+    #: Live track number -> (the face's box when last seen, the sample number then).
+    last: dict[int, tuple[Box, int]] = field(default_factory=dict)
     #: Tracks begun so far.
     count: int = 0
+    #: Samples analysed so far.
+    samples: int = 0
     #: Track number -> (how good a view, sample number, face index, pixels, box in them).
     best: dict[int, tuple[tuple[bool, float], int, int, RGBImage, Box]] = field(default_factory=dict)
+    #: Track number -> its first and last sample number.
+    span: dict[int, tuple[int, int]] = field(default_factory=dict)
+    #: Track number -> the box of its best view, in the whole frame.
+    place: dict[int, Box] = field(default_factory=dict)
+    #: Tracks kept for describing but not described (too small, or over the budget).
+    undescribed: int = 0
 
     def assign(self, faces: tuple[Face, ...]) -> tuple[int, ...]:
-        """The track of each face: the last sample's track it overlaps most, best pairs
-        first; a new track for a face that overlaps none."""
+        """The track of each face: the live track it overlaps most, best pairs first (the
+        most recently seen first among equal overlaps); a new track for a face that
+        overlaps none."""
+        number = self.samples
+        self.samples += 1
+        # A track missed for up to _TRACK_GRACE samples in a row is still live: the detector
+        # misses a face now and then (a blink, a turn, motion blur), and a face's place
+        # changes little in that time.
+        self.last = {t: seen for t, seen in self.last.items() if number - seen[1] <= _TRACK_GRACE + 1}
         pairs = sorted(
             (
-                (face.box.overlap(box), i, track)
+                (face.box.overlap(box), seen, i, track)
                 for i, face in enumerate(faces)
-                for track, box in self.last.items()
+                for track, (box, seen) in self.last.items()
             ),
             reverse=True,
         )
         found: dict[int, int] = {}
-        for overlap, i, track in pairs:
+        for overlap, _, i, track in pairs:
             if overlap < _SAME_FACE_OVERLAP:
                 break
             if i not in found and track not in found.values():
@@ -161,7 +182,10 @@ class _Tracks:
             if i not in found:
                 found[i] = self.count
                 self.count += 1
-        self.last = {found[i]: face.box for i, face in enumerate(faces)}
+        for i, face in enumerate(faces):
+            self.last[found[i]] = (face.box, number)
+            first = self.span.get(found[i], (number, number))[0]
+            self.span[found[i]] = (first, number)
         return tuple(found[i] for i in range(len(faces)))
 
     def keep(self, number: int, rgb: RGBImage, faces: tuple[Face, ...], tracks: tuple[int, ...]) -> None:
@@ -175,13 +199,37 @@ class _Tracks:
                 continue
             pixels, box = _around(rgb, face.box, width, height)
             self.best[track] = (quality, number, index, pixels, box)
+            self.place[track] = face.box
+
+    def _continues(self, track: int, other: int) -> bool:
+        """Whether ``track`` looks like ``other`` seen again: never in the same sample, and
+        where the other was (the detector lost the face for a while, or the shot came back)."""
+        (first, last), (other_first, other_last) = self.span[track], self.span[other]
+        if first <= other_last and other_first <= last:
+            return False  # both in one sample at some point: two faces
+        return self.place[track].overlap(self.place[other]) >= _SAME_FACE_OVERLAP
+
+    def order(self) -> list[int]:
+        """The tracks in the order they are described: largest first, but a track that
+        looks like a larger one seen again (``_continues``) waits until every track in a
+        new place has had its turn, so a second person is not crowded out by pieces of
+        the first one's track."""
+        by_size = sorted(self.best, key=lambda t: self.best[t][0][1], reverse=True)
+        first: list[int] = []
+        later: list[int] = []
+        for track in by_size:
+            (later if any(self._continues(track, t) for t in first) else first).append(track)
+        return first + later
 
     def described(self, samples: list[FaceSample], engine: FaceEngine) -> list[FaceSample]:
-        """``samples`` with each track's best face described (the largest tracks first)."""
-        chosen = sorted(self.best.values(), key=lambda kept: kept[0][1], reverse=True)
-        for _, number, index, pixels, box in chosen[:MAX_DESCRIBED_TRACKS]:
+        """``samples`` with the best face of up to MAX_DESCRIBED_TRACKS tracks described."""
+        chosen = self.order()
+        self.undescribed = max(0, len(chosen) - MAX_DESCRIBED_TRACKS)
+        for track in chosen[:MAX_DESCRIBED_TRACKS]:
+            _, number, index, pixels, box = self.best[track]
             descriptor = engine.describe(pixels, box)
             if descriptor is None:
+                self.undescribed += 1
                 continue
             sample = samples[number]
             faces = list(sample.faces)
@@ -277,6 +325,7 @@ def scan_video(
         engine=engine.name,
         error=sampling.error,
         damaged=tuple(round(t, 3) for t in sampling.damaged),
+        undescribed=tracks.undescribed,
     )
 
 

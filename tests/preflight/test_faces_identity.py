@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from preflight import LazyEngine, Severity, check_paths, fix_paths
+from preflight import LazyEngine, Severity, VideoFaceScan, check_paths, fix_paths
 from preflight._cache import code_fingerprint
 from preflight._cli.main import main
 from preflight._face_match import RESNET_MODEL, SAME_PERSON_DISTANCE
@@ -191,6 +191,74 @@ def test_a_reference_picks_its_person_among_two(
     default = next(name for name, f in picks.items() if f.details["closest_is_default_target"])
     other = "biden" if default == "obama" else "obama"
     assert sides[other] == ((True, False) if other == "obama" else (False, True))
+
+
+def head(photo: Image.Image, side: int, engine: LazyEngine) -> Image.Image:
+    """The photo's largest face with as much again around it, ``side`` px square."""
+    rgb = np.asarray(photo.convert("RGB"))
+    box = engine.detect(rgb)[0].box
+    height, width = rgb.shape[:2]
+    x, y = (box.x + box.width / 2) * width, (box.y + box.height / 2) * height
+    half_side = max(box.width * width, box.height * height)
+    square = (int(x - half_side), int(y - half_side), int(x + half_side), int(y + half_side))
+    return photo.convert("RGB").crop(square).resize((side, side), Image.Resampling.LANCZOS)
+
+
+def flickering_clip(shared_media: Path, path: Path, guest_side: int, engine: LazyEngine) -> Path:
+    """6 s of a real talking head whose picture is blank grey for the middle half of every
+    second (so every other 0.5 s sample has no main face), with a photo of another person,
+    ``guest_side`` px square, in the bottom left corner all along."""
+    with Image.open(shared_media / OBAMA) as photo:
+        guest = head(photo, guest_side, engine)
+    with av.open(str(shared_media / KATIE)) as source, av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 512, 512, "yuv420p"
+        stream.options = {"crf": "30", "preset": "ultrafast"}
+        for frame in source.decode(video=0):
+            if frame.time is None or frame.time >= 6.0:
+                break
+            picture = frame.to_image().convert("RGB")
+            if 0.25 <= frame.time % 1.0 < 0.75:
+                picture = Image.new("RGB", picture.size, (90, 90, 90))
+            picture.paste(guest, (0, 512 - guest_side))
+            out.mux(stream.encode(av.VideoFrame.from_image(picture)))
+        out.mux(stream.encode())
+    return path
+
+
+def test_a_smaller_second_person_is_found_though_the_main_face_is_missed_in_every_other_sample(
+    shared_media: Path, engine: LazyEngine, tmp_path: Path
+) -> None:
+    clip = flickering_clip(shared_media, tmp_path / "flicker.mp4", 120, engine)
+
+    report = check_paths(video=clip, ref=shared_media / OBAMA, engine=engine)
+
+    assert report.job is not None
+    (finding,) = [f for f in report.job.findings if f.code.startswith("Face.Ref")]
+    assert finding.code == "Face.RefMatch", finding.message
+    assert finding.details["distance"] < SAME_PERSON_DISTANCE
+    # The main face is one track across its gaps, the guest another: two faces described.
+    scan = report.files[0].faces
+    assert isinstance(scan, VideoFaceScan)
+    main_face = {s.tracks[0] for s in scan.samples if len(s.faces) == 2}
+    assert len(main_face) == 1 and sum(len(s.faces) == 1 for s in scan.samples) >= 5
+    assert finding.details["faces_compared"] == 2 and finding.details["faces_not_compared"] == 0
+
+
+def test_a_mismatch_says_how_many_faces_were_too_small_to_compare(
+    shared_media: Path, engine: LazyEngine, tmp_path: Path
+) -> None:
+    clip = flickering_clip(shared_media, tmp_path / "flicker.mp4", 60, engine)  # a ~30 px guest
+    with Image.open(shared_media / "face_recognition__biden.jpg") as photo:
+        photo.convert("RGB").crop((0, 0, photo.width, photo.width)).save(tmp_path / "biden.jpg")
+
+    status, out = run_cli("check", "--video", str(clip), "--ref", str(tmp_path / "biden.jpg"))
+
+    assert status == 1 and "warning Face.RefMismatch" in out, out
+    text = " ".join(out.split())
+    assert "none of the 1 video face compared" in text
+    assert "but 1 face was not compared (under 32 px high" in text
+    assert "the person may still be in the video" in text
 
 
 def test_each_face_track_is_described_once_and_only_for_a_job_with_a_reference(engine: LazyEngine) -> None:
