@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -204,26 +205,44 @@ def head(photo: Image.Image, side: int, engine: LazyEngine) -> Image.Image:
     return photo.convert("RGB").crop(square).resize((side, side), Image.Resampling.LANCZOS)
 
 
-def flickering_clip(shared_media: Path, path: Path, guest_side: int, engine: LazyEngine) -> Path:
-    """6 s of a real talking head whose picture is blank grey for the middle half of every
-    second (so every other 0.5 s sample has no main face), with a photo of another person,
-    ``guest_side`` px square, in the bottom left corner all along."""
+def flickering_clip(
+    shared_media: Path,
+    path: Path,
+    guest_side: int,
+    engine: LazyEngine,
+    *,
+    seconds: float = 6.0,
+    every: float = 1.0,
+) -> Path:
+    """``seconds`` of a real talking head (looped) shown only within 0.25 s of each multiple
+    of ``every`` seconds and blank grey between (every 1 s: every other 0.5 s sample has no
+    main face), with a photo of another person, ``guest_side`` px square, in the bottom left
+    corner all along."""
     with Image.open(shared_media / OBAMA) as photo:
         guest = head(photo, guest_side, engine)
-    with av.open(str(shared_media / KATIE)) as source, av.open(str(path), "w") as out:
+    frames = looped(shared_media / KATIE)  # 512x512, 25 fps
+    with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = 512, 512, "yuv420p"
         stream.options = {"crf": "30", "preset": "ultrafast"}
-        for frame in source.decode(video=0):
-            if frame.time is None or frame.time >= 6.0:
-                break
-            picture = frame.to_image().convert("RGB")
-            if 0.25 <= frame.time % 1.0 < 0.75:
+        for number in range(round(seconds * 25)):
+            picture = next(frames)
+            time = number / 25
+            if min(time % every, every - time % every) >= 0.25:
                 picture = Image.new("RGB", picture.size, (90, 90, 90))
-            picture.paste(guest, (0, 512 - guest_side))
+            picture.paste(guest, (0, picture.height - guest_side))
             out.mux(stream.encode(av.VideoFrame.from_image(picture)))
         out.mux(stream.encode())
+    frames.close()
     return path
+
+
+def looped(clip: Path) -> Iterator[Image.Image]:
+    """The clip's frames, over and over."""
+    while True:
+        with av.open(str(clip)) as container:
+            for frame in container.decode(video=0):
+                yield frame.to_image().convert("RGB")
 
 
 def test_a_smaller_second_person_is_found_though_the_main_face_is_missed_in_every_other_sample(
@@ -243,6 +262,29 @@ def test_a_smaller_second_person_is_found_though_the_main_face_is_missed_in_ever
     main_face = {s.tracks[0] for s in scan.samples if len(s.faces) == 2}
     assert len(main_face) == 1 and sum(len(s.faces) == 1 for s in scan.samples) >= 5
     assert finding.details["faces_compared"] == 2 and finding.details["faces_not_compared"] == 0
+
+
+def test_a_face_lost_for_seconds_at_a_time_does_not_crowd_out_a_second_person(
+    shared_media: Path, engine: LazyEngine, tmp_path: Path
+) -> None:
+    # The main face is there only every 2.5 s (5 samples apart): 7 pieces of it, each a
+    # track of its own, all larger than the guest, more than the 6 faces described.
+    clip = flickering_clip(shared_media, tmp_path / "flicker.mp4", 120, engine, seconds=16.5, every=2.5)
+
+    report = check_paths(video=clip, ref=shared_media / OBAMA, engine=engine)
+
+    assert report.job is not None
+    (finding,) = [f for f in report.job.findings if f.code.startswith("Face.Ref")]
+    assert finding.code == "Face.RefMatch", finding.message
+    scan = report.files[0].faces
+    assert isinstance(scan, VideoFaceScan)
+    pieces = {
+        s.tracks[s.faces.index(max(s.faces, key=lambda f: f.box.height))]
+        for s in scan.samples
+        if len(s.faces) == 2
+    }
+    assert len(pieces) > 6 and finding.details["faces_compared"] == 6
+    assert finding.details["faces_not_compared"] == len(pieces) + 1 - 6
 
 
 def test_a_mismatch_says_how_many_faces_were_too_small_to_compare(
