@@ -214,10 +214,10 @@ def flickering_clip(
     seconds: float = 6.0,
     every: float = 1.0,
 ) -> Path:
-    """``seconds`` of a real talking head (looped) shown only within 0.25 s of each multiple
-    of ``every`` seconds and blank grey between (every 1 s: every other 0.5 s sample has no
-    main face), with a photo of another person, ``guest_side`` px square, in the bottom left
-    corner all along."""
+    """``seconds`` of a real talking head (looped), sharp only within 0.25 s of each multiple
+    of ``every`` seconds and a coarse mosaic between, the same shot but no face to find
+    (every 1 s: every other 0.5 s sample misses the main face), with a photo of another
+    person, ``guest_side`` px square, in the bottom left corner all along."""
     with Image.open(shared_media / OBAMA) as photo:
         guest = head(photo, guest_side, engine)
     frames = looped(shared_media / KATIE)  # 512x512, 25 fps
@@ -229,7 +229,9 @@ def flickering_clip(
             picture = next(frames)
             time = number / 25
             if min(time % every, every - time % every) >= 0.25:
-                picture = Image.new("RGB", picture.size, (90, 90, 90))
+                picture = picture.resize((16, 16), Image.Resampling.BOX).resize(
+                    picture.size, Image.Resampling.NEAREST
+                )
             picture.paste(guest, (0, picture.height - guest_side))
             out.mux(stream.encode(av.VideoFrame.from_image(picture)))
         out.mux(stream.encode())
@@ -285,6 +287,37 @@ def test_a_face_lost_for_seconds_at_a_time_does_not_crowd_out_a_second_person(
     }
     assert len(pieces) > 6 and finding.details["faces_compared"] == 6
     assert finding.details["faces_not_compared"] == len(pieces) + 1 - 6
+
+
+def test_a_clip_cutting_between_two_people_in_the_same_place_describes_both(
+    shared_media: Path, engine: LazyEngine, tmp_path: Path
+) -> None:
+    # An interview: close-ups of two people in the middle of the frame, a cut every second.
+    shots = [looped(shared_media / KATIE), looped(shared_media / "LivePortrait__driving__d12.mp4")]
+    clip = tmp_path / "interview.mp4"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 512, 512, "yuv420p"
+        stream.options = {"crf": "30", "preset": "ultrafast"}
+        for number in range(150):
+            pictures = [next(shot).resize((512, 512)) for shot in shots]
+            out.mux(stream.encode(av.VideoFrame.from_image(pictures[number // 25 % 2])))
+        out.mux(stream.encode())
+    for shot in shots:
+        shot.close()
+    frame_of(shared_media / "LivePortrait__driving__d12.mp4", 3.23).save(tmp_path / "guest.png")
+
+    report = check_paths(video=clip, ref=tmp_path / "guest.png", engine=engine)
+
+    assert report.job is not None
+    (finding,) = [f for f in report.job.findings if f.code.startswith("Face.Ref")]
+    assert finding.code == "Face.RefMatch", finding.message
+    assert finding.details["distance"] < SAME_PERSON_DISTANCE
+    # Each person one track, however often the shots alternate.
+    scan = report.files[0].faces
+    assert isinstance(scan, VideoFaceScan)
+    assert {t for s in scan.samples for t in s.tracks} == {0, 1}
+    assert finding.details["faces_compared"] == 2
 
 
 def test_a_mismatch_says_how_many_faces_were_too_small_to_compare(
