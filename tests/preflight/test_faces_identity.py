@@ -289,23 +289,30 @@ def test_a_face_lost_for_seconds_at_a_time_does_not_crowd_out_a_second_person(
     assert finding.details["faces_not_compared"] == len(pieces) + 1 - 6
 
 
-def test_a_clip_cutting_between_two_people_in_the_same_place_describes_both(
-    shared_media: Path, engine: LazyEngine, tmp_path: Path
-) -> None:
-    # An interview: close-ups of two people in the middle of the frame, a cut every second.
-    shots = [looped(shared_media / KATIE), looped(shared_media / "LivePortrait__driving__d12.mp4")]
-    clip = tmp_path / "interview.mp4"
-    with av.open(str(clip), "w") as out:
+def interview(clips: list[Path], path: Path, shot: float, seconds: float) -> Path:
+    """Close-ups of the clips' people (looped), in turns of ``shot`` seconds, as an
+    interview cuts between them."""
+    shots = [looped(clip) for clip in clips]
+    with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = 512, 512, "yuv420p"
         stream.options = {"crf": "30", "preset": "ultrafast"}
-        for number in range(150):
-            pictures = [next(shot).resize((512, 512)) for shot in shots]
-            out.mux(stream.encode(av.VideoFrame.from_image(pictures[number // 25 % 2])))
+        for number in range(round(seconds * 25)):
+            pictures = [next(frames) for frames in shots]  # every clip plays on meanwhile
+            picture = pictures[int(number / 25 / shot) % len(clips)].resize((512, 512))
+            out.mux(stream.encode(av.VideoFrame.from_image(picture)))
         out.mux(stream.encode())
-    for shot in shots:
-        shot.close()
-    frame_of(shared_media / "LivePortrait__driving__d12.mp4", 3.23).save(tmp_path / "guest.png")
+    for frames in shots:
+        frames.close()
+    return path
+
+
+def test_a_clip_cutting_between_two_people_in_the_same_place_describes_both(
+    shared_media: Path, engine: LazyEngine, tmp_path: Path
+) -> None:
+    guest = shared_media / "LivePortrait__driving__d12.mp4"
+    clip = interview([shared_media / KATIE, guest], tmp_path / "interview.mp4", shot=1.0, seconds=6.0)
+    frame_of(guest, 3.23).save(tmp_path / "guest.png")
 
     report = check_paths(video=clip, ref=tmp_path / "guest.png", engine=engine)
 
@@ -318,6 +325,24 @@ def test_a_clip_cutting_between_two_people_in_the_same_place_describes_both(
     assert isinstance(scan, VideoFaceScan)
     assert {t for s in scan.samples for t in s.tracks} == {0, 1}
     assert finding.details["faces_compared"] == 2
+
+
+def test_three_people_taking_turns_are_all_described_before_more_pieces_of_one(
+    shared_media: Path, engine: LazyEngine, tmp_path: Path
+) -> None:
+    # Three close-ups in turns of 1 s over 20 s: each person is away for 4 samples at a
+    # time, so each is 7 pieces of track in the same place: 21 pieces, 6 described.
+    people = [shared_media / KATIE, shared_media / "LivePortrait__driving__d3.mp4"]
+    guest = shared_media / "LivePortrait__driving__d12.mp4"  # the smallest face of the three
+    clip = interview([*people, guest], tmp_path / "panel.mp4", shot=1.0, seconds=20.0)
+    frame_of(guest, 3.23).save(tmp_path / "guest.png")
+
+    report = check_paths(video=clip, ref=tmp_path / "guest.png", engine=engine)
+
+    assert report.job is not None
+    (finding,) = [f for f in report.job.findings if f.code.startswith("Face.Ref")]
+    assert finding.code == "Face.RefMatch", finding.message
+    assert finding.details["faces_compared"] == 6 and finding.details["faces_not_compared"] > 6
 
 
 def test_a_mismatch_says_how_many_faces_were_too_small_to_compare(
