@@ -330,11 +330,12 @@ def test_a_clip_cutting_between_two_people_in_the_same_place_describes_both(
 def test_three_people_taking_turns_are_all_described_before_more_pieces_of_one(
     shared_media: Path, engine: LazyEngine, tmp_path: Path
 ) -> None:
-    # Three close-ups in turns of 1 s over 20 s: each person is away for 4 samples at a
-    # time, so each is 7 pieces of track in the same place: 21 pieces, 6 described.
+    # Three close-ups in turns of 1 s over 12 s: each person is away for 4 samples at a
+    # time, so each is 4 pieces of track in the same place: 12 pieces, 6 described. Largest
+    # first, the two larger people's pieces would take all 6.
     people = [shared_media / KATIE, shared_media / "LivePortrait__driving__d3.mp4"]
     guest = shared_media / "LivePortrait__driving__d12.mp4"  # the smallest face of the three
-    clip = interview([*people, guest], tmp_path / "panel.mp4", shot=1.0, seconds=20.0)
+    clip = interview([*people, guest], tmp_path / "panel.mp4", shot=1.0, seconds=12.0)
     frame_of(guest, 3.23).save(tmp_path / "guest.png")
 
     report = check_paths(video=clip, ref=tmp_path / "guest.png", engine=engine)
@@ -342,7 +343,7 @@ def test_three_people_taking_turns_are_all_described_before_more_pieces_of_one(
     assert report.job is not None
     (finding,) = [f for f in report.job.findings if f.code.startswith("Face.Ref")]
     assert finding.code == "Face.RefMatch", finding.message
-    assert finding.details["faces_compared"] == 6 and finding.details["faces_not_compared"] > 6
+    assert finding.details["faces_compared"] == 6 and finding.details["faces_not_compared"] > 0
 
 
 def test_a_mismatch_says_how_many_faces_were_too_small_to_compare(
