@@ -6,9 +6,11 @@ picks it: the largest face of the first frame, then the face that overlaps it mo
 later sample.
 
 Every face is also given a track (the same face followed from sample to sample by its
-overlap). When a reference face is to be matched (``identify``), each track is described
-once (dlib's embedding, ~0.14 s a face), from its sample where the face is largest and
-most frontal, not in every sampled frame.
+overlap, through a few samples where the detector missed it, never across a cut). When a
+reference face is to be matched (``identify``), each track is described once (dlib's
+embedding, ~0.14 s a face), from its sample where the face is largest and most frontal,
+not in every sampled frame; at most ``MAX_DESCRIBED_TRACKS`` of them, tracks in a new place
+before pieces of one seen before.
 """
 
 from __future__ import annotations
@@ -217,11 +219,12 @@ class _Tracks:
             self.looks[track] = look
 
     def _continues(self, track: int, other: int) -> bool:
-        """Whether ``track`` looks like ``other`` seen again: never in the same sample, and
-        where the other was (the detector lost the face for a while, or the shot came back)."""
+        """Whether ``track`` looks like ``other`` seen again: at other times (their spans
+        of samples do not overlap), where the other was (the detector lost the face for a
+        while, or the shot came back)."""
         (first, last), (other_first, other_last) = self.span[track], self.span[other]
         if first <= other_last and other_first <= last:
-            return False  # both in one sample at some point: two faces
+            return False  # seen in the same stretch of time: two faces
         return self.place[track].overlap(self.place[other]) >= _SAME_FACE_OVERLAP
 
     def order(self) -> list[int]:
