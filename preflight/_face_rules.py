@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import limits
-from ._face_match import SAME_PERSON_DISTANCE, distance, same_person
-from ._face_scan import FaceSample, ImageFaceScan, VideoFaceScan
+from ._face_match import MIN_FACE_PX, SAME_PERSON_DISTANCE, distance, same_person
+from ._face_scan import MAX_DESCRIBED_TRACKS, FaceSample, ImageFaceScan, VideoFaceScan
 from ._faces import Face
 from ._models import Finding, Severity
 from ._thresholds import FaceThresholds
@@ -402,6 +402,7 @@ def ref_match_findings(
         "closest_time": round(sample.time, 2),
         "closest_is_default_target": index == sample.target,
         "faces_compared": sum(f.descriptor is not None for s in video.samples for f in s.faces),
+        "faces_not_compared": video.undescribed,
     }
     measured = f"embedding distance {gap:.2f}; the same person measures below {SAME_PERSON_DISTANCE:g}"
     service = (
@@ -425,13 +426,27 @@ def ref_match_findings(
                 **details,
             )
         ]
+    if video.undescribed:
+        # Some faces were never compared: the person may be one of them, so no certainty.
+        compared = details["faces_compared"]
+        verdict = (
+            f"the reference face is none of the {compared} video face{'s' if compared != 1 else ''} "
+            f"compared (closest at {clock(sample.time)}, {measured}), but {video.undescribed} "
+            f"face{'s were' if video.undescribed != 1 else ' was'} not compared (under "
+            f"{MIN_FACE_PX} px high, or over the budget of {MAX_DESCRIBED_TRACKS} faces a "
+            f"video), so the person may still be in the video; if not, the service would fail "
+            f"with InvalidFile.FaceNotMatch"
+        )
+    else:
+        verdict = (
+            f"the reference face is none of the video's faces (closest at {clock(sample.time)}, "
+            f"{measured}); the service would then fail with InvalidFile.FaceNotMatch"
+        )
     return [
         _finding(
             "Face.RefMismatch",
             Severity.WARNING,
-            f"the reference face is none of the video's faces (closest at {clock(sample.time)}, "
-            f"{measured}); the service would then fail with InvalidFile.FaceNotMatch. Use a "
-            f"photo of the person in the video; {service}.",
+            f"{verdict}. Use a photo of the person in the video; {service}.",
             **details,
         )
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from preflight import LazyEngine, Severity, check_paths, fix_paths
+from preflight import LazyEngine, Severity, VideoFaceScan, check_paths, fix_paths
 from preflight._cache import code_fingerprint
 from preflight._cli.main import main
 from preflight._face_match import RESNET_MODEL, SAME_PERSON_DISTANCE
@@ -191,6 +192,174 @@ def test_a_reference_picks_its_person_among_two(
     default = next(name for name, f in picks.items() if f.details["closest_is_default_target"])
     other = "biden" if default == "obama" else "obama"
     assert sides[other] == ((True, False) if other == "obama" else (False, True))
+
+
+def head(photo: Image.Image, side: int, engine: LazyEngine) -> Image.Image:
+    """The photo's largest face with as much again around it, ``side`` px square."""
+    rgb = np.asarray(photo.convert("RGB"))
+    box = engine.detect(rgb)[0].box
+    height, width = rgb.shape[:2]
+    x, y = (box.x + box.width / 2) * width, (box.y + box.height / 2) * height
+    half_side = max(box.width * width, box.height * height)
+    square = (int(x - half_side), int(y - half_side), int(x + half_side), int(y + half_side))
+    return photo.convert("RGB").crop(square).resize((side, side), Image.Resampling.LANCZOS)
+
+
+def flickering_clip(
+    shared_media: Path,
+    path: Path,
+    guest_side: int,
+    engine: LazyEngine,
+    *,
+    seconds: float = 6.0,
+    every: float = 1.0,
+) -> Path:
+    """``seconds`` of a real talking head (looped), sharp only within 0.25 s of each multiple
+    of ``every`` seconds and a coarse mosaic between, the same shot but no face to find
+    (every 1 s: every other 0.5 s sample misses the main face), with a photo of another
+    person, ``guest_side`` px square, in the bottom left corner all along."""
+    with Image.open(shared_media / OBAMA) as photo:
+        guest = head(photo, guest_side, engine)
+    frames = looped(shared_media / KATIE)  # 512x512, 25 fps
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 512, 512, "yuv420p"
+        stream.options = {"crf": "30", "preset": "ultrafast"}
+        for number in range(round(seconds * 25)):
+            picture = next(frames)
+            time = number / 25
+            if min(time % every, every - time % every) >= 0.25:
+                picture = picture.resize((16, 16), Image.Resampling.BOX).resize(
+                    picture.size, Image.Resampling.NEAREST
+                )
+            picture.paste(guest, (0, picture.height - guest_side))
+            out.mux(stream.encode(av.VideoFrame.from_image(picture)))
+        out.mux(stream.encode())
+    frames.close()
+    return path
+
+
+def looped(clip: Path) -> Iterator[Image.Image]:
+    """The clip's frames, over and over."""
+    while True:
+        with av.open(str(clip)) as container:
+            for frame in container.decode(video=0):
+                yield frame.to_image().convert("RGB")
+
+
+def test_a_smaller_second_person_is_found_though_the_main_face_is_missed_in_every_other_sample(
+    shared_media: Path, engine: LazyEngine, tmp_path: Path
+) -> None:
+    clip = flickering_clip(shared_media, tmp_path / "flicker.mp4", 120, engine)
+
+    report = check_paths(video=clip, ref=shared_media / OBAMA, engine=engine)
+
+    assert report.job is not None
+    (finding,) = [f for f in report.job.findings if f.code.startswith("Face.Ref")]
+    assert finding.code == "Face.RefMatch", finding.message
+    assert finding.details["distance"] < SAME_PERSON_DISTANCE
+    # The main face is one track across its gaps, the guest another: two faces described.
+    scan = report.files[0].faces
+    assert isinstance(scan, VideoFaceScan)
+    main_face = {s.tracks[0] for s in scan.samples if len(s.faces) == 2}
+    assert len(main_face) == 1 and sum(len(s.faces) == 1 for s in scan.samples) >= 5
+    assert finding.details["faces_compared"] == 2 and finding.details["faces_not_compared"] == 0
+
+
+def test_a_face_lost_for_seconds_at_a_time_does_not_crowd_out_a_second_person(
+    shared_media: Path, engine: LazyEngine, tmp_path: Path
+) -> None:
+    # The main face is there only every 2.5 s (5 samples apart): 7 pieces of it, each a
+    # track of its own, all larger than the guest, more than the 6 faces described.
+    clip = flickering_clip(shared_media, tmp_path / "flicker.mp4", 120, engine, seconds=16.5, every=2.5)
+
+    report = check_paths(video=clip, ref=shared_media / OBAMA, engine=engine)
+
+    assert report.job is not None
+    (finding,) = [f for f in report.job.findings if f.code.startswith("Face.Ref")]
+    assert finding.code == "Face.RefMatch", finding.message
+    scan = report.files[0].faces
+    assert isinstance(scan, VideoFaceScan)
+    pieces = {
+        s.tracks[s.faces.index(max(s.faces, key=lambda f: f.box.height))]
+        for s in scan.samples
+        if len(s.faces) == 2
+    }
+    assert len(pieces) > 6 and finding.details["faces_compared"] == 6
+    assert finding.details["faces_not_compared"] == len(pieces) + 1 - 6
+
+
+def interview(clips: list[Path], path: Path, shot: float, seconds: float) -> Path:
+    """Close-ups of the clips' people (looped), in turns of ``shot`` seconds, as an
+    interview cuts between them."""
+    shots = [looped(clip) for clip in clips]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 512, 512, "yuv420p"
+        stream.options = {"crf": "30", "preset": "ultrafast"}
+        for number in range(round(seconds * 25)):
+            pictures = [next(frames) for frames in shots]  # every clip plays on meanwhile
+            picture = pictures[int(number / 25 / shot) % len(clips)].resize((512, 512))
+            out.mux(stream.encode(av.VideoFrame.from_image(picture)))
+        out.mux(stream.encode())
+    for frames in shots:
+        frames.close()
+    return path
+
+
+def test_a_clip_cutting_between_two_people_in_the_same_place_describes_both(
+    shared_media: Path, engine: LazyEngine, tmp_path: Path
+) -> None:
+    guest = shared_media / "LivePortrait__driving__d12.mp4"
+    clip = interview([shared_media / KATIE, guest], tmp_path / "interview.mp4", shot=1.0, seconds=6.0)
+    frame_of(guest, 3.23).save(tmp_path / "guest.png")
+
+    report = check_paths(video=clip, ref=tmp_path / "guest.png", engine=engine)
+
+    assert report.job is not None
+    (finding,) = [f for f in report.job.findings if f.code.startswith("Face.Ref")]
+    assert finding.code == "Face.RefMatch", finding.message
+    assert finding.details["distance"] < SAME_PERSON_DISTANCE
+    # Each person one track, however often the shots alternate.
+    scan = report.files[0].faces
+    assert isinstance(scan, VideoFaceScan)
+    assert {t for s in scan.samples for t in s.tracks} == {0, 1}
+    assert finding.details["faces_compared"] == 2
+
+
+def test_three_people_taking_turns_are_all_described_before_more_pieces_of_one(
+    shared_media: Path, engine: LazyEngine, tmp_path: Path
+) -> None:
+    # Three close-ups in turns of 1 s over 12 s: each person is away for 4 samples at a
+    # time, so each is 4 pieces of track in the same place: 12 pieces, 6 described. Largest
+    # first, the two larger people's pieces would take all 6.
+    people = [shared_media / KATIE, shared_media / "LivePortrait__driving__d3.mp4"]
+    guest = shared_media / "LivePortrait__driving__d12.mp4"  # the smallest face of the three
+    clip = interview([*people, guest], tmp_path / "panel.mp4", shot=1.0, seconds=12.0)
+    frame_of(guest, 3.23).save(tmp_path / "guest.png")
+
+    report = check_paths(video=clip, ref=tmp_path / "guest.png", engine=engine)
+
+    assert report.job is not None
+    (finding,) = [f for f in report.job.findings if f.code.startswith("Face.Ref")]
+    assert finding.code == "Face.RefMatch", finding.message
+    assert finding.details["faces_compared"] == 6 and finding.details["faces_not_compared"] > 0
+
+
+def test_a_mismatch_says_how_many_faces_were_too_small_to_compare(
+    shared_media: Path, engine: LazyEngine, tmp_path: Path
+) -> None:
+    clip = flickering_clip(shared_media, tmp_path / "flicker.mp4", 60, engine)  # a ~30 px guest
+    with Image.open(shared_media / "face_recognition__biden.jpg") as photo:
+        photo.convert("RGB").crop((0, 0, photo.width, photo.width)).save(tmp_path / "biden.jpg")
+
+    status, out = run_cli("check", "--video", str(clip), "--ref", str(tmp_path / "biden.jpg"))
+
+    assert status == 1 and "warning Face.RefMismatch" in out, out
+    text = " ".join(out.split())
+    assert "none of the 1 video face compared" in text
+    assert "but 1 face was not compared (under 32 px high" in text
+    assert "the person may still be in the video" in text
 
 
 def test_each_face_track_is_described_once_and_only_for_a_job_with_a_reference(engine: LazyEngine) -> None:
