@@ -336,6 +336,7 @@ def run_batch(
         except OSError as exc:
             say(job, f"refused: {exc.strerror or exc}")
             return BatchOutcome(job, "refused", f"cannot read the inputs: {exc.strerror or exc}")
+        remake = False  # the output is this journal's, made from other inputs: made again
         if os.path.exists(job.output) and not force:
             with Journal(journal_path) as journal:
                 made = journal.made_from(job.output)
@@ -348,6 +349,7 @@ def run_batch(
                 say(job, "skipped: already done, its inputs unchanged")
                 return BatchOutcome(job, "skipped", "the output exists, made from these very inputs")
             changed = sorted(role for role in set(made) | set(sources) if made.get(role) != sources.get(role))
+            remake = True
             say(job, f"{', '.join(changed)} changed since the output was made: made again")
         say(job, "started")
         # Each thread its own client and journal connection (SQLite connections stay
@@ -412,9 +414,8 @@ def run_batch(
                     on_stage=stage,
                     on_part=lambda number, count, text: say(job, f"part {number}/{count}: {text}"),
                     on_progress=fixing,
+                    remake=remake,
                 )
-                if result.ok:
-                    journal.record_made(job.output, sources)
         except Interrupted:
             say(job, "stopped before it paid for anything")
             return BatchOutcome(job, "stopped", "interrupted before anything was paid for")

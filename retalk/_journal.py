@@ -632,6 +632,20 @@ class Journal:
             return None
         return {str(k): v for k, v in sources.items()}
 
+    @_guarded
+    def knows_output(self, output: str) -> bool:
+        """``output`` is a result this journal wrote: a made result, a downloaded job's or a
+        joined split's (an existing file there may be replaced by the same job's result)."""
+        path = os.path.abspath(output)
+        for query in (
+            "SELECT 1 FROM made WHERE output = ?",
+            "SELECT 1 FROM jobs WHERE output = ? AND state = 'downloaded'",
+            "SELECT 1 FROM splits WHERE output = ? AND state = 'joined'",
+        ):
+            if self._db.execute(query, (path,)).fetchone() is not None:
+                return True
+        return False
+
     # ------------------------------------------------------------------ uploads
     @_guarded
     def cached_upload(

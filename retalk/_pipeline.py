@@ -43,8 +43,8 @@ from ._client import Client
 from ._exceptions import ConfigError, RetalkError
 from ._gates import Gates
 from ._jobs import Events, run_job
-from ._journal import DuplicateJob, DuplicateSplit, Job, Journal
-from ._output_path import check_output
+from ._journal import DuplicateJob, DuplicateSplit, Job, Journal, sha256_of
+from ._output_path import check_output, refuse_replacing
 from ._split import (
     PartOutcome,
     intact,
@@ -246,6 +246,7 @@ def prepare_and_retalk(
     on_checked: Callable[[PipelineResult], None] | None = None,
     on_part: Callable[[int, int, str], None] | None = None,
     on_progress: Callable[[str, float], None] | None = None,
+    remake: bool = False,
 ) -> PipelineResult:
     """Run the pipeline; ``client``/``journal`` may be None on a dry run. With ``split``,
     inputs longer than the service takes are sent in parts and the results joined.
@@ -253,7 +254,10 @@ def prepare_and_retalk(
     ``check_options`` are the project's settings (``preflight.settings_for``). An output
     that is one of the inputs, or the journal, or that cannot take a file (a folder, a
     trailing slash, a name under a file) is a ``ConfigError`` before any work;
-    ``overwrite`` lets the fix replace files in the work folder preflight did not write.
+    ``overwrite`` lets the fix replace files in the work folder preflight did not write,
+    and the result replace a file at ``output`` this journal did not record as this job's
+    result (refused before any work without it; ``remake``: one the journal made from other
+    inputs may be replaced too).
 
     Findings in ``gates`` (default: ``Gates()``) stop the job before anything is uploaded
     (``result.gated``, ``ok`` False); ``force`` passes them, as it sends a job sent before.
@@ -261,6 +265,60 @@ def prepare_and_retalk(
     originals = {"video": video, "audio": audio} | ({"ref": ref} if ref else {})
     check_output(output)  # before any work: a result is never paid for to find no place
     refuse_overwriting(output, {**originals, "journal": str(journal.path) if journal is not None else None})
+    if journal is not None and not overwrite and os.path.lexists(output):
+        # A file there is replaced only by this same job's result (the same command run
+        # again), or one this journal made that the caller remakes (a batch row whose
+        # inputs changed): never a file the user had there.
+        made = journal.made_from(output)
+        known = made == sources_of(originals) or (remake and made is not None)
+        refuse_replacing(output, known or (made is None and journal.knows_output(output)))
+    result = _prepare_and_retalk(
+        client, journal, originals, video, audio, ref, output,
+        work_dir=work_dir, fix=fix, dry_run=dry_run, extend_video=extend_video,
+        face_threshold=face_threshold, fix_options=fix_options, check_options=check_options,
+        overwrite=overwrite, force=force, split=split, gates=gates, events=events,
+        on_stage=on_stage, on_checked=on_checked, on_part=on_part, on_progress=on_progress,
+    )  # fmt: skip
+    if result.ok and not dry_run and journal is not None:
+        # What this result was made from: the same command again may replace it.
+        journal.record_made(output, sources_of(originals))
+    return result
+
+
+def sources_of(originals: dict[str, str]) -> dict[str, str]:
+    """The SHA-256 of each original input, by role (a URL stands for itself)."""
+    return {
+        role: name if name.startswith(("http://", "https://", "oss://")) else sha256_of(name)
+        for role, name in originals.items()
+    }
+
+
+def _prepare_and_retalk(
+    client: Client | None,
+    journal: Journal | None,
+    originals: dict[str, str],
+    video: str,
+    audio: str,
+    ref: str | None,
+    output: str,
+    *,
+    work_dir: str | None,
+    fix: bool,
+    dry_run: bool,
+    extend_video: bool,
+    face_threshold: int | None,
+    fix_options: FixOptions | None,
+    check_options: CheckOptions | None,
+    overwrite: bool,
+    force: bool,
+    split: bool,
+    gates: Gates | None,
+    events: Events | None,
+    on_stage: Callable[[str], None] | None,
+    on_checked: Callable[[PipelineResult], None] | None,
+    on_part: Callable[[int, int, str], None] | None,
+    on_progress: Callable[[str, float], None] | None,
+) -> PipelineResult:
     result = PipelineResult(ok=False)
     stages = _Stages(result, on_stage, on_progress)
     params: dict[str, Any] = {}

@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="fix: replace files in the work folder that preflight did not write there",
+        help="replace files in the work folder that preflight did not write there, and a file at "
+        "-o that the journal does not record as this job's result",
     )
     parser.add_argument("--extend-video", action="store_true", help=EXTEND_HELP)
     parser.add_argument("--face-threshold", type=int, metavar="N", help="query_face_threshold, 120-200")

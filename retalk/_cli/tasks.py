@@ -19,7 +19,7 @@ from .._exceptions import ConfigError, RetalkError
 from .._jobs import resume, run_job
 from .._journal import UNFINISHED, DamagedRow, Job, Journal, Split
 from .._models import KNOWN_STATUSES, UNKNOWN, Task
-from .._output_path import check_output
+from .._output_path import check_output, refuse_replacing
 from .._pipeline import refuse_overwriting
 from .._split import finish_splits
 from .display import Display, events_of, live_display, plain_console
@@ -53,6 +53,14 @@ def _journal_option(parser: argparse.ArgumentParser) -> None:
         "--journal",
         metavar="FILE",
         help="the job journal (default: RETALK_JOURNAL, else ~/.local/state/retalk)",
+    )
+
+
+def _overwrite_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="let the result replace a file at -o that the journal does not know as a result",
     )
 
 
@@ -178,6 +186,7 @@ def add_parsers(subparsers: Any) -> None:
         "--no-wait", action="store_true", help="stop once submitted (`retalk resume` finishes it)"
     )
     submit.add_argument("--timeout", type=float, metavar="S", help="give up waiting after S seconds")
+    _overwrite_option(submit)
     _download_options(submit)
     _common(submit)
     _journal_option(submit)
@@ -208,6 +217,7 @@ def add_parsers(subparsers: Any) -> None:
         required=True,
         help="where the result goes (a journaled job of that task is then done, with this output)",
     )
+    _overwrite_option(download)
     _download_options(download)
     _common(download)
     _journal_option(download)
@@ -267,6 +277,7 @@ def add_parsers(subparsers: Any) -> None:
         "--output",
         help="with --job or --split: write its result here (its own output could not take it)",
     )
+    _overwrite_option(again)
     _download_options(again)
     _common(again)
     _journal_option(again)
@@ -359,6 +370,8 @@ def run_submit(args: argparse.Namespace) -> int:
         if args.output:
             files = {"video": args.video, "audio": args.audio, "ref": args.ref, "journal": str(journal.path)}
             refuse_overwriting(args.output, files)
+            if not args.overwrite:
+                refuse_replacing(args.output, journal.knows_output(args.output))
         with _live(args) as display:
             job = run_job(
                 client,
@@ -410,6 +423,16 @@ def run_download(args: argparse.Namespace) -> int:
     url = args.task_id
     task_id = None if url.startswith(("http://", "https://")) else _task_id_arg(url, args.journal)
     check_output(args.output)
+    # Never over the journal or a journaled job's inputs: said before any request.
+    with Journal(args.journal) as journal:
+        keep: dict[str, str | None] = {"journal": str(journal.path)}
+        job = journal.by_task(task_id) if task_id is not None else None
+        if job is not None:
+            keep |= {role: d.get("path") for role, d in job.inputs.items()}
+        known = journal.knows_output(args.output)
+    refuse_overwriting(args.output, keep)
+    if not args.overwrite:
+        refuse_replacing(args.output, known)
     task: Task | None = None
     with _client(args) as client, _live(args) as display:
         if task_id is not None:
@@ -489,18 +512,28 @@ def _new_output(args: argparse.Namespace) -> None:
     check_output(args.output)
     with Journal(args.journal) as journal:
         if args.split is not None:
-            split = journal.split(args.split)
+            try:
+                split = journal.split(args.split)
+            except RetalkError as exc:  # no such split: bad input, as a task id is
+                raise ConfigError(str(exc)) from None
             if split.state != "running":
                 raise ConfigError(f"split {split.id} is {split.state}: there is nothing left to join")
             refuse_overwriting(args.output, {"voice": split.plan.get("voice"), "journal": str(journal.path)})
+            if not args.overwrite:
+                refuse_replacing(args.output, journal.knows_output(args.output))
             journal.update_split(split.id, output=os.path.abspath(args.output), error=None)
             return
-        job = journal.job(args.job)
+        try:
+            job = journal.job(args.job)
+        except RetalkError as exc:  # no such job: bad input, as `job:N` is
+            raise ConfigError(str(exc)) from None
         if job.state not in UNFINISHED:
             raise ConfigError(f"job {job.id} is {job.state}: there is nothing left to download for it")
         refuse_overwriting(
             args.output, {**{r: d.get("path") for r, d in job.inputs.items()}, "journal": str(journal.path)}
         )
+        if not args.overwrite:
+            refuse_replacing(args.output, journal.knows_output(args.output))
         journal.update(job.id, output=os.path.abspath(args.output), error=None)
 
 
