@@ -57,6 +57,8 @@ class _Progress:
     started: bool = False
     submitting: bool = False
     tasks: list[str] = field(default_factory=list)
+    #: The journal's jobs it ran (a split's parts), to name their tasks when it is cut short.
+    jobs: list[int] = field(default_factory=list)
 
     @property
     def paid(self) -> bool:
@@ -371,11 +373,18 @@ def run_batch(
                         raise Interrupted
 
                 def step(sent: Job, name: str) -> None:
+                    if sent.id not in track.jobs:
+                        track.jobs.append(sent.id)
                     if name == "wait" and sent.task_id:
                         submitted(sent.task_id)
                     if name not in BEFORE_SUBMIT:
                         return
                     if stop.is_set():
+                        if track.paid:
+                            # A later part of a split whose earlier parts are paid for: left
+                            # open (canceled, it would make the paid parts unusable) for
+                            # `retalk resume` to send and join.
+                            raise Interrupted
                         # Closed, not left open: `retalk resume` would submit (pay for) it.
                         journal.update(
                             sent.id,
@@ -417,6 +426,15 @@ def run_batch(
                     remake=remake,
                 )
         except Interrupted:
+            if track.paid:
+                with Journal(journal_path) as journal:
+                    for number in track.jobs:
+                        task_id = journal.job(number).task_id
+                        if task_id and task_id not in track.tasks:
+                            track.tasks.append(task_id)
+                left = f"{_paid_text(job, track)}: `retalk resume` finishes it"
+                say(job, f"left: {left}")
+                return BatchOutcome(job, "left", left)
             say(job, "stopped before it paid for anything")
             return BatchOutcome(job, "stopped", "interrupted before anything was paid for")
         except (DuplicateJob, DuplicateSplit) as exc:

@@ -189,9 +189,11 @@ def slow(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Emulator]:
         yield running
 
 
-def start_batch(batch: Path, service: Emulator, journal: Path) -> tuple[subprocess.Popen[str], Lines]:
+def start_batch(
+    batch: Path, service: Emulator, journal: Path, *extra: str
+) -> tuple[subprocess.Popen[str], Lines]:
     """The batch in a session of its own (as a terminal starts it), one job at a time."""
-    command = [sys.executable, "-m", "retalk._cli.prep", "--batch", str(batch), "--jobs", "1"]
+    command = [sys.executable, "-m", "retalk._cli.prep", "--batch", str(batch), "--jobs", "1", *extra]
     command += ["--base-url", service.base_url, "--journal", str(journal)]
     process = subprocess.Popen(
         command,
@@ -307,3 +309,50 @@ def test_ctrl_c_during_an_upload_stops_the_job_before_its_submit_and_closes_it(
         (job,) = opened.jobs()
         # Closed: `retalk resume` would otherwise submit, and pay for, it.
         assert job.state == "canceled" and opened.unfinished() == []
+
+
+@pytest.mark.parametrize("slow", [0.5], indirect=True)
+def test_ctrl_c_after_a_splits_first_part_is_paid_leaves_the_split_whole_for_resume(
+    slow: Emulator, media: Any, tmp_path: Path
+) -> None:
+    # 130 s: two parts. Frames are numbers, not a face: that gate passed, as a user would.
+    voice = media.write_audio(
+        tmp_path / "long voice.wav", signal=media.voice_like(130.0, 44100), sample_rate=44100
+    )
+    video = media.write_video(
+        tmp_path / "long.mp4",
+        width=640,
+        height=640,
+        fps=25,
+        duration=130.0,
+        counter=True,
+        gop=25,
+        audio=False,
+    )
+    journal = tmp_path / "j.sqlite"
+    held = slow.hold("submit")  # the first part's task is made (paid); its answer waits
+    batch = batch_of(tmp_path, [f"{video},{voice},,dubbed.mp4,--split"])
+    process, err = start_batch(batch, slow, journal, "--accept", "Face.NotFound")
+    assert held.reached.wait(240), err.text()
+    ctrl_c(process)
+    err.wait_for("interrupted: nothing more is sent", timeout=60)
+    held.release()
+    assert process.wait(120) == 130
+    table = table_of(process)
+    said = err.text()
+    # The paid part is named for resume, not called "nothing paid for".
+    assert table["2"][1] == "left" and "resume" in " ".join(table["2"]), (table, said)
+    assert "before anything was paid" not in " ".join(table["2"]) and submits(slow) == 1
+    with Journal(journal) as opened:
+        states = [job.state for job in reversed(opened.jobs())]
+        assert "canceled" not in states and states[0] == "submitted", states
+    # `retalk resume` sends the part left and joins the whole.
+    command = [sys.executable, "-m", "retalk._cli.main", "resume", "--base-url", slow.base_url]
+    resumed = subprocess.run(
+        [*command, "--journal", str(journal)],
+        cwd=ROOT, env={**os.environ, "DASHSCOPE_API_KEY": EMULATED_KEY}, capture_output=True, text=True,
+        timeout=240,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "joined into" in resumed.stdout and (tmp_path / "dubbed.mp4").exists()
+    assert submits(slow) == 2
