@@ -427,7 +427,15 @@ def _prepare_and_retalk(
     def stopped() -> bool:
         """Tell the caller what was found; True when a gate stops the job (nothing sent)."""
         aligned = dry_run and fix and options.align != "service"
-        if not force:
+        # A job these very inputs already made (sent with --accept, open or done) is not
+        # gated again: it is taken up or reported as before, never paid for twice.
+        known = (
+            journal is not None
+            and client is not None
+            and not dry_run
+            and journal.sent_before(inputs, params, client.base_url) is not None
+        )
+        if not force and not known:
             result.gated = gate.gating(_to_send(result, aligned), extend_video=extend_video)
         if result.gated:
             result.error = _gated_text(result.gated, result, gate)
