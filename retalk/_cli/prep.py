@@ -17,6 +17,7 @@ import threading
 import urllib.parse
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -32,10 +33,11 @@ from .._client import Client, PollPolicy
 from .._emulator import Emulator, Faults
 from .._exceptions import ConfigError, RetalkError, redact
 from .._gates import DEFAULT_GATE, DEFAULT_SPEECH_CUT_S, Gates
-from .._journal import Journal, default_path
+from .._jobs import Events
+from .._journal import UNFINISHED, Job, Journal, default_path
 from .._output_path import JoinBlocked, OutputUnusable
 from .._pipeline import PipelineResult, prepare_and_retalk
-from .display import live_display, plain_console
+from .display import events_of, live_display, plain_console
 from .main import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_USAGE, _status_for
 from .tasks import EXTEND_HELP, _download_options, _download_policy
 
@@ -303,6 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 text = _emulated_advice(text)
         print(f"prep-and-retalk: error: {printable(redact(text, secret))}", file=sys.stderr)
         return _status_for(exc)
+    except _Stopped as stopped:
+        print(f"prep-and-retalk: {printable(stopped.text)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         again = "run the same command again" + ("" if args.emulator else " (or `retalk resume`)")
         print(f"prep-and-retalk: interrupted; {again} to finish what was sent", file=sys.stderr)
@@ -371,25 +376,33 @@ def _run_one(args: argparse.Namespace) -> int:
             client = stack.enter_context(make_client())
             journal = stack.enter_context(Journal(journal_path))
             display = stack.enter_context(live_display(err, show))
-            result = prepare_and_retalk(
-                client,
-                journal,
-                args.video,
-                args.audio,
-                args.ref,
-                args.output,
-                events=display.events() if display is not None else None,
-                on_progress=display.stage if display is not None else None,
-                on_stage=(lambda name: err.print(f"{printable(name)}...", markup=False)) if show else None,
-                on_part=(
-                    lambda number, count, text: err.print(
-                        f"  part {number}/{count}: {printable(text)}", markup=False
+            seen: list[int] = []  # the journal's jobs this run took up, for Ctrl-C
+            events = events_of(display)
+            events = replace(events, on_stage=_noting(seen, events))
+            try:
+                result = prepare_and_retalk(
+                    client,
+                    journal,
+                    args.video,
+                    args.audio,
+                    args.ref,
+                    args.output,
+                    events=events,
+                    on_progress=display.stage if display is not None else None,
+                    on_stage=(lambda name: err.print(f"{printable(name)}...", markup=False))
+                    if show
+                    else None,
+                    on_part=(
+                        lambda number, count, text: err.print(
+                            f"  part {number}/{count}: {printable(text)}", markup=False
+                        )
                     )
+                    if show
+                    else None,
+                    **common,
                 )
-                if show
-                else None,
-                **common,
-            )
+            except KeyboardInterrupt:
+                raise _Stopped(_close_unpaid(journal, seen, args.emulator)) from None
     if args.format == "json":
         json.dump(result.to_dict(), sys.stdout, indent=2, ensure_ascii=True)
         sys.stdout.write("\n")
@@ -399,6 +412,52 @@ def _run_one(args: argparse.Namespace) -> int:
         return 0
     sent = result.job is not None or bool(result.parts)
     return 3 if sent else EXIT_REFUSED
+
+
+class _Stopped(KeyboardInterrupt):
+    """Ctrl-C in a single run, with what became of its journal's jobs."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+def _noting(seen: list[int], events: Events) -> Callable[[Job, str], None]:
+    """``events.on_stage``, noting each journal job the run takes a step of."""
+    inner = events.on_stage
+
+    def stage(job: Job, name: str) -> None:
+        if job.id not in seen:
+            seen.append(job.id)
+        if inner is not None:
+            inner(job, name)
+
+    return stage
+
+
+def _close_unpaid(journal: Journal, seen: list[int], emulated: bool) -> str:
+    """After Ctrl-C: jobs never submitted are closed (`retalk resume` would pay for them);
+    once anything was submitted, they are all kept (a split's paid parts need the rest)."""
+    jobs = [journal.job(number) for number in seen]
+    again = "run the same command again" + ("" if emulated else " (or `retalk resume`)")
+    paid = [job for job in jobs if job.state not in ("new", "uploaded", "canceled", "failed")]
+    if paid:
+        named = ", ".join(f"job {j.id}" + (f" (task {j.task_id})" if j.task_id else "") for j in paid)
+        return f"interrupted after {named} was submitted and paid for; {again} to finish it"
+    for job in jobs:
+        if job.state in UNFINISHED:
+            journal.update(
+                job.id,
+                state="canceled",
+                error="interrupted before it was submitted (nothing paid; run the same command to send it)",
+            )
+    closed = ", ".join(f"job {j.id}" for j in jobs)
+    return (
+        f"interrupted before anything was paid for ({closed} closed, nothing submitted); "
+        "run the same command again to send it"
+        if jobs
+        else "interrupted before anything was sent or paid for"
+    )
 
 
 def _accepted(args: argparse.Namespace) -> tuple[str, ...]:

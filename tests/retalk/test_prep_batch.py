@@ -356,3 +356,54 @@ def test_ctrl_c_after_a_splits_first_part_is_paid_leaves_the_split_whole_for_res
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "joined into" in resumed.stdout and (tmp_path / "dubbed.mp4").exists()
     assert submits(slow) == 2
+
+
+def start_one(service: Emulator, journal: Path, *args: str) -> tuple[subprocess.Popen[str], Lines]:
+    """A single (not batch) run in a session of its own, as a terminal starts it."""
+    command = [sys.executable, "-m", "retalk._cli.prep", *args]
+    command += ["--base-url", service.base_url, "--journal", str(journal)]
+    process = subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ, "DASHSCOPE_API_KEY": EMULATED_KEY},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    assert process.stderr is not None
+    return process, Lines(process.stderr)
+
+
+@pytest.mark.parametrize("slow", [0.2], indirect=True)
+def test_ctrl_c_in_a_single_run_during_its_upload_closes_the_job_so_resume_pays_nothing(
+    slow: Emulator, media: Any, tmp_path: Path
+) -> None:
+    (clip,) = clips(media, tmp_path, 1)
+    journal = tmp_path / "j.sqlite"
+    held = slow.hold("storage")  # the upload waits there: the job is journaled, not submitted
+    process, err = start_one(slow, journal, str(clip), str(VOICE), "-o", str(tmp_path / "out.mp4"))
+    assert held.reached.wait(120), err.text()
+    ctrl_c(process)
+    held.release()
+    assert process.wait(120) == 130
+    said = err.text()
+    assert "before anything was paid for" in said and "closed" in said and "Traceback" not in said, said
+    with Journal(journal) as opened:
+        (job,) = opened.jobs()
+        assert job.state == "canceled" and opened.unfinished() == []
+    assert submits(slow) == 0
+
+
+@pytest.mark.parametrize("slow", [300.0], indirect=True)
+def test_ctrl_c_in_a_single_run_after_its_submit_keeps_the_job_for_resume(
+    slow: Emulator, media: Any, tmp_path: Path
+) -> None:
+    (clip,) = clips(media, tmp_path, 1)
+    journal = tmp_path / "j.sqlite"
+    held = slow.hold("query")  # submitted: its first look at the task waits
+    process, err = start_one(slow, journal, str(clip), str(VOICE), "-o", str(tmp_path / "out.mp4"))
+    assert held.reached.wait(120), err.text()
+    ctrl_c(process)
+    held.release()
+    assert process.wait(60) == 130
+    task = task_of_first_job(journal)
+    said = err.text()
+    assert f"(task {task}) was submitted and paid for" in said and "retalk resume" in said, said
+    with Journal(journal) as opened:
+        assert [j.state for j in opened.unfinished()] == ["submitted"]
