@@ -45,6 +45,14 @@ BEFORE_PAYING = frozenset(
 BEFORE_SUBMIT = frozenset({"upload", "submit"})
 
 
+class BatchProblems(ConfigError):
+    """Every mistake of a batch file, said one a line (each line escaped on its own)."""
+
+    def __init__(self, heading: str, problems: list[str]) -> None:
+        self.lines = [heading, *(f"  {problem}" for problem in problems)]
+        super().__init__("\n".join(self.lines))
+
+
 class Interrupted(BaseException):
     """Raised in a job's thread once the batch is interrupted, at the next point before the
     job would pay: not an ``Exception``, so no handler takes it for the job's failure."""
@@ -163,7 +171,7 @@ def read_batch(
             if job is not None:
                 jobs.append(job)
     if problems:
-        raise ConfigError(f"{path}: nothing was run; fix these first:\n  " + "\n  ".join(problems))
+        raise BatchProblems(f"{path}: nothing was run; fix these first:", problems)
     outputs = [j.output for j in jobs]
     if len(set(outputs)) != len(outputs):
         raise ConfigError(f"{path}: two jobs write the same output")
@@ -225,8 +233,11 @@ def _read_row(
             problems.append(f"{here}: {column} column: {name}: no such file")
     output = names["output"]
     typed = (row.get("output") or "").strip()  # resolving drops a trailing slash
-    if output is not None and (typed.endswith(("/", os.sep)) or os.path.isdir(output)):
+    if output is not None and os.path.isdir(output):
         problems.append(f"{here}: output column: {output} is a folder; name the result's file")
+    elif output is not None and typed.endswith(("/", os.sep)):
+        # (A folder not made yet, as ``out/``: no folder there, the slash is the mistake.)
+        problems.append(f"{here}: output column: {typed} ends in a slash: give a file name")
     elif output is not None and (problem := output_problem(output)) is not None:
         problems.append(f"{here}: output column: {output} {problem}")
     cell = row.get("options") or ""

@@ -28,7 +28,7 @@ from preflight._fix_model import ALIGN_CHOICES
 from preflight.codes import unknown_selectors
 
 from .. import __version__
-from .._batch import read_batch, run_batch
+from .._batch import BatchProblems, read_batch, run_batch
 from .._client import Client, PollPolicy
 from .._emulator import Emulator, Faults
 from .._exceptions import ConfigError, RetalkError, redact
@@ -153,13 +153,14 @@ def _service(args: argparse.Namespace, stack: ExitStack) -> tuple[Callable[[], C
         Client(base_url=args.base_url).close()  # the key and the URL, checked before any work
         return (lambda: Client(base_url=args.base_url, download_policy=bounds)), args.journal
     journal: str | Path = args.journal or default_path()
-    emulator = _journaled_emulator(Path(journal), stack)
+    shared = _emulator_root(Path(journal))
+    emulator = _journaled_emulator(shared, stack)
     if emulator is None:
         # Another run has this journal's emulator: this one gets a throwaway of its own.
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="retalk-emulator-")))
         emulator = stack.enter_context(Emulator(root, api_key=EMULATOR_KEY, faults=EMULATOR_FAULTS))
+        busy = printable(str(shared))
         journal = root / "journal.sqlite"
-        busy = _emulator_root(Path(args.journal or default_path()))
         print(
             f"prep-and-retalk: note: another --emulator run is using {busy}; this run is not "
             "journaled (run it again alone to have it journaled)",
@@ -179,13 +180,19 @@ def _emulator_root(journal: Path) -> Path:
     return journal.with_name(journal.name + ".emulator")
 
 
-def _journaled_emulator(journal: Path, stack: ExitStack) -> Emulator | None:
-    """The emulator of ``journal``'s runs, started on its own root and on the port it had
-    before, so that its tasks keep the base URL the journal knows them by (a second run of
-    the same job finds it there, not paid twice). None when another run holds it."""
-    root = _emulator_root(journal)
-    root.mkdir(parents=True, exist_ok=True)
-    lock = os.open(root / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+def _journaled_emulator(root: Path, stack: ExitStack) -> Emulator | None:
+    """The emulator of a journal's runs (``root``: ``_emulator_root``), started on its own
+    root and on the port it had before, so that its tasks keep the base URL the journal
+    knows them by (a second run of the same job finds it there, not paid twice). None when
+    another run holds it."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = os.open(root / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:  # the journal's path under a file, a folder not ours
+        raise ConfigError(
+            f"--emulator keeps its tasks next to the journal, in {root}: {exc.strerror or exc}; "
+            "give a journal in a folder you can write in (--journal FILE or RETALK_JOURNAL)"
+        ) from None
     stack.callback(os.close, lock)
     if not lock_exclusive(lock, wait=False):
         return None
@@ -303,7 +310,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 text = exc.emulated()
             else:
                 text = _emulated_advice(text)
-        print(f"prep-and-retalk: error: {printable(redact(text, secret))}", file=sys.stderr)
+        lines = exc.lines if isinstance(exc, BatchProblems) else [text]
+        # One problem a line, each escaped on its own (a newline in a name stays escaped).
+        shown = "\n".join(printable(redact(line, secret)) for line in lines)
+        print(f"prep-and-retalk: error: {shown}", file=sys.stderr)
         return _status_for(exc)
     except _Stopped as stopped:
         print(f"prep-and-retalk: {printable(stopped.text)}", file=sys.stderr)

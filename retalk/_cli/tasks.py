@@ -14,7 +14,7 @@ from rich.console import Console
 
 from preflight import line_start, printable
 
-from .._client import Client, DownloadPolicy, is_task_id, shown
+from .._client import Client, DownloadPolicy, is_local, is_task_id, resolve_base_url, shown
 from .._exceptions import ConfigError, RetalkError
 from .._jobs import resume, run_job
 from .._journal import UNFINISHED, DamagedRow, Job, Journal, Split
@@ -537,17 +537,36 @@ def _new_output(args: argparse.Namespace) -> None:
         journal.update(job.id, output=os.path.abspath(args.output), error=None)
 
 
+def _elsewhere_notes(urls: list[str]) -> list[str]:
+    """What finishes the unfinished jobs of other base URLs than this resume's."""
+    emulated = sum(1 for url in urls if is_local(url))
+    notes = []
+    if emulated:
+        notes.append(
+            f"{emulated} emulator job(s): run the same prep-and-retalk --emulator command to finish them"
+        )
+    for url in sorted({url for url in urls if not is_local(url)}):
+        count = urls.count(url)
+        notes.append(f"{count} job(s) of {printable(url)}: `retalk resume --base-url {printable(url)}`")
+    return notes
+
+
 def run_resume(args: argparse.Namespace) -> int:
     failures: list[tuple[Job, Exception]] = []
     _new_output(args)
+    url = resolve_base_url(args.base_url)
     with Journal(args.journal) as journal:
-        # Nothing to do needs no key and no service.
-        idle = not journal.unfinished() and not journal.running_splits() and not journal.damaged()
+        # Nothing to do for this service needs no key and no service; jobs of another
+        # (an emulator a command started) are named, with what finishes them.
+        idle = not journal.unfinished(url) and not journal.running_splits(url) and not journal.damaged()
+        elsewhere = [j.base_url for j in journal.unfinished() if j.base_url != url]
+        elsewhere += [s.base_url for s in journal.running_splits() if s.base_url != url]
     if idle:
+        notes = _elsewhere_notes(elsewhere)
         _print(
             args,
-            {"finished": [], "failed": [], "joined": [], "not_joined": [], "damaged": []},
-            "nothing to resume",
+            {"finished": [], "failed": [], "joined": [], "not_joined": [], "damaged": [], "elsewhere": notes},
+            "\n".join(["nothing to resume", *notes]),
         )
         return 0
     with _client(args) as client, Journal(args.journal) as journal:

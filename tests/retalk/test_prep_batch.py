@@ -84,7 +84,9 @@ def test_every_mistake_in_the_csv_is_said_at_once_by_row_and_column_before_anyth
     assert f"{batch}:6: options column '--align sideways': " in err and "sideways" in err
     assert f"{batch}:7: audio column: {tmp_path / 'gone.wav'}: no such file" in err
     assert f"{batch}:7: options column: --face-threshold 90: must be 120-200" in err
-    assert f"{batch}:8: output column: {tmp_path / 'results'} is a folder; name the result's file" in err
+    assert f"{batch}:8: output column: results/ ends in a slash: give a file name" in err
+    # One problem a line (not one line with the newlines escaped).
+    assert "\\n" not in err and f"\n  {batch}:3: video column" in err
     # Our words, not argparse's usage, its exit code, or an option the user never typed.
     assert "usage:" not in err and "(2)" not in err and "--video" not in err
     assert "Traceback" not in err
