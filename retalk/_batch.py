@@ -299,6 +299,7 @@ def run_batch(
     on_line: Callable[[BatchJob, str], None] | None = None,
     on_note: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
+    on_checked: Callable[[BatchJob, PipelineResult], None] | None = None,
 ) -> list[BatchOutcome]:
     """Run every job (at most ``concurrency`` at once: the service runs one task at a time
     anyway, so more only queues); one job's failure never stops the others. ``split``
@@ -314,7 +315,8 @@ def run_batch(
     Ctrl-C stops waiting: those are left to `retalk resume`. Either way every job has an
     outcome ("stopped" or "left" for the ones cut short), ``on_note`` says what happens, and
     ``stop`` (the caller's, to ask afterwards) is set. Setting ``stop`` from another thread
-    stops the batch as a first Ctrl-C does (without the note)."""
+    stops the batch as a first Ctrl-C does (without the note). ``on_checked(job, result)``
+    is each job's every finding and fix, before it uploads anything."""
 
     # A journal that cannot be used stops the batch before any job, once (exit 2), instead
     # of failing every job with the same message.
@@ -434,6 +436,7 @@ def run_batch(
                     on_stage=stage,
                     on_part=lambda number, count, text: say(job, f"part {number}/{count}: {text}"),
                     on_progress=fixing,
+                    on_checked=(lambda checked: on_checked(job, checked)) if on_checked else None,
                     remake=remake,
                 )
         except Interrupted:

@@ -21,6 +21,7 @@ from preflight import (
     CheckOptions,
     CheckReport,
     Finding,
+    FixedFile,
     FixOptions,
     FixReport,
     check_paths,
@@ -163,6 +164,11 @@ def expected_length(video_s: float | None, audio_s: float | None, extend: bool) 
 
 #: Whole-file limits a job sent in parts may exceed: each part is checked on its own.
 SPLIT_IGNORES = ("InvalidFile.Duration", "InvalidFile.Size")
+
+
+def only_copied(fixed: FixedFile) -> bool:
+    """The fix only copied the file: it was accepted as it is."""
+    return [a.name for a in fixed.actions] == ["copy"]
 
 
 def file_keys(path: str | os.PathLike[str]) -> set[object]:
@@ -447,7 +453,7 @@ def _prepare_and_retalk(
         try:
             # The voice listened to before the fix serves again when the fix copied it.
             copied = result.fix is not None and any(
-                f.role == "audio" and [a.name for a in f.actions] == ["copy"] for f in result.fix.files
+                f.role == "audio" and only_copied(f) for f in result.fix.files
             )
             plan = plan_split(
                 inputs["video"],
@@ -554,7 +560,7 @@ def _tell(on_checked: Callable[[PipelineResult], None] | None, result: PipelineR
 def _fixed_text(report: FixReport, folder: str) -> str:
     """What the fix did (or, on a dry run, would do), counted exactly."""
     changed = sum(1 for f in report.files if f.ok and [a.name for a in f.actions] not in ([], ["copy"]))
-    copied = sum(1 for f in report.files if f.ok and [a.name for a in f.actions] == ["copy"])
+    copied = sum(1 for f in report.files if f.ok and only_copied(f))
     failed = sum(1 for f in report.files if not f.ok)
     verb = "would be " if report.dry_run else ""
     counts = [f"{changed} file(s) {verb}changed"] + ([f"{copied} {verb}copied as they are"] if copied else [])

@@ -28,7 +28,7 @@ from preflight._fix_model import ALIGN_CHOICES
 from preflight.codes import unknown_selectors
 
 from .. import __version__
-from .._batch import BatchProblems, read_batch, run_batch
+from .._batch import BatchJob, BatchProblems, read_batch, run_batch
 from .._client import Client, PollPolicy
 from .._emulator import Emulator, Faults
 from .._exceptions import ConfigError, RetalkError, redact
@@ -36,7 +36,7 @@ from .._gates import DEFAULT_GATE, DEFAULT_SPEECH_CUT_S, Gates
 from .._jobs import Events
 from .._journal import UNFINISHED, Job, Journal, default_path
 from .._output_path import JoinBlocked, OutputUnusable
-from .._pipeline import PipelineResult, prepare_and_retalk
+from .._pipeline import PipelineResult, only_copied, prepare_and_retalk
 from .display import events_of, live_display, plain_console
 from .main import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_USAGE, _status_for
 from .tasks import EXTEND_HELP, _download_options, _download_policy
@@ -212,51 +212,56 @@ def _journaled_emulator(root: Path, stack: ExitStack) -> Emulator | None:
     return emulator
 
 
-def _finding_lines(findings: Sequence[Finding], console: Console) -> None:
-    for finding in findings:
-        console.print(
-            f"  {finding.severity.value:7} {printable(finding.code)}  {printable(finding.message)}",
-            markup=False,
-        )
+def _finding_lines(findings: Sequence[Finding]) -> list[str]:
+    return [
+        f"  {finding.severity.value:7} {printable(finding.code)}  {printable(finding.message)}"
+        for finding in findings
+    ]
 
 
-def _checked_text(result: PipelineResult, console: Console) -> None:
-    """Every finding, by name and with its message, and what the fix did: said as soon as
-    it is known, before anything is sent (``on_checked``)."""
+def _checked_lines(result: PipelineResult) -> list[str]:
+    """Every finding, by name and with its message, and what the fix did (escaped)."""
+    lines: list[str] = []
     if result.check is not None:
         for report in result.check.files:
             if not report.findings:
-                console.print(
-                    f"checked {printable(report.path)} ({report.role}): nothing to report", markup=False
-                )
+                lines.append(f"checked {printable(report.path)} ({report.role}): nothing to report")
                 continue
-            console.print(f"checked {printable(report.path)} ({report.role}):", markup=False)
-            _finding_lines(report.findings, console)
+            lines.append(f"checked {printable(report.path)} ({report.role}):")
+            lines += _finding_lines(report.findings)
         if result.check.job is not None and result.check.job.findings:
-            console.print("checked the job (the files together):", markup=False)
-            _finding_lines(result.check.job.findings, console)
+            lines.append("checked the job (the files together):")
+            lines += _finding_lines(result.check.job.findings)
     if result.fix is not None:
         for fixed in result.fix.files:
             path, steps = printable(fixed.path), printable(", ".join(a.name for a in fixed.actions))
             if fixed.error is not None:
-                console.print(f"cannot fix {path}: {printable(fixed.error)}", markup=False)
+                lines.append(f"cannot fix {path}: {printable(fixed.error)}")
                 continue
             still = ", ".join(f.code for f in fixed.findings if f.severity.value != "info")
             left = f" (still: {printable(still)})" if still else ""
             where = printable((fixed.planned if result.fix.dry_run else fixed.output) or "(not written)")
-            verb = "copied" if [a.name for a in fixed.actions] == ["copy"] else "fixed"
-            if [a.name for a in fixed.actions] == ["copy"]:
+            verb = "copied" if only_copied(fixed) else "fixed"
+            if only_copied(fixed):
                 steps = "already accepted"
             if result.fix.dry_run:
                 verb = {"copied": "would copy", "fixed": "would fix"}[verb]
-            console.print(f"{verb} {path} -> {where}: {steps}{left}", markup=False)
+            lines.append(f"{verb} {path} -> {where}: {steps}{left}")
         for action in result.fix.job_actions:
-            console.print(f"job: {printable(action.name)} {printable(action.detail)}", markup=False)
+            lines.append(f"job: {printable(action.name)} {printable(action.detail)}")
     if result.gated:
-        console.print(
-            "gated (stops the job before anything is sent): " + ", ".join(f.code for f in result.gated),
-            markup=False,
+        lines.append(
+            "gated (stops the job before anything is sent): "
+            + ", ".join(printable(f.code) for f in result.gated)
         )
+    return lines
+
+
+def _checked_text(result: PipelineResult, console: Console) -> None:
+    """Every finding and what the fix did: said as soon as it is known, before anything is
+    sent (``on_checked``)."""
+    for line in _checked_lines(result):
+        console.print(line, markup=False)
     console.file.flush()
 
 
@@ -470,6 +475,18 @@ def _close_unpaid(journal: Journal, seen: list[int], emulated: bool) -> str:
     )
 
 
+def _row_checked(err: Console) -> Callable[[BatchJob, PipelineResult], None]:
+    """A batch row's every finding and fix, as a single job says them, before its upload:
+    each line starts with the row's, as its status lines do."""
+
+    def said(job: BatchJob, result: PipelineResult) -> None:
+        where = f"[line {job.line}] {printable(Path(job.output).name)}:"
+        for line in _checked_lines(result):
+            err.print(f"{where} {line}", markup=False)
+
+    return said
+
+
 def _accepted(args: argparse.Namespace) -> tuple[str, ...]:
     """``--accept``'s codes; a typo is a usage error (it would pass nothing)."""
     unknown = unknown_selectors(args.accept)
@@ -496,6 +513,7 @@ def _run_batch(args: argparse.Namespace) -> int:
             ),
             on_note=lambda text: err.print(f"prep-and-retalk: {printable(text)}", markup=False),
             stop=stop,
+            on_checked=_row_checked(err) if args.format == "text" else None,
         )
     statuses = ["done", "skipped", "refused", "gated", "failed"]
     # Only an interrupted batch has these; a whole run's summary stays as it always was.

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pytest
 
 from retalk._cli.prep import main
@@ -149,6 +150,28 @@ def test_the_batch_lines_written_to_a_pipe_are_never_wrapped(
     assert status == 0
     assert f"[line 2] {output.name}: done: {output}\n" in err
     assert f"  {output}  {output}\n" in out
+
+
+def test_every_finding_of_every_row_is_said_before_its_upload(
+    service: Emulator, media: Any, tmp_path: Path
+) -> None:
+    first, second = clips(media, tmp_path, 2)
+    silence = media.write_audio(tmp_path / "silence.wav", signal=np.zeros(4 * 16000), sample_rate=16000)
+    batch = batch_of(tmp_path, [f"{first},{silence},,out0.mp4,", f"{second},{VOICE},,out1.mp4,"])
+    status, _, err = run(
+        "--batch", str(batch), "--jobs", "1", "--base-url", service.base_url, "--journal", str(tmp_path / "j")
+    )
+    assert status == 1  # the silent row is gated
+    lines = err.splitlines()
+    # The gated row names its finding with its message, not only the code.
+    noted = [
+        n for n, line in enumerate(lines) if line.startswith("[line 2] out0.mp4:   warning Audio.NoSpeech")
+    ]
+    assert noted and noted[0] < lines.index("[line 2] out0.mp4: gated: Audio.NoSpeech (nothing sent)"), err
+    # The row sent says what was checked and fixed before it uploads.
+    checked = [n for n, line in enumerate(lines) if line.startswith(f"[line 3] out1.mp4: checked {second}")]
+    sent = [n for n, line in enumerate(lines) if line.startswith("[line 3] out1.mp4: task ")]
+    assert checked and sent and checked[0] < sent[0], err
 
 
 # --------------------------------------------------------------------------- Ctrl-C
