@@ -414,7 +414,7 @@ def run_batch(
                         track.tasks.append(task_id)
                         say(job, f"task {task_id} submitted")
 
-                def running(task: Task, waited: float) -> None:
+                def polled(task: Task, waited: float) -> None:
                     submitted(task.task_id)
 
                 result = prepare_and_retalk(
@@ -432,7 +432,7 @@ def run_batch(
                     force=force,
                     split=split or job.split,
                     gates=job.gates,
-                    events=Events(on_stage=step, on_status=running),
+                    events=Events(on_stage=step, on_status=polled),
                     on_stage=stage,
                     on_part=lambda number, count, text: say(job, f"part {number}/{count}: {text}"),
                     on_progress=fixing,

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, replace
 from typing import Any
@@ -137,15 +138,28 @@ def _status_arg(text: str) -> str:
     return status
 
 
-def _page_size_arg(text: str) -> int:
-    low, high = PAGE_SIZE_RANGE
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{shown(text)} is not a whole number") from None
-    if not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"{value}: the service lists {low} to {high} tasks a page")
-    return value
+def _whole_number(low: int, high: int | None, limit: str) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high`` (no top when None);
+    ``limit`` says the range in the message."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{shown(text)} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{value}: {limit}")
+        return value
+
+    return parse
+
+
+#: ``--page-size``: what the service takes.
+_page_size_arg = _whole_number(
+    *PAGE_SIZE_RANGE, f"the service lists {PAGE_SIZE_RANGE[0]} to {PAGE_SIZE_RANGE[1]} tasks a page"
+)
+#: A count of at least one.
+_positive_int = _whole_number(1, None, "must be 1 or more")
 
 
 def _job_number(text: str) -> int:
@@ -154,16 +168,6 @@ def _job_number(text: str) -> int:
     if not number.isdigit():
         raise argparse.ArgumentTypeError(f"{shown(text)} is not a job number (like 8 or job:8)")
     return int(number)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{shown(text)} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: must be 1 or more")
-    return value
 
 
 def add_parsers(subparsers: Any) -> None:
