@@ -89,6 +89,8 @@ class PipelineResult:
     joined: JoinReport | None = None
     #: Findings that stopped the job before anything was sent (``_gates``).
     gated: list[Finding] = field(default_factory=list)
+    #: Speech ``--align trim`` cuts (the inputs' ``Pair.SpeechCut``): chosen, so not gated.
+    trim_cuts_speech_s: float | None = None
 
     @property
     def billed_s(self) -> float | None:
@@ -132,6 +134,7 @@ class PipelineResult:
             "check": self.check.to_dict() if self.check is not None else None,
             "fix": self.fix.to_dict() if self.fix is not None else None,
             "gated": [f.to_dict() for f in self.gated],
+            "trim_cuts_speech_s": self.trim_cuts_speech_s,
             "error": self.error,
         }
 
@@ -404,6 +407,8 @@ def _prepare_and_retalk(
             on_progress=_per_file(stages.progress("check and fix")),
         )
         result.check = result.fix.checked
+        if options.align == "trim":
+            result.trim_cuts_speech_s = _speech_cut_s(result.check)
         stages.done("check and fix", _fixed_text(result.fix, folder))
         if not result.fix.ok:
             problems = [
@@ -550,6 +555,17 @@ def _prepare_and_retalk(
     result.job = job
     stages.done("upload, submit, wait, download", f"task {job.task_id}")
     return _verify(output, result, stages)
+
+
+def _speech_cut_s(check: CheckReport | None) -> float | None:
+    """The speech the inputs' lengths cut (their ``Pair.SpeechCut``), or None."""
+    if check is None or check.job is None:
+        return None
+    for finding in check.job.findings:
+        if finding.code == "Pair.SpeechCut":
+            cut = (finding.details or {}).get("speech_cut_s")
+            return float(cut) if isinstance(cut, int | float) else None
+    return None
 
 
 def _tell(on_checked: Callable[[PipelineResult], None] | None, result: PipelineResult) -> None:

@@ -249,6 +249,11 @@ def _checked_lines(result: PipelineResult) -> list[str]:
             lines.append(f"{verb} {path} -> {where}: {steps}{left}")
         for action in result.fix.job_actions:
             lines.append(f"job: {printable(action.name)} {printable(action.detail)}")
+    if result.trim_cuts_speech_s is not None:
+        lines.append(
+            f"--align trim cuts {result.trim_cuts_speech_s:.1f} s of speech (Pair.SpeechCut of the "
+            "inputs); not gated: you chose the trim"
+        )
     if result.gated:
         lines.append(
             "gated (stops the job before anything is sent): "

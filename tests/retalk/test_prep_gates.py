@@ -306,3 +306,15 @@ def test_a_job_sent_with_accept_is_not_gated_again_nor_offered_force_to_pay_twic
     )
     assert status != 0 and "nothing uploaded or paid" not in err + json.dumps(report)
     assert "already" in err and service.submissions == 1
+
+
+def test_align_trim_is_not_gated_but_says_how_much_speech_it_cuts(
+    long_voice: Path, service: Emulator, tmp_path: Path
+) -> None:
+    args = [str(VIDEO), str(long_voice), "-o", str(tmp_path / "a.mp4"), "--align", "trim"]
+    status, report, err = prep(*args, *to(service, tmp_path), "--dry-run")
+    cut = report["trim_cuts_speech_s"]
+    assert status == 0 and report["gated"] == [] and cut > 2.0, err
+    status, text, err = prep(*args, *to(service, tmp_path), fmt="text")
+    assert status == 0, err
+    assert f"--align trim cuts {cut:.1f} s of speech (Pair.SpeechCut of the inputs)" in text
