@@ -145,13 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _service(args: argparse.Namespace, stack: ExitStack) -> tuple[Callable[[], Client], str | Path | None]:
-    """How to make a client for this run, and where its journal is: the emulator this
-    command starts (``--emulator``), else the service the options and environment name."""
+def _service(
+    args: argparse.Namespace, stack: ExitStack
+) -> tuple[Callable[[], Client], str | Path | None, Emulator | None]:
+    """How to make a client for this run, where its journal is, and the emulator this
+    command starts (``--emulator``; None for the service the options and environment name)."""
     bounds = _download_policy(args)  # a wrong bound is said before any work
     if not args.emulator:
         Client(base_url=args.base_url).close()  # the key and the URL, checked before any work
-        return (lambda: Client(base_url=args.base_url, download_policy=bounds)), args.journal
+        return (lambda: Client(base_url=args.base_url, download_policy=bounds)), args.journal, None
     journal: str | Path = args.journal or default_path()
     shared = _emulator_root(Path(journal))
     emulator = _journaled_emulator(shared, stack)
@@ -168,7 +170,18 @@ def _service(args: argparse.Namespace, stack: ExitStack) -> tuple[Callable[[], C
         )
     poll = PollPolicy(steps=(0.25,), cap_s=0.5)
     url = emulator.base_url
-    return (lambda: Client(EMULATOR_KEY, base_url=url, poll=poll, download_policy=bounds)), journal
+    make = lambda: Client(EMULATOR_KEY, base_url=url, poll=poll, download_policy=bounds)  # noqa: E731
+    return make, journal, emulator
+
+
+def _tidy(emulator: Emulator, journal: Journal) -> None:
+    """The emulator's copies of results its journal's jobs have downloaded are deleted (the
+    folder would keep every one forever); the parts of a split still running are kept."""
+    url = emulator.base_url
+    keep = {i for split in journal.running_splits(url) for i in split.job_ids if i is not None}
+    for job in journal.jobs(limit=1_000_000):
+        if job.base_url == url and job.state == "downloaded" and job.task_id and job.id not in keep:
+            emulator.discard(job.task_id)
 
 
 #: Quick emulated tasks, no submit pacing.
@@ -392,7 +405,7 @@ def _run_one(args: argparse.Namespace) -> int:
         )
     else:
         with ExitStack() as stack:
-            make_client, journal_path = _service(args, stack)
+            make_client, journal_path, emulator = _service(args, stack)
             client = stack.enter_context(make_client())
             journal = stack.enter_context(Journal(journal_path))
             display = stack.enter_context(live_display(err, show))
@@ -423,6 +436,8 @@ def _run_one(args: argparse.Namespace) -> int:
                 )
             except KeyboardInterrupt:
                 raise _Stopped(_close_unpaid(journal, seen, args.emulator)) from None
+            if emulator is not None:
+                _tidy(emulator, journal)
     if args.format == "json":
         json.dump(result.to_dict(), sys.stdout, indent=2, ensure_ascii=True)
         sys.stdout.write("\n")
@@ -505,7 +520,7 @@ def _run_batch(args: argparse.Namespace) -> int:
     jobs = read_batch(args.batch, config=args.config, isolated=args.isolated, accept=_accepted(args))
     stop = threading.Event()
     with ExitStack() as stack:
-        make_client, journal_path = _service(args, stack)
+        make_client, journal_path, emulator = _service(args, stack)
         outcomes = run_batch(
             jobs,
             make_client,
@@ -520,6 +535,9 @@ def _run_batch(args: argparse.Namespace) -> int:
             stop=stop,
             on_checked=_row_checked(err) if args.format == "text" else None,
         )
+        if emulator is not None:
+            with Journal(journal_path) as journal:
+                _tidy(emulator, journal)
     statuses = ["done", "skipped", "refused", "gated", "failed"]
     # Only an interrupted batch has these; a whole run's summary stays as it always was.
     statuses += [s for s in ("stopped", "left") if any(o.status == s for o in outcomes)]

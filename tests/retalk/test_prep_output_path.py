@@ -187,6 +187,9 @@ def test_the_same_emulator_run_twice_pays_once_in_the_configured_journal(
         ("downloaded", str(output))
     ]
     assert output.read_bytes() == written
+    # The emulator's folder keeps no copy of a result its job has downloaded.
+    results = journal_of_the_test.with_name("journal.sqlite.emulator") / "results"
+    assert results.is_dir() and list(results.iterdir()) == []
     # Another output for the same inputs is no second payment either.
     status, _, err = run(prep_main, VIDEO, VOICE, "-o", str(tmp_path / "again.mp4"), "--emulator")
     assert status == 2 and "already submitted" in err and "--force" in err
