@@ -15,6 +15,7 @@ import pytest
 from retalk._cli import main as retalk_main
 from retalk._cli import prep
 from retalk._emulator import Emulator
+from retalk._journal import Journal
 from tests.conftest import SAMPLE
 
 
@@ -152,8 +153,6 @@ def test_resume_of_a_job_or_split_the_journal_does_not_have_is_a_usage_error(ret
 def test_resume_with_only_an_emulator_job_says_what_finishes_it_without_asking_for_a_key(
     retalk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    from retalk._journal import Journal
-
     with Journal(tmp_path / "journal.sqlite") as journal:
         journal.start(
             {"video": str(SAMPLE / "talking_head.mp4"), "audio": str(SAMPLE / "voice.wav")},
