@@ -45,6 +45,14 @@ BEFORE_PAYING = frozenset(
 BEFORE_SUBMIT = frozenset({"upload", "submit"})
 
 
+class BatchProblems(ConfigError):
+    """Every mistake of a batch file, said one a line (each line escaped on its own)."""
+
+    def __init__(self, heading: str, problems: list[str]) -> None:
+        self.lines = [heading, *(f"  {problem}" for problem in problems)]
+        super().__init__("\n".join(self.lines))
+
+
 class Interrupted(BaseException):
     """Raised in a job's thread once the batch is interrupted, at the next point before the
     job would pay: not an ``Exception``, so no handler takes it for the job's failure."""
@@ -57,6 +65,8 @@ class _Progress:
     started: bool = False
     submitting: bool = False
     tasks: list[str] = field(default_factory=list)
+    #: The journal's jobs it ran (a split's parts), to name their tasks when it is cut short.
+    jobs: list[int] = field(default_factory=list)
 
     @property
     def paid(self) -> bool:
@@ -161,7 +171,7 @@ def read_batch(
             if job is not None:
                 jobs.append(job)
     if problems:
-        raise ConfigError(f"{path}: nothing was run; fix these first:\n  " + "\n  ".join(problems))
+        raise BatchProblems(f"{path}: nothing was run; fix these first:", problems)
     outputs = [j.output for j in jobs]
     if len(set(outputs)) != len(outputs):
         raise ConfigError(f"{path}: two jobs write the same output")
@@ -223,8 +233,11 @@ def _read_row(
             problems.append(f"{here}: {column} column: {name}: no such file")
     output = names["output"]
     typed = (row.get("output") or "").strip()  # resolving drops a trailing slash
-    if output is not None and (typed.endswith(("/", os.sep)) or os.path.isdir(output)):
+    if output is not None and os.path.isdir(output):
         problems.append(f"{here}: output column: {output} is a folder; name the result's file")
+    elif output is not None and typed.endswith(("/", os.sep)):
+        # (A folder not made yet, as ``out/``: no folder there, the slash is the mistake.)
+        problems.append(f"{here}: output column: {typed} ends in a slash: give a file name")
     elif output is not None and (problem := output_problem(output)) is not None:
         problems.append(f"{here}: output column: {output} {problem}")
     cell = row.get("options") or ""
@@ -286,6 +299,7 @@ def run_batch(
     on_line: Callable[[BatchJob, str], None] | None = None,
     on_note: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
+    on_checked: Callable[[BatchJob, PipelineResult], None] | None = None,
 ) -> list[BatchOutcome]:
     """Run every job (at most ``concurrency`` at once: the service runs one task at a time
     anyway, so more only queues); one job's failure never stops the others. ``split``
@@ -301,7 +315,8 @@ def run_batch(
     Ctrl-C stops waiting: those are left to `retalk resume`. Either way every job has an
     outcome ("stopped" or "left" for the ones cut short), ``on_note`` says what happens, and
     ``stop`` (the caller's, to ask afterwards) is set. Setting ``stop`` from another thread
-    stops the batch as a first Ctrl-C does (without the note)."""
+    stops the batch as a first Ctrl-C does (without the note). ``on_checked(job, result)``
+    is each job's every finding and fix, before it uploads anything."""
 
     # A journal that cannot be used stops the batch before any job, once (exit 2), instead
     # of failing every job with the same message.
@@ -336,6 +351,7 @@ def run_batch(
         except OSError as exc:
             say(job, f"refused: {exc.strerror or exc}")
             return BatchOutcome(job, "refused", f"cannot read the inputs: {exc.strerror or exc}")
+        remake = False  # the output is this journal's, made from other inputs: made again
         if os.path.exists(job.output) and not force:
             with Journal(journal_path) as journal:
                 made = journal.made_from(job.output)
@@ -348,6 +364,7 @@ def run_batch(
                 say(job, "skipped: already done, its inputs unchanged")
                 return BatchOutcome(job, "skipped", "the output exists, made from these very inputs")
             changed = sorted(role for role in set(made) | set(sources) if made.get(role) != sources.get(role))
+            remake = True
             say(job, f"{', '.join(changed)} changed since the output was made: made again")
         say(job, "started")
         # Each thread its own client and journal connection (SQLite connections stay
@@ -369,11 +386,18 @@ def run_batch(
                         raise Interrupted
 
                 def step(sent: Job, name: str) -> None:
+                    if sent.id not in track.jobs:
+                        track.jobs.append(sent.id)
                     if name == "wait" and sent.task_id:
                         submitted(sent.task_id)
                     if name not in BEFORE_SUBMIT:
                         return
                     if stop.is_set():
+                        if track.paid:
+                            # A later part of a split whose earlier parts are paid for: left
+                            # open (canceled, it would make the paid parts unusable) for
+                            # `retalk resume` to send and join.
+                            raise Interrupted
                         # Closed, not left open: `retalk resume` would submit (pay for) it.
                         journal.update(
                             sent.id,
@@ -390,7 +414,7 @@ def run_batch(
                         track.tasks.append(task_id)
                         say(job, f"task {task_id} submitted")
 
-                def running(task: Task, waited: float) -> None:
+                def polled(task: Task, waited: float) -> None:
                     submitted(task.task_id)
 
                 result = prepare_and_retalk(
@@ -408,14 +432,23 @@ def run_batch(
                     force=force,
                     split=split or job.split,
                     gates=job.gates,
-                    events=Events(on_stage=step, on_status=running),
+                    events=Events(on_stage=step, on_status=polled),
                     on_stage=stage,
                     on_part=lambda number, count, text: say(job, f"part {number}/{count}: {text}"),
                     on_progress=fixing,
+                    on_checked=(lambda checked: on_checked(job, checked)) if on_checked else None,
+                    remake=remake,
                 )
-                if result.ok:
-                    journal.record_made(job.output, sources)
         except Interrupted:
+            if track.paid:
+                with Journal(journal_path) as journal:
+                    for number in track.jobs:
+                        task_id = journal.job(number).task_id
+                        if task_id and task_id not in track.tasks:
+                            track.tasks.append(task_id)
+                left = f"{_paid_text(job, track)}: `retalk resume` finishes it"
+                say(job, f"left: {left}")
+                return BatchOutcome(job, "left", left)
             say(job, "stopped before it paid for anything")
             return BatchOutcome(job, "stopped", "interrupted before anything was paid for")
         except (DuplicateJob, DuplicateSplit) as exc:

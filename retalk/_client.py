@@ -183,6 +183,12 @@ def resolve_base_url(base_url: str | None) -> str:
     raise ConfigError(f"base URL {url!r}: must be https (plain http only to localhost)")
 
 
+def is_local(url: str) -> bool:
+    """``url`` is on this machine (an emulator), not a service."""
+    host = urlsplit(url).hostname
+    return host is not None and _is_loopback(host)
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

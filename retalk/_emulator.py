@@ -668,6 +668,18 @@ class Emulator:
             target.write_bytes(data)
         return form.get("success_action_status", b"") == b"200"
 
+    def discard(self, task_id: str) -> None:
+        """Delete a finished task's result and the inputs it fetched (its client has the
+        result): the folder does not keep every result forever. Its URL then answers 404."""
+        with self._lock:
+            task = self._tasks.get(task_id)
+            if task is None or task.status not in ("SUCCEEDED", "FAILED", "CANCELED"):
+                return
+            result = task.result
+        if result is not None:
+            result.unlink(missing_ok=True)
+        shutil.rmtree(self.root / "fetched" / task_id, ignore_errors=True)
+
     def result_path(self, name: str) -> Path | None:
         """The result file of a task by its URL's name; ``_Reply`` 403 once its URL expired."""
         task_id = name.removesuffix(".mp4")

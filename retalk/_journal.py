@@ -385,16 +385,7 @@ class Journal:
             role: {"path": os.path.abspath(p), "sha256": known.get(role) or sha256_of(p)}
             for role, p in inputs.items()
         }
-        fingerprint = hashlib.sha256(
-            json.dumps(
-                {
-                    "files": {r: d["sha256"] for r, d in described.items()},
-                    "params": params,
-                    "service": base_url,
-                },
-                sort_keys=True,
-            ).encode()
-        ).hexdigest()
+        fingerprint = _job_fingerprint(described, params, base_url)
         with self._write() as db:
             if not force:
                 row = db.execute(
@@ -428,6 +419,18 @@ class Journal:
             job_id = cursor.lastrowid
         assert job_id is not None
         return self.job(job_id)
+
+    @_guarded
+    def sent_before(self, inputs: dict[str, str], params: dict[str, Any], base_url: str = "") -> Job | None:
+        """The job these files and parameters already made (``start`` would take it up or
+        call it a duplicate): open or done, not failed or canceled; None when there is none."""
+        described = {role: {"sha256": sha256_of(p)} for role, p in inputs.items()}
+        row = self._db.execute(
+            "SELECT * FROM jobs WHERE fingerprint = ? AND state NOT IN ('failed', 'canceled') "
+            "ORDER BY id DESC LIMIT 1",
+            (_job_fingerprint(described, params, base_url),),
+        ).fetchone()
+        return None if row is None else self._parse_job(row)
 
     @_guarded
     def job(self, job_id: int) -> Job:
@@ -632,6 +635,20 @@ class Journal:
             return None
         return {str(k): v for k, v in sources.items()}
 
+    @_guarded
+    def knows_output(self, output: str) -> bool:
+        """``output`` is a result this journal wrote: a made result, a downloaded job's or a
+        joined split's (an existing file there may be replaced by the same job's result)."""
+        path = os.path.abspath(output)
+        for query in (
+            "SELECT 1 FROM made WHERE output = ?",
+            "SELECT 1 FROM jobs WHERE output = ? AND state = 'downloaded'",
+            "SELECT 1 FROM splits WHERE output = ? AND state = 'joined'",
+        ):
+            if self._db.execute(query, (path,)).fetchone() is not None:
+                return True
+        return False
+
     # ------------------------------------------------------------------ uploads
     @_guarded
     def cached_upload(
@@ -654,6 +671,16 @@ class Journal:
                 "INSERT OR REPLACE INTO uploads (sha256, base_url, url, uploaded) VALUES (?, ?, ?, ?)",
                 (sha256, base_url, url, time.time() if uploaded is None else uploaded),
             )
+
+
+def _job_fingerprint(described: dict[str, dict[str, Any]], params: dict[str, Any], base_url: str) -> str:
+    """What makes two jobs the same: the files' contents, the parameters, the service."""
+    return hashlib.sha256(
+        json.dumps(
+            {"files": {r: d["sha256"] for r, d in described.items()}, "params": params, "service": base_url},
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()
 
 
 def upload_fresh(uploaded: float, now: float) -> bool:

@@ -37,6 +37,17 @@ def check_output(output: str | os.PathLike[str], what: str = "-o") -> None:
         raise ConfigError(f"{what} {os.fspath(output)}: {problem}")
 
 
+def refuse_replacing(output: str | os.PathLike[str], known: bool, cure: str = "--overwrite") -> None:
+    """``ConfigError`` (exit 2) when ``output`` is a file this tool did not write (``known``:
+    the journal's record says it did): a result never replaces a file the user had there."""
+    text = os.fspath(output)
+    if os.path.lexists(text) and not os.path.isdir(text) and not known:
+        raise ConfigError(
+            f"-o {text}: a file is already there that this journal did not record as this job's "
+            f"result; the result would replace it (choose another output, or {cure} to replace it)"
+        )
+
+
 class OutputUnusable(DownloadError):
     """A task succeeded (and was paid for) but its result cannot be written where the job
     says (a folder made at that name since): finished with another output, never sent again."""

@@ -21,6 +21,7 @@ from preflight import (
     CheckOptions,
     CheckReport,
     Finding,
+    FixedFile,
     FixOptions,
     FixReport,
     check_paths,
@@ -43,8 +44,8 @@ from ._client import Client
 from ._exceptions import ConfigError, RetalkError
 from ._gates import Gates
 from ._jobs import Events, run_job
-from ._journal import DuplicateJob, DuplicateSplit, Job, Journal
-from ._output_path import check_output
+from ._journal import DuplicateJob, DuplicateSplit, Job, Journal, sha256_of
+from ._output_path import check_output, refuse_replacing
 from ._split import (
     PartOutcome,
     intact,
@@ -88,6 +89,8 @@ class PipelineResult:
     joined: JoinReport | None = None
     #: Findings that stopped the job before anything was sent (``_gates``).
     gated: list[Finding] = field(default_factory=list)
+    #: Speech ``--align trim`` cuts (the inputs' ``Pair.SpeechCut``): chosen, so not gated.
+    trim_cuts_speech_s: float | None = None
 
     @property
     def billed_s(self) -> float | None:
@@ -131,6 +134,7 @@ class PipelineResult:
             "check": self.check.to_dict() if self.check is not None else None,
             "fix": self.fix.to_dict() if self.fix is not None else None,
             "gated": [f.to_dict() for f in self.gated],
+            "trim_cuts_speech_s": self.trim_cuts_speech_s,
             "error": self.error,
         }
 
@@ -163,6 +167,11 @@ def expected_length(video_s: float | None, audio_s: float | None, extend: bool) 
 
 #: Whole-file limits a job sent in parts may exceed: each part is checked on its own.
 SPLIT_IGNORES = ("InvalidFile.Duration", "InvalidFile.Size")
+
+
+def only_copied(fixed: FixedFile) -> bool:
+    """The fix only copied the file: it was accepted as it is."""
+    return [a.name for a in fixed.actions] == ["copy"]
 
 
 def file_keys(path: str | os.PathLike[str]) -> set[object]:
@@ -246,6 +255,7 @@ def prepare_and_retalk(
     on_checked: Callable[[PipelineResult], None] | None = None,
     on_part: Callable[[int, int, str], None] | None = None,
     on_progress: Callable[[str, float], None] | None = None,
+    remake: bool = False,
 ) -> PipelineResult:
     """Run the pipeline; ``client``/``journal`` may be None on a dry run. With ``split``,
     inputs longer than the service takes are sent in parts and the results joined.
@@ -253,7 +263,10 @@ def prepare_and_retalk(
     ``check_options`` are the project's settings (``preflight.settings_for``). An output
     that is one of the inputs, or the journal, or that cannot take a file (a folder, a
     trailing slash, a name under a file) is a ``ConfigError`` before any work;
-    ``overwrite`` lets the fix replace files in the work folder preflight did not write.
+    ``overwrite`` lets the fix replace files in the work folder preflight did not write,
+    and the result replace a file at ``output`` this journal did not record as this job's
+    result (refused before any work without it; ``remake``: one the journal made from other
+    inputs may be replaced too).
 
     Findings in ``gates`` (default: ``Gates()``) stop the job before anything is uploaded
     (``result.gated``, ``ok`` False); ``force`` passes them, as it sends a job sent before.
@@ -261,6 +274,60 @@ def prepare_and_retalk(
     originals = {"video": video, "audio": audio} | ({"ref": ref} if ref else {})
     check_output(output)  # before any work: a result is never paid for to find no place
     refuse_overwriting(output, {**originals, "journal": str(journal.path) if journal is not None else None})
+    if journal is not None and not overwrite and os.path.lexists(output):
+        # A file there is replaced only by this same job's result (the same command run
+        # again), or one this journal made that the caller remakes (a batch row whose
+        # inputs changed): never a file the user had there.
+        made = journal.made_from(output)
+        known = made == sources_of(originals) or (remake and made is not None)
+        refuse_replacing(output, known or (made is None and journal.knows_output(output)))
+    result = _prepare_and_retalk(
+        client, journal, originals, video, audio, ref, output,
+        work_dir=work_dir, fix=fix, dry_run=dry_run, extend_video=extend_video,
+        face_threshold=face_threshold, fix_options=fix_options, check_options=check_options,
+        overwrite=overwrite, force=force, split=split, gates=gates, events=events,
+        on_stage=on_stage, on_checked=on_checked, on_part=on_part, on_progress=on_progress,
+    )  # fmt: skip
+    if result.ok and not dry_run and journal is not None:
+        # What this result was made from: the same command again may replace it.
+        journal.record_made(output, sources_of(originals))
+    return result
+
+
+def sources_of(originals: dict[str, str]) -> dict[str, str]:
+    """The SHA-256 of each original input, by role (a URL stands for itself)."""
+    return {
+        role: name if name.startswith(("http://", "https://", "oss://")) else sha256_of(name)
+        for role, name in originals.items()
+    }
+
+
+def _prepare_and_retalk(
+    client: Client | None,
+    journal: Journal | None,
+    originals: dict[str, str],
+    video: str,
+    audio: str,
+    ref: str | None,
+    output: str,
+    *,
+    work_dir: str | None,
+    fix: bool,
+    dry_run: bool,
+    extend_video: bool,
+    face_threshold: int | None,
+    fix_options: FixOptions | None,
+    check_options: CheckOptions | None,
+    overwrite: bool,
+    force: bool,
+    split: bool,
+    gates: Gates | None,
+    events: Events | None,
+    on_stage: Callable[[str], None] | None,
+    on_checked: Callable[[PipelineResult], None] | None,
+    on_part: Callable[[int, int, str], None] | None,
+    on_progress: Callable[[str, float], None] | None,
+) -> PipelineResult:
     result = PipelineResult(ok=False)
     stages = _Stages(result, on_stage, on_progress)
     params: dict[str, Any] = {}
@@ -340,6 +407,8 @@ def prepare_and_retalk(
             on_progress=_per_file(stages.progress("check and fix")),
         )
         result.check = result.fix.checked
+        if options.align == "trim":
+            result.trim_cuts_speech_s = _speech_cut_s(result.check)
         stages.done("check and fix", _fixed_text(result.fix, folder))
         if not result.fix.ok:
             problems = [
@@ -369,7 +438,15 @@ def prepare_and_retalk(
     def stopped() -> bool:
         """Tell the caller what was found; True when a gate stops the job (nothing sent)."""
         aligned = dry_run and fix and options.align != "service"
-        if not force:
+        # A job these very inputs already made (sent with --accept, open or done) is not
+        # gated again: it is taken up or reported as before, never paid for twice.
+        known = (
+            journal is not None
+            and client is not None
+            and not dry_run
+            and journal.sent_before(inputs, params, client.base_url) is not None
+        )
+        if not force and not known:
             result.gated = gate.gating(_to_send(result, aligned), extend_video=extend_video)
         if result.gated:
             result.error = _gated_text(result.gated, result, gate)
@@ -381,7 +458,7 @@ def prepare_and_retalk(
         try:
             # The voice listened to before the fix serves again when the fix copied it.
             copied = result.fix is not None and any(
-                f.role == "audio" and [a.name for a in f.actions] == ["copy"] for f in result.fix.files
+                f.role == "audio" and only_copied(f) for f in result.fix.files
             )
             plan = plan_split(
                 inputs["video"],
@@ -480,6 +557,17 @@ def prepare_and_retalk(
     return _verify(output, result, stages)
 
 
+def _speech_cut_s(check: CheckReport | None) -> float | None:
+    """The speech the inputs' lengths cut (their ``Pair.SpeechCut``), or None."""
+    if check is None or check.job is None:
+        return None
+    for finding in check.job.findings:
+        if finding.code == "Pair.SpeechCut":
+            cut = (finding.details or {}).get("speech_cut_s")
+            return float(cut) if isinstance(cut, int | float) else None
+    return None
+
+
 def _tell(on_checked: Callable[[PipelineResult], None] | None, result: PipelineResult) -> None:
     if on_checked is not None:
         on_checked(result)
@@ -488,7 +576,7 @@ def _tell(on_checked: Callable[[PipelineResult], None] | None, result: PipelineR
 def _fixed_text(report: FixReport, folder: str) -> str:
     """What the fix did (or, on a dry run, would do), counted exactly."""
     changed = sum(1 for f in report.files if f.ok and [a.name for a in f.actions] not in ([], ["copy"]))
-    copied = sum(1 for f in report.files if f.ok and [a.name for a in f.actions] == ["copy"])
+    copied = sum(1 for f in report.files if f.ok and only_copied(f))
     failed = sum(1 for f in report.files if not f.ok)
     verb = "would be " if report.dry_run else ""
     counts = [f"{changed} file(s) {verb}changed"] + ([f"{copied} {verb}copied as they are"] if copied else [])

@@ -17,6 +17,7 @@ import threading
 import urllib.parse
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -27,15 +28,16 @@ from preflight._fix_model import ALIGN_CHOICES
 from preflight.codes import unknown_selectors
 
 from .. import __version__
-from .._batch import read_batch, run_batch
+from .._batch import BatchJob, BatchProblems, read_batch, run_batch
 from .._client import Client, PollPolicy
 from .._emulator import Emulator, Faults
 from .._exceptions import ConfigError, RetalkError, redact
 from .._gates import DEFAULT_GATE, DEFAULT_SPEECH_CUT_S, Gates
-from .._journal import Journal, default_path
+from .._jobs import Events
+from .._journal import UNFINISHED, Job, Journal, default_path
 from .._output_path import JoinBlocked, OutputUnusable
-from .._pipeline import PipelineResult, prepare_and_retalk
-from .display import live_display, plain_console
+from .._pipeline import PipelineResult, only_copied, prepare_and_retalk
+from .display import events_of, live_display, plain_console
 from .main import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_USAGE, _status_for
 from .tasks import EXTEND_HELP, _download_options, _download_policy
 
@@ -91,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="fix: replace files in the work folder that preflight did not write there",
+        help="replace files in the work folder that preflight did not write there, and a file at "
+        "-o that the journal does not record as this job's result",
     )
     parser.add_argument("--extend-video", action="store_true", help=EXTEND_HELP)
     parser.add_argument("--face-threshold", type=int, metavar="N", help="query_face_threshold, 120-200")
@@ -142,21 +145,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _service(args: argparse.Namespace, stack: ExitStack) -> tuple[Callable[[], Client], str | Path | None]:
-    """How to make a client for this run, and where its journal is: the emulator this
-    command starts (``--emulator``), else the service the options and environment name."""
+def _service(
+    args: argparse.Namespace, stack: ExitStack
+) -> tuple[Callable[[], Client], str | Path | None, Emulator | None]:
+    """How to make a client for this run, where its journal is, and the emulator this
+    command starts (``--emulator``; None for the service the options and environment name)."""
     bounds = _download_policy(args)  # a wrong bound is said before any work
     if not args.emulator:
         Client(base_url=args.base_url).close()  # the key and the URL, checked before any work
-        return (lambda: Client(base_url=args.base_url, download_policy=bounds)), args.journal
+        return (lambda: Client(base_url=args.base_url, download_policy=bounds)), args.journal, None
     journal: str | Path = args.journal or default_path()
-    emulator = _journaled_emulator(Path(journal), stack)
+    shared = _emulator_root(Path(journal))
+    emulator = _journaled_emulator(shared, stack)
     if emulator is None:
         # Another run has this journal's emulator: this one gets a throwaway of its own.
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="retalk-emulator-")))
         emulator = stack.enter_context(Emulator(root, api_key=EMULATOR_KEY, faults=EMULATOR_FAULTS))
+        busy = printable(str(shared))
         journal = root / "journal.sqlite"
-        busy = _emulator_root(Path(args.journal or default_path()))
         print(
             f"prep-and-retalk: note: another --emulator run is using {busy}; this run is not "
             "journaled (run it again alone to have it journaled)",
@@ -164,7 +170,18 @@ def _service(args: argparse.Namespace, stack: ExitStack) -> tuple[Callable[[], C
         )
     poll = PollPolicy(steps=(0.25,), cap_s=0.5)
     url = emulator.base_url
-    return (lambda: Client(EMULATOR_KEY, base_url=url, poll=poll, download_policy=bounds)), journal
+    make = lambda: Client(EMULATOR_KEY, base_url=url, poll=poll, download_policy=bounds)  # noqa: E731
+    return make, journal, emulator
+
+
+def _tidy(emulator: Emulator, journal: Journal) -> None:
+    """The emulator's copies of results its journal's jobs have downloaded are deleted (the
+    folder would keep every one forever); the parts of a split still running are kept."""
+    url = emulator.base_url
+    keep = {i for split in journal.running_splits(url) for i in split.job_ids if i is not None}
+    for job in journal.jobs(limit=1_000_000):
+        if job.base_url == url and job.state == "downloaded" and job.task_id and job.id not in keep:
+            emulator.discard(job.task_id)
 
 
 #: Quick emulated tasks, no submit pacing.
@@ -176,13 +193,19 @@ def _emulator_root(journal: Path) -> Path:
     return journal.with_name(journal.name + ".emulator")
 
 
-def _journaled_emulator(journal: Path, stack: ExitStack) -> Emulator | None:
-    """The emulator of ``journal``'s runs, started on its own root and on the port it had
-    before, so that its tasks keep the base URL the journal knows them by (a second run of
-    the same job finds it there, not paid twice). None when another run holds it."""
-    root = _emulator_root(journal)
-    root.mkdir(parents=True, exist_ok=True)
-    lock = os.open(root / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+def _journaled_emulator(root: Path, stack: ExitStack) -> Emulator | None:
+    """The emulator of a journal's runs (``root``: ``_emulator_root``), started on its own
+    root and on the port it had before, so that its tasks keep the base URL the journal
+    knows them by (a second run of the same job finds it there, not paid twice). None when
+    another run holds it."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = os.open(root / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:  # the journal's path under a file, a folder not ours
+        raise ConfigError(
+            f"--emulator keeps its tasks next to the journal, in {root}: {exc.strerror or exc}; "
+            "give a journal in a folder you can write in (--journal FILE or RETALK_JOURNAL)"
+        ) from None
     stack.callback(os.close, lock)
     if not lock_exclusive(lock, wait=False):
         return None
@@ -202,51 +225,61 @@ def _journaled_emulator(journal: Path, stack: ExitStack) -> Emulator | None:
     return emulator
 
 
-def _finding_lines(findings: Sequence[Finding], console: Console) -> None:
-    for finding in findings:
-        console.print(
-            f"  {finding.severity.value:7} {printable(finding.code)}  {printable(finding.message)}",
-            markup=False,
-        )
+def _finding_lines(findings: Sequence[Finding]) -> list[str]:
+    return [
+        f"  {finding.severity.value:7} {printable(finding.code)}  {printable(finding.message)}"
+        for finding in findings
+    ]
 
 
-def _checked_text(result: PipelineResult, console: Console) -> None:
-    """Every finding, by name and with its message, and what the fix did: said as soon as
-    it is known, before anything is sent (``on_checked``)."""
+def _checked_lines(result: PipelineResult) -> list[str]:
+    """Every finding, by name and with its message, and what the fix did (escaped)."""
+    lines: list[str] = []
     if result.check is not None:
         for report in result.check.files:
             if not report.findings:
-                console.print(
-                    f"checked {printable(report.path)} ({report.role}): nothing to report", markup=False
-                )
+                lines.append(f"checked {printable(report.path)} ({report.role}): nothing to report")
                 continue
-            console.print(f"checked {printable(report.path)} ({report.role}):", markup=False)
-            _finding_lines(report.findings, console)
+            lines.append(f"checked {printable(report.path)} ({report.role}):")
+            lines += _finding_lines(report.findings)
         if result.check.job is not None and result.check.job.findings:
-            console.print("checked the job (the files together):", markup=False)
-            _finding_lines(result.check.job.findings, console)
+            lines.append("checked the job (the files together):")
+            lines += _finding_lines(result.check.job.findings)
     if result.fix is not None:
         for fixed in result.fix.files:
             path, steps = printable(fixed.path), printable(", ".join(a.name for a in fixed.actions))
             if fixed.error is not None:
-                console.print(f"cannot fix {path}: {printable(fixed.error)}", markup=False)
+                lines.append(f"cannot fix {path}: {printable(fixed.error)}")
                 continue
             still = ", ".join(f.code for f in fixed.findings if f.severity.value != "info")
             left = f" (still: {printable(still)})" if still else ""
             where = printable((fixed.planned if result.fix.dry_run else fixed.output) or "(not written)")
-            verb = "copied" if [a.name for a in fixed.actions] == ["copy"] else "fixed"
-            if [a.name for a in fixed.actions] == ["copy"]:
+            verb = "copied" if only_copied(fixed) else "fixed"
+            if only_copied(fixed):
                 steps = "already accepted"
             if result.fix.dry_run:
                 verb = {"copied": "would copy", "fixed": "would fix"}[verb]
-            console.print(f"{verb} {path} -> {where}: {steps}{left}", markup=False)
+            lines.append(f"{verb} {path} -> {where}: {steps}{left}")
         for action in result.fix.job_actions:
-            console.print(f"job: {printable(action.name)} {printable(action.detail)}", markup=False)
-    if result.gated:
-        console.print(
-            "gated (stops the job before anything is sent): " + ", ".join(f.code for f in result.gated),
-            markup=False,
+            lines.append(f"job: {printable(action.name)} {printable(action.detail)}")
+    if result.trim_cuts_speech_s is not None:
+        lines.append(
+            f"--align trim cuts {result.trim_cuts_speech_s:.1f} s of speech (Pair.SpeechCut of the "
+            "inputs); not gated: you chose the trim"
         )
+    if result.gated:
+        lines.append(
+            "gated (stops the job before anything is sent): "
+            + ", ".join(printable(f.code) for f in result.gated)
+        )
+    return lines
+
+
+def _checked_text(result: PipelineResult, console: Console) -> None:
+    """Every finding and what the fix did: said as soon as it is known, before anything is
+    sent (``on_checked``)."""
+    for line in _checked_lines(result):
+        console.print(line, markup=False)
     console.file.flush()
 
 
@@ -300,8 +333,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 text = exc.emulated()
             else:
                 text = _emulated_advice(text)
-        print(f"prep-and-retalk: error: {printable(redact(text, secret))}", file=sys.stderr)
+        lines = exc.lines if isinstance(exc, BatchProblems) else [text]
+        # One problem a line, each escaped on its own (a newline in a name stays escaped).
+        shown = "\n".join(printable(redact(line, secret)) for line in lines)
+        print(f"prep-and-retalk: error: {shown}", file=sys.stderr)
         return _status_for(exc)
+    except _Stopped as stopped:
+        print(f"prep-and-retalk: {printable(stopped.text)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         again = "run the same command again" + ("" if args.emulator else " (or `retalk resume`)")
         print(f"prep-and-retalk: interrupted; {again} to finish what was sent", file=sys.stderr)
@@ -366,29 +405,39 @@ def _run_one(args: argparse.Namespace) -> int:
         )
     else:
         with ExitStack() as stack:
-            make_client, journal_path = _service(args, stack)
+            make_client, journal_path, emulator = _service(args, stack)
             client = stack.enter_context(make_client())
             journal = stack.enter_context(Journal(journal_path))
             display = stack.enter_context(live_display(err, show))
-            result = prepare_and_retalk(
-                client,
-                journal,
-                args.video,
-                args.audio,
-                args.ref,
-                args.output,
-                events=display.events() if display is not None else None,
-                on_progress=display.stage if display is not None else None,
-                on_stage=(lambda name: err.print(f"{printable(name)}...", markup=False)) if show else None,
-                on_part=(
-                    lambda number, count, text: err.print(
-                        f"  part {number}/{count}: {printable(text)}", markup=False
+            seen: list[int] = []  # the journal's jobs this run took up, for Ctrl-C
+            events = events_of(display)
+            events = replace(events, on_stage=_noting(seen, events))
+            try:
+                result = prepare_and_retalk(
+                    client,
+                    journal,
+                    args.video,
+                    args.audio,
+                    args.ref,
+                    args.output,
+                    events=events,
+                    on_progress=display.stage if display is not None else None,
+                    on_stage=(lambda name: err.print(f"{printable(name)}...", markup=False))
+                    if show
+                    else None,
+                    on_part=(
+                        lambda number, count, text: err.print(
+                            f"  part {number}/{count}: {printable(text)}", markup=False
+                        )
                     )
+                    if show
+                    else None,
+                    **common,
                 )
-                if show
-                else None,
-                **common,
-            )
+            except KeyboardInterrupt:
+                raise _Stopped(_close_unpaid(journal, seen, args.emulator)) from None
+            if emulator is not None:
+                _tidy(emulator, journal)
     if args.format == "json":
         json.dump(result.to_dict(), sys.stdout, indent=2, ensure_ascii=True)
         sys.stdout.write("\n")
@@ -398,6 +447,64 @@ def _run_one(args: argparse.Namespace) -> int:
         return 0
     sent = result.job is not None or bool(result.parts)
     return 3 if sent else EXIT_REFUSED
+
+
+class _Stopped(KeyboardInterrupt):
+    """Ctrl-C in a single run, with what became of its journal's jobs."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+def _noting(seen: list[int], events: Events) -> Callable[[Job, str], None]:
+    """``events.on_stage``, noting each journal job the run takes a step of."""
+    inner = events.on_stage
+
+    def stage(job: Job, name: str) -> None:
+        if job.id not in seen:
+            seen.append(job.id)
+        if inner is not None:
+            inner(job, name)
+
+    return stage
+
+
+def _close_unpaid(journal: Journal, seen: list[int], emulated: bool) -> str:
+    """After Ctrl-C: jobs never submitted are closed (`retalk resume` would pay for them);
+    once anything was submitted, they are all kept (a split's paid parts need the rest)."""
+    jobs = [journal.job(number) for number in seen]
+    again = "run the same command again" + ("" if emulated else " (or `retalk resume`)")
+    paid = [job for job in jobs if job.state not in ("new", "uploaded", "canceled", "failed")]
+    if paid:
+        named = ", ".join(f"job {j.id}" + (f" (task {j.task_id})" if j.task_id else "") for j in paid)
+        return f"interrupted after {named} was submitted and paid for; {again} to finish it"
+    for job in jobs:
+        if job.state in UNFINISHED:
+            journal.update(
+                job.id,
+                state="canceled",
+                error="interrupted before it was submitted (nothing paid; run the same command to send it)",
+            )
+    closed = ", ".join(f"job {j.id}" for j in jobs)
+    return (
+        f"interrupted before anything was paid for ({closed} closed, nothing submitted); "
+        "run the same command again to send it"
+        if jobs
+        else "interrupted before anything was sent or paid for"
+    )
+
+
+def _row_checked(err: Console) -> Callable[[BatchJob, PipelineResult], None]:
+    """A batch row's every finding and fix, as a single job says them, before its upload:
+    each line starts with the row's, as its status lines do."""
+
+    def said(job: BatchJob, result: PipelineResult) -> None:
+        where = f"[line {job.line}] {printable(Path(job.output).name)}:"
+        for line in _checked_lines(result):
+            err.print(f"{where} {line}", markup=False)
+
+    return said
 
 
 def _accepted(args: argparse.Namespace) -> tuple[str, ...]:
@@ -413,7 +520,7 @@ def _run_batch(args: argparse.Namespace) -> int:
     jobs = read_batch(args.batch, config=args.config, isolated=args.isolated, accept=_accepted(args))
     stop = threading.Event()
     with ExitStack() as stack:
-        make_client, journal_path = _service(args, stack)
+        make_client, journal_path, emulator = _service(args, stack)
         outcomes = run_batch(
             jobs,
             make_client,
@@ -426,7 +533,11 @@ def _run_batch(args: argparse.Namespace) -> int:
             ),
             on_note=lambda text: err.print(f"prep-and-retalk: {printable(text)}", markup=False),
             stop=stop,
+            on_checked=_row_checked(err) if args.format == "text" else None,
         )
+        if emulator is not None:
+            with Journal(journal_path) as journal:
+                _tidy(emulator, journal)
     statuses = ["done", "skipped", "refused", "gated", "failed"]
     # Only an interrupted batch has these; a whole run's summary stays as it always was.
     statuses += [s for s in ("stopped", "left") if any(o.status == s for o in outcomes)]

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, replace
 from typing import Any
@@ -14,12 +15,12 @@ from rich.console import Console
 
 from preflight import line_start, printable
 
-from .._client import Client, DownloadPolicy, is_task_id, shown
+from .._client import Client, DownloadPolicy, is_local, is_task_id, resolve_base_url, shown
 from .._exceptions import ConfigError, RetalkError
 from .._jobs import resume, run_job
 from .._journal import UNFINISHED, DamagedRow, Job, Journal, Split
 from .._models import KNOWN_STATUSES, UNKNOWN, Task
-from .._output_path import check_output
+from .._output_path import check_output, refuse_replacing
 from .._pipeline import refuse_overwriting
 from .._split import finish_splits
 from .display import Display, events_of, live_display, plain_console
@@ -53,6 +54,14 @@ def _journal_option(parser: argparse.ArgumentParser) -> None:
         "--journal",
         metavar="FILE",
         help="the job journal (default: RETALK_JOURNAL, else ~/.local/state/retalk)",
+    )
+
+
+def _overwrite_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="let the result replace a file at -o that the journal does not know as a result",
     )
 
 
@@ -129,15 +138,28 @@ def _status_arg(text: str) -> str:
     return status
 
 
-def _page_size_arg(text: str) -> int:
-    low, high = PAGE_SIZE_RANGE
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{shown(text)} is not a whole number") from None
-    if not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"{value}: the service lists {low} to {high} tasks a page")
-    return value
+def _whole_number(low: int, high: int | None, limit: str) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high`` (no top when None);
+    ``limit`` says the range in the message."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{shown(text)} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{value}: {limit}")
+        return value
+
+    return parse
+
+
+#: ``--page-size``: what the service takes.
+_page_size_arg = _whole_number(
+    *PAGE_SIZE_RANGE, f"the service lists {PAGE_SIZE_RANGE[0]} to {PAGE_SIZE_RANGE[1]} tasks a page"
+)
+#: A count of at least one.
+_positive_int = _whole_number(1, None, "must be 1 or more")
 
 
 def _job_number(text: str) -> int:
@@ -146,16 +168,6 @@ def _job_number(text: str) -> int:
     if not number.isdigit():
         raise argparse.ArgumentTypeError(f"{shown(text)} is not a job number (like 8 or job:8)")
     return int(number)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{shown(text)} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: must be 1 or more")
-    return value
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -178,6 +190,7 @@ def add_parsers(subparsers: Any) -> None:
         "--no-wait", action="store_true", help="stop once submitted (`retalk resume` finishes it)"
     )
     submit.add_argument("--timeout", type=float, metavar="S", help="give up waiting after S seconds")
+    _overwrite_option(submit)
     _download_options(submit)
     _common(submit)
     _journal_option(submit)
@@ -208,6 +221,7 @@ def add_parsers(subparsers: Any) -> None:
         required=True,
         help="where the result goes (a journaled job of that task is then done, with this output)",
     )
+    _overwrite_option(download)
     _download_options(download)
     _common(download)
     _journal_option(download)
@@ -267,6 +281,7 @@ def add_parsers(subparsers: Any) -> None:
         "--output",
         help="with --job or --split: write its result here (its own output could not take it)",
     )
+    _overwrite_option(again)
     _download_options(again)
     _common(again)
     _journal_option(again)
@@ -359,6 +374,8 @@ def run_submit(args: argparse.Namespace) -> int:
         if args.output:
             files = {"video": args.video, "audio": args.audio, "ref": args.ref, "journal": str(journal.path)}
             refuse_overwriting(args.output, files)
+            if not args.overwrite:
+                refuse_replacing(args.output, journal.knows_output(args.output))
         with _live(args) as display:
             job = run_job(
                 client,
@@ -410,6 +427,16 @@ def run_download(args: argparse.Namespace) -> int:
     url = args.task_id
     task_id = None if url.startswith(("http://", "https://")) else _task_id_arg(url, args.journal)
     check_output(args.output)
+    # Never over the journal or a journaled job's inputs: said before any request.
+    with Journal(args.journal) as journal:
+        keep: dict[str, str | None] = {"journal": str(journal.path)}
+        job = journal.by_task(task_id) if task_id is not None else None
+        if job is not None:
+            keep |= {role: d.get("path") for role, d in job.inputs.items()}
+        known = journal.knows_output(args.output)
+    refuse_overwriting(args.output, keep)
+    if not args.overwrite:
+        refuse_replacing(args.output, known)
     task: Task | None = None
     with _client(args) as client, _live(args) as display:
         if task_id is not None:
@@ -489,32 +516,61 @@ def _new_output(args: argparse.Namespace) -> None:
     check_output(args.output)
     with Journal(args.journal) as journal:
         if args.split is not None:
-            split = journal.split(args.split)
+            try:
+                split = journal.split(args.split)
+            except RetalkError as exc:  # no such split: bad input, as a task id is
+                raise ConfigError(str(exc)) from None
             if split.state != "running":
                 raise ConfigError(f"split {split.id} is {split.state}: there is nothing left to join")
             refuse_overwriting(args.output, {"voice": split.plan.get("voice"), "journal": str(journal.path)})
+            if not args.overwrite:
+                refuse_replacing(args.output, journal.knows_output(args.output))
             journal.update_split(split.id, output=os.path.abspath(args.output), error=None)
             return
-        job = journal.job(args.job)
+        try:
+            job = journal.job(args.job)
+        except RetalkError as exc:  # no such job: bad input, as `job:N` is
+            raise ConfigError(str(exc)) from None
         if job.state not in UNFINISHED:
             raise ConfigError(f"job {job.id} is {job.state}: there is nothing left to download for it")
         refuse_overwriting(
             args.output, {**{r: d.get("path") for r, d in job.inputs.items()}, "journal": str(journal.path)}
         )
+        if not args.overwrite:
+            refuse_replacing(args.output, journal.knows_output(args.output))
         journal.update(job.id, output=os.path.abspath(args.output), error=None)
+
+
+def _elsewhere_notes(urls: list[str]) -> list[str]:
+    """What finishes the unfinished jobs of other base URLs than this resume's."""
+    emulated = sum(1 for url in urls if is_local(url))
+    notes = []
+    if emulated:
+        notes.append(
+            f"{emulated} emulator job(s): run the same prep-and-retalk --emulator command to finish them"
+        )
+    for url in sorted({url for url in urls if not is_local(url)}):
+        count = urls.count(url)
+        notes.append(f"{count} job(s) of {printable(url)}: `retalk resume --base-url {printable(url)}`")
+    return notes
 
 
 def run_resume(args: argparse.Namespace) -> int:
     failures: list[tuple[Job, Exception]] = []
     _new_output(args)
+    url = resolve_base_url(args.base_url)
     with Journal(args.journal) as journal:
-        # Nothing to do needs no key and no service.
-        idle = not journal.unfinished() and not journal.running_splits() and not journal.damaged()
+        # Nothing to do for this service needs no key and no service; jobs of another
+        # (an emulator a command started) are named, with what finishes them.
+        idle = not journal.unfinished(url) and not journal.running_splits(url) and not journal.damaged()
+        elsewhere = [j.base_url for j in journal.unfinished() if j.base_url != url]
+        elsewhere += [s.base_url for s in journal.running_splits() if s.base_url != url]
     if idle:
+        notes = _elsewhere_notes(elsewhere)
         _print(
             args,
-            {"finished": [], "failed": [], "joined": [], "not_joined": [], "damaged": []},
-            "nothing to resume",
+            {"finished": [], "failed": [], "joined": [], "not_joined": [], "damaged": [], "elsewhere": notes},
+            "\n".join(["nothing to resume", *notes]),
         )
         return 0
     with _client(args) as client, Journal(args.journal) as journal:

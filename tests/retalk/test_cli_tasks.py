@@ -15,6 +15,7 @@ import pytest
 from retalk._cli import main as retalk_main
 from retalk._cli import prep
 from retalk._emulator import Emulator
+from retalk._journal import Journal
 from tests.conftest import SAMPLE
 
 
@@ -141,3 +142,41 @@ def test_a_listing_written_to_a_pipe_keeps_each_task_on_one_line(retalk, tmp_pat
     lines = out.splitlines()
     assert status == 0 and len(lines) == 1, out
     assert lines[0].startswith(str(job["task_id"])) and "http" in lines[0] and len(lines[0]) > 80
+
+
+def test_resume_of_a_job_or_split_the_journal_does_not_have_is_a_usage_error(retalk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    for which in ("--job", "--split"):
+        status, _, err = retalk("resume", which, "99", "-o", str(tmp_path / "x.mp4"))
+        assert status == 2 and "99" in err and "Traceback" not in err, (which, err)
+
+
+def test_resume_with_only_an_emulator_job_says_what_finishes_it_without_asking_for_a_key(
+    retalk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    with Journal(tmp_path / "journal.sqlite") as journal:
+        journal.start(
+            {"video": str(SAMPLE / "talking_head.mp4"), "audio": str(SAMPLE / "voice.wav")},
+            {},
+            str(tmp_path / "r.mp4"),
+            base_url="http://127.0.0.1:9/api/v1",
+        )
+    monkeypatch.delenv("DASHSCOPE_API_KEY")
+    monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", "https://dashscope.aliyuncs.com/api/v1")
+    status, out, err = retalk("resume")
+    assert status == 0 and err == "", err
+    assert out.splitlines() == [
+        "nothing to resume",
+        "1 emulator job(s): run the same prep-and-retalk --emulator command to finish them",
+    ]
+
+
+def test_emulator_with_a_journal_under_a_file_is_a_clear_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "afile").write_text("not a folder")
+    monkeypatch.setenv("RETALK_JOURNAL", str(tmp_path / "afile" / "journal.sqlite"))
+    video, voice = str(SAMPLE / "talking_head.mp4"), str(SAMPLE / "voice.wav")
+    status = prep.main([video, voice, "-o", str(tmp_path / "r.mp4"), "--emulator"])
+    err = capsys.readouterr().err
+    assert status == 2 and "internal error" not in err and "--journal" in err, err
+    assert str(tmp_path / "afile") in err

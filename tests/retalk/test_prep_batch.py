@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pytest
 
 from retalk._cli.prep import main
@@ -84,7 +85,9 @@ def test_every_mistake_in_the_csv_is_said_at_once_by_row_and_column_before_anyth
     assert f"{batch}:6: options column '--align sideways': " in err and "sideways" in err
     assert f"{batch}:7: audio column: {tmp_path / 'gone.wav'}: no such file" in err
     assert f"{batch}:7: options column: --face-threshold 90: must be 120-200" in err
-    assert f"{batch}:8: output column: {tmp_path / 'results'} is a folder; name the result's file" in err
+    assert f"{batch}:8: output column: results/ ends in a slash: give a file name" in err
+    # One problem a line (not one line with the newlines escaped).
+    assert "\\n" not in err and f"\n  {batch}:3: video column" in err
     # Our words, not argparse's usage, its exit code, or an option the user never typed.
     assert "usage:" not in err and "(2)" not in err and "--video" not in err
     assert "Traceback" not in err
@@ -149,6 +152,28 @@ def test_the_batch_lines_written_to_a_pipe_are_never_wrapped(
     assert f"  {output}  {output}\n" in out
 
 
+def test_every_finding_of_every_row_is_said_before_its_upload(
+    service: Emulator, media: Any, tmp_path: Path
+) -> None:
+    first, second = clips(media, tmp_path, 2)
+    silence = media.write_audio(tmp_path / "silence.wav", signal=np.zeros(4 * 16000), sample_rate=16000)
+    batch = batch_of(tmp_path, [f"{first},{silence},,out0.mp4,", f"{second},{VOICE},,out1.mp4,"])
+    status, _, err = run(
+        "--batch", str(batch), "--jobs", "1", "--base-url", service.base_url, "--journal", str(tmp_path / "j")
+    )
+    assert status == 1  # the silent row is gated
+    lines = err.splitlines()
+    # The gated row names its finding with its message, not only the code.
+    noted = [
+        n for n, line in enumerate(lines) if line.startswith("[line 2] out0.mp4:   warning Audio.NoSpeech")
+    ]
+    assert noted and noted[0] < lines.index("[line 2] out0.mp4: gated: Audio.NoSpeech (nothing sent)"), err
+    # The row sent says what was checked and fixed before it uploads.
+    checked = [n for n, line in enumerate(lines) if line.startswith(f"[line 3] out1.mp4: checked {second}")]
+    sent = [n for n, line in enumerate(lines) if line.startswith("[line 3] out1.mp4: task ")]
+    assert checked and sent and checked[0] < sent[0], err
+
+
 # --------------------------------------------------------------------------- Ctrl-C
 class Lines:
     """A stream read line by line in a thread, so a test can wait for a line to appear."""
@@ -189,9 +214,11 @@ def slow(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Emulator]:
         yield running
 
 
-def start_batch(batch: Path, service: Emulator, journal: Path) -> tuple[subprocess.Popen[str], Lines]:
+def start_batch(
+    batch: Path, service: Emulator, journal: Path, *extra: str
+) -> tuple[subprocess.Popen[str], Lines]:
     """The batch in a session of its own (as a terminal starts it), one job at a time."""
-    command = [sys.executable, "-m", "retalk._cli.prep", "--batch", str(batch), "--jobs", "1"]
+    command = [sys.executable, "-m", "retalk._cli.prep", "--batch", str(batch), "--jobs", "1", *extra]
     command += ["--base-url", service.base_url, "--journal", str(journal)]
     process = subprocess.Popen(
         command,
@@ -307,3 +334,101 @@ def test_ctrl_c_during_an_upload_stops_the_job_before_its_submit_and_closes_it(
         (job,) = opened.jobs()
         # Closed: `retalk resume` would otherwise submit, and pay for, it.
         assert job.state == "canceled" and opened.unfinished() == []
+
+
+@pytest.mark.parametrize("slow", [0.5], indirect=True)
+def test_ctrl_c_after_a_splits_first_part_is_paid_leaves_the_split_whole_for_resume(
+    slow: Emulator, media: Any, tmp_path: Path
+) -> None:
+    # 130 s: two parts. Frames are numbers, not a face: that gate passed, as a user would.
+    voice = media.write_audio(
+        tmp_path / "long voice.wav", signal=media.voice_like(130.0, 44100), sample_rate=44100
+    )
+    video = media.write_video(
+        tmp_path / "long.mp4",
+        width=640,
+        height=640,
+        fps=25,
+        duration=130.0,
+        counter=True,
+        gop=25,
+        audio=False,
+    )
+    journal = tmp_path / "j.sqlite"
+    held = slow.hold("submit")  # the first part's task is made (paid); its answer waits
+    batch = batch_of(tmp_path, [f"{video},{voice},,dubbed.mp4,--split"])
+    process, err = start_batch(batch, slow, journal, "--accept", "Face.NotFound")
+    assert held.reached.wait(240), err.text()
+    ctrl_c(process)
+    err.wait_for("interrupted: nothing more is sent", timeout=60)
+    held.release()
+    assert process.wait(120) == 130
+    table = table_of(process)
+    said = err.text()
+    # The paid part is named for resume, not called "nothing paid for".
+    assert table["2"][1] == "left" and "resume" in " ".join(table["2"]), (table, said)
+    assert "before anything was paid" not in " ".join(table["2"]) and submits(slow) == 1
+    with Journal(journal) as opened:
+        states = [job.state for job in reversed(opened.jobs())]
+        assert "canceled" not in states and states[0] == "submitted", states
+    # `retalk resume` sends the part left and joins the whole.
+    command = [sys.executable, "-m", "retalk._cli.main", "resume", "--base-url", slow.base_url]
+    resumed = subprocess.run(
+        [*command, "--journal", str(journal)],
+        cwd=ROOT, env={**os.environ, "DASHSCOPE_API_KEY": EMULATED_KEY}, capture_output=True, text=True,
+        timeout=240,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "joined into" in resumed.stdout and (tmp_path / "dubbed.mp4").exists()
+    assert submits(slow) == 2
+
+
+def start_one(service: Emulator, journal: Path, *args: str) -> tuple[subprocess.Popen[str], Lines]:
+    """A single (not batch) run in a session of its own, as a terminal starts it."""
+    command = [sys.executable, "-m", "retalk._cli.prep", *args]
+    command += ["--base-url", service.base_url, "--journal", str(journal)]
+    process = subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ, "DASHSCOPE_API_KEY": EMULATED_KEY},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    assert process.stderr is not None
+    return process, Lines(process.stderr)
+
+
+@pytest.mark.parametrize("slow", [0.2], indirect=True)
+def test_ctrl_c_in_a_single_run_during_its_upload_closes_the_job_so_resume_pays_nothing(
+    slow: Emulator, media: Any, tmp_path: Path
+) -> None:
+    (clip,) = clips(media, tmp_path, 1)
+    journal = tmp_path / "j.sqlite"
+    held = slow.hold("storage")  # the upload waits there: the job is journaled, not submitted
+    process, err = start_one(slow, journal, str(clip), str(VOICE), "-o", str(tmp_path / "out.mp4"))
+    assert held.reached.wait(120), err.text()
+    ctrl_c(process)
+    held.release()
+    assert process.wait(120) == 130
+    said = err.text()
+    assert "before anything was paid for" in said and "closed" in said and "Traceback" not in said, said
+    with Journal(journal) as opened:
+        (job,) = opened.jobs()
+        assert job.state == "canceled" and opened.unfinished() == []
+    assert submits(slow) == 0
+
+
+@pytest.mark.parametrize("slow", [300.0], indirect=True)
+def test_ctrl_c_in_a_single_run_after_its_submit_keeps_the_job_for_resume(
+    slow: Emulator, media: Any, tmp_path: Path
+) -> None:
+    (clip,) = clips(media, tmp_path, 1)
+    journal = tmp_path / "j.sqlite"
+    held = slow.hold("query")  # submitted: its first look at the task waits
+    process, err = start_one(slow, journal, str(clip), str(VOICE), "-o", str(tmp_path / "out.mp4"))
+    assert held.reached.wait(120), err.text()
+    ctrl_c(process)
+    held.release()
+    assert process.wait(60) == 130
+    task = task_of_first_job(journal)
+    said = err.text()
+    assert f"(task {task}) was submitted and paid for" in said and "retalk resume" in said, said
+    with Journal(journal) as opened:
+        assert [j.state for j in opened.unfinished()] == ["submitted"]

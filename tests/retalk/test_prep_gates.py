@@ -287,3 +287,34 @@ def test_the_readmes_gate_settings_work_as_documented(
 
     assert gated("silence.wav") == []  # Audio.NoSpeech is not in that list
     assert gated("long.wav") == ["Pair.SpeechCut"]  # 8 s of speech cut, from 5 s on
+
+
+def test_a_job_sent_with_accept_is_not_gated_again_nor_offered_force_to_pay_twice(
+    silence: Path, service: Emulator, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.mp4"
+    args = [str(VIDEO), str(silence), "-o", str(out), *to(service, tmp_path)]
+    status, report, err = prep(*args, "--accept", "Audio.NoSpeech")
+    assert status == 0 and report["ok"] and service.submissions == 1, err
+    # The same command without --accept: the journal's job is found before any gate.
+    status, report, err = prep(*args)
+    assert status == 0 and report["ok"] and report["gated"] == [], (report, err)
+    assert service.submissions == 1
+    # Another output for it: said to be sent already, not gated with "nothing paid ... --force".
+    status, report, err = prep(
+        str(VIDEO), str(silence), "-o", str(tmp_path / "b.mp4"), *to(service, tmp_path)
+    )
+    assert status != 0 and "nothing uploaded or paid" not in err + json.dumps(report)
+    assert "already" in err and service.submissions == 1
+
+
+def test_align_trim_is_not_gated_but_says_how_much_speech_it_cuts(
+    long_voice: Path, service: Emulator, tmp_path: Path
+) -> None:
+    args = [str(VIDEO), str(long_voice), "-o", str(tmp_path / "a.mp4"), "--align", "trim"]
+    status, report, err = prep(*args, *to(service, tmp_path), "--dry-run")
+    cut = report["trim_cuts_speech_s"]
+    assert status == 0 and report["gated"] == [] and cut > 2.0, err
+    status, text, err = prep(*args, *to(service, tmp_path), fmt="text")
+    assert status == 0, err
+    assert f"--align trim cuts {cut:.1f} s of speech (Pair.SpeechCut of the inputs)" in text

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -19,6 +20,7 @@ from typing import Any
 import av
 import pytest
 
+from preflight._atomic import lock_exclusive
 from preflight._split import plan_split, write_parts
 from retalk._cli.main import main as retalk_main
 from retalk._cli.prep import main as prep_main
@@ -187,6 +189,9 @@ def test_the_same_emulator_run_twice_pays_once_in_the_configured_journal(
         ("downloaded", str(output))
     ]
     assert output.read_bytes() == written
+    # The emulator's folder keeps no copy of a result its job has downloaded.
+    results = journal_of_the_test.with_name("journal.sqlite.emulator") / "results"
+    assert results.is_dir() and list(results.iterdir()) == []
     # Another output for the same inputs is no second payment either.
     status, _, err = run(prep_main, VIDEO, VOICE, "-o", str(tmp_path / "again.mp4"), "--emulator")
     assert status == 2 and "already submitted" in err and "--force" in err
@@ -255,3 +260,20 @@ def test_a_split_whose_output_became_a_folder_is_joined_under_a_new_name_by_resu
     assert is_video(new) and service.submissions == paid == len(plan.parts)
     status, report, _ = run(retalk_main, "resume", *base)
     assert status == 0 and report["joined"] == report["not_joined"] == []
+
+
+def test_the_note_about_a_busy_emulator_names_its_folder_escaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = tmp_path / "j\x1b[31m.sqlite"  # a name with a terminal escape in it
+    monkeypatch.setenv("RETALK_JOURNAL", str(journal))
+    root = journal.with_name(journal.name + ".emulator")
+    root.mkdir()
+    held = os.open(root / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        assert lock_exclusive(held, wait=False)  # another --emulator run holds it
+        status, _, err = run(prep_main, VIDEO, VOICE, "-o", str(tmp_path / "out.mp4"), "--emulator")
+    finally:
+        os.close(held)
+    assert status == 0, err
+    assert "another --emulator run is using" in err and "\x1b" not in err, repr(err)

@@ -100,9 +100,11 @@ def test_a_link_planted_at_the_outputs_name_is_replaced_not_followed(
     victim.write_text("not to be touched")
     output = tmp_path / "dubbed.mp4"
     output.symlink_to(victim)
-    status, report, err = prep(
-        service, tmp_path / "j.sqlite", str(inputs["video"]), str(inputs["audio"]), "-o", str(output)
-    )
+    args = (str(inputs["video"]), str(inputs["audio"]), "-o", str(output))
+    # Not this run's file: refused, until --overwrite says it is meant.
+    status, report, err = prep(service, tmp_path / "j.sqlite", *args)
+    assert status == 2 and "--overwrite" in err and output.is_symlink()
+    status, report, err = prep(service, tmp_path / "j.sqlite", *args, "--overwrite")
     assert status == 0 and report["ok"], err
     assert victim.read_text() == "not to be touched"
     assert not output.is_symlink()
@@ -196,3 +198,78 @@ def test_a_batch_row_whose_output_is_the_journal_stops_the_batch_before_any_job(
     assert status == 2 and report == {}, err
     assert "line 3" in err and f"is the journal {journal}" in " ".join(err.split())
     assert service.requests == [] and journaled(journal) == 0
+
+
+def retalk(service: Emulator, journal: Path, *args: str) -> tuple[int, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        status = retalk_main([*args, "--base-url", service.base_url, "--journal", str(journal)])
+    return status, err.getvalue()
+
+
+def test_retalk_download_never_writes_over_the_journal_or_the_jobs_inputs(
+    service: Emulator, inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    journal = tmp_path / "j.sqlite"
+    status, err = retalk(
+        service, journal, "submit", str(inputs["video"]), str(inputs["audio"]), "-o", str(tmp_path / "r.mp4")
+    )
+    assert status == 0, err
+    kept = journal.read_bytes(), inputs["video"].read_bytes()
+    asked = len(service.requests)
+    for output, role in ((journal, "journal"), (inputs["video"], "video")):
+        status, err = retalk(service, journal, "download", "job:1", "-o", str(output))
+        assert status == 2 and f"the {role} {output}" in err and "Traceback" not in err, err
+    assert (journal.read_bytes(), inputs["video"].read_bytes()) == kept
+    assert len(service.requests) == asked  # refused before any request
+
+
+def test_a_file_the_run_did_not_write_is_not_replaced_without_overwrite(
+    service: Emulator, inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    journal = tmp_path / "j.sqlite"
+    precious = tmp_path / "precious.txt"
+    precious.write_text("my notes")
+    status, report, err = prep(
+        service, journal, str(inputs["video"]), str(inputs["audio"]), "-o", str(precious)
+    )
+    assert status == 2 and report == {} and str(precious) in err and "--overwrite" in err, err
+    assert precious.read_text() == "my notes"
+    assert service.requests == [] and journaled(journal) == 0
+    # Said, it is meant: replaced by the result.
+    status, report, err = prep(
+        service, journal, str(inputs["video"]), str(inputs["audio"]), "-o", str(precious), "--overwrite"
+    )
+    assert status == 0 and report["ok"], err
+    with av.open(str(precious)) as container:
+        assert container.streams.video
+    # The same command again finds its own result there: no refusal, nothing paid again.
+    status, report, err = prep(
+        service, journal, str(inputs["video"]), str(inputs["audio"]), "-o", str(precious)
+    )
+    assert status == 0 and report["ok"] and service.submissions == 1, err
+
+
+def test_retalk_download_submit_and_resume_do_not_replace_a_file_the_journal_does_not_know(
+    service: Emulator, inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    journal = tmp_path / "j.sqlite"
+    precious = tmp_path / "precious.mp4"
+    precious.write_text("my notes")
+    status, err = retalk(
+        service, journal, "submit", str(inputs["video"]), str(inputs["audio"]), "-o", str(precious)
+    )
+    assert status == 2 and "--overwrite" in err and service.submissions == 0, err
+    status, err = retalk(service, journal, "submit", str(inputs["video"]), str(inputs["audio"]), "--no-wait")
+    assert status == 0, err
+    status, err = retalk(service, journal, "resume", "--job", "1", "-o", str(precious))
+    assert status == 2 and "--overwrite" in err, err
+    status, err = retalk(service, journal, "download", "job:1", "-o", str(precious))
+    assert status == 2 and "--overwrite" in err, err
+    assert precious.read_text() == "my notes"
+    assert retalk(service, journal, "wait", "job:1")[0] == 0
+    status, err = retalk(service, journal, "download", "job:1", "-o", str(precious), "--overwrite")
+    assert status == 0 and precious.stat().st_size > 100, err
+    # Now a result this journal knows: written there again without --overwrite.
+    status, err = retalk(service, journal, "download", "job:1", "-o", str(precious))
+    assert status == 0, err
