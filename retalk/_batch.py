@@ -146,6 +146,7 @@ def read_batch(
     config: str | None = None,
     isolated: bool = False,
     accept: tuple[str, ...] = (),
+    overwrite: bool = False,
 ) -> list[BatchJob]:
     """The jobs of a batch file; ``ConfigError`` naming the line for anything malformed, or
     an output that would replace an input (any job's) or the batch file. Each job gets the
@@ -167,7 +168,7 @@ def read_batch(
             )
         parser = _options_parser()
         for line, row in enumerate(reader, start=2):
-            job = _read_row(path, folder, line, row, parser, config, isolated, accept, problems)
+            job = _read_row(path, folder, line, row, parser, config, isolated, accept, overwrite, problems)
             if job is not None:
                 jobs.append(job)
     if problems:
@@ -204,6 +205,7 @@ def _read_row(
     config: str | None,
     isolated: bool,
     accept: tuple[str, ...],
+    overwrite: bool,
     problems: list[str],
 ) -> BatchJob | None:
     """One row's job, or None with what is wrong with it added to ``problems`` (each named
@@ -277,7 +279,7 @@ def _read_row(
         fix_options,
         flags.split,
         check_options,
-        flags.overwrite,
+        flags.overwrite or overwrite,
         Gates.of(settings.gate, settings.gate_speech_cut_s, (*accept, *flags.accept)),
     )
 
@@ -352,20 +354,22 @@ def run_batch(
             say(job, f"refused: {exc.strerror or exc}")
             return BatchOutcome(job, "refused", f"cannot read the inputs: {exc.strerror or exc}")
         remake = False  # the output is this journal's, made from other inputs: made again
-        if os.path.exists(job.output) and not force:
+        if os.path.exists(job.output):
             with Journal(journal_path) as journal:
                 made = journal.made_from(job.output)
-            if made is None:
+            if made is None and not force:
                 say(job, "skipped: the output exists")
                 return BatchOutcome(
                     job, "skipped", "the output exists; the journal has no record of its inputs (--force)"
                 )
-            if made == sources:
+            if made == sources and not force:
                 say(job, "skipped: already done, its inputs unchanged")
                 return BatchOutcome(job, "skipped", "the output exists, made from these very inputs")
-            changed = sorted(role for role in set(made) | set(sources) if made.get(role) != sources.get(role))
-            remake = True
-            say(job, f"{', '.join(changed)} changed since the output was made: made again")
+            if made is not None and made != sources:
+                # (with --force too: a result this journal made stays this batch's to remake)
+                changed = sorted(r for r in set(made) | set(sources) if made.get(r) != sources.get(r))
+                remake = True
+                say(job, f"{', '.join(changed)} changed since the output was made: made again")
         say(job, "started")
         # Each thread its own client and journal connection (SQLite connections stay
         # in the thread that made them).
@@ -454,6 +458,9 @@ def run_batch(
         except (DuplicateJob, DuplicateSplit) as exc:
             say(job, f"skipped: {exc}")
             return BatchOutcome(job, "skipped", str(exc))
+        except ConfigError as exc:  # the row as given cannot be done (a file at its output)
+            say(job, f"refused: {exc}")
+            return BatchOutcome(job, "refused", str(exc))
         except RetalkError as exc:
             say(job, f"failed: {exc}")
             status = "refused" if getattr(exc, "finding", None) is not None else "failed"

@@ -517,7 +517,13 @@ def _accepted(args: argparse.Namespace) -> tuple[str, ...]:
 
 def _run_batch(args: argparse.Namespace) -> int:
     err = plain_console(stderr=True)
-    jobs = read_batch(args.batch, config=args.config, isolated=args.isolated, accept=_accepted(args))
+    jobs = read_batch(
+        args.batch,
+        config=args.config,
+        isolated=args.isolated,
+        accept=_accepted(args),
+        overwrite=args.overwrite,
+    )
     stop = threading.Event()
     with ExitStack() as stack:
         make_client, journal_path, emulator = _service(args, stack)

@@ -273,3 +273,40 @@ def test_retalk_download_submit_and_resume_do_not_replace_a_file_the_journal_doe
     # Now a result this journal knows: written there again without --overwrite.
     status, err = retalk(service, journal, "download", "job:1", "-o", str(precious))
     assert status == 0, err
+
+
+def test_a_forced_batch_row_over_a_file_the_journal_does_not_know_is_refused_until_overwrite(
+    service: Emulator, inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    """--force sends again, it does not make a user's file ours: the row is refused (the
+    row as given cannot be done, not a service failure), and the batch's own --overwrite
+    (not only the row's options cell) says the file may go."""
+    journal = tmp_path / "j.sqlite"
+    kept = tmp_path / "keep.mp4"
+    kept.write_text("keep")
+    batch = batch_file(tmp_path, inputs, [f"{inputs['video']},{inputs['audio']},,{kept},"])
+    status, report, err = prep(service, journal, "--batch", str(batch), "--force")
+    assert status == 1, err
+    assert [j["status"] for j in report["jobs"]] == ["refused"] and "--overwrite" in report["jobs"][0]["detail"]
+    assert kept.read_text() == "keep" and service.submissions == 0
+    status, report, err = prep(service, journal, "--batch", str(batch), "--force", "--overwrite")
+    assert status == 0 and [j["status"] for j in report["jobs"]] == ["done"], err
+    with av.open(str(kept)) as container:
+        assert container.streams.video and service.submissions == 1
+
+
+def test_a_forced_batch_remakes_its_own_result_when_an_input_changed(
+    service: Emulator, inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    """With or without --force, a result this journal made from other inputs is the batch's
+    own to make again: --force must not turn it into a stranger's file."""
+    journal = tmp_path / "j.sqlite"
+    output = tmp_path / "out.mp4"
+    batch = batch_file(tmp_path, inputs, [f"{inputs['video']},{inputs['audio']},,{output},"])
+    status, report, err = prep(service, journal, "--batch", str(batch))
+    assert status == 0 and [j["status"] for j in report["jobs"]] == ["done"], err
+    # Another voice under the same name: a new job, and its result replaces the old one.
+    inputs["audio"].write_bytes((SAMPLE.parent / "tts" / "espeak_16k.wav").read_bytes())
+    status, report, err = prep(service, journal, "--batch", str(batch), "--force")
+    assert status == 0 and [j["status"] for j in report["jobs"]] == ["done"], err
+    assert service.submissions == 2
