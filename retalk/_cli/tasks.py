@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -18,7 +19,7 @@ from preflight import line_start, printable
 from .._client import Client, DownloadPolicy, is_local, is_task_id, resolve_base_url, shown
 from .._exceptions import ConfigError, RetalkError
 from .._jobs import resume, run_job
-from .._journal import UNFINISHED, DamagedRow, Job, Journal, Split
+from .._journal import UNFINISHED, DamagedRow, Job, Journal, Split, default_path
 from .._models import KNOWN_STATUSES, UNKNOWN, Task
 from .._output_path import check_output, refuse_replacing
 from .._pipeline import refuse_overwriting
@@ -427,13 +428,17 @@ def run_download(args: argparse.Namespace) -> int:
     url = args.task_id
     task_id = None if url.startswith(("http://", "https://")) else _task_id_arg(url, args.journal)
     check_output(args.output)
-    # Never over the journal or a journaled job's inputs: said before any request.
-    with Journal(args.journal) as journal:
-        keep: dict[str, str | None] = {"journal": str(journal.path)}
-        job = journal.by_task(task_id) if task_id is not None else None
-        if job is not None:
-            keep |= {role: d.get("path") for role, d in job.inputs.items()}
-        known = journal.knows_output(args.output)
+    # Never over the journal or a journaled job's inputs: said before any request. A URL's
+    # download leaves a journal that does not exist yet uncreated (it has nothing to say).
+    journal_path = Path(args.journal) if args.journal else default_path()
+    keep: dict[str, str | None] = {"journal": str(journal_path)}
+    known = False
+    if task_id is not None or os.path.lexists(journal_path):
+        with Journal(journal_path) as journal:
+            job = journal.by_task(task_id) if task_id is not None else None
+            if job is not None:
+                keep |= {role: d.get("path") for role, d in job.inputs.items()}
+            known = journal.knows_output(args.output)
     refuse_overwriting(args.output, keep)
     if not args.overwrite:
         refuse_replacing(args.output, known)

@@ -310,3 +310,23 @@ def test_a_forced_batch_remakes_its_own_result_when_an_input_changed(
     status, report, err = prep(service, journal, "--batch", str(batch), "--force")
     assert status == 0 and [j["status"] for j in report["jobs"]] == ["done"], err
     assert service.submissions == 2
+
+
+def test_downloading_a_result_url_leaves_a_journal_that_does_not_exist_uncreated(
+    service: Emulator, inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    journal = tmp_path / "j.sqlite"
+    status, err = retalk(
+        service, journal, "submit", str(inputs["video"]), str(inputs["audio"]), "-o", str(tmp_path / "r.mp4")
+    )
+    assert status == 0, err
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = retalk_main(
+            ["status", "job:1", "--base-url", service.base_url, "--journal", str(journal), "--format", "json"]
+        )
+    url = json.loads(out.getvalue())["video_url"]
+    elsewhere = tmp_path / "never" / "made.sqlite"
+    status, err = retalk(service, elsewhere, "download", url, "-o", str(tmp_path / "again.mp4"))
+    assert status == 0 and (tmp_path / "again.mp4").stat().st_size > 0, err
+    assert not elsewhere.exists() and not elsewhere.parent.exists()
