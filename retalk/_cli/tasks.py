@@ -424,6 +424,11 @@ def run_wait(args: argparse.Namespace) -> int:
     return 0
 
 
+def _same_file_name(recorded: str | None, given: str) -> bool:
+    """``given`` names the output the journal recorded for a job (or split)."""
+    return recorded is not None and os.path.abspath(recorded) == os.path.abspath(given)
+
+
 def run_download(args: argparse.Namespace) -> int:
     url = args.task_id
     task_id = None if url.startswith(("http://", "https://")) else _task_id_arg(url, args.journal)
@@ -438,7 +443,9 @@ def run_download(args: argparse.Namespace) -> int:
             job = journal.by_task(task_id) if task_id is not None else None
             if job is not None:
                 keep |= {role: d.get("path") for role, d in job.inputs.items()}
-            known = journal.knows_output(args.output)
+                # Only this task's own result may be replaced by it: another job's result
+                # there was paid for too.
+                known = _same_file_name(job.output, args.output)
     refuse_overwriting(args.output, keep)
     if not args.overwrite:
         refuse_replacing(args.output, known)
@@ -529,7 +536,7 @@ def _new_output(args: argparse.Namespace) -> None:
                 raise ConfigError(f"split {split.id} is {split.state}: there is nothing left to join")
             refuse_overwriting(args.output, {"voice": split.plan.get("voice"), "journal": str(journal.path)})
             if not args.overwrite:
-                refuse_replacing(args.output, journal.knows_output(args.output))
+                refuse_replacing(args.output, _same_file_name(split.output, args.output))
             journal.update_split(split.id, output=os.path.abspath(args.output), error=None)
             return
         try:
@@ -542,7 +549,7 @@ def _new_output(args: argparse.Namespace) -> None:
             args.output, {**{r: d.get("path") for r, d in job.inputs.items()}, "journal": str(journal.path)}
         )
         if not args.overwrite:
-            refuse_replacing(args.output, journal.knows_output(args.output))
+            refuse_replacing(args.output, _same_file_name(job.output, args.output))
         journal.update(job.id, output=os.path.abspath(args.output), error=None)
 
 

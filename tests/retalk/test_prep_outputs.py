@@ -287,7 +287,9 @@ def test_a_forced_batch_row_over_a_file_the_journal_does_not_know_is_refused_unt
     batch = batch_file(tmp_path, inputs, [f"{inputs['video']},{inputs['audio']},,{kept},"])
     status, report, err = prep(service, journal, "--batch", str(batch), "--force")
     assert status == 1, err
-    assert [j["status"] for j in report["jobs"]] == ["refused"] and "--overwrite" in report["jobs"][0]["detail"]
+    assert [j["status"] for j in report["jobs"]] == ["refused"] and "--overwrite" in report["jobs"][0][
+        "detail"
+    ]
     assert kept.read_text() == "keep" and service.submissions == 0
     status, report, err = prep(service, journal, "--batch", str(batch), "--force", "--overwrite")
     assert status == 0 and [j["status"] for j in report["jobs"]] == ["done"], err
@@ -330,3 +332,27 @@ def test_downloading_a_result_url_leaves_a_journal_that_does_not_exist_uncreated
     status, err = retalk(service, elsewhere, "download", url, "-o", str(tmp_path / "again.mp4"))
     assert status == 0 and (tmp_path / "again.mp4").stat().st_size > 0, err
     assert not elsewhere.exists() and not elsewhere.parent.exists()
+
+
+def test_retalk_download_does_not_replace_another_jobs_result(
+    service: Emulator, inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    """Another job's result was paid for too: only a task's own result is replaced by it."""
+    journal = tmp_path / "j.sqlite"
+    first = tmp_path / "first.mp4"
+    status, err = retalk(
+        service, journal, "submit", str(inputs["video"]), str(inputs["audio"]), "-o", str(first)
+    )
+    assert status == 0, err
+    kept = first.read_bytes()
+    voice = tmp_path / "other voice.wav"
+    voice.write_bytes((SAMPLE.parent / "tts" / "espeak_16k.wav").read_bytes())
+    status, err = retalk(service, journal, "submit", str(inputs["video"]), str(voice), "--no-wait")
+    assert status == 0 and retalk(service, journal, "wait", "job:2")[0] == 0, err
+    for command in (["download", "job:2"], ["resume", "--job", "2"]):
+        status, err = retalk(service, journal, *command, "-o", str(first))
+        assert status == 2 and "--overwrite" in err, err
+        assert first.read_bytes() == kept
+    # Its own result, downloaded again to the same name: no refusal.
+    status, err = retalk(service, journal, "download", "job:1", "-o", str(first))
+    assert status == 0 and first.read_bytes() == kept, err
