@@ -606,16 +606,18 @@ def run_resume(args: argparse.Namespace) -> int:
                 events=events,
                 on_error=lambda split, exc: split_failures.append((split, exc)),
             )
+    notes = _elsewhere_notes(elsewhere)
     data = {
         "finished": [_job_dict(j) for j in done],
         "failed": [{**_job_dict(j), "reason": str(e)} for j, e in failures],
         "joined": [{"split": s.id, "output": s.output} for s in joined],
         "not_joined": [{"split": s.id, "output": s.output, "reason": str(e)} for s, e in split_failures],
         "damaged": [row.to_dict() for row in damaged],
+        "elsewhere": notes,
     }
     lines = [_job_text(j) for j in done] + [f"job {j.id}: {printable(str(e))}" for j, e in failures]
     lines += [f"split {s.id}: joined into {printable(str(s.output))}" for s in joined]
     lines += [f"split {s.id}: {printable(str(e))}" for s, e in split_failures]
-    _print(args, data, "\n".join(lines) or "nothing to resume")
+    _print(args, data, "\n".join([*lines, *notes]) or "nothing to resume")
     _warn_damaged(damaged)
     return 0 if not failures and not split_failures and not damaged else 1

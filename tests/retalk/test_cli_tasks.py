@@ -170,6 +170,29 @@ def test_resume_with_only_an_emulator_job_says_what_finishes_it_without_asking_f
     ]
 
 
+def test_resume_with_service_work_still_names_the_emulator_jobs_it_leaves(
+    retalk, service: Emulator, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    status, out, err = retalk(
+        "submit", str(SAMPLE / "talking_head.mp4"), str(SAMPLE / "voice.wav"), "--no-wait"
+    )
+    assert status == 0, err
+    with Journal(tmp_path / "journal.sqlite") as journal:
+        journal.start(
+            {"video": str(SAMPLE / "talking_head.mp4"), "audio": str(SAMPLE / "face.jpg")},
+            {},
+            str(tmp_path / "r.mp4"),
+            base_url="http://127.0.0.1:9/api/v1",
+        )
+    status, out, err = retalk("resume", "--format", "json")
+    assert status == 0, err
+    document = json.loads(out)
+    assert len(document["finished"]) == 1
+    assert document["elsewhere"] == [
+        "1 emulator job(s): run the same prep-and-retalk --emulator command to finish them"
+    ]
+
+
 def test_emulator_with_a_journal_under_a_file_is_a_clear_usage_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
