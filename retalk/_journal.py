@@ -15,7 +15,7 @@ import shlex
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +81,7 @@ CREATE TABLE IF NOT EXISTS splits (
     updated REAL NOT NULL,
     fingerprint TEXT NOT NULL,     -- the original inputs and every setting
     output TEXT NOT NULL,          -- the joined result
-    state TEXT NOT NULL,           -- running | joined | failed
+    state TEXT NOT NULL,           -- running | joined | failed | canceled
     plan TEXT NOT NULL,            -- JSON: the cuts, each part's files and job id, the voice
     base_url TEXT NOT NULL DEFAULT '',
     error TEXT
@@ -94,8 +94,10 @@ CREATE TABLE IF NOT EXISTS made (
 );
 """
 
-#: States of a job sent in parts: its parts are being sent; joined into its output.
-SPLIT_STATES = ("running", "joined", "failed")
+#: States of a job sent in parts: its parts are being sent; joined into its output; a
+#: part failed; ``canceled``: stopped (Ctrl-C) before any part was submitted, closed with
+#: its parts (nothing paid: resume leaves it, the same command starts afresh).
+SPLIT_STATES = ("running", "joined", "failed", "canceled")
 
 
 class JournalError(ConfigError):
@@ -552,6 +554,15 @@ class Journal:
         ]
 
     @_guarded
+    def owned(self) -> list[Job]:
+        """Unfinished jobs this process took up or started (Ctrl-C: what it may leave)."""
+        marks = ", ".join("?" for _ in UNFINISHED)
+        rows = self._db.execute(
+            f"SELECT * FROM jobs WHERE state IN ({marks}) AND owner = ? ORDER BY id", (*UNFINISHED, _me())
+        )
+        return self._intact_jobs(rows)
+
+    @_guarded
     def jobs(self, limit: int = 50) -> list[Job]:
         rows = self._db.execute("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (limit,))
         return self._intact_jobs(rows)
@@ -583,12 +594,38 @@ class Journal:
 
     @_guarded
     def find_split(self, fingerprint: str) -> Split | None:
-        """The latest split job for these inputs and settings that has not failed."""
+        """The latest split job for these inputs and settings that has not failed (nor been
+        closed unpaid)."""
         row = self._db.execute(
-            "SELECT * FROM splits WHERE fingerprint = ? AND state != 'failed' ORDER BY id DESC LIMIT 1",
+            "SELECT * FROM splits WHERE fingerprint = ? AND state NOT IN ('failed', 'canceled') "
+            "ORDER BY id DESC LIMIT 1",
             (fingerprint,),
         ).fetchone()
         return self._parse_split(row) if row is not None else None
+
+    @_guarded
+    def split_sent_before(self, fingerprint: str) -> Split | None:
+        """The latest split for these inputs and settings that was sent (running, joined or
+        failed: its parts may be paid for), not one closed before anything was submitted."""
+        row = self._db.execute(
+            "SELECT * FROM splits WHERE fingerprint = ? AND state != 'canceled' ORDER BY id DESC LIMIT 1",
+            (fingerprint,),
+        ).fetchone()
+        return self._parse_split(row) if row is not None else None
+
+    @_guarded
+    def splits_holding(self, job_ids: Iterable[int]) -> list[Split]:
+        """The splits (in any state) one of whose parts is one of these jobs, in order."""
+        wanted = set(job_ids)
+        found = []
+        for row in self._db.execute("SELECT * FROM splits ORDER BY id"):
+            try:
+                split = self._parse_split(row)
+            except DamagedRow:
+                continue  # named by damaged()
+            if wanted & {i for i in split.job_ids if i is not None}:
+                found.append(split)
+        return found
 
     @_guarded
     def update_split(self, split_id: int, **fields: Any) -> Split:

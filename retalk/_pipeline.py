@@ -54,6 +54,7 @@ from ._split import (
     record_split,
     send_parts,
     split_fingerprint,
+    stop_split,
     voice_track_ahead,
 )
 
@@ -724,21 +725,30 @@ def _split_and_send(
     if problems:
         result.error = "a part would be rejected: " + "; ".join(problems)
         return result
-    split = record_split(
-        journal,
-        fingerprint,
-        output,
-        plan,
-        files,
-        video=inputs["video"],
-        voice=inputs["audio"],
-        ref=inputs.get("ref"),
-        params=params,
-        base_url=client.base_url,
-        preset=options.preset,
-        crf=options.crf,
-        force=force,
-    )
+    try:
+        split = record_split(
+            journal,
+            fingerprint,
+            output,
+            plan,
+            files,
+            video=inputs["video"],
+            voice=inputs["audio"],
+            ref=inputs.get("ref"),
+            params=params,
+            base_url=client.base_url,
+            preset=options.preset,
+            crf=options.crf,
+            force=force,
+        )
+    except BaseException as exc:
+        # Ctrl-C (or a stopped batch) while its parts were being written down: closed, as
+        # nothing of it was sent.
+        if not isinstance(exc, Exception):
+            found = journal.find_split(fingerprint)
+            if found is not None and found.state == "running":
+                stop_split(journal, found.id)
+        raise
     return _send_split(client, journal, split.id, result, stages, events, on_part)
 
 
@@ -755,8 +765,16 @@ def _send_split(
     result.split_id = split.id
     stages.start("send the parts")
     # The joined result's sound is encoded while the parts are away.
-    with voice_track_ahead(split):
-        result.parts = send_parts(client, journal, split, events=events, on_part=on_part)
+    try:
+        with voice_track_ahead(split):
+            result.parts = send_parts(client, journal, split, events=events, on_part=on_part)
+    except BaseException as exc:
+        if not isinstance(exc, Exception):
+            # Ctrl-C, a stopped batch: closed with all its parts if none was ever submitted
+            # (else `retalk resume` would pay for parts of a split that cannot be joined);
+            # kept whole for `retalk resume` once one was.
+            stop_split(journal, split.id)
+        raise
     tasks = ", ".join(p.job.task_id or "?" for p in result.parts)
     stages.done("upload, submit, wait, download", f"{len(result.parts)} tasks: {tasks}")
     stages.start("join")
