@@ -423,14 +423,18 @@ class Journal:
         return self.job(job_id)
 
     @_guarded
-    def sent_before(self, inputs: dict[str, str], params: dict[str, Any], base_url: str = "") -> Job | None:
+    def sent_before(
+        self, inputs: dict[str, str], params: dict[str, Any], base_url: str = "", *, any_state: bool = False
+    ) -> Job | None:
         """The job these files and parameters already made (``start`` would take it up or
-        call it a duplicate): open or done, not failed or canceled; None when there is none."""
+        call it a duplicate): open or done, not failed or canceled (``any_state``: in any
+        state); None when there is none."""
         described = {role: {"sha256": sha256_of(p)} for role, p in inputs.items()}
+        skipped = () if any_state else ("failed", "canceled")
+        marks = ", ".join("?" for _ in skipped)
         row = self._db.execute(
-            "SELECT * FROM jobs WHERE fingerprint = ? AND state NOT IN ('failed', 'canceled') "
-            "ORDER BY id DESC LIMIT 1",
-            (_job_fingerprint(described, params, base_url),),
+            f"SELECT * FROM jobs WHERE fingerprint = ? AND state NOT IN ({marks}) ORDER BY id DESC LIMIT 1",
+            (_job_fingerprint(described, params, base_url), *skipped),
         ).fetchone()
         return None if row is None else self._parse_job(row)
 
@@ -604,12 +608,14 @@ class Journal:
         return self._parse_split(row) if row is not None else None
 
     @_guarded
-    def split_sent_before(self, fingerprint: str) -> Split | None:
+    def split_sent_before(self, fingerprint: str, *, any_state: bool = False) -> Split | None:
         """The latest split for these inputs and settings that was sent (running, joined or
-        failed: its parts may be paid for), not one closed before anything was submitted."""
+        failed: its parts may be paid for), not one closed before anything was submitted
+        (``any_state``: that one too)."""
+        skipped = "" if any_state else "canceled"
         row = self._db.execute(
-            "SELECT * FROM splits WHERE fingerprint = ? AND state != 'canceled' ORDER BY id DESC LIMIT 1",
-            (fingerprint,),
+            "SELECT * FROM splits WHERE fingerprint = ? AND state != ? ORDER BY id DESC LIMIT 1",
+            (fingerprint, skipped),
         ).fetchone()
         return self._parse_split(row) if row is not None else None
 

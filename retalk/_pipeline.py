@@ -441,16 +441,24 @@ def _prepare_and_retalk(
         aligned = dry_run and fix and options.align != "service"
         # A job these very inputs already made (sent with --accept, open or done) is not
         # gated again: it is taken up or reported as before, never paid for twice.
-        known = (
-            journal is not None
-            and client is not None
-            and not dry_run
-            and journal.sent_before(inputs, params, client.base_url) is not None
-        )
+        # A split of these inputs and settings counts the same way: a failed one run again
+        # pays only for the parts that did not make it (its paid parts are taken up).
+        known = journaled = False
+        if journal is not None and client is not None and not dry_run:
+            known = journal.sent_before(inputs, params, client.base_url) is not None or (
+                fingerprint is not None and journal.split_sent_before(fingerprint) is not None
+            )
+            journaled = known or (
+                journal.sent_before(inputs, params, client.base_url, any_state=True) is not None
+                or (
+                    fingerprint is not None
+                    and journal.split_sent_before(fingerprint, any_state=True) is not None
+                )
+            )
         if not force and not known:
             result.gated = gate.gating(_to_send(result, aligned), extend_video=extend_video)
         if result.gated:
-            result.error = _gated_text(result.gated, result, gate)
+            result.error = _gated_text(result.gated, result, gate, offer_force=not journaled)
         _tell(on_checked, result)
         return bool(result.gated)
 
@@ -597,8 +605,10 @@ def _to_send(result: PipelineResult, aligned: bool) -> list[Finding]:
     return [f for f in found if not (aligned and f.code == "Pair.SpeechCut")]
 
 
-def _gated_text(gated: list[Finding], result: PipelineResult, gates: Gates) -> str:
-    """Why the job stopped, what sending it would cost, and how to send it anyway."""
+def _gated_text(gated: list[Finding], result: PipelineResult, gates: Gates, offer_force: bool = True) -> str:
+    """Why the job stopped, what sending it would cost, and how to send it anyway
+    (``offer_force``: False when the journal holds a job or split for these inputs: --force
+    would start new jobs, paying again for parts already paid)."""
     reasons = "; ".join(f"{f.code} ({f.message.rstrip('.')})" for f in gated)
     if result.expected_s is not None and result.cost_cny is not None:
         cost = f"about {result.cost_cny:.2f} CNY ({result.expected_s:.2f} s billed)"
@@ -612,8 +622,9 @@ def _gated_text(gated: list[Finding], result: PipelineResult, gates: Gates) -> s
     )
     return (
         f"stopped before sending, nothing uploaded or paid: {reasons}. Sent as it is, the job "
-        f"would cost {cost} for a result you would not want. To send it anyway: {passes}, or "
-        f"--force (passes every gate); settings: [prep] gate{threshold}"
+        f"would cost {cost} for a result you would not want. To send it anyway: {passes}"
+        + (", or --force (passes every gate)" if offer_force else "")
+        + f"; settings: [prep] gate{threshold}"
     )
 
 

@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -376,3 +377,66 @@ def test_ctrl_c_while_a_job_caught_mid_submit_is_looked_for_says_it_may_be_paid(
     assert "before anything was sent or paid for" not in said, said
     assert "may have been paid; kept for `retalk resume`" in said, said
     assert [state for state, _ in part_jobs(tmp_path / "journal.sqlite")] == ["submitting"]
+
+
+def test_a_failed_split_run_again_is_not_gated_again_nor_paid_twice(
+    service: Emulator,
+    long_pair: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
+    command = split_command(long_pair, service, tmp_path)
+    journal = tmp_path / "journal.sqlite"
+
+    def fail_the_second_part() -> None:
+        # Once the first part is paid and downloaded, the running second part fails.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with contextlib.suppress(sqlite3.Error):
+                if journal.exists() and [s for s, _ in part_jobs(journal)][:1] == ["downloaded"]:
+                    service.faults.fail_tasks = True
+                    return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=fail_the_second_part)
+    watcher.start()
+    status, _ = run(*command)
+    watcher.join()
+    said = capsys.readouterr().err
+    assert status == 1 and "part 2 of split" in said, said
+    assert [s for s, _ in part_jobs(journal)][:2] == ["downloaded", "failed"]
+    paid = service.submissions
+    service.faults.fail_tasks = False
+    service.faults.task_seconds = 0.2
+    # Run again as the user would, without repeating --accept: the split was sent with it.
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        status = main([*command, "--format", "json"])
+    result = json.loads(buffer.getvalue())
+    assert status == 0, result.get("error")
+    assert "--force" not in str(result.get("error"))
+    # Only the failed part is paid again; the paid one is taken up, not sent anew.
+    assert service.submissions == paid + 1 and (tmp_path / "dubbed.mp4").exists()
+
+
+def test_a_gate_never_offers_force_for_inputs_the_journal_holds(
+    service: Emulator,
+    long_pair: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
+    command = split_command(long_pair, service, tmp_path)
+    with monkeypatch.context() as patched:
+        ctrl_c_on(patched, "upload", 1)
+        assert run(*command)[0] == 130  # the split is closed, nothing paid
+    # Gated again (nothing of it was sent), offered only what passes the finding.
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        status = main([*command, "--format", "json"])
+    error = str(json.loads(buffer.getvalue()).get("error"))
+    assert status == 1 and "--accept Face.NotFound" in error, error
+    assert "--force" not in error, error
