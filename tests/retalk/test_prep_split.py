@@ -440,3 +440,22 @@ def test_a_gate_never_offers_force_for_inputs_the_journal_holds(
     error = str(json.loads(buffer.getvalue()).get("error"))
     assert status == 1 and "--accept Face.NotFound" in error, error
     assert "--force" not in error, error
+
+
+def test_resume_never_sends_a_part_of_a_split_that_is_not_running(
+    service: Emulator, long_pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
+    service.faults.task_seconds = 0.2
+    command = split_command(long_pair, service, tmp_path)
+    with monkeypatch.context() as patched:
+        ctrl_c_on(patched, "upload", 3)  # part 1 submitted, part 2 not yet
+        assert run(*command)[0] == 130
+    with Journal(tmp_path / "journal.sqlite") as journal:
+        (split,) = journal.running_splits()
+        # Ended meanwhile (superseded by a job for the same output, say): it is never joined.
+        journal.update_split(split.id, state="failed", error="superseded by a later job for the same output")
+    resume_all(service, tmp_path)
+    # The paid part is fetched; the unsent one is not paid for a split that cannot be joined.
+    assert service.submissions == 1
+    assert [s for s, _ in part_jobs(tmp_path / "journal.sqlite")][:2] == ["downloaded", "new"]
