@@ -209,7 +209,9 @@ def stop_split(journal: Journal, split_id: int) -> SplitStop:
     split = journal.split(split_id)
     parts = [journal.job(i) for i in split.job_ids if i is not None]
     paid = [job for job in parts if job.state in SUBMITTED]
-    unsent = [job for job in parts if job.state in ("new", "uploaded")]
+    # Closed already (by the pipeline, before the caller looks): its parts closed with it.
+    closed = ("canceled",) if split.state == "canceled" else ()
+    unsent = [job for job in parts if job.state in ("new", "uploaded", *closed)]
     if split.state != "running" or paid:
         return SplitStop(split, paid, unsent)
     reason = "interrupted before any part was submitted (nothing paid; run the same command to send it)"

@@ -529,6 +529,8 @@ def _close_unpaid(journal: Journal, seen: list[int], emulated: bool) -> str:
 
 
 def _named(job: Job) -> str:
+    if job.state == "submitting":
+        return f"job {job.id} (caught mid-submit: it may have been paid)"
     return f"job {job.id}" + (f" (task {job.task_id})" if job.task_id else "")
 
 
