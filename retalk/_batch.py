@@ -34,6 +34,7 @@ from ._models import Task
 from ._output_path import output_problem
 from ._pipeline import PipelineResult, file_keys, prepare_and_retalk
 from ._quotas import RateLimiter
+from ._split import paid_parts
 
 COLUMNS = ("video", "audio", "ref", "output", "options")
 #: Stages of the pipeline that come before anything is paid for: an interrupted batch
@@ -397,6 +398,13 @@ def run_batch(
                     if name not in BEFORE_SUBMIT:
                         return
                     if stop.is_set():
+                        # Parts of its split submitted in this run or an earlier one count:
+                        # the split is paid for, so this part is kept for `retalk resume`.
+                        for part in paid_parts(journal, sent):
+                            if part.task_id is None:
+                                track.submitting = True
+                            elif part.task_id not in track.tasks:
+                                track.tasks.append(part.task_id)
                         if track.paid:
                             # A later part of a split whose earlier parts are paid for: left
                             # open (canceled, it would make the paid parts unusable) for

@@ -378,6 +378,8 @@ def resume(
         # again meanwhile sees a live owner and leaves the job alone, instead of both
         # finding no task and both submitting it. One that another process took first is
         # skipped (said through on_error), not continued alongside it.
+        if listed.state in ("new", "uploaded") and _split_stopped(journal, listed):
+            continue  # a part of a split that is not running: sending it would pay for nothing
         job = journal.take_up(listed.id, None)
         if job is None:
             current = journal.job(listed.id)
@@ -398,3 +400,10 @@ def resume(
                 raise
             on_error(journal.job(job.id), exc)
     return finished
+
+
+def _split_stopped(journal: Journal, job: Job) -> bool:
+    """``job`` is a part of a split none of which is running (closed, failed or joined):
+    never sent by ``resume``; its split's command sends it again if need be."""
+    splits = journal.splits_holding([job.id])
+    return bool(splits) and not any(split.state == "running" for split in splits)

@@ -15,7 +15,7 @@ import shlex
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +81,7 @@ CREATE TABLE IF NOT EXISTS splits (
     updated REAL NOT NULL,
     fingerprint TEXT NOT NULL,     -- the original inputs and every setting
     output TEXT NOT NULL,          -- the joined result
-    state TEXT NOT NULL,           -- running | joined | failed
+    state TEXT NOT NULL,           -- running | joined | failed | canceled
     plan TEXT NOT NULL,            -- JSON: the cuts, each part's files and job id, the voice
     base_url TEXT NOT NULL DEFAULT '',
     error TEXT
@@ -94,8 +94,10 @@ CREATE TABLE IF NOT EXISTS made (
 );
 """
 
-#: States of a job sent in parts: its parts are being sent; joined into its output.
-SPLIT_STATES = ("running", "joined", "failed")
+#: States of a job sent in parts: its parts are being sent; joined into its output; a
+#: part failed; ``canceled``: stopped (Ctrl-C) before any part was submitted, closed with
+#: its parts (nothing paid: resume leaves it, the same command starts afresh).
+SPLIT_STATES = ("running", "joined", "failed", "canceled")
 
 
 class JournalError(ConfigError):
@@ -421,14 +423,18 @@ class Journal:
         return self.job(job_id)
 
     @_guarded
-    def sent_before(self, inputs: dict[str, str], params: dict[str, Any], base_url: str = "") -> Job | None:
+    def sent_before(
+        self, inputs: dict[str, str], params: dict[str, Any], base_url: str = "", *, any_state: bool = False
+    ) -> Job | None:
         """The job these files and parameters already made (``start`` would take it up or
-        call it a duplicate): open or done, not failed or canceled; None when there is none."""
+        call it a duplicate): open or done, not failed or canceled (``any_state``: in any
+        state); None when there is none."""
         described = {role: {"sha256": sha256_of(p)} for role, p in inputs.items()}
+        skipped = () if any_state else ("failed", "canceled")
+        marks = ", ".join("?" for _ in skipped)
         row = self._db.execute(
-            "SELECT * FROM jobs WHERE fingerprint = ? AND state NOT IN ('failed', 'canceled') "
-            "ORDER BY id DESC LIMIT 1",
-            (_job_fingerprint(described, params, base_url),),
+            f"SELECT * FROM jobs WHERE fingerprint = ? AND state NOT IN ({marks}) ORDER BY id DESC LIMIT 1",
+            (_job_fingerprint(described, params, base_url), *skipped),
         ).fetchone()
         return None if row is None else self._parse_job(row)
 
@@ -552,6 +558,15 @@ class Journal:
         ]
 
     @_guarded
+    def owned(self) -> list[Job]:
+        """Unfinished jobs this process took up or started (Ctrl-C: what it may leave)."""
+        marks = ", ".join("?" for _ in UNFINISHED)
+        rows = self._db.execute(
+            f"SELECT * FROM jobs WHERE state IN ({marks}) AND owner = ? ORDER BY id", (*UNFINISHED, _me())
+        )
+        return self._intact_jobs(rows)
+
+    @_guarded
     def jobs(self, limit: int = 50) -> list[Job]:
         rows = self._db.execute("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (limit,))
         return self._intact_jobs(rows)
@@ -583,12 +598,40 @@ class Journal:
 
     @_guarded
     def find_split(self, fingerprint: str) -> Split | None:
-        """The latest split job for these inputs and settings that has not failed."""
+        """The latest split job for these inputs and settings that has not failed (nor been
+        closed unpaid)."""
         row = self._db.execute(
-            "SELECT * FROM splits WHERE fingerprint = ? AND state != 'failed' ORDER BY id DESC LIMIT 1",
+            "SELECT * FROM splits WHERE fingerprint = ? AND state NOT IN ('failed', 'canceled') "
+            "ORDER BY id DESC LIMIT 1",
             (fingerprint,),
         ).fetchone()
         return self._parse_split(row) if row is not None else None
+
+    @_guarded
+    def split_sent_before(self, fingerprint: str, *, any_state: bool = False) -> Split | None:
+        """The latest split for these inputs and settings that was sent (running, joined or
+        failed: its parts may be paid for), not one closed before anything was submitted
+        (``any_state``: that one too)."""
+        skipped = "" if any_state else "canceled"
+        row = self._db.execute(
+            "SELECT * FROM splits WHERE fingerprint = ? AND state != ? ORDER BY id DESC LIMIT 1",
+            (fingerprint, skipped),
+        ).fetchone()
+        return self._parse_split(row) if row is not None else None
+
+    @_guarded
+    def splits_holding(self, job_ids: Iterable[int]) -> list[Split]:
+        """The splits (in any state) one of whose parts is one of these jobs, in order."""
+        wanted = set(job_ids)
+        found = []
+        for row in self._db.execute("SELECT * FROM splits ORDER BY id"):
+            try:
+                split = self._parse_split(row)
+            except DamagedRow:
+                continue  # named by damaged()
+            if wanted & {i for i in split.job_ids if i is not None}:
+                found.append(split)
+        return found
 
     @_guarded
     def update_split(self, split_id: int, **fields: Any) -> Split:

@@ -54,6 +54,7 @@ from ._split import (
     record_split,
     send_parts,
     split_fingerprint,
+    stop_split,
     voice_track_ahead,
 )
 
@@ -440,16 +441,24 @@ def _prepare_and_retalk(
         aligned = dry_run and fix and options.align != "service"
         # A job these very inputs already made (sent with --accept, open or done) is not
         # gated again: it is taken up or reported as before, never paid for twice.
-        known = (
-            journal is not None
-            and client is not None
-            and not dry_run
-            and journal.sent_before(inputs, params, client.base_url) is not None
-        )
+        # A split of these inputs and settings counts the same way: a failed one run again
+        # pays only for the parts that did not make it (its paid parts are taken up).
+        known = journaled = False
+        if journal is not None and client is not None and not dry_run:
+            known = journal.sent_before(inputs, params, client.base_url) is not None or (
+                fingerprint is not None and journal.split_sent_before(fingerprint) is not None
+            )
+            journaled = known or (
+                journal.sent_before(inputs, params, client.base_url, any_state=True) is not None
+                or (
+                    fingerprint is not None
+                    and journal.split_sent_before(fingerprint, any_state=True) is not None
+                )
+            )
         if not force and not known:
             result.gated = gate.gating(_to_send(result, aligned), extend_video=extend_video)
         if result.gated:
-            result.error = _gated_text(result.gated, result, gate)
+            result.error = _gated_text(result.gated, result, gate, offer_force=not journaled)
         _tell(on_checked, result)
         return bool(result.gated)
 
@@ -596,8 +605,10 @@ def _to_send(result: PipelineResult, aligned: bool) -> list[Finding]:
     return [f for f in found if not (aligned and f.code == "Pair.SpeechCut")]
 
 
-def _gated_text(gated: list[Finding], result: PipelineResult, gates: Gates) -> str:
-    """Why the job stopped, what sending it would cost, and how to send it anyway."""
+def _gated_text(gated: list[Finding], result: PipelineResult, gates: Gates, offer_force: bool = True) -> str:
+    """Why the job stopped, what sending it would cost, and how to send it anyway
+    (``offer_force``: False when the journal holds a job or split for these inputs: --force
+    would start new jobs, paying again for parts already paid)."""
     reasons = "; ".join(f"{f.code} ({f.message.rstrip('.')})" for f in gated)
     if result.expected_s is not None and result.cost_cny is not None:
         cost = f"about {result.cost_cny:.2f} CNY ({result.expected_s:.2f} s billed)"
@@ -611,8 +622,9 @@ def _gated_text(gated: list[Finding], result: PipelineResult, gates: Gates) -> s
     )
     return (
         f"stopped before sending, nothing uploaded or paid: {reasons}. Sent as it is, the job "
-        f"would cost {cost} for a result you would not want. To send it anyway: {passes}, or "
-        f"--force (passes every gate); settings: [prep] gate{threshold}"
+        f"would cost {cost} for a result you would not want. To send it anyway: {passes}"
+        + (", or --force (passes every gate)" if offer_force else "")
+        + f"; settings: [prep] gate{threshold}"
     )
 
 
@@ -724,21 +736,30 @@ def _split_and_send(
     if problems:
         result.error = "a part would be rejected: " + "; ".join(problems)
         return result
-    split = record_split(
-        journal,
-        fingerprint,
-        output,
-        plan,
-        files,
-        video=inputs["video"],
-        voice=inputs["audio"],
-        ref=inputs.get("ref"),
-        params=params,
-        base_url=client.base_url,
-        preset=options.preset,
-        crf=options.crf,
-        force=force,
-    )
+    try:
+        split = record_split(
+            journal,
+            fingerprint,
+            output,
+            plan,
+            files,
+            video=inputs["video"],
+            voice=inputs["audio"],
+            ref=inputs.get("ref"),
+            params=params,
+            base_url=client.base_url,
+            preset=options.preset,
+            crf=options.crf,
+            force=force,
+        )
+    except BaseException as exc:
+        # Ctrl-C (or a stopped batch) while its parts were being written down: closed, as
+        # nothing of it was sent.
+        if not isinstance(exc, Exception):
+            found = journal.find_split(fingerprint)
+            if found is not None and found.state == "running":
+                stop_split(journal, found.id)
+        raise
     return _send_split(client, journal, split.id, result, stages, events, on_part)
 
 
@@ -755,8 +776,16 @@ def _send_split(
     result.split_id = split.id
     stages.start("send the parts")
     # The joined result's sound is encoded while the parts are away.
-    with voice_track_ahead(split):
-        result.parts = send_parts(client, journal, split, events=events, on_part=on_part)
+    try:
+        with voice_track_ahead(split):
+            result.parts = send_parts(client, journal, split, events=events, on_part=on_part)
+    except BaseException as exc:
+        if not isinstance(exc, Exception):
+            # Ctrl-C, a stopped batch: closed with all its parts if none was ever submitted
+            # (else `retalk resume` would pay for parts of a split that cannot be joined);
+            # kept whole for `retalk resume` once one was.
+            stop_split(journal, split.id)
+        raise
     tasks = ", ".join(p.job.task_id or "?" for p in result.parts)
     stages.done("upload, submit, wait, download", f"{len(result.parts)} tasks: {tasks}")
     stages.start("join")

@@ -180,6 +180,57 @@ def intact(split: Split) -> bool:
         return False
 
 
+#: A part in one of these states was submitted, or may have been: it may be paid for.
+SUBMITTED = ("submitting", "submitted", "downloaded", "expired", "protocol-error", "forgotten")
+
+
+@dataclass(frozen=True)
+class SplitStop:
+    """What an interrupted split became (``stop_split``)."""
+
+    split: Split
+    #: Its parts submitted (or maybe submitted), in this run or an earlier one.
+    paid: list[Job]
+    #: Its parts never submitted: closed with the split when nothing was paid, else left
+    #: open for ``retalk resume``.
+    unsent: list[Job]
+
+    @property
+    def closed(self) -> bool:
+        return self.split.state == "canceled"
+
+
+def stop_split(journal: Journal, split_id: int) -> SplitStop:
+    """After Ctrl-C (or a stopped batch): a split none of whose parts was ever submitted, in
+    this run or an earlier one, is closed with all its unsent parts (``canceled``: neither
+    ``resume`` nor ``finish_splits`` sends them; the same command starts afresh). Once any
+    part was submitted, nothing is closed: a canceled part would fail the split and waste
+    the paid ones; ``retalk resume`` sends the rest and joins."""
+    split = journal.split(split_id)
+    parts = [journal.job(i) for i in split.job_ids if i is not None]
+    paid = [job for job in parts if job.state in SUBMITTED]
+    # Closed already (by the pipeline, before the caller looks): its parts closed with it.
+    closed = ("canceled",) if split.state == "canceled" else ()
+    unsent = [job for job in parts if job.state in ("new", "uploaded", *closed)]
+    if split.state != "running" or paid:
+        return SplitStop(split, paid, unsent)
+    reason = "interrupted before any part was submitted (nothing paid; run the same command to send it)"
+    for job in unsent:
+        journal.update(job.id, state="canceled", error=reason)
+    split = journal.update_split(split.id, state="canceled", error=reason)
+    return SplitStop(split, paid, [journal.job(job.id) for job in unsent])
+
+
+def paid_parts(journal: Journal, job: Job) -> list[Job]:
+    """The parts submitted (in any run) of the running splits ``job`` is a part of."""
+    found: list[Job] = []
+    for split in journal.splits_holding([job.id]):
+        if split.state == "running":
+            parts = (journal.job(i) for i in split.job_ids if i is not None)
+            found += [part for part in parts if part.state in SUBMITTED]
+    return found
+
+
 class PartFailed(RetalkError):
     """A part's task failed or was canceled: the split stops (running the command again
     tries that part anew, and pays for it again)."""

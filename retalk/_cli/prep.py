@@ -34,9 +34,10 @@ from .._emulator import Emulator, Faults
 from .._exceptions import ConfigError, RetalkError, redact
 from .._gates import DEFAULT_GATE, DEFAULT_SPEECH_CUT_S, Gates
 from .._jobs import Events
-from .._journal import UNFINISHED, Job, Journal, default_path
+from .._journal import Job, Journal, default_path
 from .._output_path import JoinBlocked, OutputUnusable
 from .._pipeline import PipelineResult, only_copied, prepare_and_retalk
+from .._split import stop_split
 from .display import events_of, live_display, plain_console
 from .main import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_USAGE, _status_for
 from .tasks import EXTEND_HELP, _download_options, _download_policy
@@ -471,28 +472,66 @@ def _noting(seen: list[int], events: Events) -> Callable[[Job, str], None]:
 
 
 def _close_unpaid(journal: Journal, seen: list[int], emulated: bool) -> str:
-    """After Ctrl-C: jobs never submitted are closed (`retalk resume` would pay for them);
-    once anything was submitted, they are all kept (a split's paid parts need the rest)."""
-    jobs = [journal.job(number) for number in seen]
+    """After Ctrl-C: jobs never submitted are closed (`retalk resume` would pay for them),
+    and so is a split none of whose parts was ever submitted, with all its parts; a job
+    submitted, or caught mid-submit, is kept, and so is every part of a split one of whose
+    parts was submitted (in this run or an earlier one: the rest are needed to join it)."""
     again = "run the same command again" + ("" if emulated else " (or `retalk resume`)")
-    paid = [job for job in jobs if job.state not in ("new", "uploaded", "canceled", "failed")]
+    # The jobs this run took a step of, and those it started or took up without one yet:
+    # a split's later parts, a job caught mid-submit whose task is being looked for.
+    ids = list(dict.fromkeys([*seen, *(job.id for job in journal.owned())]))
+    said: list[str] = []
+    handled: set[int] = set()
+    for split in journal.splits_holding(ids):
+        if split.state not in ("running", "canceled"):
+            continue  # an earlier split that shares a part: not this run's
+        stop = stop_split(journal, split.id)
+        handled |= {i for i in split.job_ids if i is not None}
+        unsent = ", ".join(f"job {j.id}" for j in stop.unsent)
+        if stop.closed:
+            said.append(
+                f"interrupted before anything was paid for (split {split.id} closed with its parts: "
+                f"{unsent or 'none'}, nothing submitted); run the same command again to send it"
+            )
+        elif stop.paid:
+            named = ", ".join(_named(j) for j in stop.paid)
+            said.append(
+                f"interrupted after {named} of split {split.id} was submitted and paid for (in this "
+                f"run or before); its other parts ({unsent or 'none unsent'}) are kept: {again} to "
+                "send them and join the whole"
+            )
+    jobs = [journal.job(number) for number in ids if number not in handled]
+    paid = [job for job in jobs if job.state not in ("new", "uploaded", "submitting", "canceled", "failed")]
     if paid:
-        named = ", ".join(f"job {j.id}" + (f" (task {j.task_id})" if j.task_id else "") for j in paid)
-        return f"interrupted after {named} was submitted and paid for; {again} to finish it"
+        named = ", ".join(_named(j) for j in paid)
+        said.append(f"interrupted after {named} was submitted and paid for; {again} to finish it")
     for job in jobs:
-        if job.state in UNFINISHED:
+        if job.state == "submitting":
+            # Its submit may have reached the service: resume looks for its task.
+            kept = "`retalk resume`" if not emulated else "the same command run again"
+            said.append(
+                f"interrupted while job {job.id} was being submitted: it may have been paid; kept for {kept}"
+            )
+    unpaid = [job for job in jobs if job.state in ("new", "uploaded")]
+    if unpaid and not paid and not any(j.state == "submitting" for j in jobs):
+        for job in unpaid:
             journal.update(
                 job.id,
                 state="canceled",
                 error="interrupted before it was submitted (nothing paid; run the same command to send it)",
             )
-    closed = ", ".join(f"job {j.id}" for j in jobs)
-    return (
-        f"interrupted before anything was paid for ({closed} closed, nothing submitted); "
-        "run the same command again to send it"
-        if jobs
-        else "interrupted before anything was sent or paid for"
-    )
+        closed = ", ".join(f"job {j.id}" for j in unpaid)
+        said.append(
+            f"interrupted before anything was paid for ({closed} closed, nothing submitted); "
+            "run the same command again to send it"
+        )
+    return "; ".join(said) or "interrupted before anything was sent or paid for"
+
+
+def _named(job: Job) -> str:
+    if job.state == "submitting":
+        return f"job {job.id} (caught mid-submit: it may have been paid)"
+    return f"job {job.id}" + (f" (task {job.task_id})" if job.task_id else "")
 
 
 def _row_checked(err: Console) -> Callable[[BatchJob, PipelineResult], None]:

@@ -21,7 +21,10 @@ from typing import IO, Any
 import numpy as np
 import pytest
 
+from retalk._batch import BatchJob, BatchOutcome, read_batch, run_batch
+from retalk._cli.main import main as retalk_main
 from retalk._cli.prep import main
+from retalk._client import Client
 from retalk._emulator import Emulator, Faults
 from retalk._journal import Journal
 from tests.conftest import ROOT, SAMPLE
@@ -432,3 +435,48 @@ def test_ctrl_c_in_a_single_run_after_its_submit_keeps_the_job_for_resume(
     assert f"(task {task}) was submitted and paid for" in said and "retalk resume" in said, said
     with Journal(journal) as opened:
         assert [j.state for j in opened.unfinished()] == ["submitted"]
+
+
+@pytest.mark.parametrize("slow", [0.2], indirect=True)
+def test_a_stopped_batch_keeps_a_split_whose_part_an_earlier_run_paid_for_resume(
+    slow: Emulator, media: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 130 s: two parts. Frames are numbers, not a face: that gate passed, as a user would.
+    voice = media.write_audio(
+        tmp_path / "long voice.wav", signal=media.voice_like(130.0, 44100), sample_rate=44100
+    )
+    video = media.write_video(
+        tmp_path / "long.mp4", width=640, height=640, fps=25, duration=130.0, counter=True, gop=25,
+        audio=False,
+    )  # fmt: skip
+    jobs = read_batch(batch_of(tmp_path, [f"{video},{voice},,dubbed.mp4,--split"]), accept=("Face.NotFound",))
+    journal = tmp_path / "j.sqlite"
+
+    def stopped_at(words: str) -> BatchOutcome:
+        """The batch run in this process, stopped (as by Ctrl-C) once a row says ``words``."""
+        stop = threading.Event()
+
+        def line(job: BatchJob, text: str) -> None:
+            if words in text:
+                stop.set()
+
+        (outcome,) = run_batch(
+            jobs, lambda: Client(EMULATED_KEY, base_url=slow.base_url), journal, stop=stop, on_line=line
+        )
+        return outcome
+
+    # Stopped once the first part is submitted (paid), before the second is sent.
+    assert stopped_at("part 2/2: queued").status == "left"
+    with Journal(journal) as opened:
+        assert [job.state for job in reversed(opened.jobs())] == ["submitted", "new"]
+    # Run again and stopped again before the second part is sent: this run paid nothing,
+    # the earlier one did. The part is kept for resume, not closed.
+    again = stopped_at("part 1/2")
+    assert again.status == "left" and "resume" in again.detail, again.detail
+    with Journal(journal) as opened:
+        assert "canceled" not in [job.state for job in opened.jobs()]
+    assert submits(slow) == 1
+    # `retalk resume` (in this process: its jobs are this process's) sends the rest and joins.
+    monkeypatch.setenv("DASHSCOPE_API_KEY", EMULATED_KEY)
+    assert retalk_main(["resume", "--base-url", slow.base_url, "--journal", str(journal)]) == 0
+    assert (tmp_path / "dubbed.mp4").exists() and submits(slow) == 2

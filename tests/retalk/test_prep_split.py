@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,9 @@ import pytest
 
 from retalk._cli.main import main as retalk_main
 from retalk._cli.prep import main
+from retalk._client import Client
 from retalk._emulator import Emulator, Faults
+from retalk._journal import Journal
 from tests.conftest import ROOT, make_fixtures
 
 KEY = "sk-emulated-split-0123456789"
@@ -255,3 +258,206 @@ def test_a_missing_input_with_split_is_a_clear_usage_error(
     err = capsys.readouterr().err
     assert status == 2
     assert "gone.mp4: cannot read it" in err and "Traceback" not in err
+
+
+def ctrl_c_on(monkeypatch: pytest.MonkeyPatch, method: str, call: int) -> None:
+    """``Client.<method>`` stopped by Ctrl-C at its ``call``-th call (1: the first), as the
+    user pressing it while that request is on its way; the other calls go through."""
+    real = getattr(Client, method)
+    calls = [0]
+
+    def stopped(self: Client, *args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == call:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Client, method, stopped)
+
+
+def split_command(long_pair: tuple[Path, Path], service: Emulator, tmp_path: Path) -> list[str]:
+    video, audio = long_pair
+    return [
+        str(video), str(audio), "-o", str(tmp_path / "dubbed.mp4"), "--split", "--no-fix",
+        "--base-url", service.base_url, "--journal", str(tmp_path / "journal.sqlite"),
+    ]  # fmt: skip
+
+
+def resume_all(service: Emulator, tmp_path: Path) -> int:
+    return retalk_main(
+        ["resume", "--base-url", service.base_url, "--journal", str(tmp_path / "journal.sqlite")]
+    )
+
+
+def test_ctrl_c_before_a_split_pays_closes_every_part_so_resume_pays_nothing_and_a_rerun_works(
+    service: Emulator,
+    long_pair: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
+    service.faults.task_seconds = 0.2
+    command = split_command(long_pair, service, tmp_path)
+    with monkeypatch.context() as patched:
+        ctrl_c_on(patched, "upload", 1)  # the first part's video, on its way
+        status, _ = run(*command)
+    said = capsys.readouterr().err
+    assert status == 130, said
+    assert "nothing submitted" in said and "Traceback" not in said, said
+    with Journal(tmp_path / "journal.sqlite") as journal:
+        states = [job.state for job in journal.jobs()]
+        parts = ", ".join(f"job {job.id}" for job in reversed(journal.jobs()))
+        assert f"split 1 closed with its parts: {parts}" in said, said
+        # Every part closed with the split, not only the one that was uploading.
+        assert len(states) >= 2 and set(states) == {"canceled"}, states
+        assert journal.unfinished() == [] and journal.running_splits() == []
+    # `retalk resume` sends (pays for) nothing of it...
+    resume_all(service, tmp_path)
+    assert service.submissions == 0
+    # ...and the same command, run again, starts afresh and is done on the first try.
+    status, result = run(*command)
+    assert status == 0, result.get("error")
+    assert service.submissions == len(result["split"]["parts"]) == len(states)
+    assert (tmp_path / "dubbed.mp4").exists()
+
+
+def test_ctrl_c_after_an_earlier_run_paid_a_part_keeps_the_rest_for_resume(
+    service: Emulator,
+    long_pair: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
+    service.faults.task_seconds = 0.2
+    command = split_command(long_pair, service, tmp_path)
+    with monkeypatch.context() as patched:
+        ctrl_c_on(patched, "upload", 3)  # part 1's two files are sent and it is submitted
+        assert run(*command)[0] == 130
+    assert [state for state, _ in part_jobs(tmp_path / "journal.sqlite")][:2] == ["submitted", "new"]
+    capsys.readouterr()
+    # Run again, and stopped again before the next part is paid: this run paid nothing, the
+    # earlier one did.
+    with monkeypatch.context() as patched:
+        ctrl_c_on(patched, "upload", 1)
+        assert run(*command)[0] == 130
+    said = capsys.readouterr().err
+    states = [state for state, _ in part_jobs(tmp_path / "journal.sqlite")]
+    assert "canceled" not in states, (states, said)
+    assert "paid for" in said and "kept" in said and "retalk resume" in said, said
+    assert service.submissions == 1
+    # `retalk resume` sends the part left and joins the whole: nothing paid is wasted.
+    assert resume_all(service, tmp_path) == 0
+    assert (tmp_path / "dubbed.mp4").exists() and service.submissions == len(states)
+
+
+def test_ctrl_c_while_a_job_caught_mid_submit_is_looked_for_says_it_may_be_paid(
+    service: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
+    video = make_fixtures.write_video(
+        tmp_path / "clip.mp4", width=640, height=640, fps=FPS, duration=3.0, counter=True, audio=False
+    )
+    voice = make_fixtures.write_audio(
+        tmp_path / "voice.wav", signal=make_fixtures.voice_like(3.0, RATE), sample_rate=RATE
+    )
+    command = [
+        str(video), str(voice), "-o", str(tmp_path / "out.mp4"), "--no-fix",
+        "--base-url", service.base_url, "--journal", str(tmp_path / "journal.sqlite"),
+    ]  # fmt: skip
+    with monkeypatch.context() as patched:
+        ctrl_c_on(patched, "submit", 1)  # the submit is on its way: it may make a task
+        assert run(*command)[0] == 130
+    assert [state for state, _ in part_jobs(tmp_path / "journal.sqlite")] == ["submitting"]
+    capsys.readouterr()
+    # The same command takes the job up and looks for its task: Ctrl-C while it looks.
+    with monkeypatch.context() as patched:
+        ctrl_c_on(patched, "list", 1)
+        assert run(*command)[0] == 130
+    said = capsys.readouterr().err
+    assert "before anything was sent or paid for" not in said, said
+    assert "may have been paid; kept for `retalk resume`" in said, said
+    assert [state for state, _ in part_jobs(tmp_path / "journal.sqlite")] == ["submitting"]
+
+
+def test_a_failed_split_run_again_is_not_gated_again_nor_paid_twice(
+    service: Emulator,
+    long_pair: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
+    command = split_command(long_pair, service, tmp_path)
+    journal = tmp_path / "journal.sqlite"
+
+    def fail_the_second_part() -> None:
+        # Once the first part is paid and downloaded, the running second part fails.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with contextlib.suppress(sqlite3.Error):
+                if journal.exists() and [s for s, _ in part_jobs(journal)][:1] == ["downloaded"]:
+                    service.faults.fail_tasks = True
+                    return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=fail_the_second_part)
+    watcher.start()
+    status, _ = run(*command)
+    watcher.join()
+    said = capsys.readouterr().err
+    assert status == 1 and "part 2 of split" in said, said
+    assert [s for s, _ in part_jobs(journal)][:2] == ["downloaded", "failed"]
+    paid = service.submissions
+    service.faults.fail_tasks = False
+    service.faults.task_seconds = 0.2
+    # Run again as the user would, without repeating --accept: the split was sent with it.
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        status = main([*command, "--format", "json"])
+    result = json.loads(buffer.getvalue())
+    assert status == 0, result.get("error")
+    assert "--force" not in str(result.get("error"))
+    # Only the failed part is paid again; the paid one is taken up, not sent anew.
+    assert service.submissions == paid + 1 and (tmp_path / "dubbed.mp4").exists()
+
+
+def test_a_gate_never_offers_force_for_inputs_the_journal_holds(
+    service: Emulator,
+    long_pair: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
+    command = split_command(long_pair, service, tmp_path)
+    with monkeypatch.context() as patched:
+        ctrl_c_on(patched, "upload", 1)
+        assert run(*command)[0] == 130  # the split is closed, nothing paid
+    # Gated again (nothing of it was sent), offered only what passes the finding.
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        status = main([*command, "--format", "json"])
+    error = str(json.loads(buffer.getvalue()).get("error"))
+    assert status == 1 and "--accept Face.NotFound" in error, error
+    assert "--force" not in error, error
+
+
+def test_resume_never_sends_a_part_of_a_split_that_is_not_running(
+    service: Emulator, long_pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
+    service.faults.task_seconds = 0.2
+    command = split_command(long_pair, service, tmp_path)
+    with monkeypatch.context() as patched:
+        ctrl_c_on(patched, "upload", 3)  # part 1 submitted, part 2 not yet
+        assert run(*command)[0] == 130
+    with Journal(tmp_path / "journal.sqlite") as journal:
+        (split,) = journal.running_splits()
+        # Ended meanwhile (superseded by a job for the same output, say): it is never joined.
+        journal.update_split(split.id, state="failed", error="superseded by a later job for the same output")
+    resume_all(service, tmp_path)
+    # The paid part is fetched; the unsent one is not paid for a split that cannot be joined.
+    assert service.submissions == 1
+    assert [s for s, _ in part_jobs(tmp_path / "journal.sqlite")][:2] == ["downloaded", "new"]
