@@ -174,8 +174,9 @@ def test_resume_with_service_work_still_names_the_emulator_jobs_it_leaves(
     retalk, service: Emulator, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     status, out, err = retalk(
-        "submit", str(SAMPLE / "talking_head.mp4"), str(SAMPLE / "voice.wav"), "--no-wait"
-    )
+        "submit", str(SAMPLE / "talking_head.mp4"), str(SAMPLE / "voice.wav"), "--no-wait",
+        "-o", str(tmp_path / "result.mp4"),
+    )  # fmt: skip
     assert status == 0, err
     with Journal(tmp_path / "journal.sqlite") as journal:
         journal.start(
@@ -187,7 +188,7 @@ def test_resume_with_service_work_still_names_the_emulator_jobs_it_leaves(
     status, out, err = retalk("resume", "--format", "json")
     assert status == 0, err
     document = json.loads(out)
-    assert len(document["finished"]) == 1
+    assert len(document["finished"]) == 1 and (tmp_path / "result.mp4").stat().st_size > 0
     assert document["elsewhere"] == [
         "1 emulator job(s): run the same prep-and-retalk --emulator command to finish them"
     ]
