@@ -9,7 +9,7 @@ import re
 import stat
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +35,9 @@ _PART_NAME = r"[a-z0-9_]{8}\.part"
 
 
 @contextmanager
-def atomic_output(final: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_output(
+    final: str | os.PathLike[str], before_publish: Callable[[Path], None] | None = None
+) -> Iterator[Path]:
     """Yield a hidden temporary path beside ``final``; rename it to ``final`` when the
     block completes, delete it when the block fails or is interrupted.
 
@@ -43,6 +45,7 @@ def atomic_output(final: str | os.PathLike[str]) -> Iterator[Path]:
     and a user who finds one after a power cut knows what it is. It is locked while it is
     written, so that the next output to the same name can tell a part that a killed run
     left (removed first) from one another run is writing (left alone).
+    ``before_publish(path)`` is called with the whole file just before it takes its name.
     """
     target = Path(final)
     # Short enough that a name at the file system's 255-byte limit still gets one.
@@ -58,6 +61,8 @@ def atomic_output(final: str | os.PathLike[str]) -> Iterator[Path]:
         # On disk before it has its name: a power cut leaves the old state or the new one.
         with open(temporary, "rb") as written:
             os.fsync(written.fileno())
+        if before_publish is not None:
+            before_publish(temporary)
         os.replace(temporary, target)  # named while still locked: never taken for an orphan
     except BaseException:
         with suppress(FileNotFoundError):

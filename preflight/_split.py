@@ -753,23 +753,30 @@ def join_parts(
     crf: int = 18,
     on_progress: Progress | None = None,
     voice_track: str | os.PathLike[str] | None = None,
+    before_publish: Callable[[Path], None] | None = None,
 ) -> JoinReport:
     """Join the lip-synced parts into ``output`` (MP4): each part's picture from the frame
     it was cut at, under ``audio`` (the whole voice that was sent) encoded once, or under
     ``voice_track`` when given (``encode_voice``'s output for this plan, made while the
-    parts were away)."""
+    parts were away). ``before_publish(path)`` sees the whole joined file just before it
+    takes its name."""
     if len(results) != len(plan.parts):
         raise SplitError(f"{len(results)} results for {len(plan.parts)} parts")
     described = [_describe(os.fspath(r)) for r in results]
     reason = _why_not_copy(described, plan)
     track = os.fspath(voice_track) if voice_track is not None else None
+
+    def joined(notes: list[str] | None) -> JoinReport:
+        return _join(
+            described, os.fspath(audio), track, plan, output, notes, preset, crf, on_progress, before_publish
+        )
+
     if reason is None:
         try:
-            return _join(described, os.fspath(audio), track, plan, output, None, preset, crf, on_progress)
+            return joined(None)
         except _CopyFailed as exc:  # nothing is left of the attempt (an atomic output)
             reason = str(exc)
-    notes = [f"the results were joined by encoding: {reason}"]
-    return _join(described, os.fspath(audio), track, plan, output, notes, preset, crf, on_progress)
+    return joined([f"the results were joined by encoding: {reason}"])
 
 
 class _CopyFailed(SplitError):
@@ -786,13 +793,14 @@ def _join(
     preset: str,
     crf: int,
     on_progress: Progress | None,
+    before_publish: Callable[[Path], None] | None = None,
 ) -> JoinReport:
     """Copy the results' packets (``notes`` None), or encode them (``notes`` collects what
     was done to them)."""
     voice_s = plan.length_s
     with (
         av.open(local_file(described[0].path)) as template,
-        atomic_output(output) as temporary,
+        atomic_output(output, before_publish) as temporary,
         _open_mp4(temporary) as out,
     ):
         counted = [0]

@@ -376,6 +376,7 @@ class AsyncClient:
         on_progress: Progress | None = None,
         *,
         policy: DownloadPolicy | None = None,
+        before_publish: Callable[[Path], None] | None = None,
     ) -> Path:
         bounds = policy or self._downloads
         target = _download_target(url, path)
@@ -420,6 +421,8 @@ class AsyncClient:
                     raise DownloadError(f"got {have} of {total} bytes ({reason})")
                 out.flush()
                 os.fsync(out.fileno())
+                if before_publish is not None:
+                    before_publish(partial)  # the whole file, before it takes its name
                 _publish(partial, target)  # while still open and locked
         except OSError as exc:
             partial.unlink(missing_ok=True)

@@ -846,11 +846,13 @@ class Client:
         on_progress: Progress | None = None,
         *,
         policy: DownloadPolicy | None = None,
+        before_publish: Callable[[Path], None] | None = None,
     ) -> Path:
         """Stream the result to ``path``: written under a temporary name, resumed with
         ``Range`` when the connection drops, checked against ``Content-Length``, then renamed.
         Bounded by ``policy`` (the client's ``download_policy`` by default): its size, a
-        deadline, a stall timeout and the redirects followed."""
+        deadline, a stall timeout and the redirects followed. ``before_publish(path)`` is
+        called with the whole file under its temporary name just before the rename."""
         bounds = policy or self._downloads
         target = _download_target(url, path)
         try:
@@ -894,6 +896,8 @@ class Client:
                     raise DownloadError(f"got {have} of {total} bytes ({reason})")
                 out.flush()
                 os.fsync(out.fileno())
+                if before_publish is not None:
+                    before_publish(partial)  # the whole file, before it takes its name
                 # Named while still open (and locked): no other run takes it for an orphan.
                 _publish(partial, target)
         except OSError as exc:

@@ -304,7 +304,7 @@ def _finish(
         journal.update(job.id, error=f"the output {output} {problem}")
         raise OutputUnusable(job.id, task.task_id, output, problem)
     try:
-        task = _download(client, task, output, events)
+        task = _download(client, journal, task, output, events)
     except ResultExpired as exc:
         # Paid for and gone: recorded as such, so that resume stops asking and the same
         # inputs again ask for --force. Never sent again from here.
@@ -335,22 +335,26 @@ def _past_result_ttl(client: Client, task: Task) -> bool:
     return time.time() + (client.clock_offset or 0.0) >= ended + limits.RESULT_URL_TTL_S
 
 
-def _download(client: Client, task: Task, output: str, events: Events | None) -> Task:
+def _download(client: Client, journal: Journal, task: Task, output: str, events: Events | None) -> Task:
     """The result into ``output``; a URL that no longer works is asked for again once (the
     service may give a fresh one) before the result is taken as expired, and taken as such
     only once its life is over by the service's clock: refused earlier (a proxy refusing
     the host, a CDN hiccup), it is a ``DownloadError`` that leaves the job for resume."""
     assert task.video_url is not None
     progress = events.on_download if events else None
+
+    def recorded(finished: Path) -> None:  # a kill after the rename still finds it ours
+        journal.record_result(output, finished)
+
     try:
-        client.download(task.video_url, output, on_progress=progress)
+        client.download(task.video_url, output, on_progress=progress, before_publish=recorded)
         return task
     except ResultExpired as first:
         refusal = first
     again = client.get(task.task_id)
     if again.succeeded and again.video_url:
         try:
-            client.download(again.video_url, output, on_progress=progress)
+            client.download(again.video_url, output, on_progress=progress, before_publish=recorded)
             return again
         except ResultExpired as second:
             refusal = second

@@ -92,6 +92,11 @@ CREATE TABLE IF NOT EXISTS made (
     sources TEXT NOT NULL,         -- JSON: {"video": sha256, "audio": ..., "ref": ...} of the originals
     updated REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS results (
+    output TEXT PRIMARY KEY,       -- a result file about to take this name (absolute path)
+    sha256 TEXT NOT NULL,          -- its content, recorded before the rename
+    updated REAL NOT NULL
+);
 """
 
 #: States of a job sent in parts: its parts are being sent; joined into its output; a
@@ -662,6 +667,18 @@ class Journal:
             )
 
     @_guarded
+    def record_result(self, output: str, finished: str | os.PathLike[str]) -> None:
+        """``finished`` (a whole result under its temporary name) is about to be renamed to
+        ``output``: recorded first, so that a run killed between the rename and marking its
+        job done finds the file it wrote, not one to refuse replacing."""
+        digest = sha256_of(finished)
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO results (output, sha256, updated) VALUES (?, ?, ?)",
+                (os.path.abspath(output), digest, time.time()),
+            )
+
+    @_guarded
     def made_from(self, output: str) -> dict[str, str] | None:
         """The originals' SHA-256s ``output`` was made from, or None when not recorded (or
         the record cannot be read)."""
@@ -680,8 +697,10 @@ class Journal:
 
     @_guarded
     def knows_output(self, output: str) -> bool:
-        """``output`` is a result this journal wrote: a made result, a downloaded job's or a
-        joined split's (an existing file there may be replaced by the same job's result)."""
+        """``output`` is a result this journal wrote: a made result, a downloaded job's, a
+        joined split's, or a result renamed into place by a run killed before it recorded
+        so (the same bytes as recorded): an existing file there may be replaced by the same
+        job's result."""
         path = os.path.abspath(output)
         for query in (
             "SELECT 1 FROM made WHERE output = ?",
@@ -690,7 +709,15 @@ class Journal:
         ):
             if self._db.execute(query, (path,)).fetchone() is not None:
                 return True
-        return False
+        row = self._db.execute("SELECT sha256 FROM results WHERE output = ?", (path,)).fetchone()
+        if row is None or not os.path.isfile(path):
+            return False
+        # A result written and then killed before its job was marked done: known only
+        # while the file is byte for byte the one written (never a file put there since).
+        try:
+            return bool(sha256_of(path) == row[0])
+        except OSError:
+            return False
 
     # ------------------------------------------------------------------ uploads
     @_guarded

@@ -396,6 +396,8 @@ def join_split(
         crf=int(split.plan.get("crf", 18)),
         on_progress=on_progress,
         voice_track=track if os.path.exists(track) else None,
+        # A kill after the rename leaves a file the next run knows as this split's own.
+        before_publish=lambda joined: journal.record_result(split.output, joined),
     )
     journal.update_split(split.id, state="joined", error=None)
     return report

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -612,6 +613,40 @@ def test_prep_and_retalk_killed_at_any_stage_is_finished_by_running_it_again_pai
     job = only_job(tmp_path / "j.sqlite")
     assert job.state == "downloaded" and job.task_id == report["task_id"]
     assert not list(tmp_path.rglob("*.part"))  # a part a kill left is removed by the next run
+
+
+def back_to_before_it_was_recorded(journal_file: Path, job_id: int) -> None:
+    """The journal as a kill leaves it in the instant after the result took its name and
+    before its job was marked downloaded (or the output recorded as made)."""
+    with Journal(journal_file) as journal:
+        journal.update(job_id, state="submitted")
+    with sqlite3.connect(journal_file) as db:
+        db.execute("DELETE FROM made")
+    db.close()
+
+
+def test_a_run_killed_just_after_its_result_took_its_name_is_finished_by_the_same_command(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # The window the stage kills above hit only by chance: the same command again knows the
+    # file as this job's own (its bytes were recorded before the rename) and finishes, paid
+    # once; a file of the user's put there instead is still never replaced.
+    out, journal_file = tmp_path / "out.mp4", tmp_path / "j.sqlite"
+    command = prep(VIDEO, VOICE, "-o", str(out), "--journal", str(journal_file))
+    env = cli_env(emulator.base_url, tmp_path / "unused.sqlite")
+    assert run(command, env).returncode == 0
+    back_to_before_it_was_recorded(journal_file, only_job(journal_file).id)
+
+    done = run(command, env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ok"] and emulator.submissions == 1
+    assert only_job(journal_file).state == "downloaded"
+
+    back_to_before_it_was_recorded(journal_file, only_job(journal_file).id)
+    out.write_bytes(b"the user's own take")
+    refused = run(command, env)
+    assert refused.returncode == 2 and "--overwrite" in said(refused)
+    assert out.read_bytes() == b"the user's own take" and emulator.submissions == 1
 
 
 # --------------------------------------------------------------------------- 6. resume and a re-run at once

@@ -461,3 +461,23 @@ def test_resume_never_sends_a_part_of_a_split_that_is_not_running(
     # The paid part is fetched; the unsent one is not paid for a split that cannot be joined.
     assert service.submissions == 1
     assert [s for s, _ in part_jobs(tmp_path / "journal.sqlite")][:2] == ["downloaded", "new"]
+
+
+def test_a_split_killed_just_after_its_joined_result_took_its_name_is_finished_by_the_same_command(
+    service: Emulator, long_pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A kill in the instant after the join's rename, before the split was marked joined:
+    # the same command again knows the joined file as this split's own (its bytes were
+    # recorded first) and finishes without paying, instead of refusing its own result.
+    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
+    service.faults.task_seconds = 0.2
+    command = split_command(long_pair, service, tmp_path)
+    assert run(*command)[0] == 0
+    paid = service.submissions
+    journal = tmp_path / "journal.sqlite"
+    with contextlib.closing(sqlite3.connect(journal)) as db, db:
+        db.execute("UPDATE splits SET state = 'running'")
+        db.execute("DELETE FROM made")
+    status, result = run(*command)
+    assert status == 0, result.get("error")
+    assert service.submissions == paid and (tmp_path / "dubbed.mp4").exists()
