@@ -13,7 +13,8 @@ to the package, the tests and the fixtures, and a ``pyproject.toml`` that tells 
 mutate that one file and to run only that module's own test files. mutmut copies them into
 ``.mutation/<name>/mutants/``, runs the tests once to learn which test reaches which
 function, then runs, for each mutant, only the tests that reach the mutated function, with
-one worker (``--max-children 1``: the machine is shared). The survivors stay there to read:
+one worker (``--max-children 1``: the machine is shared; ``--workers N`` for more). The
+survivors stay there to read:
 ``cd .mutation/<name> && ../../.venv/bin/mutmut show <mutant>``.
 
 The score printed is detected / all: killed and timed-out mutants over every mutant made,
@@ -59,7 +60,11 @@ TARGETS = (
     Target(
         "rules",
         "preflight/_rules.py",
-        ("tests/preflight/test_video_rules.py", "tests/preflight/test_image_rules.py"),
+        (
+            "tests/preflight/test_video_rules.py",
+            "tests/preflight/test_image_rules.py",
+            "tests/preflight/test_audio_rules.py",
+        ),
     ),
     Target(
         "face_rules",
@@ -135,8 +140,12 @@ def prepare(target: Target) -> Path:
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     package = target.path.split("/")[0]
-    for linked in (package, "tests", "fixtures"):
+    for linked in (package, "fixtures"):
         (folder / linked).symlink_to(ROOT / linked)
+    # The tests copied, not linked: mutmut copies them again, and a corpus run leaves link
+    # loops in its cache (kept as links here, never followed; caches left out).
+    caches = shutil.ignore_patterns(".cache", "__pycache__")
+    shutil.copytree(ROOT / "tests", folder / "tests", symlinks=True, ignore=caches)
     # The tests find the real media as ../shared/media from the copied repository root.
     shared = ROOT.parent / "shared"
     if shared.exists():
@@ -160,11 +169,11 @@ def mutant_globs(target: Target) -> list[str]:
     return [f"{module}.x_{function}__mutmut_*" for function in target.functions]
 
 
-def run(target: Target) -> dict[str, int]:
+def run(target: Target, workers: int = 1) -> dict[str, int]:
     folder = prepare(target)
     environment = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     subprocess.run(
-        [*mutmut(), "run", "--max-children", "1", *mutant_globs(target)],
+        [*mutmut(), "run", "--max-children", str(workers), *mutant_globs(target)],
         cwd=folder,
         env=environment,
         check=False,
@@ -194,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="modules to mutate (default: all); see --list")
     parser.add_argument("--list", action="store_true", help="list the modules and their test files")
+    parser.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="mutants tested at once (default 1)"
+    )
     options = parser.parse_args(argv)
     by_name = {target.name: target for target in TARGETS}
     if options.list:
@@ -213,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [by_name[name] for name in options.names] or list(TARGETS)
     lines = []
     for target in chosen:
-        lines.append(score_line(target, run(target)))
+        lines.append(score_line(target, run(target, max(1, options.workers))))
         print(lines[-1], flush=True)
     print("\nmutation score per module (detected / all mutants):")
     print("\n".join(lines))
