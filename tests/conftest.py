@@ -139,14 +139,48 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
         "image": make_fixtures.write_image,
     }
     cache: dict[tuple[str, str], Path] = {}
+    kept = os.environ.get(KEPT_MEDIA_VARIABLE)
 
     def make(kind: str, name: str, **options: Any) -> Path:
         key = (kind, name)
         if key not in cache:
-            cache[key] = writers[kind](folder / name, **options)
+            if kept and _plain(options):
+                cache[key] = _kept(Path(kept), kind, name, options, writers[kind])
+            else:
+                cache[key] = writers[kind](folder / name, **options)
         return cache[key]
 
     return make
+
+
+#: A folder where ``made`` keeps the media it writes between test runs (the mutation runs
+#: test hundreds of mutants with the same files); unset, every run writes its own.
+KEPT_MEDIA_VARIABLE = "PREFLIGHT_TEST_KEPT_MEDIA"
+
+
+def _plain(options: dict[str, Any]) -> bool:
+    """Options whose repr says all of them (an array's repr is cut short: never kept)."""
+    simple = (str, int, float, bool, type(None))
+    return all(
+        isinstance(v, simple) or (isinstance(v, tuple) and all(isinstance(x, simple) for x in v))
+        for v in options.values()
+    )
+
+
+def _kept(folder: Path, kind: str, name: str, options: dict[str, Any], writer: Callable[..., Path]) -> Path:
+    """The file ``writer`` makes for these options, written once into ``folder`` (keyed by
+    the options and the writers' own source, so a changed writer writes it again)."""
+    import hashlib
+    import inspect
+
+    recipe = repr((kind, name, sorted(options.items()), inspect.getsource(make_fixtures)))
+    place = folder / hashlib.sha256(recipe.encode()).hexdigest()[:24]
+    if not (place / name).exists():
+        place.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=place) as scratch:
+            written = writer(Path(scratch) / name, **options)
+            os.replace(written, place / name)
+    return place / name
 
 
 @pytest.fixture(scope="session")

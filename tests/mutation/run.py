@@ -9,13 +9,16 @@ Run by hand, never in CI (minutes per module, all of one core):
     .venv/bin/python tests/mutation/run.py --list       # the modules and their tests
 
 Each module gets a scratch folder of its own, ``.mutation/<name>/`` (ignored by git): links
-to the package, the tests and the fixtures, and a ``pyproject.toml`` that tells mutmut to
+to the package and the fixtures, a copy of the tests, and a ``pyproject.toml`` that tells mutmut to
 mutate that one file and to run only that module's own test files. mutmut copies them into
 ``.mutation/<name>/mutants/``, runs the tests once to learn which test reaches which
 function, then runs, for each mutant, only the tests that reach the mutated function, with
 one worker (``--max-children 1``: the machine is shared; ``--workers N`` for more). The
 survivors stay there to read:
 ``cd .mutation/<name> && ../../.venv/bin/mutmut show <mutant>``.
+
+The media the tests make (``made``) are written once into ``.mutation/media/`` and kept
+for every later mutant and run.
 
 The score printed is detected / all: killed and timed-out mutants over every mutant made,
 a mutant no test reaches counted as a survivor.
@@ -33,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+KEPT_MEDIA = ROOT / ".mutation" / "media"
 
 
 @dataclass(frozen=True)
@@ -171,7 +175,8 @@ def mutant_globs(target: Target) -> list[str]:
 
 def run(target: Target, workers: int = 1) -> dict[str, int]:
     folder = prepare(target)
-    environment = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    # The test media written once for every mutant and module (``made`` keeps them there).
+    environment = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PREFLIGHT_TEST_KEPT_MEDIA=str(KEPT_MEDIA))
     subprocess.run(
         [*mutmut(), "run", "--max-children", str(workers), *mutant_globs(target)],
         cwd=folder,
