@@ -131,7 +131,7 @@ def test_a_voice_with_under_5_percent_speech_is_no_speech_and_its_loudness_is_mo
 
 
 def test_mostly_silence_says_the_share_and_the_silence_at_each_end() -> None:
-    ranges = ((1.234, 2.0), (3.0, 3.87))
+    ranges = ((1.234, 2.0), (3.0, 3.8734))
     quiet_ends = replace(SPACED, duration=6.0, speech_share=0.29876, speech_ranges=ranges)
     (finding,) = by_code(quiet_ends, "Audio.MostlySilence")
     assert finding.message == (
