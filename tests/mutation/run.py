@@ -127,7 +127,16 @@ TARGETS = (
         "retalk/_journal.py",
         ("tests/retalk/test_journal.py", "tests/retalk/test_split_journal.py"),
     ),
-    Target("jobs", "retalk/_jobs.py", ("tests/retalk/test_journal.py", "tests/retalk/test_split_journal.py")),
+    Target(
+        "jobs",
+        "retalk/_jobs.py",
+        (
+            "tests/retalk/test_journal.py",
+            "tests/retalk/test_split_journal.py",
+            "tests/retalk/test_over_http.py",
+            "tests/retalk/test_faults.py",
+        ),
+    ),
 )
 
 # mutmut's result words; a timeout is a detected mutant (the mutant made the tests hang).
