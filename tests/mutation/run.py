@@ -96,6 +96,10 @@ TARGETS = (
         "preflight/_fix_image.py",
         ("tests/preflight/test_fix_image.py",),
         ("plan_image", "_output_format", "fit_within", "aspect_crop", "face_crop", "_window"),
+        # It measures the process's peak memory: mutmut's forked runner starts far above it.
+        deselect=(
+            "tests/preflight/test_fix_image.py::test_a_328_kb_png_of_13000_px_is_refused_before_a_pixel_is_decoded",
+        ),
     ),
     Target(
         "fix_audio",
@@ -142,7 +146,10 @@ TARGETS = (
 )
 
 # mutmut's result words; a timeout is a detected mutant (the mutant made the tests hang).
-DETECTED = {"killed", "timeout", "segfault", "caught by type check"}
+# A "segfault" (the runner killed, -9: memory pressure on a shared machine) or a
+# "suspicious" end is tested again alone, and counted only by what that run says.
+DETECTED = {"killed", "timeout", "caught by type check"}
+AGAIN = {"segfault", "suspicious"}
 
 
 def mutmut() -> list[str]:
@@ -196,17 +203,28 @@ def run(target: Target, workers: int = 1) -> dict[str, int]:
         env=environment,
         check=False,
     )
+    again = [name for name, status in results(folder, environment, target) if status in AGAIN]
+    if again:
+        alone = [*mutmut(), "run", "--max-children", "1", *again]
+        subprocess.run(alone, cwd=folder, env=environment, check=False)
+    counts: dict[str, int] = {}
+    for _, status in results(folder, environment, target):
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def results(folder: Path, environment: dict[str, str], target: Target) -> list[tuple[str, str]]:
+    """Each mutant of ``target`` and mutmut's word for how its test run ended."""
     listed = subprocess.run(
         [*mutmut(), "results", "--all", "true"], cwd=folder, env=environment, capture_output=True, text=True
     )
-    counts: dict[str, int] = {}
     globs = mutant_globs(target)
+    found = []
     for line in listed.stdout.splitlines():
         name, _, status = line.strip().rpartition(": ")
-        if not name or (globs and not any(fnmatch.fnmatch(name, glob) for glob in globs)):
-            continue
-        counts[status] = counts.get(status, 0) + 1
-    return counts
+        if name and (not globs or any(fnmatch.fnmatch(name, glob) for glob in globs)):
+            found.append((name, status))
+    return found
 
 
 def score_line(target: Target, counts: dict[str, int]) -> str:
