@@ -362,7 +362,8 @@ def video_findings(info: MediaInfo) -> list[Finding]:
         findings.append(
             _finding(
                 "Video.VariableFrameRate",
-                f"Frame intervals vary (average {_number_text(fps or 0)} fps); lip-sync models assume a "
+                f"Frame intervals vary (average {_number_text(fps) + ' fps' if fps else 'rate unknown'}); "
+                "lip-sync models assume a "
                 "constant rate and lips can drift from the voice. preflight fix converts it "
                 "to a constant rate.",
                 True,
@@ -398,11 +399,17 @@ def video_findings(info: MediaInfo) -> list[Finding]:
     apart = audio_apart(info)
     if apart is not None:
         offset, length = apart
-        where = f"{offset:.2f} s after" if offset > 0 else f"{-offset:.2f} s before"
+        shown = round(offset, 2)
+        if shown > 0:
+            when = f"starts {shown:.2f} s after the picture begins"
+        elif shown < 0:
+            when = f"starts {-shown:.2f} s before the picture begins"
+        else:  # with the picture, but no sound in it ("-0.00 s before" said nothing)
+            when = "starts as the picture begins but holds no sound"
         findings.append(
             _finding(
                 "Video.AudioOffset",
-                f"The video's own sound track starts {where} the picture begins, and the picture "
+                f"The video's own sound track {when}, and the picture "
                 f"lasts {length:.2f} s: the sound is of no use to it"
                 + (f", and the file claims to last {info.duration:.0f} s" if info.duration else "")
                 + ". preflight fix drops the sound track (the service puts the voice in its place).",

@@ -374,7 +374,10 @@ def test_a_variable_rate_gives_its_average_and_nominal_rate() -> None:
 
 def test_a_variable_rate_with_no_stated_rates_has_none_in_its_details() -> None:
     info = clip(picture={"variable_frame_rate": True, "avg_fps": None, "nominal_fps": None})
-    assert only(info, "Video.VariableFrameRate").details == {"avg_fps": None, "nominal_fps": None}
+    finding = only(info, "Video.VariableFrameRate")
+    assert finding.details == {"avg_fps": None, "nominal_fps": None}
+    # Not "average 0 fps": no rate was measured.
+    assert finding.message.startswith("Frame intervals vary (average rate unknown); lip-sync models")
 
 
 # --- Duration -------------------------------------------------------------------------
@@ -585,6 +588,17 @@ def test_sound_long_before_the_picture_says_how_early() -> None:
 def test_sound_half_a_second_after_a_shorter_picture_is_after_it() -> None:
     info = clip(picture={"duration": 0.4}, audio=(replace(SOUND, start_time=0.5),))
     assert "starts 0.50 s after the picture begins" in only(info, "Video.AudioOffset").message
+
+
+def test_a_sound_track_with_the_picture_but_no_length_says_it_holds_no_sound() -> None:
+    info = clip(audio=(replace(SOUND, start_time=0.0, duration=0.0),))
+    (finding,) = found(info, "Video.AudioOffset")
+    # Not "starts -0.00 s before the picture begins".
+    assert finding.message.startswith(
+        "The video's own sound track starts as the picture begins but holds no sound, and the "
+        "picture lasts 10.00 s: the sound is of no use to it"
+    )
+    assert finding.details == {"offset": 0.0, "video_duration": 10.0}
 
 
 def test_a_second_video_stream_is_mentioned_as_information() -> None:
