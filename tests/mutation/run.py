@@ -182,7 +182,10 @@ def prepare(target: Target) -> Path:
         f'only_mutate = ["{target.path}"]\n'
         f"pytest_add_cli_args_test_selection = [{quoted}]\n"
         f'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"{left_out}]\n'
-        'also_copy = ["fixtures"]\n',
+        'also_copy = ["fixtures"]\n'
+        # Each mutant's process forked from one that has only collected the tests: one
+        # forked after the tests ran has a live mediapipe graph, which aborts in the child.
+        'process_isolation = "forkserver"\n',
         encoding="utf-8",
     )
     return folder
