@@ -19,6 +19,7 @@ from preflight._fix_image import aspect_crop, face_crop, fit_within
         pytest.param(100, 8192, (50, 4096), id="tall"),
         pytest.param(3, 8193, (2, 4096), id="a sliver rounds up"),
         pytest.param(8192, 1, (4096, 1), id="never under one pixel"),
+        pytest.param(1, 8193, (1, 4096), id="never under one pixel, tall"),
         pytest.param(5000, 5000, (4096, 4096), id="square"),
     ],
 )
@@ -37,6 +38,7 @@ def test_an_image_is_scaled_to_4096_px_a_side_keeping_its_shape(
         pytest.param((3000, 1000), (0.4, 0.5), (200, 0, 2200, 1000), id="centred on the face"),
         pytest.param((1000, 3000), (0.5, 0.2), (0, 0, 1000, 2000), id="tall, a face near the top"),
         pytest.param((1000, 3000), (0.5, 0.5), (0, 500, 1000, 2500), id="tall, a face in the middle"),
+        pytest.param((1000, 3000), None, (0, 500, 1000, 2500), id="tall, no face: the middle"),
         pytest.param((2001, 1000), (0.5, 0.5), (0, 0, 2000, 1000), id="one column over an aspect of 2"),
         pytest.param((2000, 1000), (0.5, 0.5), (0, 0, 2000, 1000), id="an aspect of exactly 2 is whole"),
     ],
@@ -67,6 +69,10 @@ FACE = Box(0.4, 0.3, 0.1, 0.1)  # 100 px square at (400, 300) in a 1000 px squar
         pytest.param(
             [Box(0.45, 0.32, 0.1, 0.1)], (300, 230, 600, 530), id="overlapping: no cut tells them apart"
         ),
+        pytest.param([Box(0.5, 0.3, 0.1, 0.1)], (300, 230, 500, 530), id="touching on the right"),
+        pytest.param([Box(0.3, 0.3, 0.1, 0.1)], (400, 230, 600, 530), id="touching on the left"),
+        pytest.param([Box(0.42, 0.4, 0.1, 0.1)], (300, 230, 600, 400), id="touching below"),
+        pytest.param([Box(0.42, 0.15, 0.1, 0.15)], (300, 300, 600, 530), id="touching above"),
     ],
 )
 def test_a_crop_keeps_one_persons_head_and_shoulders_and_stops_short_of_the_others(

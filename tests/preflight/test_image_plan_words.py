@@ -309,3 +309,47 @@ def test_every_step_names_an_action_a_user_can_read() -> None:
     )
     assert all(isinstance(a, Action) and a.detail for a in made.actions)
     assert [a.name for a in made.actions] == ["orient", "to-rgb"]
+
+
+def test_two_frames_are_already_an_animation() -> None:
+    made = plan(checked(header(frames=2), "Image.Animated"))
+    assert steps(made) == [("first-frame", "kept the first of 2 frames", ("Image.Animated",))]
+
+
+def test_the_crop_for_one_person_stops_short_of_the_second() -> None:
+    people = (face(0.4, 0.3, 0.1, 0.1), face(0.6, 0.3, 0.09, 0.09))
+    made = plan(checked(header(size=(1000, 1000)), "InvalidFile.Content", faces=people))
+    assert made.crop == (300, 230, 550, 530)
+
+
+def test_a_three_by_one_sliver_is_cut_to_an_aspect_of_2() -> None:
+    made = plan(checked(header(size=(3, 1)), "InvalidFile.ImageSize"))
+    assert steps(made) == [
+        ("crop", "3x1 -> 2x1, aspect 3.00 -> 2.00, centred (no face known)", ("InvalidFile.ImageSize",))
+    ]
+
+
+def test_a_tall_crop_from_the_middle_says_its_own_size() -> None:
+    made = plan(checked(header(size=(1000, 3000)), "InvalidFile.ImageSize", faces=(face(0.45, 0.45),)))
+    assert steps(made)[0] == (
+        "crop",
+        "1000x3000 -> 1000x2000, aspect 3.00 -> 2.00, around the face",
+        ("InvalidFile.ImageSize",),
+    )
+    assert made.crop == (0, 500, 1000, 2500)
+
+
+@pytest.mark.parametrize("name", ["me.jpeg", "me.JPG"])
+def test_a_jpeg_with_new_pixels_keeps_its_own_jpeg_extension(name: str) -> None:
+    made = plan(checked(header(path=f"/photos/{name}", orientation=3), "Image.Rotated"))
+    assert made.extension == Path(name).suffix
+    assert [n for n, _, _ in steps(made)] == ["orient"]
+
+
+def test_conversions_and_renames_answer_both_format_findings(tmp_path: Path) -> None:
+    both = ("InvalidFile.Format", "Image.ExtensionMismatch")
+    tiff = write(tmp_path / "me.png", "RGB", "TIFF")
+    made = plan(checked(header(path=str(tiff), fmt="TIFF", size=(64, 48)), *both))
+    assert steps(made) == [("convert", "TIFF -> JPEG", both)]
+    renamed = plan(checked(header(path="/photos/me.png", orientation=3), "Image.Rotated", *both))
+    assert steps(renamed)[-1] == ("rename", "JPEG content: written as .jpg, not .png", both)
