@@ -977,7 +977,7 @@ def test_a_closed_journal_says_it_cannot_be_used(tmp_path: Path) -> None:
         (
             sqlite3.OperationalError("disk I/O error"),
             "cannot be used",
-            "check the file and its folder, or give another journal file with --journal FILE or RETALK_JOURNAL",
+            "check the file and its folder, or give another journal file with --journal FILE",
         ),
     ],
 )
@@ -1003,11 +1003,13 @@ def test_a_journal_that_cannot_be_written_is_said_to_be_read_only(
     path = tmp_path / "j.sqlite"
     path.touch()
     error = sqlite3.OperationalError("disk I/O error")
-    for unwritable in (path, tmp_path):
-        real_access = os.access
-        monkeypatch.setattr(
-            os, "access", lambda p, mode, *a, _u=unwritable, **k: Path(p) != _u and real_access(p, mode)
-        )
+    real_access = os.access
+
+    def unwritable(place: Path) -> Any:
+        return lambda p, mode, *args, **kwargs: Path(p) != place and real_access(p, mode)
+
+    for place in (path, tmp_path):
+        monkeypatch.setattr(os, "access", unwritable(place))
         assert f"the journal {path} cannot be written (read-only" in str(_problem(path, error))
         monkeypatch.undo()
     assert f"the journal {path} cannot be used (" in str(_problem(path, error))
