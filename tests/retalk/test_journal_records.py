@@ -48,10 +48,19 @@ from retalk._journal import (
 
 API = "https://dashscope.example.com/api/v1"
 OTHER_API = "http://127.0.0.1:1/api/v1"
-ME = f"{socket.gethostname()}:{os.getpid()}"
-#: Another process on this machine that runs as long as this test does (pytest's, or
-#: mutmut's, parent).
-ALIVE = f"{socket.gethostname()}:{os.getppid()}"
+
+
+def me() -> str:
+    """This process, as the journal names its owner (asked each time: a test may run in a
+    process forked after this module was imported, as mutmut runs them)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def alive() -> str:
+    """Another process on this machine that runs as long as this test does: its parent."""
+    return f"{socket.gethostname()}:{os.getppid()}"
+
+
 #: A process number above the kernel's largest: no process has it.
 DEAD = f"{socket.gethostname()}:99999999"
 
@@ -100,7 +109,7 @@ def test_a_new_job_keeps_the_files_their_contents_the_parameters_and_who_runs_it
         "audio": {"path": files["audio"], "sha256": digest(b"audio bytes")},
     }
     assert job.params == {"query_face_threshold": 170}
-    assert job.owner == ME
+    assert job.owner == me()
     assert before <= job.created <= after and isinstance(job.created, float)
     assert (job.task_id, job.submit_started, job.error, job.billed_s) == (None, None, None, None)
     raw = row_of(journal.path, "jobs", job.id)
@@ -196,7 +205,7 @@ def test_a_job_never_submitted_is_taken_up_by_the_next_run_with_its_output(
     time.sleep(0.01)
     again = journal.start(files, {}, "second.mp4", base_url=API)
     assert again.id == first.id and again.state == state
-    assert again.output == "second.mp4" and again.owner == ME
+    assert again.output == "second.mp4" and again.owner == me()
     raw = row_of(journal.path, "jobs", first.id)
     assert raw["updated"] > raw["created"]
     assert len(journal.jobs()) == 1
@@ -206,11 +215,11 @@ def test_a_job_another_live_process_runs_is_not_taken_from_it(
     journal: Journal, files: dict[str, str]
 ) -> None:
     first = journal.start(files, {}, "first.mp4", base_url=API)
-    journal.update(first.id, owner=ALIVE)
+    journal.update(first.id, owner=alive())
     with pytest.raises(RetalkError) as caught:
         journal.start(files, {}, "second.mp4", base_url=API)
-    assert str(caught.value) == f"job {first.id} for these inputs is being run by process {ALIVE}"
-    assert journal.job(first.id).output == "first.mp4" and journal.job(first.id).owner == ALIVE
+    assert str(caught.value) == f"job {first.id} for these inputs is being run by process {alive()}"
+    assert journal.job(first.id).output == "first.mp4" and journal.job(first.id).owner == alive()
 
 
 def test_sent_before_answers_open_or_done_jobs_and_any_state_when_asked(
@@ -315,7 +324,7 @@ def test_only_the_first_claim_on_a_job_wins_and_sets_its_fields(
     journal.update(job.id, state="uploaded", owner=DEAD)
     claimed = journal.claim(job.id, "uploaded", "submitting", submit_started=123.5)
     assert claimed is not None
-    assert (claimed.state, claimed.owner, claimed.submit_started) == ("submitting", ME, 123.5)
+    assert (claimed.state, claimed.owner, claimed.submit_started) == ("submitting", me(), 123.5)
     assert journal.claim(job.id, "uploaded", "submitting") is None
     assert journal.claim(99, "uploaded", "submitting") is None
     plain = journal.claim(job.id, "submitting", "submitted")
@@ -326,7 +335,7 @@ def test_take_up_takes_over_what_an_ended_run_left(journal: Journal, files: dict
     job = journal.start(files, {}, "left.mp4", base_url=API)
     journal.update(job.id, state="submitted", task_id="t1", owner=DEAD)
     taken = journal.take_up(job.id, None)
-    assert taken is not None and taken.owner == ME and taken.output == "left.mp4"
+    assert taken is not None and taken.owner == me() and taken.output == "left.mp4"
     taken = journal.take_up(job.id, "mine.mp4")
     assert taken is not None and taken.output == "mine.mp4" and taken.state == "submitted"
 
@@ -335,9 +344,9 @@ def test_take_up_leaves_finished_jobs_missing_ones_and_those_of_a_live_process(
     journal: Journal, files: dict[str, str]
 ) -> None:
     job = journal.start(files, {}, "a.mp4", base_url=API)
-    journal.update(job.id, owner=ALIVE)
+    journal.update(job.id, owner=alive())
     assert journal.take_up(job.id, "b.mp4") is None
-    assert journal.job(job.id).owner == ALIVE and journal.job(job.id).output == "a.mp4"
+    assert journal.job(job.id).owner == alive() and journal.job(job.id).output == "a.mp4"
     journal.update(job.id, owner=None, state="downloaded")
     assert journal.take_up(job.id, "b.mp4") is None
     assert journal.job(job.id).owner is None
@@ -353,7 +362,7 @@ def test_a_submit_that_did_not_get_through_goes_back_to_uploaded_only_if_still_o
     job = journal.start(files, {}, None, base_url=API)
     journal.update(job.id, state="submitting")
     back = journal.unclaim_submit(job.id)
-    assert back is not None and back.state == "uploaded" and back.owner == ME
+    assert back is not None and back.state == "uploaded" and back.owner == me()
     assert journal.unclaim_submit(job.id) is None  # no longer submitting
     journal.update(job.id, state="submitting", owner=DEAD)
     assert journal.unclaim_submit(job.id) is None  # someone else's
@@ -382,12 +391,12 @@ def test_forget_says_why_it_cannot(journal: Journal, files: dict[str, str]) -> N
     with pytest.raises(ConfigError) as finished:
         journal.forget(job.id)
     assert str(finished.value) == f"job {job.id} is downloaded, not unfinished: nothing to forget"
-    journal.update(job.id, state="new", owner=ALIVE)
+    journal.update(job.id, state="new", owner=alive())
     with pytest.raises(ConfigError) as running:
         journal.forget(job.id)
-    assert str(running.value) == f"job {job.id} is being run by process {ALIVE}; stop that first"
+    assert str(running.value) == f"job {job.id} is being run by process {alive()}; stop that first"
     assert journal.job(job.id).state == "new"
-    journal.update(job.id, owner=ME)
+    journal.update(job.id, owner=me())
     assert journal.forget(job.id).error == "forgotten by the user while new"
 
 
@@ -400,7 +409,7 @@ def test_unfinished_lists_open_jobs_of_a_service_but_not_a_live_process_s(
         ids[state] = journal.update(job.id, state=state, owner=DEAD).id
     elsewhere = journal.start(files, {}, None, base_url=OTHER_API)
     running = journal.start(files, {"n": "running"}, None, base_url=API)
-    journal.update(running.id, owner=ALIVE)
+    journal.update(running.id, owner=alive())
     mine = journal.start(files, {"n": "mine"}, None, base_url=API)
     nobody = journal.start(files, {"n": "nobody"}, None, base_url=API)
     journal.update(nobody.id, owner=None)
@@ -417,9 +426,9 @@ def test_running_elsewhere_only_for_a_live_other_process_on_this_machine(
     journal: Journal, files: dict[str, str]
 ) -> None:
     job = journal.start(files, {}, None, base_url=API)
-    for owner, alive in [
-        (ALIVE, True),
-        (ME, False),
+    for owner, running in [
+        (alive(), True),
+        (me(), False),
         (DEAD, False),
         (None, False),
         ("", False),
@@ -428,7 +437,7 @@ def test_running_elsewhere_only_for_a_live_other_process_on_this_machine(
         (f"{socket.gethostname()}:", False),
         (str(os.getppid()), False),
     ]:
-        assert running_elsewhere(journal.update(job.id, owner=owner)) is alive, owner
+        assert running_elsewhere(journal.update(job.id, owner=owner)) is running, owner
 
 
 # --------------------------------------------------------------------------- uploads
@@ -910,7 +919,7 @@ def test_a_failed_write_leaves_the_file_free_for_the_next_writer(
     journal: Journal, files: dict[str, str]
 ) -> None:
     job = journal.start(files, {}, None, base_url=API)
-    journal.update(job.id, owner=ALIVE)
+    journal.update(job.id, owner=alive())
     with pytest.raises(RetalkError):
         journal.start(files, {}, None, base_url=API)
     with pytest.raises(KeyboardInterrupt), journal._write() as db:
@@ -1045,7 +1054,7 @@ def test_a_job_read_from_a_row_keeps_each_column(journal: Journal, files: dict[s
         "e",
         3.5,
         API,
-        ME,
+        me(),
     )
 
 
