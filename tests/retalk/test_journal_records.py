@@ -9,7 +9,8 @@ are jobs. A row broken by hand is named (``DamagedRow``) and stops no other job;
 that is not a journal is a ``JournalError`` that says what it is and what to do.
 
 Every test here drives ``Journal`` directly on a file in ``tmp_path``: no service, no
-media, no subprocess (these are the tests the mutation run of ``_journal.py`` uses).
+media, no subprocess but a ``sleep`` standing for another live process (these are the
+tests the mutation run of ``_journal.py`` uses: the whole file runs in a few seconds).
 """
 
 from __future__ import annotations
@@ -19,13 +20,16 @@ import json
 import os
 import socket
 import sqlite3
+import subprocess
 import time
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from retalk import _journal
 from retalk._exceptions import ConfigError, RetalkError
 from retalk._journal import (
     STATES,
@@ -56,9 +60,15 @@ def me() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def alive() -> str:
-    """Another process on this machine that runs as long as this test does: its parent."""
-    return f"{socket.gethostname()}:{os.getppid()}"
+@pytest.fixture()
+def alive() -> Iterator[str]:
+    """Another process on this machine, running while the test does, as an owner: one of
+    its own (not pytest's parent, which a wrong signal from a mutant would stop)."""
+    with subprocess.Popen(["sleep", "60"]) as other:
+        try:
+            yield f"{socket.gethostname()}:{other.pid}"
+        finally:
+            other.kill()
 
 
 #: A process number above the kernel's largest: no process has it.
@@ -212,14 +222,14 @@ def test_a_job_never_submitted_is_taken_up_by_the_next_run_with_its_output(
 
 
 def test_a_job_another_live_process_runs_is_not_taken_from_it(
-    journal: Journal, files: dict[str, str]
+    journal: Journal, files: dict[str, str], alive: str
 ) -> None:
     first = journal.start(files, {}, "first.mp4", base_url=API)
-    journal.update(first.id, owner=alive())
+    journal.update(first.id, owner=alive)
     with pytest.raises(RetalkError) as caught:
         journal.start(files, {}, "second.mp4", base_url=API)
-    assert str(caught.value) == f"job {first.id} for these inputs is being run by process {alive()}"
-    assert journal.job(first.id).output == "first.mp4" and journal.job(first.id).owner == alive()
+    assert str(caught.value) == f"job {first.id} for these inputs is being run by process {alive}"
+    assert journal.job(first.id).output == "first.mp4" and journal.job(first.id).owner == alive
 
 
 def test_sent_before_answers_open_or_done_jobs_and_any_state_when_asked(
@@ -341,12 +351,12 @@ def test_take_up_takes_over_what_an_ended_run_left(journal: Journal, files: dict
 
 
 def test_take_up_leaves_finished_jobs_missing_ones_and_those_of_a_live_process(
-    journal: Journal, files: dict[str, str]
+    journal: Journal, files: dict[str, str], alive: str
 ) -> None:
     job = journal.start(files, {}, "a.mp4", base_url=API)
-    journal.update(job.id, owner=alive())
+    journal.update(job.id, owner=alive)
     assert journal.take_up(job.id, "b.mp4") is None
-    assert journal.job(job.id).owner == alive() and journal.job(job.id).output == "a.mp4"
+    assert journal.job(job.id).owner == alive and journal.job(job.id).output == "a.mp4"
     journal.update(job.id, owner=None, state="downloaded")
     assert journal.take_up(job.id, "b.mp4") is None
     assert journal.job(job.id).owner is None
@@ -382,7 +392,7 @@ def test_forgetting_an_unfinished_job_closes_it_with_the_state_it_was_in(
         journal.start(files, {}, None, base_url=API)
 
 
-def test_forget_says_why_it_cannot(journal: Journal, files: dict[str, str]) -> None:
+def test_forget_says_why_it_cannot(journal: Journal, files: dict[str, str], alive: str) -> None:
     with pytest.raises(ConfigError) as missing:
         journal.forget(5)
     assert str(missing.value) == f"no job 5 in {journal.path} (`retalk jobs` lists them)"
@@ -391,17 +401,17 @@ def test_forget_says_why_it_cannot(journal: Journal, files: dict[str, str]) -> N
     with pytest.raises(ConfigError) as finished:
         journal.forget(job.id)
     assert str(finished.value) == f"job {job.id} is downloaded, not unfinished: nothing to forget"
-    journal.update(job.id, state="new", owner=alive())
+    journal.update(job.id, state="new", owner=alive)
     with pytest.raises(ConfigError) as running:
         journal.forget(job.id)
-    assert str(running.value) == f"job {job.id} is being run by process {alive()}; stop that first"
+    assert str(running.value) == f"job {job.id} is being run by process {alive}; stop that first"
     assert journal.job(job.id).state == "new"
     journal.update(job.id, owner=me())
     assert journal.forget(job.id).error == "forgotten by the user while new"
 
 
 def test_unfinished_lists_open_jobs_of_a_service_but_not_a_live_process_s(
-    journal: Journal, files: dict[str, str]
+    journal: Journal, files: dict[str, str], alive: str
 ) -> None:
     ids = {}
     for number, state in enumerate(STATES):
@@ -409,7 +419,7 @@ def test_unfinished_lists_open_jobs_of_a_service_but_not_a_live_process_s(
         ids[state] = journal.update(job.id, state=state, owner=DEAD).id
     elsewhere = journal.start(files, {}, None, base_url=OTHER_API)
     running = journal.start(files, {"n": "running"}, None, base_url=API)
-    journal.update(running.id, owner=alive())
+    journal.update(running.id, owner=alive)
     mine = journal.start(files, {"n": "mine"}, None, base_url=API)
     nobody = journal.start(files, {"n": "nobody"}, None, base_url=API)
     journal.update(nobody.id, owner=None)
@@ -423,11 +433,11 @@ def test_unfinished_lists_open_jobs_of_a_service_but_not_a_live_process_s(
 
 
 def test_running_elsewhere_only_for_a_live_other_process_on_this_machine(
-    journal: Journal, files: dict[str, str]
+    journal: Journal, files: dict[str, str], alive: str
 ) -> None:
     job = journal.start(files, {}, None, base_url=API)
     for owner, running in [
-        (alive(), True),
+        (alive, True),
         (me(), False),
         (DEAD, False),
         (None, False),
@@ -534,6 +544,28 @@ def test_a_result_renamed_into_place_is_known_while_its_bytes_are_the_same(
     assert recorded == str(out) and updated <= time.time()
 
 
+def test_a_file_the_journal_never_wrote_is_not_its_result(journal: Journal, tmp_path: Path) -> None:
+    out = tmp_path / "mine.mp4"
+    out.write_bytes(b"the user's own file")
+    assert not journal.knows_output(str(out))
+
+
+def test_a_recorded_result_that_cannot_be_read_is_not_taken_for_ours(
+    journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As root every file can be read: the read fails by word, as on a disk error.
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"the result")
+    journal.record_result(str(out), out)
+    assert journal.knows_output(str(out))
+
+    def unreadable(path: object) -> str:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(_journal, "sha256_of", unreadable)
+    assert not journal.knows_output(str(out))
+
+
 def test_sha256_of_reads_the_whole_file(tmp_path: Path) -> None:
     big = tmp_path / "big"
     data = os.urandom((1 << 20) * 2 + 17)
@@ -601,6 +633,8 @@ def test_find_split_and_split_sent_before_answer_the_latest_that_counts(journal:
 
 
 def test_splits_holding_finds_the_splits_of_some_jobs_in_any_state(journal: Journal) -> None:
+    broken_first = journal.start_split("e", "z.mp4", {"parts": [{"job": 2}]}, API)
+    by_hand(journal.path, "UPDATE splits SET state = 'lost' WHERE id = ?", broken_first.id)
     one = journal.start_split("f", "a.mp4", {"parts": [{"job": 1}, {"job": 2}]}, API)
     two = journal.update_split(
         journal.start_split("g", "b.mp4", {"parts": [{"job": 3}]}, API).id, state="failed"
@@ -749,7 +783,7 @@ def test_a_damaged_split_row_is_named_after_the_jobs(
     assert (first.table, first.row_id) == ("jobs", job.id)
     assert (second.table, second.row_id, second.reason) == ("splits", split.id, reason)
     assert second.line == f"split job {split.id}: damaged in the journal ({reason})"
-    assert f": split job {split.id} is damaged ({reason});" in str(second)
+    assert str(second).startswith(f"the journal {journal.path}: split job {split.id} is damaged ({reason});")
     assert journal.running_splits() == []
     with pytest.raises(DamagedRow):
         journal.split(split.id)
@@ -916,10 +950,10 @@ def test_a_journal_locked_by_another_writer_says_so_soon(tmp_path: Path, files: 
 
 
 def test_a_failed_write_leaves_the_file_free_for_the_next_writer(
-    journal: Journal, files: dict[str, str]
+    journal: Journal, files: dict[str, str], alive: str
 ) -> None:
     job = journal.start(files, {}, None, base_url=API)
-    journal.update(job.id, owner=alive())
+    journal.update(job.id, owner=alive)
     with pytest.raises(RetalkError):
         journal.start(files, {}, None, base_url=API)
     with pytest.raises(KeyboardInterrupt), journal._write() as db:
@@ -998,6 +1032,17 @@ def test_each_trouble_with_the_file_is_said_with_what_to_do(
     cause = error.strerror if isinstance(error, OSError) else str(error)
     text = str(_problem(path, error))
     assert text.startswith(f"the journal {path} {what} ({cause}); {todo}")
+
+
+def test_a_folder_is_said_to_be_one_whatever_sqlite_said(tmp_path: Path) -> None:
+    folder_said = str(_problem(tmp_path, sqlite3.OperationalError("unable to open database file")))
+    assert folder_said.startswith(f"the journal {tmp_path} is a folder, not a file (unable to open")
+    file = tmp_path / "j.sqlite"
+    said = str(_problem(file, IsADirectoryError(21, "Is a directory")))
+    assert said == (
+        f"the journal {file} is a folder, not a file (Is a directory); "
+        "give the journal's file name with --journal FILE or RETALK_JOURNAL"
+    )
 
 
 def test_an_os_error_without_words_is_said_by_its_whole_self(tmp_path: Path) -> None:
