@@ -57,6 +57,9 @@ class Target:
     #: the scratch copy of the module (the same objects once it is loaded), so that its
     #: body is mutated too.
     lift_decorators: bool = False
+    #: The tests' temporary files in memory (``/dev/shm``, when there is one): for tests
+    #: whose time goes in ``fsync`` (the journal syncs every write), five times faster.
+    tmp_in_memory: bool = False
 
 
 # In the order to run them; the journal and the job runner last (they change most often).
@@ -137,6 +140,7 @@ TARGETS = (
         # mutant, two hours or more for the module.
         ("tests/retalk/test_journal_records.py",),
         lift_decorators=True,
+        tmp_in_memory=True,
     ),
     Target(
         "jobs",
@@ -233,12 +237,20 @@ def run(target: Target, workers: int = 1) -> dict[str, int]:
     folder = prepare(target)
     # The test media written once for every mutant and module (``made`` keeps them there).
     environment = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PREFLIGHT_TEST_KEPT_MEDIA=str(KEPT_MEDIA))
-    subprocess.run(
-        [*mutmut(), "run", "--max-children", str(workers), *mutant_globs(target)],
-        cwd=folder,
-        env=environment,
-        check=False,
-    )
+    memory = Path("/dev/shm")
+    scratch = memory / f"retalk-mutation-{target.name}-{os.getpid()}"
+    if target.tmp_in_memory and memory.is_dir():
+        scratch.mkdir()
+        environment["TMPDIR"] = str(scratch)
+    try:
+        subprocess.run(
+            [*mutmut(), "run", "--max-children", str(workers), *mutant_globs(target)],
+            cwd=folder,
+            env=environment,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     listed = subprocess.run(
         [*mutmut(), "results", "--all", "true"], cwd=folder, env=environment, capture_output=True, text=True
     )

@@ -339,6 +339,8 @@ def test_only_the_first_claim_on_a_job_wins_and_sets_its_fields(
     assert journal.claim(99, "uploaded", "submitting") is None
     plain = journal.claim(job.id, "submitting", "submitted")
     assert plain is not None and plain.state == "submitted" and plain.submit_started == 123.5
+    both = journal.claim(job.id, "submitted", "downloaded", task_id="t-1", billed_s=4.0)
+    assert both is not None and (both.state, both.task_id, both.billed_s) == ("downloaded", "t-1", 4.0)
 
 
 def test_take_up_takes_over_what_an_ended_run_left(journal: Journal, files: dict[str, str]) -> None:
@@ -448,6 +450,31 @@ def test_running_elsewhere_only_for_a_live_other_process_on_this_machine(
         (str(os.getppid()), False),
     ]:
         assert running_elsewhere(journal.update(job.id, owner=owner)) is running, owner
+
+
+def test_asking_whether_a_process_runs_leaves_it_running(journal: Journal, files: dict[str, str]) -> None:
+    with subprocess.Popen(["sleep", "60"]) as other:
+        try:
+            job = journal.update(
+                journal.start(files, {}, None).id, owner=f"{socket.gethostname()}:{other.pid}"
+            )
+            assert running_elsewhere(job)
+            with pytest.raises(subprocess.TimeoutExpired):
+                other.wait(timeout=0.2)  # no signal was sent to it, only asked about
+        finally:
+            other.kill()
+
+
+def test_a_process_of_another_user_counts_as_running(
+    journal: Journal, files: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As root every process can be signalled: another user's refusal is given by word.
+    def refused(pid: int, signal: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    job = journal.update(journal.start(files, {}, None).id, owner=f"{socket.gethostname()}:4242")
+    monkeypatch.setattr(os, "kill", refused)
+    assert running_elsewhere(job)
 
 
 # --------------------------------------------------------------------------- uploads
@@ -854,14 +881,46 @@ def test_a_folder_where_the_journal_goes_is_said_to_be_one(tmp_path: Path) -> No
 
 
 def test_a_journal_under_a_file_cannot_be_used(tmp_path: Path) -> None:
+    # Its folder is a file: said with what mkdir said (the file is there), not more.
     (tmp_path / "file").write_text("x")
     path = tmp_path / "file" / "j.sqlite"
     with pytest.raises(JournalError) as caught:
         Journal(path)
-    assert str(caught.value).startswith(f"the journal {path} cannot be used (")
-    assert str(caught.value).endswith(
-        "); check the file and its folder, or give another journal file with --journal FILE or RETALK_JOURNAL"
+    assert str(caught.value) == (
+        f"the journal {path} cannot be used (File exists); check the file and its folder, "
+        "or give another journal file with --journal FILE or RETALK_JOURNAL"
     )
+
+
+def test_a_journal_that_sqlite_cannot_open_is_said_so(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    path.symlink_to(tmp_path / "gone" / "j.sqlite")  # a link into a folder that is no more
+    with pytest.raises(JournalError) as caught:
+        Journal(path)
+    assert str(caught.value) == (
+        f"the journal {path} cannot be used (unable to open database file); check the file and its "
+        "folder, or give another journal file with --journal FILE or RETALK_JOURNAL"
+    )
+
+
+def test_a_journal_with_a_damaged_page_is_found_when_opened(tmp_path: Path, files: dict[str, str]) -> None:
+    path = tmp_path / "journal.sqlite"
+    with Journal(path) as journal:
+        for number in range(40):
+            journal.start(files, {"n": number, "pad": "x" * 400}, None, base_url=API)
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        size = db.execute("PRAGMA page_size").fetchone()[0]
+    data = bytearray(path.read_bytes())
+    data[2 * size : 2 * size + 16] = b"\xff" * 16  # the third page's header (an index)
+    path.write_bytes(bytes(data))
+    with pytest.raises(JournalError) as caught:
+        Journal(path)
+    assert str(caught.value).startswith(
+        f"the journal {path} is damaged (not a SQLite database, or a cut-off one) (database disk image is "
+        "malformed: *** in database main ***\\nPage 3: btreeInitPage() returns error code 11); it was left"
+    )
+    assert path.read_bytes() == data
 
 
 def test_a_file_that_is_not_a_database_is_damaged_and_left_as_it_is(tmp_path: Path) -> None:
@@ -1134,6 +1193,12 @@ def test_a_row_of_the_wrong_types_is_refused_with_what_it_holds(
     with pytest.raises(ValueError) as caught:
         Job.from_row(a_row(**values))
     assert str(caught.value) == reason
+
+
+def test_whole_numbers_where_times_go_are_read_as_times() -> None:
+    job = Job.from_row(a_row(created=7, submit_started=8, billed_s=9))
+    assert (job.created, job.submit_started, job.billed_s) == (7.0, 8.0, 9.0)
+    assert all(isinstance(t, float) for t in (job.created, job.submit_started, job.billed_s))
 
 
 def test_a_row_of_the_right_types_is_a_job() -> None:
