@@ -193,9 +193,10 @@ def test_a_voice_the_service_takes_is_kept_as_it_is(name: str, container: str, c
     assert made == AudioPlan((), Path(name).suffix.lower())
 
 
-def test_the_longest_and_shortest_voices_the_service_takes_are_kept() -> None:
+def test_the_longest_shortest_and_largest_voices_the_service_takes_are_kept() -> None:
     for seconds in (2.0, 120.0, 1.9995, 120.0004):
         assert plan(checked(voice({"duration": seconds}))).actions == ()
+    assert plan(checked(voice(size=30 * MIB))) == AudioPlan((), ".wav")
 
 
 def test_a_voice_that_passes_is_kept_at_any_rate_from_16_to_48_khz() -> None:
@@ -211,7 +212,11 @@ def test_an_mp3_under_another_name_keeps_its_packets_under_the_right_one(name: s
     info = voice({"codec": "mp3", "index": 2}, path=f"/voices/{name}", container="mp3")
     made = plan(checked(info, "InvalidFile.Format", "Audio.ExtensionMismatch", "Audio.LongSilence"))
     assert steps(made) == [
-        ("remux", f"mp3 into .mp3 (no re-encoding): {words}", ("Audio.ExtensionMismatch", "InvalidFile.Format"))
+        (
+            "remux",
+            f"mp3 into .mp3 (no re-encoding): {words}",
+            ("Audio.ExtensionMismatch", "InvalidFile.Format"),
+        )
     ]
     assert (made.extension, made.mode, made.muxer, made.stream_index) == (".mp3", "remux", "mp3", 2)
     assert (made.unfixable, made.sample_rate, made.length_s, made.source_duration) == (None, 0, None, None)
@@ -236,7 +241,11 @@ def test_a_raw_stream_in_the_wrong_raw_container_is_copied_out_of_it(
     info = voice({"codec": codec, "index": 1, "duration": None}, container=container, duration=7.5)
     made = plan(checked(info, "InvalidFile.Format", "Audio.MultipleStreams", "Audio.ExtensionMismatch"))
     assert steps(made) == [
-        ("remux", f"{words} (from audio in {container.upper()})", ("Audio.MultipleStreams", "InvalidFile.Format"))
+        (
+            "remux",
+            f"{words} (from audio in {container.upper()})",
+            ("Audio.MultipleStreams", "InvalidFile.Format"),
+        )
     ]
     assert made == replace(
         made, extension=ext, mode="remux", muxer=muxer, stream_index=1, source_duration=7.5, sample_rate=0
@@ -288,7 +297,9 @@ def test_aac_in_an_audio_only_mp4_is_converted() -> None:
         (None, "opus", "? opus -> WAV PCM 16-bit"),
     ],
 )
-def test_a_format_the_service_refuses_is_converted_to_wav(container: str | None, codec: str, words: str) -> None:
+def test_a_format_the_service_refuses_is_converted_to_wav(
+    container: str | None, codec: str, words: str
+) -> None:
     made = plan(checked(voice({"codec": codec}, container=container), "InvalidFile.Format"))
     assert steps(made) == [("convert", words, ("InvalidFile.Format",))]
 
@@ -480,7 +491,9 @@ def test_a_dead_channel_is_dropped_and_the_live_one_kept() -> None:
         ],
         channels=0,
     )
-    right = plan(checked(stereo, "Audio.SilentChannel", speech=heard(channels=2, channel_levels_db=(-88.6, -20.0))))
+    right = plan(
+        checked(stereo, "Audio.SilentChannel", speech=heard(channels=2, channel_levels_db=(-88.6, -20.0)))
+    )
     assert steps(right)[-1] == (
         "downmix",
         "keep channel 2 alone (channel 1 is silent: -89 dBFS)",
@@ -515,7 +528,11 @@ def test_surround_is_mixed_down_to_mono() -> None:
     assert three.channels == "mix"
     # Three levels, one of them dead: still mixed (which channel to keep is not known).
     dead = plan(
-        checked(voice({"channels": 3}), "Audio.SilentChannel", speech=heard(channel_levels_db=(-20.0, -90.0, -20.0)))
+        checked(
+            voice({"channels": 3}),
+            "Audio.SilentChannel",
+            speech=heard(channel_levels_db=(-20.0, -90.0, -20.0)),
+        )
     )
     assert dead.channels == "mix"
 
@@ -545,7 +562,9 @@ def two_voices(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def stereo_at(path: Path, index: int = 0, **sound: Any) -> MediaInfo:
-    return voice({"channels": 2, "sample_rate": 16000, "duration": 0.5, "index": index, **sound}, path=str(path))
+    return voice(
+        {"channels": 2, "sample_rate": 16000, "duration": 0.5, "index": index, **sound}, path=str(path)
+    )
 
 
 def test_the_same_voice_on_both_channels_becomes_mono(twice: Path) -> None:
@@ -620,7 +639,11 @@ def test_a_quiet_voice_is_brought_to_the_target_loudness() -> None:
     )
     louder = FixOptions(target_lufs=-14.0, true_peak_dbtp=-2.0)
     again = plan(checked(voice(), "Audio.Quiet", speech=quiet), louder)
-    assert steps(again)[-1] == ("loudnorm", "-34.2 LUFS -> -14.0 LUFS, true peak <= -2.0 dBTP", ("Audio.Quiet",))
+    assert steps(again)[-1] == (
+        "loudnorm",
+        "-34.2 LUFS -> -14.0 LUFS, true peak <= -2.0 dBTP",
+        ("Audio.Quiet",),
+    )
     assert (again.loudness_lufs, again.true_peak_dbtp, again.loudness_only_down) == (-14.0, -2.0, False)
 
 
@@ -633,7 +656,9 @@ def test_a_quiet_voice_not_measured_is_still_brought_up() -> None:
 
 def test_without_normalising_a_quiet_or_hot_voice_keeps_its_level() -> None:
     off = FixOptions(normalize=False)
-    assert plan(checked(voice(), "Audio.Quiet", speech=heard(loudness_lufs=-40.0)), off) == AudioPlan((), ".wav")
+    assert plan(checked(voice(), "Audio.Quiet", speech=heard(loudness_lufs=-40.0)), off) == AudioPlan(
+        (), ".wav"
+    )
     hot = heard(loudness_lufs=-8.0, true_peak_dbtp=0.5)
     assert plan(checked(voice(), "Audio.Clipping", speech=hot), off) == AudioPlan((), ".wav")
 
@@ -680,7 +705,10 @@ def test_a_hot_voice_has_its_peaks_at_minus_1_dbtp_at_most() -> None:
 
 def test_a_voice_at_minus_1_dbtp_and_minus_10_lufs_is_not_hot() -> None:
     assert plan(checked(voice(), speech=heard(loudness_lufs=-10.0, true_peak_dbtp=-1.0))).actions == ()
-    for unmeasured in (heard(loudness_lufs=None, true_peak_dbtp=3.0), heard(loudness_lufs=-5.0, true_peak_dbtp=None)):
+    for unmeasured in (
+        heard(loudness_lufs=None, true_peak_dbtp=3.0),
+        heard(loudness_lufs=-5.0, true_peak_dbtp=None),
+    ):
         assert plan(checked(voice(), speech=unmeasured)).actions == ()
 
 
@@ -703,7 +731,11 @@ def test_every_step_in_order_for_a_voice_with_every_problem(twice: Path) -> None
     )
     info = replace(info, container=MP4, video=(PICTURE,), path=str(twice))
     speech = heard(
-        channels=2, loudness_lufs=-35.0, noise_floor_db=-30.0, speech_level_db=-35.0, channel_levels_db=(-30.0, -99.0)
+        channels=2,
+        loudness_lufs=-35.0,
+        noise_floor_db=-30.0,
+        speech_level_db=-35.0,
+        channel_levels_db=(-30.0, -99.0),
     )
     made = plan(
         checked(
@@ -740,4 +772,3 @@ def test_every_step_in_order_for_a_voice_with_every_problem(twice: Path) -> None
         loudness_lufs=-16.0,
         source_duration=130.0,
     )
-
