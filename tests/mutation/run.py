@@ -169,13 +169,17 @@ def prepare(target: Target) -> Path:
         (folder / "shared").symlink_to(shared)
     quoted = ", ".join(f'"{test}"' for test in target.tests if (ROOT / test).exists())
     left_out = "".join(f', "--deselect", "{test}"' for test in target.deselect)
+    # Workers forked from a fork server, not from mutmut's own process: that one ran every
+    # test once, mediapipe's threads included, and a worker forked from it aborts (SIGABRT,
+    # counted "suspicious", not detected) the moment a test loads the face engine again.
     (folder / "pyproject.toml").write_text(
         "[tool.mutmut]\n"
         f'source_paths = ["{package}"]\n'
         f'only_mutate = ["{target.path}"]\n'
         f"pytest_add_cli_args_test_selection = [{quoted}]\n"
         f'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"{left_out}]\n'
-        'also_copy = ["fixtures"]\n',
+        'also_copy = ["fixtures"]\n'
+        'process_isolation = "forkserver"\n',
         encoding="utf-8",
     )
     return folder
