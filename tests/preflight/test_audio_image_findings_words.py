@@ -133,9 +133,13 @@ def test_a_file_with_no_stream_at_all_names_only_its_container() -> None:
     )
 
 
-def test_a_track_of_a_codec_ffmpeg_does_not_know_cannot_be_decoded() -> None:
-    unknown = voice(codec=None, sample_rate=None, channels=None, channel_layout=None, sample_format=None)
-    (finding,) = audio_findings(unknown)
+def test_a_wav_of_a_codec_ffmpeg_does_not_know_cannot_be_decoded(tmp_path: Path) -> None:
+    data = bytearray((SAMPLE / "voice.wav").read_bytes())
+    fmt = data.index(b"fmt ")
+    data[fmt + 8 : fmt + 10] = (0x1234).to_bytes(2, "little")  # a format tag no codec has
+    path = tmp_path / "voice.wav"
+    path.write_bytes(bytes(data))
+    (finding,) = check_audio(path, FACTS).findings
     assert finding.message == (
         "The audio stream (unknown codec) cannot be decoded: its codec is one FFmpeg does not "
         "know, so nothing here can decode it."
