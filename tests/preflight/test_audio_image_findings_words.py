@@ -309,7 +309,7 @@ def sound_at(
 
 def test_sound_that_starts_exactly_when_the_picture_ends_is_apart() -> None:
     assert sound_at(2.5, 1.0) == (2.5, 2.5)
-    assert sound_at(2.49, 1.0) is None  # one frame's worth earlier, it overlaps
+    assert sound_at(2.49, 1.0) is None  # a hundredth of a second earlier, it overlaps
 
 
 def test_sound_that_ends_exactly_when_the_picture_begins_is_apart() -> None:
