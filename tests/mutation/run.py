@@ -194,6 +194,9 @@ def prepare(target: Target) -> Path:
         (folder / "shared").symlink_to(shared)
     quoted = ", ".join(f'"{test}"' for test in target.tests if (ROOT / test).exists())
     left_out = "".join(f', "--deselect", "{test}"' for test in target.deselect)
+    # Workers forked from a fork server, not from mutmut's own process: that one ran every
+    # test once, mediapipe's threads included, and a worker forked from it aborts (SIGABRT,
+    # counted "suspicious", not detected) the moment a test loads the face engine again.
     (folder / "pyproject.toml").write_text(
         "[tool.mutmut]\n"
         f'source_paths = ["{package}"]\n'
