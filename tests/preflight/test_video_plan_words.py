@@ -138,7 +138,9 @@ def at(time: float, *faces: Face, target: int | None = 0) -> FaceSample:
 
 def remuxed(actions: list[tuple[str, str, tuple[str, ...]]], **fields: Any) -> VideoPlan:
     """The remux plan of the clean clip: its picture's size, both streams, its length."""
-    made: dict[str, Any] = dict(width=1280, height=720, video_index=0, audio_index=1, length=10.0, audio="copy")
+    made: dict[str, Any] = dict(
+        width=1280, height=720, video_index=0, audio_index=1, length=10.0, audio="copy"
+    )
     made.update(fields)
     return VideoPlan(tuple(Action(*a) for a in actions), ".mp4", "remux", **made)
 
