@@ -758,6 +758,9 @@ def test_a_rate_outside_15_to_60_fps_becomes_a_multiple_or_divisor_or_25(
         (10.0, Fraction(20)),
         (60.2, Fraction(25)),
         (14.99, Fraction(25)),
+        # In range, any rate is kept as it is (a new one is picked only out of range).
+        (29.97, Fraction(2997, 100)),
+        (23.5, Fraction(47, 2)),
     ],
 )
 def test_a_clips_own_rate_is_kept_when_in_range(fps: float | None, clamped: Fraction) -> None:
@@ -1081,3 +1084,51 @@ def test_a_close_up_is_planned_with_the_thresholds_the_video_was_checked_with() 
         "800x450 -> 1138x640",
         (),
     )
+
+
+@pytest.mark.parametrize(
+    ("size", "crop", "cropped", "fitted"),
+    [
+        ((2100, 602), "1926:602:86:0", (1926, 602), (2048, 640)),
+        ((602, 2100), "602:1926:0:86", (602, 1926), (640, 2048)),
+    ],
+)
+def test_a_crop_to_3_2_rounds_its_long_side_down_to_stay_inside_the_aspect(
+    size: tuple[int, int], crop: str, cropped: tuple[int, int], fitted: tuple[int, int]
+) -> None:
+    # 602 x 3.2 = 1926.4: 1926 keeps the aspect under 3.2 (1928 would not, and no scale fits).
+    width, height = size
+    centred = face(0.45, 0.45, 0.1, 0.1)
+    made = plan(
+        checked(
+            clip({"width": width, "height": height}),
+            "InvalidFile.Resolution",
+            faces=scan(at(0.0, centred), width=width, height=height),
+        )
+    )
+    assert made.filters[0] == ("crop", crop)
+    assert steps(made)[1:] == [
+        (
+            "crop",
+            f"{width}x{height} -> {cropped[0]}x{cropped[1]} around the face",
+            ("InvalidFile.Resolution",),
+        ),
+        (
+            "scale",
+            f"{cropped[0]}x{cropped[1]} -> {fitted[0]}x{fitted[1]}",
+            ("InvalidFile.Resolution",),
+        ),
+    ]
+    assert (made.width, made.height) == fitted
+
+
+def test_a_crop_of_a_tall_strip_never_asks_for_more_columns_than_there_are() -> None:
+    faces = scan(at(0.0, face(0.45, 0.45, 0.1, 0.1)), width=601, height=2100)
+    step, action, width, _ = _crop_or_pad(601, 2100, faces)
+    assert step[1].startswith("600:") and width == 600
+
+
+def test_a_close_up_of_an_odd_picture_may_take_all_but_three_rows() -> None:
+    # 721 rows: 718 wanted is 3 short of the picture, more than the 2 that gain nothing.
+    made = close_up(at(0.0, face(0.4, 0.3, 0.1, 718.5 * 0.3 / 721)), width=1280, height=721)
+    assert made is not None and (made[2], made[3]) == (1274, 718)
