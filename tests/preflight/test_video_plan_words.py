@@ -1124,7 +1124,7 @@ def test_a_crop_to_3_2_rounds_its_long_side_down_to_stay_inside_the_aspect(
 
 def test_a_crop_of_a_tall_strip_never_asks_for_more_columns_than_there_are() -> None:
     faces = scan(at(0.0, face(0.45, 0.45, 0.1, 0.1)), width=601, height=2100)
-    step, action, width, _ = _crop_or_pad(601, 2100, faces)
+    step, _, width, _ = _crop_or_pad(601, 2100, faces)
     assert step[1].startswith("600:") and width == 600
 
 
@@ -1132,3 +1132,22 @@ def test_a_close_up_of_an_odd_picture_may_take_all_but_three_rows() -> None:
     # 721 rows: 718 wanted is 3 short of the picture, more than the 2 that gain nothing.
     made = close_up(at(0.0, face(0.4, 0.3, 0.1, 718.5 * 0.3 / 721)), width=1280, height=721)
     assert made is not None and (made[2], made[3]) == (1274, 718)
+
+
+def test_only_the_checks_closing_full_stop_is_dropped_from_its_words() -> None:
+    words = "Cannot open the file as video: a still image in PCX."
+    report = replace(
+        checked(clip()),
+        findings=(Finding("InvalidFile.Openerror", CODES["InvalidFile.Openerror"].severity, words, False),),
+    )
+    assert plan(report).unfixable == (
+        "Cannot open the file as video: a still image in PCX; "
+        "preflight fix cannot repair a file it cannot read"
+    )
+
+
+@pytest.mark.parametrize("size", [(1, 640), (640, 1)])
+def test_a_picture_one_pixel_across_is_still_a_picture(size: tuple[int, int]) -> None:
+    made = plan(checked(clip({"width": size[0], "height": size[1]}), "InvalidFile.Resolution"))
+    assert made.unfixable is None and made.mode == "encode"
+    assert [a.name for a in made.actions] == ["transcode", "pad", "scale"]
