@@ -896,7 +896,13 @@ def test_a_rotated_clip_is_turned_whenever_it_is_re_encoded_and_only_then() -> N
 
 
 @pytest.mark.parametrize(
-    ("size", "even"), [((1281, 721), (1280, 720)), ((1281, 720), (1280, 720)), ((1280, 721), (1280, 720))]
+    ("size", "even"),
+    [
+        ((1281, 721), (1280, 720)),
+        ((1281, 720), (1280, 720)),
+        ((1280, 721), (1280, 720)),
+        ((1279, 719), (1278, 718)),
+    ],
 )
 def test_an_odd_picture_re_encoded_loses_a_row_or_column(
     size: tuple[int, int], even: tuple[int, int]
@@ -1151,3 +1157,31 @@ def test_a_picture_one_pixel_across_is_still_a_picture(size: tuple[int, int]) ->
     made = plan(checked(clip({"width": size[0], "height": size[1]}), "InvalidFile.Resolution"))
     assert made.unfixable is None and made.mode == "encode"
     assert [a.name for a in made.actions] == ["transcode", "pad", "scale"]
+
+
+def test_a_header_length_the_check_was_told_to_ignore_is_left_alone() -> None:
+    assert plan(checked(clip(header_duration=130.0))) == VideoPlan((), ".mp4")
+
+
+PCM = {"codec": "pcm_s16le", "bit_rate": 1_536_000}
+
+
+@pytest.mark.parametrize(
+    ("info", "code", "first"),
+    [
+        (clip({"duration": 130.0}, PCM, duration=130.0), "InvalidFile.Duration", "into MP4, streams copied"),
+        (
+            clip({"duration": 30.0}, PCM, header_duration=130.0),
+            "Video.HeaderLength",
+            "header claims 130.00 s",
+        ),
+        (clip({}, PCM, size=301 * MIB), "InvalidFile.Size", "301 MiB file, 4 MiB of it the streams"),
+    ],
+)
+def test_sound_mp4_cannot_carry_is_made_aac_whenever_a_new_mp4_is_written(
+    info: MediaInfo, code: str, first: str
+) -> None:
+    made = plan(checked(info, code, path="/clips/clip.mov"))
+    assert made.mode == "remux" and made.audio == "aac"
+    assert any(a.detail.startswith(first) for a in made.actions)
+    assert ("audio-aac", "sound track pcm_s16le -> AAC (kept in sync)", ()) in steps(made)
