@@ -1185,3 +1185,50 @@ def test_sound_mp4_cannot_carry_is_made_aac_whenever_a_new_mp4_is_written(
     assert made.mode == "remux" and made.audio == "aac"
     assert any(a.detail.startswith(first) for a in made.actions)
     assert ("audio-aac", "sound track pcm_s16le -> AAC (kept in sync)", ()) in steps(made)
+
+
+def test_the_sound_of_a_clip_under_a_second_that_starts_after_it_is_dropped() -> None:
+    info = clip({"duration": 0.8}, {"start_time": 0.9, "duration": 3.0}, duration=3.9)
+    made = plan(checked(info, "Video.AudioOffset"))
+    assert steps(made)[-1] == (
+        "drop-audio",
+        "the sound track starts 0.90 s after the 0.80 s picture: dropped",
+        ("Video.AudioOffset",),
+    )
+
+
+def test_streams_of_exactly_the_size_limits_headroom_are_remuxed() -> None:
+    # 289,406,976 bit/s for 8 s: 289,406,976 bytes, 92% of 300 MiB to the byte.
+    info = clip({"duration": 8.0, "bit_rate": 289_278_976}, duration=8.0, size=301 * MIB)
+    assert plan(checked(info, "InvalidFile.Size")).mode == "remux"
+
+
+def test_the_rate_to_fit_is_said_in_megabits() -> None:
+    info = clip({"duration": 10.573, "bit_rate": None}, duration=10.573, size=310 * MIB)
+    made = plan(checked(info, "InvalidFile.Size"))
+    assert steps(made) == [
+        ("transcode", "h264 re-encoded to H.264 (x264 medium, 218.9 Mbit/s)", ()),
+        ("bitrate", "310 MiB -> video at 218.9 Mbit/s to land under 300 MiB", ("InvalidFile.Size",)),
+    ]
+    assert made.bit_rate == 218_850_133
+
+
+def test_a_long_clip_re_encoded_anyway_is_cut_in_the_same_pass() -> None:
+    info = clip({"duration": 130.0, "pixel_format": "yuv444p", "index": 2}, duration=130.0)
+    made = plan(checked(info, "InvalidFile.Duration", "Video.PixelFormat"))
+    assert made == encoded(
+        [
+            REENCODE,
+            ("pixel-format", "yuv444p -> yuv420p", ("Video.PixelFormat",)),
+            ("trim", "130.00 s -> 120 s", ("InvalidFile.Duration",)),
+        ],
+        trim_to=120.0,
+        length=120.0,
+        video_index=2,
+    )
+
+
+def test_a_header_remux_comes_first_among_its_steps() -> None:
+    made = plan(checked(clip(header_duration=130.0), "Video.HeaderLength"), drop_audio=True)
+    assert [a.name for a in made.actions] == ["remux", "drop-audio"]
+    assert made.audio == "drop"
