@@ -188,12 +188,16 @@ def _crop_or_pad(
     wide = width >= height
     if face is not None:
         if wide:
-            crop_w, crop_h = _even(height * ratio, up=False), _even(height, up=False)
+            # The kept side first: an odd one loses a row, and the other is cut to match it
+            # (from the odd side, 601 -> 1922x600, still over 3.2:1).
+            crop_h = _even(height, up=False)
+            crop_w = _even(crop_h * ratio, up=False)
             centre = (face[0] + face[2] / 2) * width
             x = int(min(max(0, centre - crop_w / 2), width - crop_w)) // 2 * 2
             y = 0
         else:
-            crop_w, crop_h = _even(width, up=False), _even(width * ratio, up=False)
+            crop_w = _even(width, up=False)
+            crop_h = _even(crop_w * ratio, up=False)
             centre = (face[1] + face[3] / 2) * height
             y = int(min(max(0, centre - crop_h / 2), height - crop_h)) // 2 * 2
             x = 0
