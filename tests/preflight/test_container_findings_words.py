@@ -270,6 +270,12 @@ def test_a_frame_of_exactly_2048_by_640_shape_still_fits_by_scaling() -> None:
     assert frame(3200, 1000).message.endswith("preflight fix scales it into range keeping the aspect ratio.")
 
 
+@pytest.mark.parametrize(("width", "height"), [(640, 2048), (2048, 640), (640, 640), (2048, 2048)])
+def test_sides_of_exactly_640_and_2048_px_pass(width: int, height: int) -> None:
+    info = clip(picture={"width": width, "height": height, "coded_width": width, "coded_height": height})
+    assert found(info, "InvalidFile.Resolution") == []
+
+
 def test_a_strip_no_scale_fits_says_its_aspect_ratio_and_the_most_there_is() -> None:
     finding = frame(2048, 600)
     assert finding.message == (
