@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,14 +18,17 @@ from pathlib import Path
 import pytest
 
 from retalk import Client, PollPolicy, RetryPolicy
-from retalk._emulator import Emulator, Faults
+from retalk._emulator import Emulator, Faults, _now, _Task
 from retalk._exceptions import (
+    AuthError,
     DownloadError,
     InputError,
+    ProtocolError,
     ResultExpired,
     RetalkError,
     SubmitUncertain,
     TaskFailed,
+    TaskTimeout,
     TaskUnknown,
 )
 from retalk._jobs import Events, continue_job, resume, run_job
@@ -89,6 +93,29 @@ def finished(client: Client, task_id: str) -> None:
     raise AssertionError(f"task {task_id} never ended")
 
 
+def planted(service: Emulator, seconds_ago: float, count: int = 1) -> list[str]:
+    """Tasks someone else submitted ``seconds_ago`` (listed, never run)."""
+    ids = []
+    with service._lock:
+        for _ in range(count):
+            task = _Task(
+                task_id=str(uuid.uuid4()),
+                request_id=str(uuid.uuid4()),
+                video_url="oss://x/v.mp4",
+                audio_url="oss://x/a.wav",
+                ref_image_url=None,
+                video_extension=False,
+                submitted=_now(-seconds_ago),
+            )
+            service._tasks[task.task_id] = task
+            ids.append(task.task_id)
+    return ids
+
+
+def lists(service: Emulator) -> int:
+    return sum(1 for method, path, _ in service.requests if method == "GET" and "/tasks?" in path)
+
+
 # --------------------------------------------------------------------------- the happy path
 def test_a_job_is_uploaded_submitted_once_waited_for_and_downloaded(
     service: Emulator, client: Client, journal: Journal, tmp_path: Path
@@ -97,10 +124,12 @@ def test_a_job_is_uploaded_submitted_once_waited_for_and_downloaded(
     stages: list[str] = []
     roles: list[str] = []
     statuses: list[str] = []
+    downloaded: list[int] = []
     events = Events(
         on_stage=lambda job, stage: stages.append(stage),
         on_upload=lambda role, done, total: roles.append(role),
         on_status=lambda task, waited: statuses.append(task.status),
+        on_download=lambda done, total: downloaded.append(done),
     )
     job = run_job(client, journal, VIDEO, VOICE, output=str(out), events=events)
     assert job.state == "downloaded" and job.error is None
@@ -110,6 +139,7 @@ def test_a_job_is_uploaded_submitted_once_waited_for_and_downloaded(
     assert stages == ["upload", "submit", "wait", "download"]
     assert set(roles) == {"video", "audio"}
     assert statuses[-1] == "SUCCEEDED"
+    assert downloaded[-1] == out.stat().st_size
     assert journal.job(job.id).output == str(out)
     recorded = journal.job(job.id).inputs
     assert all(recorded[r]["url"].startswith("oss://") for r in ("video", "audio"))
@@ -395,22 +425,22 @@ def test_a_lost_submit_with_two_candidates_is_left_to_the_user(
     assert journal.job(job.id).state == "submitting" and service.submissions == 2
 
 
-@pytest.mark.parametrize("minutes", [-4, 5])
+@pytest.mark.parametrize("seconds", [-190, 130])
 def test_a_task_outside_the_submits_window_is_not_adopted(
-    service: Emulator, client: Client, journal: Journal, minutes: int
+    service: Emulator, client: Client, journal: Journal, seconds: int
 ) -> None:
     other = foreign_task(client)
-    job = submitting_job(journal, client, started=time.time() + minutes * 60)
+    job = submitting_job(journal, client, started=time.time() + seconds)
     done = continue_job(client, journal, job, wait=False, settle_s=-3600)
     assert done.state == "submitted" and done.task_id != other and service.submissions == 2
 
 
-@pytest.mark.parametrize("minutes", [1.5, -2.5])
+@pytest.mark.parametrize("seconds", [110, -170])
 def test_a_task_inside_the_submits_window_is_adopted(
-    service: Emulator, client: Client, journal: Journal, minutes: float
+    service: Emulator, client: Client, journal: Journal, seconds: int
 ) -> None:
     other = foreign_task(client)
-    job = submitting_job(journal, client, started=time.time() + minutes * 60)
+    job = submitting_job(journal, client, started=time.time() + seconds)
     done = continue_job(client, journal, job, wait=False, settle_s=-3600)
     assert done.state == "submitted" and done.task_id == other and service.submissions == 1
 
@@ -477,3 +507,75 @@ def test_resume_sends_a_job_left_before_its_submit_and_settles_a_lost_one(
     done = resume(client, journal, settle_s=0)
     assert [j.id for j in done] == [lost.id] and done[0].state == "downloaded"
     assert service.submissions == 2 and resume(client, journal) == []
+
+
+def test_a_wait_that_times_out_keeps_the_job_submitted(
+    service: Emulator, client: Client, journal: Journal, tmp_path: Path
+) -> None:
+    service.faults.task_seconds = 2.0
+    with pytest.raises(TaskTimeout):
+        run_job(client, journal, VIDEO, VOICE, output=str(tmp_path / "o.mp4"), wait_timeout=0.05)
+    (job,) = journal.jobs()
+    assert job.state == "submitted" and job.task_id is not None and service.submissions == 1
+    with pytest.raises(TaskTimeout):
+        resume(client, journal, wait_timeout=0.05)
+
+
+def test_a_submit_refused_for_its_key_leaves_the_job_to_send_again(
+    service: Emulator, client: Client, journal: Journal, tmp_path: Path
+) -> None:
+    run_job(client, journal, VIDEO, VOICE, output=str(tmp_path / "a.mp4"), wait=False)
+    with Client(
+        "sk-wrong-0123456789abcdef", base_url=service.base_url, retry=RetryPolicy(attempts=1)
+    ) as wrong:
+        with pytest.raises(AuthError):  # the uploads come from the journal's cache
+            run_job(wrong, journal, VIDEO, VOICE, output=str(tmp_path / "b.mp4"), video_extension=True)
+    job = journal.jobs()[0]
+    assert job.state == "uploaded" and job.task_id is None and service.submissions == 1
+    done = continue_job(client, journal, job)
+    assert done.state == "downloaded" and service.submissions == 2
+
+
+def test_a_submit_answer_without_a_usable_task_id_is_kept_and_never_sent_again(
+    service: Emulator, client: Client, journal: Journal, tmp_path: Path
+) -> None:
+    service.faults.submit_task_id = "../../etc/passwd"
+    with pytest.raises(ProtocolError) as raised:
+        run_job(client, journal, VIDEO, VOICE, output=str(tmp_path / "o.mp4"))
+    (job,) = journal.jobs()
+    assert job.state == "protocol-error" and job.error == str(raised.value) and job.task_id is None
+    assert resume(client, journal) == [] and service.submissions == 1
+
+
+def test_the_lost_submits_task_is_found_on_a_later_page(
+    service: Emulator, client: Client, journal: Journal
+) -> None:
+    job = submitting_job(journal, client, started=time.time() - 1000)
+    (ours,) = planted(service, 950)  # 50 s after its submit started
+    planted(service, 100, count=50)  # newer, by others: a full first page
+    before = lists(service)
+    done = continue_job(client, journal, job, wait=False, settle_s=0)
+    assert done.task_id == ours and service.submissions == 0
+    assert lists(service) - before == 2
+
+
+def test_the_search_stops_at_a_page_older_than_the_submit(
+    service: Emulator, client: Client, journal: Journal
+) -> None:
+    planted(service, 5000, count=60)  # all long before the submit
+    job = submitting_job(journal, client)
+    before = lists(service)
+    done = continue_job(client, journal, job, wait=False, settle_s=0)
+    # One page read by the search, one listed before the submit sent again.
+    assert done.state == "submitted" and service.submissions == 1
+    assert lists(service) - before == 2
+
+
+def test_the_search_reads_at_most_ten_pages(service: Emulator, client: Client, journal: Journal) -> None:
+    planted(service, 100, count=560)  # newer than the submit's window, all of them
+    job = submitting_job(journal, client, started=time.time() - 1000)
+    (oldest,) = planted(service, 990)  # on page 12: never reached
+    before = lists(service)
+    done = continue_job(client, journal, job, wait=False, settle_s=0)
+    assert done.task_id != oldest and service.submissions == 1
+    assert lists(service) - before == 10 + 1
