@@ -153,14 +153,15 @@ def test_the_parameters_reach_the_service(
         journal,
         VIDEO,
         VOICE,
-        str(SAMPLE / "face.jpg") if (SAMPLE / "face.jpg").exists() else None,
+        str(SAMPLE / "face.jpg"),
         output=str(tmp_path / "o.mp4"),
         video_extension=True,
         query_face_threshold=150,
         wait=False,
     )
     assert job.state == "submitted" and job.params == {"video_extension": True, "query_face_threshold": 150}
-    assert service._tasks[job.task_id or ""].video_extension is True
+    made = service._tasks[job.task_id or ""]
+    assert made.video_extension is True and (made.ref_image_url or "").startswith("oss://")
 
 
 def test_a_bad_parameter_fails_the_job_and_nothing_is_paid(
@@ -572,10 +573,113 @@ def test_the_search_stops_at_a_page_older_than_the_submit(
 
 
 def test_the_search_reads_at_most_ten_pages(service: Emulator, client: Client, journal: Journal) -> None:
-    planted(service, 100, count=560)  # newer than the submit's window, all of them
+    planted(service, 100, count=500)  # newer than the submit's window: ten full pages
     job = submitting_job(journal, client, started=time.time() - 1000)
-    (oldest,) = planted(service, 990)  # on page 12: never reached
+    (oldest,) = planted(service, 990)  # the 501st: never reached
     before = lists(service)
     done = continue_job(client, journal, job, wait=False, settle_s=0)
     assert done.task_id != oldest and service.submissions == 1
     assert lists(service) - before == 10 + 1
+
+
+def test_a_refused_result_whose_end_the_service_does_not_state_is_not_written_off(
+    service: Emulator, client: Client, journal: Journal, tmp_path: Path
+) -> None:
+    service.faults.result_ttl_s = 0.0
+    sent = run_job(client, journal, VIDEO, VOICE, output=str(tmp_path / "o.mp4"), wait=False)
+    assert sent.task_id is not None
+    finished(client, sent.task_id)
+    with service._lock:
+        service._tasks[sent.task_id].ended = None
+    with pytest.raises(DownloadError) as raised:
+        continue_job(client, journal, sent)
+    assert not isinstance(raised.value, ResultExpired)
+    assert journal.job(sent.id).state == "submitted"
+
+
+def test_a_result_is_written_off_by_the_services_clock_not_ours(
+    service: Emulator, client: Client, journal: Journal, tmp_path: Path
+) -> None:
+    # The service's clock 20 h behind ours; its result ended 10 h ago by that clock: 30 h
+    # ago by ours, yet 14 h of its day are left.
+    service.faults.clock_offset_s = -20 * 3600.0
+    service.faults.result_ttl_s = 0.0
+    sent = run_job(client, journal, VIDEO, VOICE, output=str(tmp_path / "o.mp4"), wait=False)
+    assert sent.task_id is not None
+    finished(client, sent.task_id)
+    with service._lock:
+        task = service._tasks[sent.task_id]
+        assert task.ended is not None
+        task.ended -= timedelta(hours=10)
+    with pytest.raises(DownloadError) as raised:
+        continue_job(client, journal, sent)
+    assert not isinstance(raised.value, ResultExpired)
+    assert journal.job(sent.id).state == "submitted"
+
+
+def test_resume_leaves_jobs_for_another_service_alone(
+    service: Emulator, client: Client, journal: Journal
+) -> None:
+    elsewhere = journal.start(
+        {"video": VIDEO, "audio": VOICE}, {}, None, base_url="http://127.0.0.1:9/api/v1"
+    )
+    assert resume(client, journal) == []
+    assert journal.job(elsewhere.id).state == "new" and service.submissions == 0
+
+
+def test_resume_leaves_the_parts_of_a_stopped_split_alone(
+    service: Emulator, client: Client, journal: Journal, tmp_path: Path
+) -> None:
+    def job(params: dict[str, bool], name: str) -> Job:
+        return journal.start(
+            {"video": VIDEO, "audio": VOICE}, params, str(tmp_path / name), base_url=client.base_url
+        )
+
+    new, uploaded, alone = (
+        job({}, "a.mp4"),
+        job({"video_extension": True}, "b.mp4"),
+        job({"video_extension": False}, "c.mp4"),
+    )
+    journal.update(uploaded.id, state="uploaded")
+    plan = {"parts": [{"job": new.id}, {"job": uploaded.id}]}
+    split = journal.start_split("fingerprint", str(tmp_path / "joined.mp4"), plan, base_url=client.base_url)
+    journal.update_split(split.id, state="failed")
+    assert [j.id for j in resume(client, journal)] == [alone.id]
+    assert journal.job(new.id).state == "new" and journal.job(uploaded.id).state == "uploaded"
+    assert service.submissions == 1
+    journal.update_split(split.id, state="running")  # its command runs it again
+    done = resume(client, journal)
+    assert [j.id for j in done] == [new.id, uploaded.id] and service.submissions == 3
+
+
+def test_resume_skips_a_job_another_process_took_up_meanwhile_and_says_so(
+    service: Emulator, client: Client, journal: Journal, tmp_path: Path
+) -> None:
+    def job(params: dict[str, bool], name: str) -> Job:
+        return journal.start(
+            {"video": VIDEO, "audio": VOICE}, params, str(tmp_path / name), base_url=client.base_url
+        )
+
+    first, taken, last = (
+        job({}, "a.mp4"),
+        job({"video_extension": True}, "b.mp4"),
+        job({"video_extension": False}, "c.mp4"),
+    )
+    stages: list[tuple[int, str]] = []
+
+    def on_stage(running: Job, stage: str) -> None:
+        stages.append((running.id, stage))
+        if running.id == first.id:
+            journal.update(taken.id, owner=OTHER)  # another command took it up meanwhile
+
+    problems: list[tuple[int, str]] = []
+    done = resume(
+        client,
+        journal,
+        events=Events(on_stage=on_stage),
+        on_error=lambda j, exc: problems.append((j.id, str(exc))),
+    )
+    assert [j.id for j in done] == [first.id, last.id]
+    assert problems == [(taken.id, f"job {taken.id} is being run by process {OTHER}; left to it")]
+    assert (last.id, "download") in stages and journal.job(taken.id).state == "new"
+    assert service.submissions == 2
