@@ -403,11 +403,10 @@ def test_a_lost_submit_that_never_arrived_is_sent_again_once_settled(
 def test_a_lost_submit_adopts_the_one_task_it_made(
     service: Emulator, client: Client, journal: Journal
 ) -> None:
-    owned = run_job(
-        client, journal, VIDEO, VOICE, video_extension=True, wait=False
-    )  # a job's own task: not it
     job = submitting_job(journal, client)
     made = foreign_task(client)
+    # Another job's task, newer and listed first: passed over, the search goes on.
+    owned = run_job(client, journal, VIDEO, VOICE, video_extension=True, wait=False)
     done = continue_job(client, journal, job, wait=False, settle_s=0)
     assert done.state == "submitted" and done.task_id == made != owned.task_id
     assert service.submissions == 2
