@@ -659,9 +659,10 @@ def test_resume_skips_a_job_another_process_took_up_meanwhile_and_says_so(
             {"video": VIDEO, "audio": VOICE}, params, str(tmp_path / name), base_url=client.base_url
         )
 
-    first, taken, last = (
+    first, taken, ended, last = (
         job({}, "a.mp4"),
         job({"video_extension": True}, "b.mp4"),
+        job({"query_face_threshold": 150}, "d.mp4"),
         job({"video_extension": False}, "c.mp4"),
     )
     stages: list[tuple[int, str]] = []
@@ -670,6 +671,7 @@ def test_resume_skips_a_job_another_process_took_up_meanwhile_and_says_so(
         stages.append((running.id, stage))
         if running.id == first.id:
             journal.update(taken.id, owner=OTHER)  # another command took it up meanwhile
+            journal.update(ended.id, state="failed", error="ended meanwhile")  # nothing to say
 
     problems: list[tuple[int, str]] = []
     done = resume(
