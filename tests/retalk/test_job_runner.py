@@ -7,6 +7,7 @@ Fast (no subprocess, tasks of no time, no sleeps): the mutation target of ``_job
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import time
@@ -14,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,6 +35,7 @@ from retalk._exceptions import (
 )
 from retalk._jobs import Events, continue_job, resume, run_job
 from retalk._journal import DuplicateJob, Job, Journal
+from retalk._models import Task
 from tests.conftest import SAMPLE
 
 OTHER = f"{socket.gethostname()}:{os.getppid()}"  # a live process, not this one
@@ -112,6 +115,12 @@ def planted(service: Emulator, seconds_ago: float, count: int = 1) -> list[str]:
     return ids
 
 
+def recorded_result(journal: Journal, output: Path) -> str | None:
+    """The SHA-256 the journal wrote down for a result before it was renamed into place."""
+    row = journal._db.execute("SELECT sha256 FROM results WHERE output = ?", (str(output),)).fetchone()
+    return None if row is None else str(row[0])
+
+
 def lists(service: Emulator) -> int:
     return sum(1 for method, path, _ in service.requests if method == "GET" and "/tasks?" in path)
 
@@ -121,12 +130,12 @@ def test_a_job_is_uploaded_submitted_once_waited_for_and_downloaded(
     service: Emulator, client: Client, journal: Journal, tmp_path: Path
 ) -> None:
     out = tmp_path / "deep" / "out.mp4"
-    stages: list[str] = []
+    stages: list[tuple[int, str]] = []
     roles: list[str] = []
     statuses: list[str] = []
     downloaded: list[int] = []
     events = Events(
-        on_stage=lambda job, stage: stages.append(stage),
+        on_stage=lambda job, stage: stages.append((job.id, stage)),
         on_upload=lambda role, done, total: roles.append(role),
         on_status=lambda task, waited: statuses.append(task.status),
         on_download=lambda done, total: downloaded.append(done),
@@ -136,11 +145,12 @@ def test_a_job_is_uploaded_submitted_once_waited_for_and_downloaded(
     assert job.task_id is not None and service.submissions == 1
     assert out.stat().st_size > 1000  # the folder made for it
     assert job.billed_s == pytest.approx(4.0, abs=0.3)
-    assert stages == ["upload", "submit", "wait", "download"]
+    assert stages == [(job.id, stage) for stage in ("upload", "submit", "wait", "download")]
     assert set(roles) == {"video", "audio"}
     assert statuses[-1] == "SUCCEEDED"
     assert downloaded[-1] == out.stat().st_size
     assert journal.job(job.id).output == str(out)
+    assert recorded_result(journal, out) == hashlib.sha256(out.read_bytes()).hexdigest()
     recorded = journal.job(job.id).inputs
     assert all(recorded[r]["url"].startswith("oss://") for r in ("video", "audio"))
 
@@ -420,8 +430,11 @@ def test_a_lost_submit_with_two_candidates_is_left_to_the_user(
     with pytest.raises(SubmitUncertain) as raised:
         continue_job(client, journal, job, settle_s=0)
     text = str(raised.value)
-    assert text.startswith(f"job {job.id}: several tasks could be its own (")
-    assert text.endswith("); check them with `retalk status`") and first in text and second in text
+    newest_first = f"({second}, {first})"
+    assert (
+        text
+        == f"job {job.id}: several tasks could be its own {newest_first}; check them with `retalk status`"
+    )
     assert journal.job(job.id).state == "submitting" and service.submissions == 2
 
 
@@ -684,3 +697,107 @@ def test_resume_skips_a_job_another_process_took_up_meanwhile_and_says_so(
     assert problems == [(taken.id, f"job {taken.id} is being run by process {OTHER}; left to it")]
     assert (last.id, "download") in stages and journal.job(taken.id).state == "new"
     assert service.submissions == 2
+
+
+def test_a_result_refused_once_is_downloaded_by_the_url_asked_for_again(
+    service: Emulator, client: Client, journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "o.mp4"
+    service.faults.result_ttl_s = 0.0
+    sent = run_job(client, journal, VIDEO, VOICE, output=str(out), wait=False)
+    asked = client.get
+
+    def ask_again(task_id: str) -> Task:
+        service.faults.result_ttl_s = 24 * 3600.0  # a fresh URL, say
+        return asked(task_id)
+
+    monkeypatch.setattr(client, "get", ask_again)
+    sizes: list[int] = []
+    done = continue_job(
+        client, journal, sent, events=Events(on_download=lambda got, total: sizes.append(got))
+    )
+    assert done.state == "downloaded" and sizes[-1] == out.stat().st_size
+    assert recorded_result(journal, out) == hashlib.sha256(out.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("when", ["aged-while-asked", "forgotten-while-asked"])
+def test_the_write_off_is_judged_by_the_latest_end_the_service_states(
+    service: Emulator,
+    client: Client,
+    journal: Journal,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    when: str,
+) -> None:
+    service.faults.result_ttl_s = 0.0
+    sent = run_job(client, journal, VIDEO, VOICE, output=str(tmp_path / "o.mp4"), wait=False)
+    assert sent.task_id is not None
+    finished(client, sent.task_id)
+
+    def age() -> None:
+        with service._lock:
+            task = service._tasks[sent.task_id or ""]
+            assert task.ended is not None
+            task.ended -= timedelta(hours=25)
+
+    asked = client.get
+    if when == "forgotten-while-asked":
+        age()  # the task's end known from the wait; the query again answers UNKNOWN
+
+        def ask_again(task_id: str) -> Task:
+            service.forget(task_id)
+            return asked(task_id)
+    else:
+        # Ended a day ago by the answer asked for again, not by the one waited for.
+        def ask_again(task_id: str) -> Task:
+            age()
+            return asked(task_id)
+
+    real_wait = client.wait
+
+    def wait(task_id: str, **kwargs: Any) -> Task:
+        answer = real_wait(task_id, **kwargs)
+        monkeypatch.setattr(client, "get", ask_again)
+        return answer
+
+    monkeypatch.setattr(client, "wait", wait)
+    with pytest.raises(ResultExpired):
+        continue_job(client, journal, sent)
+    assert journal.job(sent.id).state == "expired"
+
+
+def test_a_service_time_in_whole_seconds_is_read(service: Emulator, client: Client, journal: Journal) -> None:
+    class Whole(_Task):
+        def output(self, base: str) -> dict[str, Any]:
+            answer = super().output(base)
+            answer["submit_time"] = answer["submit_time"][:19]  # no milliseconds
+            return answer
+
+    job = submitting_job(journal, client)
+    with service._lock:
+        task = Whole(
+            task_id=str(uuid.uuid4()),
+            request_id=str(uuid.uuid4()),
+            video_url="oss://x/v.mp4",
+            audio_url="oss://x/a.wav",
+            ref_image_url=None,
+            video_extension=False,
+            submitted=_now(),
+        )
+        service._tasks[task.task_id] = task
+    done = continue_job(client, journal, job, wait=False, settle_s=0)
+    assert done.task_id == task.task_id and service.submissions == 0
+
+
+def test_tasks_of_other_jobs_on_the_first_page_do_not_end_the_search(
+    service: Emulator, client: Client, journal: Journal
+) -> None:
+    job = submitting_job(journal, client, started=time.time() - 1000)
+    (ours,) = planted(service, 1100)  # 100 s before its submit was recorded: clocks differ
+    for task_id in planted(service, 940, count=50):  # after it, each another job's
+        other = journal.start(
+            {"video": VIDEO, "audio": VOICE}, {}, None, base_url=client.base_url, force=True
+        )
+        journal.update(other.id, state="submitted", task_id=task_id)
+    done = continue_job(client, journal, job, wait=False, settle_s=0)
+    assert done.task_id == ours and service.submissions == 0
