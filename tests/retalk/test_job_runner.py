@@ -129,7 +129,7 @@ def lists(service: Emulator) -> int:
 def test_a_job_is_uploaded_submitted_once_waited_for_and_downloaded(
     service: Emulator, client: Client, journal: Journal, tmp_path: Path
 ) -> None:
-    out = tmp_path / "deep" / "out.mp4"
+    out = tmp_path / "deep" / "er" / "out.mp4"
     stages: list[tuple[int, str]] = []
     roles: list[str] = []
     statuses: list[str] = []
@@ -801,3 +801,36 @@ def test_tasks_of_other_jobs_on_the_first_page_do_not_end_the_search(
         journal.update(other.id, state="submitted", task_id=task_id)
     done = continue_job(client, journal, job, wait=False, settle_s=0)
     assert done.task_id == ours and service.submissions == 0
+
+
+def test_an_output_under_a_file_is_said_as_unusable(
+    service: Emulator, client: Client, journal: Journal, tmp_path: Path
+) -> None:
+    (tmp_path / "taken").write_bytes(b"a file, not a folder")
+    out = tmp_path / "taken" / "o.mp4"
+    sent = run_job(client, journal, VIDEO, VOICE, output=str(out), wait=False)
+    with pytest.raises(RetalkError) as raised:
+        continue_job(client, journal, sent)
+    assert type(raised.value).__name__ == "OutputUnusable"
+    assert (journal.job(sent.id).error or "").startswith(f"the output {out} ")
+    assert journal.job(sent.id).state == "submitted"
+
+
+def test_a_success_without_a_result_url_is_said_and_the_job_kept(
+    service: Emulator, client: Client, journal: Journal, tmp_path: Path
+) -> None:
+    class NoUrl(_Task):
+        def output(self, base: str) -> dict[str, Any]:
+            answer = super().output(base)
+            answer.pop("video_url", None)
+            return answer
+
+    sent = run_job(client, journal, VIDEO, VOICE, output=str(tmp_path / "o.mp4"), wait=False)
+    assert sent.task_id is not None
+    finished(client, sent.task_id)
+    with service._lock:
+        service._tasks[sent.task_id].__class__ = NoUrl
+    with pytest.raises(DownloadError) as raised:
+        continue_job(client, journal, sent)
+    assert str(raised.value) == f"task {sent.task_id} succeeded without a result URL"
+    assert journal.job(sent.id).state == "submitted"
