@@ -7,6 +7,7 @@ Fast (no subprocess, tasks of no time, no sleeps): the mutation target of ``_job
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import socket
@@ -327,6 +328,11 @@ def test_an_output_that_became_a_folder_is_said_and_the_job_kept(
     with pytest.raises(RetalkError) as raised:
         continue_job(client, journal, sent)
     assert type(raised.value).__name__ == "OutputUnusable"
+    problem = f"is a folder; give a file name, e.g. {out / 'result.mp4'}"
+    assert str(raised.value).startswith(
+        f"the output {out} {problem}: task {sent.task_id} succeeded and is paid for (job {sent.id}); "
+        f"give its result another name: `retalk resume --job {sent.id} -o NEW.mp4`"
+    ), str(raised.value)
     job = journal.job(sent.id)
     assert job.state == "submitted" and (job.error or "").startswith(f"the output {out} ")
     assert service.submissions == 1
@@ -833,4 +839,23 @@ def test_a_success_without_a_result_url_is_said_and_the_job_kept(
     with pytest.raises(DownloadError) as raised:
         continue_job(client, journal, sent)
     assert str(raised.value) == f"task {sent.task_id} succeeded without a result URL"
+    assert journal.job(sent.id).state == "submitted"
+
+
+def test_a_disk_that_fills_during_the_download_leaves_the_job_for_resume(
+    service: Emulator, client: Client, journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "o.mp4"
+    sent = run_job(client, journal, VIDEO, VOICE, output=str(out), wait=False)
+
+    def full(*args: Any, **kwargs: Any) -> Path:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(client, "download", full)
+    with pytest.raises(DownloadError) as raised:
+        continue_job(client, journal, sent)
+    assert str(raised.value) == (
+        f"cannot write the result to {out}: No space left on device [ENOSPC]; task {sent.task_id} "
+        "succeeded and stays in the journal: `retalk resume` downloads it (within 24 h of its end)"
+    )
     assert journal.job(sent.id).state == "submitted"
