@@ -335,6 +335,10 @@ def test_an_output_that_became_a_folder_is_said_and_the_job_kept(
     ), str(raised.value)
     job = journal.job(sent.id)
     assert job.state == "submitted" and (job.error or "").startswith(f"the output {out} ")
+    # The folder moved away: resume downloads it, and the trouble is no longer shown.
+    out.rmdir()
+    done = continue_job(client, journal, job)
+    assert done.state == "downloaded" and done.error is None and out.is_file()
     assert service.submissions == 1
 
 
@@ -859,3 +863,15 @@ def test_a_disk_that_fills_during_the_download_leaves_the_job_for_resume(
         "succeeded and stays in the journal: `retalk resume` downloads it (within 24 h of its end)"
     )
     assert journal.job(sent.id).state == "submitted"
+
+
+def test_a_success_the_service_states_no_usage_for_is_downloaded_unbilled(
+    service: Emulator, client: Client, journal: Journal, tmp_path: Path
+) -> None:
+    sent = run_job(client, journal, VIDEO, VOICE, output=str(tmp_path / "o.mp4"), wait=False)
+    assert sent.task_id is not None
+    finished(client, sent.task_id)
+    with service._lock:
+        service._tasks[sent.task_id].usage = None
+    done = continue_job(client, journal, sent)
+    assert done.state == "downloaded" and done.billed_s is None
