@@ -45,6 +45,12 @@ VIDEO, VOICE = str(SAMPLE / "talking_head.mp4"), str(SAMPLE / "voice.wav")
 FAST_POLL = PollPolicy(steps=(0.01,), cap_s=0.02, jitter=0.1)
 
 
+@pytest.fixture(autouse=True)
+def in_scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job without an output downloads into the working folder: the test's own."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture()
 def service(tmp_path: Path) -> Iterator[Emulator]:
     with Emulator(
