@@ -152,12 +152,9 @@ TARGETS = (
     Target(
         "jobs",
         "retalk/_jobs.py",
-        (
-            "tests/retalk/test_journal.py",
-            "tests/retalk/test_split_journal.py",
-            "tests/retalk/test_over_http.py",
-            "tests/retalk/test_faults.py",
-        ),
+        # In-process against the emulator (the slow files, subprocesses and minutes, run in CI).
+        ("tests/retalk/test_job_runner.py",),
+        tmp_in_memory=True,
     ),
 )
 
