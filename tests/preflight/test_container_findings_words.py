@@ -17,53 +17,9 @@ from typing import Any
 
 import pytest
 
-from preflight._models import AudioStreamInfo, Finding, ImageInfo, MediaInfo, Severity, VideoStreamInfo
+from preflight._models import Finding, ImageInfo, MediaInfo, Severity
 from preflight._rules import image_findings, video_findings
-
-MP4 = "mov,mp4,m4a,3gp,3g2,mj2"
-MIB = 1024 * 1024
-
-PICTURE = VideoStreamInfo(
-    index=0,
-    codec="h264",
-    profile="High",
-    pixel_format="yuv420p",
-    coded_width=1280,
-    coded_height=720,
-    width=1280,
-    height=720,
-    rotation=0,
-    avg_fps=25.0,
-    nominal_fps=25.0,
-    variable_frame_rate=False,
-    frame_count=250,
-    duration=10.0,
-    start_time=0.0,
-    bit_rate=2_000_000,
-)
-SOUND = AudioStreamInfo(
-    index=1,
-    codec="aac",
-    profile="LC",
-    sample_rate=48000,
-    channels=2,
-    channel_layout="stereo",
-    sample_format="fltp",
-    bit_depth=None,
-    duration=10.0,
-    start_time=0.0,
-    bit_rate=128_000,
-)
-CLIP = MediaInfo(
-    path="/clips/clip.mp4",
-    size=2_700_000,
-    container=MP4,
-    duration=10.0,
-    start_time=0.0,
-    bit_rate=2_160_000,
-    video=(PICTURE,),
-    audio=(SOUND,),
-)
+from tests.preflight.clean_clip import CLIP, MIB, MP4, PICTURE, SOUND
 
 
 def clip(picture: dict[str, Any] | None = None, **changes: Any) -> MediaInfo:

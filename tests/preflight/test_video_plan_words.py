@@ -37,55 +37,13 @@ from preflight._fix_video import (
     reframe_share,
     target_fps,
 )
-from preflight._models import AudioStreamInfo, FileReport, Finding, MediaInfo, VideoStreamInfo
+from preflight._models import FileReport, Finding, MediaInfo
 from preflight._thresholds import FaceThresholds
 from preflight.codes import CODES
+from tests.preflight.clean_clip import CLIP, MIB, MP4, PICTURE, SOUND
 
-MP4 = "mov,mp4,m4a,3gp,3g2,mj2"
 MKV = "matroska,webm"
-MIB = 1024 * 1024
 
-PICTURE = VideoStreamInfo(
-    index=0,
-    codec="h264",
-    profile="High",
-    pixel_format="yuv420p",
-    coded_width=1280,
-    coded_height=720,
-    width=1280,
-    height=720,
-    rotation=0,
-    avg_fps=25.0,
-    nominal_fps=25.0,
-    variable_frame_rate=False,
-    frame_count=250,
-    duration=10.0,
-    start_time=0.0,
-    bit_rate=2_000_000,
-)
-SOUND = AudioStreamInfo(
-    index=1,
-    codec="aac",
-    profile="LC",
-    sample_rate=48000,
-    channels=2,
-    channel_layout="stereo",
-    sample_format="fltp",
-    bit_depth=None,
-    duration=10.0,
-    start_time=0.0,
-    bit_rate=128_000,
-)
-CLIP = MediaInfo(
-    path="/clips/clip.mp4",
-    size=2_700_000,
-    container=MP4,
-    duration=10.0,
-    start_time=0.0,
-    bit_rate=2_160_000,
-    video=(PICTURE,),
-    audio=(SOUND,),
-)
 #: The steps that open every re-encode of the clean clip's H.264.
 REENCODE = ("transcode", "h264 re-encoded to H.264 (x264 medium, crf 18)", ())
 STRAIGHT = Pose(0.0, 0.0, 0.0)
