@@ -31,10 +31,10 @@ from preflight._models import (
     Finding,
     ImageInfo,
     MediaInfo,
-    VideoStreamInfo,
 )
 from preflight._thresholds import AudioThresholds
 from preflight.codes import CODES
+from tests.preflight.clean_clip import PICTURE as CLEAN_PICTURE
 
 MP4 = "mov,mp4,m4a,3gp,3g2,mj2"
 MIB = 1024 * 1024
@@ -62,24 +62,8 @@ VOICE = MediaInfo(
     bit_rate=768_000,
     audio=(SOUND,),
 )
-PICTURE = VideoStreamInfo(
-    index=0,
-    codec="h264",
-    profile="High",
-    pixel_format="yuv420p",
-    coded_width=1280,
-    coded_height=720,
-    width=1280,
-    height=720,
-    rotation=0,
-    avg_fps=30.0,
-    nominal_fps=30.0,
-    variable_frame_rate=False,
-    frame_count=300,
-    duration=10.0,
-    start_time=0.0,
-    bit_rate=2_000_000,
-)
+#: The clean clip's picture at 30 fps (a voice taken from beside a video).
+PICTURE = replace(CLEAN_PICTURE, avg_fps=30.0, nominal_fps=30.0, frame_count=300)
 
 
 def voice(sound: dict[str, Any] | None = None, **changes: Any) -> MediaInfo:
