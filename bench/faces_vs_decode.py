@@ -123,7 +123,7 @@ def describe(path: Path) -> str:
 def sampling_account(path: Path) -> str:
     """How much of the clip the sampler decodes (in process, for the record)."""
     from preflight import probe_media
-    from preflight._frames import SamplingResult, sample_frames
+    from preflight._probe.frames import SamplingResult, sample_frames
 
     info = probe_media(path)
     stream = info.video[0]

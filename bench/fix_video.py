@@ -32,8 +32,8 @@ import make_fixtures  # noqa: E402
 from _figures import record  # noqa: E402  (bench/, beside this script)
 
 from preflight import CheckOptions  # noqa: E402
-from preflight._fix import fix_paths  # noqa: E402
-from preflight._fix_model import FixOptions  # noqa: E402
+from preflight._fix.job import fix_paths  # noqa: E402
+from preflight._fix.model import FixOptions  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"
 

@@ -40,7 +40,7 @@ import make_fixtures  # noqa: E402
 from _figures import record  # noqa: E402  (bench/, beside this script)
 
 from preflight import CheckOptions, FixOptions, check_paths, fix_paths  # noqa: E402
-from preflight._split import part_names  # noqa: E402
+from preflight._fix.parts import part_names  # noqa: E402
 from retalk import Client, PollPolicy  # noqa: E402
 from retalk._emulator import Emulator, Faults  # noqa: E402
 from retalk._jobs import run_job  # noqa: E402

@@ -5,7 +5,7 @@
 Makes (once; cached in ``bench/.cache``) a 120 s 48 kHz stereo 16-bit WAV of speech: the
 real English voice from ``../shared/media`` when present (resampled and looped), else the
 fixture script's synthetic voice. Pins the process to one core and times
-``preflight._audio_analysis.analyse_audio`` (decode, EBU R128 loudness and true peak,
+``preflight._probe.voice.analyse_audio`` (decode, EBU R128 loudness and true peak,
 clipping, speech activity, noise floor, digital silence, background music), the same
 speech over a music bed, and the whole ``check_audio`` for comparison. Goal: under 2% of
 the audio's duration (faster than 50x real time).
@@ -29,7 +29,7 @@ import make_fixtures  # noqa: E402
 from _figures import record  # noqa: E402  (bench/, beside this script)
 
 from preflight import check_audio  # noqa: E402
-from preflight._audio_analysis import analyse_audio  # noqa: E402
+from preflight._probe.voice import analyse_audio  # noqa: E402
 
 SECONDS, RATE = 120, 48000
 REAL = ROOT.parent / "shared" / "media" / "MuseTalk__audio__eng.wav"

@@ -15,22 +15,13 @@ from __future__ import annotations
 
 from . import limits
 from ._atomic import lock_exclusive, remove_orphan_parts
-from ._check import (
-    CheckOptions,
-    check_audio,
-    check_file,
-    check_image,
-    check_paths,
-    check_video,
-    collect_files,
-)
+from ._check.file import check_audio, check_file, check_image, check_video
+from ._check.options import CheckOptions
+from ._check.paths import check_paths, collect_files
 from ._config import Config, settings_for
-from ._display import line_start, plain, printable
 from ._exceptions import FaceEngineError, PreflightError, UsageError
-from ._face_scan import FaceSample, ImageFaceScan, VideoFaceScan, scan_image, scan_video
-from ._faces import Box, Face, FaceEngine, LazyEngine, Pose, load_engine
-from ._fix import fix_paths
-from ._fix_model import Action, FixedFile, FixOptions, FixReport
+from ._fix.job import fix_paths
+from ._fix.model import Action, FixedFile, FixOptions, FixReport
 from ._local_file import local_file
 from ._models import (
     AudioStreamInfo,
@@ -44,10 +35,14 @@ from ._models import (
     Severity,
     VideoStreamInfo,
 )
-from ._probe import probe, probe_image, probe_media
-from ._report import ReportPage, build_report, write_report
-from ._sniff import guess_role
-from ._thresholds import AudioThresholds, FaceThresholds, Thresholds
+from ._probe.container import probe, probe_image, probe_media
+from ._probe.faces.engine import Box, Face, FaceEngine, Pose
+from ._probe.faces.loader import LazyEngine, load_engine
+from ._probe.faces.scan import FaceSample, ImageFaceScan, VideoFaceScan, scan_image, scan_video
+from ._probe.sniff import guess_role
+from ._render.display import line_start, plain, printable
+from ._render.html import ReportPage, build_report, write_report
+from ._rules.thresholds import AudioThresholds, FaceThresholds, Thresholds
 from .codes import CODES
 
 __version__ = "0.1.0"

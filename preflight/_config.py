@@ -32,11 +32,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ._check import CheckOptions
+from ._check.options import CheckOptions
 from ._exceptions import UsageError
-from ._fix_model import ALIGN_CHOICES, PRESETS, FixOptions
+from ._fix.model import ALIGN_CHOICES, PRESETS, FixOptions
 from ._models import Severity
-from ._thresholds import GROUPS, Thresholds, bounds
+from ._rules.thresholds import GROUPS, Thresholds, bounds
 from .codes import unknown_selectors
 
 if sys.version_info >= (3, 11):

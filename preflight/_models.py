@@ -13,8 +13,8 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from ._audio_analysis import AudioAnalysis
-    from ._face_scan import FaceScan
+    from ._probe.faces.scan import FaceScan
+    from ._probe.voice import AudioAnalysis
 
 Role = Literal["video", "audio", "ref"]
 ROLES: tuple[Role, ...] = ("video", "audio", "ref")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from preflight import CheckOptions, FixOptions, PreflightError, settings_for
-from preflight._fix_model import ALIGN_CHOICES
+from preflight._fix.model import ALIGN_CHOICES
 from preflight.codes import unknown_selectors
 
 from ._client import Client

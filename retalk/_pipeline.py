@@ -29,8 +29,7 @@ from preflight import (
     limits,
     local_file,
 )
-from preflight._audio_analysis import speech_ranges
-from preflight._split import (
+from preflight._fix.parts import (
     JoinReport,
     Speech,
     SplitError,
@@ -39,6 +38,7 @@ from preflight._split import (
     plan_split,
     write_parts,
 )
+from preflight._probe.voice import speech_ranges
 
 from ._client import Client
 from ._exceptions import ConfigError, RetalkError

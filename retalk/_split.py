@@ -20,7 +20,7 @@ from typing import Any
 import av
 
 from preflight import PreflightError, limits
-from preflight._split import JoinReport, PartFiles, SplitPlan, encode_voice, join_parts
+from preflight._fix.parts import JoinReport, PartFiles, SplitPlan, encode_voice, join_parts
 
 from ._client import Client
 from ._exceptions import (

@@ -13,17 +13,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from .. import __version__
-from .._cache import CheckCache, default_cache_dir
-from .._check import CheckOptions, check_paths
+from .._check.cache import CheckCache, default_cache_dir
+from .._check.options import CheckOptions
+from .._check.paths import check_paths
+from .._check.workers import DEFAULT_TIMEOUT_S
 from .._config import Config, settings_for
-from .._contact_sheet import write_contact_sheet
-from .._display import printable
 from .._exceptions import UsageError
-from .._face_scan import VideoFaceScan
-from .._formats import render_github, render_junit, render_sarif, render_statistics
-from .._isolation import DEFAULT_TIMEOUT_S
 from .._models import CheckReport, FileReport
-from .._output import FORMATS, render_json, render_text
+from .._probe.faces.scan import VideoFaceScan
+from .._render.contact_sheet import write_contact_sheet
+from .._render.display import printable
+from .._render.formats import render_github, render_junit, render_sarif, render_statistics
+from .._render.text import FORMATS, render_json, render_text
 
 #: ``check`` also speaks the CI tools' formats.
 CHECK_FORMATS = (*FORMATS, "github", "sarif", "junit")

@@ -11,12 +11,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from .._display import line_start, plain, printable
 from .._exceptions import UsageError
-from .._fix import fix_paths
-from .._fix_model import ALIGN_CHOICES, PRESETS, FixReport
+from .._fix.job import fix_paths
+from .._fix.model import ALIGN_CHOICES, PRESETS, FixReport
 from .._models import Severity
-from .._output import render_json
+from .._render.display import line_start, plain, printable
+from .._render.text import render_json
 from .check import add_inputs, settings
 
 

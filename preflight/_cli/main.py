@@ -10,8 +10,8 @@ import traceback
 from collections.abc import Sequence
 
 from .. import __version__
-from .._display import printable
 from .._exceptions import PreflightError
+from .._render.display import printable
 from . import check, codes, fix, report
 
 EXIT_OK = 0

@@ -10,10 +10,10 @@ from typing import Any
 from rich.console import Console
 
 from .. import __version__
-from .._check import check_paths
-from .._display import printable
+from .._check.paths import check_paths
 from .._exceptions import UsageError
-from .._report import ReportPage, build_report, write_report
+from .._render.display import printable
+from .._render.html import ReportPage, build_report, write_report
 from .check import add_inputs, add_isolation, file_progress, isolation, settings
 
 

@@ -24,7 +24,7 @@ from rich.console import Console
 
 from preflight import Finding, PreflightError, printable, settings_for
 from preflight._atomic import lock_exclusive
-from preflight._fix_model import ALIGN_CHOICES
+from preflight._fix.model import ALIGN_CHOICES
 from preflight.codes import unknown_selectors
 
 from .. import __version__

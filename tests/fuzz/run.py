@@ -56,7 +56,7 @@ SEEDS = Path(__file__).resolve().parent / "seeds"
 STARTUP_LIMIT_S = 180.0
 #: Bound of one CLI batch run (s).
 CLI_LIMIT_S = 300.0
-#: The product's test-only crash trigger (see preflight/_isolation.py).
+#: The product's test-only crash trigger (see preflight/_check/workers.py).
 TEST_CRASH_ENV = "PREFLIGHT_TEST_CRASH_ON"
 
 

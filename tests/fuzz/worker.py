@@ -34,7 +34,7 @@ from rich.console import Console
 
 import preflight
 from preflight import CheckOptions, CheckReport, LazyEngine, check_file, check_paths, guess_role, probe
-from preflight._output import render_json, render_text
+from preflight._render.text import render_json, render_text
 
 SEEDS = Path(__file__).resolve().parent / "seeds"
 PREFLIGHT_DIR = os.path.dirname(os.path.abspath(preflight.__file__)) + os.sep

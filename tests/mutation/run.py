@@ -64,15 +64,15 @@ class Target:
 
 # In the order to run them; the journal and the job runner last (they change most often).
 TARGETS = (
-    Target("pair", "preflight/_pair_rules.py", ("tests/preflight/test_pair_rules.py",)),
+    Target("pair", "preflight/_rules/pair.py", ("tests/preflight/test_pair_rules.py",)),
     Target(
         "audio_rules",
-        "preflight/_audio_rules.py",
+        "preflight/_rules/voice.py",
         ("tests/preflight/test_audio_content.py", "tests/preflight/test_voice_findings_words.py"),
     ),
     Target(
         "rules",
-        "preflight/_rules.py",
+        "preflight/_rules/container.py",
         # The findings from probes given as facts: the real-file rule tests (CI runs them)
         # write and read media, seconds a mutant here.
         (
@@ -82,14 +82,14 @@ TARGETS = (
     ),
     Target(
         "face_rules",
-        "preflight/_face_rules.py",
+        "preflight/_rules/faces.py",
         # The findings from scans given as facts: the real-media face tests (CI runs them)
         # take 10 s of mediapipe per mutant here.
         ("tests/preflight/test_face_findings_words.py",),
     ),
     Target(
         "cache",
-        "preflight/_cache.py",
+        "preflight/_check/cache.py",
         (
             "tests/preflight/test_cache.py",
             "tests/preflight/test_cache_trust.py",
@@ -101,7 +101,7 @@ TARGETS = (
     ),
     Target(
         "fix_image",
-        "preflight/_fix_image.py",
+        "preflight/_fix/image.py",
         # The plans from checks given as facts: the real fixes (CI runs them) encode images
         # and run mediapipe, 20 s a mutant here.
         ("tests/preflight/test_image_plan_words.py", "tests/preflight/test_image_plan_geometry.py"),
@@ -109,7 +109,7 @@ TARGETS = (
     ),
     Target(
         "fix_audio",
-        "preflight/_fix_audio.py",
+        "preflight/_fix/audio.py",
         # The plans from checks given as facts: the real fixes (CI runs them) encode the
         # voice, tens of seconds a mutant here.
         ("tests/preflight/test_audio_plan_words.py",),
@@ -124,7 +124,7 @@ TARGETS = (
     ),
     Target(
         "fix_video",
-        "preflight/_fix_video.py",
+        "preflight/_fix/video.py",
         # The plans from checks given as facts: the real fixes (CI runs them) encode media,
         # tens of seconds a mutant here.
         ("tests/preflight/test_video_plan_words.py",),

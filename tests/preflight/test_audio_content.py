@@ -16,8 +16,8 @@ import pyloudnorm
 import pytest
 
 from preflight import CheckOptions, FileReport, check_audio, check_paths
-from preflight._audio_analysis import analyse_audio, speech_ranges
-from preflight._audio_rules import AUDIO_CONTENT_CODES
+from preflight._probe.voice import analyse_audio, speech_ranges
+from preflight._rules.voice import AUDIO_CONTENT_CODES
 from tests.conftest import FIXTURES, SAMPLE
 from tests.corpus.make_corpus import voice_stamped_late
 

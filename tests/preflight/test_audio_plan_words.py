@@ -22,9 +22,8 @@ import numpy as np
 import pytest
 
 from fixtures.make_fixtures import voice_like
-from preflight._audio_analysis import AudioAnalysis
-from preflight._fix_audio import AudioPlan, _target_length, plan_audio
-from preflight._fix_model import Action, FixOptions
+from preflight._fix.audio import AudioPlan, _target_length, plan_audio
+from preflight._fix.model import Action, FixOptions
 from preflight._models import (
     AudioStreamInfo,
     FileReport,
@@ -32,7 +31,8 @@ from preflight._models import (
     ImageInfo,
     MediaInfo,
 )
-from preflight._thresholds import AudioThresholds
+from preflight._probe.voice import AudioAnalysis
+from preflight._rules.thresholds import AudioThresholds
 from preflight.codes import CODES
 from tests.preflight.clean_clip import PICTURE as CLEAN_PICTURE
 

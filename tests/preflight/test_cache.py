@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from preflight import CheckOptions, check_paths
-from preflight._cache import CheckCache
+from preflight._check.cache import CheckCache
 from tests.conftest import BAD, ROOT, run_cli
 
 LONG_AGO = time.time() - 3600

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 from preflight import CheckOptions, check_paths
-from preflight._cache import ENTRY_MAX_BYTES, CheckCache, code_fingerprint, source_hash
-from preflight._cache_entry import ENTRY_FORMAT, decode, encode
+from preflight._check.cache import ENTRY_MAX_BYTES, CheckCache, code_fingerprint, source_hash
+from preflight._check.cache_entry import ENTRY_FORMAT, decode, encode
 from preflight._models import FileReport
 from tests.conftest import BAD, ROOT, SAMPLE, run_cli
 

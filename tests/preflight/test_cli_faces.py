@@ -17,7 +17,7 @@ from PIL import Image
 from preflight._cli.main import main
 from tests.conftest import BAD, ROOT, SAMPLE
 
-# The sheet's colours (see preflight/_contact_sheet.py).
+# The sheet's colours (see preflight/_render/contact_sheet.py).
 TARGET_GREEN = (60, 220, 90)
 NO_FACE_RED = (230, 50, 50)
 REFERENCE_BLUE = (70, 150, 255)

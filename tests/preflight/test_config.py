@@ -16,7 +16,7 @@ import pytest
 
 from preflight import AudioThresholds, FaceThresholds, Thresholds
 from preflight._config import Config, find_config, load_config
-from preflight._thresholds import GROUPS
+from preflight._rules.thresholds import GROUPS
 from tests.conftest import BAD, readme_snippet, run_cli
 
 if sys.version_info >= (3, 11):

@@ -27,7 +27,7 @@ import pytest
 
 from preflight import CheckOptions, FixOptions, LazyEngine, UsageError, check_paths, fix_paths
 from preflight._atomic import LEDGER_NAME
-from preflight._fix_model import FixReport
+from preflight._fix.model import FixReport
 from preflight._models import CheckReport, FileReport, Severity
 from tests.corpus import make_corpus
 from tests.corpus.make_corpus import CASES, Case

@@ -10,8 +10,11 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from preflight._face_match import FaceDescriptor
-from preflight._face_rules import (
+from preflight._models import Finding
+from preflight._probe.faces.engine import Box, Face, Pose
+from preflight._probe.faces.match import FaceDescriptor
+from preflight._probe.faces.scan import FaceSample, ImageFaceScan, VideoFaceScan
+from preflight._rules.faces import (
     clock,
     closest_match,
     is_cut_off,
@@ -23,10 +26,7 @@ from preflight._face_rules import (
     video_face_findings,
     with_reference_given,
 )
-from preflight._face_scan import FaceSample, ImageFaceScan, VideoFaceScan
-from preflight._faces import Box, Face, Pose
-from preflight._models import Finding
-from preflight._thresholds import FaceThresholds
+from preflight._rules.thresholds import FaceThresholds
 
 STRAIGHT = Pose(0.0, 0.0, 0.0)
 

@@ -18,10 +18,10 @@ import pytest
 from PIL import Image, ImageOps
 
 from preflight import LazyEngine, Severity, VideoFaceScan, check_paths, fix_paths
-from preflight._cache import code_fingerprint
+from preflight._check.cache import code_fingerprint
 from preflight._cli.main import main
-from preflight._face_match import RESNET_MODEL, SAME_PERSON_DISTANCE
-from preflight._fix_model import FixOptions
+from preflight._fix.model import FixOptions
+from preflight._probe.faces.match import RESNET_MODEL, SAME_PERSON_DISTANCE
 from tests.conftest import SAMPLE, run_cli
 
 KATIE = "SadTalker__ref_video__WDA_KatieHill_000.mp4"
@@ -441,7 +441,7 @@ def test_a_missing_face_model_is_a_clear_error_not_a_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # As if face-recognition-models were not installed (a broken installation).
-    monkeypatch.setattr("preflight._face_match.MODELS_PACKAGE", "face_recognition_models_absent")
+    monkeypatch.setattr("preflight._probe.faces.match.MODELS_PACKAGE", "face_recognition_models_absent")
     status = main(["check", "--video", str(SAMPLE / "talking_head.mp4"), "--ref", str(SAMPLE / "face.jpg")])
     err = capsys.readouterr().err
     assert status == 2

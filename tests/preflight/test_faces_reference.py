@@ -192,7 +192,7 @@ def test_the_face_engines_protobuf_deprecation_warning_never_reaches_stderr() ->
     script = (
         "import numpy as np\n"
         "from PIL import Image\n"
-        "from preflight._mediapipe import MediapipeEngine\n"
+        "from preflight._probe.faces.mediapipe_engine import MediapipeEngine\n"
         "engine = MediapipeEngine()\n"
         f"picture = np.asarray(Image.open({str(SAMPLE / 'face.jpg')!r}).convert('RGB'))\n"
         "engine._detector.process(picture)\n"

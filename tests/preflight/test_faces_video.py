@@ -23,7 +23,7 @@ from preflight import (
     check_video,
     probe_media,
 )
-from preflight._frames import sample_frames
+from preflight._probe.frames import sample_frames
 from tests.conftest import BAD, ROOT, SAMPLE, codes
 
 SHORT = {"fps": 25, "duration": 2.0, "quality": 30}

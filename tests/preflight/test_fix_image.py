@@ -24,9 +24,9 @@ from preflight import (
     check_video,
     limits,
 )
-from preflight._face_rules import people
-from preflight._fix_image import ImagePlan, make_reference, plan_image, write_image
-from preflight._fix_model import FixOptions
+from preflight._fix.image import ImagePlan, make_reference, plan_image, write_image
+from preflight._fix.model import FixOptions
+from preflight._rules.faces import people
 from tests.conftest import codes, run_cli_measured
 from tests.corpus.make_corpus import png16_blank
 from tests.oracle import assert_image_accepted, read_image

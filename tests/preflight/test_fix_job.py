@@ -15,8 +15,8 @@ import av
 import pytest
 
 from preflight._cli.main import main
-from preflight._fix import fix_paths
-from preflight._fix_model import FixOptions
+from preflight._fix.job import fix_paths
+from preflight._fix.model import FixOptions
 from tests.conftest import ROOT, SAMPLE, run_cli
 
 

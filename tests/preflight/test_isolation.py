@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from preflight import check_paths
+from preflight._check.workers import crash_finding
 from preflight._exceptions import UsageError
-from preflight._isolation import crash_finding
 from tests.conftest import BAD, ROOT, SAMPLE, run_cli
 
 FILES = [

@@ -193,8 +193,8 @@ def test_an_unreadable_voice_says_nothing_about_the_videos_sound_either() -> Non
 
 def test_the_cut_words_are_timed_from_the_videos_end(made: Callable[..., Path], voice) -> None:
     from preflight import probe_media
-    from preflight._audio_analysis import AudioAnalysis
-    from preflight._pair_rules import pair_findings
+    from preflight._probe.voice import AudioAnalysis
+    from preflight._rules.pair import pair_findings
 
     video = made(
         "video", "silent 76 frames.mp4", width=640, height=640, fps=30, duration=76 / 30, audio=False

@@ -119,7 +119,7 @@ def test_the_hooks_look_at_exactly_the_files_a_folder_check_looks_at() -> None:
     # pre-commit tags no video types, so the hooks name extensions: the very ones with
     # which a folder check recognises media, in any case, and nothing else.
     # Less .ts and .mts, TypeScript's too: a folder check looks inside those, a hook cannot.
-    from preflight._sniff import AMBIGUOUS_EXTS, AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS
+    from preflight._probe.sniff import AMBIGUOUS_EXTS, AUDIO_EXTS, IMAGE_EXTS, VIDEO_EXTS
 
     media = (VIDEO_EXTS | AUDIO_EXTS | IMAGE_EXTS) - AMBIGUOUS_EXTS
     hooks = _manifest()

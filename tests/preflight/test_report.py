@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from preflight._cli.main import main
-from preflight._report import audio_timeline
+from preflight._render.html import audio_timeline
 from tests.conftest import BAD, SAMPLE, run_cli
 
 CHROMIUM_FLAGS = (

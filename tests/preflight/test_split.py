@@ -29,8 +29,7 @@ import numpy as np
 import pytest
 
 from preflight import FixOptions, PreflightError, fix_paths
-from preflight._audio_analysis import speech_ranges
-from preflight._split import (
+from preflight._fix.parts import (
     CUT_MARGIN_S,
     MAX_PART_S,
     MIN_PART_S,
@@ -43,6 +42,7 @@ from preflight._split import (
     plan_split,
     write_parts,
 )
+from preflight._probe.voice import speech_ranges
 
 RATE = 44100
 #: 24 fps at 44.1 kHz: a frame is 1837.5 samples, so the voice's cuts are rounded.

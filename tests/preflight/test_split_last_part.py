@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from preflight._split import join_parts, plan_split, write_parts
+from preflight._fix.parts import join_parts, plan_split, write_parts
 
 FPS = 25
 VIDEO_S = 40

@@ -24,10 +24,8 @@ from typing import Any
 
 import pytest
 
-from preflight._face_scan import FaceSample, VideoFaceScan
-from preflight._faces import Box, Face, Pose
-from preflight._fix_model import Action, FixOptions
-from preflight._fix_video import (
+from preflight._fix.model import Action, FixOptions
+from preflight._fix.video import (
     VideoPlan,
     _clamped_fps,
     _crop_or_pad,
@@ -38,7 +36,9 @@ from preflight._fix_video import (
     target_fps,
 )
 from preflight._models import FileReport, Finding, MediaInfo
-from preflight._thresholds import FaceThresholds
+from preflight._probe.faces.engine import Box, Face, Pose
+from preflight._probe.faces.scan import FaceSample, VideoFaceScan
+from preflight._rules.thresholds import FaceThresholds
 from preflight.codes import CODES
 from tests.preflight.clean_clip import CLIP, MIB, MP4, PICTURE, SOUND
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from preflight._audio_analysis import AudioAnalysis
-from preflight._audio_rules import audio_content_findings, audio_unchecked, clipping_left
 from preflight._models import Finding
-from preflight._thresholds import AudioThresholds
+from preflight._probe.voice import AudioAnalysis
+from preflight._rules.thresholds import AudioThresholds
+from preflight._rules.voice import audio_content_findings, audio_unchecked, clipping_left
 
 # A clean, well-levelled 36 s voice: six words of 1 s, each 6 s after the last.
 SPACED = AudioAnalysis(

@@ -21,7 +21,7 @@ import av
 import pytest
 
 from preflight._atomic import lock_exclusive
-from preflight._split import plan_split, write_parts
+from preflight._fix.parts import plan_split, write_parts
 from retalk._cli.main import main as retalk_main
 from retalk._cli.prep import main as prep_main
 from retalk._emulator import Emulator

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from preflight._split import SplitPlan, plan_split, write_parts
+from preflight._fix.parts import SplitPlan, plan_split, write_parts
 from retalk import Client, PollPolicy
 from retalk._cli.main import EXIT_REFUSED, _status_for
 from retalk._emulator import Emulator, Faults
