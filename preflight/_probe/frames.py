@@ -23,9 +23,12 @@ from typing import Any, Generic, TypeVar
 
 import av
 import numpy as np
+import numpy.typing as npt
 
 from .._local_file import local_file
-from .faces.engine import RGBImage
+
+#: A decoded picture as the face engines take it: height x width x 3, uint8 RGB.
+RGBImage = npt.NDArray[np.uint8]
 
 #: Seconds between samples: at least this...
 MIN_STEP_S = 0.5

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from ..frames import RGBImage as RGBImage
+
 if TYPE_CHECKING:
     from .match import FaceDescriptor
-
-RGBImage = npt.NDArray[np.uint8]
 
 
 @dataclass(frozen=True)
