@@ -173,6 +173,14 @@ def _markdown_links(text: str) -> list[str]:
     return re.findall(r"\]\(([^)\s]+)\)", text)
 
 
+def _heading_anchors(page: Path) -> set[str]:
+    """The anchors of a page's headings as GitHub makes them (lower case, punctuation
+    dropped, spaces as hyphens), for the links GitHub shows: MkDocs checks the site's."""
+    text = re.sub(r"^```.*?^```", "", page.read_text(encoding="utf-8"), flags=re.S | re.M)
+    headings = re.findall(r"^#+ (.*)$", text, re.M)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).strip().replace(" ", "-") for heading in headings}
+
+
 def test_no_link_leaves_the_repository_and_every_file_link_resolves() -> None:
     """MkDocs checks the links between pages of docs/; README.md and SECURITY.md (which
     GitHub shows) link into docs/ where MkDocs does not look, so their targets are checked
@@ -185,9 +193,14 @@ def test_no_link_leaves_the_repository_and_every_file_link_resolves() -> None:
         for target in _markdown_links(text):
             if re.match(r"[a-z][a-z+.-]*:", target) or target.startswith("#"):
                 continue  # a web address, or an anchor of the same page (MkDocs checks docs/)
-            resolved = (page.parent / target.split("#")[0]).resolve()
+            path, _, anchor = target.partition("#")
+            resolved = (page.parent / path).resolve()
             if not resolved.is_relative_to(ROOT) or not resolved.exists():
                 broken.append(f"{page.relative_to(ROOT)}: {target}")
+            elif (
+                anchor and not page.is_relative_to(ROOT / "docs") and anchor not in _heading_anchors(resolved)
+            ):
+                broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
     assert broken == []
 
 
@@ -226,6 +239,20 @@ def test_the_readme_is_a_front_page_with_a_two_command_quick_start() -> None:
     assert all((ROOT / word).is_file() for word in job.split() if word.startswith("fixtures/"))
     # CI runs the same test command (with its own pytest options after it, if any).
     assert "pytest" in tests and len(ci) == 1 and ci[0].startswith(tests), (tests, ci)
+
+
+@pytest.mark.parametrize("program", ["preflight", "retalk"])
+def test_the_readme_shows_every_subcommand(program: str) -> None:
+    """The front page has an example of each subcommand the program's help lists."""
+    run = subprocess.run(
+        [sys.executable, "-m", program, "--help"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    listed = run.stdout.split("  COMMAND\n", 1)[1].split("\n\n", 1)[0]
+    subcommands = re.findall(r"^    ([a-z][\w-]*)\s", listed, re.M)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+
+    assert len(subcommands) >= 4
+    assert [name for name in subcommands if not re.search(rf"^{program} {name}\b", readme, re.M)] == []
 
 
 def test_the_codes_table_is_the_code_list() -> None:
