@@ -121,6 +121,19 @@ def test_the_python_snippets_run(tmp_path: Path, media: Any, monkeypatch: pytest
     assert (folder / "ready" / "talk.mp4").is_file()
 
 
+def test_the_shared_engine_snippet_reads_the_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(job_folder(tmp_path))
+    out = io.StringIO()
+
+    with contextlib.redirect_stdout(out):
+        exec(compile(doc_snippet("python-engine"), "python-api.md:python-engine", "exec"), {})
+
+    # One line per sampled frame, from the first: its time, how many faces, the target.
+    samples = [line.split(maxsplit=2) for line in out.getvalue().splitlines()]
+    assert len(samples) >= 4 and samples[0][0] == "0.0", samples
+    assert all(faces == "1" and target.startswith("Face(box=") for _, faces, target in samples), samples
+
+
 def test_every_snippet_in_the_docs_is_run_by_a_test_and_named_once() -> None:
     names = [
         name
