@@ -240,9 +240,8 @@ def test_the_readme_is_a_front_page_with_a_two_command_quick_start() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     quick_start = readme.split("\n## Quick start\n", 1)[1].split("\n## ", 1)[0]
     commands = re.findall(r"^```sh\n(.*?)\n```", quick_start, re.S | re.M)
-    ci = [
-        line for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines() if "pytest" in line
-    ]
+    ci_lines = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    ci = [line for line in ci_lines if "pytest" in line and not line.lstrip().startswith("#")]
 
     assert len(readme.splitlines()) <= 400
     assert len(commands) == 2 and all("\n" not in command for command in commands), commands
