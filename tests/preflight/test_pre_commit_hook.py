@@ -260,7 +260,7 @@ def git(tmp_path: Path, pre_commit_home: Path) -> Callable[..., subprocess.Compl
     return run
 
 
-def test_the_doc_snippet_lets_good_media_in_and_stops_a_clip_the_service_would_reject(
+def test_the_documented_config_lets_good_media_in_and_stops_a_clip_the_service_would_reject(
     tmp_path: Path, git: Callable[..., subprocess.CompletedProcess[str]], hook_source: HookSource, made: Any
 ) -> None:
     from preflight import __version__
