@@ -117,7 +117,7 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="fewer rounds and smaller folders")
     parser.add_argument("--only", nargs="+", choices=sorted(BENCHES), metavar="NAME", help="run only these")
-    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (README)")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (docs)")
     parser.add_argument(
         "--log", type=Path, default=HERE / ".cache" / "run.log", help="the benchmarks' own output"
     )

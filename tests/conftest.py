@@ -104,18 +104,29 @@ def run_on_terminal(
         os.close(main_fd)
 
 
-def readme_snippet(name: str) -> str:
-    """The fenced block after ``<!-- snippet: NAME -->`` in the README, dedented: what a
-    user would copy and paste. Fails when the README lost it (it is documentation we test)."""
+def doc_pages() -> list[Path]:
+    """README.md and every page of docs/, in a stable order: where the tested snippets live."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def doc_snippet(name: str) -> str:
+    """The fenced block after ``<!-- snippet: NAME -->`` in README.md or a page of docs/,
+    dedented: what a user would copy and paste. Fails when no page has the marker (it is
+    documentation we test), when two places do (which would the test be running?), or when
+    no fenced block follows it."""
     import re
     import textwrap
 
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    found = re.search(
-        rf"^([ \t]*)<!-- snippet: {re.escape(name)} -->\n\1```[\w-]*\n(.*?)\n\1```", text, re.S | re.M
-    )
-    assert found is not None, f"README.md has no snippet {name!r}"
-    return textwrap.dedent("\n".join(line[len(found.group(1)) :] for line in found.group(2).splitlines()))
+    marker = f"<!-- snippet: {name} -->"
+    pages = {page: page.read_text(encoding="utf-8") for page in doc_pages()}
+    where = [str(page.relative_to(ROOT)) for page, text in pages.items() for _ in range(text.count(marker))]
+    assert where, f"no page of README.md or docs/ has the snippet {name!r}"
+    assert len(where) == 1, f"the snippet {name!r} is in more than one place: {where}"
+    page, text = next((page, text) for page, text in pages.items() if marker in text)
+    found = re.search(rf"^([ \t]*){re.escape(marker)}\n\1```[\w-]*\n(.*?)\n\1```", text, re.S | re.M)
+    assert found is not None, f"{page.relative_to(ROOT)}: no fenced block right after {marker}"
+    indent = found.group(1)
+    return textwrap.dedent("\n".join(line[len(indent) :] for line in found.group(2).splitlines()))
 
 
 def codes(report: Any) -> list[str]:

@@ -17,7 +17,7 @@ import pytest
 from preflight import AudioThresholds, FaceThresholds, Thresholds
 from preflight._config import Config, find_config, load_config
 from preflight._rules.thresholds import GROUPS
-from tests.conftest import BAD, readme_snippet, run_cli
+from tests.conftest import BAD, doc_snippet, run_cli
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -229,10 +229,10 @@ def test_thresholds_are_read_from_the_file_and_the_rest_keep_their_defaults(proj
     assert Config().thresholds == Thresholds()
 
 
-def test_the_readme_thresholds_snippet_lists_every_threshold_at_its_default(tmp_path: Path) -> None:
-    """The README's thresholds example, loaded as a settings file, is exactly the defaults,
-    and lists every threshold: the README cannot drift from the code."""
-    text = readme_snippet("thresholds")
+def test_the_documented_thresholds_snippet_lists_every_threshold_at_its_default(tmp_path: Path) -> None:
+    """The thresholds example of the settings page, loaded as a settings file, is exactly the
+    defaults, and lists every threshold: the page cannot drift from the code."""
+    text = doc_snippet("thresholds")
     settings = tmp_path / ("pyproject.toml" if "[tool.preflight" in text else "preflight.toml")
     settings.write_text(text, encoding="utf-8")
 

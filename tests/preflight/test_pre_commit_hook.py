@@ -1,8 +1,8 @@
 """The pre-commit hooks (.pre-commit-hooks.yaml), run by the real `pre-commit` in a
-scratch git repository, as a team would use them: the README's own snippet installs the
-hook, a commit of good media goes through, a commit that adds a 1 s clip is refused with
-the service's error code, nothing is rewritten, and files that are not media never reach
-preflight.
+scratch git repository, as a team would use them: the documented snippet (docs/ci.md)
+installs the hook, a commit of good media goes through, a commit that adds a 1 s clip is
+refused with the service's error code, nothing is rewritten, and files that are not media
+never reach preflight.
 
 pre-commit installs hooks from a git repository at a revision. So that the hooks tested are
 the ones in this working tree (uncommitted changes included, as `pre-commit try-repo`
@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, readme_snippet
+from tests.conftest import ROOT, doc_snippet
 
 yaml: Any = pytest.importorskip("yaml", reason="PyYAML comes with pre-commit: pip install -e '.[dev]'")
 
@@ -233,9 +233,9 @@ def _write_config(repo: Path, source: HookSource, hooks: list[dict[str, Any]]) -
     (repo / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
 
 
-def _readme_config() -> dict[str, Any]:
-    """The README's `.pre-commit-config.yaml`, as users copy it."""
-    config: dict[str, Any] = yaml.safe_load(readme_snippet("pre-commit"))
+def _documented_config() -> dict[str, Any]:
+    """The documented `.pre-commit-config.yaml` (docs/ci.md), as users copy it."""
+    config: dict[str, Any] = yaml.safe_load(doc_snippet("pre-commit"))
     return config
 
 
@@ -260,16 +260,16 @@ def git(tmp_path: Path, pre_commit_home: Path) -> Callable[..., subprocess.Compl
     return run
 
 
-def test_the_readme_snippet_lets_good_media_in_and_stops_a_clip_the_service_would_reject(
+def test_the_documented_config_lets_good_media_in_and_stops_a_clip_the_service_would_reject(
     tmp_path: Path, git: Callable[..., subprocess.CompletedProcess[str]], hook_source: HookSource, made: Any
 ) -> None:
     from preflight import __version__
 
-    # The team copies the README's config; here it points at this working tree instead.
-    config = _readme_config()
+    # The team copies the documented config; here it points at this working tree instead.
+    config = _documented_config()
     (entry,) = config["repos"]
     assert entry["repo"].endswith("/videoretalk-preflight"), entry["repo"]
-    assert entry["rev"] == f"v{__version__}", "the README's rev should name this version's tag"
+    assert entry["rev"] == f"v{__version__}", "the documented rev should name this version's tag"
     (hook,) = entry["hooks"]
     hook_name = {known["id"]: known["name"] for known in _manifest()}[hook["id"]]
     entry.update(repo=str(hook_source.repo), rev=hook_source.rev)

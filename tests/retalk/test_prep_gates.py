@@ -20,7 +20,7 @@ import pytest
 from retalk._cli.prep import main
 from retalk._emulator import Emulator
 from retalk._journal import Journal
-from tests.conftest import SAMPLE, readme_snippet, run_on_terminal
+from tests.conftest import SAMPLE, doc_snippet, run_on_terminal
 from tests.retalk.conftest import EMULATED_KEY
 
 VIDEO, VOICE = SAMPLE / "talking_head.mp4", SAMPLE / "voice.wav"
@@ -269,12 +269,12 @@ def _write_wav(path: Path, samples: np.ndarray) -> None:
             container.mux(packet)
 
 
-def test_the_readmes_gate_settings_work_as_documented(
+def test_the_gate_settings_of_the_pipeline_page_work_as_written(
     silence: Path, long_voice: Path, tmp_path: Path
 ) -> None:
     project = tmp_path / "project"
     project.mkdir()
-    (project / "pyproject.toml").write_text(readme_snippet("prep-gates"), encoding="utf-8")
+    (project / "pyproject.toml").write_text(doc_snippet("prep-gates"), encoding="utf-8")
     for source in (silence, long_voice, VIDEO):
         (project / source.name).write_bytes(source.read_bytes())
 
