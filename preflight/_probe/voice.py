@@ -8,7 +8,7 @@ One decoding pass feeds two consumers:
   (plus per-channel levels) for speech activity, pauses, digital silence and noise, in
   NumPy over 30 ms frames.
 
-Nothing here judges: ``_audio_rules`` turns these facts into findings.
+Nothing here judges: ``_rules.voice`` turns these facts into findings.
 """
 
 from __future__ import annotations

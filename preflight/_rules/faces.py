@@ -2,7 +2,7 @@
 
 Thresholds are ours, not the service's (its page says only "close-up, front-facing",
 "avoid extreme angles or very small faces"); the tunable ones are ``FaceThresholds``
-(``_thresholds``), each justified there.
+(``thresholds``), each justified there.
 """
 
 from __future__ import annotations
@@ -360,7 +360,7 @@ def ref_match_findings(
     video: VideoFaceScan, ref: ImageFaceScan, thresholds: FaceThresholds = _DEFAULT
 ) -> list[Finding]:
     """Is the one person of the reference image in the video? (dlib's embedding distance
-    against each face track of the video, ``_face_match``.)"""
+    against each face track of the video, ``_probe.faces.match``.)"""
     persons = people(ref.faces, thresholds)
     if len(persons) != 1 or persons[0].descriptor is None:
         return []  # InvalidFile.Content (or a face too small to describe) already said it

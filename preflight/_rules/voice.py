@@ -2,7 +2,7 @@
 service asks for?
 
 Every threshold is ours (the service gives none). The tunable ones are ``AudioThresholds``
-(``_thresholds``), each with its reason there; the detector's own lines live here.
+(``thresholds``), each with its reason there; the detector's own lines live here.
 """
 
 from __future__ import annotations
