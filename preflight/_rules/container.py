@@ -33,6 +33,8 @@ from .video import (
 )
 from .words import mb
 
+# ``audio_apart`` lives in ``video``; named here too for the importers of its old place
+# (``_fix/video.py``) until they import it from there.
 __all__ = [
     "audio_apart",
     "audio_findings",
