@@ -117,6 +117,15 @@ class MediaInfo:
     def opened(self) -> bool:
         return self.error is None
 
+    def stream_length(self, kind: Literal["video", "audio"]) -> float | None:
+        """The length (s) the rules judge for the file as ``kind``: its first stream of
+        that kind's own, else the container's; None when it holds no such stream."""
+        streams = self.video if kind == "video" else self.audio
+        if not streams:
+            return None
+        own = streams[0].duration
+        return own if own is not None else self.duration
+
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["video"] = list(data["video"])

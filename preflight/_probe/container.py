@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .._local_file import local_file
 from .._models import AudioStreamInfo, ImageInfo, MediaInfo, VideoStreamInfo
+from .exif import read_orientation, shown_size
 from .isobmff import MoovFacts, has_moov, moov_facts
 from .sniff import guess_role
 
@@ -46,8 +47,6 @@ MAX_DECODE_SIDE = 8192
 MAX_DECODE_PIXELS = MAX_DECODE_SIDE * MAX_DECODE_SIDE
 _DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}
 _PCM_DEPTH = re.compile(r"^pcm_[suf](\d+)")
-_EXIF_ORIENTATION = 0x0112
-_EXIF_SWAPS_SIDES = frozenset({5, 6, 7, 8})
 
 
 def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
@@ -441,7 +440,7 @@ def probe_image(path: str | os.PathLike[str]) -> ImageInfo:
             warnings.simplefilter("ignore")  # Pillow's bomb and corrupt-EXIF warnings
             with Image.open(name) as image:
                 width, height = image.size
-                orientation = _orientation(image)
+                orientation = read_orientation(image)
                 fmt, mode = image.format, image.mode
                 # An MPO is a camera JPEG with a preview; only real animation counts.
                 animated = fmt != "MPO" and bool(getattr(image, "is_animated", False))
@@ -454,7 +453,7 @@ def probe_image(path: str | os.PathLike[str]) -> ImageInfo:
         return _failed_image(name, size, f"its header is damaged ({exc or type(exc).__name__})")
     if fmt == "MPO":
         fmt = "JPEG"  # every JPEG decoder reads an MPO's first image
-    shown_w, shown_h = (height, width) if orientation in _EXIF_SWAPS_SIDES else (width, height)
+    shown_w, shown_h = shown_size(width, height, orientation)
     return ImageInfo(
         path=name,
         size=size,
@@ -467,18 +466,6 @@ def probe_image(path: str | os.PathLike[str]) -> ImageInfo:
         height=shown_h,
         frames=frames,
     )
-
-
-def _orientation(image: Image.Image) -> int | None:
-    if image.format == "PNG" and "exif" not in image.info:
-        # Pillow would decode the whole PNG looking for an eXIf chunk after the pixels;
-        # cameras write it before them, where the header read has already found it.
-        return None
-    try:
-        value = image.getexif().get(_EXIF_ORIENTATION)
-    except Exception:  # broken EXIF must not hide the image itself
-        return None
-    return int(value) if isinstance(value, int) and 1 <= value <= 8 else None
 
 
 def _failed_image(path: str, size: int, error: str) -> ImageInfo:

@@ -2,31 +2,30 @@
 
 One decoding pass feeds two consumers:
 
-- FFmpeg's ``ebur128`` filter (through PyAV) for integrated loudness (ITU-R BS.1770 /
-  EBU R128, LUFS), sample peak and true peak: a reference implementation, in C;
+- the loudness meter (``loudness``: FFmpeg's ``ebur128``, ITU-R BS.1770 / EBU R128) for
+  integrated loudness (LUFS), sample peak and true peak;
 - a copy at the native rate as 32-bit float for clipping, and a 16 kHz mono mix-down
   (plus per-channel levels) for speech activity, pauses, digital silence and noise, in
   NumPy over 30 ms frames.
 
-Nothing here judges: ``_audio_rules`` turns these facts into findings.
+Nothing here judges: ``_rules.voice`` turns these facts into findings.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import av
-import av.filter
 import numpy as np
 import numpy.typing as npt
 
 from .. import limits
 from .._local_file import local_file
+from .loudness import LoudnessMeter
 
 #: Speech analysis runs on a 16 kHz mono mix-down (the rate lip-sync models use).
 ANALYSIS_RATE = 16000
@@ -148,42 +147,6 @@ def _db(power: npt.NDArray[np.float64] | float) -> Any:
     return 10 * np.log10(np.maximum(power, 1e-12))
 
 
-def _amplitude_db(value: float | None) -> float | None:
-    if value is None or value <= 0:
-        return None
-    return 20 * math.log10(value)
-
-
-class _Loudness:
-    """FFmpeg's ebur128 filter; its last frame's metadata holds the totals."""
-
-    def __init__(self, stream: Any) -> None:
-        self._graph = av.filter.Graph()
-        source = self._graph.add_abuffer(template=stream)
-        meter = self._graph.add("ebur128", "metadata=1:peak=sample+true")
-        sink = self._graph.add("abuffersink")
-        source.link_to(meter)
-        meter.link_to(sink)
-        self._graph.configure()
-        self.totals: dict[str, str] = {}
-
-    def push(self, frame: Any) -> None:
-        self._graph.push(frame)
-        while True:
-            try:
-                out = self._graph.pull()
-            except (av.BlockingIOError, av.EOFError):
-                return
-            if out.metadata:
-                self.totals = dict(out.metadata)
-
-    def value(self, key: str) -> float | None:
-        try:
-            return float(self.totals[key])
-        except (KeyError, ValueError):
-            return None
-
-
 def _runs(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
     """(start, stop) index pairs of the True runs in ``mask``."""
     padded = np.concatenate([[False], mask, [False]])
@@ -241,7 +204,7 @@ def analyse_audio(path: str | os.PathLike[str], stream_index: int | None = None)
         rate = stream.rate or stream.codec_context.sample_rate
         layout = stream.layout.name if stream.layout else "mono"
         channels = stream.channels or 1
-        loudness = _Loudness(stream)
+        loudness = LoudnessMeter(template=stream)
         native = av.AudioResampler(format=PACKED_FLOAT, layout=layout, rate=rate)
         float_pcm = stream.codec_context.name in _FLOAT_PCM
         speech = av.AudioResampler(format=PACKED_FLOAT, layout=layout, rate=ANALYSIS_RATE)
@@ -283,7 +246,7 @@ def _measure(
     planes: npt.NDArray[np.float64],
     rate: int,
     channels: int,
-    loudness: _Loudness,
+    loudness: LoudnessMeter,
     clipped_runs: int,
 ) -> AudioAnalysis:
     duration = len(mono) / ANALYSIS_RATE
@@ -306,9 +269,9 @@ def _measure(
         duration=duration,
         sample_rate=rate,
         channels=channels,
-        loudness_lufs=_finite(loudness.value("lavfi.r128.I")),
-        sample_peak_dbfs=_amplitude_db(loudness.value("lavfi.r128.sample_peak")),
-        true_peak_dbtp=_amplitude_db(loudness.value("lavfi.r128.true_peak")),
+        loudness_lufs=loudness.integrated_lufs,
+        sample_peak_dbfs=loudness.sample_peak_dbfs,
+        true_peak_dbtp=loudness.true_peak_dbtp,
         clipped_runs=clipped_runs,
         channel_levels_db=tuple(float(_db(float((p**2).mean()))) for p in planes),
         speech_share=sum(b - a for a, b in ranges) / duration if duration else 0.0,
@@ -461,11 +424,6 @@ def _music_frames(
     steady = steady | np.roll(steady, 1) | np.roll(steady, -1)
     music: npt.NDArray[np.bool_] = (held & ~steady).any(axis=1) & gaps
     return music
-
-
-def _finite(value: float | None) -> float | None:
-    # ebur128 reports -70 LUFS (its absolute gate) when nothing passed the gate.
-    return None if value is None or value <= -70.0 else value
 
 
 def _bridged(ranges: list[tuple[float, float]]) -> list[tuple[float, float]]:

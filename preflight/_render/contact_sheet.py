@@ -18,8 +18,9 @@ from .._models import FileReport, Severity
 from .._probe.faces.engine import Box, Face, RGBImage
 from .._probe.faces.match import same_person
 from .._probe.faces.scan import FaceSample, ImageFaceScan, VideoFaceScan
-from .._rules.faces import clock, closest_match, is_cut_off, is_turned, people
+from .._rules.faces import closest_match, is_cut_off, is_turned, people
 from .._rules.thresholds import FaceThresholds
+from .._rules.words import clock
 
 _DEFAULT_THRESHOLDS = FaceThresholds()
 _TILE = 240

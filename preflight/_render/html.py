@@ -12,304 +12,33 @@ from __future__ import annotations
 import base64
 import html
 import io
-import itertools
-import math
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import av
-import numpy as np
-import numpy.typing as npt
 from PIL import Image
 
 from .._atomic import atomic_output
-from .._local_file import local_file
 from .._models import CheckReport, FileReport, Finding, ImageInfo, MediaInfo, Severity
 from .._probe.faces.scan import ImageFaceScan, VideoFaceScan
-from .._probe.voice import AudioAnalysis, speech_ranges
 from .._rules.voice import QUIET_LUFS
+from .._rules.words import axis_clock
 from ..codes import CODES
 from .contact_sheet import render_contact_sheet, render_image_faces
 from .display import printable
+from .plots import loudness_svg, waveform_svg
+from .timeline import MAX_TIMELINE_S, AudioTimeline, audio_timeline
 
-#: Columns of the waveform: one min/max pair each.
-ENVELOPE_COLUMNS = 1000
-#: The sound is drawn for at most this long (s); beyond, the page says it stopped.
-MAX_TIMELINE_S = 3600.0
-#: The loudness plot's floor (LUFS): quieter is drawn on it.
-LOUDNESS_FLOOR = -60.0
 #: Pictures are inlined as JPEG at this quality: boxes stay crisp, pages stay small.
 JPEG_QUALITY = 85
 #: Up to this many files, every file's section starts open.
 OPEN_ALL_UP_TO = 6
 
-_PLOT_WIDTH = 1000
-_WAVE_HEIGHT = 120
-_LOUDNESS_HEIGHT = 150
-
-
-@dataclass(frozen=True)
-class AudioTimeline:
-    """The sound of one file over time, reduced for drawing."""
-
-    duration: float
-    #: Lowest and highest sample (mono mix, -1..1) in each of the columns spanning
-    #: ``duration``.
-    lows: tuple[float, ...]
-    highs: tuple[float, ...]
-    #: Every 100 ms: (time s, momentary LUFS, short-term LUFS), as EBU R 128 measures them.
-    loudness: tuple[tuple[float, float, float], ...]
-    integrated_lufs: float | None
-    #: Stretches (s) the speech detector heard.
-    speech: tuple[tuple[float, float], ...]
-    #: True when the file goes on past ``MAX_TIMELINE_S``.
-    cut_short: bool = False
-    #: Why decoding stopped early, when it did.
-    error: str | None = None
-
-
-def _lufs(metadata: dict[str, str], key: str) -> float | None:
-    try:
-        value = float(metadata[key])
-    except (KeyError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def audio_timeline(
-    path: str | os.PathLike[str],
-    speech: AudioAnalysis | None = None,
-    columns: int = ENVELOPE_COLUMNS,
-    max_seconds: float = MAX_TIMELINE_S,
-) -> AudioTimeline | None:
-    """Decode the first audio stream once for the waveform and the loudness; None when
-    the file has no audio. The speech stretches are ``speech``'s when it covers the whole
-    sound, else the detector is run again over all of it."""
-    name = os.fspath(path)
-    block_mins: list[npt.NDArray[np.float32]] = []
-    block_maxs: list[npt.NDArray[np.float32]] = []
-    loudness: list[tuple[float, float, float]] = []
-    integrated: float | None = None
-    error: str | None = None
-    cut_short = False
-    samples = 0
-    try:
-        with av.open(local_file(name)) as container:
-            if not container.streams.audio:
-                return None
-            stream = container.streams.audio[0]
-            rate = stream.rate or stream.codec_context.sample_rate or 48000
-            block = max(1, rate // 100)  # 10 ms of samples
-            mono = av.AudioResampler(format="flt", layout="mono", rate=rate)
-            graph = av.filter.Graph()
-            source = graph.add_abuffer(template=stream)
-            meter = graph.add("ebur128", "metadata=1")
-            sink = graph.add("abuffersink")
-            source.link_to(meter)
-            meter.link_to(sink)
-            graph.configure()
-            pending: list[npt.NDArray[np.float32]] = []
-            pending_samples = 0
-
-            def measure(frame: av.AudioFrame | None) -> None:
-                nonlocal integrated
-                graph.push(frame)
-                while True:
-                    try:
-                        out = graph.pull()
-                    except (av.BlockingIOError, av.EOFError):
-                        return
-                    metadata = dict(out.metadata)
-                    momentary, short = _lufs(metadata, "lavfi.r128.M"), _lufs(metadata, "lavfi.r128.S")
-                    if momentary is None or short is None or out.time is None:
-                        continue
-                    if isinstance(out, av.AudioFrame):
-                        end = float(out.time) + out.samples / rate
-                        # Until its window has filled, a reading means nothing: leave it out.
-                        loudness.append(
-                            (end, momentary if end >= 0.4 else math.nan, short if end >= 3 else math.nan)
-                        )
-                    integrated = _lufs(metadata, "lavfi.r128.I")
-
-            def reduce(final: bool) -> None:
-                nonlocal pending, pending_samples
-                if not pending:
-                    return
-                joined = np.concatenate(pending)
-                whole = len(joined) // block
-                if whole:
-                    blocks = joined[: whole * block].reshape(whole, block)
-                    block_mins.append(blocks.min(axis=1))
-                    block_maxs.append(blocks.max(axis=1))
-                rest = joined[whole * block :]
-                if final and len(rest):
-                    block_mins.append(rest.min(keepdims=True))
-                    block_maxs.append(rest.max(keepdims=True))
-                    rest = rest[:0]
-                pending, pending_samples = [rest], len(rest)
-
-            try:
-                for frame in itertools.chain(container.decode(stream), [None]):
-                    if frame is not None and frame.time is not None and frame.time >= max_seconds:
-                        cut_short = True
-                        frame = None
-                    measure(frame)
-                    for converted in mono.resample(frame):
-                        values = converted.to_ndarray().reshape(-1).astype(np.float32)
-                        pending.append(values)
-                        pending_samples += len(values)
-                        samples += len(values)
-                    # Reduced ten seconds at a time: per frame, numpy's overhead would dominate.
-                    if pending_samples >= 10 * rate or frame is None:
-                        reduce(final=frame is None)
-                    if frame is None:
-                        break
-            except av.FFmpegError as exc:
-                error = f"decoding stopped at {samples / rate:.1f} s: {exc}"
-                reduce(final=True)
-    except av.FFmpegError as exc:
-        return AudioTimeline(0.0, (), (), (), None, (), error=str(exc))
-    duration = samples / rate if samples else 0.0
-    lows, highs = _columns(block_mins, block_maxs, columns)
-    if speech is not None and speech.duration >= duration - 0.5:
-        heard = speech.speech_ranges
-    else:
-        try:
-            heard = speech_ranges(name, max_seconds)[1]
-        except av.FFmpegError:
-            heard = speech.speech_ranges if speech is not None else ()
-    return AudioTimeline(
-        duration=duration,
-        lows=lows,
-        highs=highs,
-        loudness=tuple(loudness),
-        integrated_lufs=integrated if integrated is not None and integrated > -70 else None,
-        speech=tuple(r for r in heard if r[0] < duration),
-        cut_short=cut_short,
-        error=error,
-    )
-
-
-def _columns(
-    mins: list[npt.NDArray[np.float32]], maxs: list[npt.NDArray[np.float32]], columns: int
-) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    if not mins:
-        return (), ()
-    low, high = np.concatenate(mins), np.concatenate(maxs)
-    count = min(columns, len(low))
-    edges = np.linspace(0, len(low), count + 1).astype(int)
-    starts = edges[:-1]
-    return (
-        tuple(float(v) for v in np.minimum.reduceat(low, starts)),
-        tuple(float(v) for v in np.maximum.reduceat(high, starts)),
-    )
-
-
-# --- drawing ---------------------------------------------------------------------------
-
 
 def _e(text: object) -> str:
     # Names and tags may hold control characters and bytes that are not UTF-8: shown escaped.
     return html.escape(printable(str(text)), quote=True)
-
-
-def _tick_step(duration: float) -> float:
-    for step in (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800):
-        if duration / step <= 12:
-            return float(step)
-    return 3600.0
-
-
-def _clock(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:g} s"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes}:{rest:02d}"
-
-
-def _time_axis(duration: float, height: int) -> str:
-    step = _tick_step(duration)
-    parts = []
-    for tick in np.arange(0, duration + 1e-9, step):
-        x = tick / duration * _PLOT_WIDTH
-        anchor = "start" if tick == 0 else ("end" if x > _PLOT_WIDTH - 20 else "middle")
-        parts.append(
-            f'<line class="grid" x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{height}"/>'
-            f'<text class="tick" x="{x:.1f}" y="{height + 13}" text-anchor="{anchor}">'
-            f"{_clock(float(tick))}</text>"
-        )
-    return "".join(parts)
-
-
-def _speech_bands(timeline: AudioTimeline, height: int) -> str:
-    scale = _PLOT_WIDTH / timeline.duration
-    return "".join(
-        f'<rect class="speech" x="{a * scale:.1f}" y="0" width="{max(0.5, (b - a) * scale):.1f}" '
-        f'height="{height}"><title>speech {a:.2f}-{b:.2f} s</title></rect>'
-        for a, b in timeline.speech
-    )
-
-
-def waveform_svg(timeline: AudioTimeline) -> str:
-    """The waveform (mono mix), speech shaded, silence left bare."""
-    height, middle = _WAVE_HEIGHT, _WAVE_HEIGHT / 2
-    count = len(timeline.highs)
-    step = _PLOT_WIDTH / max(1, count)
-    top = [f"{i * step:.1f},{middle - max(0.0, h) * middle:.1f}" for i, h in enumerate(timeline.highs)]
-    bottom = [
-        f"{i * step:.1f},{middle - min(0.0, low) * middle:.1f}"
-        for i, low in reversed(list(enumerate(timeline.lows)))
-    ]
-    shape = f'<polygon class="wave" points="{" ".join(top + bottom)}"/>' if count else ""
-    return (
-        f'<svg class="plot" viewBox="-4 -4 {_PLOT_WIDTH + 8} {height + 22}" role="img" '
-        f'aria-label="waveform with speech marked">'
-        f"{_speech_bands(timeline, height)}{_time_axis(timeline.duration, height)}"
-        f'<line class="axis" x1="0" y1="{middle}" x2="{_PLOT_WIDTH}" y2="{middle}"/>{shape}</svg>'
-    )
-
-
-def loudness_svg(timeline: AudioTimeline, quiet_lufs: float = QUIET_LUFS) -> str:
-    """Momentary and short-term loudness over time, with the level below which the voice
-    is called quiet and the whole file's integrated loudness."""
-    height = _LOUDNESS_HEIGHT
-
-    def y(lufs: float) -> float:
-        return max(0.0, min(1.0, lufs / LOUDNESS_FLOOR)) * height
-
-    scale = _PLOT_WIDTH / timeline.duration
-
-    def line(values: Iterable[tuple[float, float]], css: str) -> str:
-        points = " ".join(f"{t * scale:.1f},{y(v):.1f}" for t, v in values if math.isfinite(v))
-        return f'<polyline class="{css}" points="{points}"/>' if points else ""
-
-    levels = "".join(
-        f'<line class="grid" x1="0" y1="{y(v):.1f}" x2="{_PLOT_WIDTH}" y2="{y(v):.1f}"/>'
-        f'<text class="tick" x="-6" y="{y(v) + 4:.1f}" text-anchor="end">{v:g}</text>'
-        for v in range(0, int(LOUDNESS_FLOOR) - 1, -10)
-    )
-    marks = (
-        f'<line class="limit" x1="0" y1="{y(quiet_lufs):.1f}" x2="{_PLOT_WIDTH}" y2="{y(quiet_lufs):.1f}">'
-        f"<title>quiet below {quiet_lufs:g} LUFS</title></line>"
-        f'<text class="limit-label" x="{_PLOT_WIDTH - 4}" y="{y(quiet_lufs) - 4:.1f}" text-anchor="end">'
-        f"quiet below {quiet_lufs:g} LUFS</text>"
-    )
-    if timeline.integrated_lufs is not None:
-        level = timeline.integrated_lufs
-        marks += (
-            f'<line class="integrated" x1="0" y1="{y(level):.1f}" x2="{_PLOT_WIDTH}" y2="{y(level):.1f}">'
-            f"<title>integrated {level:.1f} LUFS</title></line>"
-            f'<text class="integrated-label" x="4" y="{y(level) - 4:.1f}">integrated {level:.1f} LUFS</text>'
-        )
-    return (
-        f'<svg class="plot" viewBox="-34 -6 {_PLOT_WIDTH + 40} {height + 24}" role="img" '
-        f'aria-label="loudness over time">'
-        f"{_speech_bands(timeline, height)}{levels}{_time_axis(timeline.duration, height)}"
-        f"{line(((t, m) for t, m, _ in timeline.loudness), 'momentary')}"
-        f"{line(((t, s) for t, _, s in timeline.loudness), 'short-term')}{marks}</svg>"
-    )
 
 
 def _picture(image: Image.Image) -> str:
@@ -437,7 +166,7 @@ def _file_section(
                 f"{loudness_svg(timeline, quiet_lufs)}"
             )
         if timeline.cut_short:
-            parts.append(f'<p class="note">The sound is drawn up to {_clock(MAX_TIMELINE_S)} only.</p>')
+            parts.append(f'<p class="note">The sound is drawn up to {axis_clock(MAX_TIMELINE_S)} only.</p>')
         if timeline.error:
             parts.append(f'<p class="note">Sound not drawn in full: {_e(timeline.error)}</p>')
     parts.append("</div></details>")

@@ -2,7 +2,7 @@
 
 Thresholds are ours, not the service's (its page says only "close-up, front-facing",
 "avoid extreme angles or very small faces"); the tunable ones are ``FaceThresholds``
-(``_thresholds``), each justified there.
+(``thresholds``), each justified there.
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import limits
-from .._models import Finding, Severity
+from .._models import Finding
 from .._probe.faces.engine import Face
 from .._probe.faces.match import MIN_FACE_PX, SAME_PERSON_DISTANCE, distance, same_person
 from .._probe.faces.scan import MAX_DESCRIBED_TRACKS, FaceSample, ImageFaceScan, VideoFaceScan
+from .finding import finding
 from .thresholds import FaceThresholds
+from .words import clock, percent
 
 #: A face is cut off when its mouth or chin lies outside the frame (mesh landmarks: the
 #: mouth corners, lower lip and chin), which is what the lip-sync needs to see. A tight
@@ -29,21 +31,9 @@ _MOUTH_AND_CHIN = (61, 291, 17, 152)
 _DEFAULT = FaceThresholds()
 
 
-def _finding(code: str, severity: Severity, message: str, **details: Any) -> Finding:
-    return Finding(code, severity, message[:1].upper() + message[1:], False, details)
-
-
 def unchecked(reason: str, **details: Any) -> Finding:
     """Faces could not be (fully) checked: a warning, since the service may stumble too."""
-    return _finding(
-        "Face.Unchecked", Severity.WARNING, f"faces were not checked: {reason}.", error=reason, **details
-    )
-
-
-def clock(seconds: float) -> str:
-    """``m:ss.s``, as a player shows time (rounded first, so 59.96 s reads 1:00.0)."""
-    minutes, rest = divmod(round(max(0.0, seconds), 1), 60)
-    return f"{int(minutes)}:{rest:04.1f}"
+    return finding("Face.Unchecked", f"Faces were not checked: {reason}.", error=reason, **details)
 
 
 def _ranges(scan: VideoFaceScan, flagged: Sequence[bool]) -> list[list[float]]:
@@ -101,11 +91,6 @@ def _degrees(limit: float) -> str:
     return f"{limit:g}"
 
 
-def _percent(share: float) -> str:
-    """A share as a percentage, as precise as it was set (0.15 -> 15%, 0.125 -> 12.5%)."""
-    return f"{round(share * 100, 6):g}%"
-
-
 def video_face_findings(scan: VideoFaceScan, thresholds: FaceThresholds = _DEFAULT) -> list[Finding]:
     samples = scan.samples
     if not samples:
@@ -113,10 +98,9 @@ def video_face_findings(scan: VideoFaceScan, thresholds: FaceThresholds = _DEFAU
     with_face = [bool(s.faces) for s in samples]
     if not any(with_face):
         return [
-            _finding(
+            finding(
                 "Face.NotFound",
-                Severity.WARNING,
-                f"no face found in any of {len(samples)} frames sampled every {scan.step:g} s; "
+                f"No face found in any of {len(samples)} frames sampled every {scan.step:g} s; "
                 "the service lip-syncs only frames with a detectable face and would return "
                 "this video unchanged. Use a close-up of a front-facing person.",
                 samples=len(samples),
@@ -127,10 +111,9 @@ def video_face_findings(scan: VideoFaceScan, thresholds: FaceThresholds = _DEFAU
     if not samples[0].faces:
         first = next(s.time for s in samples if s.faces)
         findings.append(
-            _finding(
+            finding(
                 "Face.NotInFirstFrame",
-                Severity.WARNING,
-                f"no face in the first frame (the first face appears at {clock(first)}); the "
+                f"No face in the first frame (the first face appears at {clock(first)}); the "
                 "service picks the face to sync in the first frame. Trim the start or pass "
                 "a reference image (--ref).",
                 first_face_at=round(first, 2),
@@ -140,10 +123,9 @@ def video_face_findings(scan: VideoFaceScan, thresholds: FaceThresholds = _DEFAU
     if missing:
         share = _covered(missing) / scan.duration
         findings.append(
-            _finding(
+            finding(
                 "Face.Missing",
-                Severity.WARNING,
-                f"no face in {_describe_ranges(missing)} ({share:.0%} of the clip); the "
+                f"No face in {_describe_ranges(missing)} ({share:.0%} of the clip); the "
                 "service leaves those frames untouched, so the new voice plays over the old "
                 "lips there.",
                 ranges=missing,
@@ -154,11 +136,10 @@ def video_face_findings(scan: VideoFaceScan, thresholds: FaceThresholds = _DEFAU
     findings.extend(_target_findings(scan, thresholds))
     if scan.damaged or scan.error:
         times = ", ".join(clock(t) for t in scan.damaged[:6]) + (" ..." if len(scan.damaged) > 6 else "")
-        where = f"frames at {times} could not be decoded" if scan.damaged else "decoding failed"
+        where = f"Frames at {times} could not be decoded" if scan.damaged else "Decoding failed"
         findings.append(
-            _finding(
+            finding(
                 "Face.Unchecked",
-                Severity.WARNING,
                 f"{where} ({scan.error}); the file is damaged, and the service may reject or "
                 "garble it. Re-export it from the original.",
                 error=scan.error,
@@ -197,11 +178,10 @@ def _multiple_faces(scan: VideoFaceScan, thresholds: FaceThresholds) -> list[Fin
             f"{_where(target)} ({target.height_px(scan.height):.0f} px high){tie}"
         )
     else:
-        pick = f"up to {most} faces in {_describe_ranges(ranges)}"
+        pick = f"Up to {most} faces in {_describe_ranges(ranges)}"
     return [
-        _finding(
+        finding(
             "Face.Multiple",
-            Severity.WARNING,
             f"{pick}. {_REF_ADVICE}",
             **details,
         )
@@ -245,11 +225,10 @@ def _target_findings(scan: VideoFaceScan, thresholds: FaceThresholds) -> list[Fi
             else "a wider shot than the close-up the service asks for"
         )
         findings.append(
-            _finding(
+            finding(
                 "Face.TooSmall",
-                Severity.WARNING,
-                f"the face is {height_px:.0f} px high, {share:.1%} of the frame height (want at "
-                f"least {min_px} px and {_percent(min_share)}): {why}. Crop closer to the "
+                f"The face is {height_px:.0f} px high, {share:.1%} of the frame height (want at "
+                f"least {min_px} px and {percent(min_share)}): {why}. Crop closer to the "
                 "face or film closer.",
                 face_height_px=round(height_px, 1),
                 frame_height_px=scan.height,
@@ -265,10 +244,9 @@ def _target_findings(scan: VideoFaceScan, thresholds: FaceThresholds) -> list[Fi
         worst_pitch = max(abs(p.pitch) for p in poses)
         ranges = _ranges(scan, turned)
         findings.append(
-            _finding(
+            finding(
                 "Face.NotFrontal",
-                Severity.WARNING,
-                f"the face turns away from the camera in {_describe_ranges(ranges)} (up to "
+                f"The face turns away from the camera in {_describe_ranges(ranges)} (up to "
                 f"{worst_yaw:.0f} deg sideways, {worst_pitch:.0f} deg up or down; want within "
                 f"{_degrees(thresholds.max_yaw_deg)} and {_degrees(thresholds.max_pitch_deg)}); lip-sync "
                 "is poor on turned faces. "
@@ -287,10 +265,9 @@ def _target_findings(scan: VideoFaceScan, thresholds: FaceThresholds) -> list[Fi
         cut_faces = [f for f, hit in zip(targets, cut, strict=True) if hit and f is not None]
         worst = max(f.box.outside_share() for f in cut_faces)
         findings.append(
-            _finding(
+            finding(
                 "Face.CutOff",
-                Severity.WARNING,
-                f"the mouth or chin is outside the frame in {_describe_ranges(ranges)} (up to "
+                f"The mouth or chin is outside the frame in {_describe_ranges(ranges)} (up to "
                 f"{worst:.0%} of the face box outside); the lip-sync needs the whole lower face. "
                 "Reframe, or pad the video.",
                 ranges=ranges,
@@ -304,37 +281,34 @@ def ref_face_findings(scan: ImageFaceScan, thresholds: FaceThresholds = _DEFAULT
     faces = scan.faces
     if not faces:
         return [
-            Finding(
+            finding(
                 "InvalidFile.Content",
-                Severity.ERROR,
                 "No face found in the reference image; the service needs exactly one person "
                 "in it, face clearly visible and front-facing.",
-                False,
-                {"faces": 0},
+                faces=0,
             )
         ]
     largest = faces[0]
     persons = people(faces, thresholds)
     if len(persons) > 1:
         return [
-            Finding(
+            finding(
                 "InvalidFile.Content",
-                Severity.ERROR,
                 f"{len(persons)} faces in the reference image; the service rejects images with "
                 "more than one person. preflight fix crops it to the largest face; crop it "
                 "yourself if another is the one to sync.",
                 # The fixer crops it (``plan_image``): the check says so, as fix does it.
-                True,
-                {"faces": len(persons), "boxes": [f.box.to_dict() for f in persons]},
+                fixable=True,
+                faces=len(persons),
+                boxes=[f.box.to_dict() for f in persons],
             )
         ]
     findings: list[Finding] = []
     if len(faces) > len(persons):
         findings.append(
-            _finding(
+            finding(
                 "Face.Multiple",
-                Severity.WARNING,
-                f"besides the main face, {len(faces) - 1} small face(s) in the background; the "
+                f"Besides the main face, {len(faces) - 1} small face(s) in the background; the "
                 "service may count them as more people and reject the image. Crop to the "
                 "main face.",
                 max_faces=len(faces),
@@ -343,10 +317,9 @@ def ref_face_findings(scan: ImageFaceScan, thresholds: FaceThresholds = _DEFAULT
     height_px = largest.height_px(scan.height)
     if height_px < thresholds.ref_min_px:
         findings.append(
-            _finding(
+            finding(
                 "Face.TooSmall",
-                Severity.WARNING,
-                f"the face is {height_px:.0f} px high (want at least {thresholds.ref_min_px} px); a small "
+                f"The face is {height_px:.0f} px high (want at least {thresholds.ref_min_px} px); a small "
                 "reference face is hard to match in the video.",
                 face_height_px=round(height_px, 1),
                 min_px=thresholds.ref_min_px,
@@ -354,10 +327,9 @@ def ref_face_findings(scan: ImageFaceScan, thresholds: FaceThresholds = _DEFAULT
         )
     if is_turned(largest, thresholds) and largest.pose is not None:
         findings.append(
-            _finding(
+            finding(
                 "Face.NotFrontal",
-                Severity.WARNING,
-                f"the reference face is turned {abs(largest.pose.yaw):.0f} deg sideways and "
+                f"The reference face is turned {abs(largest.pose.yaw):.0f} deg sideways and "
                 f"{abs(largest.pose.pitch):.0f} deg up or down (want within "
                 f"{_degrees(thresholds.max_yaw_deg)} and {_degrees(thresholds.max_pitch_deg)}); the "
                 "service asks for a clear, frontal view.",
@@ -388,7 +360,7 @@ def ref_match_findings(
     video: VideoFaceScan, ref: ImageFaceScan, thresholds: FaceThresholds = _DEFAULT
 ) -> list[Finding]:
     """Is the one person of the reference image in the video? (dlib's embedding distance
-    against each face track of the video, ``_face_match``.)"""
+    against each face track of the video, ``_probe.faces.match``.)"""
     persons = people(ref.faces, thresholds)
     if len(persons) != 1 or persons[0].descriptor is None:
         return []  # InvalidFile.Content (or a face too small to describe) already said it
@@ -396,7 +368,7 @@ def ref_match_findings(
     if found is None:
         return []
     gap, sample, index = found
-    details = {
+    details: dict[str, Any] = {
         "distance": round(gap, 3),
         "threshold": SAME_PERSON_DISTANCE,
         "closest_time": round(sample.time, 2),
@@ -418,10 +390,9 @@ def ref_match_findings(
             f"{_where(sample.faces[index])}"
         )
         return [
-            _finding(
+            finding(
                 "Face.RefMatch",
-                Severity.INFO,
-                f"the reference face is the video's face at {clock(sample.time)} ({measured}), "
+                f"The reference face is the video's face at {clock(sample.time)} ({measured}), "
                 f"{which}; {service}.",
                 **details,
             )
@@ -430,7 +401,7 @@ def ref_match_findings(
         # Some faces were never compared: the person may be one of them, so no certainty.
         compared = details["faces_compared"]
         verdict = (
-            f"the reference face is none of the {compared} video face{'s' if compared != 1 else ''} "
+            f"The reference face is none of the {compared} video face{'s' if compared != 1 else ''} "
             f"compared (closest at {clock(sample.time)}, {measured}), but {video.undescribed} "
             f"face{'s were' if video.undescribed != 1 else ' was'} not compared (under "
             f"{MIN_FACE_PX} px high, or over the budget of {MAX_DESCRIBED_TRACKS} faces a "
@@ -439,13 +410,12 @@ def ref_match_findings(
         )
     else:
         verdict = (
-            f"the reference face is none of the video's faces (closest at {clock(sample.time)}, "
+            f"The reference face is none of the video's faces (closest at {clock(sample.time)}, "
             f"{measured}); the service would then fail with InvalidFile.FaceNotMatch"
         )
     return [
-        _finding(
+        finding(
             "Face.RefMismatch",
-            Severity.WARNING,
             f"{verdict}. Use a photo of the person in the video; {service}.",
             **details,
         )

@@ -12,25 +12,13 @@ from typing import Any
 from .. import limits
 from .._models import Finding, MediaInfo
 from .._probe.voice import AudioAnalysis
-from ..codes import CODES
+from .finding import finding
 
 #: Voice and video closer than this in length (one frame at 25 fps) count as equal: the
 #: service's cut would be invisible.
 DURATION_TOLERANCE_S = 0.04
 #: Less speech than this (s) past the video's end is a breath or a click, not words.
 SPEECH_CUT_MIN_S = 0.2
-
-
-def _finding(code: str, message: str, **details: Any) -> Finding:
-    return Finding(code, CODES[code].severity, message, False, details)
-
-
-def _stream_duration(info: MediaInfo, kind: str) -> float | None:
-    streams = info.video if kind == "video" else info.audio
-    if not streams:
-        return None
-    duration = streams[0].duration
-    return duration if duration is not None else info.duration
 
 
 def _cny(seconds: float) -> str:
@@ -45,14 +33,14 @@ def pair_findings(
     if video is None or audio is None or not video.opened or not audio.opened:
         return []
     findings: list[Finding] = []
-    video_s, audio_s = _stream_duration(video, "video"), _stream_duration(audio, "audio")
+    video_s, audio_s = video.stream_length("video"), audio.stream_length("audio")
     if video_s is not None and audio_s is not None:
         findings.extend(_duration_mismatch(video_s, audio_s))
         if speech is not None and audio_s - video_s > DURATION_TOLERANCE_S:
             findings.extend(_speech_cut(speech, video_s))
     if video.audio:
         findings.append(
-            _finding(
+            finding(
                 "Pair.VideoAudioReplaced",
                 "The video has its own sound track; the service replaces it with the new voice, "
                 "so nothing of it (music, room sound) survives in the result.",
@@ -66,7 +54,7 @@ def _duration_mismatch(video_s: float, audio_s: float) -> list[Finding]:
     gap = audio_s - video_s
     if abs(gap) <= DURATION_TOLERANCE_S:
         return []
-    details = {
+    details: dict[str, Any] = {
         "video_s": round(video_s, 3),
         "audio_s": round(audio_s, 3),
         "difference_s": round(gap, 3),
@@ -92,7 +80,7 @@ def _duration_mismatch(video_s: float, audio_s: float) -> list[Finding]:
             "the mouth stays closed in silent parts."
         )
         details.update(output_s=round(audio_s, 3), lost_s=round(-gap, 3))
-    return [_finding("Pair.DurationMismatch", message, **details)]
+    return [finding("Pair.DurationMismatch", message, **details)]
 
 
 def _speech_cut(speech: AudioAnalysis, video_s: float) -> list[Finding]:
@@ -102,7 +90,7 @@ def _speech_cut(speech: AudioAnalysis, video_s: float) -> list[Finding]:
     if lost_s < SPEECH_CUT_MIN_S:
         return []  # only silence (or a breath) is cut
     return [
-        _finding(
+        finding(
             "Pair.SpeechCut",
             f"{lost_s:.1f} s of speech come after the video ends at {video_s:.2f} s (from "
             f"{lost[0][0]:.1f} s on); the service's default cut drops those words. Send with "

@@ -2,17 +2,18 @@
 service asks for?
 
 Every threshold is ours (the service gives none). The tunable ones are ``AudioThresholds``
-(``_thresholds``), each with its reason there; the detector's own lines live here.
+(``thresholds``), each with its reason there; the detector's own lines live here.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
 
 from .._models import Finding
 from .._probe.voice import AudioAnalysis
-from ..codes import CODES
+from .finding import finding
 from .thresholds import AudioThresholds
+from .words import percent
 
 #: The default quiet line (LUFS); the rules read ``AudioThresholds.quiet_lufs`` from the
 #: caller's thresholds.
@@ -40,11 +41,7 @@ AUDIO_CONTENT_CODES = (
 
 
 def audio_unchecked(reason: str) -> Finding:
-    return _finding("Audio.Unchecked", f"The voice could not be analysed: {reason}.", error=reason)
-
-
-def _finding(code: str, message: str, fixable: bool = False, **details: Any) -> Finding:
-    return Finding(code, CODES[code].severity, message, fixable, details)
+    return finding("Audio.Unchecked", f"The voice could not be analysed: {reason}.", error=reason)
 
 
 def _span(ranges: list[tuple[float, float]]) -> str:
@@ -67,11 +64,11 @@ def _level_findings(a: AudioAnalysis, t: AudioThresholds) -> list[Finding]:
     findings: list[Finding] = []
     if a.loudness_lufs is not None and a.loudness_lufs < t.quiet_lufs:
         findings.append(
-            _finding(
+            finding(
                 "Audio.Quiet",
                 f"The voice is quiet: {a.loudness_lufs:.1f} LUFS integrated (want at least "
                 f"{t.quiet_lufs:g}; speech is usually -23 to -16). preflight fix normalises it.",
-                True,
+                fixable=True,
                 loudness_lufs=round(a.loudness_lufs, 2),
                 min_lufs=t.quiet_lufs,
             )
@@ -80,7 +77,7 @@ def _level_findings(a: AudioAnalysis, t: AudioThresholds) -> list[Finding]:
     peak = "unmeasured" if a.true_peak_dbtp is None else f"{a.true_peak_dbtp:+.1f} dBTP"
     if a.clipped_runs:
         findings.append(
-            _finding(
+            finding(
                 "Audio.Clipping",
                 f"The voice clips: {a.clipped_runs} run(s) of flat-topped samples at full scale, "
                 f"true peak {peak} (want at most {t.max_true_peak_dbtp:+g}). Clipping is "
@@ -93,11 +90,11 @@ def _level_findings(a: AudioAnalysis, t: AudioThresholds) -> list[Finding]:
         )
     elif hot:
         findings.append(
-            _finding(
+            finding(
                 "Audio.Clipping",
                 f"The voice's true peak is {peak} (want at most {t.max_true_peak_dbtp:+g}): it "
                 "distorts once encoded. preflight fix limits the peaks.",
-                True,
+                fixable=True,
                 clipped_runs=0,
                 true_peak_dbtp=None if a.true_peak_dbtp is None else round(a.true_peak_dbtp, 2),
                 max_true_peak_dbtp=t.max_true_peak_dbtp,
@@ -111,27 +108,21 @@ def clipping_left(before: Finding, true_peak_dbtp: float | None) -> Finding:
     flat tops off full scale, where the check finds them, but not the distortion."""
     runs = before.details.get("clipped_runs", 0)
     after = "" if true_peak_dbtp is None else f" to {true_peak_dbtp:+.1f} dBTP"
-    return Finding(
-        before.code,
-        before.severity,
-        f"The voice clipped before the fix ({runs} run(s) of flat-topped samples at full scale); "
-        f"the fix brought its peaks down{after}, but no fix undoes distortion already recorded. "
-        "Record or export it again with more headroom.",
-        False,
-        {**before.details, "true_peak_dbtp_after_fix": true_peak_dbtp},
+    return dataclasses.replace(
+        before,
+        message=f"The voice clipped before the fix ({runs} run(s) of flat-topped samples at full "
+        f"scale); the fix brought its peaks down{after}, but no fix undoes distortion already "
+        "recorded. Record or export it again with more headroom.",
+        fixable=False,
+        details={**before.details, "true_peak_dbtp_after_fix": true_peak_dbtp},
     )
-
-
-def _percent(share: float) -> str:
-    """A share as a percentage, as precise as it was set (0.4 -> 40%, 0.125 -> 12.5%)."""
-    return f"{round(share * 100, 6):g}%"
 
 
 def _speech_findings(a: AudioAnalysis, t: AudioThresholds) -> list[Finding]:
     findings: list[Finding] = []
     if a.speech_share < t.no_speech_share:
         return [
-            _finding(
+            finding(
                 "Audio.NoSpeech",
                 f"No speech found: only {a.speech_share:.0%} of the {a.duration:.1f} s sounds like "
                 "a voice; the service would keep the mouth closed throughout.",
@@ -141,10 +132,10 @@ def _speech_findings(a: AudioAnalysis, t: AudioThresholds) -> list[Finding]:
         ]
     if a.speech_share < t.mostly_silence_share:
         findings.append(
-            _finding(
+            finding(
                 "Audio.MostlySilence",
                 f"Mostly silence: speech fills {a.speech_share:.0%} of the clip, want at least "
-                f"{_percent(t.mostly_silence_share)} (leading {a.leading_silence:.1f} s, trailing "
+                f"{percent(t.mostly_silence_share)} (leading {a.leading_silence:.1f} s, trailing "
                 f"{a.trailing_silence:.1f} s); the mouth stays closed in the silences. Trim them.",
                 speech_share=round(a.speech_share, 3),
                 min_speech_share=t.mostly_silence_share,
@@ -156,7 +147,7 @@ def _speech_findings(a: AudioAnalysis, t: AudioThresholds) -> list[Finding]:
     long = [(x, y) for x, y in silences if y - x > t.long_silence_s]
     if long:
         findings.append(
-            _finding(
+            finding(
                 "Audio.LongSilence",
                 f"Silence longer than {t.long_silence_s:g} s at {_span(long)}; a face that long with "
                 "its mouth shut looks frozen.",
@@ -167,31 +158,31 @@ def _speech_findings(a: AudioAnalysis, t: AudioThresholds) -> list[Finding]:
     snr = a.snr_db
     if snr is not None and snr < t.min_snr_db:
         findings.append(
-            _finding(
+            finding(
                 "Audio.Noisy",
                 f"The voice is noisy: speech stands {snr:.0f} dB above the noise floor "
                 f"({a.noise_floor_db:.0f} dBFS; want at least {t.min_snr_db:g} dB). The model "
                 "moves the mouth on noise too. preflight fix denoises it.",
-                True,
+                fixable=True,
                 snr_db=round(snr, 1),
                 noise_floor_db=round(a.noise_floor_db, 1),
                 min_snr_db=t.min_snr_db,
             )
         )
-    music = _music_finding(a, t)
+    music = _musicfinding(a, t)
     if music is not None:
         findings.append(music)
     return findings
 
 
-def _music_finding(a: AudioAnalysis, t: AudioThresholds) -> Finding | None:
+def _musicfinding(a: AudioAnalysis, t: AudioThresholds) -> Finding | None:
     """Always a warning: a heuristic (a bird, a phone or a TV can hold tones too)."""
     if a.music_share is None or a.music_level_db is None or a.speech_level_db is None:
         return None
     below = a.speech_level_db - a.music_level_db
     if a.music_share < t.music_share or below > MUSIC_MAX_BELOW_SPEECH_DB:
         return None
-    return _finding(
+    return finding(
         "Audio.Music",
         f"Background music, or another tonal sound, fills {a.music_share:.0%} of the pauses "
         f"between speech ({a.music_level_db:.0f} dBFS, {below:.0f} dB under the voice); the "
@@ -209,7 +200,7 @@ def _format_findings(a: AudioAnalysis, t: AudioThresholds) -> list[Finding]:
     findings: list[Finding] = []
     if a.sample_rate < t.min_sample_rate:
         findings.append(
-            _finding(
+            finding(
                 "Audio.LowSampleRate",
                 f"Sampled at {a.sample_rate} Hz (want at least {t.min_sample_rate}; 8 kHz is "
                 "telephone quality); the sounds that shape s, f and t are gone. Use the original "
@@ -222,12 +213,12 @@ def _format_findings(a: AudioAnalysis, t: AudioThresholds) -> list[Finding]:
     if len(levels) > 1 and min(levels) < max(levels) - DEAD_CHANNEL_DB:
         dead = levels.index(min(levels))
         findings.append(
-            _finding(
+            finding(
                 "Audio.SilentChannel",
                 f"Channel {dead + 1} of {len(levels)} is silent ({levels[dead]:.0f} dBFS against "
                 f"{max(levels):.0f}); mixed down, the voice loses half its level. preflight fix "
                 "keeps the live channel.",
-                True,
+                fixable=True,
                 channel_levels_db=[round(v, 1) for v in levels],
             )
         )

@@ -81,6 +81,36 @@ TARGETS = (
         ),
     ),
     Target(
+        "video_rules",
+        "preflight/_rules/video.py",
+        (
+            "tests/preflight/test_container_findings_words.py",
+            "tests/preflight/test_audio_image_findings_words.py",
+        ),
+    ),
+    Target(
+        "durations",
+        "preflight/_rules/duration.py",
+        (
+            "tests/preflight/test_container_findings_words.py",
+            "tests/preflight/test_audio_image_findings_words.py",
+        ),
+    ),
+    Target(
+        "image_rules",
+        "preflight/_rules/image.py",
+        ("tests/preflight/test_audio_image_findings_words.py",),
+    ),
+    Target(
+        "rule_words",
+        "preflight/_rules/words.py",
+        (
+            "tests/preflight/test_rule_words.py",
+            "tests/preflight/test_container_findings_words.py",
+            "tests/preflight/test_face_findings_words.py",
+        ),
+    ),
+    Target(
         "face_rules",
         "preflight/_rules/faces.py",
         # The findings from scans given as facts: the real-media face tests (CI runs them)

@@ -15,7 +15,6 @@ from preflight._probe.faces.engine import Box, Face, Pose
 from preflight._probe.faces.match import FaceDescriptor
 from preflight._probe.faces.scan import FaceSample, ImageFaceScan, VideoFaceScan
 from preflight._rules.faces import (
-    clock,
     closest_match,
     is_cut_off,
     is_turned,
@@ -27,6 +26,7 @@ from preflight._rules.faces import (
     with_reference_given,
 )
 from preflight._rules.thresholds import FaceThresholds
+from preflight._rules.words import clock
 
 STRAIGHT = Pose(0.0, 0.0, 0.0)
 

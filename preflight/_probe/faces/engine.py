@@ -7,7 +7,7 @@ extends past 0..1 is a face cut off by the frame edge.
 The engine is an interface so that another detector can replace mediapipe's;
 ``loader.load_engine`` builds the default one, importing mediapipe only then (about 1.5 s).
 Besides finding faces, an engine tells who a face is (``describe``: dlib's embedding,
-``_face_match``), loading that network only when a reference face is matched.
+``match``), loading that network only when a reference face is matched.
 """
 
 from __future__ import annotations
@@ -92,8 +92,8 @@ class Face:
     pose: Pose | None = None
     #: Mesh landmarks, shape (N, 3): x, y relative to the picture, z in units of its width.
     landmarks: npt.NDArray[np.float32] | None = field(default=None, compare=False, repr=False)
-    #: Who it is: a ``_face_match.FaceDescriptor`` (dlib's embedding) when a reference face
-    #: is to be matched, else None (hinted Any: ``_face_match`` imports this module).
+    #: Who it is: a ``match.FaceDescriptor`` (dlib's embedding) when a reference face
+    #: is to be matched, else None (hinted Any: ``match`` imports this module).
     #: Not in ``to_dict``.
     descriptor: Any = field(default=None, compare=False, repr=False)
 
@@ -118,7 +118,7 @@ class FaceEngine(Protocol):
         ...
 
     def describe(self, rgb: RGBImage, box: Box) -> FaceDescriptor | None:
-        """Who the face in ``box`` is (see ``_face_match``); None when it has too few
+        """Who the face in ``box`` is (see ``match``); None when it has too few
         pixels to tell. Raises ``FaceEngineError`` when the recogniser cannot load."""
         ...
 

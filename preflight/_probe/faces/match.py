@@ -14,7 +14,7 @@ frames of the same clip and copies flipped, shrunk or recompressed came within 0
 
 Loading the two models takes about 0.2 s and each face about 0.14 s, so a face engine
 loads them on its first ``describe`` (only checks that match a reference pay), and a video
-describes each face track once, not every sampled frame (``_face_scan``).
+describes each face track once, not every sampled frame (``scan``).
 """
 
 from __future__ import annotations

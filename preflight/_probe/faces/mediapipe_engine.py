@@ -5,7 +5,7 @@ the caller's downscale to a few hundred pixels loses nothing); the face mesh, ru
 around each of the largest faces, gives the landmarks that pose and matching need.
 Both models ship inside the wheel. Importing this module costs nothing; creating an engine
 imports mediapipe (about 1.5 s), so only face checks pay for it. Who a face is comes from
-dlib's network (``_face_match``), loaded on the first ``describe`` and kept with the engine.
+dlib's network (``match``), loaded on the first ``describe`` and kept with the engine.
 """
 
 from __future__ import annotations
