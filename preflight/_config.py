@@ -11,7 +11,7 @@ found by walking up from the files checked (as ruff finds its own).
     preset = "slow"
     crf = 20
     [tool.preflight.thresholds.face]
-    min_px = 96                      # when Face.TooSmall fires (see ``_thresholds``)
+    min_px = 96                      # when Face.TooSmall fires (see ``_rules.thresholds``)
     [tool.preflight.thresholds.audio]
     quiet_lufs = -32.0
     [tool.preflight.prep]

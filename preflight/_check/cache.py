@@ -7,7 +7,7 @@ runs never see half an entry; an entry that cannot be read is simply checked aga
 
 The cache folder is not trusted: with a settings file it lies inside the repository, whose
 contents anyone may have written, and ``PREFLIGHT_CACHE_DIR`` may name a shared folder. So
-entries are data, never code (``_cache_entry``); a folder that is a symbolic link, not a
+entries are data, never code (``_check.cache_entry``); a folder that is a symbolic link, not a
 folder, another user's, or writable by others is not used; nothing is opened through a
 link (every step below the folder is opened relative to its verified parent, with
 ``O_NOFOLLOW``), and an entry is read only up to ``ENTRY_MAX_BYTES``.

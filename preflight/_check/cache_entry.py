@@ -35,7 +35,7 @@ ENTRY_FORMAT = 3
 _DTYPES = frozenset({"bool", "uint8", "int32", "int64", "float32", "float64"})
 #: Names the report classes' hints use but import only for type checking.
 _HINT_NAMES: dict[str, Any] = {"AudioAnalysis": AudioAnalysis, "FaceScan": FaceScan, "Probe": Probe}
-#: ``Face.descriptor`` is hinted ``Any`` (``_faces`` cannot import ``_face_match``).
+#: ``Face.descriptor`` is hinted ``Any`` (``_probe.faces.engine`` cannot import ``_probe.faces.match``).
 _OVERRIDES: dict[tuple[type, str], Any] = {(Face, "descriptor"): FaceDescriptor | None}
 
 

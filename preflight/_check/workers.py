@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .options import CheckOptions
 
 #: How long one file may take in a worker (s), by default: far above any real check (a
-#: 60 s 1080p clip analysed in full takes 3-6 s on two cores; see README, Performance).
+#: 60 s 1080p clip analysed in full takes 3-6 s on two cores; see docs/performance.md).
 DEFAULT_TIMEOUT_S = 300.0
 
 # Test-only fault triggers, read only inside a worker (never in the checking process):

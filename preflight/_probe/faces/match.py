@@ -8,7 +8,7 @@ Two faces are the same person when the Euclidean distance between their embeddin
 below ``SAME_PERSON_DISTANCE``, dlib's own cut. Both models ship in the
 ``face-recognition-models`` wheel and run offline on the CPU (``dlib-bin``).
 
-Measured through the checker (README, "Faces"): different photos of the same person,
+Measured through the checker (docs/faces.md): different photos of the same person,
 frames of the same clip and copies flipped, shrunk or recompressed came within 0.06-0.44
 (39 pairs); different people 0.67-1.08 (474 pairs).
 

@@ -1,6 +1,6 @@
 """Scanning a video or a reference image for faces.
 
-A scan holds facts (which faces, where, when, how turned); ``_face_rules`` turns them into
+A scan holds facts (which faces, where, when, how turned); ``_rules.faces`` turns them into
 findings. The target face, the one the service will sync, is followed the way the service
 picks it: the largest face of the first frame, then the face that overlaps it most in each
 later sample.
