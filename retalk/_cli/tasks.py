@@ -18,12 +18,12 @@ from preflight import line_start, printable
 
 from .._client import Client, DownloadPolicy, is_local, is_task_id, resolve_base_url, shown
 from .._exceptions import ConfigError, RetalkError
-from .._jobs import resume, run_job
 from .._journal import UNFINISHED, DamagedRow, Job, Journal, Split, default_path
 from .._models import KNOWN_STATUSES, UNKNOWN, Task
-from .._output_path import check_output, refuse_replacing
-from .._pipeline import refuse_overwriting
-from .._split import finish_splits
+from .._run.job import resume, run_job
+from .._run.output_path import check_output, refuse_replacing
+from .._run.parts import finish_splits
+from .._run.pipeline import refuse_overwriting
 from .display import Display, events_of, live_display, plain_console
 
 PRICE_CNY_PER_SECOND = 0.08

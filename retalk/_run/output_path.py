@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from ._exceptions import ConfigError, DownloadError, RetalkError
+from .._exceptions import ConfigError, DownloadError, RetalkError
 
 
 def output_problem(output: str | os.PathLike[str]) -> str | None:

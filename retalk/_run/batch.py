@@ -5,7 +5,7 @@ CSV columns: ``video``, ``audio``, ``ref`` (may be empty), ``output``, ``options
 empty: the per-job flags of ``prep-and-retalk``, e.g. ``--extend-video --align trim``).
 Relative paths are read from the CSV's folder. Every row is checked before any job starts,
 and every problem said at once. Ctrl-C stops the batch before it pays for anything more.
-A job a finding gates (``_gates``) is not sent; its row says ``gated`` with the codes,
+A job a finding gates (``gates``) is not sent; its row says ``gated`` with the codes,
 and the other jobs go on.
 """
 
@@ -25,16 +25,16 @@ from preflight import CheckOptions, FixOptions, PreflightError, settings_for
 from preflight._fix_model import ALIGN_CHOICES
 from preflight.codes import unknown_selectors
 
-from ._client import Client
-from ._exceptions import ConfigError, RetalkError
-from ._gates import Gates
-from ._jobs import Events
-from ._journal import DuplicateJob, DuplicateSplit, Job, Journal, sha256_of
-from ._models import Task
-from ._output_path import output_problem
-from ._pipeline import PipelineResult, file_keys, prepare_and_retalk
-from ._quotas import RateLimiter
-from ._split import paid_parts
+from .._client import Client
+from .._exceptions import ConfigError, RetalkError
+from .._journal import DuplicateJob, DuplicateSplit, Job, Journal, sha256_of
+from .._models import Task
+from .._quotas import RateLimiter
+from .gates import Gates
+from .job import Events
+from .output_path import output_problem
+from .parts import paid_parts
+from .pipeline import PipelineResult, file_keys, prepare_and_retalk
 
 COLUMNS = ("video", "audio", "ref", "output", "options")
 #: Stages of the pipeline that come before anything is paid for: an interrupted batch

@@ -1,7 +1,7 @@
 """``prep-and-retalk``: from raw files to the lip-synced video, each stage visible.
 
 check -> fix into a work folder -> check again (stop when errors remain) -> upload ->
-submit -> wait -> download -> verify the result -> summary. The journal (``_jobs``) makes
+submit -> wait -> download -> verify the result -> summary. The job runner (``job``) makes
 every paid step resumable.
 """
 
@@ -40,13 +40,13 @@ from preflight._split import (
     write_parts,
 )
 
-from ._client import Client
-from ._exceptions import ConfigError, RetalkError
-from ._gates import Gates
-from ._jobs import Events, run_job
-from ._journal import DuplicateJob, DuplicateSplit, Job, Journal, sha256_of
-from ._output_path import check_output, refuse_replacing
-from ._split import (
+from .._client import Client
+from .._exceptions import ConfigError, RetalkError
+from .._journal import DuplicateJob, DuplicateSplit, Job, Journal, sha256_of
+from .gates import Gates
+from .job import Events, run_job
+from .output_path import check_output, refuse_replacing
+from .parts import (
     PartOutcome,
     intact,
     join_split,
@@ -88,7 +88,7 @@ class PipelineResult:
     parts: list[PartOutcome] = field(default_factory=list)
     split_id: int | None = None
     joined: JoinReport | None = None
-    #: Findings that stopped the job before anything was sent (``_gates``).
+    #: Findings that stopped the job before anything was sent (``gates``).
     gated: list[Finding] = field(default_factory=list)
     #: Speech ``--align trim`` cuts (the inputs' ``Pair.SpeechCut``): chosen, so not gated.
     trim_cuts_speech_s: float | None = None
