@@ -32,12 +32,14 @@ from .._client import Client, PollPolicy
 from .._emulator import Emulator, Faults
 from .._exceptions import ConfigError, RetalkError, redact
 from .._journal import Job, Journal, default_path
-from .._run.batch import BatchJob, BatchProblems, read_batch, run_batch
+from .._run.batch import run_batch
+from .._run.batch_file import BatchJob, BatchProblems, read_batch
 from .._run.gates import DEFAULT_GATE, DEFAULT_SPEECH_CUT_S, Gates
 from .._run.job import Events
 from .._run.output_path import JoinBlocked, OutputUnusable
 from .._run.parts import stop_split
-from .._run.pipeline import PipelineResult, only_copied, prepare_and_retalk
+from .._run.pipeline import only_copied, prepare_and_retalk
+from .._run.result import PipelineResult
 from .display import events_of, live_display, plain_console
 from .main import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_USAGE, _status_for
 from .tasks import EXTEND_HELP, _download_options, _download_policy

@@ -21,9 +21,8 @@ from .._exceptions import ConfigError, RetalkError
 from .._journal import UNFINISHED, DamagedRow, Job, Journal, Split, default_path
 from .._models import KNOWN_STATUSES, UNKNOWN, Task
 from .._run.job import resume, run_job
-from .._run.output_path import check_output, refuse_replacing
+from .._run.output_path import check_output, refuse_overwriting, refuse_replacing
 from .._run.parts import finish_splits
-from .._run.pipeline import refuse_overwriting
 from .display import Display, events_of, live_display, plain_console
 
 PRICE_CNY_PER_SECOND = 0.08

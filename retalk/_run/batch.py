@@ -1,42 +1,31 @@
-"""``prep-and-retalk --batch jobs.csv``: many jobs with a concurrency cap, one line of
-status per job, a final table, and a report; a re-run skips the jobs already done.
-
-CSV columns: ``video``, ``audio``, ``ref`` (may be empty), ``output``, ``options`` (may be
-empty: the per-job flags of ``prep-and-retalk``, e.g. ``--extend-video --align trim``).
-Relative paths are read from the CSV's folder. Every row is checked before any job starts,
-and every problem said at once. Ctrl-C stops the batch before it pays for anything more.
-A job a finding gates (``gates``) is not sent; its row says ``gated`` with the codes,
-and the other jobs go on.
+"""``prep-and-retalk --batch``: the jobs of a batch file (``batch_file``) run with a
+concurrency cap, one job's failure never stopping the others, and Ctrl-C stopping the
+batch before it pays for anything more (the jobs already paid for are waited for, or left
+to ``retalk resume``).
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
 import os
-import shlex
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, NoReturn
 
-from preflight import CheckOptions, FixOptions, PreflightError, settings_for
-from preflight._fix_model import ALIGN_CHOICES
-from preflight.codes import unknown_selectors
+from preflight import PreflightError
 
 from .._client import Client
 from .._exceptions import ConfigError, RetalkError
-from .._journal import DuplicateJob, DuplicateSplit, Job, Journal, sha256_of
+from .._journal import DuplicateJob, DuplicateSplit, Job, Journal
 from .._models import Task
 from .._quotas import RateLimiter
-from .gates import Gates
+from .batch_file import BatchJob, sources_of
 from .job import Events
-from .output_path import output_problem
+from .output_path import file_keys
 from .parts import paid_parts
-from .pipeline import PipelineResult, file_keys, prepare_and_retalk
+from .pipeline import prepare_and_retalk
+from .result import PipelineResult
 
-COLUMNS = ("video", "audio", "ref", "output", "options")
 #: Stages of the pipeline that come before anything is paid for: an interrupted batch
 #: stops a job at the start of any of them (or as the fix reports progress).
 BEFORE_PAYING = frozenset(
@@ -44,14 +33,6 @@ BEFORE_PAYING = frozenset(
 )
 #: Steps of a job (``Events.on_stage``) after which its task is submitted.
 BEFORE_SUBMIT = frozenset({"upload", "submit"})
-
-
-class BatchProblems(ConfigError):
-    """Every mistake of a batch file, said one a line (each line escaped on its own)."""
-
-    def __init__(self, heading: str, problems: list[str]) -> None:
-        self.lines = [heading, *(f"  {problem}" for problem in problems)]
-        super().__init__("\n".join(self.lines))
 
 
 class Interrupted(BaseException):
@@ -72,26 +53,6 @@ class _Progress:
     @property
     def paid(self) -> bool:
         return self.submitting or bool(self.tasks)
-
-
-@dataclass(frozen=True)
-class BatchJob:
-    line: int
-    video: str
-    audio: str
-    ref: str | None
-    output: str
-    extend_video: bool
-    face_threshold: int | None
-    fix_options: FixOptions
-    #: Sent in parts when longer than the service takes (``--split``).
-    split: bool = False
-    #: The project's settings for this job's files (as ``preflight check`` finds them).
-    check_options: CheckOptions = field(default_factory=CheckOptions)
-    #: The fix may replace files in the work folder preflight did not write (``--overwrite``).
-    overwrite: bool = False
-    #: The findings that stop this job (its settings' ``[prep]``, the ``--accept`` passes).
-    gates: Gates = field(default_factory=Gates)
 
 
 @dataclass
@@ -118,177 +79,6 @@ class BatchOutcome:
             else None,
             "gated": [f.code for f in self.result.gated] if self.result else [],
         }
-
-
-class _OptionsParser(argparse.ArgumentParser):
-    """The options column's parser: a mistake is a ``ValueError`` with argparse's words,
-    never its usage text and exit on stderr."""
-
-    def error(self, message: str) -> NoReturn:
-        raise ValueError(message)
-
-
-def _options_parser() -> argparse.ArgumentParser:
-    parser = _OptionsParser(prog="options", add_help=False, exit_on_error=False)
-    parser.add_argument("--extend-video", action="store_true")
-    parser.add_argument("--face-threshold", type=int)
-    parser.add_argument("--reframe", action="store_true")
-    parser.add_argument("--align", choices=ALIGN_CHOICES, default=None)
-    parser.add_argument("--make-ref", action="store_true")
-    parser.add_argument("--split", action="store_true")
-    parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("--accept", action="append", default=[])
-    return parser
-
-
-def read_batch(
-    path: str | os.PathLike[str],
-    *,
-    config: str | None = None,
-    isolated: bool = False,
-    accept: tuple[str, ...] = (),
-    overwrite: bool = False,
-) -> list[BatchJob]:
-    """The jobs of a batch file; ``ConfigError`` naming the line for anything malformed, or
-    an output that would replace an input (any job's) or the batch file. Each job gets the
-    settings its files are governed by (or ``config``'s, or none when ``isolated``), and
-    passes the gates ``accept`` names (and its own ``--accept``)."""
-    folder = Path(path).resolve().parent
-    try:
-        handle = open(path, newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the batch file ({exc.strerror or exc})") from None
-    jobs: list[BatchJob] = []
-    problems: list[str] = []
-    with handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in ("video", "audio", "output") if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ConfigError(
-                f"{path}: the header lacks {', '.join(missing)} (columns: {', '.join(COLUMNS)})"
-            )
-        parser = _options_parser()
-        for line, row in enumerate(reader, start=2):
-            job = _read_row(path, folder, line, row, parser, config, isolated, accept, overwrite, problems)
-            if job is not None:
-                jobs.append(job)
-    if problems:
-        raise BatchProblems(f"{path}: nothing was run; fix these first:", problems)
-    outputs = [j.output for j in jobs]
-    if len(set(outputs)) != len(outputs):
-        raise ConfigError(f"{path}: two jobs write the same output")
-    # Before any job starts: no result may replace a file a job (its own or another) reads.
-    read: dict[object, str] = {key: f"batch file {path}" for key in file_keys(path)}
-    for job in jobs:
-        for role, name in (("video", job.video), ("audio", job.audio), ("ref", job.ref)):
-            if name:
-                read.update({key: f"{role} {name} (line {job.line})" for key in file_keys(name)})
-    for job in jobs:
-        clash = next((read[key] for key in file_keys(job.output) if key in read), None)
-        if clash is not None:
-            raise ConfigError(
-                f"{path}:{job.line}: the output {job.output} is the {clash}: the result would "
-                "replace it (choose another output)"
-            )
-    return jobs
-
-
-def _is_url(name: str) -> bool:
-    return name.startswith(("http://", "https://"))
-
-
-def _read_row(
-    path: str | os.PathLike[str],
-    folder: Path,
-    line: int,
-    row: dict[str, str | None],
-    parser: argparse.ArgumentParser,
-    config: str | None,
-    isolated: bool,
-    accept: tuple[str, ...],
-    overwrite: bool,
-    problems: list[str],
-) -> BatchJob | None:
-    """One row's job, or None with what is wrong with it added to ``problems`` (each named
-    by its line and column: the user typed a CSV, not our options)."""
-    here = f"{path}:{line}"
-    found = len(problems)
-
-    def where(column: str) -> str | None:
-        name = (row.get(column) or "").strip()
-        if not name:
-            return None
-        if _is_url(name):
-            return name
-        return name if os.path.isabs(name) else str((folder / name).resolve())
-
-    names = {column: where(column) for column in ("video", "audio", "ref", "output")}
-    for column in ("video", "audio", "output"):
-        if names[column] is None:
-            problems.append(f"{here}: the {column} column is empty")
-    for column in ("video", "audio", "ref"):
-        name = names[column]
-        if name is None or _is_url(name):
-            continue
-        if os.path.isdir(name):
-            problems.append(f"{here}: {column} column: {name} is a folder; the column takes one file")
-        elif not os.path.exists(name):
-            problems.append(f"{here}: {column} column: {name}: no such file")
-    output = names["output"]
-    typed = (row.get("output") or "").strip()  # resolving drops a trailing slash
-    if output is not None and os.path.isdir(output):
-        problems.append(f"{here}: output column: {output} is a folder; name the result's file")
-    elif output is not None and typed.endswith(("/", os.sep)):
-        # (A folder not made yet, as ``out/``: no folder there, the slash is the mistake.)
-        problems.append(f"{here}: output column: {typed} ends in a slash: give a file name")
-    elif output is not None and (problem := output_problem(output)) is not None:
-        problems.append(f"{here}: output column: {output} {problem}")
-    cell = row.get("options") or ""
-    try:
-        flags = parser.parse_args(shlex.split(cell))
-    except (argparse.ArgumentError, ValueError) as exc:
-        problems.append(f"{here}: options column {cell!r}: {exc}")
-        return None
-    if flags.face_threshold is not None and not 120 <= flags.face_threshold <= 200:
-        problems.append(f"{here}: options column: --face-threshold {flags.face_threshold}: must be 120-200")
-    unknown = unknown_selectors(flags.accept)
-    if unknown:
-        problems.append(f"{here}: options column: --accept {', '.join(unknown)}: unknown code or prefix")
-    video, audio, ref = names["video"], names["audio"], names["ref"]
-    if len(problems) > found or video is None or audio is None or output is None:
-        return None
-    try:
-        settings = settings_for([p for p in (video, audio, ref) if p], config, isolated)
-        check_options = settings.check_options()
-        fix_options = settings.fix_options(
-            check_options,
-            align=flags.align,
-            reframe=flags.reframe or None,
-            make_ref=flags.make_ref or None,
-        )
-    except PreflightError as exc:
-        problems.append(f"{here}: {exc}")
-        return None
-    return BatchJob(
-        line,
-        video,
-        audio,
-        ref,
-        output,
-        flags.extend_video,
-        flags.face_threshold,
-        fix_options,
-        flags.split,
-        check_options,
-        flags.overwrite or overwrite,
-        Gates.of(settings.gate, settings.gate_speech_cut_s, (*accept, *flags.accept)),
-    )
-
-
-def sources_of(job: BatchJob) -> dict[str, str]:
-    """The SHA-256 of each of the job's original inputs (a URL stands for itself)."""
-    named = {"video": job.video, "audio": job.audio} | ({"ref": job.ref} if job.ref else {})
-    return {role: name if _is_url(name) else sha256_of(name) for role, name in named.items()}
 
 
 def run_batch(
@@ -320,11 +110,32 @@ def run_batch(
     ``stop`` (the caller's, to ask afterwards) is set. Setting ``stop`` from another thread
     stops the batch as a first Ctrl-C does (without the note). ``on_checked(job, result)``
     is each job's every finding and fix, before it uploads anything."""
+    _refuse_replacing_the_journal(jobs, journal_path)
+    batch = _Batch(
+        jobs,
+        make_client,
+        journal_path,
+        force=force,
+        split=split,
+        on_line=on_line,
+        on_note=on_note,
+        on_checked=on_checked,
+        stop=stop if stop is not None else threading.Event(),
+        progress=[_Progress() for _ in jobs],
+        outcomes=[None] * len(jobs),
+    )
+    _run_all(batch, max(1, min(concurrency, len(jobs))))
+    return [
+        outcome or _cut_short(job, track)
+        for job, track, outcome in zip(jobs, batch.progress, batch.outcomes, strict=True)
+    ]
 
-    # A journal that cannot be used stops the batch before any job, once (exit 2), instead
-    # of failing every job with the same message.
+
+def _refuse_replacing_the_journal(jobs: list[BatchJob], journal_path: str | os.PathLike[str] | None) -> None:
+    """``ConfigError`` when a job's output is the journal: it may hold the only record of a
+    task. Opening it first stops the batch once, before any job, when it cannot be used
+    (exit 2), instead of failing every job with the same message."""
     with Journal(journal_path) as journal:
-        # No result may replace the journal either: it may hold the only record of a task.
         keys = file_keys(journal.path)
         clash = next((job for job in jobs if file_keys(job.output) & keys), None)
         if clash is not None:
@@ -332,180 +143,252 @@ def run_batch(
                 f"line {clash.line}: the output {clash.output} is the journal {journal.path}: the "
                 "result would replace it (choose another output)"
             )
+
+
+@dataclass
+class _Batch:
+    """One batch run: its jobs and settings, the callbacks, each job's progress and outcome
+    (filled in by the worker threads), and the rate limiter every thread's client shares."""
+
+    jobs: list[BatchJob]
+    make_client: Callable[[], Client]
+    journal_path: str | os.PathLike[str] | None
+    force: bool
+    split: bool
+    on_line: Callable[[BatchJob, str], None] | None
+    on_note: Callable[[str], None] | None
+    on_checked: Callable[[BatchJob, PipelineResult], None] | None
+    stop: threading.Event
+    progress: list[_Progress]
+    outcomes: list[BatchOutcome | None]
     # One limiter for the whole batch (the first client's, with its quotas): each thread
     # has its own client, but the service counts the account's requests against one quota.
-    shared: list[RateLimiter] = []
-    sharing = threading.Lock()
-    stop = stop if stop is not None else threading.Event()
-    progress = [_Progress() for _ in jobs]
+    shared: list[RateLimiter] = field(default_factory=list)
+    sharing: threading.Lock = field(default_factory=threading.Lock)
 
-    def say(job: BatchJob, text: str) -> None:
-        if on_line is not None:
-            on_line(job, text)
+    def say(self, job: BatchJob, text: str) -> None:
+        if self.on_line is not None:
+            self.on_line(job, text)
 
-    def note(text: str) -> None:
-        if on_note is not None:
-            on_note(text)
+    def note(self, text: str) -> None:
+        if self.on_note is not None:
+            self.on_note(text)
 
-    def one(job: BatchJob, track: _Progress) -> BatchOutcome:
-        track.started = True
-        try:
-            sources = sources_of(job)
-        except OSError as exc:
-            say(job, f"refused: {exc.strerror or exc}")
-            return BatchOutcome(job, "refused", f"cannot read the inputs: {exc.strerror or exc}")
-        remake = False  # the output is this journal's, made from other inputs: made again
-        if os.path.exists(job.output):
-            with Journal(journal_path) as journal:
-                made = journal.made_from(job.output)
-            if made is None and not force:
-                say(job, "skipped: the output exists")
-                return BatchOutcome(
-                    job, "skipped", "the output exists; the journal has no record of its inputs (--force)"
-                )
-            if made == sources and not force:
-                say(job, "skipped: already done, its inputs unchanged")
-                return BatchOutcome(job, "skipped", "the output exists, made from these very inputs")
-            if made is not None and made != sources:
-                # (with --force too: a result this journal made stays this batch's to remake)
-                changed = sorted(r for r in set(made) | set(sources) if made.get(r) != sources.get(r))
-                remake = True
-                say(job, f"{', '.join(changed)} changed since the output was made: made again")
-        say(job, "started")
-        # Each thread its own client and journal connection (SQLite connections stay
-        # in the thread that made them).
-        try:
-            with make_client() as client, Journal(journal_path) as journal:
-                with sharing:
-                    if not shared:
-                        shared.append(client.limiter)
-                    client.limiter = shared[0]
+    def paid_unfinished(self) -> list[tuple[BatchJob, _Progress]]:
+        """The jobs still running whose tasks are paid for."""
+        return [
+            (job, track)
+            for job, track, outcome in zip(self.jobs, self.progress, self.outcomes, strict=True)
+            if outcome is None and track.paid
+        ]
 
-                def stage(name: str) -> None:
-                    if stop.is_set() and name in BEFORE_PAYING:
-                        raise Interrupted
-                    say(job, name)
+    def share_limiter(self, client: Client) -> None:
+        with self.sharing:
+            if not self.shared:
+                self.shared.append(client.limiter)
+            client.limiter = self.shared[0]
 
-                def fixing(name: str, fraction: float) -> None:
-                    if stop.is_set() and name in BEFORE_PAYING:
-                        raise Interrupted
 
-                def step(sent: Job, name: str) -> None:
-                    if sent.id not in track.jobs:
-                        track.jobs.append(sent.id)
-                    if name == "wait" and sent.task_id:
-                        submitted(sent.task_id)
-                    if name not in BEFORE_SUBMIT:
-                        return
-                    if stop.is_set():
-                        # Parts of its split submitted in this run or an earlier one count:
-                        # the split is paid for, so this part is kept for `retalk resume`.
-                        for part in paid_parts(journal, sent):
-                            if part.task_id is None:
-                                track.submitting = True
-                            elif part.task_id not in track.tasks:
-                                track.tasks.append(part.task_id)
-                        if track.paid:
-                            # A later part of a split whose earlier parts are paid for: left
-                            # open (canceled, it would make the paid parts unusable) for
-                            # `retalk resume` to send and join.
-                            raise Interrupted
-                        # Closed, not left open: `retalk resume` would submit (pay for) it.
-                        journal.update(
-                            sent.id,
-                            state="canceled",
-                            error="the batch was interrupted before this job was submitted "
-                            "(nothing paid; run the batch again to send it)",
-                        )
-                        raise Interrupted
-                    if name == "submit":
-                        track.submitting = True
+def _one(batch: _Batch, job: BatchJob, track: _Progress) -> BatchOutcome:
+    """Run one job to its outcome: skipped, sent and done, or why not."""
+    track.started = True
+    try:
+        sources = sources_of(job)
+    except OSError as exc:
+        batch.say(job, f"refused: {exc.strerror or exc}")
+        return BatchOutcome(job, "refused", f"cannot read the inputs: {exc.strerror or exc}")
+    skipped, remake = _skipped_or_remade(batch, job, sources)
+    if skipped is not None:
+        return skipped
+    batch.say(job, "started")
+    try:
+        result = _send(batch, job, track, remake)
+    except Interrupted:
+        return _interrupted(batch, job, track)
+    except (DuplicateJob, DuplicateSplit) as exc:
+        batch.say(job, f"skipped: {exc}")
+        return BatchOutcome(job, "skipped", str(exc))
+    except ConfigError as exc:  # the row as given cannot be done (a file at its output)
+        batch.say(job, f"refused: {exc}")
+        return BatchOutcome(job, "refused", str(exc))
+    except RetalkError as exc:
+        batch.say(job, f"failed: {exc}")
+        status = "refused" if getattr(exc, "finding", None) is not None else "failed"
+        return BatchOutcome(job, status, str(exc))
+    except PreflightError as exc:  # the job as given cannot be done (a file in the way)
+        batch.say(job, f"refused: {exc}")
+        return BatchOutcome(job, "refused", str(exc))
+    except Exception as exc:  # one job's surprise is that job's failure
+        batch.say(job, f"failed: {type(exc).__name__}: {exc}")
+        return BatchOutcome(job, "failed", f"{type(exc).__name__}: {exc}")
+    return _outcome_of(batch, job, result)
 
-                def submitted(task_id: str) -> None:
-                    if task_id not in track.tasks:
-                        track.tasks.append(task_id)
-                        say(job, f"task {task_id} submitted")
 
-                def polled(task: Task, waited: float) -> None:
-                    submitted(task.task_id)
+def _skipped_or_remade(
+    batch: _Batch, job: BatchJob, sources: dict[str, str]
+) -> tuple[BatchOutcome | None, bool]:
+    """The job's outcome when its existing output stands (skipped), else None; and whether
+    the output is this journal's, made from other inputs: made again (``remake``)."""
+    if not os.path.exists(job.output):
+        return None, False
+    with Journal(batch.journal_path) as journal:
+        made = journal.made_from(job.output)
+    if made is None and not batch.force:
+        batch.say(job, "skipped: the output exists")
+        return BatchOutcome(
+            job, "skipped", "the output exists; the journal has no record of its inputs (--force)"
+        ), False
+    if made == sources and not batch.force:
+        batch.say(job, "skipped: already done, its inputs unchanged")
+        return BatchOutcome(job, "skipped", "the output exists, made from these very inputs"), False
+    if made is not None and made != sources:
+        # (with --force too: a result this journal made stays this batch's to remake)
+        changed = sorted(r for r in set(made) | set(sources) if made.get(r) != sources.get(r))
+        batch.say(job, f"{', '.join(changed)} changed since the output was made: made again")
+        return None, True
+    return None, False
 
-                result = prepare_and_retalk(
-                    client,
-                    journal,
-                    job.video,
-                    job.audio,
-                    job.ref,
-                    job.output,
-                    extend_video=job.extend_video,
-                    face_threshold=job.face_threshold,
-                    fix_options=job.fix_options,
-                    check_options=job.check_options,
-                    overwrite=job.overwrite,
-                    force=force,
-                    split=split or job.split,
-                    gates=job.gates,
-                    events=Events(on_stage=step, on_status=polled),
-                    on_stage=stage,
-                    on_part=lambda number, count, text: say(job, f"part {number}/{count}: {text}"),
-                    on_progress=fixing,
-                    on_checked=(lambda checked: on_checked(job, checked)) if on_checked else None,
-                    remake=remake,
-                )
-        except Interrupted:
-            if track.paid:
-                with Journal(journal_path) as journal:
-                    for number in track.jobs:
-                        task_id = journal.job(number).task_id
-                        if task_id and task_id not in track.tasks:
-                            track.tasks.append(task_id)
-                left = f"{_paid_text(job, track)}: `retalk resume` finishes it"
-                say(job, f"left: {left}")
-                return BatchOutcome(job, "left", left)
-            say(job, "stopped before it paid for anything")
-            return BatchOutcome(job, "stopped", "interrupted before anything was paid for")
-        except (DuplicateJob, DuplicateSplit) as exc:
-            say(job, f"skipped: {exc}")
-            return BatchOutcome(job, "skipped", str(exc))
-        except ConfigError as exc:  # the row as given cannot be done (a file at its output)
-            say(job, f"refused: {exc}")
-            return BatchOutcome(job, "refused", str(exc))
-        except RetalkError as exc:
-            say(job, f"failed: {exc}")
-            status = "refused" if getattr(exc, "finding", None) is not None else "failed"
-            return BatchOutcome(job, status, str(exc))
-        except PreflightError as exc:  # the job as given cannot be done (a file in the way)
-            say(job, f"refused: {exc}")
-            return BatchOutcome(job, "refused", str(exc))
-        except Exception as exc:  # one job's surprise is that job's failure
-            say(job, f"failed: {type(exc).__name__}: {exc}")
-            return BatchOutcome(job, "failed", f"{type(exc).__name__}: {exc}")
-        if result.ok:
-            say(job, f"done: {result.output}")
-            return BatchOutcome(job, "done", result.output or "", result)
-        if result.gated:
-            codes = ", ".join(f.code for f in result.gated)
-            say(job, f"gated: {codes} (nothing sent)")
-            return BatchOutcome(job, "gated", f"{codes}: {result.error}", result)
-        status = "refused" if result.job is None and not result.parts else "failed"
-        say(job, f"{status}: {result.error}")
-        return BatchOutcome(job, status, result.error or "", result)
 
-    outcomes: list[BatchOutcome | None] = [None] * len(jobs)
-    queue = list(range(len(jobs)))
+def _send(batch: _Batch, job: BatchJob, track: _Progress, remake: bool) -> PipelineResult:
+    """The job through the pipeline, watched so that a stopped batch stops it before it
+    pays. Each thread its own client and journal connection (SQLite connections stay in
+    the thread that made them)."""
+    with batch.make_client() as client, Journal(batch.journal_path) as journal:
+        batch.share_limiter(client)
+        watch = _Watch(batch, job, track, journal)
+        on_checked = batch.on_checked
+        return prepare_and_retalk(
+            client,
+            journal,
+            job.video,
+            job.audio,
+            job.ref,
+            job.output,
+            extend_video=job.extend_video,
+            face_threshold=job.face_threshold,
+            fix_options=job.fix_options,
+            check_options=job.check_options,
+            overwrite=job.overwrite,
+            force=batch.force,
+            split=batch.split or job.split,
+            gates=job.gates,
+            events=Events(on_stage=watch.step, on_status=watch.polled),
+            on_stage=watch.stage,
+            on_part=lambda number, count, text: batch.say(job, f"part {number}/{count}: {text}"),
+            on_progress=watch.fixing,
+            on_checked=(lambda checked: on_checked(job, checked)) if on_checked else None,
+            remake=remake,
+        )
+
+
+@dataclass
+class _Watch:
+    """One running job's callbacks: its lines, its tasks as they are submitted, and, once
+    the batch is stopped, ``Interrupted`` at its next step before it pays."""
+
+    batch: _Batch
+    job: BatchJob
+    track: _Progress
+    journal: Journal
+
+    def stage(self, name: str) -> None:
+        if self.batch.stop.is_set() and name in BEFORE_PAYING:
+            raise Interrupted
+        self.batch.say(self.job, name)
+
+    def fixing(self, name: str, fraction: float) -> None:
+        if self.batch.stop.is_set() and name in BEFORE_PAYING:
+            raise Interrupted
+
+    def step(self, sent: Job, name: str) -> None:
+        track = self.track
+        if sent.id not in track.jobs:
+            track.jobs.append(sent.id)
+        if name == "wait" and sent.task_id:
+            self.submitted(sent.task_id)
+        if name not in BEFORE_SUBMIT:
+            return
+        if self.batch.stop.is_set():
+            self._stop_before_submit(sent)
+        if name == "submit":
+            track.submitting = True
+
+    def _stop_before_submit(self, sent: Job) -> NoReturn:
+        track = self.track
+        # Parts of its split submitted in this run or an earlier one count:
+        # the split is paid for, so this part is kept for `retalk resume`.
+        for part in paid_parts(self.journal, sent):
+            if part.task_id is None:
+                track.submitting = True
+            elif part.task_id not in track.tasks:
+                track.tasks.append(part.task_id)
+        if track.paid:
+            # A later part of a split whose earlier parts are paid for: left
+            # open (canceled, it would make the paid parts unusable) for
+            # `retalk resume` to send and join.
+            raise Interrupted
+        # Closed, not left open: `retalk resume` would submit (pay for) it.
+        self.journal.update(
+            sent.id,
+            state="canceled",
+            error="the batch was interrupted before this job was submitted "
+            "(nothing paid; run the batch again to send it)",
+        )
+        raise Interrupted
+
+    def submitted(self, task_id: str) -> None:
+        if task_id not in self.track.tasks:
+            self.track.tasks.append(task_id)
+            self.batch.say(self.job, f"task {task_id} submitted")
+
+    def polled(self, task: Task, waited: float) -> None:
+        self.submitted(task.task_id)
+
+
+def _interrupted(batch: _Batch, job: BatchJob, track: _Progress) -> BatchOutcome:
+    """A job the stopped batch cut short: left to `retalk resume` once paid, else stopped."""
+    if track.paid:
+        with Journal(batch.journal_path) as journal:
+            for number in track.jobs:
+                task_id = journal.job(number).task_id
+                if task_id and task_id not in track.tasks:
+                    track.tasks.append(task_id)
+        left = f"{_paid_text(job, track)}: `retalk resume` finishes it"
+        batch.say(job, f"left: {left}")
+        return BatchOutcome(job, "left", left)
+    batch.say(job, "stopped before it paid for anything")
+    return BatchOutcome(job, "stopped", "interrupted before anything was paid for")
+
+
+def _outcome_of(batch: _Batch, job: BatchJob, result: PipelineResult) -> BatchOutcome:
+    if result.ok:
+        batch.say(job, f"done: {result.output}")
+        return BatchOutcome(job, "done", result.output or "", result)
+    if result.gated:
+        codes = ", ".join(f.code for f in result.gated)
+        batch.say(job, f"gated: {codes} (nothing sent)")
+        return BatchOutcome(job, "gated", f"{codes}: {result.error}", result)
+    status = "refused" if result.job is None and not result.parts else "failed"
+    batch.say(job, f"{status}: {result.error}")
+    return BatchOutcome(job, status, result.error or "", result)
+
+
+def _run_all(batch: _Batch, count: int) -> None:
+    """The jobs taken from one queue by ``count`` threads until done or stopped; Ctrl-C
+    stops the batch, a second one stops waiting for the tasks already paid for."""
+    queue = list(range(len(batch.jobs)))
     taking = threading.Lock()
-
-    count = max(1, min(concurrency, len(jobs)))
     running = [count]
     all_done = threading.Event()
 
     def worker() -> None:
         try:
-            while not stop.is_set():
+            while not batch.stop.is_set():
                 with taking:
                     if not queue:
                         return
                     index = queue.pop(0)
-                outcomes[index] = one(jobs[index], progress[index])
+                batch.outcomes[index] = _one(batch, batch.jobs[index], batch.progress[index])
         finally:
             with taking:
                 running[0] -= 1
@@ -527,15 +410,15 @@ def run_batch(
             thread.start()
         wait_for_all()
     except KeyboardInterrupt:
-        stop.set()
+        batch.stop.set()
         with taking:
             # Threads Ctrl-C kept from starting never count down.
             running[0] -= sum(1 for thread in threads if thread.ident is None)
             if running[0] <= 0:
                 all_done.set()
         try:
-            paid = [(jobs[i], t) for i, t in enumerate(progress) if outcomes[i] is None and t.paid]
-            note(
+            paid = batch.paid_unfinished()
+            batch.note(
                 "interrupted: nothing more is sent; jobs not yet paid for stop before they pay"
                 + (
                     "; waiting for the tasks already paid for: "
@@ -547,25 +430,21 @@ def run_batch(
             )
             wait_for_all()
         except KeyboardInterrupt:
-            left = [(jobs[i], t) for i, t in enumerate(progress) if outcomes[i] is None and t.paid]
+            left = batch.paid_unfinished()
             if left:
-                note(
+                batch.note(
                     "not waiting any more: `retalk resume` finishes "
                     + "; ".join(_paid_text(job, track) for job, track in left)
                 )
-    finished: list[BatchOutcome] = []
-    for index, job in enumerate(jobs):
-        outcome = outcomes[index]
-        if outcome is None:
-            track = progress[index]
-            if track.paid:
-                outcome = BatchOutcome(job, "left", f"{_paid_text(job, track)}: `retalk resume` finishes it")
-            elif track.started:
-                outcome = BatchOutcome(job, "stopped", "interrupted before anything was paid for")
-            else:
-                outcome = BatchOutcome(job, "stopped", "not started: the batch was interrupted")
-        finished.append(outcome)
-    return finished
+
+
+def _cut_short(job: BatchJob, track: _Progress) -> BatchOutcome:
+    """The outcome of a job the interrupted batch left without one."""
+    if track.paid:
+        return BatchOutcome(job, "left", f"{_paid_text(job, track)}: `retalk resume` finishes it")
+    if track.started:
+        return BatchOutcome(job, "stopped", "interrupted before anything was paid for")
+    return BatchOutcome(job, "stopped", "not started: the batch was interrupted")
 
 
 def _paid_text(job: BatchJob, track: _Progress) -> str:

@@ -26,7 +26,8 @@ from retalk._cli.prep import main
 from retalk._client import Client
 from retalk._emulator import Emulator, Faults
 from retalk._journal import Journal
-from retalk._run.batch import BatchJob, BatchOutcome, read_batch, run_batch
+from retalk._run.batch import BatchOutcome, run_batch
+from retalk._run.batch_file import BatchJob, read_batch
 from tests.conftest import ROOT, SAMPLE
 from tests.retalk.conftest import EMULATED_KEY
 
