@@ -207,14 +207,30 @@ def _settled(
     # A split's whole-file limits are left to each part.
     applied = replace(base_check, ignore=(*base_check.ignore, *SPLIT_IGNORES)) if split else base_check
     return _Request(
-        client, journal, originals, video, audio, ref, output,
+        client,
+        journal,
+        originals,
+        video,
+        audio,
+        ref,
+        output,
         folder=work_dir or str(Path(output).resolve().parent / f"{Path(output).stem}.work"),
-        fix=fix, dry_run=dry_run, extend_video=extend_video, face_threshold=face_threshold,
-        params=params, options=fix_options or FixOptions(), base_check=base_check,
+        fix=fix,
+        dry_run=dry_run,
+        extend_video=extend_video,
+        face_threshold=face_threshold,
+        params=params,
+        options=fix_options or FixOptions(),
+        base_check=base_check,
         check_options=applied,
-        overwrite=overwrite, force=force, split=split, gates=gates if gates is not None else Gates(),
-        events=events, on_checked=on_checked, on_part=on_part,
-    )  # fmt: skip
+        overwrite=overwrite,
+        force=force,
+        split=split,
+        gates=gates if gates is not None else Gates(),
+        events=events,
+        on_checked=on_checked,
+        on_part=on_part,
+    )
 
 
 def _run(request: _Request, result: PipelineResult, stages: Stages) -> PipelineResult:
