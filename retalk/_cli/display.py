@@ -13,8 +13,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from preflight import printable
 
-from .._jobs import Events
 from .._models import Task
+from .._run.job import Events
 
 
 class Display:

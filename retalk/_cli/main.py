@@ -37,7 +37,7 @@ from .._exceptions import (
     redact,
 )
 from .._journal import DuplicateJob, DuplicateSplit
-from .._split import PartFailed
+from .._run.parts import PartFailed
 from . import emulator, tasks
 
 EXIT_OK = 0
@@ -86,9 +86,22 @@ def _status_for(exc: RetalkError) -> int:
     return EXIT_SERVICE
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def escape_unprintable_output() -> None:
+    """A file name that is not valid UTF-8 must not cost the output: what the terminal
+    cannot show is escaped."""
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="backslashreplace")
+
+
+def reader_gone() -> int:
+    """The exit status once standard output's reader (head, less) went away: nothing more
+    to say. Output goes to /dev/null from here, so the flush at exit does not fail again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    escape_unprintable_output()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -113,8 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+        return reader_gone()
     except OSError as exc:
         print(
             f"retalk: error: {printable(str(exc.filename or ''))}: {printable(str(exc.strerror or exc))}",

@@ -8,13 +8,10 @@ retries, 130 interrupted (the job is in the journal: ``retalk resume`` finishes 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
-import tempfile
 import threading
-import urllib.parse
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import replace
@@ -23,24 +20,31 @@ from pathlib import Path
 from rich.console import Console
 
 from preflight import Finding, PreflightError, printable, settings_for
-from preflight._atomic import lock_exclusive
 from preflight._fix.model import ALIGN_CHOICES
 from preflight.codes import unknown_selectors
 
 from .. import __version__
-from .._batch import BatchJob, BatchProblems, read_batch, run_batch
-from .._client import Client, PollPolicy
-from .._emulator import Emulator, Faults
 from .._exceptions import ConfigError, RetalkError, redact
-from .._gates import DEFAULT_GATE, DEFAULT_SPEECH_CUT_S, Gates
-from .._jobs import Events
-from .._journal import Job, Journal, default_path
-from .._output_path import JoinBlocked, OutputUnusable
-from .._pipeline import PipelineResult, only_copied, prepare_and_retalk
-from .._split import stop_split
+from .._journal import Job, Journal
+from .._run.batch import run_batch
+from .._run.batch_file import BatchJob, BatchProblems, read_batch
+from .._run.gates import DEFAULT_GATE, DEFAULT_SPEECH_CUT_S, Gates
+from .._run.job import Events
+from .._run.output_path import JoinBlocked, OutputUnusable
+from .._run.parts import stop_split
+from .._run.pipeline import only_copied, prepare_and_retalk
+from .._run.result import PipelineResult
 from .display import events_of, live_display, plain_console
-from .main import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_USAGE, _status_for
-from .tasks import EXTEND_HELP, _download_options, _download_policy
+from .main import (
+    EXIT_INTERRUPTED,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    _status_for,
+    escape_unprintable_output,
+    reader_gone,
+)
+from .options import EXTEND_HELP, download_options
+from .prep_service import service, tidy
 
 #: The exit statuses, for the help.
 PREP_EXIT_STATUSES = """exit status:
@@ -50,9 +54,6 @@ PREP_EXIT_STATUSES = """exit status:
   2    bad usage or configuration (an option, a batch file's row, the key, the journal)
   3    the service or the network failed after retries (a batch: a job failed)
   130  interrupted: nothing new is sent; what was sent is in the journal (`retalk resume`)"""
-
-#: The key the built-in emulator takes (it is not a secret: nothing leaves this machine).
-EMULATOR_KEY = "emulator-key"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,88 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--format", choices=("text", "json"), default="text", help="the summary's format (default text)"
     )
-    _download_options(parser)
+    download_options(parser)
     return parser
-
-
-def _service(
-    args: argparse.Namespace, stack: ExitStack
-) -> tuple[Callable[[], Client], str | Path | None, Emulator | None]:
-    """How to make a client for this run, where its journal is, and the emulator this
-    command starts (``--emulator``; None for the service the options and environment name)."""
-    bounds = _download_policy(args)  # a wrong bound is said before any work
-    if not args.emulator:
-        Client(base_url=args.base_url).close()  # the key and the URL, checked before any work
-        return (lambda: Client(base_url=args.base_url, download_policy=bounds)), args.journal, None
-    journal: str | Path = args.journal or default_path()
-    shared = _emulator_root(Path(journal))
-    emulator = _journaled_emulator(shared, stack)
-    if emulator is None:
-        # Another run has this journal's emulator: this one gets a throwaway of its own.
-        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="retalk-emulator-")))
-        emulator = stack.enter_context(Emulator(root, api_key=EMULATOR_KEY, faults=EMULATOR_FAULTS))
-        busy = printable(str(shared))
-        journal = root / "journal.sqlite"
-        print(
-            f"prep-and-retalk: note: another --emulator run is using {busy}; this run is not "
-            "journaled (run it again alone to have it journaled)",
-            file=sys.stderr,
-        )
-    poll = PollPolicy(steps=(0.25,), cap_s=0.5)
-    url = emulator.base_url
-    make = lambda: Client(EMULATOR_KEY, base_url=url, poll=poll, download_policy=bounds)  # noqa: E731
-    return make, journal, emulator
-
-
-def _tidy(emulator: Emulator, journal: Journal) -> None:
-    """The emulator's copies of results its journal's jobs have downloaded are deleted (the
-    folder would keep every one forever); the parts of a split still running are kept."""
-    url = emulator.base_url
-    keep = {i for split in journal.running_splits(url) for i in split.job_ids if i is not None}
-    for job in journal.jobs(limit=1_000_000):
-        if job.base_url == url and job.state == "downloaded" and job.task_id and job.id not in keep:
-            emulator.discard(job.task_id)
-
-
-#: Quick emulated tasks, no submit pacing.
-EMULATOR_FAULTS = Faults(task_seconds=0.5, submit_interval_s=0.0)
-
-
-def _emulator_root(journal: Path) -> Path:
-    """Where the emulator of runs journaled in ``journal`` keeps its tasks and its port."""
-    return journal.with_name(journal.name + ".emulator")
-
-
-def _journaled_emulator(root: Path, stack: ExitStack) -> Emulator | None:
-    """The emulator of a journal's runs (``root``: ``_emulator_root``), started on its own
-    root and on the port it had before, so that its tasks keep the base URL the journal
-    knows them by (a second run of the same job finds it there, not paid twice). None when
-    another run holds it."""
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        lock = os.open(root / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as exc:  # the journal's path under a file, a folder not ours
-        raise ConfigError(
-            f"--emulator keeps its tasks next to the journal, in {root}: {exc.strerror or exc}; "
-            "give a journal in a folder you can write in (--journal FILE or RETALK_JOURNAL)"
-        ) from None
-    stack.callback(os.close, lock)
-    if not lock_exclusive(lock, wait=False):
-        return None
-    port_file = root / "port"
-    try:
-        port = int(port_file.read_text(encoding="ascii").strip())
-    except (OSError, ValueError):
-        port = 0
-    try:
-        emulator = Emulator(root, port=port, api_key=EMULATOR_KEY, faults=EMULATOR_FAULTS).start()
-    except OSError:
-        # The port is taken by another program: a new one (the jobs journaled at the old
-        # one are then not recognised by a run of the same inputs).
-        emulator = Emulator(root, api_key=EMULATOR_KEY, faults=EMULATOR_FAULTS).start()
-    stack.callback(emulator.stop)
-    port_file.write_text(str(urllib.parse.urlsplit(emulator.origin).port), encoding="ascii")
-    return emulator
 
 
 def _finding_lines(findings: Sequence[Finding]) -> list[str]:
@@ -315,8 +236,7 @@ def _summary_text(result: PipelineResult, console: Console, checked_said: bool =
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(errors="backslashreplace")
+    escape_unprintable_output()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -349,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PreflightError as exc:  # a path that does not exist, a bad option
         print(f"prep-and-retalk: error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        return reader_gone()
     except Exception as exc:
         print(
             f"prep-and-retalk: internal error: {printable(redact(f'{type(exc).__name__}: {exc}', secret))}",
@@ -406,7 +328,7 @@ def _run_one(args: argparse.Namespace) -> int:
         )
     else:
         with ExitStack() as stack:
-            make_client, journal_path, emulator = _service(args, stack)
+            make_client, journal_path, emulator = service(args, stack)
             client = stack.enter_context(make_client())
             journal = stack.enter_context(Journal(journal_path))
             display = stack.enter_context(live_display(err, show))
@@ -438,7 +360,7 @@ def _run_one(args: argparse.Namespace) -> int:
             except KeyboardInterrupt:
                 raise _Stopped(_close_unpaid(journal, seen, args.emulator)) from None
             if emulator is not None:
-                _tidy(emulator, journal)
+                tidy(emulator, journal)
     if args.format == "json":
         json.dump(result.to_dict(), sys.stdout, indent=2, ensure_ascii=True)
         sys.stdout.write("\n")
@@ -565,7 +487,7 @@ def _run_batch(args: argparse.Namespace) -> int:
     )
     stop = threading.Event()
     with ExitStack() as stack:
-        make_client, journal_path, emulator = _service(args, stack)
+        make_client, journal_path, emulator = service(args, stack)
         outcomes = run_batch(
             jobs,
             make_client,
@@ -582,7 +504,7 @@ def _run_batch(args: argparse.Namespace) -> int:
         )
         if emulator is not None:
             with Journal(journal_path) as journal:
-                _tidy(emulator, journal)
+                tidy(emulator, journal)
     statuses = ["done", "skipped", "refused", "gated", "failed"]
     # Only an interrupted batch has these; a whole run's summary stays as it always was.
     statuses += [s for s in ("stopped", "left") if any(o.status == s for o in outcomes)]

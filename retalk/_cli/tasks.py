@@ -6,9 +6,8 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -16,165 +15,38 @@ from rich.console import Console
 
 from preflight import line_start, printable
 
-from .._client import Client, DownloadPolicy, is_local, is_task_id, resolve_base_url, shown
+from .._client import Client, is_local, resolve_base_url
 from .._exceptions import ConfigError, RetalkError
-from .._jobs import resume, run_job
 from .._journal import UNFINISHED, DamagedRow, Job, Journal, Split, default_path
-from .._models import KNOWN_STATUSES, UNKNOWN, Task
-from .._output_path import check_output, refuse_replacing
-from .._pipeline import refuse_overwriting
-from .._split import finish_splits
+from .._models import Task
+from .._run.job import resume, run_job
+from .._run.output_path import check_output, refuse_overwriting, refuse_replacing
+from .._run.parts import finish_splits
 from .display import Display, events_of, live_display, plain_console
+from .options import (
+    EXTEND_HELP,
+    LISTED_STATUSES,
+    PAGE_SIZE_RANGE,
+    TASK_HELP,
+    common_options,
+    download_options,
+    download_policy,
+    job_number,
+    journal_option,
+    overwrite_option,
+    page_size_arg,
+    positive_int,
+    status_arg,
+    task_id_arg,
+)
 
 PRICE_CNY_PER_SECOND = 0.08
-#: What ``retalk list --status`` takes: the statuses the API page names a task can be in.
-LISTED_STATUSES = tuple(sorted(KNOWN_STATUSES - {UNKNOWN}))
-#: The task list's page size, as the service takes it.
-PAGE_SIZE_RANGE = (1, 100)
-#: How a job of the journal is named where a task id is taken: ``job:8``. A task id is
-#: letters, digits and dashes, so this can never be one.
-JOB_PREFIX = "job:"
-#: The help of every option that names a task.
-TASK_HELP = "a task id, or a job number of the journal as `job:N` (`retalk jobs` lists them)"
-#: ``--extend-video``, said the same everywhere (the API page on video_extension).
-EXTEND_HELP = (
-    "video_extension: when the voice is longer than the video, extend the video to the voice's "
-    "length (the service plays it backwards, then forwards again) instead of cutting the voice"
-)
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--base-url", help="API base URL (default: DASHSCOPE_HTTP_BASE_URL, else DashScope's)"
-    )
-    parser.add_argument("--format", choices=("text", "json"), default="text", help="output format")
-
-
-def _journal_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--journal",
-        metavar="FILE",
-        help="the job journal (default: RETALK_JOURNAL, else ~/.local/state/retalk)",
-    )
-
-
-def _overwrite_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="let the result replace a file at -o that the journal does not know as a result",
-    )
-
-
-def _download_options(parser: argparse.ArgumentParser) -> None:
-    defaults = DownloadPolicy()
-    parser.add_argument(
-        "--max-result-size",
-        type=float,
-        metavar="MIB",
-        help=f"refuse a result larger than this (default {defaults.max_bytes >> 20} MiB)",
-    )
-    parser.add_argument(
-        "--download-timeout",
-        type=float,
-        metavar="S",
-        help=f"give a download up after S seconds in all (default {defaults.deadline_s:g})",
-    )
-    parser.add_argument(
-        "--stall-timeout",
-        type=float,
-        metavar="S",
-        help=f"a download that gets under {defaults.stall_bytes >> 10} KiB in S seconds is stalled and "
-        f"tried again (default {defaults.stall_s:g})",
-    )
-
-
-def _download_policy(args: argparse.Namespace) -> DownloadPolicy:
-    changes: dict[str, Any] = {}
-    for option, field in (
-        ("max_result_size", "max_bytes"),
-        ("download_timeout", "deadline_s"),
-        ("stall_timeout", "stall_s"),
-    ):
-        value = getattr(args, option, None)
-        if value is None:
-            continue
-        if not 0 < value < float("inf"):
-            raise ConfigError(f"--{option.replace('_', '-')} {value:g}: must be a positive number")
-        changes[field] = int(value * 2**20) if field == "max_bytes" else value
-    return replace(DownloadPolicy(), **changes)
-
-
-def _task_id_arg(text: str, journal: str | None = None) -> str:
-    """A task id given on the command line (or ``job:N``, the task of the journal's job N),
-    checked before it goes into a URL or a file name."""
-    if text.startswith(JOB_PREFIX):
-        number = text[len(JOB_PREFIX) :]
-        if not number.isdigit():
-            raise ConfigError(f"{shown(text)}: a job is named by its number, like job:8 (`retalk jobs`)")
-        with Journal(journal) as opened:
-            try:
-                job = opened.job(int(number))
-            except RetalkError as exc:  # no such job, or its row is damaged: bad input
-                raise ConfigError(str(exc)) from None
-        if not job.task_id:
-            raise ConfigError(f"job {job.id} is {printable(job.state)}: it has no task (yet)")
-        return job.task_id
-    if not is_task_id(text):
-        raise ConfigError(
-            f"{shown(text)} is not a task id (letters, digits and dashes, at most 64, like "
-            "a8532587-fa8c-4ef8-82be-0c46b17950d1) nor a job as job:N"
-        )
-    return text
-
-
-def _status_arg(text: str) -> str:
-    """A task status for the list, in any case; one the service does not list is refused
-    (it would list nothing, silently)."""
-    status = text.strip().upper()
-    if status not in LISTED_STATUSES:
-        raise argparse.ArgumentTypeError(
-            f"{shown(text)} is not a task status (one of {', '.join(LISTED_STATUSES)}, any case)"
-        )
-    return status
-
-
-def _whole_number(low: int, high: int | None, limit: str) -> Callable[[str], int]:
-    """An argparse type: a whole number from ``low`` to ``high`` (no top when None);
-    ``limit`` says the range in the message."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{shown(text)} is not a whole number") from None
-        if value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"{value}: {limit}")
-        return value
-
-    return parse
-
-
-#: ``--page-size``: what the service takes.
-_page_size_arg = _whole_number(
-    *PAGE_SIZE_RANGE, f"the service lists {PAGE_SIZE_RANGE[0]} to {PAGE_SIZE_RANGE[1]} tasks a page"
-)
-#: A count of at least one.
-_positive_int = _whole_number(1, None, "must be 1 or more")
-
-
-def _job_number(text: str) -> int:
-    """A job's number, bare (``8``) or as everywhere else (``job:8``)."""
-    number = text[len(JOB_PREFIX) :] if text.startswith(JOB_PREFIX) else text
-    if not number.isdigit():
-        raise argparse.ArgumentTypeError(f"{shown(text)} is not a job number (like 8 or job:8)")
-    return int(number)
 
 
 def add_parsers(subparsers: Any) -> None:
     upload = subparsers.add_parser("upload", help="put local files in the temporary storage (48 h)")
     upload.add_argument("files", nargs="+", metavar="FILE", help="the files to upload")
-    _common(upload)
+    common_options(upload)
     upload.set_defaults(run=run_upload)
 
     submit = subparsers.add_parser("submit", help="upload, submit, wait and download one job")
@@ -191,10 +63,10 @@ def add_parsers(subparsers: Any) -> None:
         "--no-wait", action="store_true", help="stop once submitted (`retalk resume` finishes it)"
     )
     submit.add_argument("--timeout", type=float, metavar="S", help="give up waiting after S seconds")
-    _overwrite_option(submit)
-    _download_options(submit)
-    _common(submit)
-    _journal_option(submit)
+    overwrite_option(submit)
+    download_options(submit)
+    common_options(submit)
+    journal_option(submit)
     submit.set_defaults(run=run_submit)
 
     for name, helptext, runner in (
@@ -203,15 +75,15 @@ def add_parsers(subparsers: Any) -> None:
     ):
         command = subparsers.add_parser(name, help=helptext)
         command.add_argument("task_id", help=TASK_HELP)
-        _common(command)
-        _journal_option(command)
+        common_options(command)
+        journal_option(command)
         command.set_defaults(run=runner)
 
     wait = subparsers.add_parser("wait", help="wait for a task to finish")
     wait.add_argument("task_id", help=TASK_HELP)
     wait.add_argument("--timeout", type=float, metavar="S", help="give up waiting after S seconds (exit 3)")
-    _common(wait)
-    _journal_option(wait)
+    common_options(wait)
+    journal_option(wait)
     wait.set_defaults(run=run_wait)
 
     download = subparsers.add_parser("download", help="download a task's result")
@@ -222,26 +94,26 @@ def add_parsers(subparsers: Any) -> None:
         required=True,
         help="where the result goes (a journaled job of that task is then done, with this output)",
     )
-    _overwrite_option(download)
-    _download_options(download)
-    _common(download)
-    _journal_option(download)
+    overwrite_option(download)
+    download_options(download)
+    common_options(download)
+    journal_option(download)
     download.set_defaults(run=run_download)
 
     listing = subparsers.add_parser("list", help="recent tasks")
     listing.add_argument(
         "--status",
-        type=_status_arg,
+        type=status_arg,
         help=f"only tasks in this status, any case: {', '.join(LISTED_STATUSES)}",
     )
     listing.add_argument(
         "--page-size",
-        type=_page_size_arg,
+        type=page_size_arg,
         default=10,
         metavar="N",
         help=f"at most N tasks, {PAGE_SIZE_RANGE[0]}-{PAGE_SIZE_RANGE[1]} (default 10)",
     )
-    _common(listing)
+    common_options(listing)
     listing.set_defaults(run=run_list)
 
     listing_jobs = subparsers.add_parser(
@@ -249,19 +121,19 @@ def add_parsers(subparsers: Any) -> None:
         help="the jobs in the journal, newest first, and what went wrong (a damaged row named, not hidden)",
     )
     listing_jobs.add_argument(
-        "--limit", type=_positive_int, default=50, metavar="N", help="at most N jobs (default 50)"
+        "--limit", type=positive_int, default=50, metavar="N", help="at most N jobs (default 50)"
     )
     listing_jobs.add_argument("--format", choices=("text", "json"), default="text", help="output format")
-    _journal_option(listing_jobs)
+    journal_option(listing_jobs)
     listing_jobs.set_defaults(run=run_jobs)
 
     forget = subparsers.add_parser(
         "forget",
         help="stop following an unfinished job (e.g. one whose task the service answers UNKNOWN for)",
     )
-    forget.add_argument("job", type=_job_number, help="the job's number (`retalk jobs`), as 8 or job:8")
+    forget.add_argument("job", type=job_number, help="the job's number (`retalk jobs`), as 8 or job:8")
     forget.add_argument("--format", choices=("text", "json"), default="text", help="output format")
-    _journal_option(forget)
+    journal_option(forget)
     forget.set_defaults(run=run_forget)
 
     again = subparsers.add_parser("resume", help="finish every unfinished job in the journal")
@@ -270,7 +142,7 @@ def add_parsers(subparsers: Any) -> None:
     )
     again.add_argument(
         "--job",
-        type=_job_number,
+        type=job_number,
         metavar="N",
         help="with -o: the job (`retalk jobs`) whose result goes to -o",
     )
@@ -282,15 +154,15 @@ def add_parsers(subparsers: Any) -> None:
         "--output",
         help="with --job or --split: write its result here (its own output could not take it)",
     )
-    _overwrite_option(again)
-    _download_options(again)
-    _common(again)
-    _journal_option(again)
+    overwrite_option(again)
+    download_options(again)
+    common_options(again)
+    journal_option(again)
     again.set_defaults(run=run_resume)
 
 
 def _client(args: argparse.Namespace) -> Client:
-    return Client(base_url=args.base_url, download_policy=_download_policy(args))
+    return Client(base_url=args.base_url, download_policy=download_policy(args))
 
 
 def _err() -> Console:
@@ -397,7 +269,7 @@ def run_submit(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    task_id = _task_id_arg(args.task_id, args.journal)
+    task_id = task_id_arg(args.task_id, args.journal)
     with _client(args) as client:
         task = client.get(task_id)
     _print(args, _task_dict(task), _task_text(task))
@@ -408,7 +280,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_cancel(args: argparse.Namespace) -> int:
-    task_id = _task_id_arg(args.task_id, args.journal)
+    task_id = task_id_arg(args.task_id, args.journal)
     with _client(args) as client:
         task = client.cancel(task_id)
     _print(args, _task_dict(task), _task_text(task))
@@ -416,7 +288,7 @@ def run_cancel(args: argparse.Namespace) -> int:
 
 
 def run_wait(args: argparse.Namespace) -> int:
-    task_id = _task_id_arg(args.task_id, args.journal)
+    task_id = task_id_arg(args.task_id, args.journal)
     with _client(args) as client, _live(args) as display:
         task = client.wait(task_id, timeout=args.timeout, on_status=events_of(display).on_status)
     _print(args, _task_dict(task), _task_text(task))
@@ -431,7 +303,7 @@ def _same_file_name(recorded: str | None, given: str) -> bool:
 
 def run_download(args: argparse.Namespace) -> int:
     url = args.task_id
-    task_id = None if url.startswith(("http://", "https://")) else _task_id_arg(url, args.journal)
+    task_id = None if url.startswith(("http://", "https://")) else task_id_arg(url, args.journal)
     check_output(args.output)
     # Never over the journal or a journaled job's inputs: said before any request. A URL's
     # download leaves a journal that does not exist yet uncreated (it has nothing to say).

@@ -28,8 +28,8 @@ from preflight.limits import RESULT_URL_TTL_S
 from retalk import Client, PollPolicy, RetryPolicy
 from retalk._emulator import Emulator, Faults
 from retalk._exceptions import TaskTimeout, TransportError
-from retalk._jobs import resume, run_job
 from retalk._journal import Job, Journal
+from retalk._run.job import resume, run_job
 from tests.conftest import ROOT, SAMPLE
 from tests.retalk.relay import Relay
 

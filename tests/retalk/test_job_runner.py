@@ -3,7 +3,7 @@ voice and gets the result once, paid for once, whatever happens on the way. The 
 fails, the service forgets it, the result URL is refused, the command stopped between the
 submit and its answer, several unfinished jobs finished by ``resume``: each story ends
 with the journal in the right state, the right message, and one submit per task paid for.
-Fast (no subprocess, tasks of no time, no sleeps): the mutation target of ``_jobs.py``."""
+Fast (no subprocess, tasks of no time, no sleeps): the mutation target of ``_run/job.py``."""
 
 from __future__ import annotations
 
@@ -34,9 +34,9 @@ from retalk._exceptions import (
     TaskTimeout,
     TaskUnknown,
 )
-from retalk._jobs import Events, continue_job, resume, run_job
 from retalk._journal import DuplicateJob, Job, Journal
 from retalk._models import Task
+from retalk._run.job import Events, continue_job, resume, run_job
 from tests.conftest import SAMPLE
 
 OTHER = f"{socket.gethostname()}:{os.getppid()}"  # a live process, not this one

@@ -10,7 +10,7 @@ that is not a journal is a ``JournalError`` that says what it is and what to do.
 
 Every test here drives ``Journal`` directly on a file in ``tmp_path``: no service, no
 media, no subprocess but a ``sleep`` standing for another live process (these are the
-tests the mutation run of ``_journal.py`` uses: the whole file runs in a few seconds).
+tests the mutation run of ``_journal/`` uses: the whole file runs in a few seconds).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from typing import Any
 
 import pytest
 
-from retalk import _journal
 from retalk._exceptions import ConfigError, RetalkError
 from retalk._journal import (
     STATES,
@@ -42,13 +41,14 @@ from retalk._journal import (
     Job,
     Journal,
     JournalError,
-    _problem,
     default_path,
     roles_of,
     running_elsewhere,
     sha256_of,
+    store,
     upload_fresh,
 )
+from retalk._journal.schema import problem
 
 API = "https://dashscope.example.com/api/v1"
 OTHER_API = "http://127.0.0.1:1/api/v1"
@@ -589,7 +589,7 @@ def test_a_recorded_result_that_cannot_be_read_is_not_taken_for_ours(
     def unreadable(path: object) -> str:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(_journal, "sha256_of", unreadable)
+    monkeypatch.setattr(store, "sha256_of", unreadable)
     assert not journal.knows_output(str(out))
 
 
@@ -1089,15 +1089,15 @@ def test_each_trouble_with_the_file_is_said_with_what_to_do(
     path = tmp_path / "j.sqlite"
     path.touch()
     cause = error.strerror if isinstance(error, OSError) else str(error)
-    text = str(_problem(path, error))
+    text = str(problem(path, error))
     assert text.startswith(f"the journal {path} {what} ({cause}); {todo}")
 
 
 def test_a_folder_is_said_to_be_one_whatever_sqlite_said(tmp_path: Path) -> None:
-    folder_said = str(_problem(tmp_path, sqlite3.OperationalError("unable to open database file")))
+    folder_said = str(problem(tmp_path, sqlite3.OperationalError("unable to open database file")))
     assert folder_said.startswith(f"the journal {tmp_path} is a folder, not a file (unable to open")
     file = tmp_path / "j.sqlite"
-    said = str(_problem(file, IsADirectoryError(21, "Is a directory")))
+    said = str(problem(file, IsADirectoryError(21, "Is a directory")))
     assert said == (
         f"the journal {file} is a folder, not a file (Is a directory); "
         "give the journal's file name with --journal FILE or RETALK_JOURNAL"
@@ -1106,7 +1106,7 @@ def test_a_folder_is_said_to_be_one_whatever_sqlite_said(tmp_path: Path) -> None
 
 def test_an_os_error_without_words_is_said_by_its_whole_self(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
-    assert str(_problem(path, OSError("gone"))).startswith(f"the journal {path} cannot be used (gone);")
+    assert str(problem(path, OSError("gone"))).startswith(f"the journal {path} cannot be used (gone);")
 
 
 def test_a_journal_that_cannot_be_written_is_said_to_be_read_only(
@@ -1123,16 +1123,16 @@ def test_a_journal_that_cannot_be_written_is_said_to_be_read_only(
 
     for place in (path, tmp_path):
         monkeypatch.setattr(os, "access", unwritable(place))
-        assert f"the journal {path} cannot be written (read-only" in str(_problem(path, error))
+        assert f"the journal {path} cannot be written (read-only" in str(problem(path, error))
         monkeypatch.undo()
-    assert f"the journal {path} cannot be used (" in str(_problem(path, error))
+    assert f"the journal {path} cannot be used (" in str(problem(path, error))
     gone = tmp_path / "no" / "such" / "j.sqlite"
-    assert f"the journal {gone} cannot be used (" in str(_problem(gone, error))
+    assert f"the journal {gone} cannot be used (" in str(problem(gone, error))
 
 
 def test_a_file_name_with_control_characters_is_escaped(tmp_path: Path) -> None:
     path = tmp_path / "j\x1b[2J.sqlite"
-    text = str(_problem(path, sqlite3.OperationalError("database is locked\n")))
+    text = str(problem(path, sqlite3.OperationalError("database is locked\n")))
     assert "\x1b" not in text and "\n" not in text
     assert text.startswith(
         f"the journal {tmp_path}/j\\x1b[2J.sqlite is locked by another process (database is locked\\n);"

@@ -21,12 +21,13 @@ from typing import IO, Any
 import numpy as np
 import pytest
 
-from retalk._batch import BatchJob, BatchOutcome, read_batch, run_batch
 from retalk._cli.main import main as retalk_main
 from retalk._cli.prep import main
 from retalk._client import Client
 from retalk._emulator import Emulator, Faults
 from retalk._journal import Journal
+from retalk._run.batch import BatchOutcome, run_batch
+from retalk._run.batch_file import BatchJob, read_batch
 from tests.conftest import ROOT, SAMPLE
 from tests.retalk.conftest import EMULATED_KEY
 
@@ -153,6 +154,33 @@ def test_the_batch_lines_written_to_a_pipe_are_never_wrapped(
     assert status == 0
     assert f"[line 2] {output.name}: done: {output}\n" in err
     assert f"  {output}  {output}\n" in out
+
+
+def test_a_reader_that_goes_away_ends_the_batch_quietly_as_retalk_does(
+    service: Emulator, tmp_path: Path
+) -> None:
+    # `prep-and-retalk --batch jobs.csv --format json | head -1`: head has gone when the
+    # report is written. (The text table is written by rich, which ends the process itself.)
+    # Every row's output exists (the journal never made them): skipped, nothing read or sent.
+    rows = []
+    for index in range(3):
+        (tmp_path / f"clip{index}.mp4").write_bytes(b"a clip")
+        (tmp_path / f"done{index}.mp4").write_bytes(b"a result")
+        rows.append(f"clip{index}.mp4,{VOICE},,done{index}.mp4,")
+    batch = batch_of(tmp_path, rows)
+    command = [sys.executable, "-c", "from retalk._cli.prep import main; raise SystemExit(main())"]
+    args = ["--batch", str(batch), "--format", "json", "--base-url", service.base_url]
+    args += ["--journal", str(tmp_path / "j")]
+    process = subprocess.Popen(
+        [*command, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    process.stdout.close()  # the reader is gone before the table is written
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert err.count("skipped: the output exists") == 3
+    assert "internal error" not in err and "Traceback" not in err and "Exception ignored" not in err
+    assert service.requests == []
 
 
 def test_every_finding_of_every_row_is_said_before_its_upload(

@@ -26,7 +26,7 @@ from retalk._cli.main import main as retalk_main
 from retalk._cli.prep import main as prep_main
 from retalk._emulator import Emulator
 from retalk._journal import Journal
-from retalk._split import parts_folder, record_split
+from retalk._run.parts import parts_folder, record_split
 from tests.conftest import SAMPLE, make_fixtures
 
 VIDEO, VOICE = str(SAMPLE / "talking_head.mp4"), str(SAMPLE / "voice.wav")

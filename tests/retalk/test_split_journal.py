@@ -14,10 +14,10 @@ from preflight._fix.parts import SplitPlan, plan_split, write_parts
 from retalk import Client, PollPolicy
 from retalk._cli.main import EXIT_REFUSED, _status_for
 from retalk._emulator import Emulator, Faults
-from retalk._jobs import Events
 from retalk._journal import Journal
 from retalk._models import Task
-from retalk._split import PartFailed, finish_splits, parts_folder, record_split, send_parts
+from retalk._run.job import Events
+from retalk._run.parts import PartFailed, finish_splits, parts_folder, record_split, send_parts
 from tests.conftest import make_fixtures
 
 KEY = "sk-emulated-split-journal"

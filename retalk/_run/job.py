@@ -15,8 +15,8 @@ from typing import Any
 
 from preflight import limits
 
-from ._client import Client, Progress, _write_problem, check_task_id
-from ._exceptions import (
+from .._client import Client, Progress, _write_problem, check_task_id
+from .._exceptions import (
     DownloadError,
     InputError,
     ProtocolError,
@@ -28,7 +28,7 @@ from ._exceptions import (
     TaskUnknown,
     TransportError,
 )
-from ._journal import (
+from .._journal import (
     UNFINISHED,
     DuplicateJob,
     Job,
@@ -38,8 +38,8 @@ from ._journal import (
     sha256_of,
     upload_fresh,
 )
-from ._models import Task
-from ._output_path import OutputUnusable, output_problem
+from .._models import Task
+from .output_path import OutputUnusable, output_problem
 
 #: A task created this long before its submit was recorded as started still counts as
 #: that submit's (the two clocks are not the same machine's)...

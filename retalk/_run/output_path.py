@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from ._exceptions import ConfigError, DownloadError, RetalkError
+from .._exceptions import ConfigError, DownloadError, RetalkError
 
 
 def output_problem(output: str | os.PathLike[str]) -> str | None:
@@ -86,3 +86,28 @@ class JoinBlocked(RetalkError):
             f"split {self.split_id}: the output {self.output} {self.problem}; its parts are done: "
             f"move what is at {self.output} away and run the same command again to join them"
         )
+
+
+def file_keys(path: str | os.PathLike[str]) -> set[object]:
+    """What makes two paths one file: the path with links and ``..`` resolved, and, when it
+    exists, its device and inode (a hard link, or a case-insensitive file system's other
+    spelling)."""
+    keys: set[object] = {os.path.realpath(path)}
+    try:
+        status = os.stat(path)
+    except OSError:
+        return keys
+    keys.add((status.st_dev, status.st_ino))
+    return keys
+
+
+def refuse_overwriting(output: str | os.PathLike[str], others: dict[str, str | None]) -> None:
+    """``ConfigError`` naming both paths when the result would replace one of ``others``
+    (role -> path: the inputs, the journal): checked before anything is sent."""
+    written = file_keys(output)
+    for role, path in others.items():
+        if path and written & file_keys(path):
+            raise ConfigError(
+                f"the output {os.fspath(output)} is the {role} {path}: the result would replace it "
+                "(choose another output)"
+            )

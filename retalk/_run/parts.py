@@ -22,8 +22,8 @@ import av
 from preflight import PreflightError, limits
 from preflight._fix.parts import JoinReport, PartFiles, SplitPlan, encode_voice, join_parts
 
-from ._client import Client
-from ._exceptions import (
+from .._client import Client
+from .._exceptions import (
     ConfigError,
     DownloadError,
     InputError,
@@ -32,9 +32,9 @@ from ._exceptions import (
     RetalkError,
     TaskFailed,
 )
-from ._jobs import Events, continue_job
-from ._journal import UNFINISHED, DuplicateJob, Job, Journal, Split, running_elsewhere, sha256_of
-from ._output_path import JoinBlocked, output_problem
+from .._journal import UNFINISHED, DuplicateJob, Job, Journal, Split, running_elsewhere, sha256_of
+from .job import Events, continue_job
+from .output_path import JoinBlocked, output_problem
 
 #: Bump when the cutting changes, so old splits are not mistaken for new ones.
 SPLIT_VERSION = 1

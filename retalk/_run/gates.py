@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from preflight import Finding, Severity
 from preflight.codes import matches
+
+if TYPE_CHECKING:
+    from .result import PipelineResult
 
 #: The findings that stop a paid job by default.
 DEFAULT_GATE: tuple[str, ...] = ("Pair.SpeechCut", "Audio.NoSpeech", "Face.NotFound", "Face.RefMismatch")
@@ -58,3 +62,38 @@ class Gates:
                     continue
             stopping[code] = finding
         return list(stopping.values())
+
+
+def findings_to_send(result: PipelineResult, aligned: bool) -> list[Finding]:
+    """The findings of what would be sent: the fixed copies and the job they make (on a dry
+    run, the inputs'), or the inputs' without the fix. ``aligned``: a dry run whose fix
+    would make voice and video the same length (``--align``), so no word is cut."""
+    if result.fix is not None:
+        found = [f for fixed in result.fix.files for f in fixed.findings]
+        found += list(result.fix.job.findings) if result.fix.job is not None else []
+    else:
+        found = result.check.all_findings() if result.check is not None else []
+    return [f for f in found if not (aligned and f.code == "Pair.SpeechCut")]
+
+
+def gated_text(gated: list[Finding], result: PipelineResult, gates: Gates, offer_force: bool = True) -> str:
+    """Why the job stopped, what sending it would cost, and how to send it anyway
+    (``offer_force``: False when the journal holds a job or split for these inputs: --force
+    would start new jobs, paying again for parts already paid)."""
+    reasons = "; ".join(f"{f.code} ({f.message.rstrip('.')})" for f in gated)
+    if result.expected_s is not None and result.cost_cny is not None:
+        cost = f"about {result.cost_cny:.2f} CNY ({result.expected_s:.2f} s billed)"
+    else:
+        cost = "an unknown amount (the result's length is unknown)"
+    passes = " ".join(f"--accept {f.code}" for f in gated)
+    threshold = (
+        f", speech_cut_s (now {gates.speech_cut_s:g} s)"
+        if any(f.code == "Pair.SpeechCut" for f in gated)
+        else ""
+    )
+    return (
+        f"stopped before sending, nothing uploaded or paid: {reasons}. Sent as it is, the job "
+        f"would cost {cost} for a result you would not want. To send it anyway: {passes}"
+        + (", or --force (passes every gate)" if offer_force else "")
+        + f"; settings: [prep] gate{threshold}"
+    )
