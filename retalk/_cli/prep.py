@@ -26,7 +26,7 @@ from preflight.codes import unknown_selectors
 from .. import __version__
 from .._exceptions import ConfigError, RetalkError, redact
 from .._journal import Job, Journal
-from .._run.batch import run_batch
+from .._run.batch import BatchOutcome, plan_batch, run_batch
 from .._run.batch_file import BatchJob, BatchProblems, read_batch
 from .._run.gates import DEFAULT_GATE, DEFAULT_SPEECH_CUT_S, Gates
 from .._run.job import Events
@@ -486,6 +486,15 @@ def _run_batch(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     stop = threading.Event()
+    on_line = lambda job, text: err.print(  # noqa: E731
+        f"[line {job.line}] {printable(Path(job.output).name)}: {printable(text)}", markup=False
+    )
+    on_checked = _row_checked(err) if args.format == "text" else None
+    if args.dry_run:
+        # Nothing uploaded, submitted or paid: no client, no journal.
+        return _batch_table(
+            args, plan_batch(jobs, split=args.split, on_line=on_line, on_checked=on_checked), stop
+        )
     with ExitStack() as stack:
         make_client, journal_path, emulator = service(args, stack)
         outcomes = run_batch(
@@ -495,17 +504,23 @@ def _run_batch(args: argparse.Namespace) -> int:
             concurrency=args.jobs,
             force=args.force,
             split=args.split,
-            on_line=lambda job, text: err.print(
-                f"[line {job.line}] {printable(Path(job.output).name)}: {printable(text)}", markup=False
-            ),
+            on_line=on_line,
             on_note=lambda text: err.print(f"prep-and-retalk: {printable(text)}", markup=False),
             stop=stop,
-            on_checked=_row_checked(err) if args.format == "text" else None,
+            on_checked=on_checked,
         )
         if emulator is not None:
             with Journal(journal_path) as journal:
                 tidy(emulator, journal)
-    statuses = ["done", "skipped", "refused", "gated", "failed"]
+    return _batch_table(args, outcomes, stop)
+
+
+def _batch_table(args: argparse.Namespace, outcomes: list[BatchOutcome], stop: threading.Event) -> int:
+    """The batch's table (or JSON document) and its exit status."""
+    if args.dry_run:
+        statuses = ["planned", "refused", "gated"]
+    else:
+        statuses = ["done", "skipped", "refused", "gated", "failed"]
     # Only an interrupted batch has these; a whole run's summary stays as it always was.
     statuses += [s for s in ("stopped", "left") if any(o.status == s for o in outcomes)]
     counts = {status: sum(1 for o in outcomes if o.status == status) for status in statuses}
@@ -536,7 +551,7 @@ def _run_batch(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     if stop.is_set():
         return EXIT_INTERRUPTED
-    if counts["failed"]:
+    if counts.get("failed"):
         return 3
     return EXIT_REFUSED if counts["refused"] or counts["gated"] else 0
 

@@ -74,11 +74,69 @@ class BatchOutcome:
             "detail": self.detail,
             "task_id": self.result.job.task_id if self.result and self.result.job else None,
             "task_ids": [p.job.task_id for p in self.result.parts] if self.result else [],
+            # What was paid; in a dry run, what would be.
             "cost_cny": self.result.cost_cny
-            if self.result and (self.result.job or self.result.parts)
+            if self.result and (self.result.job or self.result.parts or self.status == "planned")
             else None,
             "gated": [f.code for f in self.result.gated] if self.result else [],
         }
+
+
+def plan_batch(
+    jobs: list[BatchJob],
+    *,
+    split: bool = False,
+    on_line: Callable[[BatchJob, str], None] | None = None,
+    on_checked: Callable[[BatchJob, PipelineResult], None] | None = None,
+) -> list[BatchOutcome]:
+    """``--dry-run`` for a batch: every job checked and its fix planned, as a single job's
+    dry run does, with no client, no journal and nothing uploaded or paid. A job that would
+    be sent is "planned", with what it would send and its estimated cost; the others are
+    "gated" or "refused" as the real run would say."""
+    outcomes = []
+    for job in jobs:
+        result = prepare_and_retalk(
+            None,
+            None,
+            job.video,
+            job.audio,
+            job.ref,
+            job.output,
+            dry_run=True,
+            extend_video=job.extend_video,
+            face_threshold=job.face_threshold,
+            fix_options=job.fix_options,
+            check_options=job.check_options,
+            overwrite=job.overwrite,
+            split=split or job.split,
+            gates=job.gates,
+            on_checked=_for_job(on_checked, job),
+        )
+        outcome = _planned(job, result)
+        if on_line is not None:
+            on_line(job, f"{outcome.status}: {outcome.detail}")
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _for_job(
+    on_checked: Callable[[BatchJob, PipelineResult], None] | None, job: BatchJob
+) -> Callable[[PipelineResult], None] | None:
+    if on_checked is None:
+        return None
+    return lambda result: on_checked(job, result)
+
+
+def _planned(job: BatchJob, result: PipelineResult) -> BatchOutcome:
+    if result.gated:
+        codes = ", ".join(f.code for f in result.gated)
+        return BatchOutcome(job, "gated", f"{codes}: {result.error}", result)
+    if not result.ok:
+        return BatchOutcome(job, "refused", result.error or "", result)
+    what = "the work folder's copies" if result.fix is not None else "the inputs as they are"
+    parts = f" in {len(result.plan.parts)} parts" if result.plan is not None else ""
+    length = f"{result.expected_s:.2f} s" if result.expected_s is not None else "of unknown length"
+    return BatchOutcome(job, "planned", f"would send {what}{parts}; the result {length}", result)
 
 
 def run_batch(

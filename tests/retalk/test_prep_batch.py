@@ -21,6 +21,7 @@ from typing import IO, Any
 import numpy as np
 import pytest
 
+from retalk._cli.main import EXIT_REFUSED
 from retalk._cli.main import main as retalk_main
 from retalk._cli.prep import main
 from retalk._client import Client
@@ -121,6 +122,36 @@ def test_the_table_has_a_header_the_cost_of_each_job_and_the_total(
         ["3", "done", f"{costs[1]:.2f}"],
     ]
     assert total.endswith(f"; {sum(costs):.2f} CNY")
+
+
+def test_a_dry_run_batch_says_what_each_row_would_send_and_cost_and_pays_for_nothing(
+    service: Emulator, media: Any, tmp_path: Path
+) -> None:
+    (clip,) = clips(media, tmp_path, 1)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all" * 100)
+    batch = batch_of(tmp_path, [f"{clip},{VOICE},,one.mp4,", f"{broken},{VOICE},,two.mp4,"])
+    journal = tmp_path / "j"
+    common = ("--batch", str(batch), "--base-url", service.base_url, "--journal", str(journal), "--dry-run")
+    status, out, err = run(*common, "--format", "json")
+    document = json.loads(out)
+    assert status == EXIT_REFUSED and [j["status"] for j in document["jobs"]] == ["planned", "refused"], err
+    planned, refused = document["jobs"]
+    assert planned["cost_cny"] > 0 and planned["task_id"] is None and "would send" in planned["detail"]
+    assert refused["cost_cny"] is None and refused["detail"]
+    assert document["summary"] == {"planned": 1, "refused": 1, "gated": 0}
+    assert document["cost_cny"] == planned["cost_cny"]
+    status, out, err = run(*common)
+    header, *rows, total = out.splitlines()
+    assert status == EXIT_REFUSED and header.split()[:2] == ["line", "status"], err
+    assert [row.split()[:3] for row in rows] == [
+        ["2", "planned", f"{planned['cost_cny']:.2f}"],
+        ["3", "refused", "-"],
+    ]
+    assert total.endswith(f"1 planned, 1 refused, 0 gated; {planned['cost_cny']:.2f} CNY")
+    # Nothing went to the service, nothing was recorded, no result was written.
+    assert service.requests == [] and not journal.exists()
+    assert not (tmp_path / "one.mp4").exists() and not (tmp_path / "two.mp4").exists()
 
 
 def test_a_rerun_makes_again_a_job_whose_input_changed_and_skips_the_unchanged_one(
