@@ -25,9 +25,9 @@ from preflight import CheckOptions, FixOptions, PreflightError, settings_for
 from preflight._fix_model import ALIGN_CHOICES
 from preflight.codes import unknown_selectors
 
-from ._client import Client
 from ._exceptions import ConfigError, RetalkError
 from ._gates import Gates
+from ._http import Client
 from ._jobs import Events
 from ._journal import DuplicateJob, DuplicateSplit, Job, Journal, sha256_of
 from ._models import Task

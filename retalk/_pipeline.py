@@ -40,9 +40,9 @@ from preflight._split import (
     write_parts,
 )
 
-from ._client import Client
 from ._exceptions import ConfigError, RetalkError
 from ._gates import Gates
+from ._http import Client
 from ._jobs import Events, run_job
 from ._journal import DuplicateJob, DuplicateSplit, Job, Journal, sha256_of
 from ._output_path import check_output, refuse_replacing

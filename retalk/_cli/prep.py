@@ -29,10 +29,10 @@ from preflight.codes import unknown_selectors
 
 from .. import __version__
 from .._batch import BatchJob, BatchProblems, read_batch, run_batch
-from .._client import Client, PollPolicy
 from .._emulator import Emulator, Faults
 from .._exceptions import ConfigError, RetalkError, redact
 from .._gates import DEFAULT_GATE, DEFAULT_SPEECH_CUT_S, Gates
+from .._http import Client, PollPolicy
 from .._jobs import Events
 from .._journal import Job, Journal, default_path
 from .._output_path import JoinBlocked, OutputUnusable

@@ -16,8 +16,8 @@ from rich.console import Console
 
 from preflight import line_start, printable
 
-from .._client import Client, DownloadPolicy, is_local, is_task_id, resolve_base_url, shown
 from .._exceptions import ConfigError, RetalkError
+from .._http import Client, DownloadPolicy, is_local, is_task_id, resolve_base_url, shown
 from .._jobs import resume, run_job
 from .._journal import UNFINISHED, DamagedRow, Job, Journal, Split, default_path
 from .._models import KNOWN_STATUSES, UNKNOWN, Task
