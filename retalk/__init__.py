@@ -11,8 +11,6 @@ The client is built on ``preflight`` for input checks; ``preflight`` never impor
 
 from __future__ import annotations
 
-from ._async_client import AsyncClient
-from ._client import DEFAULT_BASE_URL, MODEL, Client, DownloadPolicy, PollPolicy, RetryPolicy
 from ._exceptions import (
     AuthError,
     ConfigError,
@@ -31,6 +29,7 @@ from ._exceptions import (
     TransportError,
     UploadError,
 )
+from ._http import DEFAULT_BASE_URL, MODEL, AsyncClient, Client, DownloadPolicy, PollPolicy, RetryPolicy
 from ._models import Task, UploadPolicy, Usage
 from ._quotas import Quotas, RateLimiter
 

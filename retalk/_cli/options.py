@@ -11,8 +11,8 @@ from typing import Any
 
 from preflight import printable
 
-from .._client import DownloadPolicy, is_task_id, shown
 from .._exceptions import ConfigError, RetalkError
+from .._http import DownloadPolicy, is_task_id, shown
 from .._journal import Journal
 from .._models import KNOWN_STATUSES, UNKNOWN
 

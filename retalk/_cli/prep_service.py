@@ -17,9 +17,9 @@ from pathlib import Path
 from preflight import printable
 from preflight._atomic import lock_exclusive
 
-from .._client import Client, PollPolicy
 from .._emulator import Emulator, Faults
 from .._exceptions import ConfigError
+from .._http import Client, PollPolicy
 from .._journal import Journal, default_path
 from .options import download_policy
 

@@ -15,8 +15,8 @@ from rich.console import Console
 
 from preflight import line_start, printable
 
-from .._client import Client, is_local, resolve_base_url
 from .._exceptions import ConfigError, RetalkError
+from .._http import Client, is_local, resolve_base_url
 from .._journal import UNFINISHED, DamagedRow, Job, Journal, Split, default_path
 from .._models import Task
 from .._run.job import resume, run_job

@@ -14,8 +14,8 @@ from typing import Any, NoReturn
 
 from preflight import PreflightError
 
-from .._client import Client
 from .._exceptions import ConfigError, RetalkError
+from .._http import Client
 from .._journal import DuplicateJob, DuplicateSplit, Job, Journal
 from .._models import Task
 from .._quotas import RateLimiter

@@ -15,7 +15,6 @@ from typing import Any
 
 from preflight import limits
 
-from .._client import Client, Progress, _write_problem, check_task_id
 from .._exceptions import (
     DownloadError,
     InputError,
@@ -28,6 +27,7 @@ from .._exceptions import (
     TaskUnknown,
     TransportError,
 )
+from .._http import Client, Progress, check_task_id, write_problem
 from .._journal import (
     UNFINISHED,
     DuplicateJob,
@@ -316,7 +316,7 @@ def _finish(
         raise ResultExpired(reason) from None
     except (DownloadError, OSError) as exc:
         # The task is done and paid for: it stays "submitted" for resume to download.
-        text = str(exc) if isinstance(exc, DownloadError) else str(_write_problem(Path(output), exc))
+        text = str(exc) if isinstance(exc, DownloadError) else str(write_problem(Path(output), exc))
         raise DownloadError(
             f"{text}; task {task.task_id} succeeded and stays in the journal: `retalk resume` "
             f"downloads it (within {limits.RESULT_URL_TTL_S // 3600} h of its end)"

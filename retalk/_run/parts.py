@@ -22,7 +22,6 @@ import av
 from preflight import PreflightError, limits
 from preflight._fix.parts import JoinReport, PartFiles, SplitPlan, encode_voice, join_parts
 
-from .._client import Client
 from .._exceptions import (
     ConfigError,
     DownloadError,
@@ -32,6 +31,7 @@ from .._exceptions import (
     RetalkError,
     TaskFailed,
 )
+from .._http import Client
 from .._journal import UNFINISHED, DuplicateJob, Job, Journal, Split, running_elsewhere, sha256_of
 from .job import Events, continue_job
 from .output_path import JoinBlocked, output_problem

@@ -30,8 +30,8 @@ from preflight import (
 from preflight._fix.parts import Speech, SplitError, SplitPlan, cut_times, plan_split
 from preflight._probe.voice import speech_ranges
 
-from .._client import Client
 from .._exceptions import RetalkError
+from .._http import Client
 from .._journal import DuplicateJob, DuplicateSplit, Journal, sha256_of
 from .gates import Gates, findings_to_send, gated_text
 from .job import Events, run_job

@@ -16,7 +16,7 @@ import av
 from preflight import CheckOptions, FixOptions, check_paths
 from preflight._fix.parts import SplitError, SplitPlan, write_parts
 
-from .._client import Client
+from .._http import Client
 from .._journal import Journal
 from .job import Events
 from .parts import join_split, parts_folder, record_split, send_parts, stop_split, voice_track_ahead

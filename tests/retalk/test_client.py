@@ -164,6 +164,42 @@ def test_an_async_batch_stays_inside_the_documented_quotas_as_a_whole() -> None:
     assert min(spans) >= 1.0, spans
 
 
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_both_clients_take_the_service_clock_and_list_a_time_window(kind: str) -> None:
+    # One core decides for both: the async client once had neither the service's clock
+    # (its task times are on that clock) nor the list's time window.
+    import asyncio
+    import email.utils
+    import time
+
+    from retalk import AsyncClient
+
+    seen: list[httpx.Request] = []
+    ahead = email.utils.formatdate(time.time() + 3600, usegmt=True)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        listed = {"data": [{"task_id": "t1", "task_status": "SUCCEEDED"}]}
+        return httpx.Response(200, json=listed, headers={"Date": ahead})
+
+    window = {"start_time": "20260101000000", "end_time": "20260102000000"}
+    transport = httpx.MockTransport(handler)
+    if kind == "sync":
+        with Client(KEY, base_url=BASE, transport=transport) as client:
+            tasks = client.list(**window)
+            offset = client.clock_offset
+    else:
+
+        async def run() -> tuple[list[Any], float | None]:
+            async with AsyncClient(KEY, base_url=BASE, transport=transport) as client:
+                return await client.list(**window), client.clock_offset
+
+        tasks, offset = asyncio.run(run())
+    assert [task.task_id for task in tasks] == ["t1"]
+    assert {name: seen[0].url.params[name] for name in window} == window
+    assert offset == pytest.approx(3600.0, abs=5.0)
+
+
 def test_one_limiter_shared_by_threads_gives_each_submit_its_own_second() -> None:
     import threading
 

@@ -233,7 +233,9 @@ def test_a_policy_that_expires_between_fetch_and_use_is_fetched_again(tmp_path: 
         Emulator(tmp_path / "service", api_key=KEY, faults=faults) as emulator,
         client_for(emulator) as client,
     ):
-        stale = client._upload_policy()
+        client.upload(SAMPLE / "voice.wav")  # fetches the policy
+        stale = client._policy
+        assert stale is not None
         time.sleep(1.2)
         # Our clock still thinks it is fresh (skew): the storage says otherwise.
         client._policy = replace(stale, received=time.monotonic(), expire_in_seconds=300)

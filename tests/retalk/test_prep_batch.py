@@ -21,10 +21,10 @@ from typing import IO, Any
 import numpy as np
 import pytest
 
+from retalk import Client
 from retalk._cli.main import EXIT_REFUSED
 from retalk._cli.main import main as retalk_main
 from retalk._cli.prep import main
-from retalk._client import Client
 from retalk._emulator import Emulator, Faults
 from retalk._journal import Journal
 from retalk._run.batch import BatchOutcome, run_batch

@@ -24,9 +24,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from retalk import Client
 from retalk._cli.main import main as retalk_main
 from retalk._cli.prep import main
-from retalk._client import Client
 from retalk._emulator import Emulator, Faults
 from retalk._journal import Journal
 from tests.conftest import ROOT, make_fixtures
