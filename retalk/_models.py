@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from preflight import limits
+
 #: Statuses after which a task never changes again.
 FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELED"})
 #: "No such task, or it expired" (the API page). Not an end: the task may still run (a
@@ -23,6 +25,15 @@ KNOWN_STATUSES = FINAL_STATUSES | {
     "PRE-PROCESSING",
     "POST-PROCESSING",
 }
+
+
+def face_threshold_problem(threshold: int) -> str | None:
+    """Why the service would refuse this ``query_face_threshold`` (the API page: an
+    integer 120-200); None when it takes it."""
+    low, high = limits.QUERY_FACE_THRESHOLD_MIN, limits.QUERY_FACE_THRESHOLD_MAX
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or not low <= threshold <= high:
+        return f"must be {low}-{high}"
+    return None
 
 
 def _float(value: Any) -> float | None:

@@ -26,6 +26,7 @@ from preflight.codes import unknown_selectors
 from .. import __version__
 from .._exceptions import ConfigError, RetalkError, redact
 from .._journal import Job, Journal
+from .._models import face_threshold_problem
 from .._run.batch import BatchOutcome, plan_batch, run_batch
 from .._run.batch_file import BatchJob, BatchProblems, read_batch
 from .._run.gates import DEFAULT_GATE, DEFAULT_SPEECH_CUT_S, Gates
@@ -289,8 +290,8 @@ def _emulated_advice(text: str) -> str:
 def _run_one(args: argparse.Namespace) -> int:
     if not (args.video and args.audio and args.output):
         raise ConfigError("give VIDEO AUDIO -o OUTPUT (or --batch CSV)")
-    if args.face_threshold is not None and not 120 <= args.face_threshold <= 200:
-        raise ConfigError(f"--face-threshold {args.face_threshold}: must be 120-200")
+    if args.face_threshold is not None and (refused := face_threshold_problem(args.face_threshold)):
+        raise ConfigError(f"--face-threshold {args.face_threshold}: {refused}")
     # The project's settings, found and read as `preflight check` and `fix` do.
     config = settings_for([p for p in (args.video, args.audio, args.ref) if p], args.config, args.isolated)
     check_options = config.check_options()

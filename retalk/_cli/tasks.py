@@ -18,7 +18,7 @@ from preflight import line_start, printable
 from .._exceptions import ConfigError, RetalkError
 from .._http import Client, is_local, resolve_base_url
 from .._journal import UNFINISHED, DamagedRow, Job, Journal, Split, default_path
-from .._models import Task
+from .._models import Task, face_threshold_problem
 from .._run.job import resume, run_job
 from .._run.output_path import check_output, refuse_overwriting, refuse_replacing
 from .._run.parts import finish_splits
@@ -239,8 +239,8 @@ def run_upload(args: argparse.Namespace) -> int:
 
 
 def run_submit(args: argparse.Namespace) -> int:
-    if args.face_threshold is not None and not 120 <= args.face_threshold <= 200:
-        raise ConfigError(f"--face-threshold {args.face_threshold}: must be 120-200")
+    if args.face_threshold is not None and (refused := face_threshold_problem(args.face_threshold)):
+        raise ConfigError(f"--face-threshold {args.face_threshold}: {refused}")
     if args.output:
         check_output(args.output)
     with _client(args) as client, Journal(args.journal) as journal:

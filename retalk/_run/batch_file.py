@@ -26,6 +26,7 @@ from preflight.codes import unknown_selectors
 
 from .._exceptions import ConfigError
 from .._journal import sha256_of
+from .._models import face_threshold_problem
 from .gates import Gates
 from .output_path import file_keys, output_problem
 
@@ -189,8 +190,8 @@ def _read_row(
     except (argparse.ArgumentError, ValueError) as exc:
         problems.append(f"{here}: options column {cell!r}: {exc}")
         return None
-    if flags.face_threshold is not None and not 120 <= flags.face_threshold <= 200:
-        problems.append(f"{here}: options column: --face-threshold {flags.face_threshold}: must be 120-200")
+    if flags.face_threshold is not None and (refused := face_threshold_problem(flags.face_threshold)):
+        problems.append(f"{here}: options column: --face-threshold {flags.face_threshold}: {refused}")
     unknown = unknown_selectors(flags.accept)
     if unknown:
         problems.append(f"{here}: options column: --accept {', '.join(unknown)}: unknown code or prefix")

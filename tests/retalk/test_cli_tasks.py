@@ -121,6 +121,18 @@ def test_list_takes_a_documented_status_in_any_case_and_a_page_size_the_service_
     assert len(service.requests) == asked  # none reached the service
 
 
+@pytest.mark.parametrize("threshold", ["119", "201"])
+def test_a_face_threshold_the_service_refuses_is_a_usage_error_before_anything_is_sent(
+    retalk, service: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], threshold: str
+) -> None:  # type: ignore[no-untyped-def]
+    inputs = (str(SAMPLE / "talking_head.mp4"), str(SAMPLE / "voice.wav"), "-o", str(tmp_path / "r.mp4"))
+    status, _, err = retalk("submit", *inputs, "--face-threshold", threshold)
+    assert status == 2 and f"--face-threshold {threshold}: must be 120-200" in err
+    status = prep.main([*inputs, "--base-url", service.base_url, "--face-threshold", threshold])
+    assert status == 2 and f"--face-threshold {threshold}: must be 120-200" in capsys.readouterr().err
+    assert service.requests == []
+
+
 def test_without_a_key_the_message_offers_what_exists(retalk, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.delenv("DASHSCOPE_API_KEY")
     status, _, err = retalk("list")
