@@ -96,27 +96,30 @@ def plan_batch(
     outcomes = []
     for job in jobs:
         result = prepare_and_retalk(
-            None,
-            None,
-            job.video,
-            job.audio,
-            job.ref,
-            job.output,
-            dry_run=True,
-            extend_video=job.extend_video,
-            face_threshold=job.face_threshold,
-            fix_options=job.fix_options,
-            check_options=job.check_options,
-            overwrite=job.overwrite,
-            split=split or job.split,
-            gates=job.gates,
-            on_checked=_for_job(on_checked, job),
+            None, None, **_job_arguments(job, split), dry_run=True, on_checked=_for_job(on_checked, job)
         )
         outcome = _planned(job, result)
         if on_line is not None:
             on_line(job, f"{outcome.status}: {outcome.detail}")
         outcomes.append(outcome)
     return outcomes
+
+
+def _job_arguments(job: BatchJob, split: bool) -> dict[str, Any]:
+    """A batch row as the pipeline's arguments (the inputs, the output and the row's options)."""
+    return {
+        "video": job.video,
+        "audio": job.audio,
+        "ref": job.ref,
+        "output": job.output,
+        "extend_video": job.extend_video,
+        "face_threshold": job.face_threshold,
+        "fix_options": job.fix_options,
+        "check_options": job.check_options,
+        "overwrite": job.overwrite,
+        "split": split or job.split,
+        "gates": job.gates,
+    }
 
 
 def _for_job(
@@ -314,27 +317,16 @@ def _send(batch: _Batch, job: BatchJob, track: _Progress, remake: bool) -> Pipel
     with batch.make_client() as client, Journal(batch.journal_path) as journal:
         batch.share_limiter(client)
         watch = _Watch(batch, job, track, journal)
-        on_checked = batch.on_checked
         return prepare_and_retalk(
             client,
             journal,
-            job.video,
-            job.audio,
-            job.ref,
-            job.output,
-            extend_video=job.extend_video,
-            face_threshold=job.face_threshold,
-            fix_options=job.fix_options,
-            check_options=job.check_options,
-            overwrite=job.overwrite,
+            **_job_arguments(job, batch.split),
             force=batch.force,
-            split=batch.split or job.split,
-            gates=job.gates,
             events=Events(on_stage=watch.step, on_status=watch.polled),
             on_stage=watch.stage,
             on_part=lambda number, count, text: batch.say(job, f"part {number}/{count}: {text}"),
             on_progress=watch.fixing,
-            on_checked=(lambda checked: on_checked(job, checked)) if on_checked else None,
+            on_checked=_for_job(batch.on_checked, job),
             remake=remake,
         )
 
