@@ -30,7 +30,6 @@ from preflight.codes import unknown_selectors
 from .. import __version__
 from .._batch import BatchJob, BatchProblems, read_batch, run_batch
 from .._client import Client, PollPolicy
-from .._emulator import Emulator, Faults
 from .._exceptions import ConfigError, RetalkError, redact
 from .._gates import DEFAULT_GATE, DEFAULT_SPEECH_CUT_S, Gates
 from .._jobs import Events
@@ -38,6 +37,7 @@ from .._journal import Job, Journal, default_path
 from .._output_path import JoinBlocked, OutputUnusable
 from .._pipeline import PipelineResult, only_copied, prepare_and_retalk
 from .._split import stop_split
+from ..emulator import Emulator, Faults
 from .display import events_of, live_display, plain_console
 from .main import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_USAGE, _status_for
 from .tasks import EXTEND_HELP, _download_options, _download_policy

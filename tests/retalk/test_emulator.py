@@ -15,7 +15,7 @@ import av
 import httpx
 import pytest
 
-from retalk._emulator import Emulator, Faults
+from retalk.emulator import Emulator, Faults
 from tests.conftest import SAMPLE
 
 KEY = "sk-emulator-test-0123456789"

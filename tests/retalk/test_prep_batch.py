@@ -25,8 +25,8 @@ from retalk._batch import BatchJob, BatchOutcome, read_batch, run_batch
 from retalk._cli.main import main as retalk_main
 from retalk._cli.prep import main
 from retalk._client import Client
-from retalk._emulator import Emulator, Faults
 from retalk._journal import Journal
+from retalk.emulator import Emulator, Faults
 from tests.conftest import ROOT, SAMPLE
 from tests.retalk.conftest import EMULATED_KEY
 
