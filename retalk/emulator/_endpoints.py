@@ -50,7 +50,7 @@ class Endpoints:
     def submit(self, headers: dict[str, str], body: bytes) -> dict[str, Any]:
         """``POST .../video-synthesis``: a new task, queued to run."""
         submission = read_submission(headers, body)
-        task = self.state.create(submission, self._now(), self.faults.submit_interval_s)
+        task = self.state.create(submission, self.faults.submit_interval_s)
         self.holds.gate("submit")  # created and listed; the answer not sent yet
         named = task.task_id if self.faults.submit_task_id is None else self.faults.submit_task_id
         return {"output": {"task_id": named, "task_status": "PENDING"}, "request_id": task.request_id}
@@ -70,7 +70,7 @@ class Endpoints:
 
     def cancel(self, task_id: str) -> dict[str, Any]:
         """``POST /tasks/{id}/cancel``."""
-        self.state.cancel(task_id, self._now())
+        self.state.cancel(task_id)
         return {"request_id": new_id()}
 
     def list_tasks(self, query: dict[str, list[str]], origin: str) -> dict[str, Any]:

@@ -14,7 +14,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from preflight import CheckOptions, check_paths, limits
 
 from ._faults import Faults
 from ._state import EmulatorState
-from ._tasks import EmulatedTask, service_now
+from ._tasks import EmulatedTask
 
 _log = logging.getLogger("retalk.emulator")
 
@@ -54,9 +53,6 @@ class TaskRunner:
         self._faults = faults
         self._stopping = stopping
 
-    def _now(self) -> datetime:
-        return service_now(self._faults.clock_offset_s)
-
     def work(self) -> None:
         """The runner thread: each queued task in turn, until a ``None`` or the stop."""
         state = self._state
@@ -64,7 +60,7 @@ class TaskRunner:
             task_id = state.queue.get()
             if task_id is None:
                 return
-            task = state.begin(task_id, self._now())
+            task = state.begin(task_id)
             if task is None:  # canceled while it waited
                 continue
             try:
@@ -72,13 +68,13 @@ class TaskRunner:
             except _Stopped:
                 return
             except _TaskFailed as failure:
-                state.end(task, "FAILED", self._now(), code=failure.code, message=failure.message)
+                state.end(task, "FAILED", code=failure.code, message=failure.message)
             except Exception as error:  # a bug or a file PyAV chokes on: the task fails, not the runner
                 _log.exception("task %s failed", task.task_id)
                 message = f"Processing failed: {error}"
-                state.end(task, "FAILED", self._now(), code="InternalError.Algo", message=message)
+                state.end(task, "FAILED", code="InternalError.Algo", message=message)
             else:
-                state.end(task, "SUCCEEDED", self._now(), result=result, usage=usage)
+                state.end(task, "SUCCEEDED", result=result, usage=usage)
 
     def _run(self, task: EmulatedTask) -> tuple[Path, dict[str, Any]]:
         folder = self._state.fetched(task.task_id)

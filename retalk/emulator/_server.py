@@ -5,6 +5,7 @@ together. The other modules each do one job; this one wires them and owns the th
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
@@ -13,6 +14,7 @@ from ._faults import Faults, Hold, Holds
 from ._handler import API_PREFIX, HttpServer
 from ._runner import TaskRunner
 from ._state import EmulatorState
+from ._tasks import service_now
 
 
 class Emulator:
@@ -37,13 +39,16 @@ class Emulator:
         self.port = port
         self._faults = faults or Faults()
         #: The service's memory: tests that change a task by hand hold ``state.lock``.
-        self.state = EmulatorState(self.root, api_key)
+        self.state = EmulatorState(self.root, api_key, clock=self._service_time)
         self._stopping = threading.Event()
         self._holds = Holds(self._stopping)
         self._endpoints = Endpoints(self.state, self._faults, self._holds)
         self._runner = TaskRunner(self.state, self._faults, self._stopping)
         self._server: HttpServer | None = None
         self._threads: list[threading.Thread] = []
+
+    def _service_time(self) -> datetime:
+        return service_now(self._faults.clock_offset_s)
 
     @property
     def faults(self) -> Faults:

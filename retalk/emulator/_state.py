@@ -17,6 +17,7 @@ import secrets
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,12 +35,15 @@ FINISHED = ("SUCCEEDED", "FAILED", "CANCELED")
 class EmulatorState:
     """The service's memory on ``root``. Hold ``lock`` to read or change ``tasks``.
 
+    ``clock`` is the service's time (its task times are stated on it), read under the lock.
+
     ``queue`` holds the ids of the tasks to run, in order: the task runner takes one at a
     time, like the service (``None`` tells it to stop).
     """
 
-    def __init__(self, root: Path, api_key: str | None) -> None:
+    def __init__(self, root: Path, api_key: str | None, clock: Callable[[], datetime]) -> None:
         self.root = root
+        self._clock = clock
         self.lock = threading.Lock()
         self.tasks: dict[str, EmulatedTask] = {}
         self.queue: queue.Queue[str | None] = queue.Queue()
@@ -125,7 +129,7 @@ class EmulatorState:
         return base64.b64encode(hmac.new(self._secret, policy.encode(), hashlib.sha1).digest()).decode()
 
     # ------------------------------------------------------------------ tasks
-    def create(self, submission: Submission, now: datetime, submit_interval_s: float) -> EmulatedTask:
+    def create(self, submission: Submission, submit_interval_s: float) -> EmulatedTask:
         """A new PENDING task, saved and queued; 429 within ``submit_interval_s`` of the last."""
         with self.lock:
             moment = time.monotonic()
@@ -144,7 +148,7 @@ class EmulatorState:
                 audio_url=submission.audio_url,
                 ref_image_url=submission.ref_image_url,
                 video_extension=submission.video_extension,
-                submitted=now,
+                submitted=self._clock(),
             )
             self.tasks[task.task_id] = task
             self.submissions += 1
@@ -163,7 +167,7 @@ class EmulatorState:
             else:
                 self._forgotten.discard(task_id)
 
-    def cancel(self, task_id: str, now: datetime) -> None:
+    def cancel(self, task_id: str) -> None:
         """Cancel a PENDING task (the only kind the service cancels)."""
         with self.lock:
             task = self.tasks.get(task_id)
@@ -176,17 +180,17 @@ class EmulatorState:
                     f"Only PENDING tasks can be canceled; task {task_id} is {task.status}.",
                 )
             task.status = "CANCELED"
-            task.ended = now
+            task.ended = self._clock()
             self.save()
 
-    def begin(self, task_id: str, now: datetime) -> EmulatedTask | None:
+    def begin(self, task_id: str) -> EmulatedTask | None:
         """Mark a queued task RUNNING; None if it is no longer PENDING (canceled while it waited)."""
         with self.lock:
             task = self.tasks[task_id]
             if task.status != "PENDING":
                 return None
             task.status = "RUNNING"
-            task.scheduled = now
+            task.scheduled = self._clock()
             self.save()
             return task
 
@@ -194,7 +198,6 @@ class EmulatorState:
         self,
         task: EmulatedTask,
         status: str,
-        now: datetime,
         *,
         code: str | None = None,
         message: str | None = None,
@@ -206,7 +209,7 @@ class EmulatorState:
             task.status = status
             task.code, task.message = code, message
             task.result, task.usage = result, usage
-            task.ended = now
+            task.ended = self._clock()
             self.save()
 
     # ------------------------------------------------------------------ files
