@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from _figures import record  # noqa: E402  (bench/, beside this script)
 
 from retalk import AsyncClient, PollPolicy, Quotas, RateLimiter, RetryPolicy  # noqa: E402
-from retalk._emulator import Emulator, Faults  # noqa: E402
+from retalk.emulator import Emulator, Faults  # noqa: E402
 
 SAMPLE = ROOT / "fixtures" / "sample"
 KEY = "sk-bench"

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 from _figures import record
 
-from retalk._emulator import Emulator, Faults
+from retalk.emulator import Emulator, Faults
 
 ROOT = Path(__file__).resolve().parent.parent
 VIDEO = ROOT / "fixtures" / "sample" / "talking_head.mp4"

@@ -42,10 +42,10 @@ from _figures import record  # noqa: E402  (bench/, beside this script)
 from preflight import CheckOptions, FixOptions, check_paths, fix_paths  # noqa: E402
 from preflight._fix.parts import part_names  # noqa: E402
 from retalk import Client, PollPolicy  # noqa: E402
-from retalk._emulator import Emulator, Faults  # noqa: E402
 from retalk._journal import Journal  # noqa: E402
 from retalk._run.job import run_job  # noqa: E402
 from retalk._run.pipeline import SPLIT_IGNORES, prepare_and_retalk  # noqa: E402
+from retalk.emulator import Emulator, Faults  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache" / "pipeline"
 KEY = "sk-bench"

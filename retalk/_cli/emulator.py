@@ -10,7 +10,7 @@ from typing import Any
 
 from preflight import limits
 
-from .._emulator import Emulator, Faults
+from ..emulator import Emulator, Faults
 
 
 def add_parser(subparsers: Any) -> None:

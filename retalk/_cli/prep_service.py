@@ -17,10 +17,10 @@ from pathlib import Path
 from preflight import printable
 from preflight._atomic import lock_exclusive
 
-from .._emulator import Emulator, Faults
 from .._exceptions import ConfigError
 from .._http import Client, PollPolicy
 from .._journal import Journal, default_path
+from ..emulator import Emulator, Faults
 from .options import download_policy
 
 #: The key the built-in emulator takes (it is not a secret: nothing leaves this machine).

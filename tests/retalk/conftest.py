@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from retalk._emulator import Emulator, Faults
+from retalk.emulator import Emulator, Faults
 
 #: The key the emulated service accepts (and the environment hands the command line).
 EMULATED_KEY = "sk-emulated-prep-0123456789"

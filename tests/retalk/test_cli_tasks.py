@@ -14,8 +14,8 @@ import pytest
 
 from retalk._cli import main as retalk_main
 from retalk._cli import prep
-from retalk._emulator import Emulator
 from retalk._journal import Journal
+from retalk.emulator import Emulator
 from tests.conftest import SAMPLE
 
 

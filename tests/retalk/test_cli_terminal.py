@@ -14,8 +14,8 @@ import pytest
 from rich.console import Console
 
 from retalk._cli.display import live_display
-from retalk._emulator import Emulator, Faults
 from retalk._models import Task
+from retalk.emulator import Emulator, Faults
 from tests.conftest import SAMPLE, make_fixtures, run_on_terminal
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")

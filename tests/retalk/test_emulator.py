@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import doctest
 import functools
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +17,8 @@ import av
 import httpx
 import pytest
 
-from retalk._emulator import Emulator, Faults
+import retalk.emulator
+from retalk.emulator import Emulator, Faults
 from tests.conftest import SAMPLE
 
 KEY = "sk-emulator-test-0123456789"
@@ -184,6 +187,21 @@ def test_upload_submit_wait_download(finished: tuple[Service, str, dict[str, Any
         assert container.streams.audio[0].codec_context.name == "aac"
         assert (container.duration or 0) / 1e6 == pytest.approx(3.0, abs=0.15)
     no_auth_outside_api(service.emulator)
+
+
+def test_the_packages_documented_example_runs_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The example a user reads first in ``retalk.emulator``'s docstring (the API docs)."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(VIDEO, "talk.mp4")
+    shutil.copy(AUDIO, "voice.wav")
+    examples = doctest.DocTestParser().get_examples(retalk.emulator.__doc__ or "")
+    assert examples, "the docstring has no example"
+    exec(compile("".join(example.source for example in examples), "retalk.emulator", "exec"), {})
+    with av.open("out.mp4") as container:
+        assert container.streams.video and container.streams.audio
+        assert (container.duration or 0) / 1e6 == pytest.approx(4.0, abs=0.15)
 
 
 def test_result_download_resumes_with_range(finished: tuple[Service, str, dict[str, Any]]) -> None:

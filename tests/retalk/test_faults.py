@@ -26,10 +26,10 @@ import pytest
 
 from preflight.limits import RESULT_URL_TTL_S
 from retalk import Client, PollPolicy, RetryPolicy
-from retalk._emulator import Emulator, Faults
 from retalk._exceptions import TaskTimeout, TransportError
 from retalk._journal import Job, Journal
 from retalk._run.job import resume, run_job
+from retalk.emulator import Emulator, Faults
 from tests.conftest import ROOT, SAMPLE
 from tests.retalk.relay import Relay
 
@@ -315,8 +315,8 @@ def test_a_result_that_expired_is_reported_and_never_paid_for_again(
 
 def age_task(emulator: Emulator, task_id: str, seconds: float) -> None:
     """Make a task look as if it ended ``seconds`` earlier (its end time, on the service's clock)."""
-    with emulator._lock:
-        task = emulator._tasks[task_id]
+    with emulator.state.lock:
+        task = emulator.state.tasks[task_id]
         assert task.ended is not None
         task.ended -= timedelta(seconds=seconds)
 

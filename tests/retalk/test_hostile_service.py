@@ -32,8 +32,8 @@ from retalk import (
     ServerError,
     UploadError,
 )
-from retalk._emulator import Emulator, Faults
 from retalk._journal import Journal
+from retalk.emulator import Emulator, Faults
 from tests.conftest import SAMPLE
 
 KEY = "sk-hostile-0123456789abcdef"

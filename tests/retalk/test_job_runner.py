@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 
 from retalk import Client, PollPolicy, RetryPolicy
-from retalk._emulator import Emulator, Faults, _now, _Task
 from retalk._exceptions import (
     AuthError,
     DownloadError,
@@ -37,6 +36,7 @@ from retalk._exceptions import (
 from retalk._journal import DuplicateJob, Job, Journal
 from retalk._models import Task
 from retalk._run.job import Events, continue_job, resume, run_job
+from retalk.emulator import EmulatedTask, Emulator, Faults, service_now
 from tests.conftest import SAMPLE
 
 OTHER = f"{socket.gethostname()}:{os.getppid()}"  # a live process, not this one
@@ -106,18 +106,18 @@ def finished(client: Client, task_id: str) -> None:
 def planted(service: Emulator, seconds_ago: float, count: int = 1) -> list[str]:
     """Tasks someone else submitted ``seconds_ago`` (listed, never run)."""
     ids = []
-    with service._lock:
+    with service.state.lock:
         for _ in range(count):
-            task = _Task(
+            task = EmulatedTask(
                 task_id=str(uuid.uuid4()),
                 request_id=str(uuid.uuid4()),
                 video_url="oss://x/v.mp4",
                 audio_url="oss://x/a.wav",
                 ref_image_url=None,
                 video_extension=False,
-                submitted=_now(-seconds_ago),
+                submitted=service_now(-seconds_ago),
             )
-            service._tasks[task.task_id] = task
+            service.state.tasks[task.task_id] = task
             ids.append(task.task_id)
     return ids
 
@@ -177,7 +177,7 @@ def test_the_parameters_reach_the_service(
         wait=False,
     )
     assert job.state == "submitted" and job.params == {"video_extension": True, "query_face_threshold": 150}
-    made = service._tasks[job.task_id or ""]
+    made = service.state.tasks[job.task_id or ""]
     assert made.video_extension is True and (made.ref_image_url or "").startswith("oss://")
 
 
@@ -304,8 +304,8 @@ def test_a_canceled_task_cancels_the_job(
     sent = run_job(client, journal, VIDEO, VOICE, output=str(tmp_path / "o.mp4"), wait=False)
     assert sent.task_id is not None
     finished(client, sent.task_id)
-    with service._lock:  # canceled by hand on the console, say
-        service._tasks[sent.task_id].status = "CANCELED"
+    with service.state.lock:  # canceled by hand on the console, say
+        service.state.tasks[sent.task_id].status = "CANCELED"
     with pytest.raises(TaskFailed) as raised:
         continue_job(client, journal, sent)
     job = journal.job(sent.id)
@@ -394,8 +394,8 @@ def test_a_result_past_its_day_is_written_off_and_never_paid_again(
     sent = run_job(client, journal, VIDEO, VOICE, output=str(out), wait=False)
     assert sent.task_id is not None
     finished(client, sent.task_id)
-    with service._lock:
-        task = service._tasks[sent.task_id]
+    with service.state.lock:
+        task = service.state.tasks[sent.task_id]
         assert task.ended is not None
         task.ended -= timedelta(hours=25)
     with pytest.raises(ResultExpired) as raised:
@@ -617,8 +617,8 @@ def test_a_refused_result_whose_end_the_service_does_not_state_is_not_written_of
     sent = run_job(client, journal, VIDEO, VOICE, output=str(tmp_path / "o.mp4"), wait=False)
     assert sent.task_id is not None
     finished(client, sent.task_id)
-    with service._lock:
-        service._tasks[sent.task_id].ended = None
+    with service.state.lock:
+        service.state.tasks[sent.task_id].ended = None
     with pytest.raises(DownloadError) as raised:
         continue_job(client, journal, sent)
     assert not isinstance(raised.value, ResultExpired)
@@ -635,8 +635,8 @@ def test_a_result_is_written_off_by_the_services_clock_not_ours(
     sent = run_job(client, journal, VIDEO, VOICE, output=str(tmp_path / "o.mp4"), wait=False)
     assert sent.task_id is not None
     finished(client, sent.task_id)
-    with service._lock:
-        task = service._tasks[sent.task_id]
+    with service.state.lock:
+        task = service.state.tasks[sent.task_id]
         assert task.ended is not None
         task.ended -= timedelta(hours=10)
     with pytest.raises(DownloadError) as raised:
@@ -751,8 +751,8 @@ def test_the_write_off_is_judged_by_the_latest_end_the_service_states(
     finished(client, sent.task_id)
 
     def age() -> None:
-        with service._lock:
-            task = service._tasks[sent.task_id or ""]
+        with service.state.lock:
+            task = service.state.tasks[sent.task_id or ""]
             assert task.ended is not None
             task.ended -= timedelta(hours=25)
 
@@ -783,14 +783,14 @@ def test_the_write_off_is_judged_by_the_latest_end_the_service_states(
 
 
 def test_a_service_time_in_whole_seconds_is_read(service: Emulator, client: Client, journal: Journal) -> None:
-    class Whole(_Task):
+    class Whole(EmulatedTask):
         def output(self, base: str) -> dict[str, Any]:
             answer = super().output(base)
             answer["submit_time"] = answer["submit_time"][:19]  # no milliseconds
             return answer
 
     job = submitting_job(journal, client)
-    with service._lock:
+    with service.state.lock:
         task = Whole(
             task_id=str(uuid.uuid4()),
             request_id=str(uuid.uuid4()),
@@ -798,9 +798,9 @@ def test_a_service_time_in_whole_seconds_is_read(service: Emulator, client: Clie
             audio_url="oss://x/a.wav",
             ref_image_url=None,
             video_extension=False,
-            submitted=_now(),
+            submitted=service_now(),
         )
-        service._tasks[task.task_id] = task
+        service.state.tasks[task.task_id] = task
     done = continue_job(client, journal, job, wait=False, settle_s=0)
     assert done.task_id == task.task_id and service.submissions == 0
 
@@ -835,7 +835,7 @@ def test_an_output_under_a_file_is_said_as_unusable(
 def test_a_success_without_a_result_url_is_said_and_the_job_kept(
     service: Emulator, client: Client, journal: Journal, tmp_path: Path
 ) -> None:
-    class NoUrl(_Task):
+    class NoUrl(EmulatedTask):
         def output(self, base: str) -> dict[str, Any]:
             answer = super().output(base)
             answer.pop("video_url", None)
@@ -844,8 +844,8 @@ def test_a_success_without_a_result_url_is_said_and_the_job_kept(
     sent = run_job(client, journal, VIDEO, VOICE, output=str(tmp_path / "o.mp4"), wait=False)
     assert sent.task_id is not None
     finished(client, sent.task_id)
-    with service._lock:
-        service._tasks[sent.task_id].__class__ = NoUrl
+    with service.state.lock:
+        service.state.tasks[sent.task_id].__class__ = NoUrl
     with pytest.raises(DownloadError) as raised:
         continue_job(client, journal, sent)
     assert str(raised.value) == f"task {sent.task_id} succeeded without a result URL"
@@ -877,7 +877,7 @@ def test_a_success_the_service_states_no_usage_for_is_downloaded_unbilled(
     sent = run_job(client, journal, VIDEO, VOICE, output=str(tmp_path / "o.mp4"), wait=False)
     assert sent.task_id is not None
     finished(client, sent.task_id)
-    with service._lock:
-        service._tasks[sent.task_id].usage = None
+    with service.state.lock:
+        service.state.tasks[sent.task_id].usage = None
     done = continue_job(client, journal, sent)
     assert done.state == "downloaded" and done.billed_s is None

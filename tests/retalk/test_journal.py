@@ -20,11 +20,11 @@ from subprocess import CompletedProcess
 import pytest
 
 from retalk import Client, PollPolicy
-from retalk._emulator import Emulator, Faults
 from retalk._exceptions import RetalkError
 from retalk._journal import UPLOAD_TTL_S, DamagedRow, DuplicateJob, Journal, JournalError
 from retalk._run.job import continue_job, run_job
 from retalk._run.parts import finish_splits
+from retalk.emulator import Emulator, Faults
 from tests.conftest import ROOT, SAMPLE
 
 API = "https://dashscope.example.com/api/v1"

@@ -17,9 +17,9 @@ import av
 import pytest
 
 from retalk import Client, PollPolicy, RetryPolicy, SubmitUncertain, TaskFailed, UploadError
-from retalk._emulator import Emulator, Faults
 from retalk._journal import DuplicateJob, Journal
 from retalk._run.job import resume, run_job
+from retalk.emulator import Emulator, Faults
 from tests.conftest import ROOT, SAMPLE
 
 KEY = "sk-emulated-0123456789abcdef"

@@ -25,10 +25,10 @@ from retalk import Client
 from retalk._cli.main import EXIT_REFUSED
 from retalk._cli.main import main as retalk_main
 from retalk._cli.prep import main
-from retalk._emulator import Emulator, Faults
 from retalk._journal import Journal
 from retalk._run.batch import BatchOutcome, run_batch
 from retalk._run.batch_file import BatchJob, read_batch
+from retalk.emulator import Emulator, Faults
 from tests.conftest import ROOT, SAMPLE
 from tests.retalk.conftest import EMULATED_KEY
 

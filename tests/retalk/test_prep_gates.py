@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from retalk._cli.prep import main
-from retalk._emulator import Emulator
 from retalk._journal import Journal
+from retalk.emulator import Emulator
 from tests.conftest import SAMPLE, doc_snippet, run_on_terminal
 from tests.retalk.conftest import EMULATED_KEY
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from retalk._cli.prep import main
-from retalk._emulator import Emulator
+from retalk.emulator import Emulator
 from tests.conftest import BAD, SAMPLE
 
 VIDEO, VOICE = SAMPLE / "talking_head.mp4", SAMPLE / "voice.wav"

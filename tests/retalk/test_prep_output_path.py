@@ -24,9 +24,9 @@ from preflight._atomic import lock_exclusive
 from preflight._fix.parts import plan_split, write_parts
 from retalk._cli.main import main as retalk_main
 from retalk._cli.prep import main as prep_main
-from retalk._emulator import Emulator
 from retalk._journal import Journal
 from retalk._run.parts import parts_folder, record_split
+from retalk.emulator import Emulator
 from tests.conftest import SAMPLE, make_fixtures
 
 VIDEO, VOICE = str(SAMPLE / "talking_head.mp4"), str(SAMPLE / "voice.wav")

@@ -19,7 +19,7 @@ import pytest
 
 from retalk._cli.main import main as retalk_main
 from retalk._cli.prep import main
-from retalk._emulator import Emulator
+from retalk.emulator import Emulator
 from tests.conftest import SAMPLE
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from retalk._cli.prep import main
-from retalk._emulator import Emulator
+from retalk.emulator import Emulator
 from tests.conftest import run_cli
 
 

@@ -27,8 +27,8 @@ import pytest
 from retalk import Client
 from retalk._cli.main import main as retalk_main
 from retalk._cli.prep import main
-from retalk._emulator import Emulator, Faults
 from retalk._journal import Journal
+from retalk.emulator import Emulator, Faults
 from tests.conftest import ROOT, make_fixtures
 
 KEY = "sk-emulated-split-0123456789"

@@ -13,11 +13,11 @@ import pytest
 from preflight._fix.parts import SplitPlan, plan_split, write_parts
 from retalk import Client, PollPolicy
 from retalk._cli.main import EXIT_REFUSED, _status_for
-from retalk._emulator import Emulator, Faults
 from retalk._journal import Journal
 from retalk._models import Task
 from retalk._run.job import Events
 from retalk._run.parts import PartFailed, finish_splits, parts_folder, record_split, send_parts
+from retalk.emulator import Emulator, Faults
 from tests.conftest import make_fixtures
 
 KEY = "sk-emulated-split-journal"
@@ -185,10 +185,10 @@ def test_a_part_whose_result_expired_fails_the_split_and_asks_for_force(
         # Part 1's task has just succeeded: make it look as if it ended 25 h ago, so that its
         # result has expired for real (its URL answers 403, its end time is a day old).
         if task.status == "SUCCEEDED" and not aged:
-            with service._lock:
-                ended = service._tasks[task.task_id].ended
+            with service.state.lock:
+                ended = service.state.tasks[task.task_id].ended
                 assert ended is not None
-                service._tasks[task.task_id].ended = ended - timedelta(hours=25)
+                service.state.tasks[task.task_id].ended = ended - timedelta(hours=25)
             aged.append(task.task_id)
 
     told: list[str] = []
