@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import timedelta, timezone
 from typing import Any
 
 from preflight import limits
@@ -25,6 +26,10 @@ KNOWN_STATUSES = FINAL_STATUSES | {
     "PRE-PROCESSING",
     "POST-PROCESSING",
 }
+
+
+#: The service is in Beijing and states its times there, without a zone.
+BEIJING = timezone(timedelta(hours=8))
 
 
 def face_threshold_problem(threshold: int) -> str | None:

@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from .._journal import (
     sha256_of,
     upload_fresh,
 )
-from .._models import Task
+from .._models import BEIJING, Task
 from .output_path import OutputUnusable, output_problem
 
 #: A task created this long before its submit was recorded as started still counts as
@@ -50,8 +50,6 @@ LOST_SUBMIT_WINDOW_S = 180.0
 SETTLE_S = 120.0
 #: Pages of 50 tasks looked through for a lost submit's task.
 LOST_SUBMIT_PAGES = 10
-#: The service states its times in Beijing time, without a zone.
-BEIJING = timezone(timedelta(hours=8))
 
 
 @dataclass

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from .._models import BEIJING
+
 #: How the service writes a moment (plus milliseconds, see ``stamp``).
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-#: The service is in Beijing and states its times there, without a zone.
-BEIJING = timezone(timedelta(hours=8))
 
 
 def service_now(offset_s: float = 0.0) -> datetime:
