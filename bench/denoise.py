@@ -55,9 +55,9 @@ sys.path.insert(0, str(ROOT / "fixtures"))
 
 import make_fixtures  # noqa: E402
 
+from preflight import AudioThresholds  # noqa: E402
 from preflight._fix.audio import DENOISE_FLOOR_DB, _write_wav, denoise, noise_floor_db  # noqa: E402
 from preflight._probe.voice import analyse_audio  # noqa: E402
-from preflight._rules.thresholds import AudioThresholds  # noqa: E402
 
 RATE = 16000
 REAL = ROOT.parent / "shared" / "media" / "MuseTalk__audio__eng.wav"

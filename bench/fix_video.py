@@ -31,9 +31,7 @@ sys.path.insert(0, str(ROOT / "fixtures"))
 import make_fixtures  # noqa: E402
 from _figures import record  # noqa: E402  (bench/, beside this script)
 
-from preflight import CheckOptions  # noqa: E402
-from preflight._fix.job import fix_paths  # noqa: E402
-from preflight._fix.model import FixOptions  # noqa: E402
+from preflight import CheckOptions, FixOptions, fix_paths  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"
 

@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from preflight._config import settings_for
-from preflight._models import Severity
+from preflight import Severity, settings_for
 from preflight.codes import CODES, RETIRED
 from tests.conftest import BAD, ROOT, SAMPLE, doc_pages, doc_snippet
 

@@ -3,7 +3,7 @@ facts the findings and the video planner's word tests change one at a time."""
 
 from __future__ import annotations
 
-from preflight._models import AudioStreamInfo, MediaInfo, VideoStreamInfo
+from preflight import AudioStreamInfo, MediaInfo, VideoStreamInfo
 
 MP4 = "mov,mp4,m4a,3gp,3g2,mj2"
 MIB = 1024 * 1024

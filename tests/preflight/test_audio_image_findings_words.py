@@ -19,9 +19,19 @@ from typing import Any
 
 import pytest
 
-from preflight import CheckOptions, check_audio, check_image, check_video
-from preflight._models import AudioStreamInfo, Finding, ImageInfo, MediaInfo, Severity, VideoStreamInfo
-from preflight._probe.container import probe_media
+from preflight import (
+    AudioStreamInfo,
+    CheckOptions,
+    Finding,
+    ImageInfo,
+    MediaInfo,
+    Severity,
+    VideoStreamInfo,
+    check_audio,
+    check_image,
+    check_video,
+    probe_media,
+)
 from preflight._rules.container import audio_findings, image_findings
 from preflight._rules.video import audio_apart
 from tests.conftest import SAMPLE

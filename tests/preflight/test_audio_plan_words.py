@@ -22,17 +22,18 @@ import numpy as np
 import pytest
 
 from fixtures.make_fixtures import voice_like
-from preflight._fix.audio import AudioPlan, _target_length, plan_audio
-from preflight._fix.model import Action, FixOptions
-from preflight._models import (
+from preflight import (
+    Action,
     AudioStreamInfo,
+    AudioThresholds,
     FileReport,
     Finding,
+    FixOptions,
     ImageInfo,
     MediaInfo,
 )
+from preflight._fix.audio import AudioPlan, _target_length, plan_audio
 from preflight._probe.voice import AudioAnalysis
-from preflight._rules.thresholds import AudioThresholds
 from preflight.codes import CODES
 from tests.preflight.clean_clip import PICTURE as CLEAN_PICTURE
 

@@ -20,10 +20,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from preflight import CheckOptions, check_paths
+from preflight import CheckOptions, FileReport, check_paths
 from preflight._check.cache import ENTRY_MAX_BYTES, CheckCache, code_fingerprint, source_hash
 from preflight._check.cache_entry import ENTRY_FORMAT, decode, encode
-from preflight._models import FileReport
 from tests.conftest import BAD, ROOT, SAMPLE, run_cli
 
 LONG_AGO = time.time() - 3600

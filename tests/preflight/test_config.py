@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from preflight import AudioThresholds, FaceThresholds, Thresholds
-from preflight._config import Config, find_config, load_config
+from preflight import AudioThresholds, Config, FaceThresholds, Thresholds
+from preflight._config import find_config, load_config
 from preflight._rules.thresholds import GROUPS
 from tests.conftest import BAD, doc_snippet, run_cli
 

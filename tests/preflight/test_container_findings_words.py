@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from preflight._models import Finding, ImageInfo, MediaInfo, Severity
+from preflight import Finding, ImageInfo, MediaInfo, Severity
 from preflight._rules.container import image_findings, video_findings
 from tests.preflight.clean_clip import CLIP, MIB, MP4, PICTURE, SOUND
 

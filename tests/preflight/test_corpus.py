@@ -25,10 +25,19 @@ from typing import Any, TypeVar
 import av
 import pytest
 
-from preflight import CheckOptions, FixOptions, LazyEngine, UsageError, check_paths, fix_paths
+from preflight import (
+    CheckOptions,
+    CheckReport,
+    FileReport,
+    FixOptions,
+    FixReport,
+    LazyEngine,
+    Severity,
+    UsageError,
+    check_paths,
+    fix_paths,
+)
 from preflight._atomic import LEDGER_NAME
-from preflight._fix.model import FixReport
-from preflight._models import CheckReport, FileReport, Severity
 from tests.corpus import make_corpus
 from tests.corpus.make_corpus import CASES, Case
 from tests.oracle import (

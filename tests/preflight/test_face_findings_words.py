@@ -10,10 +10,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from preflight._models import Finding
-from preflight._probe.faces.engine import Box, Face, Pose
+from preflight import Box, Face, FaceSample, FaceThresholds, Finding, ImageFaceScan, Pose, VideoFaceScan
 from preflight._probe.faces.match import FaceDescriptor
-from preflight._probe.faces.scan import FaceSample, ImageFaceScan, VideoFaceScan
 from preflight._rules.faces import (
     closest_match,
     is_cut_off,
@@ -25,7 +23,6 @@ from preflight._rules.faces import (
     video_face_findings,
     with_reference_given,
 )
-from preflight._rules.thresholds import FaceThresholds
 from preflight._rules.words import clock
 
 STRAIGHT = Pose(0.0, 0.0, 0.0)

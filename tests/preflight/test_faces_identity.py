@@ -17,10 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from preflight import LazyEngine, Severity, VideoFaceScan, check_paths, fix_paths
+from preflight import FixOptions, LazyEngine, Severity, VideoFaceScan, check_paths, fix_paths
 from preflight._check.cache import code_fingerprint
 from preflight._cli.main import main
-from preflight._fix.model import FixOptions
 from preflight._probe.faces.match import RESNET_MODEL, SAME_PERSON_DISTANCE
 from tests.conftest import SAMPLE, run_cli
 

@@ -20,9 +20,8 @@ import numpy.typing as npt
 import pyloudnorm  # type: ignore[import-untyped]
 import pytest
 
-from preflight import FileReport, check_audio, fix_paths, limits
+from preflight import FileReport, FixOptions, check_audio, fix_paths, limits
 from preflight._fix.audio import AudioPlan, plan_audio, write_audio
-from preflight._fix.model import FixOptions
 from tests.conftest import FIXTURES
 from tests.oracle import assert_audio_accepted, probe
 

@@ -17,6 +17,7 @@ from PIL import Image
 from preflight import (
     CheckOptions,
     FileReport,
+    FixOptions,
     ImageFaceScan,
     ImageInfo,
     LazyEngine,
@@ -25,7 +26,6 @@ from preflight import (
     limits,
 )
 from preflight._fix.image import ImagePlan, make_reference, plan_image, write_image
-from preflight._fix.model import FixOptions
 from preflight._rules.faces import people
 from tests.conftest import codes, run_cli_measured
 from tests.corpus.make_corpus import png16_blank

@@ -14,9 +14,8 @@ from pathlib import Path
 import av
 import pytest
 
+from preflight import FixOptions, fix_paths
 from preflight._cli.main import main
-from preflight._fix.job import fix_paths
-from preflight._fix.model import FixOptions
 from tests.conftest import ROOT, SAMPLE, run_cli
 
 

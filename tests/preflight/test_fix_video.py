@@ -17,11 +17,20 @@ import av
 import numpy as np
 import pytest
 
-from preflight import CheckOptions, check_video, limits
-from preflight._fix.job import fix_paths
-from preflight._fix.model import FixOptions
+from preflight import (
+    AudioStreamInfo,
+    CheckOptions,
+    FileReport,
+    Finding,
+    FixOptions,
+    MediaInfo,
+    Severity,
+    VideoStreamInfo,
+    check_video,
+    fix_paths,
+    limits,
+)
 from preflight._fix.video import fitted_size, plan_video, target_fps, write_video
-from preflight._models import AudioStreamInfo, FileReport, Finding, MediaInfo, Severity, VideoStreamInfo
 from tests.conftest import run_cli, run_cli_measured
 from tests.corpus.make_corpus import claim_hours, sound_apart
 from tests.oracle import (

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from preflight import Box
 from preflight._fix.image import aspect_crop, face_crop, fit_within
-from preflight._probe.faces.engine import Box
 
 
 @pytest.mark.parametrize(

@@ -10,12 +10,19 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from preflight import (
+    Action,
+    Box,
+    Face,
+    FaceThresholds,
+    FileReport,
+    Finding,
+    FixOptions,
+    ImageFaceScan,
+    ImageInfo,
+    Pose,
+)
 from preflight._fix.image import ImagePlan, plan_image
-from preflight._fix.model import Action, FixOptions
-from preflight._models import FileReport, Finding, ImageInfo
-from preflight._probe.faces.engine import Box, Face, Pose
-from preflight._probe.faces.scan import ImageFaceScan
-from preflight._rules.thresholds import FaceThresholds
 from preflight.codes import CODES
 
 OPTIONS = FixOptions()

@@ -20,9 +20,8 @@ from typing import Any
 
 import pytest
 
-from preflight import check_paths
+from preflight import UsageError, check_paths
 from preflight._check.workers import crash_finding
-from preflight._exceptions import UsageError
 from tests.conftest import BAD, ROOT, SAMPLE, run_cli
 
 FILES = [

@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from preflight._models import AudioStreamInfo, MediaInfo, VideoStreamInfo
+from preflight import AudioStreamInfo, MediaInfo, VideoStreamInfo
 from preflight._probe.loudness import LoudnessMeter
 from preflight._rules.finding import finding
 from preflight._rules.words import axis_clock, clock, in_seconds, mb, number, percent

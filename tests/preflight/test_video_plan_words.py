@@ -24,7 +24,19 @@ from typing import Any
 
 import pytest
 
-from preflight._fix.model import Action, FixOptions
+from preflight import (
+    Action,
+    Box,
+    Face,
+    FaceSample,
+    FaceThresholds,
+    FileReport,
+    Finding,
+    FixOptions,
+    MediaInfo,
+    Pose,
+    VideoFaceScan,
+)
 from preflight._fix.video import (
     VideoPlan,
     _clamped_fps,
@@ -35,10 +47,6 @@ from preflight._fix.video import (
     reframe_share,
     target_fps,
 )
-from preflight._models import FileReport, Finding, MediaInfo
-from preflight._probe.faces.engine import Box, Face, Pose
-from preflight._probe.faces.scan import FaceSample, VideoFaceScan
-from preflight._rules.thresholds import FaceThresholds
 from preflight.codes import CODES
 from tests.preflight.clean_clip import CLIP, MIB, MP4, PICTURE, SOUND
 

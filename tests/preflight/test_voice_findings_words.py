@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from preflight._models import Finding
+from preflight import AudioThresholds, Finding
 from preflight._probe.voice import AudioAnalysis
-from preflight._rules.thresholds import AudioThresholds
 from preflight._rules.voice import audio_content_findings, audio_unchecked, clipping_left
 
 # A clean, well-levelled 36 s voice: six words of 1 s, each 6 s after the last.

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from retalk import Task
 from retalk._cli.display import live_display
-from retalk._models import Task
 from retalk.emulator import Emulator, Faults
 from tests.conftest import SAMPLE, make_fixtures, run_on_terminal
 

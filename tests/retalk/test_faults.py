@@ -25,8 +25,7 @@ import av
 import pytest
 
 from preflight.limits import RESULT_URL_TTL_S
-from retalk import Client, PollPolicy, RetryPolicy
-from retalk._exceptions import TaskTimeout, TransportError
+from retalk import Client, PollPolicy, RetryPolicy, TaskTimeout, TransportError
 from retalk._journal import Job, Journal
 from retalk._run.job import resume, run_job
 from retalk.emulator import Emulator, Faults

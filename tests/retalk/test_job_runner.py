@@ -20,21 +20,23 @@ from typing import Any
 
 import pytest
 
-from retalk import Client, PollPolicy, RetryPolicy
-from retalk._exceptions import (
+from retalk import (
     AuthError,
+    Client,
     DownloadError,
     InputError,
+    PollPolicy,
     ProtocolError,
     ResultExpired,
     RetalkError,
+    RetryPolicy,
     SubmitUncertain,
+    Task,
     TaskFailed,
     TaskTimeout,
     TaskUnknown,
 )
 from retalk._journal import DuplicateJob, Job, Journal
-from retalk._models import Task
 from retalk._run.job import Events, continue_job, resume, run_job
 from retalk.emulator import EmulatedTask, Emulator, Faults, service_now
 from tests.conftest import SAMPLE

@@ -19,8 +19,7 @@ from subprocess import CompletedProcess
 
 import pytest
 
-from retalk import Client, PollPolicy
-from retalk._exceptions import RetalkError
+from retalk import Client, PollPolicy, RetalkError
 from retalk._journal import UPLOAD_TTL_S, DamagedRow, DuplicateJob, Journal, JournalError
 from retalk._run.job import continue_job, run_job
 from retalk._run.parts import finish_splits

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from retalk._exceptions import ConfigError, RetalkError
+from retalk import ConfigError, RetalkError
 from retalk._journal import (
     STATES,
     UNFINISHED,

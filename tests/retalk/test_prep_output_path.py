@@ -20,7 +20,7 @@ from typing import Any
 import av
 import pytest
 
-from preflight._atomic import lock_exclusive
+from preflight import lock_exclusive
 from preflight._fix.parts import plan_split, write_parts
 from retalk._cli.main import main as retalk_main
 from retalk._cli.prep import main as prep_main

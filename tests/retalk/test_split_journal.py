@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from preflight._fix.parts import SplitPlan, plan_split, write_parts
-from retalk import Client, PollPolicy
+from retalk import Client, PollPolicy, Task
 from retalk._cli.main import EXIT_REFUSED, _status_for
 from retalk._journal import Journal
-from retalk._models import Task
 from retalk._run.job import Events
 from retalk._run.parts import PartFailed, finish_splits, parts_folder, record_split, send_parts
 from retalk.emulator import Emulator, Faults
