@@ -20,6 +20,10 @@ from retalk._models import Task
 from retalk._split import PartFailed, finish_splits, parts_folder, record_split, send_parts
 from tests.conftest import make_fixtures
 
+# pytest-xdist (--dist loadgroup): this module's tests on one worker, so that its module and
+# session fixtures (its 30 s pair) are made once, not once a worker.
+pytestmark = pytest.mark.xdist_group("test_split_journal")
+
 KEY = "sk-emulated-split-journal"
 SECONDS = 30.0
 
