@@ -22,7 +22,6 @@ in MKV covers "HEVC in a container the service refuses".
 from __future__ import annotations
 
 import argparse
-import fcntl
 import hashlib
 import os
 import random
@@ -1974,22 +1973,11 @@ def write_corpus(folder: Path) -> list[Path]:
 
 def corpus_dir(*, force: bool = False) -> Path:
     """The corpus folder, made on first use. Made whole under a temporary name and then
-    renamed, so a run interrupted halfway never leaves half a corpus; and by one process at a
-    time (pytest-xdist's workers, two runs side by side): the others wait for its corpus."""
+    renamed, so a run interrupted halfway or two runs side by side never see half a corpus."""
     target = CACHE / cache_key()
     if target.is_dir() and not force:
         return target
     CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if target.is_dir() and not force:
-            return target  # made while this one waited
-        _make(target, force=force)
-    return target
-
-
-def _make(target: Path, *, force: bool) -> None:
-    """Write the corpus under a temporary name, rename it ``target``, drop older corpora."""
     building = Path(tempfile.mkdtemp(prefix=".building-", dir=CACHE))
     try:
         write_corpus(building)
@@ -2004,8 +1992,9 @@ def _make(target: Path, *, force: bool) -> None:
         if building.exists():
             shutil.rmtree(building)
     for stale in CACHE.iterdir():  # corpora of older generators
-        if stale != target and not stale.name.startswith("."):
+        if stale != target and not stale.name.startswith(".building-"):
             shutil.rmtree(stale, ignore_errors=True)
+    return target
 
 
 def corpus_bytes(folder: Path) -> int:
