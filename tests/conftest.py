@@ -28,6 +28,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "heavy: a test that takes a minute or more on its own: started first (see below)"
     )
+    # pytest-xdist's own mark, known even where xdist is not installed (no warning then).
+    config.addinivalue_line("markers", "xdist_group(name): the tests of one group run on one worker")
 
 
 @pytest.hookimpl(trylast=True)
