@@ -25,6 +25,19 @@ import make_fixtures  # noqa: E402  (the fixture script doubles as the writers' 
 def pytest_configure(config: pytest.Config) -> None:
     # Never the user's ~/.cache, even for session fixtures that run before any test.
     os.environ["PREFLIGHT_CACHE_DIR"] = tempfile.mkdtemp(prefix="preflight-test-cache-")
+    config.addinivalue_line(
+        "markers", "heavy: a test that takes a minute or more on its own: started first (see below)"
+    )
+    # pytest-xdist's own mark, known even where xdist is not installed (no warning then).
+    config.addinivalue_line("markers", "xdist_group(name): the tests of one group run on one worker")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The ``heavy`` tests first, the rest in pytest-randomly's order: pytest-xdist hands
+    tests out in this order, and a heavy test started last would leave the other workers
+    idle while it runs on alone."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)  # a stable sort
 
 
 @pytest.fixture(autouse=True)
@@ -151,6 +164,10 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     }
     cache: dict[tuple[str, str], Path] = {}
     kept = os.environ.get(KEPT_MEDIA_VARIABLE)
+    if not kept and os.environ.get("PYTEST_XDIST_WORKER"):
+        # pytest-xdist's workers share their run's temporary folder (each has its own
+        # below it): one worker writes a file, the others reuse it.
+        kept = str(tmp_path_factory.getbasetemp().parent / "made-by-the-workers")
 
     def make(kind: str, name: str, **options: Any) -> Path:
         key = (kind, name)
@@ -181,16 +198,23 @@ def _plain(options: dict[str, Any]) -> bool:
 def _kept(folder: Path, kind: str, name: str, options: dict[str, Any], writer: Callable[..., Path]) -> Path:
     """The file ``writer`` makes for these options, written once into ``folder`` (keyed by
     the options and the writers' own source, so a changed writer writes it again)."""
+    import fcntl
     import hashlib
     import inspect
 
     recipe = repr((kind, name, sorted(options.items()), inspect.getsource(make_fixtures)))
     place = folder / hashlib.sha256(recipe.encode()).hexdigest()[:24]
-    if not (place / name).exists():
-        place.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=place) as scratch:
-            written = writer(Path(scratch) / name, **options)
-            os.replace(written, place / name)
+    if (place / name).exists():
+        return place / name
+    place.mkdir(parents=True, exist_ok=True)
+    # One writer per file: another process (an xdist worker, a mutant's run) making the
+    # same file waits for it rather than encoding it again beside it.
+    with open(place / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (place / name).exists():
+            with tempfile.TemporaryDirectory(dir=place) as scratch:
+                written = writer(Path(scratch) / name, **options)
+                os.replace(written, place / name)
     return place / name
 
 

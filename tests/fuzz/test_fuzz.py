@@ -12,12 +12,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from tests.fuzz.run import Fuzzer
 
 CI_INPUTS = int(os.environ.get("PREFLIGHT_FUZZ_INPUTS", "2000"))
 CI_SEED = int(os.environ.get("PREFLIGHT_FUZZ_SEED", "20240901"))
 
 
+@pytest.mark.heavy  # minutes on a busy machine: started first (tests/conftest.py)
 def test_a_short_fuzz_run_finds_no_exception_crash_or_hang(tmp_path: Path) -> None:
     fuzzer = Fuzzer(seed=CI_SEED, out=tmp_path / "failures", bound=20.0, full_share=0.2, cli_every=500)
     summary = fuzzer.run(range(CI_INPUTS))

@@ -17,6 +17,10 @@ import pytest
 from tests.fuzz.mutate import Mutant
 from tests.fuzz.run import Fuzzer
 
+# pytest-xdist (--dist loadgroup): this module's tests on one worker, so that its module and
+# session fixtures (its fuzzer and workers) are made once, not once a worker.
+pytestmark = pytest.mark.xdist_group("test_regressions")
+
 REGRESSIONS = Path(__file__).resolve().parent / "regressions"
 
 #: File -> words no finding's code or message may hold any more (besides the checks every

@@ -17,6 +17,10 @@ import pytest
 
 from tests.conftest import BAD, ROOT, SAMPLE, run_cli
 
+# pytest-xdist (--dist loadgroup): this module's tests on one worker, so that its module and
+# session fixtures (its findings of the bad fixtures) are made once, not once a worker.
+pytestmark = pytest.mark.xdist_group("test_cli_formats")
+
 SCHEMA = json.loads((ROOT / "tests" / "data" / "sarif-schema-2.1.0.json").read_text(encoding="utf-8"))
 
 

@@ -48,6 +48,10 @@ from tests.oracle import (
     read_image,
 )
 
+# pytest-xdist (--dist loadgroup): this module's tests on one worker, so that its module and
+# session fixtures (the corpus, when not cached yet) are made once, not once a worker.
+pytestmark = pytest.mark.xdist_group("test_corpus")
+
 #: No single check or fix of a small file may take longer (the slowest takes about 3 s).
 BOUND_S = 30.0
 #: A subprocess that has not answered by then is hung.

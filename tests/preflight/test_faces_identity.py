@@ -23,6 +23,10 @@ from preflight._cli.main import main
 from preflight._probe.faces.match import RESNET_MODEL, SAME_PERSON_DISTANCE
 from tests.conftest import SAMPLE, run_cli
 
+# pytest-xdist (--dist loadgroup): this module's tests on one worker, so that its module and
+# session fixtures (its clip of a photo) are made once, not once a worker.
+pytestmark = pytest.mark.xdist_group("test_faces_identity")
+
 KATIE = "SadTalker__ref_video__WDA_KatieHill_000.mp4"
 OBAMA = "face_recognition__obama-1080p.jpg"
 TWO = "face_recognition__two_people.jpg"  # Obama on the left, Biden on the right

@@ -24,6 +24,10 @@ from preflight import UsageError, check_paths
 from preflight._check.workers import crash_finding
 from tests.conftest import BAD, ROOT, SAMPLE, run_cli
 
+# pytest-xdist (--dist loadgroup): this module's tests on one worker, so that its module and
+# session fixtures (its usual report) are made once, not once a worker.
+pytestmark = pytest.mark.xdist_group("test_isolation")
+
 FILES = [
     SAMPLE / "face.jpg",
     SAMPLE / "talking_head.mp4",

@@ -37,6 +37,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+# pytest-xdist (--dist loadgroup): this module's tests on one worker, so that its module and
+# session fixtures (the hooks' virtualenv, with mediapipe) are made once, not once a worker.
+pytestmark = pytest.mark.xdist_group("test_pre_commit_hook")
+
 MANIFEST = ROOT / ".pre-commit-hooks.yaml"
 HOOK_IDS = ["preflight-check", "preflight-check-fast"]
 #: Old enough for preflight's cache, which never keeps a file modified in the last 2 s.

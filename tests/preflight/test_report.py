@@ -23,6 +23,10 @@ from preflight._cli.main import main
 from preflight._render.html import audio_timeline
 from tests.conftest import BAD, SAMPLE, run_cli
 
+# pytest-xdist (--dist loadgroup): this module's tests on one worker, so that its module and
+# session fixtures (its Chromium profiles) are made once, not once a worker.
+pytestmark = pytest.mark.xdist_group("test_report")
+
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -44,6 +44,10 @@ from preflight._fix.parts import (
 )
 from preflight._probe.voice import speech_ranges
 
+# pytest-xdist (--dist loadgroup): this module's tests on one worker, so that its module and
+# session fixtures (its 40 s videos) are made once, not once a worker.
+pytestmark = pytest.mark.xdist_group("test_split")
+
 RATE = 44100
 #: 24 fps at 44.1 kHz: a frame is 1837.5 samples, so the voice's cuts are rounded.
 FPS = 24

@@ -21,6 +21,10 @@ import retalk.emulator
 from retalk.emulator import Emulator, Faults
 from tests.conftest import SAMPLE
 
+# pytest-xdist (--dist loadgroup): this module's tests on one worker, so that its module and
+# session fixtures (its finished task) are made once, not once a worker.
+pytestmark = pytest.mark.xdist_group("test_emulator")
+
 KEY = "sk-emulator-test-0123456789"
 VIDEO = SAMPLE / "talking_head.mp4"  # 4 s, 720x720, 25 fps
 AUDIO = SAMPLE / "voice.wav"  # 4 s

@@ -31,6 +31,10 @@ from retalk._journal import Journal
 from retalk.emulator import Emulator, Faults
 from tests.conftest import ROOT, make_fixtures
 
+# pytest-xdist (--dist loadgroup): this module's tests on one worker, so that its module and
+# session fixtures (its 200 s pair) are made once, not once a worker.
+pytestmark = pytest.mark.xdist_group("test_prep_split")
+
 KEY = "sk-emulated-split-0123456789"
 LENGTH_S = 200.0
 RATE = 44100

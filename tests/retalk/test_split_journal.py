@@ -19,6 +19,10 @@ from retalk._run.parts import PartFailed, finish_splits, parts_folder, record_sp
 from retalk.emulator import Emulator, Faults
 from tests.conftest import make_fixtures
 
+# pytest-xdist (--dist loadgroup): this module's tests on one worker, so that its module and
+# session fixtures (its 30 s pair) are made once, not once a worker.
+pytestmark = pytest.mark.xdist_group("test_split_journal")
+
 KEY = "sk-emulated-split-journal"
 SECONDS = 30.0
 
