@@ -248,8 +248,16 @@ def test_the_readme_is_a_front_page_with_a_two_command_quick_start() -> None:
     # The main job, on the committed sample, against the emulator the command starts itself.
     assert "prep-and-retalk" in job and job.endswith("--emulator")
     assert all((ROOT / word).is_file() for word in job.split() if word.startswith("fixtures/"))
-    # CI runs the same test command (with its own pytest options after it, if any).
-    assert "pytest" in tests and len(ci) == 1 and ci[0].startswith(tests), (tests, ci)
+    # CI runs the same test command: the same steps in the same order (it may add pytest
+    # options of its own, and waits for its apt installs between pip and pytest).
+    *setup, pytest_step = tests.split(" && ")
+    script = "\n".join(line for line in ci_lines if not line.lstrip().startswith("#"))
+    places = [script.find(step) for step in setup]
+    assert -1 not in places and places == sorted(places), (setup, script)
+    assert len(ci) == 1 and script.find(ci[0]) > max(places), ci
+    program, _, options = pytest_step.partition(" -m pytest")
+    ci_program, _, ci_options = ci[0].strip().partition(" -m pytest")
+    assert program == ci_program and set(options.split()) <= set(ci_options.split()), (tests, ci)
 
 
 @pytest.mark.parametrize("program", ["preflight", "retalk"])
