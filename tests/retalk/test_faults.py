@@ -105,6 +105,25 @@ def wait_for(condition: Any, seconds: float, what: str) -> None:
         time.sleep(0.01)
 
 
+class Drained:
+    """A child's pipe read to the end in a thread of its own; ``text`` once it is closed
+    (or what came so far, when asked early)."""
+
+    def __init__(self, pipe: Any) -> None:
+        self._chunks: list[str] = []
+        self._reader = threading.Thread(
+            target=lambda: self._chunks.extend(iter(pipe.readline, "")), daemon=True
+        )
+        self._reader.start()
+
+    def _read(self, pipe: Any) -> None:
+        self._chunks.extend(iter(pipe.readline, ""))
+
+    def text(self, timeout: float = 10.0) -> str:
+        self._reader.join(timeout)
+        return "".join(self._chunks)
+
+
 # --------------------------------------------------------------------------- 1. the service restarts
 def start_service(root: Path, port: int, task_seconds: float) -> tuple[subprocess.Popen[str], str]:
     """``retalk emulator`` in a process of its own (so that it can be SIGKILLed) and its URL."""
@@ -133,15 +152,23 @@ def test_a_service_killed_and_started_again_mid_task_still_finishes_the_job_paid
             retalk("submit", VIDEO, VOICE, "-o", str(out)), cwd=ROOT, env=cli_env(base_url, journal_file),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
+        # Read as it writes: a client blocked on a full pipe would meet nobody.
+        said_out, said_err = Drained(client_run.stdout), Drained(client_run.stderr)
         with client_for(base_url) as probe:
             wait_for(lambda: [t.status for t in probe.list()] == ["RUNNING"], 60, "the task to run")
         service.kill()  # SIGKILL: no goodbye, the task mid-run
         service.wait(10)
         relay.forward_to(None)
-        wait_for(lambda: relay.refused >= 1, 60, "the client to meet the service gone")
+        wait_for(
+            lambda: relay.refused >= 1 or client_run.poll() is not None,
+            60,
+            "the client to meet the service gone",
+        )
+        assert client_run.poll() is None, f"the client ended early: {said_err.text()}"
         service, behind = start_service(root, 0, task_seconds=0.2)
         relay.forward_to(behind)
-        stdout, stderr = client_run.communicate(timeout=CLI_TIMEOUT_S)
+        client_run.wait(timeout=CLI_TIMEOUT_S)
+        stdout, stderr = said_out.text(), said_err.text()
         assert client_run.returncode == 0, stderr
         assert "Traceback" not in stderr and KEY not in stdout + stderr
         with client_for(base_url) as probe:
