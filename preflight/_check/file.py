@@ -27,7 +27,7 @@ from .options import CheckOptions
 _DEFAULT_OPTIONS = CheckOptions()
 
 
-def _report(
+def file_report(
     path: str,
     role: Role,
     findings: list[Finding],
@@ -64,7 +64,7 @@ def check_video(
     if sniff_file(name) == "ref":
         # FFmpeg would open a still image as a one-frame "video"; the service would not.
         image = probe_image(name)
-        return _report(name, "video", still_image_as_video(image), options, image)
+        return file_report(name, "video", still_image_as_video(image), options, image)
     info = probe_media(name)
     findings = video_findings(info)
     scan: FaceScan | None = None
@@ -82,7 +82,7 @@ def check_video(
             findings.extend(failure)
             if isinstance(scan, VideoFaceScan):
                 findings.extend(video_face_findings(scan, options.thresholds.face))
-    return _report(name, "video", findings, options, info, scan)
+    return file_report(name, "video", findings, options, info, scan)
 
 
 def _guarded(scan: Callable[[], FaceScan | None]) -> tuple[FaceScan | None, list[Finding]]:
@@ -122,7 +122,7 @@ def check_audio(
                 findings.append(audio_unchecked("no audio could be decoded"))
             else:
                 findings.extend(audio_content_findings(speech, options.thresholds.audio))
-    return _report(name, "audio", findings, options, info, speech=speech)
+    return file_report(name, "audio", findings, options, info, speech=speech)
 
 
 def check_image(
@@ -150,7 +150,7 @@ def check_image(
         findings.extend(failure)
         if isinstance(scan, ImageFaceScan):
             findings.extend(ref_face_findings(scan, options.thresholds.face))
-    return _report(name, "ref", findings, options, info, scan)
+    return file_report(name, "ref", findings, options, info, scan)
 
 
 _CHECKERS: dict[Role, Callable[..., FileReport]] = {
@@ -188,7 +188,7 @@ def _check_isolated(name: str, role: Role, options: CheckOptions, engine: FaceEn
             False,
             {"exception": type(exc).__name__},
         )
-        return _report(name, role, [finding], options, None)
+        return file_report(name, role, [finding], options, None)
 
 
 def _role_or_fail(name: str, role: Role | None) -> Role:

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from .._exceptions import PreflightError
 from .._models import FileReport, Finding, Role, Severity
+from .._probe.faces.loader import LazyEngine
+from .file import _check_isolated, file_report
 
 if TYPE_CHECKING:
     from .options import CheckOptions
@@ -88,9 +90,6 @@ def _serve(conn: Connection, options: CheckOptions) -> None:
     if parent is not None:
         # A worker stuck in FFmpeg must not outlive a parent that was killed outright.
         threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
-    from .._probe.faces.loader import LazyEngine
-    from .file import _check_isolated
-
     engine = LazyEngine()
     try:
         conn.send(("ready", -1, None))
@@ -315,9 +314,7 @@ class _Supervisor:
 
 
 def _alone(name: str, role: Role, finding: Finding, options: CheckOptions) -> FileReport:
-    from .file import _report
-
-    return _report(name, role, [finding], options, None)
+    return file_report(name, role, [finding], options, None)
 
 
 def check_in_workers(

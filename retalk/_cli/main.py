@@ -37,7 +37,7 @@ from .._exceptions import (
     redact,
 )
 from .._journal import DuplicateJob, DuplicateSplit
-from .._run.parts import PartFailed
+from .._run.split_tasks import PartFailed
 from . import emulator, tasks
 
 EXIT_OK = 0

@@ -32,9 +32,9 @@ from .._run.batch_file import BatchJob, BatchProblems, read_batch
 from .._run.gates import DEFAULT_GATE, DEFAULT_SPEECH_CUT_S, Gates
 from .._run.job import Events
 from .._run.output_path import JoinBlocked, OutputUnusable
-from .._run.parts import stop_split
 from .._run.pipeline import only_copied, prepare_and_retalk
 from .._run.result import PipelineResult
+from .._run.split_tasks import stop_split
 from .display import events_of, live_display, plain_console
 from .main import (
     EXIT_INTERRUPTED,

@@ -21,7 +21,7 @@ from .._journal import UNFINISHED, DamagedRow, Job, Journal, Split, default_path
 from .._models import Task, face_threshold_problem
 from .._run.job import resume, run_job
 from .._run.output_path import check_output, refuse_overwriting, refuse_replacing
-from .._run.parts import finish_splits
+from .._run.split_tasks import finish_splits
 from .display import Display, events_of, live_display, plain_console
 from .options import (
     EXTEND_HELP,

@@ -16,7 +16,7 @@ import httpx
 from .._models import Task
 from .._quotas import RateLimiter
 from .core import BaseClient
-from .policies import MAX_ANSWER_BYTES, DownloadPolicy, PollPolicy, Progress, RetryPolicy
+from .policies import MAX_ANSWER_BYTES, DownloadPolicy, PollPolicy, RetryPolicy, TransferProgress
 from .steps import Close, Drain, Open, Pause, Step, Steps, T
 
 
@@ -147,14 +147,14 @@ class AsyncClient(BaseClient):
         return await self._run(self._wait(task_id, timeout, on_status))
 
     # ------------------------------------------------------------------ files
-    async def upload(self, path: str | os.PathLike[str], on_progress: Progress | None = None) -> str:
+    async def upload(self, path: str | os.PathLike[str], on_progress: TransferProgress | None = None) -> str:
         return await self._run(self._upload(path, on_progress))
 
     async def download(
         self,
         url: str,
         path: str | os.PathLike[str],
-        on_progress: Progress | None = None,
+        on_progress: TransferProgress | None = None,
         *,
         policy: DownloadPolicy | None = None,
         before_publish: Callable[[Path], None] | None = None,

@@ -59,8 +59,8 @@ from .policies import (
     SUBMIT_PATH,
     DownloadPolicy,
     PollPolicy,
-    Progress,
     RetryPolicy,
+    TransferProgress,
     resolve_base_url,
     resolve_key,
 )
@@ -316,7 +316,7 @@ class BaseClient:
                 raise ServerError(200, "BadResponse", f"the upload policy lacks {exc}") from None
         return self._policy
 
-    def _upload(self, path: str | os.PathLike[str], on_progress: Progress | None) -> Steps[str]:
+    def _upload(self, path: str | os.PathLike[str], on_progress: TransferProgress | None) -> Steps[str]:
         text = os.fspath(path)
         if re.match(r"^(https?|oss)://", text):
             return text
@@ -373,7 +373,7 @@ class BaseClient:
         self,
         url: str,
         path: str | os.PathLike[str],
-        on_progress: Progress | None,
+        on_progress: TransferProgress | None,
         policy: DownloadPolicy | None,
         before_publish: Callable[[Path], None] | None,
     ) -> Steps[Path]:

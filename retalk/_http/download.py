@@ -18,7 +18,7 @@ import httpx
 from preflight import lock_exclusive, remove_orphan_parts
 
 from .._exceptions import DownloadError, ResultExpired
-from .policies import DownloadPolicy, Progress
+from .policies import DownloadPolicy, TransferProgress
 from .replies import shown
 
 log = logging.getLogger("retalk")
@@ -97,7 +97,7 @@ class Received:
     """The result's bytes so far, written to its open temporary file as they arrive (a
     dropped connection loses nothing), metered and reported."""
 
-    def __init__(self, out: IO[bytes], meter: Meter, on_progress: Progress | None) -> None:
+    def __init__(self, out: IO[bytes], meter: Meter, on_progress: TransferProgress | None) -> None:
         self.out, self.meter, self.on_progress = out, meter, on_progress
         self.have = 0
         self.total: int | None = None

@@ -18,8 +18,8 @@ MODEL = "videoretalk"
 SUBMIT_PATH = "/services/aigc/image2video/video-synthesis/"
 #: A service clock further off ours than this (by its Date header) is not believed.
 MAX_CLOCK_OFFSET_S = 86400.0
-#: Progress callback: (bytes done, bytes in all or None when unknown).
-Progress = Callable[[int, int | None], None]
+#: TransferProgress callback: (bytes done, bytes in all or None when unknown).
+TransferProgress = Callable[[int, int | None], None]
 #: API answers are a few KB (a page of 50 tasks about 25 KB): one past this is not an answer.
 MAX_ANSWER_BYTES = 1 << 20
 #: The storage host answers an upload with nothing, or an error of a few hundred bytes.

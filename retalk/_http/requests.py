@@ -12,7 +12,7 @@ from typing import IO, Any
 from urllib.parse import quote
 
 from .._models import UploadPolicy
-from .policies import MODEL, Progress
+from .policies import MODEL, TransferProgress
 from .replies import check_task_id
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -84,7 +84,7 @@ class ProgressReader:
     """A file that reports how much of it has been read (for upload progress). Read in
     chunks as it is sent: never the whole file in memory."""
 
-    def __init__(self, handle: IO[bytes], total: int, progress: Progress | None) -> None:
+    def __init__(self, handle: IO[bytes], total: int, progress: TransferProgress | None) -> None:
         self._handle, self._total, self._progress, self._done = handle, total, progress, 0
 
     # httpx sizes the multipart body from these (a Content-Length, not chunked encoding,

@@ -16,7 +16,7 @@ import httpx
 from .._models import Task
 from .._quotas import RateLimiter
 from .core import BaseClient
-from .policies import MAX_ANSWER_BYTES, DownloadPolicy, PollPolicy, Progress, RetryPolicy
+from .policies import MAX_ANSWER_BYTES, DownloadPolicy, PollPolicy, RetryPolicy, TransferProgress
 from .steps import Close, Drain, Open, Pause, Step, Steps, T
 
 
@@ -159,7 +159,7 @@ class Client(BaseClient):
         return self._run(self._wait(task_id, timeout, on_status))
 
     # ------------------------------------------------------------------ files
-    def upload(self, path: str | os.PathLike[str], on_progress: Progress | None = None) -> str:
+    def upload(self, path: str | os.PathLike[str], on_progress: TransferProgress | None = None) -> str:
         """Put a local file in the temporary storage (48 h) and return its ``oss://`` URL.
         URLs (``http(s)://``, ``oss://``) are returned as they are."""
         return self._run(self._upload(path, on_progress))
@@ -168,7 +168,7 @@ class Client(BaseClient):
         self,
         url: str,
         path: str | os.PathLike[str],
-        on_progress: Progress | None = None,
+        on_progress: TransferProgress | None = None,
         *,
         policy: DownloadPolicy | None = None,
         before_publish: Callable[[Path], None] | None = None,

@@ -22,9 +22,9 @@ from .._quotas import RateLimiter
 from .batch_file import BatchJob, sources_of
 from .job import Events
 from .output_path import file_keys
-from .parts import paid_parts
 from .pipeline import prepare_and_retalk
 from .result import PipelineResult
+from .split_tasks import paid_parts
 
 #: Stages of the pipeline that come before anything is paid for: an interrupted batch
 #: stops a job at the start of any of them (or as the fix reports progress).

@@ -27,7 +27,7 @@ from .._exceptions import (
     TaskUnknown,
     TransportError,
 )
-from .._http import Client, Progress, check_task_id, write_problem
+from .._http import Client, TransferProgress, check_task_id, write_problem
 from .._journal import (
     UNFINISHED,
     DuplicateJob,
@@ -59,7 +59,7 @@ class Events:
     on_stage: Callable[[Job, str], None] | None = None
     on_upload: Callable[[str, int, int | None], None] | None = None
     on_status: Callable[[Task, float], None] | None = None
-    on_download: Progress | None = None
+    on_download: TransferProgress | None = None
 
 
 def run_job(

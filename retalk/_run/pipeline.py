@@ -36,9 +36,9 @@ from .._journal import DuplicateJob, DuplicateSplit, Journal, sha256_of
 from .gates import Gates, findings_to_send, gated_text
 from .job import Events, run_job
 from .output_path import check_output, refuse_overwriting, refuse_replacing
-from .parts import intact, split_fingerprint
 from .pipeline_parts import send_split, split_and_send
 from .result import PipelineResult, Stages, duration_of, verify
+from .split_tasks import intact, split_fingerprint
 
 #: Whole-file limits a job sent in parts may exceed: each part is checked on its own.
 SPLIT_IGNORES = ("InvalidFile.Duration", "InvalidFile.Size")

@@ -19,8 +19,8 @@ from preflight._fix.parts import SplitError, SplitPlan, write_parts
 from .._http import Client
 from .._journal import Journal
 from .job import Events
-from .parts import join_split, parts_folder, record_split, send_parts, stop_split, voice_track_ahead
 from .result import PipelineResult, Stages, verify
+from .split_tasks import join_split, parts_folder, record_split, send_parts, stop_split, voice_track_ahead
 
 
 def split_and_send(

@@ -19,7 +19,7 @@ from preflight import CheckReport, Finding, FixReport, limits, local_file
 from preflight._fix.parts import JoinReport, SplitPlan
 
 from .._journal import Job
-from .parts import PartOutcome
+from .split_tasks import PartOutcome
 
 #: The result may differ from the expected length by this much (a frame or two, AAC padding).
 DURATION_TOLERANCE_S = 0.25

@@ -22,7 +22,7 @@ import pytest
 from retalk import Client, PollPolicy, RetalkError
 from retalk._journal import UPLOAD_TTL_S, DamagedRow, DuplicateJob, Journal, JournalError
 from retalk._run.job import continue_job, run_job
-from retalk._run.parts import finish_splits
+from retalk._run.split_tasks import finish_splits
 from retalk.emulator import Emulator, Faults
 from tests.conftest import ROOT, SAMPLE
 

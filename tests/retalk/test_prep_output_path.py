@@ -25,7 +25,7 @@ from preflight._fix.parts import plan_split, write_parts
 from retalk._cli.main import main as retalk_main
 from retalk._cli.prep import main as prep_main
 from retalk._journal import Journal
-from retalk._run.parts import parts_folder, record_split
+from retalk._run.split_tasks import parts_folder, record_split
 from retalk.emulator import Emulator
 from tests.conftest import SAMPLE, make_fixtures
 

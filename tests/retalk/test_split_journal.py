@@ -15,7 +15,7 @@ from retalk import Client, PollPolicy, Task
 from retalk._cli.main import EXIT_REFUSED, _status_for
 from retalk._journal import Journal
 from retalk._run.job import Events
-from retalk._run.parts import PartFailed, finish_splits, parts_folder, record_split, send_parts
+from retalk._run.split_tasks import PartFailed, finish_splits, parts_folder, record_split, send_parts
 from retalk.emulator import Emulator, Faults
 from tests.conftest import make_fixtures
 
