@@ -100,13 +100,21 @@ def reader_gone() -> int:
     return EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parsed(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace | int:
+    """The arguments, or the exit status when argparse ended the run: --help (0), a usage
+    mistake (2). Output that cannot be shown is escaped from here on."""
     escape_unprintable_output()
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        return parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parsed(parser, argv)
+    if isinstance(args, int):
+        return args
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE

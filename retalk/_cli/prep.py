@@ -41,7 +41,7 @@ from .main import (
     EXIT_REFUSED,
     EXIT_USAGE,
     _status_for,
-    escape_unprintable_output,
+    parsed,
     reader_gone,
 )
 from .options import EXTEND_HELP, download_options
@@ -237,12 +237,9 @@ def _summary_text(result: PipelineResult, console: Console, checked_said: bool =
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    escape_unprintable_output()
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0) if isinstance(exc.code, int) else EXIT_USAGE
+    args = parsed(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     secret = os.environ.get("DASHSCOPE_API_KEY")
     # The one fatal-error path, for a single job and a batch alike.
     try:
