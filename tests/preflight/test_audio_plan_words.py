@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 from fixtures.make_fixtures import voice_like
-from preflight._fix.audio import AudioPlan, _target_length, plan_audio
+from preflight._fix.audio import AudioPlan, plan_audio
+from preflight._fix.audio.plan import _target_length
 from preflight._fix.model import Action, FixOptions
 from preflight._models import (
     AudioStreamInfo,
