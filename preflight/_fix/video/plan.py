@@ -481,8 +481,8 @@ def _copied_plan(decided: _Decided, report: FileReport, info: MediaInfo, codes: 
     actions = list(decided.steps.actions)
     shown = decided.span.shown
     if info.container not in limits.VIDEO_CONTAINERS:
-        why = ("InvalidFile.Format",)
-        actions.insert(0, Action("remux", f"{info.container} -> MP4, streams copied (no re-encode)", why))
+        detail = f"{info.container} -> MP4, streams copied (no re-encode)"
+        actions.insert(0, Action("remux", detail, ("InvalidFile.Format",)))
         return _remux_plan(decided, actions, info)
     if decided.header_remux and not decided.size.remux and info.header_duration is not None:
         detail = (
