@@ -168,15 +168,38 @@ def plan_image(
     if info.mode not in ("RGB", "RGBA") and "Image.ColorMode" in present:
         actions.append(Action("to-rgb", f"{info.mode} -> {'RGBA' if alpha else 'RGB'}", ("Image.ColorMode",)))
 
+    crop, cropped = _crop(scan, len(persons) if several else 0, present, width, height)
+    actions += cropped
+    cw, ch = (crop[2] - crop[0], crop[3] - crop[1]) if crop else (width, height)
+    size = fit_within(cw, ch, limits.IMAGE_MAX_SIDE)
+    if size != (cw, ch):
+        actions.append(
+            Action(
+                "downscale",
+                f"{cw}x{ch} -> {size[0]}x{size[1]} (Lanczos)",
+                _because(present, "InvalidFile.ImageSize"),
+            )
+        )
+    out_ext = ext if _EXT_FORMAT.get(ext.lower()) == fmt else _EXTENSION[fmt]
+    actions += _format_steps(info, fmt, alpha, (ext, out_ext), present)
+    return ImagePlan(tuple(actions), out_ext, format=fmt, crop=crop, size=size, alpha=alpha)
+
+
+def _crop(
+    scan: ImageFaceScan | None, people_count: int, present: set[str], width: int, height: int
+) -> tuple[Crop | None, list[Action]]:
+    """The region kept: around the largest face when ``people_count`` people show (0: not
+    asked), else a crop to an aspect the service takes when the picture is too long."""
+    actions: list[Action] = []
     crop: Crop | None = None
-    if several and scan is not None:
+    if people_count and scan is not None:
         target, others = scan.faces[0], scan.faces[1:]
         crop = face_crop(target.box, [o.box for o in others], width, height)
         left, top, right, bottom = crop
         actions.append(
             Action(
                 "crop-face",
-                f"{len(persons)} people: kept the largest face, "
+                f"{people_count} people: kept the largest face, "
                 f"{width}x{height} -> {right - left}x{bottom - top} at ({left}, {top})",
                 _because(present, "InvalidFile.Content", "InvalidFile.ImageSize"),
             )
@@ -195,18 +218,16 @@ def plan_image(
                 _because(present, "InvalidFile.ImageSize"),
             )
         )
-    cw, ch = (crop[2] - crop[0], crop[3] - crop[1]) if crop else (width, height)
-    size = fit_within(cw, ch, limits.IMAGE_MAX_SIDE)
-    if size != (cw, ch):
-        actions.append(
-            Action(
-                "downscale",
-                f"{cw}x{ch} -> {size[0]}x{size[1]} (Lanczos)",
-                _because(present, "InvalidFile.ImageSize"),
-            )
-        )
+    return crop, actions
 
-    out_ext = ext if _EXT_FORMAT.get(ext.lower()) == fmt else _EXTENSION[fmt]
+
+def _format_steps(
+    info: ImageInfo, fmt: str, alpha: bool, extensions: tuple[str, str], present: set[str]
+) -> list[Action]:
+    """The format written (``fmt``) and its extension (``extensions``: the input's, the
+    output's), and the re-encode of a file too large to send."""
+    ext, out_ext = extensions
+    actions: list[Action] = []
     if fmt != info.format:
         why = ""
         if alpha:
@@ -241,7 +262,7 @@ def plan_image(
                 ("InvalidFile.Size",),
             )
         )
-    return ImagePlan(tuple(actions), out_ext, format=fmt, crop=crop, size=size, alpha=alpha)
+    return actions
 
 
 def _too_many_pixels(width: int, height: int) -> str:
