@@ -34,7 +34,7 @@ from .._probe.faces.scan import ImageFaceScan, VideoFaceScan
 from .._probe.frames import _upright
 from .._rules.faces import people
 from .._rules.thresholds import FaceThresholds
-from .model import Action, FixOptions
+from .model import Action, FixOptions, finding_codes
 
 #: JPEG quality of a re-encode: visually lossless for photos. When the file is too large
 #: the quality steps down this far, then the picture is downscaled instead (a smaller
@@ -88,10 +88,6 @@ class ImagePlan:
     alpha: bool = False
 
 
-def _codes(report: FileReport) -> set[str]:
-    return {f.code for f in report.findings}
-
-
 def _because(present: set[str], *codes: str) -> tuple[str, ...]:
     return tuple(c for c in codes if c in present)
 
@@ -118,7 +114,7 @@ def plan_image(
     if too_many_pixels(info.stored_width, info.stored_height):
         # Refused before a single pixel is decoded (the check decodes none of it either).
         return _unfixable(report.path, _too_many_pixels(info.stored_width, info.stored_height))
-    present = _codes(report)
+    present = finding_codes(report)
     if "InvalidFile.Openerror" in present:
         finding = next(f for f in report.findings if f.code == "InvalidFile.Openerror")
         return _unfixable(report.path, finding.message)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .. import limits
-from .._models import CheckReport, Finding, JobReport, Role
+from .._models import CheckReport, FileReport, Finding, JobReport, Role
 from .._rules.thresholds import AudioThresholds
 
 #: How to make voice and video the same length (see ``FixOptions.align``).
@@ -48,6 +48,11 @@ LOUDNESS_MARGIN_LU = 1.0
 
 #: The action of a file that already passes.
 COPY = Action("copy", "already accepted: copied unchanged")
+
+
+def finding_codes(report: FileReport) -> set[str]:
+    """The codes of what the check found in a file: what every planner decides from."""
+    return {f.code for f in report.findings}
 
 
 @dataclass(frozen=True)

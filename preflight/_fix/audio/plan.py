@@ -31,7 +31,7 @@ from ..._models import FileReport, MediaInfo
 from ..._probe.voice import AudioAnalysis
 from ..._rules.thresholds import AudioThresholds
 from ..._rules.voice import DEAD_CHANNEL_DB
-from ..model import Action, FixOptions
+from ..model import Action, FixOptions, finding_codes
 from .samples import WAV_CODEC, decode
 
 #: The highest rate we write; above it nothing audible to a voice is kept, only bytes.
@@ -109,7 +109,7 @@ def plan_audio(
         return AudioPlan((), own_ext, unfixable=f"the file cannot be opened: {reason}")
     if not info.audio:
         return AudioPlan((), own_ext, unfixable="the file has no audio stream")
-    codes = {f.code for f in report.findings}
+    codes = finding_codes(report)
     if "InvalidFile.Openerror" in codes:
         opened = next(f for f in report.findings if f.code == "InvalidFile.Openerror")
         return AudioPlan((), own_ext, unfixable=opened.message)

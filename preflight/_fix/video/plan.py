@@ -25,7 +25,7 @@ from ..._probe.faces.scan import VideoFaceScan
 from ..._rules.container import audio_apart
 from ..._rules.thresholds import FaceThresholds
 from ..media import PIXEL_FORMAT
-from ..model import Action, FixOptions
+from ..model import Action, FixOptions, finding_codes
 from .geometry import crop_or_pad, fitted_size, reframe_crop, rotate_filters
 
 #: Audio codecs MP4 carries that every player (and the service) reads: copied as they are.
@@ -146,10 +146,6 @@ class _Decided:
     audio_index: int | None
 
 
-def _codes(report: FileReport) -> set[str]:
-    return {f.code for f in report.findings}
-
-
 def target_fps(fps: float) -> Fraction:
     """A rate in 15-60 fps for a clip at ``fps``: an even multiple (every frame shown the
     same number of times, no judder) or an even divisor (every n-th frame) when one falls
@@ -197,7 +193,7 @@ def plan_video(
     if isinstance(info, str):
         return VideoPlan((), "", unfixable=info)
     stream = info.video[0]
-    codes = _codes(report)
+    codes = finding_codes(report)
     steps = _codec_steps(stream)
     # Sizes below are as displayed (rotation applied); a re-encode turns the pixels first.
     geometry, (width, height) = _geometry_steps(report, options, thresholds, codes, stream)
