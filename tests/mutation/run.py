@@ -146,6 +146,7 @@ TARGETS = (
             "_pixel_format_steps",
             "_span",
             "_rotation_steps",
+            "_even_sides_steps",
             "_audio_steps",
             "_size_steps",
             "_encode_plan",

@@ -32,7 +32,7 @@ from ..._probe.voice import AudioAnalysis
 from ..._rules.thresholds import AudioThresholds
 from ..._rules.voice import DEAD_CHANNEL_DB
 from ..model import Action, FixOptions, finding_codes
-from .samples import WAV_CODEC, decode
+from .samples import WAV_CODEC, decode_planes
 
 #: The highest rate we write; above it nothing audible to a voice is kept, only bytes.
 #: (``AudioThresholds.min_sample_rate`` goes no higher, so a resampled voice passes.)
@@ -300,7 +300,7 @@ def _channel_plan(
 def _stereo_correlation(path: str, index: int) -> float | None:
     """Correlation of the two channels over (at most) the first ``CORRELATION_S``."""
     try:
-        planes = decode(path, index, None, CORRELATION_S, None, None)[0]
+        planes = decode_planes(path, index, None, CORRELATION_S, None, None)[0]
     except (av.FFmpegError, ValueError):
         return None
     if planes.shape[0] != 2 or planes.shape[1] == 0:

@@ -32,7 +32,7 @@ FADE_S = 0.01
 WAV_CODEC = "pcm_s16le"
 
 
-def decode(
+def decode_planes(
     path: str,
     index: int,
     rate: int | None,

@@ -20,7 +20,7 @@ from ..model import Progress
 from .loudness import normalise_loudness
 from .noise import denoise
 from .plan import AudioPlan
-from .samples import decode, fit_length, write_wav
+from .samples import decode_planes, fit_length, write_wav
 
 #: A mix-down that would clip is scaled to peak here instead (-1 dBFS).
 MIX_PEAK = 10 ** (-1 / 20)
@@ -67,7 +67,7 @@ def _encode(plan: AudioPlan, source: str, target: Path, on_progress: Progress | 
     # Enough for the output, never much more than the service takes.
     longest = plan.length_s or plan.max_length_s
     bound = longest + DECODE_MARGIN_S if longest is not None else float("inf")
-    planes, _ = decode(
+    planes, _ = decode_planes(
         source, plan.stream_index, rate, bound, plan.source_duration, on_progress, plan.channels
     )
     if isinstance(plan.channels, int):

@@ -102,6 +102,11 @@ class _Steps:
             self.actions + other.actions, self.filters + other.filters, self.reencode + other.reencode
         )
 
+    def turned_first(self, turn: _Steps) -> _Steps:
+        """These steps, then ``turn``'s, whose filters go first: the pixels are turned
+        upright before any crop or scale (sizes are as displayed)."""
+        return _Steps(self.actions + turn.actions, turn.filters + self.filters, self.reencode + turn.reencode)
+
 
 @dataclass(frozen=True)
 class _Span:
@@ -200,16 +205,9 @@ def plan_video(
     fps, rate = _rate_steps(stream, codes)
     span = _span(info, stream, codes, options, duration)
     steps += geometry + rate + _pixel_format_steps(stream, codes) + span.steps
-    turn = _rotation_steps(stream, codes, bool(steps.reencode))
-    steps = _Steps(steps.actions + turn.actions, turn.filters + steps.filters, steps.reencode + turn.reencode)
-    if steps.reencode and (width % 2 or height % 2):
-        # x264 wants even sides: an odd picture that is re-encoded anyway loses a pixel row.
-        even = (width - width % 2, height - height % 2)
-        steps += _Steps(
-            (Action("crop", f"{width}x{height} -> {even[0]}x{even[1]} (x264 needs even sides)"),),
-            (("crop", f"{even[0]}:{even[1]}:0:0"),),
-        )
-        width, height = even
+    steps = steps.turned_first(_rotation_steps(stream, codes, bool(steps.reencode)))
+    even, (width, height) = _even_sides_steps(width, height, bool(steps.reencode))
+    steps += even
     header_remux = "Video.HeaderLength" in codes and info.header_duration is not None
     writes_mp4 = (
         bool(steps.reencode)
@@ -369,6 +367,16 @@ def _rotation_steps(stream: VideoStreamInfo, codes: set[str], reencoded: bool) -
         ("Video.Rotated",) if "Video.Rotated" in codes else (),
     )
     return _Steps((action,), rotate_filters(stream.rotation), ("rotate",))
+
+
+def _even_sides_steps(width: int, height: int, reencoded: bool) -> tuple[_Steps, tuple[int, int]]:
+    """x264 wants even sides: an odd picture that is re-encoded anyway loses a pixel row
+    (or column); and the size that comes out."""
+    if not reencoded or not (width % 2 or height % 2):
+        return _Steps(), (width, height)
+    even = (width - width % 2, height - height % 2)
+    action = Action("crop", f"{width}x{height} -> {even[0]}x{even[1]} (x264 needs even sides)")
+    return _Steps((action,), (("crop", f"{even[0]}:{even[1]}:0:0"),)), even
 
 
 def _audio_steps(
