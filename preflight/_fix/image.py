@@ -93,6 +93,8 @@ def _because(present: set[str], *codes: str) -> tuple[str, ...]:
 
 
 def _mb(size: int) -> str:
+    # The same words as _rules/container.py's _mb: both give way to the shared text
+    # helpers (issue 18) once they exist.
     return f"{size / limits.MIB:.1f} MB"
 
 

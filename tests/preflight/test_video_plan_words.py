@@ -934,7 +934,8 @@ def test_a_banner_of_an_odd_height_is_cropped_to_a_size_the_service_takes() -> N
 
 
 def close_up(*samples: FaceSample, width: int = 1920, height: int = 1080, **thresholds: Any) -> Any:
-    return reframe_crop(width, height, scan(*samples, width=width, height=height), FaceThresholds(**thresholds))
+    faces = scan(*samples, width=width, height=height)
+    return reframe_crop(width, height, faces, FaceThresholds(**thresholds))
 
 
 def test_a_close_up_is_sized_by_the_largest_face_seen_and_keeps_the_aspect() -> None:
