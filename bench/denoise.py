@@ -25,7 +25,7 @@ shown), then scored against the clean speech:
 Candidates: FFmpeg's afftdn (defaults, and with its noise floor set to the measured one)
 and anlmdn through PyAV; noisereduce (spectral gating; stationary with the quietest frames
 as the noise clip, and non-stationary) and RNNoise (the ``pyrnnoise`` wheel's library,
-through ctypes, at 48 kHz) when installed; and ``preflight._fix.audio.denoise`` (a NumPy
+through ctypes, at 48 kHz) when installed; and ``preflight._fix.audio.noise.denoise`` (a NumPy
 Wiener filter, no dependency), with its gain floor at the chosen -30 dB and at -20/-40 dB.
 Missing optional packages are skipped with a note.
 """
@@ -56,7 +56,8 @@ sys.path.insert(0, str(ROOT / "fixtures"))
 import make_fixtures  # noqa: E402
 
 from preflight import AudioThresholds  # noqa: E402
-from preflight._fix.audio import DENOISE_FLOOR_DB, _write_wav, denoise, noise_floor_db  # noqa: E402
+from preflight._fix.audio.noise import DENOISE_FLOOR_DB, denoise  # noqa: E402
+from preflight._fix.audio.samples import noise_floor_db, write_wav  # noqa: E402
 from preflight._probe.voice import analyse_audio  # noqa: E402
 
 RATE = 16000
@@ -239,7 +240,7 @@ def frames_of(x: np.ndarray) -> np.ndarray:
 
 def check_snr(x: np.ndarray, folder: Path) -> float:
     path = folder / "scored.wav"
-    _write_wav(x[None], RATE, path)
+    write_wav(x[None], RATE, path)
     analysis = analyse_audio(path)
     return analysis.snr_db if analysis is not None and analysis.snr_db is not None else float("nan")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,14 +33,12 @@ from .._rules.thresholds import Thresholds
 from .._rules.voice import clipping_left
 from .audio import AudioPlan, plan_audio, write_audio
 from .image import ImagePlan, make_reference, plan_image, write_image
-from .model import COPY, Action, FixedFile, FixOptions, FixReport
+from .model import COPY, Action, FixedFile, FixOptions, FixProgress, FixReport, Progress
 from .video import VideoPlan, plan_video, write_video
 
 Plan = VideoPlan | AudioPlan | ImagePlan
 _DEFAULT_FIX = FixOptions()
 _DEFAULT_CHECK = CheckOptions()
-#: Called with (file number, file count, path, fraction of that file done).
-FixProgress = Callable[[int, int, str, float], None]
 
 
 @dataclass(frozen=True)
@@ -109,7 +107,7 @@ def _plan(report: FileReport, options: FixOptions, lengths: _Lengths, thresholds
     return plan_image(report, options, thresholds=thresholds.face)
 
 
-def _write(plan: Plan, source: str, target: Path, progress: Callable[[float], None]) -> None:
+def _write(plan: Plan, source: str, target: Path, progress: Progress) -> None:
     if not plan.actions:
         shutil.copyfile(source, target)
     elif isinstance(plan, VideoPlan):
@@ -275,7 +273,7 @@ def _fix_one(
     target: str | None,
     check_options: CheckOptions,
     ledger: OutputLedger,
-    progress: Callable[[float], None],
+    progress: Progress,
     engine: FaceEngine,
 ) -> tuple[FixedFile, FileReport | None]:
     """Write ``plan``'s output to ``target`` (None on a dry run) and check it again."""

@@ -1,8 +1,8 @@
 """What the fixer plans and what it did: actions, options, per-file results.
 
-A plan is a list of ``Action``s, each answering one or more findings; the executors
-(``_fix_video``, ``_fix_audio``, ``_fix_image``) carry plans out, and ``_fix`` ties them
-to files: check, plan, write to a temporary name, rename, check the output again.
+A plan is a list of ``Action``s, each answering one or more findings; the writers
+(``video``, ``audio``, ``image``) carry plans out, and ``job`` ties them to files:
+check, plan, write to a temporary name, rename, check the output again.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .. import limits
-from .._models import CheckReport, Finding, JobReport, Role
+from .._models import CheckReport, FileReport, Finding, JobReport, Role
 from .._rules.thresholds import AudioThresholds
 
 #: How to make voice and video the same length (see ``FixOptions.align``).
@@ -20,6 +20,12 @@ Align = Literal["service", "trim", "extend", "pad"]
 ALIGN_CHOICES: tuple[Align, ...] = ("service", "trim", "extend", "pad")
 #: x264's speed presets (``FixOptions.preset``).
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+#: How far one writer is, 0.0 to 1.0 (every writer, cut and join reports this way).
+Progress = Callable[[float], None]
+#: How far a whole fix is: called with (file number, file count, path, fraction of that
+#: file done).
+FixProgress = Callable[[int, int, str, float], None]
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,11 @@ LOUDNESS_MARGIN_LU = 1.0
 
 #: The action of a file that already passes.
 COPY = Action("copy", "already accepted: copied unchanged")
+
+
+def finding_codes(report: FileReport) -> set[str]:
+    """The codes of what the check found in a file: what every planner decides from."""
+    return {f.code for f in report.findings}
 
 
 @dataclass(frozen=True)

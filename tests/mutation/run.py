@@ -135,11 +135,20 @@ TARGETS = (
         # The plans from checks given as facts: the real fixes (CI runs them) encode images
         # and run mediapipe, 20 s a mutant here.
         ("tests/preflight/test_image_plan_words.py", "tests/preflight/test_image_plan_geometry.py"),
-        ("plan_image", "_output_format", "fit_within", "aspect_crop", "face_crop", "_window"),
+        (
+            "plan_image",
+            "_crop",
+            "_format_steps",
+            "_output_format",
+            "fit_within",
+            "aspect_crop",
+            "face_crop",
+            "_window",
+        ),
     ),
     Target(
         "fix_audio",
-        "preflight/_fix/audio.py",
+        "preflight/_fix/audio/plan.py",
         # The plans from checks given as facts: the real fixes (CI runs them) encode the
         # voice, tens of seconds a mutant here.
         ("tests/preflight/test_audio_plan_words.py",),
@@ -154,19 +163,35 @@ TARGETS = (
     ),
     Target(
         "fix_video",
-        "preflight/_fix/video.py",
+        "preflight/_fix/video/plan.py",
         # The plans from checks given as facts: the real fixes (CI runs them) encode media,
         # tens of seconds a mutant here.
         ("tests/preflight/test_video_plan_words.py",),
         (
             "plan_video",
-            "fitted_size",
+            "_readable",
+            "_codec_steps",
+            "_geometry_steps",
+            "_rate_steps",
+            "_pixel_format_steps",
+            "_span",
+            "_rotation_steps",
+            "_even_sides_steps",
+            "_audio_steps",
+            "_size_steps",
+            "_encode_plan",
+            "_copied_plan",
+            "_remux_plan",
             "target_fps",
             "_clamped_fps",
-            "_crop_or_pad",
-            "_reframe",
-            "reframe_share",
         ),
+    ),
+    Target(
+        "fix_video_geometry",
+        "preflight/_fix/video/geometry.py",
+        # The sizes, crops and close-ups the video planner picks from, by the same tests.
+        ("tests/preflight/test_video_plan_words.py",),
+        ("fitted_size", "crop_or_pad", "reframe_crop", "reframe_share"),
     ),
     Target(
         "journal",

@@ -32,7 +32,8 @@ from preflight import (
     ImageInfo,
     MediaInfo,
 )
-from preflight._fix.audio import AudioPlan, _target_length, plan_audio
+from preflight._fix.audio import AudioPlan, plan_audio
+from preflight._fix.audio.plan import _target_length
 from preflight._probe.voice import AudioAnalysis
 from preflight.codes import CODES
 from tests.preflight.clean_clip import PICTURE as CLEAN_PICTURE

@@ -37,16 +37,9 @@ from preflight import (
     Pose,
     VideoFaceScan,
 )
-from preflight._fix.video import (
-    VideoPlan,
-    _clamped_fps,
-    _crop_or_pad,
-    _reframe,
-    fitted_size,
-    plan_video,
-    reframe_share,
-    target_fps,
-)
+from preflight._fix.video import VideoPlan, fitted_size, plan_video, reframe_share, target_fps
+from preflight._fix.video.geometry import crop_or_pad, reframe_crop
+from preflight._fix.video.plan import _clamped_fps
 from preflight.codes import CODES
 from tests.preflight.clean_clip import CLIP, MIB, MP4, PICTURE, SOUND
 
@@ -621,21 +614,21 @@ def test_a_banner_with_no_face_known_gets_black_bars_to_3_2_then_scaled() -> Non
 
 
 def test_a_tall_strip_with_no_face_known_gets_bars_at_its_sides() -> None:
-    step, action, width, height = _crop_or_pad(600, 2100, None)
+    step, action, width, height = crop_or_pad(600, 2100, None)
     assert step == ("pad", "658:2100:28:0:black")
     assert action == Action(
         "pad", "600x2100 -> 658x2100 (black bars; no face known to crop around)", ("InvalidFile.Resolution",)
     )
     assert (width, height) == (658, 2100)
     # A scan in which the target face is never seen is no face known.
-    assert _crop_or_pad(600, 2100, scan(at(0.0), width=600, height=2100))[0] == ("pad", "658:2100:28:0:black")
+    assert crop_or_pad(600, 2100, scan(at(0.0), width=600, height=2100))[0] == ("pad", "658:2100:28:0:black")
 
 
 def test_a_strip_padded_is_centred_on_even_pixels() -> None:
     # 2000 / 3.2 = 625 rows: 626 even, the picture 26 rows lower, 13 above: 12 (even).
-    assert _crop_or_pad(2000, 601, None)[0] == ("pad", "2000:626:0:12:black")
-    assert _crop_or_pad(601, 2000, None)[0] == ("pad", "626:2000:12:0:black")
-    assert _crop_or_pad(3201, 1000, None)[0] == ("pad", "3201:1002:0:0:black")
+    assert crop_or_pad(2000, 601, None)[0] == ("pad", "2000:626:0:12:black")
+    assert crop_or_pad(601, 2000, None)[0] == ("pad", "626:2000:12:0:black")
+    assert crop_or_pad(3201, 1000, None)[0] == ("pad", "3201:1002:0:0:black")
 
 
 def test_a_banner_is_cropped_to_3_2_around_the_face() -> None:
@@ -666,7 +659,7 @@ def test_the_crop_follows_the_target_face_averaged_over_the_samples(
     samples = [at(float(t), face(bx, 0.3, bw, 0.2)) for t, (bx, bw) in enumerate(boxes)]
     # A sample where someone else is the target, and one without the target, do not count.
     samples.append(at(9.0, face(0.0, 0.0, 0.05, 0.05), target=None))
-    step, action, width, height = _crop_or_pad(2100, 600, scan(*samples, width=2100, height=600))
+    step, action, width, height = crop_or_pad(2100, 600, scan(*samples, width=2100, height=600))
     assert step == ("crop", f"1920:600:{x}:0")
     assert action == Action("crop", "2100x600 -> 1920x600 around the face", ("InvalidFile.Resolution",))
     assert (width, height) == (1920, 600)
@@ -675,7 +668,7 @@ def test_the_crop_follows_the_target_face_averaged_over_the_samples(
 @pytest.mark.parametrize(("y0", "y"), [(0.0, 0), (0.45, 90), (0.9, 180), (0.4509, 90)])
 def test_a_tall_strip_is_cropped_around_the_face_too(y0: float, y: int) -> None:
     faces = scan(at(0.0, face(0.3, y0, 0.2, 0.1)), width=600, height=2100)
-    step, action, width, height = _crop_or_pad(600, 2100, faces)
+    step, action, width, height = crop_or_pad(600, 2100, faces)
     assert step == ("crop", f"600:1920:0:{y}")
     assert action.detail == "600x2100 -> 600x1920 around the face"
     assert (width, height) == (600, 1920)
@@ -949,7 +942,8 @@ def test_a_banner_of_an_odd_height_is_cropped_to_a_size_the_service_takes() -> N
 
 
 def close_up(*samples: FaceSample, width: int = 1920, height: int = 1080, **thresholds: Any) -> Any:
-    return _reframe(width, height, scan(*samples, width=width, height=height), FaceThresholds(**thresholds))
+    faces = scan(*samples, width=width, height=height)
+    return reframe_crop(width, height, faces, FaceThresholds(**thresholds))
 
 
 def test_a_close_up_is_sized_by_the_largest_face_seen_and_keeps_the_aspect() -> None:
@@ -1096,7 +1090,7 @@ def test_a_crop_to_3_2_rounds_its_long_side_down_to_stay_inside_the_aspect(
 
 def test_a_crop_of_a_tall_strip_never_asks_for_more_columns_than_there_are() -> None:
     faces = scan(at(0.0, face(0.45, 0.45, 0.1, 0.1)), width=601, height=2100)
-    step, _, width, _ = _crop_or_pad(601, 2100, faces)
+    step, _, width, _ = crop_or_pad(601, 2100, faces)
     assert step[1].startswith("600:") and width == 600
 
 
