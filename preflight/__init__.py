@@ -19,9 +19,20 @@ from ._check.file import check_audio, check_file, check_image, check_video
 from ._check.options import CheckOptions
 from ._check.paths import check_paths, collect_files
 from ._config import Config, settings_for
-from ._exceptions import FaceEngineError, PreflightError, UsageError
+from ._exceptions import FaceEngineError, PreflightError, SplitError, UsageError
 from ._fix.job import fix_paths
-from ._fix.model import Action, FixedFile, FixOptions, FixReport
+from ._fix.model import ALIGN_CHOICES, Action, FixedFile, FixOptions, FixReport
+from ._fix.parts import (
+    JoinReport,
+    PartFiles,
+    Speech,
+    SplitPlan,
+    cut_times,
+    encode_voice,
+    join_parts,
+    plan_split,
+    write_parts,
+)
 from ._local_file import local_file
 from ._models import (
     AudioStreamInfo,
@@ -40,6 +51,7 @@ from ._probe.faces.engine import Box, Face, FaceEngine, Pose
 from ._probe.faces.loader import LazyEngine, load_engine
 from ._probe.faces.scan import FaceSample, ImageFaceScan, VideoFaceScan, scan_image, scan_video
 from ._probe.sniff import guess_role
+from ._probe.voice import speech_ranges
 from ._render.display import line_start, plain, printable
 from ._render.html import ReportPage, build_report, write_report
 from ._rules.thresholds import AudioThresholds, FaceThresholds, Thresholds
@@ -48,6 +60,7 @@ from .codes import CODES
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALIGN_CHOICES",
     "CODES",
     "Action",
     "AudioStreamInfo",
@@ -69,13 +82,18 @@ __all__ = [
     "ImageFaceScan",
     "ImageInfo",
     "JobReport",
+    "JoinReport",
     "LazyEngine",
     "MediaInfo",
+    "PartFiles",
     "Pose",
     "PreflightError",
     "ReportPage",
     "Role",
     "Severity",
+    "Speech",
+    "SplitError",
+    "SplitPlan",
     "Thresholds",
     "UsageError",
     "VideoFaceScan",
@@ -88,14 +106,18 @@ __all__ = [
     "check_paths",
     "check_video",
     "collect_files",
+    "cut_times",
+    "encode_voice",
     "fix_paths",
     "guess_role",
+    "join_parts",
     "limits",
     "line_start",
     "load_engine",
     "local_file",
     "lock_exclusive",
     "plain",
+    "plan_split",
     "printable",
     "probe",
     "probe_image",
@@ -104,5 +126,7 @@ __all__ = [
     "scan_image",
     "scan_video",
     "settings_for",
+    "speech_ranges",
+    "write_parts",
     "write_report",
 ]

@@ -5,8 +5,9 @@ Bad media never raises: it becomes a finding. Exceptions are for callers' mistak
     PreflightError
     ├── UsageError          a path that does not exist, an unknown code, a bad option
     ├── FaceEngineError     the face engine (mediapipe) cannot be loaded
-    └── FaceAnalysisError   the face engine failed on one picture (the check reports it
-                            as that file's Face.Unchecked finding, never raises it)
+    ├── FaceAnalysisError   the face engine failed on one picture (the check reports it
+    │                       as that file's Face.Unchecked finding, never raises it)
+    └── SplitError          a long job cannot be cut into parts the service takes
 """
 
 from __future__ import annotations
@@ -26,3 +27,8 @@ class FaceEngineError(PreflightError):
 
 class FaceAnalysisError(PreflightError):
     """The face engine failed on one picture; the engine itself still works."""
+
+
+class SplitError(PreflightError):
+    """The job cannot be cut into parts the service takes (no pause where one is needed,
+    a video without a steady frame rate)."""

@@ -66,14 +66,35 @@ def test_mypy_strict_is_clean() -> None:
     _passes([*_tool("mypy"), "--cache-dir", str(ROOT / ".mypy_cache")])
 
 
-def test_the_import_contracts_hold() -> None:
+def _contracts() -> list[dict[str, object]]:
     settings = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    if "importlinter" not in settings.get("tool", {}):
-        pytest.skip("pyproject.toml declares no import contracts yet ([tool.importlinter])")
-    if find_spec("importlinter") is None:
-        pytest.skip("import-linter is not installed: pip install -e '.[dev]'")
+    contracts: list[dict[str, object]] = settings["tool"]["importlinter"]["contracts"]
+    return contracts
+
+
+def test_the_import_contracts_hold() -> None:
+    assert _contracts(), "pyproject.toml declares no import contracts ([tool.importlinter])"
+    _tool("importlinter")  # fails, saying how to install it, when it is missing
     script = Path(sys.executable).parent / "lint-imports"  # this environment's, beside its python
     if script.is_file():
         _passes([str(script)])
     else:  # the console script's own function (import-linter has no `python -m` entry)
         _passes([sys.executable, "-c", "from importlinter.cli import lint_imports_command as c; c()"])
+
+
+def test_retalk_is_kept_from_every_private_module_of_preflight() -> None:
+    # The contract names them one by one (import-linter has no "every _name"): a private
+    # module or folder added to preflight must be added to it, or retalk could reach it.
+    private = {
+        f"preflight.{path.stem if path.suffix == '.py' else path.name}"
+        for path in (ROOT / "preflight").iterdir()
+        if path.name.startswith("_")
+        and not path.name.startswith("__")
+        and (path.suffix == ".py" or (path / "__init__.py").is_file())
+    }
+    (kept_out,) = [
+        contract["forbidden_modules"]
+        for contract in _contracts()
+        if contract["type"] == "forbidden" and contract["source_modules"] == ["retalk"]
+    ]
+    assert private and set(kept_out) == private  # type: ignore[arg-type]

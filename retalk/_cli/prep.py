@@ -19,8 +19,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from preflight import Finding, PreflightError, printable, settings_for
-from preflight._fix.model import ALIGN_CHOICES
+from preflight import ALIGN_CHOICES, Finding, PreflightError, printable, settings_for
 from preflight.codes import unknown_selectors
 
 from .. import __version__

@@ -14,8 +14,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-from preflight import printable
-from preflight._atomic import lock_exclusive
+from preflight import lock_exclusive, printable
 
 from .._exceptions import ConfigError
 from .._http import Client, PollPolicy

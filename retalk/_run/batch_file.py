@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from preflight import CheckOptions, FixOptions, PreflightError, settings_for
-from preflight._fix.model import ALIGN_CHOICES
+from preflight import ALIGN_CHOICES, CheckOptions, FixOptions, PreflightError, settings_for
 from preflight.codes import unknown_selectors
 
 from .._exceptions import ConfigError

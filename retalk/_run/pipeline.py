@@ -23,12 +23,16 @@ from preflight import (
     FixedFile,
     FixOptions,
     FixReport,
+    Speech,
+    SplitError,
+    SplitPlan,
     check_paths,
+    cut_times,
     fix_paths,
     limits,
+    plan_split,
+    speech_ranges,
 )
-from preflight._fix.parts import Speech, SplitError, SplitPlan, cut_times, plan_split
-from preflight._probe.voice import speech_ranges
 
 from .._exceptions import RetalkError
 from .._http import Client

@@ -13,8 +13,7 @@ from typing import Any
 
 import av
 
-from preflight import CheckOptions, FixOptions, check_paths
-from preflight._fix.parts import SplitError, SplitPlan, write_parts
+from preflight import CheckOptions, FixOptions, SplitError, SplitPlan, check_paths, write_parts
 
 from .._http import Client
 from .._journal import Journal

@@ -15,8 +15,7 @@ from typing import Any
 
 import av
 
-from preflight import CheckReport, Finding, FixReport, limits, local_file
-from preflight._fix.parts import JoinReport, SplitPlan
+from preflight import CheckReport, Finding, FixReport, JoinReport, SplitPlan, limits, local_file
 
 from .._journal import Job
 from .split_tasks import PartOutcome

@@ -19,8 +19,7 @@ from typing import Any
 
 import av
 
-from preflight import PreflightError, limits
-from preflight._fix.parts import JoinReport, PartFiles, SplitPlan, encode_voice, join_parts
+from preflight import JoinReport, PartFiles, PreflightError, SplitPlan, encode_voice, join_parts, limits
 
 from .._exceptions import (
     ConfigError,

@@ -9,15 +9,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from ..._exceptions import PreflightError
+from ..._exceptions import SplitError as SplitError
 
 #: A voice's length (s) and its speech stretches, as ``speech_ranges`` gives them.
 Speech = tuple[float, tuple[tuple[float, float], ...]]
-
-
-class SplitError(PreflightError):
-    """The job cannot be cut into parts the service takes (no pause where one is needed,
-    a video without a steady frame rate)."""
 
 
 @dataclass(frozen=True)
