@@ -34,6 +34,7 @@ from .._probe.faces.scan import ImageFaceScan, VideoFaceScan
 from .._probe.frames import _upright
 from .._rules.faces import people
 from .._rules.thresholds import FaceThresholds
+from .._rules.words import mb
 from .model import Action, FixOptions, finding_codes
 
 #: JPEG quality of a re-encode: visually lossless for photos. When the file is too large
@@ -90,12 +91,6 @@ class ImagePlan:
 
 def _because(present: set[str], *codes: str) -> tuple[str, ...]:
     return tuple(c for c in codes if c in present)
-
-
-def _mb(size: int) -> str:
-    # The same words as _rules/container.py's _mb: both give way to the shared text
-    # helpers (issue 18) once they exist.
-    return f"{size / limits.MIB:.1f} MB"
 
 
 def _unfixable(path: str, reason: str) -> ImagePlan:
@@ -256,7 +251,7 @@ def _format_steps(
         actions.append(
             Action(
                 "reencode",
-                f"{_mb(info.size)} -> under {_mb(limits.IMAGE_MAX_BYTES)}: {how}, then smaller if needed",
+                f"{mb(info.size)} -> under {mb(limits.IMAGE_MAX_BYTES)}: {how}, then smaller if needed",
                 ("InvalidFile.Size",),
             )
         )
