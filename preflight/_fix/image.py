@@ -29,9 +29,11 @@ from .._exceptions import UsageError
 from .._local_file import local_file
 from .._models import FileReport, ImageInfo
 from .._probe.container import MAX_DECODE_PIXELS, probe_media, too_many_pixels
+from .._probe.exif import ORIENTATION_MEANING, ORIENTATION_TAG
 from .._probe.faces.engine import Box, RGBImage
 from .._probe.faces.scan import ImageFaceScan, VideoFaceScan
 from .._probe.frames import _upright
+from .._probe.sniff import IMAGE_EXT_FORMAT
 from .._rules.faces import people
 from .._rules.thresholds import FaceThresholds
 from .._rules.words import mb
@@ -59,8 +61,6 @@ _STRIP_ROWS = 256
 
 _DEFAULT_THRESHOLDS = FaceThresholds()
 _EXTENSION = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "WEBP": ".webp"}
-_EXT_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".webp": "WEBP"}
-_EXIF_ORIENTATION = 0x0112
 #: Findings answered by new pixels (the others need at most a new extension).
 _NEEDS_PIXELS = frozenset(
     {"Image.Rotated", "Image.Animated", "Image.ColorMode", "InvalidFile.ImageSize", "InvalidFile.Size"}
@@ -129,7 +129,7 @@ def plan_image(
     # Anything that needs new pixels? If not, the bytes stay (under the right extension).
     repaint = bool(present & _NEEDS_PIXELS) or several or info.format not in limits.IMAGE_FORMATS
     if not repaint:
-        right_ext = ext if _EXT_FORMAT.get(ext.lower()) == info.format else _EXTENSION[str(info.format)]
+        right_ext = ext if IMAGE_EXT_FORMAT.get(ext.lower()) == info.format else _EXTENSION[str(info.format)]
         if right_ext == ext:
             return ImagePlan((), ext)
         because = _because(present, "InvalidFile.Format", "Image.ExtensionMismatch")
@@ -173,7 +173,7 @@ def plan_image(
                 _because(present, "InvalidFile.ImageSize"),
             )
         )
-    out_ext = ext if _EXT_FORMAT.get(ext.lower()) == fmt else _EXTENSION[fmt]
+    out_ext = ext if IMAGE_EXT_FORMAT.get(ext.lower()) == fmt else _EXTENSION[fmt]
     actions += _format_steps(info, fmt, alpha, (ext, out_ext), present)
     return ImagePlan(tuple(actions), out_ext, format=fmt, crop=crop, size=size, alpha=alpha)
 
@@ -407,13 +407,13 @@ def _upright_pixels(source: str, alpha: bool) -> tuple[Image.Image, bytes | None
             image.seek(0)
             exif = image.getexif()
             # exif_transpose copies even an upright picture: turned only when the tag says so.
-            turned = exif.get(_EXIF_ORIENTATION) in range(2, 9)
+            turned = exif.get(ORIENTATION_TAG) in ORIENTATION_MEANING
             upright = ImageOps.exif_transpose(image) if turned else image
             icc = image.info.get("icc_profile") if image.mode in ("RGB", "RGBA") else None
             eight = _eight_bit(upright)
             # Grey stays one byte a pixel until it is cut and scaled (``write_image``).
             picture = eight if eight.mode == "L" and not alpha else eight.convert("RGBA" if alpha else "RGB")
-    exif.pop(_EXIF_ORIENTATION, None)
+    exif.pop(ORIENTATION_TAG, None)
     return picture, (exif.tobytes() if len(exif) else None), icc
 
 

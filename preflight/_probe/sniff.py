@@ -80,6 +80,10 @@ IMAGE_EXTS = frozenset(
 #: Extensions other files use too (TypeScript): video only when the content says so.
 AMBIGUOUS_EXTS = frozenset({".ts", ".mts"})
 
+#: The picture format (as Pillow names it) each image extension promises: the rules flag a
+#: mismatch and the fixer keeps the extension only when it matches.
+IMAGE_EXT_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".webp": "WEBP"}
+
 
 def role_from_extension(path: str | os.PathLike[str]) -> Role | None:
     suffix = Path(path).suffix.lower()

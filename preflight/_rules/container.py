@@ -18,6 +18,7 @@ from typing import Any
 from .. import limits
 from .._models import AudioStreamInfo, Finding, ImageInfo, MediaInfo, VideoStreamInfo
 from .._probe.container import TOO_MANY_PIXELS
+from .._probe.sniff import IMAGE_EXT_FORMAT
 from .duration import duration_findings, header_length_findings
 from .finding import finding
 from .image import animation_findings, colour_mode_findings, image_size_findings, orientation_findings
@@ -65,7 +66,6 @@ _EXPECTED_DEMUXER = {
     ".mp3": "mp3",
     ".aac": "aac",
 }
-_IMAGE_EXT_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP", ".webp": "WEBP"}
 
 
 def _container_name(demuxer: str | None) -> str:
@@ -384,7 +384,7 @@ def image_findings(info: ImageInfo, decode_error: str | None = None) -> list[Fin
         findings += _extension_findings(
             ext,
             limits.IMAGE_EXTENSIONS,
-            _IMAGE_EXT_FORMAT.get(ext) == info.format,
+            IMAGE_EXT_FORMAT.get(ext) == info.format,
             str(info.format),
             "Image.ExtensionMismatch",
             format=info.format,
