@@ -55,10 +55,9 @@ def _length(report: FileReport | None) -> float | None:
     if report is None or not isinstance(report.media, MediaInfo):
         return None
     info = report.media
-    streams = info.video if report.role == "video" else info.audio
-    if streams and streams[0].duration is not None:
-        return streams[0].duration
-    return info.duration
+    length = info.stream_length("video" if report.role == "video" else "audio")
+    # A file without a stream of its role's kind still has the container's length.
+    return length if length is not None else info.duration
 
 
 def _clamp(seconds: float, longest: float | None) -> float:

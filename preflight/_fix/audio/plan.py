@@ -115,7 +115,7 @@ def plan_audio(
         return AudioPlan((), own_ext, unfixable=opened.message)
     stream = info.audio[0]
     rate, channels = stream.sample_rate or 0, stream.channels or 1
-    source_s = stream.duration if stream.duration is not None else info.duration
+    source_s = info.stream_length("audio")
     speech = report.speech
 
     changes: list[Action] = []  # steps on the samples; any of them means decoding

@@ -203,7 +203,7 @@ def plan_video(
     # Sizes below are as displayed (rotation applied); a re-encode turns the pixels first.
     geometry, (width, height) = _geometry_steps(report, options, thresholds, codes, stream)
     fps, rate = _rate_steps(stream, codes)
-    span = _span(info, stream, codes, options, duration)
+    span = _span(info, codes, options, duration)
     steps += geometry + rate + _pixel_format_steps(stream, codes) + span.steps
     steps = steps.turned_first(_rotation_steps(stream, codes, bool(steps.reencode)))
     even, (width, height) = _even_sides_steps(width, height, bool(steps.reencode))
@@ -323,13 +323,11 @@ def _pixel_format_steps(stream: VideoStreamInfo, codes: set[str]) -> _Steps:
     return _Steps((action,), reencode=("Video.PixelFormat",))
 
 
-def _span(
-    info: MediaInfo, stream: VideoStreamInfo, codes: set[str], options: FixOptions, duration: float | None
-) -> _Span:
+def _span(info: MediaInfo, codes: set[str], options: FixOptions, duration: float | None) -> _Span:
     """The job's length (``duration``), else the service's limits: a trim, or a pad that
     holds the last frame (a pad re-encodes)."""
     # The length the rules judge: the stream's, rounded to the millisecond.
-    length = stream.duration if stream.duration is not None else info.duration
+    length = info.stream_length("video")
     shown = round(length, 3) if length is not None else None
     if duration is not None and shown is not None and abs(duration - shown) > 1e-3:
         if duration < shown:
