@@ -11,10 +11,10 @@ from fractions import Fraction
 from typing import Any
 
 import av
-import av.filter
 import numpy as np
 import numpy.typing as npt
 
+from ..._probe.loudness import GATE_LUFS, LoudnessMeter
 from .samples import Planes
 
 #: Limiter: the gain curve reaches its full reduction within this (s) before a peak and
@@ -31,31 +31,26 @@ def measure_loudness(planes: Planes, rate: int) -> tuple[float | None, float | N
     """Integrated loudness (LUFS) and true peak (dBTP) by FFmpeg's ebur128, the meter the
     check uses."""
     layout = "mono" if planes.shape[0] == 1 else "stereo"
-    graph = av.filter.Graph()
-    source = graph.add_abuffer(format="fltp", sample_rate=rate, layout=layout, time_base=Fraction(1, rate))
-    meter = graph.add("ebur128", "metadata=1:peak=true")
-    sink = graph.add("abuffersink")
-    source.link_to(meter)
-    meter.link_to(sink)
-    graph.configure()
-    totals: dict[str, str] = {}
+    meter = LoudnessMeter(
+        format="fltp", sample_rate=rate, layout=layout, time_base=Fraction(1, rate), peak="true"
+    )
     for frame in _frames(planes.astype(np.float32), rate, layout):
-        graph.push(frame)
-        totals = _drain(graph, totals)
-    graph.push(None)
-    totals = _drain(graph, totals)
-
-    def value(key: str) -> float | None:
-        try:
-            return float(totals[key])
-        except (KeyError, ValueError):
-            return None
-
-    loudness, peak = value("lavfi.r128.I"), value("lavfi.r128.true_peak")
+        meter.push(frame)
+    meter.push(None)
+    # Read here, not through the meter's properties: those take an infinite peak (a sample
+    # of inf) for no peak at all, where the limiter must see it as far over the ceiling.
+    loudness, peak = _value(meter.totals, "lavfi.r128.I"), _value(meter.totals, "lavfi.r128.true_peak")
     return (
-        None if loudness is None or loudness <= -70.0 else loudness,
+        None if loudness is None or loudness <= GATE_LUFS else loudness,
         None if peak is None or peak <= 0 else 20 * math.log10(peak),
     )
+
+
+def _value(totals: dict[str, str], key: str) -> float | None:
+    try:
+        return float(totals[key])
+    except (KeyError, ValueError):
+        return None
 
 
 def _frames(planes: npt.NDArray[np.float32], rate: int, layout: str) -> Iterator[Any]:
@@ -65,16 +60,6 @@ def _frames(planes: npt.NDArray[np.float32], rate: int, layout: str) -> Iterator
         )
         frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
         yield frame
-
-
-def _drain(graph: Any, totals: dict[str, str]) -> dict[str, str]:
-    while True:
-        try:
-            frame = graph.pull()
-        except (av.BlockingIOError, av.EOFError):
-            return totals
-        if frame.metadata:
-            totals = dict(frame.metadata)
 
 
 def normalise_loudness(
