@@ -67,12 +67,16 @@ class AtomicFile:
         swept = remove_orphan_parts(target.parent, prefix)
         while True:
             fd, name = tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=".part")
-            # Waits when another run's sweep opened it in the instant before our lock ...
-            lock_exclusive(fd, wait=True)
             try:
+                # Waits when another run's sweep opened it in the instant before our lock ...
+                lock_exclusive(fd, wait=True)
                 ours = os.path.samestat(os.fstat(fd), os.lstat(name))
             except FileNotFoundError:
                 ours = False
+            except BaseException:
+                os.close(fd)
+                Path(name).unlink(missing_ok=True)
+                raise
             if ours:
                 return cls(target, Path(name), os.fdopen(fd, "wb"), swept)
             os.close(fd)  # ... and then removed it: take another
