@@ -14,7 +14,7 @@ Exceptions (``PreflightError``) are for callers' mistakes, such as a missing pat
 from __future__ import annotations
 
 from . import limits
-from ._atomic import lock_exclusive, remove_orphan_parts
+from ._atomic import AtomicFile, lock_exclusive, remove_orphan_parts
 from ._check.file import check_audio, check_file, check_image, check_video
 from ._check.options import CheckOptions
 from ._check.paths import check_paths, collect_files
@@ -63,6 +63,7 @@ __all__ = [
     "ALIGN_CHOICES",
     "CODES",
     "Action",
+    "AtomicFile",
     "AudioStreamInfo",
     "AudioThresholds",
     "Box",

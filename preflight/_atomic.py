@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 #: Bytes of the final name kept in the temporary one.
 MAX_STEM_BYTES = 100
@@ -34,42 +35,92 @@ def _umask() -> int:
 _PART_NAME = r"[a-z0-9_]{8}\.part"
 
 
+def _stem(name: str) -> str:
+    # Short enough that a name at the file system's 255-byte limit still gets a temporary
+    # one: bytes, not characters (100 characters of CJK would be 300 bytes).
+    return name.encode("utf-8", "surrogateescape")[:MAX_STEM_BYTES].decode("utf-8", "ignore")
+
+
+@dataclass
+class AtomicFile:
+    """A hidden temporary file beside ``target`` that takes its name only once whole.
+
+    The temporary name starts with a dot and ends in ``.part``, so folder scans skip it
+    and a user who finds one after a power cut knows what it is. It stays open and locked
+    until it is published or discarded, so that the next output to the same name can tell
+    a part that a killed run left (removed first) from one another run is writing (left
+    alone). Write through ``file`` or by ``path``; then ``publish()`` or ``discard()``.
+    """
+
+    target: Path
+    path: Path
+    #: The temporary file, open for writing; its descriptor holds the lock.
+    file: IO[bytes]
+    #: Parts that killed runs left for the same target, removed before this one was made.
+    swept: list[str] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, final: str | os.PathLike[str]) -> AtomicFile:
+        """A fresh temporary file for ``final``, after removing the orphaned parts for it."""
+        target = Path(final)
+        prefix = f".{_stem(target.name)}."
+        swept = remove_orphan_parts(target.parent, prefix)
+        while True:
+            fd, name = tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=".part")
+            try:
+                # Waits when another run's sweep opened it in the instant before our lock ...
+                lock_exclusive(fd, wait=True)
+                ours = os.path.samestat(os.fstat(fd), os.lstat(name))
+            except FileNotFoundError:
+                ours = False
+            except BaseException:
+                os.close(fd)
+                Path(name).unlink(missing_ok=True)
+                raise
+            if ours:
+                return cls(target, Path(name), os.fdopen(fd, "wb"), swept)
+            os.close(fd)  # ... and then removed it: take another
+
+    def publish(self, before_publish: Callable[[Path], None] | None = None) -> None:
+        """Give the whole file ``target``'s name: synced to disk, with the usual
+        permissions, ``before_publish(path)`` called just before it takes the name. On
+        failure the temporary file is still there: ``discard()`` it."""
+        self.file.flush()
+        # mkstemp makes the file private; an output gets the usual permissions.
+        os.chmod(self.path, 0o666 & ~_umask())
+        # On disk before it has its name: a power cut leaves the old state or the new one.
+        # By path: a writer may have written it through a descriptor of its own.
+        with open(self.path, "rb") as written:
+            os.fsync(written.fileno())
+        if before_publish is not None:
+            before_publish(self.path)
+        os.replace(self.path, self.target)  # named while still locked: never taken for an orphan
+        self.file.close()
+
+    def discard(self) -> None:
+        """Remove the temporary file and let it go (again is harmless)."""
+        try:
+            self.path.unlink(missing_ok=True)
+        finally:
+            with suppress(OSError):  # what it failed to flush (a full disk) is thrown away
+                self.file.close()
+
+
 @contextmanager
 def atomic_output(
     final: str | os.PathLike[str], before_publish: Callable[[Path], None] | None = None
 ) -> Iterator[Path]:
-    """Yield a hidden temporary path beside ``final``; rename it to ``final`` when the
+    """Yield the path of an ``AtomicFile`` for ``final``; rename it to ``final`` when the
     block completes, delete it when the block fails or is interrupted.
-
-    The temporary name starts with a dot and ends in ``.part``, so folder scans skip it
-    and a user who finds one after a power cut knows what it is. It is locked while it is
-    written, so that the next output to the same name can tell a part that a killed run
-    left (removed first) from one another run is writing (left alone).
     ``before_publish(path)`` is called with the whole file just before it takes its name.
     """
-    target = Path(final)
-    # Short enough that a name at the file system's 255-byte limit still gets one.
-    stem = target.name.encode("utf-8", "surrogateescape")[:MAX_STEM_BYTES].decode("utf-8", "ignore")
-    remove_orphan_parts(target.parent, f".{stem}.")
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{stem}.", suffix=".part")
-    temporary = Path(name)
+    output = AtomicFile.create(final)
     try:
-        lock_exclusive(fd, wait=False)  # fresh and ours: nobody else holds it
-        yield temporary
-        # mkstemp makes the file private; an output gets the usual permissions.
-        os.chmod(temporary, 0o666 & ~_umask())
-        # On disk before it has its name: a power cut leaves the old state or the new one.
-        with open(temporary, "rb") as written:
-            os.fsync(written.fileno())
-        if before_publish is not None:
-            before_publish(temporary)
-        os.replace(temporary, target)  # named while still locked: never taken for an orphan
+        yield output.path
+        output.publish(before_publish)
     except BaseException:
-        with suppress(FileNotFoundError):
-            temporary.unlink()
+        output.discard()
         raise
-    finally:
-        os.close(fd)
 
 
 def remove_orphan_parts(folder: str | os.PathLike[str], prefix: str) -> list[str]:

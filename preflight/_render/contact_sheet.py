@@ -9,11 +9,11 @@ video and the embedding distance.
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from .._atomic import atomic_output
 from .._models import FileReport, Severity
 from .._probe.faces.engine import Box, Face, RGBImage
 from .._probe.faces.match import same_person
@@ -163,16 +163,8 @@ def write_contact_sheet(
     """Render and write the sheet as PNG, atomically (never half-written under its name)."""
     target = Path(path)
     sheet = render_contact_sheet(report, ref, thresholds=thresholds)
-    temporary = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
-    # Created like any new file (mode 0666 less the umask), never half-written under its name.
-    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            sheet.save(stream, format="PNG", optimize=False)
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    with atomic_output(target) as temporary, open(temporary, "wb") as stream:
+        sheet.save(stream, format="PNG", optimize=False)
     return target
 
 

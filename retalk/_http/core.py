@@ -24,6 +24,8 @@ from typing import Any
 
 import httpx
 
+from preflight import AtomicFile
+
 from .._exceptions import (
     DownloadError,
     InputError,
@@ -45,8 +47,6 @@ from .download import (
     Retryable,
     download_target,
     judge_result,
-    partial_for,
-    publish,
     too_many_redirects,
     why,
     write_problem,
@@ -380,51 +380,47 @@ class BaseClient:
         bounds = policy or self._downloads
         target = download_target(url, path)
         try:
-            partial, out = partial_for(target)
+            partial = AtomicFile.create(target)
         except OSError as exc:
             raise write_problem(target, exc) from None
+        for orphan in partial.swept:
+            log.info("removed %s, left by a download that was killed", orphan)
         meter = Meter(bounds)
-        received = Received(out, meter, on_progress)
+        received = Received(partial.file, meter, on_progress)
         reason = ""
         try:
-            with out:
-                for attempt in range(self._retry.attempts):
-                    # Identity: byte counts and Range offsets are about the bytes on disk.
-                    have = received.have
-                    headers = {"Accept-Encoding": "identity"} | ({"Range": f"bytes={have}-"} if have else {})
+            for attempt in range(self._retry.attempts):
+                # Identity: byte counts and Range offsets are about the bytes on disk.
+                have = received.have
+                headers = {"Accept-Encoding": "identity"} | ({"Range": f"bytes={have}-"} if have else {})
+                try:
+                    response = yield from self._open_result(url, headers, meter)
                     try:
-                        response = yield from self._open_result(url, headers, meter)
-                        try:
-                            received.start(response)
-                            yield Drain(response, received.feed)
-                        finally:
-                            yield Close(response)
-                        if received.whole():
-                            break
-                        reason = f"the connection ended at {received.have} of {received.total} bytes"
-                    except (httpx.TransportError, Retryable) as exc:
-                        reason = why(exc, bounds)
-                        if attempt == self._retry.attempts - 1:
-                            raise DownloadError(
-                                f"the download kept failing at {received.have} bytes ({reason})"
-                            ) from None
-                    delay = self._retry.delay(attempt, None, self._rng)
-                    yield Pause(meter.pause(delay, received.have, received.total))
-                if not received.whole():
-                    raise DownloadError(f"got {received.have} of {received.total} bytes ({reason})")
-                out.flush()
-                os.fsync(out.fileno())
-                if before_publish is not None:
-                    before_publish(partial)  # the whole file, before it takes its name
-                # Named while still open (and locked): no other run takes it for an orphan.
-                publish(partial, target)
+                        received.start(response)
+                        yield Drain(response, received.feed)
+                    finally:
+                        yield Close(response)
+                    if received.whole():
+                        break
+                    reason = f"the connection ended at {received.have} of {received.total} bytes"
+                except (httpx.TransportError, Retryable) as exc:
+                    reason = why(exc, bounds)
+                    if attempt == self._retry.attempts - 1:
+                        raise DownloadError(
+                            f"the download kept failing at {received.have} bytes ({reason})"
+                        ) from None
+                delay = self._retry.delay(attempt, None, self._rng)
+                yield Pause(meter.pause(delay, received.have, received.total))
+            if not received.whole():
+                raise DownloadError(f"got {received.have} of {received.total} bytes ({reason})")
+            partial.publish(before_publish)  # synced, then named while still locked
         except OSError as exc:
             # Our side failed (a full disk): not the download. Said as such, and nothing
             # half-written is left, under the final name or the temporary one.
-            partial.unlink(missing_ok=True)
+            partial.discard()
             raise write_problem(target, exc) from None
         except BaseException:
-            partial.unlink(missing_ok=True)
+            partial.discard()
             raise
         return target
 

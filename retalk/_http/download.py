@@ -1,27 +1,21 @@
 """What a download decides, apart from the requests it sends: the result's bounds as it
-arrives (size, deadline, pace), what a result host's answer means, and the temporary file
-that takes the result's name only once it is whole. Used by the core's download steps."""
+arrives (size, deadline, pace), what a result host's answer means. Used by the core's
+download steps (the temporary file the result is written to is preflight's ``AtomicFile``)."""
 
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import IO
 
 import httpx
 
-from preflight import lock_exclusive, remove_orphan_parts
-
 from .._exceptions import DownloadError, ResultExpired
 from .policies import DownloadPolicy, TransferProgress
 from .replies import shown
-
-log = logging.getLogger("retalk")
 
 
 class Retryable(Exception):
@@ -183,39 +177,6 @@ def judge_result(response: httpx.Response) -> None:
             f"the result host sent the result {shown(encoding, 40, bare=True)}-encoded although asked for it "
             "as it is; refused (a packed body can unpack to any size)"
         )
-
-
-def partial_for(target: Path) -> tuple[Path, IO[bytes]]:
-    """A fresh hidden temporary file beside ``target``, open and locked while this process
-    writes it (two downloads never share one). Parts that earlier runs for the same
-    target left (killed mid-download) and no live process holds are removed first."""
-    _remove_orphans(target)
-    while True:
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name[:100]}.", suffix=".part")
-        lock_exclusive(fd, wait=True)
-        try:
-            ours = os.path.samestat(os.fstat(fd), os.lstat(name))
-        except FileNotFoundError:
-            ours = False
-        if ours:
-            return Path(name), os.fdopen(fd, "wb")
-        os.close(fd)  # another run swept it in the instant before the lock: take another
-
-
-def _remove_orphans(target: Path) -> None:
-    """Remove ``target``'s temporary parts that no process holds: a run killed during its
-    download left them. They are not resumed: the result URL they came from may be gone or
-    another, and a result takes seconds to fetch again."""
-    for path in remove_orphan_parts(target.parent, f".{target.name[:100]}."):
-        log.info("removed %s, left by a download that was killed", path)
-
-
-def publish(partial: Path, target: Path) -> None:
-    """Give the whole download its name, with the usual permissions (mkstemp's are private)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    os.chmod(partial, 0o666 & ~mask)
-    os.replace(partial, target)
 
 
 def _range_start(response: httpx.Response) -> int | None:

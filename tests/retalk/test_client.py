@@ -410,6 +410,16 @@ def test_a_download_resumes_with_range_and_is_renamed_only_when_whole(tmp_path: 
     assert not list(tmp_path.glob(".*.part"))
 
 
+def test_a_result_name_near_the_length_limit_in_bytes_still_gets_a_temporary_name(tmp_path: Path) -> None:
+    # 83 three-byte characters: 253 bytes, a legal name, but 100 *characters* of it in the
+    # temporary name would pass the file system's 255-byte limit.
+    name = "\u20ac" * 83 + ".mp4"
+    client = client_with(lambda r: httpx.Response(200, content=b"video"))
+    out = client.download("https://results.example.com/x.mp4", tmp_path / name)
+    assert out.name == name and out.read_bytes() == b"video"
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
 def test_an_expired_result_url_says_so_and_leaves_nothing(tmp_path: Path) -> None:
     client = client_with(lambda r: httpx.Response(403, text="<Error>Request has expired</Error>"))
     with pytest.raises(DownloadError, match="expired"):
