@@ -13,7 +13,7 @@ Each message says what was measured, what the service accepts and what would fix
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .. import limits
 from .._models import AudioStreamInfo, Finding, ImageInfo, MediaInfo, VideoStreamInfo
@@ -74,13 +74,25 @@ def _container_name(demuxer: str | None) -> str:
     return _CONTAINER_NAMES.get(demuxer, demuxer)
 
 
-def _size_findings(kind: str, size: int, limit: int, how: str) -> list[Finding]:
+# Role -> the most bytes the service takes, and how ``preflight fix`` gets a file under it.
+_SIZE_LIMITS: dict[str, tuple[int, str]] = {
+    "video": (limits.VIDEO_MAX_BYTES, "preflight fix re-encodes it at a bitrate that fits."),
+    "audio": (
+        limits.AUDIO_MAX_BYTES,
+        "preflight fix converts it to a smaller encoding (mono, 16-bit, or MP3).",
+    ),
+    "image": (limits.IMAGE_MAX_BYTES, "preflight fix re-encodes it smaller."),
+}
+
+
+def _size_findings(role: Literal["video", "audio", "image"], size: int) -> list[Finding]:
+    limit, how = _SIZE_LIMITS[role]
     if size <= limit:
         return []
     return [
         finding(
             "InvalidFile.Size",
-            f"{kind.capitalize()} file is {mb(size)} ({size:,} bytes); the service accepts at "
+            f"{role.capitalize()} file is {mb(size)} ({size:,} bytes); the service accepts at "
             f"most {mb(limit)} ({limit:,} bytes). {how}",
             fixable=True,
             size=size,
@@ -89,15 +101,32 @@ def _size_findings(kind: str, size: int, limit: int, how: str) -> list[Finding]:
     ]
 
 
-def _extension_findings(
-    ext: str,
-    accepted: frozenset[str],
-    matches_content: bool,
-    content: str,
-    mismatch_code: str,
-    **details: Any,
+# Role -> the extensions the service takes for it, and the code when one names other content.
+_EXTENSIONS: dict[str, tuple[frozenset[str], str]] = {
+    "video": (limits.VIDEO_EXTENSIONS, "Video.ExtensionMismatch"),
+    "audio": (limits.AUDIO_EXTENSIONS, "Audio.ExtensionMismatch"),
+    "image": (limits.IMAGE_EXTENSIONS, "Image.ExtensionMismatch"),
+}
+
+
+def _format_findings(
+    info: MediaInfo | ImageInfo, role: Literal["video", "audio", "image"], refusal: str | None
 ) -> list[Finding]:
-    """Findings about the file name's extension, once the content itself is acceptable."""
+    """The content's format (``refusal`` says why the service cannot take it, None when it
+    can), then, once the content is acceptable, the file name's extension."""
+    ext = Path(info.path).suffix.lower()
+    details: dict[str, Any]
+    if isinstance(info, ImageInfo):
+        content = str(info.format)
+        matches_content = IMAGE_EXT_FORMAT.get(ext) == info.format
+        details = {"format": info.format}
+    else:
+        content = _container_name(info.container)
+        matches_content = _EXPECTED_DEMUXER.get(ext) == info.container
+        details = {"container": info.container}
+    if refusal is not None:
+        return [finding("InvalidFile.Format", refusal, fixable=True, **details, extension=ext)]
+    accepted, mismatch_code = _EXTENSIONS[role]
     if ext not in accepted:
         return [
             finding(
@@ -146,31 +175,48 @@ def _truncated(info: MediaInfo) -> list[Finding]:
     ]
 
 
+def _no_video_stream(info: MediaInfo) -> Finding:
+    what = "only audio" if info.audio else "no audio or video"
+    hint = " Pass it as --audio, or give a video file." if info.audio else ""
+    return finding(
+        "InvalidFile.Openerror",
+        f"The file has no video stream ({_container_name(info.container)} with {what}).{hint}",
+        container=info.container,
+        audio_streams=len(info.audio),
+    )
+
+
+def _no_audio_stream(info: MediaInfo) -> Finding:
+    return finding(
+        "InvalidFile.Openerror",
+        f"The file has no audio stream ({_container_name(info.container)}"
+        f"{' with video only' if info.video else ''}).",
+        container=info.container,
+        video_streams=len(info.video),
+    )
+
+
+def _opening_findings(info: MediaInfo, role: Literal["video", "audio"]) -> list[Finding]:
+    """What every check of a video or audio file starts with: does it open, is it whole,
+    does it hold a stream for its role. Without that stream no other rule can run."""
+    if not info.opened:
+        return [_open_error(role, info)]
+    findings = _truncated(info)
+    if role == "video" and not info.video:
+        findings.append(_no_video_stream(info))
+    if role == "audio" and not info.audio:
+        findings.append(_no_audio_stream(info))
+    return findings
+
+
 def video_findings(info: MediaInfo) -> list[Finding]:
     """Findings for a file meant as the job's video."""
-    if not info.opened:
-        return [_open_error("video", info)]
-    findings = _truncated(info)
-    if not info.video:
-        what = "only audio" if info.audio else "no audio or video"
-        hint = " Pass it as --audio, or give a video file." if info.audio else ""
-        findings.append(
-            finding(
-                "InvalidFile.Openerror",
-                f"The file has no video stream ({_container_name(info.container)} with {what}).{hint}",
-                container=info.container,
-                audio_streams=len(info.audio),
-            )
-        )
+    findings = _opening_findings(info, "video")
+    if not (info.opened and info.video):
         return findings
     stream = info.video[0]
     findings += _video_format_findings(info, stream)
-    findings += _size_findings(
-        "video",
-        info.size,
-        limits.VIDEO_MAX_BYTES,
-        "preflight fix re-encodes it at a bitrate that fits.",
-    )
+    findings += _size_findings("video", info.size)
     findings += resolution_findings(stream)
     findings += frame_rate_findings(stream)
     duration = info.stream_length("video")
@@ -186,30 +232,15 @@ def video_findings(info: MediaInfo) -> list[Finding]:
 
 def _video_format_findings(info: MediaInfo, stream: VideoStreamInfo) -> list[Finding]:
     """The container (or, in an accepted one, the extension) and the picture's codec."""
-    findings: list[Finding] = []
-    ext = Path(info.path).suffix.lower()
     codec_ok = stream.codec in limits.VIDEO_CODECS
+    refusal = None
     if info.container not in limits.VIDEO_CONTAINERS:
         how = "remuxes it into MP4 (no re-encode)" if codec_ok else "converts it to H.264 in MP4"
-        findings.append(
-            finding(
-                "InvalidFile.Format",
-                f"Container is {_container_name(info.container)}; the service accepts MP4, AVI "
-                f"or MOV. preflight fix {how}.",
-                fixable=True,
-                container=info.container,
-                extension=ext,
-            )
+        refusal = (
+            f"Container is {_container_name(info.container)}; the service accepts MP4, AVI "
+            f"or MOV. preflight fix {how}."
         )
-    else:
-        findings += _extension_findings(
-            ext,
-            limits.VIDEO_EXTENSIONS,
-            _EXPECTED_DEMUXER.get(ext) == info.container,
-            _container_name(info.container),
-            "Video.ExtensionMismatch",
-            container=info.container,
-        )
+    findings = _format_findings(info, "video", refusal)
     if not codec_ok:
         how = (
             "preflight fix re-encodes it to H.264."
@@ -241,19 +272,8 @@ def still_image_as_video(info: ImageInfo) -> list[Finding]:
 
 def audio_findings(info: MediaInfo) -> list[Finding]:
     """Findings for a file meant as the job's audio."""
-    if not info.opened:
-        return [_open_error("audio", info)]
-    findings = _truncated(info)
-    if not info.audio:
-        findings.append(
-            finding(
-                "InvalidFile.Openerror",
-                f"The file has no audio stream ({_container_name(info.container)}"
-                f"{' with video only' if info.video else ''}).",
-                container=info.container,
-                video_streams=len(info.video),
-            )
-        )
+    findings = _opening_findings(info, "audio")
+    if not (info.opened and info.audio):
         return findings
     stream = info.audio[0]
     if not (stream.sample_rate and stream.channels and stream.sample_format):
@@ -274,12 +294,7 @@ def audio_findings(info: MediaInfo) -> list[Finding]:
         )
         return findings
     findings += _audio_format_findings(info, stream)
-    findings += _size_findings(
-        "audio",
-        info.size,
-        limits.AUDIO_MAX_BYTES,
-        "preflight fix converts it to a smaller encoding (mono, 16-bit, or MP3).",
-    )
+    findings += _size_findings("audio", info.size)
     findings += duration_findings("audio", info.stream_length("audio"), "Audio.DurationUnknown")
     if len(info.audio) > 1:
         findings.append(
@@ -334,15 +349,7 @@ def _audio_format_findings(info: MediaInfo, stream: AudioStreamInfo) -> list[Fin
                 codec=stream.codec,
             )
         ]
-    ext = Path(info.path).suffix.lower()
-    return _extension_findings(
-        ext,
-        limits.AUDIO_EXTENSIONS,
-        _EXPECTED_DEMUXER.get(ext) == info.container,
-        container,
-        "Audio.ExtensionMismatch",
-        container=info.container,
-    )
+    return _format_findings(info, "audio", None)
 
 
 def image_findings(info: ImageInfo, decode_error: str | None = None) -> list[Finding]:
@@ -367,31 +374,14 @@ def image_findings(info: ImageInfo, decode_error: str | None = None) -> list[Fin
                 reason=decode_error,
             )
         ]
-    findings: list[Finding] = []
-    ext = Path(info.path).suffix.lower()
+    refusal = None
     if info.format not in limits.IMAGE_FORMATS:
-        findings.append(
-            finding(
-                "InvalidFile.Format",
-                f"Image format is {info.format}; the service accepts JPEG, PNG, BMP or WebP. "
-                "preflight fix converts it (PNG when it has transparency, JPEG otherwise).",
-                fixable=True,
-                format=info.format,
-                extension=ext,
-            )
+        refusal = (
+            f"Image format is {info.format}; the service accepts JPEG, PNG, BMP or WebP. "
+            "preflight fix converts it (PNG when it has transparency, JPEG otherwise)."
         )
-    else:
-        findings += _extension_findings(
-            ext,
-            limits.IMAGE_EXTENSIONS,
-            IMAGE_EXT_FORMAT.get(ext) == info.format,
-            str(info.format),
-            "Image.ExtensionMismatch",
-            format=info.format,
-        )
-    findings += _size_findings(
-        "image", info.size, limits.IMAGE_MAX_BYTES, "preflight fix re-encodes it smaller."
-    )
+    findings = _format_findings(info, "image", refusal)
+    findings += _size_findings("image", info.size)
     findings += image_size_findings(info)
     findings += orientation_findings(info)
     findings += animation_findings(info)
