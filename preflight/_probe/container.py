@@ -13,8 +13,9 @@ import os
 import re
 import statistics
 import warnings
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 
 import av
 from PIL import Image, UnidentifiedImageError
@@ -47,6 +48,7 @@ MAX_DECODE_SIDE = 8192
 MAX_DECODE_PIXELS = MAX_DECODE_SIDE * MAX_DECODE_SIDE
 _DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}
 _PCM_DEPTH = re.compile(r"^pcm_[suf](\d+)")
+_Probed = TypeVar("_Probed", MediaInfo, ImageInfo)
 
 
 def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
@@ -268,12 +270,26 @@ def _file_size(name: str) -> tuple[int, str | None]:
     return size, "the file is empty (0 bytes)" if size == 0 else None
 
 
-def probe_media(path: str | os.PathLike[str]) -> MediaInfo:
-    """Container and stream facts of an audio or video file, without decoding it."""
+def _probe_file(
+    path: str | os.PathLike[str],
+    read: Callable[[str, int], _Probed],
+    failed: Callable[[str, int, str], _Probed],
+) -> _Probed:
+    """``read(name, size)`` the file, unless it is missing or empty: then ``failed`` says
+    so, in the same words whatever the file was meant as."""
     name = os.fspath(path)
     size, unreadable = _file_size(name)
     if unreadable:
-        return _failed(name, size, unreadable)
+        return failed(name, size, unreadable)
+    return read(name, size)
+
+
+def probe_media(path: str | os.PathLike[str]) -> MediaInfo:
+    """Container and stream facts of an audio or video file, without decoding it."""
+    return _probe_file(path, _open_media, _failed)
+
+
+def _open_media(name: str, size: int) -> MediaInfo:
     try:
         container = av.open(local_file(name), metadata_errors="replace", options=_open_options(name))
     except Exception as exc:  # any failure to open is a finding, not a crash
@@ -431,10 +447,10 @@ def _read_container(name: str, size: int, container: Any) -> MediaInfo:
 
 def probe_image(path: str | os.PathLike[str]) -> ImageInfo:
     """Format, mode and size (stored and as displayed) of an image, from its header."""
-    name = os.fspath(path)
-    size, unreadable = _file_size(name)
-    if unreadable:
-        return _failed_image(name, size, unreadable)
+    return _probe_file(path, _open_image, _failed_image)
+
+
+def _open_image(name: str, size: int) -> ImageInfo:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow's bomb and corrupt-EXIF warnings
