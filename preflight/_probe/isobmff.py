@@ -39,52 +39,44 @@ def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[bytes, int, int]
         pos += size
 
 
-def _read_moov(handle: BinaryIO, file_size: int) -> bytes | None:
+def _top_level_boxes(handle: BinaryIO, file_size: int) -> Iterator[tuple[bytes, int, int, int]]:
+    """(type, start, header length, size) of each top-level box, in file order, from its
+    header alone; a size of 0 means "to the end of the file". The walk stops at a header cut
+    short or a size too small to step over: the file is damaged from there."""
     pos = 0
     while pos + 8 <= file_size:
         handle.seek(pos)
         header = handle.read(16)
         if len(header) < 8:
-            return None
+            return
         size, kind = struct.unpack_from(">I4s", header, 0)
         header_len = 8
-        if size == 1:
-            if len(header) < 16:
-                return None
+        if size == 1 and len(header) == 16:
             (size,) = struct.unpack_from(">Q", header, 8)
             header_len = 16
         elif size == 0:
             size = file_size - pos
+        yield kind, pos, header_len, size
+        if size < 8:
+            return
+        pos += size
+
+
+def _read_moov(handle: BinaryIO, file_size: int) -> bytes | None:
+    for kind, start, header_len, size in _top_level_boxes(handle, file_size):
         if size < header_len:
             return None
         if kind == b"moov":
             if size > MAX_MOOV_BYTES:
                 return None
-            handle.seek(pos + header_len)
+            handle.seek(start + header_len)
             return handle.read(size - header_len)
-        pos += size
     return None
 
 
 def has_moov(handle: BinaryIO, file_size: int) -> bool:
     """True when a top-level ``moov`` box starts inside the file (whole or not)."""
-    pos = 0
-    while pos + 8 <= file_size:
-        handle.seek(pos)
-        header = handle.read(16)
-        if len(header) < 8:
-            return False
-        size, kind = struct.unpack_from(">I4s", header, 0)
-        if kind == b"moov":
-            return True
-        if size == 1 and len(header) == 16:
-            (size,) = struct.unpack_from(">Q", header, 8)
-        elif size == 0:
-            return False
-        if size < 8:
-            return False
-        pos += size
-    return False
+    return any(kind == b"moov" for kind, _, _, _ in _top_level_boxes(handle, file_size))
 
 
 def _rotation_from_matrix(a: int, b: int, c: int, d: int) -> int:
