@@ -28,21 +28,9 @@ import av
 import numpy as np
 import pytest
 
+import preflight
 from preflight import FixOptions, PreflightError, fix_paths
-from preflight._fix.parts import (
-    CUT_MARGIN_S,
-    MAX_PART_S,
-    MIN_PART_S,
-    PartFiles,
-    SplitError,
-    SplitPlan,
-    cut_times,
-    encode_voice,
-    join_parts,
-    plan_split,
-    write_parts,
-)
-from preflight._probe.voice import speech_ranges
+from preflight._fix.parts import CUT_MARGIN_S, MAX_PART_S, MIN_PART_S
 
 # pytest-xdist (--dist loadgroup): this module's tests on one worker, so that its module and
 # session fixtures (its 40 s videos) are made once, not once a worker.
@@ -113,13 +101,13 @@ def sparse(made: Callable[..., Path]) -> Path:
 class Split:
     video: Path
     voice: Path
-    plan: SplitPlan
-    parts: list[PartFiles]
+    plan: preflight.SplitPlan
+    parts: list[preflight.PartFiles]
 
 
 def _split(video: Path, voice: Path, max_part_s: float, folder: Path) -> Split:
-    plan = plan_split(video, voice, max_part_s=max_part_s)
-    return Split(video, voice, plan, write_parts(video, voice, plan, folder, preset="ultrafast"))
+    plan = preflight.plan_split(video, voice, max_part_s=max_part_s)
+    return Split(video, voice, plan, preflight.write_parts(video, voice, plan, folder, preset="ultrafast"))
 
 
 @pytest.fixture(scope="module")
@@ -243,7 +231,7 @@ def as_float(samples: np.ndarray) -> np.ndarray:
     return samples.astype(np.float64) / 32768
 
 
-def seams(plan: SplitPlan) -> list[float]:
+def seams(plan: preflight.SplitPlan) -> list[float]:
     return [part.end_s for part in plan.parts[:-1]]
 
 
@@ -298,9 +286,9 @@ def leftovers(folder: Path) -> list[str]:
 
 
 # --------------------------------------------------------------------------- planning
-def assert_well_cut(plan: SplitPlan, voice: Path, max_part_s: float) -> None:
+def assert_well_cut(plan: preflight.SplitPlan, voice: Path, max_part_s: float) -> None:
     """Every cut in a pause clear of speech, every part within limits, no gap or overlap."""
-    _, speech = speech_ranges(voice)
+    _, speech = preflight.speech_ranges(voice)
     assert speech, "the voice must hold speech for the cuts to mean anything"
     assert plan.fps == FPS
     assert plan.parts[0].start_frame == 0 and plan.parts[0].start_s == 0.0
@@ -329,7 +317,7 @@ def test_cuts_fall_in_pauses_never_in_speech(
     request: pytest.FixtureRequest, voice: Path, video_name: str, max_part_s: float
 ) -> None:
     video: Path = request.getfixturevalue(video_name)
-    plan = plan_split(video, voice, max_part_s=max_part_s)
+    plan = preflight.plan_split(video, voice, max_part_s=max_part_s)
     assert len(plan.parts) >= math.ceil(SECONDS / max_part_s)
     assert_well_cut(plan, voice, max_part_s)
     assert plan.length_s == SECONDS
@@ -354,7 +342,7 @@ def test_the_last_part_ends_with_the_shorter_input_or_the_voice_when_extended(
     end_frame: int,
 ) -> None:
     voice: Path = request.getfixturevalue(voice_name)
-    plan = plan_split(keyed, voice, extend=extend, max_part_s=12)
+    plan = preflight.plan_split(keyed, voice, extend=extend, max_part_s=12)
     assert plan.extend is extend
     assert plan.length_s == pytest.approx(length_s, abs=1e-6)
     last = plan.parts[-1]
@@ -368,7 +356,7 @@ def test_the_last_part_ends_with_the_shorter_input_or_the_voice_when_extended(
 
 def test_a_job_that_fits_is_one_part(keyed: Path, voice: Path) -> None:
     for max_part_s in (MAX_PART_S, 45.0):
-        plan = plan_split(keyed, voice, max_part_s=max_part_s)
+        plan = preflight.plan_split(keyed, voice, max_part_s=max_part_s)
         assert len(plan.parts) == 1 and plan.copy
         only = plan.parts[0]
         assert (only.start_frame, only.end_frame, only.start_s, only.end_s) == (0, FRAMES, 0.0, SECONDS)
@@ -376,8 +364,8 @@ def test_a_job_that_fits_is_one_part(keyed: Path, voice: Path) -> None:
 
 
 def test_a_plan_survives_its_json_form(keyed: Path, voice: Path) -> None:
-    plan = plan_split(keyed, voice, max_part_s=12)
-    assert SplitPlan.from_dict(plan.to_dict()) == plan
+    plan = preflight.plan_split(keyed, voice, max_part_s=12)
+    assert preflight.SplitPlan.from_dict(plan.to_dict()) == plan
 
 
 # --------------------------------------------------------------------------- no way to cut
@@ -400,8 +388,8 @@ def test_speech_without_a_pause_long_enough_is_not_cut_mid_word(
     signal[21 * RATE : 30 * RATE] += buzz(9)
     talk = media.write_audio(tmp_path / "unbroken.wav", signal=signal, sample_rate=RATE)
 
-    with pytest.raises(SplitError) as caught:
-        plan_split(keyed, talk, max_part_s=12)
+    with pytest.raises(preflight.SplitError) as caught:
+        preflight.plan_split(keyed, talk, max_part_s=12)
     assert isinstance(caught.value, PreflightError)
     message = str(caught.value)
     found = re.search(r"from (\d+\.\d) s to (\d+\.\d) s without a pause", message)
@@ -413,7 +401,7 @@ def test_speech_without_a_pause_long_enough_is_not_cut_mid_word(
     assert "12 s" in message
 
     # Parts of up to 25 s can hold it: then the cut is in the one-second pause.
-    plan = plan_split(keyed, talk, max_part_s=25)
+    plan = preflight.plan_split(keyed, talk, max_part_s=25)
     assert len(plan.parts) == 2
     assert 20.0 + CUT_MARGIN_S <= plan.parts[0].end_s <= 21.0 - CUT_MARGIN_S
 
@@ -439,8 +427,8 @@ def write_dropping_video(path: Path, seconds: float) -> Path:
 
 def test_a_video_without_a_steady_frame_rate_is_not_cut(voice: Path, tmp_path: Path) -> None:
     dropping = write_dropping_video(tmp_path / "dropping.mp4", SECONDS)
-    with pytest.raises(SplitError, match="frame rate is not constant"):
-        plan_split(dropping, voice, max_part_s=20)
+    with pytest.raises(preflight.SplitError, match="frame rate is not constant"):
+        preflight.plan_split(dropping, voice, max_part_s=20)
 
 
 def test_frames_a_little_off_the_beat_still_come_at_a_steady_rate(
@@ -451,7 +439,7 @@ def test_frames_a_little_off_the_beat_still_come_at_a_steady_rate(
     jittery = media.write_video(
         tmp_path / "jittery.mp4", width=128, height=72, duration=SECONDS, vfr=True, audio=False
     )
-    plan = plan_split(jittery, voice, max_part_s=20)
+    plan = preflight.plan_split(jittery, voice, max_part_s=20)
     assert len(plan.parts) == 3 and plan.parts[-1].end_s == SECONDS
 
 
@@ -503,7 +491,7 @@ def test_a_video_the_fixer_encodes_gets_keyframes_at_the_cuts_and_is_cut_by_copy
     slow = media.write_video(
         tmp_path / "slow.mp4", width=640, height=640, fps=10, duration=SECONDS, audio=False, gop=250
     )
-    times = cut_times(voice, SECONDS, max_part_s=12)
+    times = preflight.cut_times(voice, SECONDS, max_part_s=12)
     assert len(times) >= 3
     fixed = fix_paths(
         video=slow,
@@ -512,7 +500,7 @@ def test_a_video_the_fixer_encodes_gets_keyframes_at_the_cuts_and_is_cut_by_copy
     )
     (done,) = fixed.files
     assert done.ok and done.output is not None and "fps" in [a.name for a in done.actions]
-    plan = plan_split(done.output, voice, max_part_s=12)
+    plan = preflight.plan_split(done.output, voice, max_part_s=12)
 
     assert plan.copy
     assert [p.start_s for p in plan.parts[1:]] == pytest.approx(times, abs=0.5 / float(plan.fps))
@@ -526,7 +514,9 @@ def test_the_parts_as_sent_join_by_copy_without_a_seam(
 ) -> None:
     split: Split = request.getfixturevalue(name)
     output = tmp_path / "joined.mp4"
-    report = join_parts([p.video for p in split.parts], split.voice, split.plan, output, preset="ultrafast")
+    report = preflight.join_parts(
+        [p.video for p in split.parts], split.voice, split.plan, output, preset="ultrafast"
+    )
 
     assert report.video == "copy" and report.notes == ()
     assert report.frames == FRAMES and report.length_s == SECONDS
@@ -544,9 +534,11 @@ def test_a_voice_track_made_ahead_joins_as_seamlessly_as_one_made_at_the_join(
     copied: Split, media: Any, tmp_path: Path
 ) -> None:
     track = tmp_path / "voice.m4a"
-    encode_voice(copied.voice, copied.plan, track)
+    preflight.encode_voice(copied.voice, copied.plan, track)
     output = tmp_path / "joined.mp4"
-    report = join_parts([p.video for p in copied.parts], copied.voice, copied.plan, output, voice_track=track)
+    report = preflight.join_parts(
+        [p.video for p in copied.parts], copied.voice, copied.plan, output, voice_track=track
+    )
 
     assert report.video == "copy"
     assert numbers(counted(media, output)) == list(range(FRAMES))
@@ -560,8 +552,8 @@ def test_a_voice_track_made_ahead_joins_as_seamlessly_as_one_made_at_the_join(
 def test_an_abandoned_voice_track_leaves_nothing(copied: Split, tmp_path: Path) -> None:
     stop = threading.Event()
     stop.set()
-    with pytest.raises(SplitError):
-        encode_voice(copied.voice, copied.plan, tmp_path / "voice.m4a", stop=stop)
+    with pytest.raises(preflight.SplitError):
+        preflight.encode_voice(copied.voice, copied.plan, tmp_path / "voice.m4a", stop=stop)
     assert leftovers(tmp_path) == [] and not (tmp_path / "voice.m4a").exists()
 
 
@@ -570,14 +562,14 @@ def test_parts_encoded_with_b_frames_join_by_copy_in_order(
 ) -> None:
     """x264's usual settings reorder frames (B-frames): each part's first packets are
     decoded before they are shown, and the joined file must still show every frame once."""
-    plan = plan_split(sparse, voice, max_part_s=12)
+    plan = preflight.plan_split(sparse, voice, max_part_s=12)
     assert not plan.copy
-    parts = write_parts(sparse, voice, plan, tmp_path / "parts", preset="veryfast")
+    parts = preflight.write_parts(sparse, voice, plan, tmp_path / "parts", preset="veryfast")
     with av.open(str(parts[1].video)) as container:
         reordered = [(p.pts, p.dts) for p in container.demux(video=0) if p.dts is not None]
     assert any(pts != dts for pts, dts in reordered)  # B-frames indeed
     output = tmp_path / "joined.mp4"
-    report = join_parts([p.video for p in parts], voice, plan, output)
+    report = preflight.join_parts([p.video for p in parts], voice, plan, output)
 
     assert report.video == "copy"
     frames = counted(media, output)
@@ -590,7 +582,7 @@ def test_the_seam_check_catches_a_lost_or_added_aac_frame(copied: Split, tmp_pat
     priming block is lost or a gap added at a join: everything after it moves by 1024
     samples, while the file is still within one AAC frame of the voice's length."""
     output = tmp_path / "joined.mp4"
-    join_parts([p.video for p in copied.parts], copied.voice, copied.plan, output)
+    preflight.join_parts([p.video for p in copied.parts], copied.voice, copied.plan, output)
     voice = as_float(pcm(copied.voice))
     sound = heard(output)
     at = round(seams(copied.plan)[0] * RATE)
@@ -619,7 +611,7 @@ def test_a_result_encoded_differently_is_joined_by_encoding(
     # The last part: the shortest to encode here.
     results[-1] = str(reencode(results[-1], tmp_path / "other.mp4", codec, options))
     output = tmp_path / "joined.mp4"
-    report = join_parts(results, copied.voice, copied.plan, output, preset="ultrafast")
+    report = preflight.join_parts(results, copied.voice, copied.plan, output, preset="ultrafast")
 
     assert report.video == "encode" and report.frames == FRAMES
     last = len(results)
@@ -642,7 +634,7 @@ def test_a_result_a_few_frames_short_has_its_last_frame_held(
     results = [p.video for p in copied.parts]
     results[which] = str(copy_packets(results[which], tmp_path / "short.mp4", np.s_[:-3]))
     output = tmp_path / "joined.mp4"
-    report = join_parts(results, copied.voice, copied.plan, output, preset="ultrafast")
+    report = preflight.join_parts(results, copied.voice, copied.plan, output, preset="ultrafast")
 
     assert report.video == "encode" and report.frames == FRAMES
     assert report.notes == (
@@ -666,7 +658,7 @@ def test_a_result_a_few_frames_long_has_the_extra_ones_dropped(
     # Part 2's result runs on into three frames of part 3 (numbered as part 3's).
     results[1] = str(copy_packets(results[1], tmp_path / "long.mp4", np.s_[:], extra=results[2]))
     output = tmp_path / "joined.mp4"
-    report = join_parts(results, copied.voice, copied.plan, output, preset="ultrafast")
+    report = preflight.join_parts(results, copied.voice, copied.plan, output, preset="ultrafast")
 
     assert report.video == "encode" and report.frames == FRAMES
     part = copied.plan.parts[1]
@@ -700,7 +692,9 @@ def test_an_interrupted_split_leaves_only_whole_parts(
     split: Split = request.getfixturevalue(name)
     folder = tmp_path / "parts"
     with pytest.raises(KeyboardInterrupt):
-        write_parts(split.video, split.voice, split.plan, folder, preset="ultrafast", on_progress=Stop(2))
+        preflight.write_parts(
+            split.video, split.voice, split.plan, folder, preset="ultrafast", on_progress=Stop(2)
+        )
     # Interrupted once the second part was written: the two are whole, nothing else is
     # there, not even half a file under a hidden name.
     assert sorted(os.listdir(folder)) == ["part-01.mp4", "part-02.mp4"]
@@ -709,7 +703,7 @@ def test_an_interrupted_split_leaves_only_whole_parts(
         assert numbers(frames) == list(range(part.start_frame, part.end_frame))
 
     # Run again, it writes them all.
-    again = write_parts(split.video, split.voice, split.plan, folder, preset="ultrafast")
+    again = preflight.write_parts(split.video, split.voice, split.plan, folder, preset="ultrafast")
     assert sorted(os.listdir(folder)) == sorted(
         name for files in again for name in (Path(files.video).name, Path(files.audio).name)
     )
@@ -720,6 +714,8 @@ def test_an_interrupted_join_leaves_no_output(copied: Split, tmp_path: Path) -> 
     output = tmp_path / "joined.mp4"
     stop = Stop(1)
     with pytest.raises(KeyboardInterrupt):
-        join_parts([p.video for p in copied.parts], copied.voice, copied.plan, output, on_progress=stop)
+        preflight.join_parts(
+            [p.video for p in copied.parts], copied.voice, copied.plan, output, on_progress=stop
+        )
     assert stop.calls == 1
     assert os.listdir(tmp_path) == []
