@@ -54,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "fixtures"))
 
 import make_fixtures  # noqa: E402
+from _common import REAL_VOICE, decode_mono  # noqa: E402  (bench/, beside this script)
 
 from preflight import AudioThresholds  # noqa: E402
 from preflight._fix.audio.noise import DENOISE_FLOOR_DB, denoise  # noqa: E402
@@ -61,7 +62,6 @@ from preflight._fix.audio.samples import noise_floor_db, write_wav  # noqa: E402
 from preflight._probe.voice import analyse_audio  # noqa: E402
 
 RATE = 16000
-REAL = ROOT.parent / "shared" / "media" / "MuseTalk__audio__eng.wav"
 FRAME = int(0.03 * RATE)
 Denoiser = Callable[[np.ndarray], np.ndarray]
 _WIDTHS = {
@@ -80,15 +80,9 @@ COLUMNS = " ".join(f"{name:>{width}}" for name, width in _WIDTHS.items())
 
 # --------------------------------------------------------------------------- material
 def clean_speech(seconds: float) -> tuple[np.ndarray, str]:
-    if REAL.exists():
-        with av.open(str(REAL)) as container:
-            resampler = av.AudioResampler(format="dbl", layout="mono", rate=RATE)
-            parts = [
-                f.to_ndarray().ravel()
-                for frame in container.decode(audio=0)
-                for f in resampler.resample(frame)
-            ]
-        return np.concatenate(parts)[: round(seconds * RATE)], f"real speech ({REAL.name})"
+    if REAL_VOICE.exists():
+        voice = decode_mono(REAL_VOICE, RATE, "dbl")
+        return voice[: round(seconds * RATE)], f"real speech ({REAL_VOICE.name})"
     return make_fixtures.voice_like(seconds, RATE, room_db=None), "synthetic voice (shared/media absent)"
 
 

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
+from _common import time_check
 from _figures import record
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,11 +40,7 @@ def jobs(folder: Path) -> list[tuple[str, Path, Path]]:
 
 
 def timed(video: Path, ref: Path, extra: list[str]) -> float:
-    command = [sys.executable, "-m", "preflight", "check", "--no-cache", "--format", "json"]
-    command += ["--video", str(video), "--ref", str(ref), *extra]
-    start = time.perf_counter()
-    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    return time.perf_counter() - start
+    return time_check(["--no-cache", "--format", "json", "--video", str(video), "--ref", str(ref), *extra])
 
 
 def main() -> int:

@@ -28,7 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "fixtures"))
 import make_fixtures  # noqa: E402
-from _figures import record  # noqa: E402  (bench/, beside this script)
+from _common import time_check  # noqa: E402  (bench/, beside this script)
+from _figures import record  # noqa: E402
 
 from preflight import probe  # noqa: E402
 
@@ -94,20 +95,7 @@ def time_ffprobe(ffprobe: str, files: list[Path]) -> list[float]:
 
 def time_check_folder(folder: Path) -> float:
     # --no-cache: the folder is checked, not read back from an earlier run's cache.
-    command = [
-        sys.executable,
-        "-m",
-        "preflight",
-        "check",
-        "--fast",
-        "--no-cache",
-        "--format",
-        "json",
-        str(folder),
-    ]
-    start = time.perf_counter()
-    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    return time.perf_counter() - start
+    return time_check(["--fast", "--no-cache", "--format", "json", str(folder)])
 
 
 def main() -> int:

@@ -20,32 +20,24 @@ import sys
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "fixtures"))
 import make_fixtures  # noqa: E402
-from _figures import record  # noqa: E402  (bench/, beside this script)
+from _common import REAL_VOICE, decode_mono  # noqa: E402  (bench/, beside this script)
+from _figures import record  # noqa: E402
 
 from preflight import check_audio  # noqa: E402
 from preflight._probe.voice import analyse_audio  # noqa: E402
 
 SECONDS, RATE = 120, 48000
-REAL = ROOT.parent / "shared" / "media" / "MuseTalk__audio__eng.wav"
 
 
 def speech(seconds: int) -> tuple[np.ndarray, str]:
-    if REAL.exists():
-        with av.open(str(REAL)) as container:
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE)
-            parts = [
-                f.to_ndarray().ravel()
-                for frame in container.decode(audio=0)
-                for f in resampler.resample(frame)
-            ]
-        voice = np.concatenate(parts)
-        source = f"real speech ({REAL.name}), looped"
+    if REAL_VOICE.exists():
+        voice = decode_mono(REAL_VOICE, RATE, "flt")
+        source = f"real speech ({REAL_VOICE.name}), looped"
     else:
         voice = make_fixtures.voice_like(seconds, RATE)
         source = "synthetic voice (shared/media absent)"
