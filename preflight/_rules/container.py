@@ -68,6 +68,10 @@ _EXPECTED_DEMUXER = {
 }
 
 
+#: What a file is meant as, for the checks all three roles share.
+_Role = Literal["video", "audio", "image"]
+
+
 def _container_name(demuxer: str | None) -> str:
     if demuxer is None:
         return "unknown"
@@ -75,7 +79,7 @@ def _container_name(demuxer: str | None) -> str:
 
 
 # Role -> the most bytes the service takes, and how ``preflight fix`` gets a file under it.
-_SIZE_LIMITS: dict[str, tuple[int, str]] = {
+_SIZE_LIMITS: dict[_Role, tuple[int, str]] = {
     "video": (limits.VIDEO_MAX_BYTES, "preflight fix re-encodes it at a bitrate that fits."),
     "audio": (
         limits.AUDIO_MAX_BYTES,
@@ -85,7 +89,7 @@ _SIZE_LIMITS: dict[str, tuple[int, str]] = {
 }
 
 
-def _size_findings(role: Literal["video", "audio", "image"], size: int) -> list[Finding]:
+def _size_findings(role: _Role, size: int) -> list[Finding]:
     limit, how = _SIZE_LIMITS[role]
     if size <= limit:
         return []
@@ -102,16 +106,14 @@ def _size_findings(role: Literal["video", "audio", "image"], size: int) -> list[
 
 
 # Role -> the extensions the service takes for it, and the code when one names other content.
-_EXTENSIONS: dict[str, tuple[frozenset[str], str]] = {
+_EXTENSIONS: dict[_Role, tuple[frozenset[str], str]] = {
     "video": (limits.VIDEO_EXTENSIONS, "Video.ExtensionMismatch"),
     "audio": (limits.AUDIO_EXTENSIONS, "Audio.ExtensionMismatch"),
     "image": (limits.IMAGE_EXTENSIONS, "Image.ExtensionMismatch"),
 }
 
 
-def _format_findings(
-    info: MediaInfo | ImageInfo, role: Literal["video", "audio", "image"], refusal: str | None
-) -> list[Finding]:
+def _format_findings(info: MediaInfo | ImageInfo, role: _Role, refusal: str | None) -> list[Finding]:
     """The content's format (``refusal`` says why the service cannot take it, None when it
     can), then, once the content is acceptable, the file name's extension."""
     ext = Path(info.path).suffix.lower()
