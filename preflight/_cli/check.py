@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn
 
 from .. import __version__
 from .._check.cache import CheckCache, default_cache_dir
@@ -32,6 +32,13 @@ CHECK_FORMATS = (*FORMATS, "github", "sarif", "junit")
 
 def _codes(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+#: The options that pick findings by code, each repeatable: a list of codes or prefixes.
+_CODE_SELECTORS = (
+    ("--select", "report only these codes or prefixes, comma-separated (e.g. InvalidFile,Video.Rotated)"),
+    ("--ignore", "do not report these codes or prefixes, comma-separated"),
+)
 
 
 def add_inputs(parser: argparse.ArgumentParser, formats: tuple[str, ...] | None = FORMATS) -> None:
@@ -56,22 +63,8 @@ def add_inputs(parser: argparse.ArgumentParser, formats: tuple[str, ...] | None 
             default="text",
             help="output format (default: text)",
         )
-    parser.add_argument(
-        "--select",
-        type=_codes,
-        action="extend",
-        default=[],
-        metavar="CODES",
-        help="report only these codes or prefixes, comma-separated (e.g. InvalidFile,Video.Rotated)",
-    )
-    parser.add_argument(
-        "--ignore",
-        type=_codes,
-        action="extend",
-        default=[],
-        metavar="CODES",
-        help="do not report these codes or prefixes, comma-separated",
-    )
+    for flag, meaning in _CODE_SELECTORS:
+        parser.add_argument(flag, type=_codes, action="extend", default=[], metavar="CODES", help=meaning)
     parser.add_argument(
         "--fast",
         action="store_true",
@@ -133,6 +126,19 @@ def isolation(args: argparse.Namespace) -> dict[str, Any]:
 OnFile = Callable[[int, int, str], None]
 
 
+def progress_bar(console: Console, *measures: ProgressColumn) -> Progress:
+    """The commands' progress bar on ``console``, gone when done: what is being done, its
+    ``measures`` (bar, count, time left...), then the file's name."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        *measures,
+        # A name is shown, never read as markup (a folder named "x[" broke the bar).
+        TextColumn("{task.fields[path]}", style="dim", markup=False),
+        console=console,
+        transient=True,
+    )
+
+
 @contextmanager
 def file_progress(console: Console, shown: bool = True) -> Iterator[Callable[[str], OnFile] | None]:
     """A bar of files done, on a terminal when ``shown``: ``stage(name)`` gives the
@@ -140,15 +146,7 @@ def file_progress(console: Console, shown: bool = True) -> Iterator[Callable[[st
     if not (shown and console.is_terminal):
         yield None
         return
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        # A name is shown, never read as markup (a folder named "x[" broke the bar).
-        TextColumn("{task.fields[path]}", style="dim", markup=False),
-        console=console,
-        transient=True,
-    ) as progress:
+    with progress_bar(console, BarColumn(), MofNCompleteColumn()) as progress:
         task = progress.add_task("checking", total=None, path="")
 
         def stage(name: str) -> OnFile:

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, TaskProgressColumn, TimeRemainingColumn
 from rich.text import Text
 
 from .._exceptions import UsageError
@@ -17,7 +17,7 @@ from .._fix.model import ALIGN_CHOICES, PRESETS, FixReport
 from .._models import Severity
 from .._render.display import line_start, plain, printable
 from .._render.text import render_json
-from .check import add_inputs, settings
+from .check import add_inputs, progress_bar, settings
 
 
 def add_parser(subparsers: Any) -> None:
@@ -101,15 +101,7 @@ def run(args: argparse.Namespace) -> int:
     }
     err_console = Console(stderr=True)
     if err_console.is_terminal and args.format == "text" and not args.dry_run:
-        with Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            TaskProgressColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[path]}", style="dim", markup=False),
-            console=err_console,
-            transient=True,
-        ) as progress:
+        with progress_bar(err_console, BarColumn(), TaskProgressColumn(), TimeRemainingColumn()) as progress:
             task = progress.add_task("fixing", total=1.0, path="")
 
             def on_progress(number: int, total: int, path: str, fraction: float) -> None:

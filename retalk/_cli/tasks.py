@@ -6,7 +6,8 @@ import argparse
 import json
 import os
 import sys
-from contextlib import AbstractContextManager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -269,30 +270,40 @@ def run_submit(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    task_id = task_id_arg(args.task_id, args.journal)
-    with _client(args) as client:
-        task = client.get(task_id)
-    _print(args, _task_dict(task), _task_text(task))
-    # As `wait` ends: a task the service does not know (UNKNOWN) is no success, nor is a
-    # failed or canceled one.
-    task.raise_for_status()
-    return 0
+    return _on_one_task(args, lambda client, task_id, _: client.get(task_id))
 
 
 def run_cancel(args: argparse.Namespace) -> int:
-    task_id = task_id_arg(args.task_id, args.journal)
-    with _client(args) as client:
-        task = client.cancel(task_id)
-    _print(args, _task_dict(task), _task_text(task))
-    return 0
+    return _on_one_task(args, lambda client, task_id, _: client.cancel(task_id), settle=False)
 
 
 def run_wait(args: argparse.Namespace) -> int:
+    return _on_one_task(
+        args,
+        lambda client, task_id, display: client.wait(
+            task_id, timeout=args.timeout, on_status=events_of(display).on_status
+        ),
+        live=True,
+    )
+
+
+def _on_one_task(
+    args: argparse.Namespace,
+    act: Callable[[Client, str, Display | None], Task],
+    *,
+    live: bool = False,
+    settle: bool = True,
+) -> int:
+    """``status``, ``cancel`` and ``wait``: ``act`` on the task named (with bars on stderr
+    when ``live``), show what the service answered, and with ``settle`` end as ``wait``
+    does: a task the service does not know (UNKNOWN) is no success, nor is a failed or
+    canceled one."""
     task_id = task_id_arg(args.task_id, args.journal)
-    with _client(args) as client, _live(args) as display:
-        task = client.wait(task_id, timeout=args.timeout, on_status=events_of(display).on_status)
+    with _client(args) as client, _live(args) if live else nullcontext(None) as display:
+        task = act(client, task_id, display)
     _print(args, _task_dict(task), _task_text(task))
-    task.raise_for_status()
+    if settle:
+        task.raise_for_status()
     return 0
 
 

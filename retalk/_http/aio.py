@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -14,48 +15,27 @@ from typing import Any
 import httpx
 
 from .._models import Task
-from .._quotas import RateLimiter
 from .core import BaseClient
-from .policies import MAX_ANSWER_BYTES, DownloadPolicy, PollPolicy, RetryPolicy, TransferProgress
-from .steps import Close, Drain, Open, Pause, Step, Steps, T
+from .policies import DownloadPolicy, TransferProgress
+from .steps import Close, Drain, Open, Pause, Run, Step, Steps, T
 
 
-class AsyncClient(BaseClient):
+class AsyncClient(BaseClient[httpx.AsyncBaseTransport, Callable[[float], Awaitable[None]]]):
     """``async with AsyncClient() as client: task = await client.submit(...)``."""
 
     _api: httpx.AsyncClient
     _plain: httpx.AsyncClient
 
-    def __init__(
-        self,
-        api_key: str | None = None,
-        *,
-        base_url: str | None = None,
-        timeout: float = 60.0,
-        retry: RetryPolicy | None = None,
-        poll: PollPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        seed: int | None = None,
-        download_policy: DownloadPolicy | None = None,
-        max_answer_bytes: int = MAX_ANSWER_BYTES,
-        limiter: RateLimiter | None = None,
-    ) -> None:
-        super().__init__(
-            api_key,
-            base_url=base_url,
-            retry=retry,
-            poll=poll,
-            seed=seed,
-            download_policy=download_policy,
-            max_answer_bytes=max_answer_bytes,
-            limiter=limiter,
-        )
-        self._sleep = sleep
-        self._lock = asyncio.Lock()
-        self._api = httpx.AsyncClient(**self._api_options(timeout), transport=transport)
-        # Redirects are followed by the core, bounded, their bodies never read.
-        self._plain = httpx.AsyncClient(timeout=timeout, transport=transport)
+    def _default_sleep(self) -> Callable[[float], Awaitable[None]]:
+        return asyncio.sleep
+
+    def _connection(self, transport: httpx.AsyncBaseTransport | None, **options: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=transport, **options)
+
+    @cached_property
+    def _lock(self) -> asyncio.Lock:
+        """Held by an ``Exclusive`` step's run (uploads at once share one policy fetch)."""
+        return asyncio.Lock()
 
     async def aclose(self) -> None:
         await self._api.aclose()
@@ -72,17 +52,13 @@ class AsyncClient(BaseClient):
     async def _run(self, steps: Steps[T]) -> T:
         """Do each step the core asks for and hand it the outcome, or the exception
         (a cancellation too: the core closes what it opened)."""
-        outcome: Any = None
-        failure: BaseException | None = None
-        while True:
+        run = Run(steps)
+        while (step := run.next_step()) is not None:
             try:
-                step = steps.send(outcome) if failure is None else steps.throw(failure)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            try:
-                outcome, failure = await self._do(step), None
+                run.did(await self._do(step))
             except BaseException as exc:  # the core decides what it means
-                outcome, failure = None, exc
+                run.failed(exc)
+        return run.result
 
     async def _do(self, step: Step) -> Any:
         if isinstance(step, Open):

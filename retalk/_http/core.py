@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 
@@ -52,6 +52,7 @@ from .download import (
     write_problem,
 )
 from .policies import (
+    MAX_ANSWER_BYTES,
     MAX_CLOCK_OFFSET_S,
     MAX_STORAGE_ANSWER_BYTES,
     MODEL,
@@ -82,27 +83,39 @@ from .steps import Close, Drain, Exclusive, Open, Pause, Steps
 
 log = logging.getLogger("retalk")
 
+#: What a client sends on (``httpx.BaseTransport`` or ``httpx.AsyncBaseTransport``) and how
+#: it waits (a sleep, or an ``await``-ed one): the only settings in which the two differ.
+TransportT = TypeVar("TransportT")
+SleepT = TypeVar("SleepT")
 
-class BaseClient:
+
+class BaseClient(Generic[TransportT, SleepT]):
     """The settings, the state and the steps of every operation; ``Client`` and
     ``AsyncClient`` add the connections and run the steps (``_submit``, ``_get``, ... are
-    the steps of ``submit``, ``get``, ...)."""
+    the steps of ``submit``, ``get``, ...). The constructor is theirs: one signature, so
+    that the two take the same settings."""
 
     _api: httpx.Client | httpx.AsyncClient
     _plain: httpx.Client | httpx.AsyncClient
 
     def __init__(
         self,
-        api_key: str | None,
+        api_key: str | None = None,
         *,
-        base_url: str | None,
-        retry: RetryPolicy | None,
-        poll: PollPolicy | None,
-        seed: int | None,
-        download_policy: DownloadPolicy | None,
-        max_answer_bytes: int,
-        limiter: RateLimiter | None,
+        base_url: str | None = None,
+        timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+        poll: PollPolicy | None = None,
+        transport: TransportT | None = None,
+        sleep: SleepT | None = None,
+        seed: int | None = None,
+        download_policy: DownloadPolicy | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+        limiter: RateLimiter | None = None,
     ) -> None:
+        """``transport``: httpx's (a mock one in tests); ``sleep``: how the client waits
+        (default ``time.sleep``, ``asyncio.sleep`` for ``AsyncClient``); ``seed``: the
+        retry jitter's, for repeatable tests."""
         self._key = resolve_key(api_key)
         self.base_url = resolve_base_url(base_url)
         #: Keeps every request of this client inside the service's quotas, however many run
@@ -122,6 +135,17 @@ class BaseClient:
         self.clock_offset: float | None = None
         #: API requests sent (retries included), for benchmarks.
         self.requests_sent = 0
+        self._sleep: SleepT = sleep if sleep is not None else self._default_sleep()
+        self._api = self._connection(transport, **self._api_options(timeout))
+        # Redirects are followed by the core, bounded, their bodies never read whole.
+        self._plain = self._connection(transport, timeout=timeout)
+
+    def _default_sleep(self) -> SleepT:
+        raise NotImplementedError
+
+    def _connection(self, transport: TransportT | None, **options: Any) -> httpx.Client | httpx.AsyncClient:
+        """A connection pool of this client's kind on ``transport``, with httpx's ``options``."""
+        raise NotImplementedError
 
     def _api_options(self, timeout: float) -> dict[str, Any]:
         """The API connections' settings: the key, and no proxy from the environment (none

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import httpx
 
@@ -60,3 +60,34 @@ class Exclusive:
 Step = Open | Drain | Close | Pause | Exclusive
 #: A core operation: yields steps, gets their outcomes, returns its result.
 Steps = Generator[Step, Any, T]
+
+
+class Run(Generic[T]):
+    """One core operation being run: hands the outcome of each step (or its exception) back
+    in and says which step is next, so that the clients' loops only do the steps."""
+
+    #: What the operation returned; set once ``next_step`` returned None.
+    result: T
+
+    def __init__(self, steps: Steps[T]) -> None:
+        self._steps = steps
+        self._outcome: Any = None
+        self._failure: BaseException | None = None
+
+    def next_step(self) -> Step | None:
+        """The step to do next; None once the operation has returned (see ``result``)."""
+        try:
+            if self._failure is None:
+                return self._steps.send(self._outcome)
+            return self._steps.throw(self._failure)
+        except StopIteration as done:
+            self.result = done.value
+            return None
+
+    def did(self, outcome: Any) -> None:
+        """The last step's outcome, for the operation to go on with."""
+        self._outcome, self._failure = outcome, None
+
+    def failed(self, exc: BaseException) -> None:
+        """The last step raised ``exc``: thrown into the operation, which decides."""
+        self._outcome, self._failure = None, exc

@@ -14,13 +14,12 @@ from typing import Any
 import httpx
 
 from .._models import Task
-from .._quotas import RateLimiter
 from .core import BaseClient
-from .policies import MAX_ANSWER_BYTES, DownloadPolicy, PollPolicy, RetryPolicy, TransferProgress
-from .steps import Close, Drain, Open, Pause, Step, Steps, T
+from .policies import DownloadPolicy, TransferProgress
+from .steps import Close, Drain, Open, Pause, Run, Step, Steps, T
 
 
-class Client(BaseClient):
+class Client(BaseClient[httpx.BaseTransport, Callable[[float], None]]):
     """A VideoRetalk client. Use as a context manager, or call ``close()``.
 
     >>> with Client() as client:  # DASHSCOPE_API_KEY from the environment
@@ -32,35 +31,11 @@ class Client(BaseClient):
     _api: httpx.Client
     _plain: httpx.Client
 
-    def __init__(
-        self,
-        api_key: str | None = None,
-        *,
-        base_url: str | None = None,
-        timeout: float = 60.0,
-        retry: RetryPolicy | None = None,
-        poll: PollPolicy | None = None,
-        transport: httpx.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        seed: int | None = None,
-        download_policy: DownloadPolicy | None = None,
-        max_answer_bytes: int = MAX_ANSWER_BYTES,
-        limiter: RateLimiter | None = None,
-    ) -> None:
-        super().__init__(
-            api_key,
-            base_url=base_url,
-            retry=retry,
-            poll=poll,
-            seed=seed,
-            download_policy=download_policy,
-            max_answer_bytes=max_answer_bytes,
-            limiter=limiter,
-        )
-        self._sleep = sleep
-        self._api = httpx.Client(**self._api_options(timeout), transport=transport)
-        # Redirects are followed by the core, bounded (httpx reads a redirect's body whole).
-        self._plain = httpx.Client(timeout=timeout, transport=transport)
+    def _default_sleep(self) -> Callable[[float], None]:
+        return time.sleep
+
+    def _connection(self, transport: httpx.BaseTransport | None, **options: Any) -> httpx.Client:
+        return httpx.Client(transport=transport, **options)
 
     def close(self) -> None:
         self._api.close()
@@ -76,17 +51,13 @@ class Client(BaseClient):
 
     def _run(self, steps: Steps[T]) -> T:
         """Do each step the core asks for and hand it the outcome, or the exception."""
-        outcome: Any = None
-        failure: BaseException | None = None
-        while True:
+        run = Run(steps)
+        while (step := run.next_step()) is not None:
             try:
-                step = steps.send(outcome) if failure is None else steps.throw(failure)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            try:
-                outcome, failure = self._do(step), None
+                run.did(self._do(step))
             except BaseException as exc:  # the core decides what it means
-                outcome, failure = None, exc
+                run.failed(exc)
+        return run.result
 
     def _do(self, step: Step) -> Any:
         if isinstance(step, Open):

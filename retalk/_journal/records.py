@@ -136,21 +136,7 @@ class Job:
         state = _column(row, "state", str)
         if state not in STATES:
             raise ValueError(f"state {state!r} is not a job state")
-        return cls(
-            _column(row, "id", int),
-            _column(row, "created", float),
-            _column(row, "fingerprint", str),
-            inputs,
-            _json(row, "params", dict),
-            _column(row, "output", str, optional=True),
-            state,
-            _column(row, "task_id", str, optional=True),
-            _column(row, "submit_started", float, optional=True),
-            _column(row, "error", str, optional=True),
-            _column(row, "billed_s", float, optional=True),
-            _column(row, "base_url", str),
-            _column(row, "owner", str, optional=True),
-        )
+        return cls(inputs=inputs, state=state, **_fields(row, _JOB_COLUMNS))
 
 
 @dataclass(frozen=True)
@@ -178,16 +164,7 @@ class Split:
         state = _column(row, "state", str)
         if state not in SPLIT_STATES:
             raise ValueError(f"state {state!r} is not a split state")
-        return cls(
-            _column(row, "id", int),
-            _column(row, "created", float),
-            _column(row, "fingerprint", str),
-            _column(row, "output", str),
-            state,
-            plan,
-            _column(row, "base_url", str),
-            _column(row, "error", str, optional=True),
-        )
+        return cls(state=state, plan=plan, **_fields(row, _SPLIT_COLUMNS))
 
     @property
     def job_ids(self) -> list[int | None]:
@@ -252,6 +229,50 @@ def running_elsewhere(job: Job) -> bool:
 
 def roles_of(job: Job) -> Sequence[str]:
     return [role for role in ("video", "audio", "ref") if role in job.inputs]
+
+
+@dataclass(frozen=True)
+class _Column:
+    """A column read into the record's field of the same name, checked to be of its
+    ``kind`` (JSON text holding one, when ``json``); None passes only when ``optional``."""
+
+    name: str
+    kind: type
+    optional: bool = False
+    json: bool = False
+
+    def read(self, row: sqlite3.Row) -> Any:
+        if self.json:
+            return _json(row, self.name, self.kind)
+        return _column(row, self.name, self.kind, self.optional)
+
+
+#: The columns every record has, then each table's own, in the order they are checked
+#: (the inputs, the plan and the state are checked by ``from_row`` itself, first).
+_RECORD_COLUMNS = (_Column("id", int), _Column("created", float), _Column("fingerprint", str))
+_JOB_COLUMNS = (
+    *_RECORD_COLUMNS,
+    _Column("params", dict, json=True),
+    _Column("output", str, optional=True),
+    _Column("task_id", str, optional=True),
+    _Column("submit_started", float, optional=True),
+    _Column("error", str, optional=True),
+    _Column("billed_s", float, optional=True),
+    _Column("base_url", str),
+    _Column("owner", str, optional=True),
+)
+_SPLIT_COLUMNS = (
+    *_RECORD_COLUMNS,
+    _Column("output", str),
+    _Column("base_url", str),
+    _Column("error", str, optional=True),
+)
+
+
+def _fields(row: sqlite3.Row, columns: tuple[_Column, ...]) -> dict[str, Any]:
+    """The record's fields ``columns`` name, read from ``row``; ``ValueError`` on the first
+    that is damaged."""
+    return {column.name: column.read(row) for column in columns}
 
 
 def _column(row: sqlite3.Row, name: str, kind: type, optional: bool = False) -> Any:
