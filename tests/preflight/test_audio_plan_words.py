@@ -24,7 +24,6 @@ import pytest
 from fixtures.make_fixtures import voice_like
 from preflight import (
     Action,
-    AudioStreamInfo,
     AudioThresholds,
     FileReport,
     Finding,
@@ -36,34 +35,12 @@ from preflight._fix.audio import AudioPlan, plan_audio
 from preflight._fix.audio.plan import _target_length
 from preflight._probe.voice import AudioAnalysis
 from preflight.codes import CODES
+from tests.preflight.clean_clip import MIB, MP4
 from tests.preflight.clean_clip import PICTURE as CLEAN_PICTURE
+from tests.preflight.clean_voice import SOUND, VOICE
 
-MP4 = "mov,mp4,m4a,3gp,3g2,mj2"
-MIB = 1024 * 1024
 OPTIONS = FixOptions()
 
-SOUND = AudioStreamInfo(
-    index=0,
-    codec="pcm_s16le",
-    profile=None,
-    sample_rate=48000,
-    channels=1,
-    channel_layout="mono",
-    sample_format="s16",
-    bit_depth=16,
-    duration=10.0,
-    start_time=0.0,
-    bit_rate=768_000,
-)
-VOICE = MediaInfo(
-    path="/voices/me.wav",
-    size=960_044,
-    container="wav",
-    duration=10.0,
-    start_time=0.0,
-    bit_rate=768_000,
-    audio=(SOUND,),
-)
 #: The clean clip's picture at 30 fps (a voice taken from beside a video).
 PICTURE = replace(CLEAN_PICTURE, avg_fps=30.0, nominal_fps=30.0, frame_count=300)
 
