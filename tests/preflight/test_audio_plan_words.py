@@ -37,7 +37,7 @@ from preflight._probe.voice import AudioAnalysis
 from preflight.codes import CODES
 from tests.preflight.clean_clip import MIB, MP4
 from tests.preflight.clean_clip import PICTURE as CLEAN_PICTURE
-from tests.preflight.clean_voice import SOUND, VOICE
+from tests.preflight.clean_voice import HEARD, SOUND, VOICE
 
 OPTIONS = FixOptions()
 
@@ -53,24 +53,8 @@ def voice(sound: dict[str, Any] | None = None, **changes: Any) -> MediaInfo:
 
 
 def heard(**changes: Any) -> AudioAnalysis:
-    """A clean voice as the analysis hears it: -20 LUFS, peaks at -6 dBTP, 40 dB over the
-    room; some facts changed."""
-    facts: dict[str, Any] = dict(
-        duration=10.0,
-        sample_rate=48000,
-        channels=1,
-        loudness_lufs=-20.0,
-        sample_peak_dbfs=-6.5,
-        true_peak_dbtp=-6.0,
-        clipped_runs=0,
-        channel_levels_db=(-25.0,),
-        speech_share=0.8,
-        speech_ranges=((0.2, 9.8),),
-        noise_floor_db=-65.0,
-        speech_level_db=-25.0,
-    )
-    facts.update(changes)
-    return AudioAnalysis(**facts)
+    """The clean voice as the analysis hears it, some facts changed."""
+    return replace(HEARD, **changes)
 
 
 def finding(code: str, message: str = "", **details: Any) -> Finding:
