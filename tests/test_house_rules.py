@@ -10,13 +10,13 @@ the ``heavy`` ones first), and it keeps its cache in the root's ``.mypy_cache``.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
 
+from tests.commands import ok, run_command
 from tests.conftest import ROOT
 
 if sys.version_info >= (3, 11):
@@ -30,18 +30,7 @@ TIMEOUT_S = 900
 
 def _passes(args: list[str]) -> None:
     """Run ``args`` from the repository root; fail with everything it said unless it exits 0."""
-    done = subprocess.run(
-        args,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        timeout=TIMEOUT_S,
-        check=False,
-    )
-    assert done.returncode == 0, f"{' '.join(args)} exited {done.returncode}:\n{done.stdout}"
+    ok(run_command(args, ROOT, timeout=TIMEOUT_S))
 
 
 def _tool(module: str) -> list[str]:

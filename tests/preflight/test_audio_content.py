@@ -89,15 +89,7 @@ def test_a_float_wav_clips_at_full_scale_but_its_overs_are_only_hot(
     voice = media.voice_like(4.0, RATE, level_db=4.0)  # peaks 4 dB over full scale
     if clip_at is not None:
         voice = np.clip(voice, -clip_at, clip_at)
-    path = tmp_path / "float.wav"
-    with av.open(str(path), "w", format="wav") as out:
-        stream = out.add_stream("pcm_f32le", rate=RATE, layout="mono")
-        frame = av.AudioFrame.from_ndarray(
-            voice.astype(np.float32)[np.newaxis, :], format="flt", layout="mono"
-        )
-        frame.sample_rate, frame.pts = RATE, 0
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            out.mux(packet)
+    path = media.write_float_wav(tmp_path / "float.wav", voice, RATE)
     hot = finding(check_audio(path), "Audio.Clipping")
     assert (hot.details["clipped_runs"] > 10) is runs and hot.fixable is not runs
 

@@ -20,13 +20,11 @@ from typing import Any
 import pytest
 
 from preflight import (
-    AudioStreamInfo,
     CheckOptions,
     Finding,
     ImageInfo,
     MediaInfo,
     Severity,
-    VideoStreamInfo,
     check_audio,
     check_image,
     check_video,
@@ -36,54 +34,22 @@ from preflight._rules.container import audio_findings, image_findings
 from preflight._rules.video import audio_apart
 from tests.conftest import SAMPLE
 from tests.corpus.make_corpus import png16_blank
+from tests.preflight import clean_voice
+from tests.preflight.clean_clip import MIB, MP4, PICTURE
 
 #: Container facts only: these stories are about what the service would reject, not faces
 #: or speech (they have their own tests).
 FACTS = CheckOptions(fast=True)
-MP4 = "mov,mp4,m4a,3gp,3g2,mj2"
-MIB = 1024 * 1024
-
-# A 4 s mono 16 kHz voice in a WAV, as the probe states fixtures/sample/voice.wav.
-VOICE_TRACK = AudioStreamInfo(
-    index=0,
-    codec="pcm_s16le",
-    profile=None,
-    sample_rate=16000,
-    channels=1,
-    channel_layout="mono",
-    sample_format="s16",
-    bit_depth=16,
-    duration=4.0,
-    start_time=None,
-    bit_rate=256000,
-)
-VOICE = MediaInfo(
+# fixtures/sample/voice.wav as the probe states it: the clean voice, 4 s at 16 kHz.
+VOICE_TRACK = replace(clean_voice.SOUND, sample_rate=16000, duration=4.0, start_time=None, bit_rate=256_000)
+VOICE = replace(
+    clean_voice.VOICE,
     path="voice.wav",
     size=128_078,
-    container="wav",
     duration=4.0,
     start_time=None,
     bit_rate=256_156,
     audio=(VOICE_TRACK,),
-)
-# The 720x720 25 fps H.264 picture of fixtures/sample/talking_head.mp4.
-PICTURE = VideoStreamInfo(
-    index=0,
-    codec="h264",
-    profile="Constrained Baseline",
-    pixel_format="yuv420p",
-    coded_width=720,
-    coded_height=720,
-    width=720,
-    height=720,
-    rotation=0,
-    avg_fps=25.0,
-    nominal_fps=25.0,
-    variable_frame_rate=False,
-    frame_count=100,
-    duration=4.0,
-    start_time=0.0,
-    bit_rate=1_002_458,
 )
 # A 1000x800 RGB JPEG photo of a face, no EXIF orientation.
 PHOTO = ImageInfo(
@@ -309,7 +275,8 @@ def test_two_audio_streams_are_noted_and_the_first_is_judged() -> None:
 
 # ------------------------------------------------------- the video's own sound track
 # audio_apart: (where the sound starts against the picture, the picture's length) when the
-# sound plays at no moment of the picture, else None.
+# sound plays at no moment of the picture, else None. Only the streams' starts and lengths
+# count: the picture is the clean clip's.
 def sound_at(
     sound_start: float, sound_seconds: float, picture_start: float = 0.0, picture_seconds: float = 2.5
 ) -> tuple[float, float] | None:
@@ -516,6 +483,14 @@ def test_an_image_beyond_what_preflight_decodes_must_be_scaled_down_elsewhere() 
         "error",
         False,
         {"width": 8193, "height": 8192, "aspect": 1.0, "max_side": 4096, "max_aspect": 2.0},
+    )
+
+
+def test_an_image_too_big_to_decode_counts_its_pixels_to_a_tenth_of_a_million() -> None:
+    # 10020x7001 is 70,150,020 pixels: 70.2 million, over the 67.1 million decoded.
+    (finding,) = image_findings(replace(sized(10020, 7001), path="/refs/poster.jpg", size=9_000_000))
+    assert "its longest side is 10020 px (at most 4096; 70.2 million pixels, more than the 67.1 million" in (
+        finding.message
     )
 
 

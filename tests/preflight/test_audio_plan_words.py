@@ -24,7 +24,6 @@ import pytest
 from fixtures.make_fixtures import voice_like
 from preflight import (
     Action,
-    AudioStreamInfo,
     AudioThresholds,
     FileReport,
     Finding,
@@ -36,34 +35,12 @@ from preflight._fix.audio import AudioPlan, plan_audio
 from preflight._fix.audio.plan import _target_length
 from preflight._probe.voice import AudioAnalysis
 from preflight.codes import CODES
+from tests.preflight.clean_clip import MIB, MP4
 from tests.preflight.clean_clip import PICTURE as CLEAN_PICTURE
+from tests.preflight.clean_voice import HEARD, SOUND, VOICE
 
-MP4 = "mov,mp4,m4a,3gp,3g2,mj2"
-MIB = 1024 * 1024
 OPTIONS = FixOptions()
 
-SOUND = AudioStreamInfo(
-    index=0,
-    codec="pcm_s16le",
-    profile=None,
-    sample_rate=48000,
-    channels=1,
-    channel_layout="mono",
-    sample_format="s16",
-    bit_depth=16,
-    duration=10.0,
-    start_time=0.0,
-    bit_rate=768_000,
-)
-VOICE = MediaInfo(
-    path="/voices/me.wav",
-    size=960_044,
-    container="wav",
-    duration=10.0,
-    start_time=0.0,
-    bit_rate=768_000,
-    audio=(SOUND,),
-)
 #: The clean clip's picture at 30 fps (a voice taken from beside a video).
 PICTURE = replace(CLEAN_PICTURE, avg_fps=30.0, nominal_fps=30.0, frame_count=300)
 
@@ -76,24 +53,8 @@ def voice(sound: dict[str, Any] | None = None, **changes: Any) -> MediaInfo:
 
 
 def heard(**changes: Any) -> AudioAnalysis:
-    """A clean voice as the analysis hears it: -20 LUFS, peaks at -6 dBTP, 40 dB over the
-    room; some facts changed."""
-    facts: dict[str, Any] = dict(
-        duration=10.0,
-        sample_rate=48000,
-        channels=1,
-        loudness_lufs=-20.0,
-        sample_peak_dbfs=-6.5,
-        true_peak_dbtp=-6.0,
-        clipped_runs=0,
-        channel_levels_db=(-25.0,),
-        speech_share=0.8,
-        speech_ranges=((0.2, 9.8),),
-        noise_floor_db=-65.0,
-        speech_level_db=-25.0,
-    )
-    facts.update(changes)
-    return AudioAnalysis(**facts)
+    """The clean voice as the analysis hears it, some facts changed."""
+    return replace(HEARD, **changes)
 
 
 def finding(code: str, message: str = "", **details: Any) -> Finding:

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from preflight import Finding, ImageInfo, MediaInfo, Severity
-from preflight._rules.container import image_findings, video_findings
+from preflight import Finding, MediaInfo, Severity
+from preflight._rules.container import video_findings
 from tests.preflight.clean_clip import CLIP, MIB, MP4, PICTURE, SOUND
 
 
@@ -574,25 +574,3 @@ def test_a_second_video_stream_is_mentioned_as_information() -> None:
             {"streams": 2},
         )
     ]
-
-
-# --- Sizes in words -------------------------------------------------------------------
-
-
-def test_an_image_too_big_to_decode_counts_its_pixels_to_a_tenth_of_a_million() -> None:
-    # 10020x7001 is 70,150,020 pixels: 70.2 million, over the 67.1 million decoded.
-    huge = ImageInfo(
-        path="/refs/poster.jpg",
-        size=9_000_000,
-        format="JPEG",
-        mode="RGB",
-        stored_width=10020,
-        stored_height=7001,
-        orientation=None,
-        width=10020,
-        height=7001,
-    )
-    (finding,) = image_findings(huge)
-    assert "its longest side is 10020 px (at most 4096; 70.2 million pixels, more than the 67.1 million" in (
-        finding.message
-    )

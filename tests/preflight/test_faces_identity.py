@@ -17,7 +17,17 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from preflight import FixOptions, LazyEngine, Severity, VideoFaceScan, check_paths, fix_paths
+from preflight import (
+    CheckReport,
+    Finding,
+    FixOptions,
+    FixReport,
+    LazyEngine,
+    Severity,
+    VideoFaceScan,
+    check_paths,
+    fix_paths,
+)
 from preflight._check.cache import code_fingerprint
 from preflight._cli.main import main
 from preflight._probe.faces.match import RESNET_MODEL, SAME_PERSON_DISTANCE
@@ -80,10 +90,29 @@ def derived(picture: Image.Image, how: str, folder: Path) -> Path:
     return path
 
 
-def job_finding(video: Path, ref: Path, engine: LazyEngine) -> tuple[str, dict]:
-    report = check_paths(video=video, ref=ref, engine=engine)
+def ref_finding(report: CheckReport | FixReport) -> Finding:
+    """The job's one finding about the reference face (a match or a mismatch)."""
     assert report.job is not None
     (finding,) = [f for f in report.job.findings if f.code.startswith("Face.Ref")]
+    return finding
+
+
+def ref_match(report: CheckReport | FixReport) -> Finding:
+    """The job's finding that the reference is the person in the video."""
+    finding = ref_finding(report)
+    assert finding.code == "Face.RefMatch", finding.message
+    return finding
+
+
+def video_scan(report: CheckReport) -> VideoFaceScan:
+    """What the face scan saw in the job's video."""
+    scan = report.files[0].faces
+    assert isinstance(scan, VideoFaceScan)
+    return scan
+
+
+def job_finding(video: Path, ref: Path, engine: LazyEngine) -> tuple[str, dict]:
+    finding = ref_finding(check_paths(video=video, ref=ref, engine=engine))
     return finding.code, dict(finding.details)
 
 
@@ -257,13 +286,10 @@ def test_a_smaller_second_person_is_found_though_the_main_face_is_missed_in_ever
 
     report = check_paths(video=clip, ref=shared_media / OBAMA, engine=engine)
 
-    assert report.job is not None
-    (finding,) = [f for f in report.job.findings if f.code.startswith("Face.Ref")]
-    assert finding.code == "Face.RefMatch", finding.message
+    finding = ref_match(report)
     assert finding.details["distance"] < SAME_PERSON_DISTANCE
     # The main face is one track across its gaps, the guest another: two faces described.
-    scan = report.files[0].faces
-    assert isinstance(scan, VideoFaceScan)
+    scan = video_scan(report)
     main_face = {s.tracks[0] for s in scan.samples if len(s.faces) == 2}
     assert len(main_face) == 1 and sum(len(s.faces) == 1 for s in scan.samples) >= 5
     assert finding.details["faces_compared"] == 2 and finding.details["faces_not_compared"] == 0
@@ -278,11 +304,8 @@ def test_a_face_lost_for_seconds_at_a_time_does_not_crowd_out_a_second_person(
 
     report = check_paths(video=clip, ref=shared_media / OBAMA, engine=engine)
 
-    assert report.job is not None
-    (finding,) = [f for f in report.job.findings if f.code.startswith("Face.Ref")]
-    assert finding.code == "Face.RefMatch", finding.message
-    scan = report.files[0].faces
-    assert isinstance(scan, VideoFaceScan)
+    finding = ref_match(report)
+    scan = video_scan(report)
     pieces = {
         s.tracks[s.faces.index(max(s.faces, key=lambda f: f.box.height))]
         for s in scan.samples
@@ -319,13 +342,10 @@ def test_a_clip_cutting_between_two_people_in_the_same_place_describes_both(
 
     report = check_paths(video=clip, ref=tmp_path / "guest.png", engine=engine)
 
-    assert report.job is not None
-    (finding,) = [f for f in report.job.findings if f.code.startswith("Face.Ref")]
-    assert finding.code == "Face.RefMatch", finding.message
+    finding = ref_match(report)
     assert finding.details["distance"] < SAME_PERSON_DISTANCE
     # Each person one track, however often the shots alternate.
-    scan = report.files[0].faces
-    assert isinstance(scan, VideoFaceScan)
+    scan = video_scan(report)
     assert {t for s in scan.samples for t in s.tracks} == {0, 1}
     assert finding.details["faces_compared"] == 2
 
@@ -343,9 +363,7 @@ def test_three_people_taking_turns_are_all_described_before_more_pieces_of_one(
 
     report = check_paths(video=clip, ref=tmp_path / "guest.png", engine=engine)
 
-    assert report.job is not None
-    (finding,) = [f for f in report.job.findings if f.code.startswith("Face.Ref")]
-    assert finding.code == "Face.RefMatch", finding.message
+    finding = ref_match(report)
     assert finding.details["faces_compared"] == 6 and finding.details["faces_not_compared"] > 0
 
 
@@ -388,9 +406,8 @@ def test_make_ref_cuts_a_reference_that_matches_the_face_the_service_syncs(
         options=FixOptions(make_ref=True),
         engine=engine,
     )
-    assert made.job is not None
-    (match,) = [f for f in made.job.findings if f.code.startswith("Face.Ref")]
-    assert match.code == "Face.RefMatch" and match.details["closest_is_default_target"] is True
+    match = ref_match(made)
+    assert match.details["closest_is_default_target"] is True
     assert match.details["distance"] < SAME_PERSON_DISTANCE
 
 

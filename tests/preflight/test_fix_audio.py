@@ -98,6 +98,16 @@ def decode(path: Path) -> tuple[Samples, int]:
     return np.concatenate(planes, axis=1).astype(np.float64), rate
 
 
+def fixed_by(path: Path, step: str, because: str) -> tuple[FileReport, Samples, Samples]:
+    """``path`` fixed by one step, ``step``, for the finding ``because``: the output's fresh
+    check, and the samples (channels x n) before and after."""
+    plan, out, fresh = fix(path)
+    assert names(plan) == [step] and plan.actions[0].because == (because,)
+    before, _ = decode(path)
+    after, _ = decode(out)
+    return fresh, before, after
+
+
 def reference_loudness(path: Path) -> float:
     data, rate = decode(path)
     return float(pyloudnorm.Meter(rate).integrated_loudness(data.T))
@@ -242,11 +252,8 @@ def test_audio_without_an_audio_stream_cannot_be_fixed(media: Any, tmp_path: Pat
 def test_an_overlong_voice_is_trimmed_to_120_s_keeping_the_rest_as_it_was(media: Any, tmp_path: Path) -> None:
     voice = np.tile(media.voice_like(10.0, RATE), 13)  # 130 s
     path = media.write_audio(tmp_path / "lecture.wav", signal=voice, sample_rate=RATE)
-    plan, out, fresh = fix(path)
-    assert names(plan) == ["trim"] and plan.actions[0].because == ("InvalidFile.Duration",)
+    fresh, before, after = fixed_by(path, "trim", "InvalidFile.Duration")
     assert fresh.media.duration == limits.MAX_DURATION_S  # type: ignore[union-attr]
-    before, _ = decode(path)
-    after, _ = decode(out)
     assert after.shape[1] == limits.MAX_DURATION_S * RATE
     keep = after.shape[1] - int(0.01 * RATE)  # all but the fade-out
     assert np.array_equal(after[:, :keep], before[:, :keep])
@@ -258,11 +265,8 @@ def test_a_short_voice_is_padded_with_room_tone_not_digital_silence(
 ) -> None:
     voice = media.voice_like(1.0, RATE, room_db=room_db)
     path = media.write_audio(tmp_path / "hi.wav", signal=voice, sample_rate=RATE)
-    plan, out, fresh = fix(path)
-    assert names(plan) == ["pad"] and plan.actions[0].because == ("InvalidFile.Duration",)
+    fresh, before, after = fixed_by(path, "pad", "InvalidFile.Duration")
     assert fresh.media.duration == limits.MIN_DURATION_S  # type: ignore[union-attr]
-    before, _ = decode(path)
-    after, _ = decode(out)
     assert np.array_equal(after[:, :RATE], before)  # the voice itself is untouched
     tone = after[0, RATE:]
     assert longest_zero_run(tone) < 5  # a faint hiss, never exact zeros
@@ -290,11 +294,8 @@ def test_a_dead_right_channel_leaves_the_live_left_one_at_its_level(media: Any, 
     path = media.write_audio(
         tmp_path / "lav.wav", signal=np.vstack([voice, np.zeros_like(voice)]), sample_rate=48000
     )
-    plan, out, fresh = fix(path)
-    assert names(plan) == ["downmix"] and plan.actions[0].because == ("Audio.SilentChannel",)
+    fresh, before, after = fixed_by(path, "downmix", "Audio.SilentChannel")
     assert stream_facts(fresh)[2:] == (48000, 1)
-    before, _ = decode(path)
-    after, _ = decode(out)
     assert np.array_equal(after[0], before[0])  # the live channel itself, not a half-level mix
 
 
@@ -392,21 +393,8 @@ def hot_voices(media: Any, tmp_path: Path) -> dict[str, Path]:
     return {
         "loud": media.write_audio(tmp_path / "loud.mp3", signal=loud, sample_rate=rate),
         "peaky": media.write_audio(tmp_path / "peaky.wav", signal=peaky, sample_rate=rate),
-        "overs": write_float_wav(tmp_path / "overs.wav", overs, rate),
+        "overs": media.write_float_wav(tmp_path / "overs.wav", overs, rate),
     }
-
-
-def write_float_wav(path: Path, signal: Samples, rate: int) -> Path:
-    """A mono 32-bit float WAV holding ``signal`` as it is, over full scale included."""
-    with av.open(str(path), "w", format="wav") as out:
-        stream = out.add_stream("pcm_f32le", rate=rate, layout="mono")
-        frame = av.AudioFrame.from_ndarray(
-            signal.astype(np.float32)[np.newaxis, :], format="flt", layout="mono"
-        )
-        frame.sample_rate, frame.pts = rate, 0
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            out.mux(packet)
-    return path
 
 
 @pytest.mark.parametrize("kind", ["loud", "peaky", "overs"])

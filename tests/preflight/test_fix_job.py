@@ -9,12 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import av
 import pytest
 
-from preflight import FixOptions, fix_paths
+from preflight import CheckOptions, FixOptions, FixReport, fix_paths
 from preflight._cli.main import main
 from tests.conftest import ROOT, SAMPLE, run_cli
 
@@ -22,6 +24,10 @@ from tests.conftest import ROOT, SAMPLE, run_cli
 def duration(path: str | Path) -> float:
     with av.open(str(path)) as container:
         return float(container.duration or 0) / av.time_base
+
+
+#: Container checks only: these stories are about lengths and outputs, not faces or speech.
+FAST = CheckOptions(fast=True)
 
 
 @pytest.fixture()
@@ -34,62 +40,60 @@ def job(media, tmp_path: Path):  # type: ignore[no-untyped-def]
     return make
 
 
+@pytest.fixture()
+def fixed(job: Callable[[float, float], tuple[Path, Path]], tmp_path: Path) -> Callable[..., FixReport]:
+    def fix(video_s: float, audio_s: float, **options: Any) -> FixReport:
+        """A job of a ``video_s`` video and an ``audio_s`` voice, fixed with these options."""
+        video, audio = job(video_s, audio_s)
+        return fix_paths(
+            video=video,
+            audio=audio,
+            out_dir=tmp_path / "out",
+            options=FixOptions(**options),
+            check_options=FAST,
+        )
+
+    return fix
+
+
 def outputs(report) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {f.role: f.output for f in report.files}
 
 
-def test_by_default_the_lengths_are_left_to_the_service_and_it_says_so(job, tmp_path: Path) -> None:
-    video, audio = job(4.0, 3.0)
-    report = fix_paths(video=video, audio=audio, out_dir=tmp_path / "out", check_options=_fast())
+def job_codes(report: FixReport) -> list[str]:
+    """The codes of what the fixed job's check says of the pair."""
+    assert report.job is not None
+    return [f.code for f in report.job.findings]
+
+
+def test_by_default_the_lengths_are_left_to_the_service_and_it_says_so(
+    fixed: Callable[..., FixReport],
+) -> None:
+    report = fixed(4.0, 3.0)
     assert [a.name for f in report.files for a in f.actions] == ["copy", "copy"]
     (note,) = report.job_actions
     assert note.name == "align" and "cuts the longer video to 3.00 s" in note.detail
-    assert report.job is not None and "Pair.DurationMismatch" in [f.code for f in report.job.findings]
+    assert "Pair.DurationMismatch" in job_codes(report)
 
 
-def test_align_trim_cuts_both_to_the_shorter(job, tmp_path: Path) -> None:
-    video, audio = job(4.0, 3.0)
-    report = fix_paths(
-        video=video,
-        audio=audio,
-        out_dir=tmp_path / "out",
-        options=FixOptions(align="trim"),
-        check_options=_fast(),
-    )
+def test_align_trim_cuts_both_to_the_shorter(fixed: Callable[..., FixReport]) -> None:
+    report = fixed(4.0, 3.0, align="trim")
     made = outputs(report)
     assert duration(made["video"]) == pytest.approx(3.0, abs=0.05)
     assert duration(made["audio"]) == pytest.approx(3.0, abs=0.01)
-    assert report.job is not None and not [
-        f for f in report.job.findings if f.code == "Pair.DurationMismatch"
-    ]
+    assert "Pair.DurationMismatch" not in job_codes(report)
 
 
-def test_align_extend_holds_the_video_to_the_voice(job, tmp_path: Path) -> None:
-    video, audio = job(3.0, 4.5)
-    report = fix_paths(
-        video=video,
-        audio=audio,
-        out_dir=tmp_path / "out",
-        options=FixOptions(align="extend", preset="ultrafast"),
-        check_options=_fast(),
-    )
+def test_align_extend_holds_the_video_to_the_voice(fixed: Callable[..., FixReport]) -> None:
+    report = fixed(3.0, 4.5, align="extend", preset="ultrafast")
     made = outputs(report)
     assert duration(made["video"]) == pytest.approx(4.5, abs=0.05)
     assert [a.name for a in report.files[1].actions] == ["copy"]
-    assert report.job is not None and not [
-        f for f in report.job.findings if f.code == "Pair.DurationMismatch"
-    ]
+    assert "Pair.DurationMismatch" not in job_codes(report)
 
 
-def test_align_pad_fills_the_voice_to_the_video(job, tmp_path: Path) -> None:
-    video, audio = job(4.0, 3.0)
-    report = fix_paths(
-        video=video,
-        audio=audio,
-        out_dir=tmp_path / "out",
-        options=FixOptions(align="pad"),
-        check_options=_fast(),
-    )
+def test_align_pad_fills_the_voice_to_the_video(fixed: Callable[..., FixReport]) -> None:
+    report = fixed(4.0, 3.0, align="pad")
     made = outputs(report)
     assert duration(made["audio"]) == pytest.approx(4.0, abs=0.01)
     assert [a.name for a in report.files[0].actions] == ["copy"]
@@ -143,7 +147,7 @@ def test_an_interrupted_fix_leaves_no_file_behind(media, tmp_path: Path) -> None
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        fix_paths(video=video, out_dir=out, on_progress=interrupt, check_options=_fast())
+        fix_paths(video=video, out_dir=out, on_progress=interrupt, check_options=FAST)
     assert list(out.iterdir()) == []
 
 
@@ -179,12 +183,6 @@ def test_ctrl_c_on_the_command_line_exits_130_and_leaves_nothing(media, tmp_path
             process.wait()
     assert process.returncode == 130, err
     assert list(out.iterdir()) == []
-
-
-def _fast():  # type: ignore[no-untyped-def]
-    from preflight import CheckOptions
-
-    return CheckOptions(fast=True)
 
 
 def test_a_second_of_noise_is_padded_but_still_has_no_speech(media, tmp_path: Path) -> None:

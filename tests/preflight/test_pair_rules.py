@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from preflight import CheckOptions, Severity, check_paths
 from tests.conftest import BAD, SAMPLE
+from tests.preflight.clean_voice import HEARD
 
 # Container facts are enough for these checks; faces are tested elsewhere.
 FAST = CheckOptions(fast=True)
@@ -193,27 +195,15 @@ def test_an_unreadable_voice_says_nothing_about_the_videos_sound_either() -> Non
 
 def test_the_cut_words_are_timed_from_the_videos_end(made: Callable[..., Path], voice) -> None:
     from preflight import probe_media
-    from preflight._probe.voice import AudioAnalysis
     from preflight._rules.pair import pair_findings
 
     video = made(
         "video", "silent 76 frames.mp4", width=640, height=640, fps=30, duration=76 / 30, audio=False
     )
-    # A 4 s voice whose words are at 0.5-1.5 s, 2.3-3.1 s and 3.5-3.9 s: the video ends at
-    # 2.533 s, in the middle of the second word.
-    words = AudioAnalysis(
-        duration=4.0,
-        sample_rate=16000,
-        channels=1,
-        loudness_lufs=-20.0,
-        sample_peak_dbfs=-6.0,
-        true_peak_dbtp=-6.0,
-        clipped_runs=0,
-        channel_levels_db=(-20.0,),
-        speech_share=0.55,
-        speech_ranges=((0.5, 1.5), (2.3, 3.1), (3.5, 3.9)),
-        noise_floor_db=-70.0,
-        speech_level_db=-20.0,
+    # The clean voice, heard as 4 s with words at 0.5-1.5 s, 2.3-3.1 s and 3.5-3.9 s: the video
+    # ends at 2.533 s, in the middle of the second word.
+    words = replace(
+        HEARD, duration=4.0, speech_share=0.55, speech_ranges=((0.5, 1.5), (2.3, 3.1), (3.5, 3.9))
     )
     findings = pair_findings(probe_media(video), probe_media(voice(4.0)), words)
     assert [f.code for f in findings] == ["Pair.DurationMismatch", "Pair.SpeechCut"]

@@ -22,12 +22,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.commands import ok, run_command
 from tests.conftest import ROOT, doc_snippet
 
 yaml: Any = pytest.importorskip("yaml", reason="PyYAML comes with pre-commit: pip install -e '.[dev]'")
@@ -50,6 +52,8 @@ INSTALL_TIMEOUT_S = 1800
 RUN_TIMEOUT_S = 300
 #: The pre-commit of this Python (the dev extra's).
 PRE_COMMIT = [sys.executable, "-m", "pre_commit"]
+#: git and pre-commit here, given RUN_TIMEOUT_S unless a call says otherwise.
+_run = partial(run_command, timeout=RUN_TIMEOUT_S)
 
 
 @dataclass(frozen=True)
@@ -81,29 +85,6 @@ def _scratch_environment(pre_commit_home: Path | None = None) -> dict[str, str]:
         env["PRE_COMMIT_HOME"] = str(pre_commit_home)
         env["VIRTUALENV_OVERRIDE_APP_DATA"] = str(pre_commit_home / "virtualenv")
     return env
-
-
-def _run(
-    args: list[str], cwd: Path, env: dict[str, str], timeout: float = RUN_TIMEOUT_S
-) -> subprocess.CompletedProcess[str]:
-    """Run a command; its stdout and stderr together, as a person at the terminal sees them."""
-    return subprocess.run(
-        args,
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        timeout=timeout,
-        check=False,
-    )
-
-
-def _ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, f"{' '.join(result.args)} exited {result.returncode}:\n{result.stdout}"
-    return result.stdout
 
 
 def _hook_result(output: str, name: str) -> str:
@@ -160,7 +141,7 @@ def test_pre_commit_accepts_the_manifest(tmp_path: Path) -> None:
     if find_spec("pre_commit") is None:
         pytest.skip("pre-commit is not installed (pip install -e '.[dev]')")
     env = _scratch_environment(tmp_path / "pre-commit-home")
-    _ok(_run([*PRE_COMMIT, "validate-manifest", str(MANIFEST)], ROOT, env))
+    ok(_run([*PRE_COMMIT, "validate-manifest", str(MANIFEST)], ROOT, env))
 
 
 # --------------------------------------------------------------------------- the real thing
@@ -176,7 +157,7 @@ def hook_source(tmp_path_factory: pytest.TempPathFactory) -> HookSource:
     top = _run(["git", "rev-parse", "--show-toplevel"], ROOT, env)
     if top.returncode != 0 or Path(top.stdout.strip()).resolve() != ROOT.resolve():
         pytest.skip(f"{ROOT} is not a git checkout; pre-commit installs hooks from a git repository")
-    listing = _ok(_run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], ROOT, env))
+    listing = ok(_run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], ROOT, env))
     repo = tmp_path_factory.mktemp("hook-source") / "videoretalk-preflight"
     for name in filter(None, listing.split("\0")):
         source = ROOT / name
@@ -193,10 +174,10 @@ def hook_source(tmp_path_factory: pytest.TempPathFactory) -> HookSource:
         "-c",
         "commit.gpgsign=false",
     ]
-    _ok(_run(["git", "init", "--quiet", str(repo)], repo.parent, scratch))
-    _ok(_run(["git", "add", "--all"], repo, scratch))
-    _ok(_run(["git", *identity, "commit", "--quiet", "--no-verify", "-m", "working tree"], repo, scratch))
-    rev = _ok(_run(["git", "rev-parse", "HEAD"], repo, scratch)).strip()
+    ok(_run(["git", "init", "--quiet", str(repo)], repo.parent, scratch))
+    ok(_run(["git", "add", "--all"], repo, scratch))
+    ok(_run(["git", *identity, "commit", "--quiet", "--no-verify", "-m", "working tree"], repo, scratch))
+    rev = ok(_run(["git", "rev-parse", "HEAD"], repo, scratch)).strip()
     return HookSource(repo, rev)
 
 
@@ -222,13 +203,13 @@ def pre_commit_home(tmp_path_factory: pytest.TempPathFactory, hook_source: HookS
 def _new_repo(folder: Path, pre_commit_home: Path) -> Path:
     """An empty git repository with its own identity, never signing."""
     env = _scratch_environment(pre_commit_home)
-    _ok(_run(["git", "init", "--quiet", str(folder)], folder, env))
+    ok(_run(["git", "init", "--quiet", str(folder)], folder, env))
     for key, value in (
         ("user.name", "Media Team"),
         ("user.email", "media@localhost"),
         ("commit.gpgsign", "false"),
     ):
-        _ok(_run(["git", "config", key, value], folder, env))
+        ok(_run(["git", "config", key, value], folder, env))
     return folder
 
 
@@ -286,11 +267,11 @@ def test_the_documented_config_lets_good_media_in_and_stops_a_clip_the_service_w
         'ignore = ["Audio.Music"]\nexclude = ["drafts/**"]\n', encoding="utf-8"
     )
     (tmp_path / "README.txt").write_text("Media for the spring campaign.\n", encoding="utf-8")
-    _ok(git("pre-commit", "install"))
+    ok(git("pre-commit", "install"))
 
     # Nothing that is media: the hook has no file to look at (README.txt never reaches it).
-    _ok(git("add", "--all"))
-    first = _ok(git("commit", "-m", "settings"))
+    ok(git("add", "--all"))
+    first = ok(git("commit", "-m", "settings"))
     assert _hook_result(first, hook_name) == "Skipped" and "(no files to check)" in first
 
     # A talking-head clip, its new voice and a reference photo: accepted.
@@ -303,23 +284,23 @@ def test_the_documented_config_lets_good_media_in_and_stops_a_clip_the_service_w
         _place(source, tmp_path / name)
     draft = "drafts/rough cut.mp4"  # 1 s: the service would refuse it, but it is excluded
     _place(made("video", "pre-commit short.mp4", source="face", duration=1.0), tmp_path / draft)
-    _ok(git("add", "--all"))
-    second = _ok(git("commit", "-m", "campaign media"))
+    ok(git("add", "--all"))
+    second = ok(git("commit", "-m", "campaign media"))
     assert _hook_result(second, hook_name) == "Passed"
-    head = _ok(git("rev-parse", "HEAD"))
+    head = ok(git("rev-parse", "HEAD"))
 
     # A 1 s clip (the service wants 2-120 s): the commit is refused, naming the file and
     # the service's code, and only that file.
     _place(
         made("video", "pre-commit short.mp4", source="face", duration=1.0), tmp_path / "media/too short.mp4"
     )
-    _ok(git("add", "media/too short.mp4"))
+    ok(git("add", "media/too short.mp4"))
     refused = git("commit", "-m", "teaser")
     assert refused.returncode == 1, refused.stdout
     assert _hook_result(refused.stdout, hook_name) == "Failed"
     assert "media/too short.mp4" in refused.stdout and "InvalidFile.Duration" in refused.stdout
     assert not any(name in refused.stdout for name in good), refused.stdout
-    assert _ok(git("rev-parse", "HEAD")) == head
+    assert ok(git("rev-parse", "HEAD")) == head
 
     # The whole repository, as CI runs it: the four media files and nothing else are
     # checked, the short clip alone reported.
@@ -335,7 +316,7 @@ def test_the_documented_config_lets_good_media_in_and_stops_a_clip_the_service_w
     for output in (first, second, refused.stdout, everything.stdout):
         assert "files were modified by this hook" not in output
     assert (tmp_path / ".preflight_cache").is_dir()
-    assert _ok(git("status", "--porcelain", "--untracked-files=all")) == 'A  "media/too short.mp4"\n'
+    assert ok(git("status", "--porcelain", "--untracked-files=all")) == 'A  "media/too short.mp4"\n'
 
 
 def test_the_fast_hook_reads_container_facts_only(
@@ -347,7 +328,7 @@ def test_the_fast_hook_reads_container_facts_only(
     _write_config(tmp_path, hook_source, [{"id": hook_id} for hook_id in HOOK_IDS])
     (tmp_path / "preflight.toml").write_text('[severity]\n"Face.NotFound" = "error"\n', encoding="utf-8")
     _place(made("video", "pre-commit pattern.mp4", source="pattern", duration=3.0), tmp_path / "pattern.mp4")
-    _ok(git("add", "--all"))
+    ok(git("add", "--all"))
 
     run = git("pre-commit", "run", "--all-files", "--color=never")
     assert run.returncode == 1, run.stdout
@@ -356,7 +337,7 @@ def test_the_fast_hook_reads_container_facts_only(
     assert "pattern.mp4" in run.stdout and "Face.NotFound" in run.stdout
 
     _place(made("video", "pre-commit short.mp4", source="face", duration=1.0), tmp_path / "short.mp4")
-    _ok(git("add", "short.mp4"))
+    ok(git("add", "short.mp4"))
     fast = git("pre-commit", "run", "preflight-check-fast", "--all-files", "--color=never")
     assert fast.returncode == 1, fast.stdout
     assert "short.mp4" in fast.stdout and "InvalidFile.Duration" in fast.stdout

@@ -122,6 +122,13 @@ def encoded(sparse: Path, voice: Path, tmp_path_factory: pytest.TempPathFactory)
     return _split(sparse, voice, 12, tmp_path_factory.mktemp("encoded"))
 
 
+@pytest.fixture(params=["copied", "encoded"])
+def split(request: pytest.FixtureRequest) -> Split:
+    """Each split in turn: the parts copied, and the parts encoded."""
+    made: Split = request.getfixturevalue(request.param)
+    return made
+
+
 # --------------------------------------------------------------------------- reading back
 def pcm(path: Path | str) -> np.ndarray:
     """A 16-bit mono WAV's samples."""
@@ -508,11 +515,7 @@ def test_a_video_the_fixer_encodes_gets_keyframes_at_the_cuts_and_is_cut_by_copy
 
 
 # --------------------------------------------------------------------------- joining
-@pytest.mark.parametrize("name", ["copied", "encoded"])
-def test_the_parts_as_sent_join_by_copy_without_a_seam(
-    request: pytest.FixtureRequest, media: Any, name: str, tmp_path: Path
-) -> None:
-    split: Split = request.getfixturevalue(name)
+def test_the_parts_as_sent_join_by_copy_without_a_seam(split: Split, media: Any, tmp_path: Path) -> None:
     output = tmp_path / "joined.mp4"
     report = preflight.join_parts(
         [p.video for p in split.parts], split.voice, split.plan, output, preset="ultrafast"
@@ -685,11 +688,7 @@ class Stop:
             raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("name", ["copied", "encoded"])
-def test_an_interrupted_split_leaves_only_whole_parts(
-    request: pytest.FixtureRequest, media: Any, name: str, tmp_path: Path
-) -> None:
-    split: Split = request.getfixturevalue(name)
+def test_an_interrupted_split_leaves_only_whole_parts(split: Split, media: Any, tmp_path: Path) -> None:
     folder = tmp_path / "parts"
     with pytest.raises(KeyboardInterrupt):
         preflight.write_parts(

@@ -8,21 +8,15 @@ from dataclasses import replace
 from preflight import AudioThresholds, Finding
 from preflight._probe.voice import AudioAnalysis
 from preflight._rules.voice import audio_content_findings, audio_unchecked, clipping_left
+from tests.preflight.clean_voice import HEARD
 
-# A clean, well-levelled 36 s voice: six words of 1 s, each 6 s after the last.
-SPACED = AudioAnalysis(
+# The clean voice at 16 kHz for 36 s: six words of 1 s, each 6 s after the last.
+SPACED = replace(
+    HEARD,
     duration=36.0,
     sample_rate=16000,
-    channels=1,
-    loudness_lufs=-20.0,
-    sample_peak_dbfs=-6.0,
-    true_peak_dbtp=-6.0,
-    clipped_runs=0,
-    channel_levels_db=(-20.0,),
     speech_share=0.9,
     speech_ranges=((0.0, 1.0), (7.0, 8.0), (14.0, 15.0), (21.0, 22.0), (28.0, 29.0), (35.0, 36.0)),
-    noise_floor_db=-70.0,
-    speech_level_db=-20.0,
 )
 
 
