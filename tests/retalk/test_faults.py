@@ -30,6 +30,7 @@ from retalk._journal import Job, Journal
 from retalk._run.job import resume, run_job
 from retalk.emulator import Emulator, Faults
 from tests.conftest import ROOT, SAMPLE
+from tests.retalk.conftest import emulated_service
 from tests.retalk.relay import Relay
 
 KEY = "sk-faults-0123456789abcdef"
@@ -42,9 +43,7 @@ CLI_TIMEOUT_S = 90
 # --------------------------------------------------------------------------- helpers
 @pytest.fixture()
 def emulator(tmp_path: Path) -> Iterator[Emulator]:
-    with Emulator(
-        tmp_path / "service", api_key=KEY, faults=Faults(task_seconds=0.3, submit_interval_s=0)
-    ) as running:
+    with emulated_service(tmp_path, KEY, task_seconds=0.3) as running:
         yield running
 
 

@@ -38,8 +38,9 @@ from retalk import (
 )
 from retalk._journal import DuplicateJob, Job, Journal
 from retalk._run.job import Events, continue_job, resume, run_job
-from retalk.emulator import EmulatedTask, Emulator, Faults, service_now
+from retalk.emulator import EmulatedTask, Emulator, service_now
 from tests.conftest import SAMPLE
+from tests.retalk.conftest import emulated_service
 
 OTHER = f"{socket.gethostname()}:{os.getppid()}"  # a live process, not this one
 KEY = "sk-job-runner-0123456789abcdef"
@@ -55,9 +56,7 @@ def in_scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture()
 def service(tmp_path: Path) -> Iterator[Emulator]:
-    with Emulator(
-        tmp_path / "service", api_key=KEY, faults=Faults(task_seconds=0.0, submit_interval_s=0)
-    ) as running:
+    with emulated_service(tmp_path, KEY, task_seconds=0.0) as running:
         yield running
 
 

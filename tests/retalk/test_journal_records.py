@@ -76,14 +76,6 @@ DEAD = f"{socket.gethostname()}:99999999"
 
 
 @pytest.fixture()
-def files(tmp_path: Path) -> dict[str, str]:
-    video, audio = tmp_path / "talk.mp4", tmp_path / "voice.wav"
-    video.write_bytes(b"video bytes")
-    audio.write_bytes(b"audio bytes")
-    return {"video": str(video), "audio": str(audio)}
-
-
-@pytest.fixture()
 def journal(tmp_path: Path) -> Any:
     with Journal(tmp_path / "j.sqlite") as opened:
         yield opened

@@ -28,8 +28,9 @@ from retalk import Client
 from retalk._cli.main import main as retalk_main
 from retalk._cli.prep import main
 from retalk._journal import Journal
-from retalk.emulator import Emulator, Faults
+from retalk.emulator import Emulator
 from tests.conftest import ROOT, make_fixtures
+from tests.retalk.conftest import emulated_service
 
 # pytest-xdist (--dist loadgroup): this module's tests on one worker, so that its module and
 # session fixtures (its 200 s pair) are made once, not once a worker.
@@ -143,9 +144,7 @@ def test_without_split_a_long_job_is_trimmed_to_what_the_service_takes(
 
 @pytest.fixture()
 def service(tmp_path: Path) -> Iterator[Emulator]:
-    with Emulator(
-        tmp_path / "service", api_key=KEY, faults=Faults(task_seconds=3.0, submit_interval_s=0)
-    ) as running:
+    with emulated_service(tmp_path, KEY, task_seconds=3.0) as running:
         yield running
 
 
