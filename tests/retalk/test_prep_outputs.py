@@ -30,6 +30,11 @@ def prep(service: Emulator, journal: Path, *args: str) -> tuple[int, dict[str, A
     return status, json.loads(out.getvalue()) if out.getvalue() else {}, err.getvalue()
 
 
+def pair(inputs: dict[str, Path]) -> tuple[str, str]:
+    """The video and the voice, as the command line names them."""
+    return str(inputs["video"]), str(inputs["audio"])
+
+
 def journaled(journal: Path) -> int:
     if not journal.exists():
         return 0
@@ -75,9 +80,8 @@ def test_an_output_that_is_an_input_is_refused_before_anything_is_sent(
     journal = tmp_path / "j.sqlite"
     extra = ["--split"] if split else []
     status, report, err = prep(
-        service, journal, str(inputs["video"]), str(inputs["audio"]), "--ref", str(inputs["ref"]),
-        "-o", output, *extra,
-    )  # fmt: skip
+        service, journal, *pair(inputs), "--ref", str(inputs["ref"]), "-o", output, *extra
+    )
     assert status == 2 and report == {}
     assert output in err and str(inputs[role]) in err and "Traceback" not in err
     assert service.requests == [] and service.submissions == 0 and journaled(journal) == 0
@@ -88,7 +92,7 @@ def test_an_output_that_is_the_journal_is_refused(
     service: Emulator, inputs: dict[str, Path], tmp_path: Path
 ) -> None:
     journal = tmp_path / "j.sqlite"
-    status, _, err = prep(service, journal, str(inputs["video"]), str(inputs["audio"]), "-o", str(journal))
+    status, _, err = prep(service, journal, *pair(inputs), "-o", str(journal))
     assert status == 2 and f"the journal {journal}" in err
     assert service.requests == [] and journaled(journal) == 0
 
@@ -100,7 +104,7 @@ def test_a_link_planted_at_the_outputs_name_is_replaced_not_followed(
     victim.write_text("not to be touched")
     output = tmp_path / "dubbed.mp4"
     output.symlink_to(victim)
-    args = (str(inputs["video"]), str(inputs["audio"]), "-o", str(output))
+    args = (*pair(inputs), "-o", str(output))
     # Not this run's file: refused, until --overwrite says it is meant.
     status, report, err = prep(service, tmp_path / "j.sqlite", *args)
     assert status == 2 and "--overwrite" in err and output.is_symlink()
@@ -207,14 +211,17 @@ def retalk(service: Emulator, journal: Path, *args: str) -> tuple[int, str]:
     return status, err.getvalue()
 
 
+def submitted(service: Emulator, journal: Path, inputs: dict[str, Path], output: Path) -> None:
+    """``retalk submit`` of the sample pair to ``output``, done and downloaded."""
+    status, err = retalk(service, journal, "submit", *pair(inputs), "-o", str(output))
+    assert status == 0, err
+
+
 def test_retalk_download_never_writes_over_the_journal_or_the_jobs_inputs(
     service: Emulator, inputs: dict[str, Path], tmp_path: Path
 ) -> None:
     journal = tmp_path / "j.sqlite"
-    status, err = retalk(
-        service, journal, "submit", str(inputs["video"]), str(inputs["audio"]), "-o", str(tmp_path / "r.mp4")
-    )
-    assert status == 0, err
+    submitted(service, journal, inputs, tmp_path / "r.mp4")
     kept = journal.read_bytes(), inputs["video"].read_bytes()
     asked = len(service.requests)
     for output, role in ((journal, "journal"), (inputs["video"], "video")):
@@ -230,23 +237,17 @@ def test_a_file_the_run_did_not_write_is_not_replaced_without_overwrite(
     journal = tmp_path / "j.sqlite"
     precious = tmp_path / "precious.txt"
     precious.write_text("my notes")
-    status, report, err = prep(
-        service, journal, str(inputs["video"]), str(inputs["audio"]), "-o", str(precious)
-    )
+    status, report, err = prep(service, journal, *pair(inputs), "-o", str(precious))
     assert status == 2 and report == {} and str(precious) in err and "--overwrite" in err, err
     assert precious.read_text() == "my notes"
     assert service.requests == [] and journaled(journal) == 0
     # Said, it is meant: replaced by the result.
-    status, report, err = prep(
-        service, journal, str(inputs["video"]), str(inputs["audio"]), "-o", str(precious), "--overwrite"
-    )
+    status, report, err = prep(service, journal, *pair(inputs), "-o", str(precious), "--overwrite")
     assert status == 0 and report["ok"], err
     with av.open(str(precious)) as container:
         assert container.streams.video
     # The same command again finds its own result there: no refusal, nothing paid again.
-    status, report, err = prep(
-        service, journal, str(inputs["video"]), str(inputs["audio"]), "-o", str(precious)
-    )
+    status, report, err = prep(service, journal, *pair(inputs), "-o", str(precious))
     assert status == 0 and report["ok"] and service.submissions == 1, err
 
 
@@ -256,11 +257,9 @@ def test_retalk_download_submit_and_resume_do_not_replace_a_file_the_journal_doe
     journal = tmp_path / "j.sqlite"
     precious = tmp_path / "precious.mp4"
     precious.write_text("my notes")
-    status, err = retalk(
-        service, journal, "submit", str(inputs["video"]), str(inputs["audio"]), "-o", str(precious)
-    )
+    status, err = retalk(service, journal, "submit", *pair(inputs), "-o", str(precious))
     assert status == 2 and "--overwrite" in err and service.submissions == 0, err
-    status, err = retalk(service, journal, "submit", str(inputs["video"]), str(inputs["audio"]), "--no-wait")
+    status, err = retalk(service, journal, "submit", *pair(inputs), "--no-wait")
     assert status == 0, err
     status, err = retalk(service, journal, "resume", "--job", "1", "-o", str(precious))
     assert status == 2 and "--overwrite" in err, err
@@ -318,10 +317,7 @@ def test_downloading_a_result_url_leaves_a_journal_that_does_not_exist_uncreated
     service: Emulator, inputs: dict[str, Path], tmp_path: Path
 ) -> None:
     journal = tmp_path / "j.sqlite"
-    status, err = retalk(
-        service, journal, "submit", str(inputs["video"]), str(inputs["audio"]), "-o", str(tmp_path / "r.mp4")
-    )
-    assert status == 0, err
+    submitted(service, journal, inputs, tmp_path / "r.mp4")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         status = retalk_main(
@@ -340,10 +336,7 @@ def test_retalk_download_does_not_replace_another_jobs_result(
     """Another job's result was paid for too: only a task's own result is replaced by it."""
     journal = tmp_path / "j.sqlite"
     first = tmp_path / "first.mp4"
-    status, err = retalk(
-        service, journal, "submit", str(inputs["video"]), str(inputs["audio"]), "-o", str(first)
-    )
-    assert status == 0, err
+    submitted(service, journal, inputs, first)
     kept = first.read_bytes()
     voice = tmp_path / "other voice.wav"
     voice.write_bytes((SAMPLE.parent / "tts" / "espeak_16k.wav").read_bytes())
