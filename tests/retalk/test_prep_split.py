@@ -72,15 +72,9 @@ def split_on_the_emulator(video: Path, audio: Path, out: Path) -> tuple[int, dic
     """The job sent in parts (``--split``) to the built-in emulated service, its journal
     beside the output."""
     return run(
-        str(video),
-        str(audio),
-        "-o",
-        str(out),
-        "--emulator",
-        "--split",
-        "--journal",
-        str(out.parent / "journal.sqlite"),
-    )
+        str(video), str(audio), "-o", str(out), "--emulator", "--split",
+        "--journal", str(out.parent / "journal.sqlite"),
+    )  # fmt: skip
 
 
 def frame_numbers(path: Path) -> list[int]:
