@@ -22,6 +22,15 @@ from retalk._cli.prep import main
 from retalk.emulator import Emulator
 from tests.conftest import SAMPLE
 
+#: A voice other than the sample's: other inputs, another job.
+ANOTHER_VOICE = SAMPLE.parent / "tts" / "espeak_16k.wav"
+
+
+def copy_of(source: Path, to: Path) -> Path:
+    """``source``'s bytes written at ``to`` (a file of its own, not a link): ``to``."""
+    to.write_bytes(source.read_bytes())
+    return to
+
 
 def prep(service: Emulator, journal: Path, *args: str) -> tuple[int, dict[str, Any], str]:
     out, err = io.StringIO(), io.StringIO()
@@ -51,7 +60,7 @@ def inputs(tmp_path: Path) -> dict[str, Path]:
     files = {"video": "talking_head.mp4", "audio": "voice.wav", "ref": "face.jpg"}
     copies = {role: folder / name for role, name in files.items()}
     for role, name in files.items():
-        copies[role].write_bytes((SAMPLE / name).read_bytes())
+        copy_of(SAMPLE / name, copies[role])
     return copies
 
 
@@ -116,7 +125,7 @@ def test_a_link_planted_at_the_outputs_name_is_replaced_not_followed(
         assert container.streams.video
 
 
-def batch_file(tmp_path: Path, inputs: dict[str, Path], rows: list[str]) -> Path:
+def batch_file(tmp_path: Path, rows: list[str]) -> Path:
     batch = tmp_path / "jobs.csv"
     batch.write_text("video,audio,ref,output,options\n" + "\n".join(rows) + "\n")
     return batch
@@ -127,11 +136,8 @@ def test_a_batch_row_whose_output_is_its_own_input_is_refused_not_skipped(
     force: list[str], service: Emulator, inputs: dict[str, Path], tmp_path: Path
 ) -> None:
     video, audio = inputs["video"], inputs["audio"]
-    other = tmp_path / "other.mp4"
-    other.write_bytes(video.read_bytes())
-    batch = batch_file(
-        tmp_path, inputs, [f"{other},{audio},,{tmp_path / 'fine.mp4'},", f"{video},{audio},,{video},"]
-    )
+    other = copy_of(video, tmp_path / "other.mp4")
+    batch = batch_file(tmp_path, [f"{other},{audio},,{tmp_path / 'fine.mp4'},", f"{video},{audio},,{video},"])
     before = video.read_bytes()
     status, report, err = prep(service, tmp_path / "j.sqlite", "--batch", str(batch), *force)
     assert status == 2 and report == {}
@@ -144,12 +150,9 @@ def test_a_batch_row_may_not_write_over_another_rows_input(
     service: Emulator, inputs: dict[str, Path], tmp_path: Path
 ) -> None:
     video, audio = inputs["video"], inputs["audio"]
-    second = tmp_path / "second.mp4"
-    second.write_bytes(video.read_bytes())
+    second = copy_of(video, tmp_path / "second.mp4")
     # Line 2 would write its result where line 3 reads its video.
-    batch = batch_file(
-        tmp_path, inputs, [f"{video},{audio},,{second},", f"{second},{audio},,{tmp_path / 'b.mp4'},"]
-    )
+    batch = batch_file(tmp_path, [f"{video},{audio},,{second},", f"{second},{audio},,{tmp_path / 'b.mp4'},"])
     status, _, err = prep(service, tmp_path / "j.sqlite", "--batch", str(batch))
     assert status == 2 and f"{batch}:2" in err and "line 3" in err and str(second) in err
     assert service.requests == []
@@ -174,7 +177,7 @@ def test_a_batch_with_a_damaged_journal_stops_before_any_job_with_what_to_do(
     journal = tmp_path / "j.sqlite"
     journal.write_bytes(b"this is not a database, whatever its name says\n" * 100)
     before = journal.read_bytes()
-    batch = batch_file(tmp_path, inputs, [f"{inputs['video']},{inputs['audio']},,{tmp_path / 'a.mp4'},"])
+    batch = batch_file(tmp_path, [f"{inputs['video']},{inputs['audio']},,{tmp_path / 'a.mp4'},"])
 
     status, report, err = prep(service, journal, "--batch", str(batch))
 
@@ -231,15 +234,23 @@ def test_retalk_download_never_writes_over_the_journal_or_the_jobs_inputs(
     assert len(service.requests) == asked  # refused before any request
 
 
+NOTES = "my notes"
+
+
+def users_notes(path: Path) -> Path:
+    """A file of the user's at ``path``, which no run wrote and no journal knows."""
+    path.write_text(NOTES)
+    return path
+
+
 def test_a_file_the_run_did_not_write_is_not_replaced_without_overwrite(
     service: Emulator, inputs: dict[str, Path], tmp_path: Path
 ) -> None:
     journal = tmp_path / "j.sqlite"
-    precious = tmp_path / "precious.txt"
-    precious.write_text("my notes")
+    precious = users_notes(tmp_path / "precious.txt")
     status, report, err = prep(service, journal, *pair(inputs), "-o", str(precious))
     assert status == 2 and report == {} and str(precious) in err and "--overwrite" in err, err
-    assert precious.read_text() == "my notes"
+    assert precious.read_text() == NOTES
     assert service.requests == [] and journaled(journal) == 0
     # Said, it is meant: replaced by the result.
     status, report, err = prep(service, journal, *pair(inputs), "-o", str(precious), "--overwrite")
@@ -255,8 +266,7 @@ def test_retalk_download_submit_and_resume_do_not_replace_a_file_the_journal_doe
     service: Emulator, inputs: dict[str, Path], tmp_path: Path
 ) -> None:
     journal = tmp_path / "j.sqlite"
-    precious = tmp_path / "precious.mp4"
-    precious.write_text("my notes")
+    precious = users_notes(tmp_path / "precious.mp4")
     status, err = retalk(service, journal, "submit", *pair(inputs), "-o", str(precious))
     assert status == 2 and "--overwrite" in err and service.submissions == 0, err
     status, err = retalk(service, journal, "submit", *pair(inputs), "--no-wait")
@@ -265,7 +275,7 @@ def test_retalk_download_submit_and_resume_do_not_replace_a_file_the_journal_doe
     assert status == 2 and "--overwrite" in err, err
     status, err = retalk(service, journal, "download", "job:1", "-o", str(precious))
     assert status == 2 and "--overwrite" in err, err
-    assert precious.read_text() == "my notes"
+    assert precious.read_text() == NOTES
     assert retalk(service, journal, "wait", "job:1")[0] == 0
     status, err = retalk(service, journal, "download", "job:1", "-o", str(precious), "--overwrite")
     assert status == 0 and precious.stat().st_size > 100, err
@@ -283,7 +293,7 @@ def test_a_forced_batch_row_over_a_file_the_journal_does_not_know_is_refused_unt
     journal = tmp_path / "j.sqlite"
     kept = tmp_path / "keep.mp4"
     kept.write_text("keep")
-    batch = batch_file(tmp_path, inputs, [f"{inputs['video']},{inputs['audio']},,{kept},"])
+    batch = batch_file(tmp_path, [f"{inputs['video']},{inputs['audio']},,{kept},"])
     status, report, err = prep(service, journal, "--batch", str(batch), "--force")
     assert status == 1, err
     assert [j["status"] for j in report["jobs"]] == ["refused"] and "--overwrite" in report["jobs"][0][
@@ -303,11 +313,11 @@ def test_a_forced_batch_remakes_its_own_result_when_an_input_changed(
     own to make again: --force must not turn it into a stranger's file."""
     journal = tmp_path / "j.sqlite"
     output = tmp_path / "out.mp4"
-    batch = batch_file(tmp_path, inputs, [f"{inputs['video']},{inputs['audio']},,{output},"])
+    batch = batch_file(tmp_path, [f"{inputs['video']},{inputs['audio']},,{output},"])
     status, report, err = prep(service, journal, "--batch", str(batch))
     assert status == 0 and [j["status"] for j in report["jobs"]] == ["done"], err
     # Another voice under the same name: a new job, and its result replaces the old one.
-    inputs["audio"].write_bytes((SAMPLE.parent / "tts" / "espeak_16k.wav").read_bytes())
+    copy_of(ANOTHER_VOICE, inputs["audio"])
     status, report, err = prep(service, journal, "--batch", str(batch), "--force")
     assert status == 0 and [j["status"] for j in report["jobs"]] == ["done"], err
     assert service.submissions == 2
@@ -338,8 +348,7 @@ def test_retalk_download_does_not_replace_another_jobs_result(
     first = tmp_path / "first.mp4"
     submitted(service, journal, inputs, first)
     kept = first.read_bytes()
-    voice = tmp_path / "other voice.wav"
-    voice.write_bytes((SAMPLE.parent / "tts" / "espeak_16k.wav").read_bytes())
+    voice = copy_of(ANOTHER_VOICE, tmp_path / "other voice.wav")
     status, err = retalk(service, journal, "submit", str(inputs["video"]), str(voice), "--no-wait")
     assert status == 0 and retalk(service, journal, "wait", "job:2")[0] == 0, err
     for command in (["download", "job:2"], ["resume", "--job", "2"]):
