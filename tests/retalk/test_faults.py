@@ -592,13 +592,13 @@ def test_a_job_whose_task_stays_unknown_is_settled_only_on_purpose(
     # A task that really expired answers UNKNOWN for good: the user, not the client,
     # decides to stop following it, and even then the same inputs ask for --force.
     journal_file, _, env, command = submit_of_the_pair(emulator, tmp_path)
-    unknown_to_the_service(emulator, command, env, journal_file)
+    task_id = unknown_to_the_service(emulator, command, env, journal_file)
     job = only_job(journal_file)
     asked = run(retalk("resume"), env)
     assert asked.returncode == 1 and f"`retalk forget {job.id}`" in said(asked)
     forgot = run(retalk("forget", str(job.id)), env)
     assert forgot.returncode == 0, forgot.stderr
-    assert f"job {job.id}: forgotten" in said(forgot) and job.task_id in said(forgot)
+    assert f"job {job.id}: forgotten" in said(forgot) and task_id in said(forgot)
     assert only_job(journal_file).state == "forgotten"
     quiet = run(retalk("resume"), env)
     assert quiet.returncode == 0 and "nothing to resume" in quiet.stdout

@@ -193,7 +193,6 @@ def test_a_batch_row_whose_output_is_the_journal_stops_the_batch_before_any_job(
     journal = tmp_path / "j.sqlite"
     batch = batch_file(
         tmp_path,
-        inputs,
         [
             f"{inputs['video']},{inputs['audio']},,{tmp_path / 'a.mp4'},",
             f"{inputs['video']},{inputs['audio']},,{journal},",
