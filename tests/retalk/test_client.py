@@ -5,7 +5,7 @@ sent twice blindly, the key kept to the API host and out of every message."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,17 @@ def client_with(handler: Handler, sleeps: list[float] | None = None, attempts: i
         sleep=(sleeps.append if sleeps is not None else lambda s: None),
         seed=1,
     )
+
+
+class CutOff(httpx.SyncByteStream):
+    """A result body whose connection is reset after its first ``sent`` bytes."""
+
+    def __init__(self, payload: bytes, sent: int) -> None:
+        self._payload, self._sent = payload, sent
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._payload[: self._sent]
+        raise httpx.ReadError("connection reset")
 
 
 def task_body(task_id: str = "t1", status: str = "PENDING", **output: object) -> dict[str, object]:
@@ -254,23 +265,30 @@ def test_input_errors_are_not_retried_and_map_to_preflight_findings() -> None:
     assert finding is not None and finding.code == "InvalidFile.FPS" and finding.severity.value == "error"
 
 
-def test_a_submit_that_times_out_after_sending_adopts_the_task_it_created() -> None:
-    posts = 0
+def unanswered_submits(listed_later: list[dict[str, str]], posts: list[httpx.Request]) -> Handler:
+    """A service that takes each submit (kept in ``posts``) but whose answer never comes
+    (the read times out); its task list is empty when first read and shows ``listed_later``
+    from then on, and each task asked about is running."""
     listed = 0
 
     def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal posts, listed
+        nonlocal listed
         if request.method == "POST":
-            posts += 1
+            posts.append(request)
             raise httpx.ReadTimeout("no answer", request=request)
         if request.url.path.endswith("/tasks"):
             listed += 1
-            data = [] if listed == 1 else [{"task_id": "new", "task_status": "PENDING"}]
-            return httpx.Response(200, json={"data": data})
-        return httpx.Response(200, json=task_body("new", "RUNNING"))
+            return httpx.Response(200, json={"data": [] if listed == 1 else listed_later})
+        return httpx.Response(200, json=task_body(request.url.path.rsplit("/", 1)[-1], "RUNNING"))
 
+    return handler
+
+
+def test_a_submit_that_times_out_after_sending_adopts_the_task_it_created() -> None:
+    posts: list[httpx.Request] = []
+    handler = unanswered_submits([{"task_id": "new", "task_status": "PENDING"}], posts)
     task = client_with(handler).submit("oss://dir/v.mp4", "oss://dir/a.wav")
-    assert task.task_id == "new" and posts == 1
+    assert task.task_id == "new" and len(posts) == 1
 
 
 def test_a_submit_that_failed_ambiguously_with_no_new_task_is_reported_not_sent_again() -> None:
@@ -289,21 +307,11 @@ def test_a_submit_that_failed_ambiguously_with_no_new_task_is_reported_not_sent_
 
 
 def test_two_new_tasks_after_an_ambiguous_submit_are_not_guessed_between() -> None:
-    listed = 0
-    posts = 0
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal listed, posts
-        if request.method == "POST":
-            posts += 1
-            raise httpx.ReadTimeout("no answer", request=request)
-        listed += 1
-        data = [] if listed == 1 else [{"task_id": "a", "task_status": "PENDING"}, {"task_id": "b"}]
-        return httpx.Response(200, json={"data": data})
-
+    posts: list[httpx.Request] = []
+    handler = unanswered_submits([{"task_id": "a", "task_status": "PENDING"}, {"task_id": "b"}], posts)
     with pytest.raises(SubmitUncertain):
         client_with(handler).submit("oss://dir/v.mp4", "oss://dir/a.wav")
-    assert posts == 1  # not sent again: a second task would be paid for twice
+    assert len(posts) == 1  # not sent again: a second task would be paid for twice
 
 
 def test_keys_that_no_header_can_carry_are_refused_without_being_shown() -> None:
@@ -387,11 +395,6 @@ def test_a_download_resumes_with_range_and_is_renamed_only_when_whole(tmp_path: 
     payload = bytes(range(256)) * 1000
     calls: list[httpx.Request] = []
 
-    class Dropping(httpx.SyncByteStream):
-        def __iter__(self):  # type: ignore[no-untyped-def]
-            yield payload[:100_000]
-            raise httpx.ReadError("connection reset")
-
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(request)
         if "Range" in request.headers:
@@ -401,7 +404,9 @@ def test_a_download_resumes_with_range_and_is_renamed_only_when_whole(tmp_path: 
                 content=payload[start:],
                 headers={"Content-Range": f"bytes {start}-{len(payload) - 1}/{len(payload)}"},
             )
-        return httpx.Response(200, stream=Dropping(), headers={"Content-Length": str(len(payload))})
+        return httpx.Response(
+            200, stream=CutOff(payload, 100_000), headers={"Content-Length": str(len(payload))}
+        )
 
     out = client_with(handler).download("https://results.example.com/x.mp4", tmp_path / "out.mp4")
     assert out.read_bytes() == payload
@@ -478,17 +483,14 @@ def test_a_result_host_that_fails_then_ignores_range_still_gives_the_whole_file(
     payload = bytes(range(200)) * 500
     calls: list[httpx.Request] = []
 
-    class Dropping(httpx.SyncByteStream):
-        def __iter__(self):  # type: ignore[no-untyped-def]
-            yield payload[:30_000]
-            raise httpx.ReadError("reset")
-
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(request)
         if len(calls) == 1:
             return httpx.Response(503)
         if len(calls) == 2:
-            return httpx.Response(200, stream=Dropping(), headers={"Content-Length": str(len(payload))})
+            return httpx.Response(
+                200, stream=CutOff(payload, 30_000), headers={"Content-Length": str(len(payload))}
+            )
         return httpx.Response(200, content=payload)  # Range ignored: the whole file again
 
     out = client_with(handler).download("https://results.example.com/x.mp4", tmp_path / "out.mp4")

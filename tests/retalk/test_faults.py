@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import av
 import pytest
@@ -30,6 +30,7 @@ from retalk._journal import Job, Journal
 from retalk._run.job import resume, run_job
 from retalk.emulator import Emulator, Faults
 from tests.conftest import ROOT, SAMPLE
+from tests.retalk.conftest import emulated_service
 from tests.retalk.relay import Relay
 
 KEY = "sk-faults-0123456789abcdef"
@@ -42,9 +43,7 @@ CLI_TIMEOUT_S = 90
 # --------------------------------------------------------------------------- helpers
 @pytest.fixture()
 def emulator(tmp_path: Path) -> Iterator[Emulator]:
-    with Emulator(
-        tmp_path / "service", api_key=KEY, faults=Faults(task_seconds=0.3, submit_interval_s=0)
-    ) as running:
+    with emulated_service(tmp_path, KEY, task_seconds=0.3) as running:
         yield running
 
 
@@ -95,6 +94,54 @@ def only_job(journal_file: Path) -> Job:
     with Journal(journal_file) as journal:
         (job,) = journal.jobs()
         return job
+
+
+class SubmitCommand(NamedTuple):
+    """``retalk submit`` of the sample pair as the user runs it, all of it in the test's folder."""
+
+    journal: Path
+    out: Path
+    env: dict[str, str]
+    command: list[str]
+
+
+def submit_of_the_pair(emulator: Emulator, folder: Path) -> SubmitCommand:
+    journal, out = folder / "j.sqlite", folder / "out.mp4"
+    return SubmitCommand(
+        journal, out, cli_env(emulator.base_url, journal), retalk("submit", VIDEO, VOICE, "-o", str(out))
+    )
+
+
+def sent_without_waiting(command: list[str], env: dict[str, str], journal_file: Path) -> str:
+    """The submit command run with ``--no-wait``: its task's id."""
+    sent = run([*command, "--no-wait"], env)
+    assert sent.returncode == 0, sent.stderr
+    task_id = only_job(journal_file).task_id
+    assert task_id is not None
+    return task_id
+
+
+def unknown_to_the_service(
+    emulator: Emulator, command: list[str], env: dict[str, str], journal_file: Path
+) -> str:
+    """The submit sent without waiting, its task then answered UNKNOWN by the service (as
+    for a task it never had, or no longer has) while it runs on: the task's id."""
+    task_id = sent_without_waiting(command, env, journal_file)
+    emulator.forget(task_id)
+    return task_id
+
+
+def ended_with_its_url_refused(
+    emulator: Emulator, command: list[str], env: dict[str, str], journal_file: Path
+) -> str:
+    """The submit sent without waiting, its task ended and its result URL refused since
+    (the service's 24 h shortened to half a second): the task's id."""
+    emulator.faults.result_ttl_s = 0.5
+    task_id = sent_without_waiting(command, env, journal_file)
+    with client_for(emulator.base_url) as client:
+        wait_for(lambda: client.get(task_id).status == "SUCCEEDED", 30, "the task")
+    time.sleep(0.6)
+    return task_id
 
 
 def wait_for(condition: Any, seconds: float, what: str) -> None:
@@ -307,16 +354,8 @@ def test_prep_and_retalk_on_a_full_disk_says_so_and_the_same_command_finishes_it
 def test_a_result_that_expired_is_reported_and_never_paid_for_again(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    journal_file, out = tmp_path / "j.sqlite", tmp_path / "out.mp4"
-    env = cli_env(emulator.base_url, journal_file)
-    emulator.faults.result_ttl_s = 0.5  # the service's 24 h, shortened
-    sent = run(retalk("submit", VIDEO, VOICE, "-o", str(out), "--no-wait"), env)
-    assert sent.returncode == 0, sent.stderr
-    task_id = only_job(journal_file).task_id
-    assert task_id is not None
-    with client_for(emulator.base_url) as client:
-        wait_for(lambda: client.get(task_id).status == "SUCCEEDED", 30, "the task")
-    time.sleep(0.6)
+    journal_file, out, env, command = submit_of_the_pair(emulator, tmp_path)
+    task_id = ended_with_its_url_refused(emulator, command, env, journal_file)
     age_task(emulator, task_id, 25 * 3600.0)  # the user came back a day later
 
     late = run(retalk("resume"), env)
@@ -332,7 +371,7 @@ def test_a_result_that_expired_is_reported_and_never_paid_for_again(
 
     # Nothing is left for resume to try again and again; the same inputs ask for --force.
     assert run(retalk("resume"), env).returncode == 0
-    twice = run(retalk("submit", VIDEO, VOICE, "-o", str(out)), env)
+    twice = run(command, env)
     assert twice.returncode == 2 and "--force" in said(twice) and "expired" in said(twice)
     by_hand = run(retalk("download", task_id, "-o", str(out)), env)
     assert by_hand.returncode == 1 and "expired" in said(by_hand), said(by_hand)
@@ -348,18 +387,10 @@ def age_task(emulator: Emulator, task_id: str, seconds: float) -> None:
 
 
 def test_a_result_refused_within_its_24_hours_is_not_written_off(emulator: Emulator, tmp_path: Path) -> None:
-    journal_file, out = tmp_path / "j.sqlite", tmp_path / "out.mp4"
-    env = cli_env(emulator.base_url, journal_file)
+    journal_file, out, env, command = submit_of_the_pair(emulator, tmp_path)
     # The result URL answers 403 (a proxy refusing the host, a CDN hiccup) a second after
     # the task ended: far within the 24 h a result lives.
-    emulator.faults.result_ttl_s = 0.5
-    sent = run(retalk("submit", VIDEO, VOICE, "-o", str(out), "--no-wait"), env)
-    assert sent.returncode == 0, sent.stderr
-    task_id = only_job(journal_file).task_id
-    assert task_id is not None
-    with client_for(emulator.base_url) as client:
-        wait_for(lambda: client.get(task_id).status == "SUCCEEDED", 30, "the task")
-    time.sleep(0.6)
+    ended_with_its_url_refused(emulator, command, env, journal_file)
 
     refused = run(retalk("resume"), env)
     assert refused.returncode == 1, refused.stderr  # resume: a job not finished
@@ -498,9 +529,8 @@ JOURNAL_AT = {"storage": "new", "list": "uploaded", "submit": "submitting", "que
 def test_retalk_submit_killed_at_any_stage_is_finished_by_resume_paid_once(
     emulator: Emulator, tmp_path: Path, point: str
 ) -> None:
-    journal_file, out = tmp_path / "j.sqlite", tmp_path / "out.mp4"
-    env = cli_env(emulator.base_url, journal_file)
-    kill_when_held(emulator, point, retalk("submit", VIDEO, VOICE, "-o", str(out)), env)
+    journal_file, out, env, command = submit_of_the_pair(emulator, tmp_path)
+    kill_when_held(emulator, point, command, env)
     assert not out.exists()  # never a half-written result under its name
     if point == "result":
         assert list(tmp_path.glob(".out.mp4.*.part"))  # what the kill left of the download...
@@ -519,9 +549,7 @@ def test_retalk_submit_killed_at_any_stage_is_finished_by_resume_paid_once(
 def test_retalk_submit_run_again_after_a_kill_finishes_the_task_instead_of_asking_to_pay_again(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    journal_file, out = tmp_path / "j.sqlite", tmp_path / "out.mp4"
-    env = cli_env(emulator.base_url, journal_file)
-    command = retalk("submit", VIDEO, VOICE, "-o", str(out))
+    journal_file, out, env, command = submit_of_the_pair(emulator, tmp_path)
     kill_when_held(emulator, "query", command, env)
     done = run(command, env)
     assert done.returncode == 0, done.stderr
@@ -534,14 +562,8 @@ def test_a_task_the_service_answers_unknown_for_stays_open_and_is_never_sent_aga
 ) -> None:
     # UNKNOWN is "no such task, or it expired": the task may still run (and be billed), so
     # the job must stay open. Before, it was recorded failed and a re-run paid again.
-    journal_file, out = tmp_path / "j.sqlite", tmp_path / "out.mp4"
-    env = cli_env(emulator.base_url, journal_file)
-    command = retalk("submit", VIDEO, VOICE, "-o", str(out))
-    sent = run([*command, "--no-wait"], env)
-    assert sent.returncode == 0, sent.stderr
-    task_id = only_job(journal_file).task_id
-    assert task_id is not None
-    emulator.forget(task_id)
+    journal_file, out, env, command = submit_of_the_pair(emulator, tmp_path)
+    task_id = unknown_to_the_service(emulator, command, env, journal_file)
     for _ in range(2):  # the same command, twice: never a second task
         again = run(command, env)
         assert again.returncode == 3, again.stderr
@@ -569,18 +591,14 @@ def test_a_job_whose_task_stays_unknown_is_settled_only_on_purpose(
 ) -> None:
     # A task that really expired answers UNKNOWN for good: the user, not the client,
     # decides to stop following it, and even then the same inputs ask for --force.
-    journal_file, out = tmp_path / "j.sqlite", tmp_path / "out.mp4"
-    env = cli_env(emulator.base_url, journal_file)
-    command = retalk("submit", VIDEO, VOICE, "-o", str(out))
-    assert run([*command, "--no-wait"], env).returncode == 0
+    journal_file, _, env, command = submit_of_the_pair(emulator, tmp_path)
+    task_id = unknown_to_the_service(emulator, command, env, journal_file)
     job = only_job(journal_file)
-    assert job.task_id is not None
-    emulator.forget(job.task_id)
     asked = run(retalk("resume"), env)
     assert asked.returncode == 1 and f"`retalk forget {job.id}`" in said(asked)
     forgot = run(retalk("forget", str(job.id)), env)
     assert forgot.returncode == 0, forgot.stderr
-    assert f"job {job.id}: forgotten" in said(forgot) and job.task_id in said(forgot)
+    assert f"job {job.id}: forgotten" in said(forgot) and task_id in said(forgot)
     assert only_job(journal_file).state == "forgotten"
     quiet = run(retalk("resume"), env)
     assert quiet.returncode == 0 and "nothing to resume" in quiet.stdout
@@ -682,9 +700,7 @@ def test_resume_and_the_same_command_run_again_at_once_submit_a_job_left_submitt
     """A job left "submitting" by a kill (its submit never got through, long ago): ``resume``
     reads the task list slowly while the same command is run again. Only one of them may
     send it; the other leaves it alone (before: both did, and the first task was forgotten)."""
-    journal_file, out = tmp_path / "j.sqlite", tmp_path / "out.mp4"
-    env = cli_env(emulator.base_url, journal_file)
-    command = retalk("submit", VIDEO, VOICE, "-o", str(out))
+    journal_file, _, env, command = submit_of_the_pair(emulator, tmp_path)
     kill_when_held(emulator, "list", command, env)  # uploaded, owner a dead process
     with Journal(journal_file) as journal:
         (job,) = journal.jobs()

@@ -38,8 +38,9 @@ from retalk import (
 )
 from retalk._journal import DuplicateJob, Job, Journal
 from retalk._run.job import Events, continue_job, resume, run_job
-from retalk.emulator import EmulatedTask, Emulator, Faults, service_now
+from retalk.emulator import EmulatedTask, Emulator, service_now
 from tests.conftest import SAMPLE
+from tests.retalk.conftest import emulated_service
 
 OTHER = f"{socket.gethostname()}:{os.getppid()}"  # a live process, not this one
 KEY = "sk-job-runner-0123456789abcdef"
@@ -55,9 +56,7 @@ def in_scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture()
 def service(tmp_path: Path) -> Iterator[Emulator]:
-    with Emulator(
-        tmp_path / "service", api_key=KEY, faults=Faults(task_seconds=0.0, submit_interval_s=0)
-    ) as running:
+    with emulated_service(tmp_path, KEY, task_seconds=0.0) as running:
         yield running
 
 
@@ -97,20 +96,39 @@ def foreign_task(client: Client) -> str:
     return client.submit(client.upload(VIDEO), client.upload(VOICE)).task_id
 
 
-def finished(client: Client, task_id: str) -> None:
+def ended_job(client: Client, journal: Journal, output: Path) -> tuple[Job, str]:
+    """A job submitted without waiting, returned once its task has ended on the service
+    (not yet downloaded): the job and its task's id."""
+    sent = run_job(client, journal, VIDEO, VOICE, output=str(output), wait=False)
+    assert sent.task_id is not None
     for _ in range(2000):
-        if client.get(task_id).finished:
-            return
+        if client.get(sent.task_id).finished:
+            return sent, sent.task_id
         time.sleep(0.005)
-    raise AssertionError(f"task {task_id} never ended")
+    raise AssertionError(f"task {sent.task_id} never ended")
 
 
-def planted(service: Emulator, seconds_ago: float, count: int = 1) -> list[str]:
-    """Tasks someone else submitted ``seconds_ago`` (listed, never run)."""
+def new_job(journal: Journal, client: Client, params: dict[str, Any], output: Path) -> Job:
+    """A job of the sample pair, journaled for this client's service and not yet sent."""
+    return journal.start({"video": VIDEO, "audio": VOICE}, params, str(output), base_url=client.base_url)
+
+
+def end_earlier(service: Emulator, task_id: str, hours: float) -> None:
+    """Move a task's end ``hours`` back on the service's clock (its result ages with it)."""
+    with service.state.lock:
+        task = service.state.tasks[task_id]
+        assert task.ended is not None
+        task.ended -= timedelta(hours=hours)
+
+
+def planted(
+    service: Emulator, seconds_ago: float, count: int = 1, kind: type[EmulatedTask] = EmulatedTask
+) -> list[str]:
+    """Tasks someone else submitted ``seconds_ago`` (listed, never run), answered as ``kind`` answers."""
     ids = []
     with service.state.lock:
         for _ in range(count):
-            task = EmulatedTask(
+            task = kind(
                 task_id=str(uuid.uuid4()),
                 request_id=str(uuid.uuid4()),
                 video_url="oss://x/v.mp4",
@@ -303,11 +321,9 @@ def test_a_failed_task_fails_the_job_with_the_services_words(
 def test_a_canceled_task_cancels_the_job(
     service: Emulator, client: Client, journal: Journal, tmp_path: Path
 ) -> None:
-    sent = run_job(client, journal, VIDEO, VOICE, output=str(tmp_path / "o.mp4"), wait=False)
-    assert sent.task_id is not None
-    finished(client, sent.task_id)
+    sent, task_id = ended_job(client, journal, tmp_path / "o.mp4")
     with service.state.lock:  # canceled by hand on the console, say
-        service.state.tasks[sent.task_id].status = "CANCELED"
+        service.state.tasks[task_id].status = "CANCELED"
     with pytest.raises(TaskFailed) as raised:
         continue_job(client, journal, sent)
     job = journal.job(sent.id)
@@ -354,10 +370,8 @@ def test_a_download_that_fails_leaves_the_job_for_resume(
     service: Emulator, client: Client, journal: Journal, tmp_path: Path
 ) -> None:
     out = tmp_path / "o.mp4"
-    sent = run_job(client, journal, VIDEO, VOICE, output=str(out), wait=False)
-    assert sent.task_id is not None
-    finished(client, sent.task_id)
-    service.discard(sent.task_id)  # its URL now answers 404
+    sent, task_id = ended_job(client, journal, out)
+    service.discard(task_id)  # its URL now answers 404
     with pytest.raises(DownloadError) as raised:
         continue_job(client, journal, sent)
     assert (
@@ -393,13 +407,8 @@ def test_a_result_past_its_day_is_written_off_and_never_paid_again(
 ) -> None:
     out = tmp_path / "o.mp4"
     service.faults.result_ttl_s = 0.0
-    sent = run_job(client, journal, VIDEO, VOICE, output=str(out), wait=False)
-    assert sent.task_id is not None
-    finished(client, sent.task_id)
-    with service.state.lock:
-        task = service.state.tasks[sent.task_id]
-        assert task.ended is not None
-        task.ended -= timedelta(hours=25)
+    sent, task_id = ended_job(client, journal, out)
+    end_earlier(service, task_id, hours=25)
     with pytest.raises(ResultExpired) as raised:
         continue_job(client, journal, sent)
     text = str(raised.value)
@@ -456,24 +465,20 @@ def test_a_lost_submit_with_two_candidates_is_left_to_the_user(
     assert journal.job(job.id).state == "submitting" and service.submissions == 2
 
 
-@pytest.mark.parametrize("seconds", [-190, 130])
-def test_a_task_outside_the_submits_window_is_not_adopted(
-    service: Emulator, client: Client, journal: Journal, seconds: int
+@pytest.mark.parametrize(
+    ("seconds", "adopted"),
+    [(-190, False), (130, False), (110, True), (-170, True)],
+    ids=["before the window", "after the window", "inside, after", "inside, before"],
+)
+def test_only_a_task_inside_the_submits_window_is_adopted(
+    service: Emulator, client: Client, journal: Journal, seconds: int, adopted: bool
 ) -> None:
     other = foreign_task(client)
     job = submitting_job(journal, client, started=time.time() + seconds)
     done = continue_job(client, journal, job, wait=False, settle_s=-3600)
-    assert done.state == "submitted" and done.task_id != other and service.submissions == 2
-
-
-@pytest.mark.parametrize("seconds", [110, -170])
-def test_a_task_inside_the_submits_window_is_adopted(
-    service: Emulator, client: Client, journal: Journal, seconds: int
-) -> None:
-    other = foreign_task(client)
-    job = submitting_job(journal, client, started=time.time() + seconds)
-    done = continue_job(client, journal, job, wait=False, settle_s=-3600)
-    assert done.state == "submitted" and done.task_id == other and service.submissions == 1
+    assert done.state == "submitted" and (done.task_id == other) == adopted
+    # Not adopted: the job's own submit is sent, a second task.
+    assert service.submissions == (1 if adopted else 2)
 
 
 @pytest.mark.parametrize("hours", [-9, 7])
@@ -616,11 +621,9 @@ def test_a_refused_result_whose_end_the_service_does_not_state_is_not_written_of
     service: Emulator, client: Client, journal: Journal, tmp_path: Path
 ) -> None:
     service.faults.result_ttl_s = 0.0
-    sent = run_job(client, journal, VIDEO, VOICE, output=str(tmp_path / "o.mp4"), wait=False)
-    assert sent.task_id is not None
-    finished(client, sent.task_id)
+    sent, task_id = ended_job(client, journal, tmp_path / "o.mp4")
     with service.state.lock:
-        service.state.tasks[sent.task_id].ended = None
+        service.state.tasks[task_id].ended = None
     with pytest.raises(DownloadError) as raised:
         continue_job(client, journal, sent)
     assert not isinstance(raised.value, ResultExpired)
@@ -634,13 +637,8 @@ def test_a_result_is_written_off_by_the_services_clock_not_ours(
     # ago by ours, yet 14 h of its day are left.
     service.faults.clock_offset_s = -20 * 3600.0
     service.faults.result_ttl_s = 0.0
-    sent = run_job(client, journal, VIDEO, VOICE, output=str(tmp_path / "o.mp4"), wait=False)
-    assert sent.task_id is not None
-    finished(client, sent.task_id)
-    with service.state.lock:
-        task = service.state.tasks[sent.task_id]
-        assert task.ended is not None
-        task.ended -= timedelta(hours=10)
+    sent, task_id = ended_job(client, journal, tmp_path / "o.mp4")
+    end_earlier(service, task_id, hours=10)
     with pytest.raises(DownloadError) as raised:
         continue_job(client, journal, sent)
     assert not isinstance(raised.value, ResultExpired)
@@ -660,15 +658,10 @@ def test_resume_leaves_jobs_for_another_service_alone(
 def test_resume_leaves_the_parts_of_a_stopped_split_alone(
     service: Emulator, client: Client, journal: Journal, tmp_path: Path
 ) -> None:
-    def job(params: dict[str, bool], name: str) -> Job:
-        return journal.start(
-            {"video": VIDEO, "audio": VOICE}, params, str(tmp_path / name), base_url=client.base_url
-        )
-
     new, uploaded, alone = (
-        job({}, "a.mp4"),
-        job({"video_extension": True}, "b.mp4"),
-        job({"video_extension": False}, "c.mp4"),
+        new_job(journal, client, {}, tmp_path / "a.mp4"),
+        new_job(journal, client, {"video_extension": True}, tmp_path / "b.mp4"),
+        new_job(journal, client, {"video_extension": False}, tmp_path / "c.mp4"),
     )
     journal.update(uploaded.id, state="uploaded")
     plan = {"parts": [{"job": new.id}, {"job": uploaded.id}]}
@@ -685,16 +678,11 @@ def test_resume_leaves_the_parts_of_a_stopped_split_alone(
 def test_resume_skips_a_job_another_process_took_up_meanwhile_and_says_so(
     service: Emulator, client: Client, journal: Journal, tmp_path: Path
 ) -> None:
-    def job(params: dict[str, bool], name: str) -> Job:
-        return journal.start(
-            {"video": VIDEO, "audio": VOICE}, params, str(tmp_path / name), base_url=client.base_url
-        )
-
     first, taken, ended, last = (
-        job({}, "a.mp4"),
-        job({"video_extension": True}, "b.mp4"),
-        job({"query_face_threshold": 150}, "d.mp4"),
-        job({"video_extension": False}, "c.mp4"),
+        new_job(journal, client, {}, tmp_path / "a.mp4"),
+        new_job(journal, client, {"video_extension": True}, tmp_path / "b.mp4"),
+        new_job(journal, client, {"query_face_threshold": 150}, tmp_path / "d.mp4"),
+        new_job(journal, client, {"video_extension": False}, tmp_path / "c.mp4"),
     )
     stages: list[tuple[int, str]] = []
 
@@ -748,15 +736,10 @@ def test_the_write_off_is_judged_by_the_latest_end_the_service_states(
     when: str,
 ) -> None:
     service.faults.result_ttl_s = 0.0
-    sent = run_job(client, journal, VIDEO, VOICE, output=str(tmp_path / "o.mp4"), wait=False)
-    assert sent.task_id is not None
-    finished(client, sent.task_id)
+    sent, task_id = ended_job(client, journal, tmp_path / "o.mp4")
 
     def age() -> None:
-        with service.state.lock:
-            task = service.state.tasks[sent.task_id or ""]
-            assert task.ended is not None
-            task.ended -= timedelta(hours=25)
+        end_earlier(service, task_id, hours=25)
 
     asked = client.get
     if when == "forgotten-while-asked":
@@ -792,19 +775,9 @@ def test_a_service_time_in_whole_seconds_is_read(service: Emulator, client: Clie
             return answer
 
     job = submitting_job(journal, client)
-    with service.state.lock:
-        task = Whole(
-            task_id=str(uuid.uuid4()),
-            request_id=str(uuid.uuid4()),
-            video_url="oss://x/v.mp4",
-            audio_url="oss://x/a.wav",
-            ref_image_url=None,
-            video_extension=False,
-            submitted=service_now(),
-        )
-        service.state.tasks[task.task_id] = task
+    (task_id,) = planted(service, 0, kind=Whole)
     done = continue_job(client, journal, job, wait=False, settle_s=0)
-    assert done.task_id == task.task_id and service.submissions == 0
+    assert done.task_id == task_id and service.submissions == 0
 
 
 def test_tasks_of_other_jobs_on_the_first_page_do_not_end_the_search(
@@ -843,11 +816,9 @@ def test_a_success_without_a_result_url_is_said_and_the_job_kept(
             answer.pop("video_url", None)
             return answer
 
-    sent = run_job(client, journal, VIDEO, VOICE, output=str(tmp_path / "o.mp4"), wait=False)
-    assert sent.task_id is not None
-    finished(client, sent.task_id)
+    sent, task_id = ended_job(client, journal, tmp_path / "o.mp4")
     with service.state.lock:
-        service.state.tasks[sent.task_id].__class__ = NoUrl
+        service.state.tasks[task_id].__class__ = NoUrl
     with pytest.raises(DownloadError) as raised:
         continue_job(client, journal, sent)
     assert str(raised.value) == f"task {sent.task_id} succeeded without a result URL"
@@ -876,10 +847,8 @@ def test_a_disk_that_fills_during_the_download_leaves_the_job_for_resume(
 def test_a_success_the_service_states_no_usage_for_is_downloaded_unbilled(
     service: Emulator, client: Client, journal: Journal, tmp_path: Path
 ) -> None:
-    sent = run_job(client, journal, VIDEO, VOICE, output=str(tmp_path / "o.mp4"), wait=False)
-    assert sent.task_id is not None
-    finished(client, sent.task_id)
+    sent, task_id = ended_job(client, journal, tmp_path / "o.mp4")
     with service.state.lock:
-        service.state.tasks[sent.task_id].usage = None
+        service.state.tasks[task_id].usage = None
     done = continue_job(client, journal, sent)
     assert done.state == "downloaded" and done.billed_s is None

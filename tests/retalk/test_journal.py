@@ -29,14 +29,6 @@ from tests.conftest import ROOT, SAMPLE
 API = "https://dashscope.example.com/api/v1"
 
 
-@pytest.fixture()
-def files(tmp_path: Path) -> dict[str, str]:
-    video, audio = tmp_path / "talk.mp4", tmp_path / "voice.wav"
-    video.write_bytes(b"video bytes")
-    audio.write_bytes(b"audio bytes")
-    return {"video": str(video), "audio": str(audio)}
-
-
 def test_the_same_inputs_submitted_again_need_force(tmp_path: Path, files: dict[str, str]) -> None:
     with Journal(tmp_path / "j.sqlite") as journal:
         job = journal.start(files, {}, "a.mp4", base_url=API)

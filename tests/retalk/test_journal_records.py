@@ -76,14 +76,6 @@ DEAD = f"{socket.gethostname()}:99999999"
 
 
 @pytest.fixture()
-def files(tmp_path: Path) -> dict[str, str]:
-    video, audio = tmp_path / "talk.mp4", tmp_path / "voice.wav"
-    video.write_bytes(b"video bytes")
-    audio.write_bytes(b"audio bytes")
-    return {"video": str(video), "audio": str(audio)}
-
-
-@pytest.fixture()
 def journal(tmp_path: Path) -> Any:
     with Journal(tmp_path / "j.sqlite") as opened:
         yield opened
@@ -871,10 +863,26 @@ def test_an_empty_file_or_an_older_journal_is_taken_as_it_is(tmp_path: Path, fil
         assert journal.start_split("f", "a.mp4", {}).id == 1
 
 
-def test_a_folder_where_the_journal_goes_is_said_to_be_one(tmp_path: Path) -> None:
+def refusal(path: Path) -> str:
+    """Why the journal at ``path`` cannot be opened, as the user is told."""
     with pytest.raises(JournalError) as caught:
-        Journal(tmp_path)
-    assert str(caught.value) == (
+        Journal(path)
+    return str(caught.value)
+
+
+def a_journal_of_pages(path: Path, files: dict[str, str]) -> int:
+    """A journal of 40 jobs (pages of rows and of an index) whose write-ahead log is
+    emptied into the file itself, where damage to it is found; its page size."""
+    with Journal(path) as journal:
+        for number in range(40):
+            journal.start(files, {"n": number, "pad": "x" * 400}, None, base_url=API)
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return int(db.execute("PRAGMA page_size").fetchone()[0])
+
+
+def test_a_folder_where_the_journal_goes_is_said_to_be_one(tmp_path: Path) -> None:
+    assert refusal(tmp_path) == (
         f"the journal {tmp_path} is a folder, not a file ({tmp_path} is a folder); "
         "give the journal's file name with --journal FILE or RETALK_JOURNAL"
     )
@@ -884,9 +892,7 @@ def test_a_journal_under_a_file_cannot_be_used(tmp_path: Path) -> None:
     # Its folder is a file: said with what mkdir said (the file is there), not more.
     (tmp_path / "file").write_text("x")
     path = tmp_path / "file" / "j.sqlite"
-    with pytest.raises(JournalError) as caught:
-        Journal(path)
-    assert str(caught.value) == (
+    assert refusal(path) == (
         f"the journal {path} cannot be used (File exists); check the file and its folder, "
         "or give another journal file with --journal FILE or RETALK_JOURNAL"
     )
@@ -895,9 +901,7 @@ def test_a_journal_under_a_file_cannot_be_used(tmp_path: Path) -> None:
 def test_a_journal_that_sqlite_cannot_open_is_said_so(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
     path.symlink_to(tmp_path / "gone" / "j.sqlite")  # a link into a folder that is no more
-    with pytest.raises(JournalError) as caught:
-        Journal(path)
-    assert str(caught.value) == (
+    assert refusal(path) == (
         f"the journal {path} cannot be used (unable to open database file); check the file and its "
         "folder, or give another journal file with --journal FILE or RETALK_JOURNAL"
     )
@@ -905,18 +909,11 @@ def test_a_journal_that_sqlite_cannot_open_is_said_so(tmp_path: Path) -> None:
 
 def test_a_journal_with_a_damaged_page_is_found_when_opened(tmp_path: Path, files: dict[str, str]) -> None:
     path = tmp_path / "journal.sqlite"
-    with Journal(path) as journal:
-        for number in range(40):
-            journal.start(files, {"n": number, "pad": "x" * 400}, None, base_url=API)
-    with closing(sqlite3.connect(path)) as db, db:
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        size = db.execute("PRAGMA page_size").fetchone()[0]
+    size = a_journal_of_pages(path, files)
     data = bytearray(path.read_bytes())
     data[2 * size : 2 * size + 16] = b"\xff" * 16  # the third page's header (an index)
     path.write_bytes(bytes(data))
-    with pytest.raises(JournalError) as caught:
-        Journal(path)
-    assert str(caught.value).startswith(
+    assert refusal(path).startswith(
         f"the journal {path} is damaged (not a SQLite database, or a cut-off one) (database disk image is "
         "malformed: *** in database main ***\\nPage 3: btreeInitPage() returns error code 11); it was left"
     )
@@ -927,9 +924,7 @@ def test_a_file_that_is_not_a_database_is_damaged_and_left_as_it_is(tmp_path: Pa
     path = tmp_path / "journal.sqlite"
     path.write_bytes(b"\x00\xffnot a database\n" * 300)
     before = path.read_bytes()
-    with pytest.raises(JournalError) as caught:
-        Journal(path)
-    assert str(caught.value) == (
+    assert refusal(path) == (
         f"the journal {path} is damaged (not a SQLite database, or a cut-off one) (file is not a database); "
         f"it was left as it is: move it aside (e.g. `mv {path} {path}.damaged`) and run again with a new, "
         "empty journal; the tasks it recorded are still on the service: `retalk list` lists them and "
@@ -941,16 +936,10 @@ def test_a_file_that_is_not_a_database_is_damaged_and_left_as_it_is(tmp_path: Pa
 
 def test_a_cut_off_journal_is_found_when_opened(tmp_path: Path, files: dict[str, str]) -> None:
     path = tmp_path / "journal.sqlite"
-    with Journal(path) as journal:
-        for number in range(40):
-            journal.start(files, {"n": number, "pad": "x" * 400}, None, base_url=API)
-    with closing(sqlite3.connect(path)) as db, db:
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    a_journal_of_pages(path, files)
     whole = path.read_bytes()
     path.write_bytes(whole[: len(whole) // 2])
-    with pytest.raises(JournalError) as caught:
-        Journal(path)
-    text = str(caught.value)
+    text = refusal(path)
     assert text.startswith(f"the journal {path} is damaged (not a SQLite database, or a cut-off one) (")
     assert "malformed" in text and "move it aside" in text
 
@@ -960,29 +949,23 @@ def test_another_programs_database_is_named_and_left_alone(tmp_path: Path) -> No
     by_hand(path, "CREATE TABLE people (name TEXT, salary REAL)")
     with closing(sqlite3.connect(path)) as db, db:
         db.execute("CREATE TABLE cars (plate TEXT)")
-    with pytest.raises(JournalError) as caught:
-        Journal(path)
-    assert str(caught.value) == (
+    assert refusal(path) == (
         f"the journal {path} is another program's database, not a retalk journal "
         "(not a retalk journal: its tables are cars, people); it was left as it is; "
         "or give another journal file with --journal FILE or RETALK_JOURNAL"
     )
     same_names = tmp_path / "jobs.sqlite"
     by_hand(same_names, "CREATE TABLE jobs (id INTEGER, name TEXT, salary REAL)")
-    with pytest.raises(JournalError) as caught:
-        Journal(same_names)
     assert (
         "(not a retalk journal: table jobs lacks created, fingerprint, inputs, output, params, state, "
-        "task_id, updated)" in str(caught.value)
+        "task_id, updated)" in refusal(same_names)
     )
     uploads = tmp_path / "uploads.sqlite"
     by_hand(uploads, "CREATE TABLE uploads (sha256 TEXT, url TEXT)")
-    with pytest.raises(JournalError, match=r"table uploads lacks base_url, uploaded\)"):
-        Journal(uploads)
+    assert "table uploads lacks base_url, uploaded)" in refusal(uploads)
     splits = tmp_path / "splits.sqlite"
     by_hand(splits, "CREATE TABLE splits (id INTEGER, fingerprint TEXT, plan TEXT)")
-    with pytest.raises(JournalError, match=r"table splits lacks created, output, state, updated\)"):
-        Journal(splits)
+    assert "table splits lacks created, output, state, updated)" in refusal(splits)
 
 
 def test_a_journal_locked_by_another_writer_says_so_soon(tmp_path: Path, files: dict[str, str]) -> None:

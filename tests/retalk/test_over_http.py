@@ -21,16 +21,16 @@ from retalk._journal import DuplicateJob, Journal
 from retalk._run.job import resume, run_job
 from retalk.emulator import Emulator, Faults
 from tests.conftest import ROOT, SAMPLE
+from tests.retalk.conftest import emulated_service
 
 KEY = "sk-emulated-0123456789abcdef"
+VIDEO, VOICE, FACE = str(SAMPLE / "talking_head.mp4"), str(SAMPLE / "voice.wav"), str(SAMPLE / "face.jpg")
 FAST_POLL = PollPolicy(steps=(0.05,), cap_s=0.1, jitter=0.1)
 
 
 @pytest.fixture()
 def emulator(tmp_path: Path) -> Iterator[Emulator]:
-    with Emulator(
-        tmp_path / "service", api_key=KEY, faults=Faults(task_seconds=0.2, submit_interval_s=0)
-    ) as running:
+    with emulated_service(tmp_path, KEY, task_seconds=0.2) as running:
         yield running
 
 
@@ -55,28 +55,14 @@ def assert_key_only_sent_to_the_api(emulator: Emulator) -> None:
 def test_a_whole_job_over_http(emulator: Emulator, tmp_path: Path) -> None:
     out = tmp_path / "result.mp4"
     with client_for(emulator) as client, Journal(tmp_path / "journal.sqlite") as journal:
-        job = run_job(
-            client,
-            journal,
-            str(SAMPLE / "talking_head.mp4"),
-            str(SAMPLE / "voice.wav"),
-            str(SAMPLE / "face.jpg"),
-            output=str(out),
-        )
+        job = run_job(client, journal, VIDEO, VOICE, FACE, output=str(out))
         assert job.state == "downloaded" and job.task_id and job.billed_s
         with av.open(str(out)) as container:
             assert container.streams.video and container.streams.audio
         assert duration(out) == pytest.approx(job.billed_s, abs=0.1)
         # The same inputs again would pay twice.
         with pytest.raises(DuplicateJob):
-            run_job(
-                client,
-                journal,
-                str(SAMPLE / "talking_head.mp4"),
-                str(SAMPLE / "voice.wav"),
-                str(SAMPLE / "face.jpg"),
-                output=str(out),
-            )
+            run_job(client, journal, VIDEO, VOICE, FACE, output=str(out))
     assert emulator.submissions == 1
     assert_key_only_sent_to_the_api(emulator)
 
@@ -94,13 +80,7 @@ def test_faults_are_ridden_out_without_a_second_submit(tmp_path: Path, faults: F
     with Emulator(tmp_path / "service", api_key=KEY, faults=faults) as emulator:
         with client_for(emulator) as client, Journal(tmp_path / "j.sqlite") as journal:
             try:
-                job = run_job(
-                    client,
-                    journal,
-                    str(SAMPLE / "talking_head.mp4"),
-                    str(SAMPLE / "voice.wav"),
-                    output=str(tmp_path / "r.mp4"),
-                )
+                job = run_job(client, journal, VIDEO, VOICE, output=str(tmp_path / "r.mp4"))
             except SubmitUncertain:
                 # A 5xx to the submit itself: never re-sent blindly. The task list shows
                 # nothing new, so resume (once the service had time to list it) sends it.
@@ -116,7 +96,7 @@ def test_a_failed_task_is_read_as_the_preflight_finding(emulator: Emulator, tmp_
     slow = media.write_video(tmp_path / "slow.mp4", fps=10)
     with client_for(emulator) as client, Journal(tmp_path / "j.sqlite") as journal:
         with pytest.raises(TaskFailed) as caught:
-            run_job(client, journal, str(slow), str(SAMPLE / "voice.wav"), output=str(tmp_path / "r.mp4"))
+            run_job(client, journal, str(slow), VOICE, output=str(tmp_path / "r.mp4"))
         assert caught.value.finding is not None and caught.value.finding.code == "InvalidFile.FPS"
         (job,) = journal.jobs()
         assert job.state == "failed" and "InvalidFile.FPS" in (job.error or "")
@@ -146,8 +126,7 @@ def test_a_crash_during_wait_is_resumed_with_the_same_task(emulator: Emulator, t
     }
     emulator.faults.task_seconds = 30.0  # long enough to be killed while waiting
     process = subprocess.Popen(
-        [sys.executable, "-m", "retalk", "submit", str(SAMPLE / "talking_head.mp4"),
-         str(SAMPLE / "voice.wav"), "-o", str(tmp_path / "r.mp4")],
+        [sys.executable, "-m", "retalk", "submit", VIDEO, VOICE, "-o", str(tmp_path / "r.mp4")],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     # Killed once the client polls its task (so the journal holds the task id): waiting on
@@ -174,16 +153,10 @@ def test_the_key_never_reaches_output_or_logs(emulator: Emulator, tmp_path: Path
     env = {**os.environ, "DASHSCOPE_API_KEY": KEY, "DASHSCOPE_HTTP_BASE_URL": emulator.base_url,
            "RETALK_JOURNAL": str(tmp_path / "j.sqlite"), "RETALK_DEBUG": "1"}  # fmt: skip
     runs = [
-        [
-            "submit",
-            str(SAMPLE / "talking_head.mp4"),
-            str(SAMPLE / "voice.wav"),
-            "-o",
-            str(tmp_path / "r.mp4"),
-        ],
+        ["submit", VIDEO, VOICE, "-o", str(tmp_path / "r.mp4")],
         ["list", "--format", "json"],
         ["status", "no-such-task"],
-        ["submit", str(SAMPLE / "talking_head.mp4"), str(SAMPLE / "voice.wav")],  # a duplicate
+        ["submit", VIDEO, VOICE],  # a duplicate
     ]
     for args in runs:
         done = subprocess.run(
@@ -250,35 +223,22 @@ def test_a_task_the_service_fails_is_recorded_failed_with_its_code(tmp_path: Pat
     with Emulator(tmp_path / "service", api_key=KEY, faults=faults) as emulator:
         with client_for(emulator) as client, Journal(tmp_path / "j.sqlite") as journal:
             with pytest.raises(TaskFailed, match=r"InternalError\.Algo"):
-                run_job(
-                    client,
-                    journal,
-                    str(SAMPLE / "talking_head.mp4"),
-                    str(SAMPLE / "voice.wav"),
-                    output=str(tmp_path / "r.mp4"),
-                )
+                run_job(client, journal, VIDEO, VOICE, output=str(tmp_path / "r.mp4"))
             (job,) = journal.jobs()
             assert job.state == "failed" and not journal.unfinished()
             # A failed job does not block trying again (it was not paid for).
             emulator.faults.fail_tasks = False
-            again = run_job(
-                client,
-                journal,
-                str(SAMPLE / "talking_head.mp4"),
-                str(SAMPLE / "voice.wav"),
-                output=str(tmp_path / "r.mp4"),
-            )
+            again = run_job(client, journal, VIDEO, VOICE, output=str(tmp_path / "r.mp4"))
             assert again.state == "downloaded"
 
 
 def test_a_crash_mid_submit_adopts_the_one_task_it_created_and_only_that(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    clip, voice = str(SAMPLE / "talking_head.mp4"), str(SAMPLE / "voice.wav")
     with client_for(emulator) as client, Journal(tmp_path / "j.sqlite") as journal:
-        video, audio = client.upload(clip), client.upload(voice)
+        video, audio = client.upload(VIDEO), client.upload(VOICE)
         job = journal.start(
-            {"video": clip, "audio": voice}, {}, str(tmp_path / "r.mp4"), base_url=client.base_url
+            {"video": VIDEO, "audio": VOICE}, {}, str(tmp_path / "r.mp4"), base_url=client.base_url
         )
         now = time.time()
         inputs = {
@@ -292,7 +252,7 @@ def test_a_crash_mid_submit_adopts_the_one_task_it_created_and_only_that(
             resume(client, journal)  # two candidates: never a guess
         # Once the other task is known to belong to another job, only ours is left.
         other_job = journal.start(
-            {"video": clip, "audio": voice}, {"video_extension": True}, None, base_url=client.base_url
+            {"video": VIDEO, "audio": VOICE}, {"video_extension": True}, None, base_url=client.base_url
         )
         journal.update(other_job.id, state="downloaded", task_id=other.task_id)
         sent = emulator.submissions

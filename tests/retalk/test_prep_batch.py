@@ -28,7 +28,7 @@ from retalk._cli.prep import main
 from retalk._journal import Journal
 from retalk._run.batch import BatchOutcome, run_batch
 from retalk._run.batch_file import BatchJob, read_batch
-from retalk.emulator import Emulator, Faults
+from retalk.emulator import Emulator, Faults, Hold
 from tests.conftest import ROOT, SAMPLE
 from tests.retalk.conftest import EMULATED_KEY
 
@@ -276,23 +276,46 @@ def slow(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Emulator]:
         yield running
 
 
+def start_prep(service: Emulator, journal: Path, *args: str) -> tuple[subprocess.Popen[str], Lines]:
+    """``prep-and-retalk ARGS`` in a session of its own, as a terminal starts it."""
+    command = [sys.executable, "-m", "retalk._cli.prep", *args]
+    command += ["--base-url", service.base_url, "--journal", str(journal)]
+    process = subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ, "DASHSCOPE_API_KEY": EMULATED_KEY},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    assert process.stderr is not None
+    return process, Lines(process.stderr)
+
+
+def one_at_a_time(batch: Path) -> list[str]:
+    """The words that run ``batch``, one job at a time."""
+    return ["--batch", str(batch), "--jobs", "1"]
+
+
 def start_batch(
     batch: Path, service: Emulator, journal: Path, *extra: str
 ) -> tuple[subprocess.Popen[str], Lines]:
     """The batch in a session of its own (as a terminal starts it), one job at a time."""
-    command = [sys.executable, "-m", "retalk._cli.prep", "--batch", str(batch), "--jobs", "1", *extra]
-    command += ["--base-url", service.base_url, "--journal", str(journal)]
-    process = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env={**os.environ, "DASHSCOPE_API_KEY": EMULATED_KEY},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+    return start_prep(service, journal, *one_at_a_time(batch), *extra)
+
+
+def held_at(
+    point: str, service: Emulator, journal: Path, *args: str
+) -> tuple[subprocess.Popen[str], Lines, Hold]:
+    """``prep-and-retalk ARGS`` started as by `start_prep`, returned once its first request
+    at ``point`` waits there, held by the service until the hold is released."""
+    held = service.hold(point)
+    process, err = start_prep(service, journal, *args)
+    assert held.reached.wait(120), err.text()
+    return process, err, held
+
+
+def clip_batch(media: Any, folder: Path, count: int) -> Path:
+    """A batch of ``count`` clips over the voice, each to its own out<n>.mp4."""
+    return batch_of(
+        folder, [f"{clip},{VOICE},,out{n}.mp4," for n, clip in enumerate(clips(media, folder, count))]
     )
-    assert process.stderr is not None
-    return process, Lines(process.stderr)
 
 
 def ctrl_c(process: subprocess.Popen[str]) -> None:
@@ -313,17 +336,24 @@ def task_of_first_job(journal: Path) -> str:
     return job.task_id
 
 
+def batch_stopped_once_paid(
+    service: Emulator, media: Any, folder: Path, count: int
+) -> tuple[subprocess.Popen[str], Lines, Hold, str]:
+    """A batch of ``count`` clips, sent Ctrl-C once its first job is submitted (paid for),
+    while the service holds that job's first look at its task: the batch, what it says,
+    the hold (to release) and the task's id. Its journal is ``folder``/j.sqlite."""
+    journal = folder / "j.sqlite"
+    process, err, held = held_at("query", service, journal, *one_at_a_time(clip_batch(media, folder, count)))
+    task = task_of_first_job(journal)
+    ctrl_c(process)
+    return process, err, held, task
+
+
 @pytest.mark.parametrize("slow", [3.0], indirect=True)
 def test_ctrl_c_sends_nothing_new_waits_for_the_paid_task_and_prints_the_table(
     slow: Emulator, media: Any, tmp_path: Path
 ) -> None:
-    rows = [f"{clip},{VOICE},,out{n}.mp4," for n, clip in enumerate(clips(media, tmp_path, 3))]
-    journal = tmp_path / "j.sqlite"
-    held = slow.hold("query")  # the first job's first look at its task: it was submitted
-    process, err = start_batch(batch_of(tmp_path, rows), slow, journal)
-    assert held.reached.wait(120), err.text()
-    task = task_of_first_job(journal)
-    ctrl_c(process)
+    process, err, held, task = batch_stopped_once_paid(slow, media, tmp_path, 3)
     held.release()  # the task runs 3 s more: the batch has them to take the signal in
     assert process.wait(120) == 130
     assert submits(slow) == 1  # nothing after the signal
@@ -339,13 +369,7 @@ def test_ctrl_c_sends_nothing_new_waits_for_the_paid_task_and_prints_the_table(
 def test_a_second_ctrl_c_stops_waiting_at_once_and_leaves_the_task_to_resume(
     slow: Emulator, media: Any, tmp_path: Path
 ) -> None:
-    rows = [f"{clip},{VOICE},,out{n}.mp4," for n, clip in enumerate(clips(media, tmp_path, 2))]
-    journal = tmp_path / "j.sqlite"
-    held = slow.hold("query")
-    process, err = start_batch(batch_of(tmp_path, rows), slow, journal)
-    assert held.reached.wait(120), err.text()
-    task = task_of_first_job(journal)
-    ctrl_c(process)
+    process, err, held, task = batch_stopped_once_paid(slow, media, tmp_path, 2)
     err.wait_for("waiting for the tasks already paid for", timeout=60)
     ctrl_c(process)
     held.release()
@@ -354,7 +378,7 @@ def test_a_second_ctrl_c_stops_waiting_at_once_and_leaves_the_task_to_resume(
     assert table["2"][1] == "left" and task in " ".join(table["2"]) and "resume" in " ".join(table["2"])
     assert table["3"][1] == "stopped" and submits(slow) == 1
     assert f"`retalk resume` finishes line 2 (task {task})" in err.text()
-    with Journal(journal) as opened:
+    with Journal(tmp_path / "j.sqlite") as opened:
         (job,) = opened.unfinished()
     assert (job.state, job.task_id) == ("submitted", task)
 
@@ -363,9 +387,8 @@ def test_a_second_ctrl_c_stops_waiting_at_once_and_leaves_the_task_to_resume(
 def test_ctrl_c_during_check_and_fix_pays_for_nothing_and_leaves_nothing_to_resume(
     slow: Emulator, media: Any, tmp_path: Path
 ) -> None:
-    rows = [f"{clip},{VOICE},,out{n}.mp4," for n, clip in enumerate(clips(media, tmp_path, 2))]
     journal = tmp_path / "j.sqlite"
-    process, err = start_batch(batch_of(tmp_path, rows), slow, journal)
+    process, err = start_batch(clip_batch(media, tmp_path, 2), slow, journal)
     err.wait_for(r"\[line 2\] out0\.mp4: check and fix")
     ctrl_c(process)
     assert process.wait(120) == 130
@@ -380,11 +403,10 @@ def test_ctrl_c_during_check_and_fix_pays_for_nothing_and_leaves_nothing_to_resu
 def test_ctrl_c_during_an_upload_stops_the_job_before_its_submit_and_closes_it(
     slow: Emulator, media: Any, tmp_path: Path
 ) -> None:
-    rows = [f"{clip},{VOICE},,out{n}.mp4," for n, clip in enumerate(clips(media, tmp_path, 2))]
     journal = tmp_path / "j.sqlite"
-    held = slow.hold("storage")  # the first upload waits there: the job is past the fix
-    process, err = start_batch(batch_of(tmp_path, rows), slow, journal)
-    assert held.reached.wait(120), err.text()
+    batch = clip_batch(media, tmp_path, 2)
+    # The first upload waits there: the job is past the fix.
+    process, err, held = held_at("storage", slow, journal, *one_at_a_time(batch))
     ctrl_c(process)
     err.wait_for("interrupted: nothing more is sent")
     held.release()
@@ -445,33 +467,28 @@ def test_ctrl_c_after_a_splits_first_part_is_paid_leaves_the_split_whole_for_res
     assert submits(slow) == 2
 
 
-def start_one(service: Emulator, journal: Path, *args: str) -> tuple[subprocess.Popen[str], Lines]:
-    """A single (not batch) run in a session of its own, as a terminal starts it."""
-    command = [sys.executable, "-m", "retalk._cli.prep", *args]
-    command += ["--base-url", service.base_url, "--journal", str(journal)]
-    process = subprocess.Popen(
-        command, cwd=ROOT, env={**os.environ, "DASHSCOPE_API_KEY": EMULATED_KEY},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
-    assert process.stderr is not None
-    return process, Lines(process.stderr)
+def single_run_stopped_at(point: str, service: Emulator, media: Any, folder: Path, within_s: float) -> str:
+    """One clip's single (not batch) run, stopped by Ctrl-C while the service holds its
+    first request at ``point``, then let go: what it said, once it ended (status 130)
+    within ``within_s``. Its journal is ``folder``/j.sqlite."""
+    (clip,) = clips(media, folder, 1)
+    process, err, held = held_at(
+        point, service, folder / "j.sqlite", str(clip), str(VOICE), "-o", str(folder / "out.mp4")
+    )
+    ctrl_c(process)
+    held.release()
+    assert process.wait(within_s) == 130
+    return err.text()
 
 
 @pytest.mark.parametrize("slow", [0.2], indirect=True)
 def test_ctrl_c_in_a_single_run_during_its_upload_closes_the_job_so_resume_pays_nothing(
     slow: Emulator, media: Any, tmp_path: Path
 ) -> None:
-    (clip,) = clips(media, tmp_path, 1)
-    journal = tmp_path / "j.sqlite"
-    held = slow.hold("storage")  # the upload waits there: the job is journaled, not submitted
-    process, err = start_one(slow, journal, str(clip), str(VOICE), "-o", str(tmp_path / "out.mp4"))
-    assert held.reached.wait(120), err.text()
-    ctrl_c(process)
-    held.release()
-    assert process.wait(120) == 130
-    said = err.text()
+    # The upload waits there: the job is journaled, not submitted.
+    said = single_run_stopped_at("storage", slow, media, tmp_path, within_s=120)
     assert "before anything was paid for" in said and "closed" in said and "Traceback" not in said, said
-    with Journal(journal) as opened:
+    with Journal(tmp_path / "j.sqlite") as opened:
         (job,) = opened.jobs()
         assert job.state == "canceled" and opened.unfinished() == []
     assert submits(slow) == 0
@@ -481,18 +498,11 @@ def test_ctrl_c_in_a_single_run_during_its_upload_closes_the_job_so_resume_pays_
 def test_ctrl_c_in_a_single_run_after_its_submit_keeps_the_job_for_resume(
     slow: Emulator, media: Any, tmp_path: Path
 ) -> None:
-    (clip,) = clips(media, tmp_path, 1)
-    journal = tmp_path / "j.sqlite"
-    held = slow.hold("query")  # submitted: its first look at the task waits
-    process, err = start_one(slow, journal, str(clip), str(VOICE), "-o", str(tmp_path / "out.mp4"))
-    assert held.reached.wait(120), err.text()
-    ctrl_c(process)
-    held.release()
-    assert process.wait(60) == 130
-    task = task_of_first_job(journal)
-    said = err.text()
+    # Submitted: its first look at the task waits.
+    said = single_run_stopped_at("query", slow, media, tmp_path, within_s=60)
+    task = task_of_first_job(tmp_path / "j.sqlite")
     assert f"(task {task}) was submitted and paid for" in said and "retalk resume" in said, said
-    with Journal(journal) as opened:
+    with Journal(tmp_path / "j.sqlite") as opened:
         assert [j.state for j in opened.unfinished()] == ["submitted"]
 
 

@@ -22,12 +22,26 @@ from retalk._cli.prep import main
 from retalk.emulator import Emulator
 from tests.conftest import SAMPLE
 
+#: A voice other than the sample's: other inputs, another job.
+ANOTHER_VOICE = SAMPLE.parent / "tts" / "espeak_16k.wav"
+
+
+def copy_of(source: Path, to: Path) -> Path:
+    """``source``'s bytes written at ``to`` (a file of its own, not a link): ``to``."""
+    to.write_bytes(source.read_bytes())
+    return to
+
 
 def prep(service: Emulator, journal: Path, *args: str) -> tuple[int, dict[str, Any], str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         status = main([*args, "--base-url", service.base_url, "--journal", str(journal), "--format", "json"])
     return status, json.loads(out.getvalue()) if out.getvalue() else {}, err.getvalue()
+
+
+def pair(inputs: dict[str, Path]) -> tuple[str, str]:
+    """The video and the voice, as the command line names them."""
+    return str(inputs["video"]), str(inputs["audio"])
 
 
 def journaled(journal: Path) -> int:
@@ -46,7 +60,7 @@ def inputs(tmp_path: Path) -> dict[str, Path]:
     files = {"video": "talking_head.mp4", "audio": "voice.wav", "ref": "face.jpg"}
     copies = {role: folder / name for role, name in files.items()}
     for role, name in files.items():
-        copies[role].write_bytes((SAMPLE / name).read_bytes())
+        copy_of(SAMPLE / name, copies[role])
     return copies
 
 
@@ -75,9 +89,8 @@ def test_an_output_that_is_an_input_is_refused_before_anything_is_sent(
     journal = tmp_path / "j.sqlite"
     extra = ["--split"] if split else []
     status, report, err = prep(
-        service, journal, str(inputs["video"]), str(inputs["audio"]), "--ref", str(inputs["ref"]),
-        "-o", output, *extra,
-    )  # fmt: skip
+        service, journal, *pair(inputs), "--ref", str(inputs["ref"]), "-o", output, *extra
+    )
     assert status == 2 and report == {}
     assert output in err and str(inputs[role]) in err and "Traceback" not in err
     assert service.requests == [] and service.submissions == 0 and journaled(journal) == 0
@@ -88,7 +101,7 @@ def test_an_output_that_is_the_journal_is_refused(
     service: Emulator, inputs: dict[str, Path], tmp_path: Path
 ) -> None:
     journal = tmp_path / "j.sqlite"
-    status, _, err = prep(service, journal, str(inputs["video"]), str(inputs["audio"]), "-o", str(journal))
+    status, _, err = prep(service, journal, *pair(inputs), "-o", str(journal))
     assert status == 2 and f"the journal {journal}" in err
     assert service.requests == [] and journaled(journal) == 0
 
@@ -100,7 +113,7 @@ def test_a_link_planted_at_the_outputs_name_is_replaced_not_followed(
     victim.write_text("not to be touched")
     output = tmp_path / "dubbed.mp4"
     output.symlink_to(victim)
-    args = (str(inputs["video"]), str(inputs["audio"]), "-o", str(output))
+    args = (*pair(inputs), "-o", str(output))
     # Not this run's file: refused, until --overwrite says it is meant.
     status, report, err = prep(service, tmp_path / "j.sqlite", *args)
     assert status == 2 and "--overwrite" in err and output.is_symlink()
@@ -112,7 +125,7 @@ def test_a_link_planted_at_the_outputs_name_is_replaced_not_followed(
         assert container.streams.video
 
 
-def batch_file(tmp_path: Path, inputs: dict[str, Path], rows: list[str]) -> Path:
+def batch_file(tmp_path: Path, rows: list[str]) -> Path:
     batch = tmp_path / "jobs.csv"
     batch.write_text("video,audio,ref,output,options\n" + "\n".join(rows) + "\n")
     return batch
@@ -123,11 +136,8 @@ def test_a_batch_row_whose_output_is_its_own_input_is_refused_not_skipped(
     force: list[str], service: Emulator, inputs: dict[str, Path], tmp_path: Path
 ) -> None:
     video, audio = inputs["video"], inputs["audio"]
-    other = tmp_path / "other.mp4"
-    other.write_bytes(video.read_bytes())
-    batch = batch_file(
-        tmp_path, inputs, [f"{other},{audio},,{tmp_path / 'fine.mp4'},", f"{video},{audio},,{video},"]
-    )
+    other = copy_of(video, tmp_path / "other.mp4")
+    batch = batch_file(tmp_path, [f"{other},{audio},,{tmp_path / 'fine.mp4'},", f"{video},{audio},,{video},"])
     before = video.read_bytes()
     status, report, err = prep(service, tmp_path / "j.sqlite", "--batch", str(batch), *force)
     assert status == 2 and report == {}
@@ -140,12 +150,9 @@ def test_a_batch_row_may_not_write_over_another_rows_input(
     service: Emulator, inputs: dict[str, Path], tmp_path: Path
 ) -> None:
     video, audio = inputs["video"], inputs["audio"]
-    second = tmp_path / "second.mp4"
-    second.write_bytes(video.read_bytes())
+    second = copy_of(video, tmp_path / "second.mp4")
     # Line 2 would write its result where line 3 reads its video.
-    batch = batch_file(
-        tmp_path, inputs, [f"{video},{audio},,{second},", f"{second},{audio},,{tmp_path / 'b.mp4'},"]
-    )
+    batch = batch_file(tmp_path, [f"{video},{audio},,{second},", f"{second},{audio},,{tmp_path / 'b.mp4'},"])
     status, _, err = prep(service, tmp_path / "j.sqlite", "--batch", str(batch))
     assert status == 2 and f"{batch}:2" in err and "line 3" in err and str(second) in err
     assert service.requests == []
@@ -170,7 +177,7 @@ def test_a_batch_with_a_damaged_journal_stops_before_any_job_with_what_to_do(
     journal = tmp_path / "j.sqlite"
     journal.write_bytes(b"this is not a database, whatever its name says\n" * 100)
     before = journal.read_bytes()
-    batch = batch_file(tmp_path, inputs, [f"{inputs['video']},{inputs['audio']},,{tmp_path / 'a.mp4'},"])
+    batch = batch_file(tmp_path, [f"{inputs['video']},{inputs['audio']},,{tmp_path / 'a.mp4'},"])
 
     status, report, err = prep(service, journal, "--batch", str(batch))
 
@@ -186,7 +193,6 @@ def test_a_batch_row_whose_output_is_the_journal_stops_the_batch_before_any_job(
     journal = tmp_path / "j.sqlite"
     batch = batch_file(
         tmp_path,
-        inputs,
         [
             f"{inputs['video']},{inputs['audio']},,{tmp_path / 'a.mp4'},",
             f"{inputs['video']},{inputs['audio']},,{journal},",
@@ -207,14 +213,17 @@ def retalk(service: Emulator, journal: Path, *args: str) -> tuple[int, str]:
     return status, err.getvalue()
 
 
+def submitted(service: Emulator, journal: Path, inputs: dict[str, Path], output: Path) -> None:
+    """``retalk submit`` of the sample pair to ``output``, done and downloaded."""
+    status, err = retalk(service, journal, "submit", *pair(inputs), "-o", str(output))
+    assert status == 0, err
+
+
 def test_retalk_download_never_writes_over_the_journal_or_the_jobs_inputs(
     service: Emulator, inputs: dict[str, Path], tmp_path: Path
 ) -> None:
     journal = tmp_path / "j.sqlite"
-    status, err = retalk(
-        service, journal, "submit", str(inputs["video"]), str(inputs["audio"]), "-o", str(tmp_path / "r.mp4")
-    )
-    assert status == 0, err
+    submitted(service, journal, inputs, tmp_path / "r.mp4")
     kept = journal.read_bytes(), inputs["video"].read_bytes()
     asked = len(service.requests)
     for output, role in ((journal, "journal"), (inputs["video"], "video")):
@@ -224,29 +233,31 @@ def test_retalk_download_never_writes_over_the_journal_or_the_jobs_inputs(
     assert len(service.requests) == asked  # refused before any request
 
 
+NOTES = "my notes"
+
+
+def users_notes(path: Path) -> Path:
+    """A file of the user's at ``path``, which no run wrote and no journal knows."""
+    path.write_text(NOTES)
+    return path
+
+
 def test_a_file_the_run_did_not_write_is_not_replaced_without_overwrite(
     service: Emulator, inputs: dict[str, Path], tmp_path: Path
 ) -> None:
     journal = tmp_path / "j.sqlite"
-    precious = tmp_path / "precious.txt"
-    precious.write_text("my notes")
-    status, report, err = prep(
-        service, journal, str(inputs["video"]), str(inputs["audio"]), "-o", str(precious)
-    )
+    precious = users_notes(tmp_path / "precious.txt")
+    status, report, err = prep(service, journal, *pair(inputs), "-o", str(precious))
     assert status == 2 and report == {} and str(precious) in err and "--overwrite" in err, err
-    assert precious.read_text() == "my notes"
+    assert precious.read_text() == NOTES
     assert service.requests == [] and journaled(journal) == 0
     # Said, it is meant: replaced by the result.
-    status, report, err = prep(
-        service, journal, str(inputs["video"]), str(inputs["audio"]), "-o", str(precious), "--overwrite"
-    )
+    status, report, err = prep(service, journal, *pair(inputs), "-o", str(precious), "--overwrite")
     assert status == 0 and report["ok"], err
     with av.open(str(precious)) as container:
         assert container.streams.video
     # The same command again finds its own result there: no refusal, nothing paid again.
-    status, report, err = prep(
-        service, journal, str(inputs["video"]), str(inputs["audio"]), "-o", str(precious)
-    )
+    status, report, err = prep(service, journal, *pair(inputs), "-o", str(precious))
     assert status == 0 and report["ok"] and service.submissions == 1, err
 
 
@@ -254,19 +265,16 @@ def test_retalk_download_submit_and_resume_do_not_replace_a_file_the_journal_doe
     service: Emulator, inputs: dict[str, Path], tmp_path: Path
 ) -> None:
     journal = tmp_path / "j.sqlite"
-    precious = tmp_path / "precious.mp4"
-    precious.write_text("my notes")
-    status, err = retalk(
-        service, journal, "submit", str(inputs["video"]), str(inputs["audio"]), "-o", str(precious)
-    )
+    precious = users_notes(tmp_path / "precious.mp4")
+    status, err = retalk(service, journal, "submit", *pair(inputs), "-o", str(precious))
     assert status == 2 and "--overwrite" in err and service.submissions == 0, err
-    status, err = retalk(service, journal, "submit", str(inputs["video"]), str(inputs["audio"]), "--no-wait")
+    status, err = retalk(service, journal, "submit", *pair(inputs), "--no-wait")
     assert status == 0, err
     status, err = retalk(service, journal, "resume", "--job", "1", "-o", str(precious))
     assert status == 2 and "--overwrite" in err, err
     status, err = retalk(service, journal, "download", "job:1", "-o", str(precious))
     assert status == 2 and "--overwrite" in err, err
-    assert precious.read_text() == "my notes"
+    assert precious.read_text() == NOTES
     assert retalk(service, journal, "wait", "job:1")[0] == 0
     status, err = retalk(service, journal, "download", "job:1", "-o", str(precious), "--overwrite")
     assert status == 0 and precious.stat().st_size > 100, err
@@ -284,7 +292,7 @@ def test_a_forced_batch_row_over_a_file_the_journal_does_not_know_is_refused_unt
     journal = tmp_path / "j.sqlite"
     kept = tmp_path / "keep.mp4"
     kept.write_text("keep")
-    batch = batch_file(tmp_path, inputs, [f"{inputs['video']},{inputs['audio']},,{kept},"])
+    batch = batch_file(tmp_path, [f"{inputs['video']},{inputs['audio']},,{kept},"])
     status, report, err = prep(service, journal, "--batch", str(batch), "--force")
     assert status == 1, err
     assert [j["status"] for j in report["jobs"]] == ["refused"] and "--overwrite" in report["jobs"][0][
@@ -304,11 +312,11 @@ def test_a_forced_batch_remakes_its_own_result_when_an_input_changed(
     own to make again: --force must not turn it into a stranger's file."""
     journal = tmp_path / "j.sqlite"
     output = tmp_path / "out.mp4"
-    batch = batch_file(tmp_path, inputs, [f"{inputs['video']},{inputs['audio']},,{output},"])
+    batch = batch_file(tmp_path, [f"{inputs['video']},{inputs['audio']},,{output},"])
     status, report, err = prep(service, journal, "--batch", str(batch))
     assert status == 0 and [j["status"] for j in report["jobs"]] == ["done"], err
     # Another voice under the same name: a new job, and its result replaces the old one.
-    inputs["audio"].write_bytes((SAMPLE.parent / "tts" / "espeak_16k.wav").read_bytes())
+    copy_of(ANOTHER_VOICE, inputs["audio"])
     status, report, err = prep(service, journal, "--batch", str(batch), "--force")
     assert status == 0 and [j["status"] for j in report["jobs"]] == ["done"], err
     assert service.submissions == 2
@@ -318,10 +326,7 @@ def test_downloading_a_result_url_leaves_a_journal_that_does_not_exist_uncreated
     service: Emulator, inputs: dict[str, Path], tmp_path: Path
 ) -> None:
     journal = tmp_path / "j.sqlite"
-    status, err = retalk(
-        service, journal, "submit", str(inputs["video"]), str(inputs["audio"]), "-o", str(tmp_path / "r.mp4")
-    )
-    assert status == 0, err
+    submitted(service, journal, inputs, tmp_path / "r.mp4")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         status = retalk_main(
@@ -340,13 +345,9 @@ def test_retalk_download_does_not_replace_another_jobs_result(
     """Another job's result was paid for too: only a task's own result is replaced by it."""
     journal = tmp_path / "j.sqlite"
     first = tmp_path / "first.mp4"
-    status, err = retalk(
-        service, journal, "submit", str(inputs["video"]), str(inputs["audio"]), "-o", str(first)
-    )
-    assert status == 0, err
+    submitted(service, journal, inputs, first)
     kept = first.read_bytes()
-    voice = tmp_path / "other voice.wav"
-    voice.write_bytes((SAMPLE.parent / "tts" / "espeak_16k.wav").read_bytes())
+    voice = copy_of(ANOTHER_VOICE, tmp_path / "other voice.wav")
     status, err = retalk(service, journal, "submit", str(inputs["video"]), str(voice), "--no-wait")
     assert status == 0 and retalk(service, journal, "wait", "job:2")[0] == 0, err
     for command in (["download", "job:2"], ["resume", "--job", "2"]):

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,9 @@ from retalk import Client
 from retalk._cli.main import main as retalk_main
 from retalk._cli.prep import main
 from retalk._journal import Journal
-from retalk.emulator import Emulator, Faults
+from retalk.emulator import Emulator
 from tests.conftest import ROOT, make_fixtures
+from tests.retalk.conftest import emulated_service
 
 # pytest-xdist (--dist loadgroup): this module's tests on one worker, so that its module and
 # session fixtures (its 200 s pair) are made once, not once a worker.
@@ -65,6 +66,15 @@ def run(*args: str) -> tuple[int, dict[str, Any]]:
     with contextlib.redirect_stdout(buffer):
         status = main([*args, *NO_FACE, "--format", "json"])
     return status, json.loads(buffer.getvalue()) if buffer.getvalue() else {}
+
+
+def split_on_the_emulator(video: Path, audio: Path, out: Path) -> tuple[int, dict[str, Any]]:
+    """The job sent in parts (``--split``) to the built-in emulated service, its journal
+    beside the output."""
+    return run(
+        str(video), str(audio), "-o", str(out), "--emulator", "--split",
+        "--journal", str(out.parent / "journal.sqlite"),
+    )  # fmt: skip
 
 
 def frame_numbers(path: Path) -> list[int]:
@@ -114,10 +124,7 @@ def test_a_200_s_voice_over_is_sent_in_parts_and_joined_seamlessly(
 ) -> None:
     video, audio = long_pair
     out = tmp_path / "dubbed talk.mp4"
-    status, result = run(
-        str(video), str(audio), "-o", str(out), "--emulator", "--split",
-        "--journal", str(tmp_path / "journal.sqlite"),
-    )  # fmt: skip
+    status, result = split_on_the_emulator(video, audio, out)
     assert status == 0, result.get("error")
     assert result["ok"] and result["output"] == str(out)
     # Cut at pauses, each part its own task, billed for the whole.
@@ -142,10 +149,10 @@ def test_without_split_a_long_job_is_trimmed_to_what_the_service_takes(
 
 
 @pytest.fixture()
-def service(tmp_path: Path) -> Iterator[Emulator]:
-    with Emulator(
-        tmp_path / "service", api_key=KEY, faults=Faults(task_seconds=3.0, submit_interval_s=0)
-    ) as running:
+def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
+    """Tasks of 3 s (time to stop a run between its parts), its key in the environment."""
+    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
+    with emulated_service(tmp_path, KEY, task_seconds=3.0) as running:
         yield running
 
 
@@ -187,14 +194,13 @@ def interrupted_run(service: Emulator, long_pair: tuple[Path, Path], tmp_path: P
 
 
 def test_an_interrupted_split_job_finishes_when_run_again_without_paying_twice(
-    service: Emulator, long_pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    service: Emulator, long_pair: tuple[Path, Path], tmp_path: Path
 ) -> None:
     command = interrupted_run(service, long_pair, tmp_path)
     before = part_jobs(tmp_path / "journal.sqlite")
     (first_result,) = (tmp_path / "dubbed.work").glob("parts-*/result-01.mp4")
     first_stamp = first_result.stat().st_mtime_ns
     service.faults.task_seconds = 0.2
-    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
     status, result = run(*command)
 
     assert status == 0, result.get("error")
@@ -219,11 +225,9 @@ def test_retalk_resume_finishes_and_joins_an_interrupted_split_job(
     long_pair: tuple[Path, Path],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     interrupted_run(service, long_pair, tmp_path)
     service.faults.task_seconds = 0.2
-    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
     status = retalk_main(
         ["resume", "--base-url", service.base_url, "--journal", str(tmp_path / "journal.sqlite"),
          "--format", "json"]
@@ -242,10 +246,7 @@ def test_a_long_video_under_a_short_voice_is_cut_to_the_voice_and_sent_as_one_pa
     video, _ = long_pair
     voice = make_fixtures.write_audio(tmp_path / "short voice.wav", duration=60.0, sample_rate=RATE)
     out = tmp_path / "dubbed.mp4"
-    status, result = run(
-        str(video), str(voice), "-o", str(out), "--emulator", "--split",
-        "--journal", str(tmp_path / "journal.sqlite"),
-    )  # fmt: skip
+    status, result = split_on_the_emulator(video, voice, out)
     assert status == 0, result.get("error")
     assert len(result["split"]["parts"]) == 1
     assert abs(result["result_duration_s"] - 60.0) < 0.05
@@ -264,19 +265,33 @@ def test_a_missing_input_with_split_is_a_clear_usage_error(
     assert "gone.mp4: cannot read it" in err and "Traceback" not in err
 
 
-def ctrl_c_on(monkeypatch: pytest.MonkeyPatch, method: str, call: int) -> None:
-    """``Client.<method>`` stopped by Ctrl-C at its ``call``-th call (1: the first), as the
-    user pressing it while that request is on its way; the other calls go through."""
-    real = getattr(Client, method)
-    calls = [0]
+#: ``stopped_run(method, call, command)``: the exit status and what the run said (stderr).
+StoppedRun = Callable[[str, int, list[str]], tuple[int, str]]
 
-    def stopped(self: Client, *args: Any, **kwargs: Any) -> Any:
-        calls[0] += 1
-        if calls[0] == call:
-            raise KeyboardInterrupt
-        return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(Client, method, stopped)
+@pytest.fixture()
+def stopped_run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> StoppedRun:
+    """Runs a command with ``Client.<method>`` stopped by Ctrl-C at its ``call``-th call
+    (1: the first), as the user pressing it while that request is on its way; the other
+    calls go through."""
+
+    def stopped_run(method: str, call: int, command: list[str]) -> tuple[int, str]:
+        real = getattr(Client, method)
+        calls = [0]
+
+        def stopped(self: Client, *args: Any, **kwargs: Any) -> Any:
+            calls[0] += 1
+            if calls[0] == call:
+                raise KeyboardInterrupt
+            return real(self, *args, **kwargs)
+
+        capsys.readouterr()  # what this run says, not what came before
+        with monkeypatch.context() as patched:
+            patched.setattr(Client, method, stopped)
+            status = run(*command)[0]
+        return status, capsys.readouterr().err
+
+    return stopped_run
 
 
 def split_command(long_pair: tuple[Path, Path], service: Emulator, tmp_path: Path) -> list[str]:
@@ -287,6 +302,14 @@ def split_command(long_pair: tuple[Path, Path], service: Emulator, tmp_path: Pat
     ]  # fmt: skip
 
 
+@pytest.fixture()
+def split_job(service: Emulator, long_pair: tuple[Path, Path], tmp_path: Path) -> list[str]:
+    """The long pair's split job as its command line, the service's tasks made quick (0.2 s):
+    for the stories that stop the job themselves rather than while a part runs."""
+    service.faults.task_seconds = 0.2
+    return split_command(long_pair, service, tmp_path)
+
+
 def resume_all(service: Emulator, tmp_path: Path) -> int:
     return retalk_main(
         ["resume", "--base-url", service.base_url, "--journal", str(tmp_path / "journal.sqlite")]
@@ -294,19 +317,9 @@ def resume_all(service: Emulator, tmp_path: Path) -> int:
 
 
 def test_ctrl_c_before_a_split_pays_closes_every_part_so_resume_pays_nothing_and_a_rerun_works(
-    service: Emulator,
-    long_pair: tuple[Path, Path],
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    service: Emulator, split_job: list[str], tmp_path: Path, stopped_run: StoppedRun
 ) -> None:
-    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
-    service.faults.task_seconds = 0.2
-    command = split_command(long_pair, service, tmp_path)
-    with monkeypatch.context() as patched:
-        ctrl_c_on(patched, "upload", 1)  # the first part's video, on its way
-        status, _ = run(*command)
-    said = capsys.readouterr().err
+    status, said = stopped_run("upload", 1, split_job)  # the first part's video, on its way
     assert status == 130, said
     assert "nothing submitted" in said and "Traceback" not in said, said
     with Journal(tmp_path / "journal.sqlite") as journal:
@@ -320,33 +333,22 @@ def test_ctrl_c_before_a_split_pays_closes_every_part_so_resume_pays_nothing_and
     resume_all(service, tmp_path)
     assert service.submissions == 0
     # ...and the same command, run again, starts afresh and is done on the first try.
-    status, result = run(*command)
+    status, result = run(*split_job)
     assert status == 0, result.get("error")
     assert service.submissions == len(result["split"]["parts"]) == len(states)
     assert (tmp_path / "dubbed.mp4").exists()
 
 
 def test_ctrl_c_after_an_earlier_run_paid_a_part_keeps_the_rest_for_resume(
-    service: Emulator,
-    long_pair: tuple[Path, Path],
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    service: Emulator, split_job: list[str], tmp_path: Path, stopped_run: StoppedRun
 ) -> None:
-    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
-    service.faults.task_seconds = 0.2
-    command = split_command(long_pair, service, tmp_path)
-    with monkeypatch.context() as patched:
-        ctrl_c_on(patched, "upload", 3)  # part 1's two files are sent and it is submitted
-        assert run(*command)[0] == 130
+    # Part 1's two files are sent and it is submitted.
+    assert stopped_run("upload", 3, split_job)[0] == 130
     assert [state for state, _ in part_jobs(tmp_path / "journal.sqlite")][:2] == ["submitted", "new"]
-    capsys.readouterr()
     # Run again, and stopped again before the next part is paid: this run paid nothing, the
     # earlier one did.
-    with monkeypatch.context() as patched:
-        ctrl_c_on(patched, "upload", 1)
-        assert run(*command)[0] == 130
-    said = capsys.readouterr().err
+    status, said = stopped_run("upload", 1, split_job)
+    assert status == 130, said
     states = [state for state, _ in part_jobs(tmp_path / "journal.sqlite")]
     assert "canceled" not in states, (states, said)
     assert "paid for" in said and "kept" in said and "retalk resume" in said, said
@@ -357,9 +359,8 @@ def test_ctrl_c_after_an_earlier_run_paid_a_part_keeps_the_rest_for_resume(
 
 
 def test_ctrl_c_while_a_job_caught_mid_submit_is_looked_for_says_it_may_be_paid(
-    service: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    service: Emulator, tmp_path: Path, stopped_run: StoppedRun
 ) -> None:
-    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
     video = make_fixtures.write_video(
         tmp_path / "clip.mp4", width=640, height=640, fps=FPS, duration=3.0, counter=True, audio=False
     )
@@ -370,16 +371,12 @@ def test_ctrl_c_while_a_job_caught_mid_submit_is_looked_for_says_it_may_be_paid(
         str(video), str(voice), "-o", str(tmp_path / "out.mp4"), "--no-fix",
         "--base-url", service.base_url, "--journal", str(tmp_path / "journal.sqlite"),
     ]  # fmt: skip
-    with monkeypatch.context() as patched:
-        ctrl_c_on(patched, "submit", 1)  # the submit is on its way: it may make a task
-        assert run(*command)[0] == 130
+    # The submit is on its way: it may make a task.
+    assert stopped_run("submit", 1, command)[0] == 130
     assert [state for state, _ in part_jobs(tmp_path / "journal.sqlite")] == ["submitting"]
-    capsys.readouterr()
     # The same command takes the job up and looks for its task: Ctrl-C while it looks.
-    with monkeypatch.context() as patched:
-        ctrl_c_on(patched, "list", 1)
-        assert run(*command)[0] == 130
-    said = capsys.readouterr().err
+    status, said = stopped_run("list", 1, command)
+    assert status == 130, said
     assert "before anything was sent or paid for" not in said, said
     assert "may have been paid; kept for `retalk resume`" in said, said
     assert [state for state, _ in part_jobs(tmp_path / "journal.sqlite")] == ["submitting"]
@@ -390,9 +387,7 @@ def test_a_failed_split_run_again_is_not_gated_again_nor_paid_twice(
     long_pair: tuple[Path, Path],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
     command = split_command(long_pair, service, tmp_path)
     journal = tmp_path / "journal.sqlite"
 
@@ -428,17 +423,10 @@ def test_a_failed_split_run_again_is_not_gated_again_nor_paid_twice(
 
 
 def test_a_gate_never_offers_force_for_inputs_the_journal_holds(
-    service: Emulator,
-    long_pair: tuple[Path, Path],
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    service: Emulator, long_pair: tuple[Path, Path], tmp_path: Path, stopped_run: StoppedRun
 ) -> None:
-    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
     command = split_command(long_pair, service, tmp_path)
-    with monkeypatch.context() as patched:
-        ctrl_c_on(patched, "upload", 1)
-        assert run(*command)[0] == 130  # the split is closed, nothing paid
+    assert stopped_run("upload", 1, command)[0] == 130  # the split is closed, nothing paid
     # Gated again (nothing of it was sent), offered only what passes the finding.
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
@@ -449,14 +437,9 @@ def test_a_gate_never_offers_force_for_inputs_the_journal_holds(
 
 
 def test_resume_never_sends_a_part_of_a_split_that_is_not_running(
-    service: Emulator, long_pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    service: Emulator, split_job: list[str], tmp_path: Path, stopped_run: StoppedRun
 ) -> None:
-    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
-    service.faults.task_seconds = 0.2
-    command = split_command(long_pair, service, tmp_path)
-    with monkeypatch.context() as patched:
-        ctrl_c_on(patched, "upload", 3)  # part 1 submitted, part 2 not yet
-        assert run(*command)[0] == 130
+    assert stopped_run("upload", 3, split_job)[0] == 130  # part 1 submitted, part 2 not yet
     with Journal(tmp_path / "journal.sqlite") as journal:
         (split,) = journal.running_splits()
         # Ended meanwhile (superseded by a job for the same output, say): it is never joined.
@@ -468,20 +451,17 @@ def test_resume_never_sends_a_part_of_a_split_that_is_not_running(
 
 
 def test_a_split_killed_just_after_its_joined_result_took_its_name_is_finished_by_the_same_command(
-    service: Emulator, long_pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    service: Emulator, split_job: list[str], tmp_path: Path
 ) -> None:
     # A kill in the instant after the join's rename, before the split was marked joined:
     # the same command again knows the joined file as this split's own (its bytes were
     # recorded first) and finishes without paying, instead of refusing its own result.
-    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
-    service.faults.task_seconds = 0.2
-    command = split_command(long_pair, service, tmp_path)
-    assert run(*command)[0] == 0
+    assert run(*split_job)[0] == 0
     paid = service.submissions
     journal = tmp_path / "journal.sqlite"
     with contextlib.closing(sqlite3.connect(journal)) as db, db:
         db.execute("UPDATE splits SET state = 'running'")
         db.execute("DELETE FROM made")
-    status, result = run(*command)
+    status, result = run(*split_job)
     assert status == 0, result.get("error")
     assert service.submissions == paid and (tmp_path / "dubbed.mp4").exists()

@@ -16,8 +16,9 @@ from retalk._cli.main import EXIT_REFUSED, _status_for
 from retalk._journal import Journal
 from retalk._run.job import Events
 from retalk._run.split_tasks import PartFailed, finish_splits, parts_folder, record_split, send_parts
-from retalk.emulator import Emulator, Faults
+from retalk.emulator import Emulator
 from tests.conftest import make_fixtures
+from tests.retalk.conftest import emulated_service
 
 # pytest-xdist (--dist loadgroup): this module's tests on one worker, so that its module and
 # session fixtures (its 30 s pair) are made once, not once a worker.
@@ -39,9 +40,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture()
 def service(tmp_path: Path) -> Iterator[Emulator]:
-    with Emulator(
-        tmp_path / "service", api_key=KEY, faults=Faults(task_seconds=0.05, submit_interval_s=0)
-    ) as running:
+    with emulated_service(tmp_path, KEY, task_seconds=0.05) as running:
         yield running
 
 
