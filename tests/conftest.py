@@ -256,3 +256,27 @@ def run_cli_measured(*args: str, timeout: float = 120.0) -> tuple[Any, float]:
     peak = re.search(r"peak (\d+)", done.stderr)
     assert peak is not None, done.stderr
     return done, int(peak.group(1)) / 1024
+
+
+def run_module(
+    module: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120.0,
+    errors: str = "strict",
+) -> Any:
+    """Run ``python -m MODULE ARGS`` in a process of its own, as a user runs the command:
+    the finished process (stdout, stderr, returncode), its output as text."""
+    import subprocess
+
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        errors=errors,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
+    )

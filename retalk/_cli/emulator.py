@@ -5,12 +5,45 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from preflight import limits
-
 from ..emulator import Emulator, Faults
+
+
+@dataclass(frozen=True)
+class _FaultOption:
+    """A command-line option that sets one field of ``Faults``, with the field's default."""
+
+    flag: str
+    field: str
+    #: None: a switch (``store_true``).
+    metavar: str | None
+    help: str
+
+
+#: The faults the emulator is told to make, in the order ``--help`` lists them.
+_FAULT_OPTIONS = (
+    _FaultOption("--throttle-every", "throttle_every", "N", "answer 429 to every Nth request"),
+    _FaultOption("--error-every", "error_every", "N", "answer 500 to every Nth request"),
+    _FaultOption("--drop-every", "drop_every", "N", "drop every Nth connection"),
+    _FaultOption("--slow", "slow_s", "S", "delay every answer by S seconds"),
+    _FaultOption("--fail-tasks", "fail_tasks", None, "every task ends FAILED"),
+    _FaultOption("--task-seconds", "task_seconds", "S", "how long a task runs"),
+    _FaultOption(
+        "--result-ttl",
+        "result_ttl_s",
+        "S",
+        "result URLs expire S seconds after their task ends (default 24 h, as the service's)",
+    ),
+    _FaultOption(
+        "--clock-offset",
+        "clock_offset_s",
+        "S",
+        "run the service's clock S seconds ahead of this machine's (negative: behind)",
+    ),
+)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -28,46 +61,25 @@ def add_parser(subparsers: Any) -> None:
         "root knows its tasks (default: a temporary one)",
     )
     parser.add_argument("--api-key", help="accept only this key (default: any key)")
-    parser.add_argument(
-        "--throttle-every", type=int, default=0, metavar="N", help="answer 429 to every Nth request"
-    )
-    parser.add_argument(
-        "--error-every", type=int, default=0, metavar="N", help="answer 500 to every Nth request"
-    )
-    parser.add_argument("--drop-every", type=int, default=0, metavar="N", help="drop every Nth connection")
-    parser.add_argument(
-        "--slow", type=float, default=0.0, metavar="S", help="delay every answer by S seconds"
-    )
-    parser.add_argument("--fail-tasks", action="store_true", help="every task ends FAILED")
-    parser.add_argument("--task-seconds", type=float, default=2.0, metavar="S", help="how long a task runs")
-    parser.add_argument(
-        "--result-ttl",
-        type=float,
-        default=float(limits.RESULT_URL_TTL_S),
-        metavar="S",
-        help="result URLs expire S seconds after their task ends (default 24 h, as the service's)",
-    )
-    parser.add_argument(
-        "--clock-offset",
-        type=float,
-        default=0.0,
-        metavar="S",
-        help="run the service's clock S seconds ahead of this machine's (negative: behind)",
-    )
+    defaults = Faults()
+    for option in _FAULT_OPTIONS:
+        if option.metavar is None:
+            parser.add_argument(option.flag, dest=option.field, action="store_true", help=option.help)
+            continue
+        default = getattr(defaults, option.field)
+        parser.add_argument(
+            option.flag,
+            dest=option.field,
+            type=type(default),
+            default=default,
+            metavar=option.metavar,
+            help=option.help,
+        )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    faults = Faults(
-        throttle_every=args.throttle_every,
-        error_every=args.error_every,
-        drop_every=args.drop_every,
-        slow_s=args.slow,
-        fail_tasks=args.fail_tasks,
-        task_seconds=args.task_seconds,
-        result_ttl_s=args.result_ttl,
-        clock_offset_s=args.clock_offset,
-    )
+    faults = Faults(**{option.field: getattr(args, option.field) for option in _FAULT_OPTIONS})
     with tempfile.TemporaryDirectory(prefix="retalk-emulator-") as scratch:
         root = Path(args.root) if args.root else Path(scratch)
         root.mkdir(parents=True, exist_ok=True)

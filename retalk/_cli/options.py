@@ -55,6 +55,15 @@ def overwrite_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def result_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a command that writes a task's result to a file (submit, download,
+    resume): ``--overwrite``, the download's limits, the service's and the journal's."""
+    overwrite_option(parser)
+    download_options(parser)
+    common_options(parser)
+    journal_option(parser)
+
+
 def download_options(parser: argparse.ArgumentParser) -> None:
     defaults = DownloadPolicy()
     parser.add_argument(

@@ -30,13 +30,12 @@ from .options import (
     PAGE_SIZE_RANGE,
     TASK_HELP,
     common_options,
-    download_options,
     download_policy,
     job_number,
     journal_option,
-    overwrite_option,
     page_size_arg,
     positive_int,
+    result_options,
     status_arg,
     task_id_arg,
 )
@@ -64,10 +63,7 @@ def add_parsers(subparsers: Any) -> None:
         "--no-wait", action="store_true", help="stop once submitted (`retalk resume` finishes it)"
     )
     submit.add_argument("--timeout", type=float, metavar="S", help="give up waiting after S seconds")
-    overwrite_option(submit)
-    download_options(submit)
-    common_options(submit)
-    journal_option(submit)
+    result_options(submit)
     submit.set_defaults(run=run_submit)
 
     for name, helptext, runner in (
@@ -95,10 +91,7 @@ def add_parsers(subparsers: Any) -> None:
         required=True,
         help="where the result goes (a journaled job of that task is then done, with this output)",
     )
-    overwrite_option(download)
-    download_options(download)
-    common_options(download)
-    journal_option(download)
+    result_options(download)
     download.set_defaults(run=run_download)
 
     listing = subparsers.add_parser("list", help="recent tasks")
@@ -155,10 +148,7 @@ def add_parsers(subparsers: Any) -> None:
         "--output",
         help="with --job or --split: write its result here (its own output could not take it)",
     )
-    overwrite_option(again)
-    download_options(again)
-    common_options(again)
-    journal_option(again)
+    result_options(again)
     again.set_defaults(run=run_resume)
 
 

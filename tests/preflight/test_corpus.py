@@ -38,6 +38,7 @@ from preflight import (
     fix_paths,
 )
 from preflight._atomic import LEDGER_NAME
+from tests.conftest import run_cli_measured, run_module
 from tests.corpus import make_corpus
 from tests.corpus.make_corpus import CASES, Case
 from tests.oracle import (
@@ -275,14 +276,7 @@ def _preflight(
     *args: str, timeout: float = SUBPROCESS_TIMEOUT_S
 ) -> tuple[subprocess.CompletedProcess[str], float]:
     start = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "preflight", *args],
-        capture_output=True,
-        text=True,
-        errors="surrogateescape",
-        timeout=timeout,
-        check=False,
-    )
+    done = run_module("preflight", *args, timeout=timeout, errors="surrogateescape")
     return done, time.monotonic() - start
 
 
@@ -369,22 +363,9 @@ def test_a_header_claiming_a_huge_frame_costs_neither_time_nor_memory(corpus: Pa
     concealment noise. Now nothing of it is decoded, and the fixer refuses it."""
     path = corpus / "huge-15360-tiny-file.mp4"
     # The whole command, faces included, in a process of its own that reports its peak memory.
-    # (VmHWM, not getrusage: Linux carries the forking parent's peak over into the child's.)
-    measured = (
-        "import re, sys\n"
-        "from preflight._cli.main import main\n"
-        "status = main(sys.argv[1:])\n"
-        "with open('/proc/self/status') as status_file:\n"
-        "    print('peak', re.search(r'VmHWM:\\s*(\\d+)', status_file.read()).group(1), file=sys.stderr)\n"
-        "sys.exit(status)\n"
-    )
     start = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-c", measured, "check", "--format", "json", "--no-cache", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT_S,
-        check=False,
+    done, peak_mb = run_cli_measured(
+        "check", "--format", "json", "--no-cache", str(path), timeout=SUBPROCESS_TIMEOUT_S
     )
     seconds = time.monotonic() - start
     assert done.returncode == 1, done.stderr
@@ -393,8 +374,7 @@ def test_a_header_claiming_a_huge_frame_costs_neither_time_nor_memory(corpus: Pa
     assert resolution["fixable"] is False and "8192" in resolution["message"]
     assert file["faces"] is None  # the face scan never decoded a frame
     assert seconds < 15
-    peak_kb = int(re.search(r"peak (\d+)", done.stderr).group(1))  # type: ignore[union-attr]
-    assert peak_kb / 1024 < HUGE_FRAME_MAX_RSS_MB
+    assert peak_mb < HUGE_FRAME_MAX_RSS_MB
 
 
 def test_checking_the_whole_corpus_folder_answers_for_every_file_and_never_blocks(corpus: Path) -> None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ import pytest
 
 from preflight import UsageError, check_paths
 from preflight._check.workers import crash_finding
-from tests.conftest import BAD, ROOT, SAMPLE, run_cli
+from tests.conftest import BAD, ROOT, SAMPLE, run_cli, run_module
 
 # pytest-xdist (--dist loadgroup): this module's tests on one worker, so that its module and
 # session fixtures (its usual report) are made once, not once a worker.
@@ -63,14 +61,7 @@ def preflight(
         env["PREFLIGHT_TEST_CRASH_MARKER"] = str(once)
     if hang_on is not None:
         env["PREFLIGHT_TEST_HANG_ON"] = hang_on
-    done = subprocess.run(
-        [sys.executable, "-m", "preflight", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-    )
+    done = run_module("preflight", *args, env=env, cwd=ROOT, timeout=300)
     return done.returncode, done.stdout, done.stderr
 
 

@@ -291,19 +291,30 @@ def test_a_submit_that_times_out_after_sending_adopts_the_task_it_created() -> N
     assert task.task_id == "new" and len(posts) == 1
 
 
-def test_a_submit_that_failed_ambiguously_with_no_new_task_is_reported_not_sent_again() -> None:
-    posts = 0
+def submits_answered(
+    answers: list[httpx.Response | type[httpx.TransportError]], posts: list[httpx.Request]
+) -> Handler:
+    """A service with no tasks listed that answers each submit (kept in ``posts``) with the
+    next of ``answers``: a response, or that error of the connection."""
 
     def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal posts
         if request.method == "POST":
-            posts += 1
-            return httpx.Response(502, json={"code": "BadGateway", "message": "?"})
+            posts.append(request)
+            answer = answers[len(posts) - 1]
+            if isinstance(answer, httpx.Response):
+                return answer
+            raise answer("refused", request=request)
         return httpx.Response(200, json={"data": []})
 
+    return handler
+
+
+def test_a_submit_that_failed_ambiguously_with_no_new_task_is_reported_not_sent_again() -> None:
+    posts: list[httpx.Request] = []
+    handler = submits_answered([httpx.Response(502, json={"code": "BadGateway", "message": "?"})], posts)
     with pytest.raises(SubmitUncertain, match="not sent again"):
         client_with(handler).submit("oss://dir/v.mp4", "oss://dir/a.wav")
-    assert posts == 1
+    assert len(posts) == 1
 
 
 def test_two_new_tasks_after_an_ambiguous_submit_are_not_guessed_between() -> None:
@@ -322,19 +333,10 @@ def test_keys_that_no_header_can_carry_are_refused_without_being_shown() -> None
 
 
 def test_a_refused_connection_is_safe_to_retry_even_for_a_submit() -> None:
-    attempts = 0
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal attempts
-        if request.method == "POST":
-            attempts += 1
-            if attempts == 1:
-                raise httpx.ConnectError("refused", request=request)
-            return httpx.Response(200, json=task_body("t9"))
-        return httpx.Response(200, json={"data": []})
-
+    posts: list[httpx.Request] = []
+    handler = submits_answered([httpx.ConnectError, httpx.Response(200, json=task_body("t9"))], posts)
     assert client_with(handler).submit("https://x/v.mp4", "https://x/a.wav").task_id == "t9"
-    assert attempts == 2
+    assert len(posts) == 2
 
 
 def test_oss_urls_get_the_resolve_header_and_the_body_is_as_documented() -> None:

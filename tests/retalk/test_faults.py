@@ -121,14 +121,24 @@ def sent_without_waiting(command: list[str], env: dict[str, str], journal_file: 
     return task_id
 
 
-def unknown_to_the_service(
-    emulator: Emulator, command: list[str], env: dict[str, str], journal_file: Path
-) -> str:
+class UnknownTask(NamedTuple):
+    """The submit command of the pair and its task's id, the service answering UNKNOWN for it."""
+
+    journal: Path
+    out: Path
+    env: dict[str, str]
+    command: list[str]
+    task_id: str
+
+
+@pytest.fixture()
+def unknown_task(emulator: Emulator, tmp_path: Path) -> UnknownTask:
     """The submit sent without waiting, its task then answered UNKNOWN by the service (as
-    for a task it never had, or no longer has) while it runs on: the task's id."""
-    task_id = sent_without_waiting(command, env, journal_file)
+    for a task it never had, or no longer has) while it runs on."""
+    submit = submit_of_the_pair(emulator, tmp_path)
+    task_id = sent_without_waiting(submit.command, submit.env, submit.journal)
     emulator.forget(task_id)
-    return task_id
+    return UnknownTask(*submit, task_id)
 
 
 def ended_with_its_url_refused(
@@ -558,12 +568,11 @@ def test_retalk_submit_run_again_after_a_kill_finishes_the_task_instead_of_askin
 
 
 def test_a_task_the_service_answers_unknown_for_stays_open_and_is_never_sent_again_by_itself(
-    emulator: Emulator, tmp_path: Path
+    emulator: Emulator, unknown_task: UnknownTask
 ) -> None:
     # UNKNOWN is "no such task, or it expired": the task may still run (and be billed), so
     # the job must stay open. Before, it was recorded failed and a re-run paid again.
-    journal_file, out, env, command = submit_of_the_pair(emulator, tmp_path)
-    task_id = unknown_to_the_service(emulator, command, env, journal_file)
+    journal_file, out, env, command, task_id = unknown_task
     for _ in range(2):  # the same command, twice: never a second task
         again = run(command, env)
         assert again.returncode == 3, again.stderr
@@ -587,12 +596,11 @@ def test_a_task_the_service_answers_unknown_for_stays_open_and_is_never_sent_aga
 
 
 def test_a_job_whose_task_stays_unknown_is_settled_only_on_purpose(
-    emulator: Emulator, tmp_path: Path
+    emulator: Emulator, unknown_task: UnknownTask
 ) -> None:
     # A task that really expired answers UNKNOWN for good: the user, not the client,
     # decides to stop following it, and even then the same inputs ask for --force.
-    journal_file, _, env, command = submit_of_the_pair(emulator, tmp_path)
-    task_id = unknown_to_the_service(emulator, command, env, journal_file)
+    journal_file, _, env, command, task_id = unknown_task
     job = only_job(journal_file)
     asked = run(retalk("resume"), env)
     assert asked.returncode == 1 and f"`retalk forget {job.id}`" in said(asked)

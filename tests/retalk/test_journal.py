@@ -10,7 +10,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from contextlib import closing
@@ -24,7 +23,7 @@ from retalk._journal import UPLOAD_TTL_S, DamagedRow, DuplicateJob, Journal, Jou
 from retalk._run.job import continue_job, run_job
 from retalk._run.split_tasks import finish_splits
 from retalk.emulator import Emulator, Faults
-from tests.conftest import ROOT, SAMPLE
+from tests.conftest import ROOT, SAMPLE, run_module
 
 API = "https://dashscope.example.com/api/v1"
 
@@ -109,14 +108,7 @@ def retalk_cli(
         "DASHSCOPE_HTTP_BASE_URL": base_url,
         "RETALK_JOURNAL": str(journal),
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "retalk", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done: CompletedProcess[str] = run_module("retalk", *args, env=env, cwd=ROOT)
     assert "Traceback" not in done.stderr and "internal error" not in done.stderr, done.stderr
     return done
 
