@@ -124,10 +124,7 @@ def sent_without_waiting(command: list[str], env: dict[str, str], journal_file: 
 class UnknownTask(NamedTuple):
     """The submit command of the pair and its task's id, the service answering UNKNOWN for it."""
 
-    journal: Path
-    out: Path
-    env: dict[str, str]
-    command: list[str]
+    submit: SubmitCommand
     task_id: str
 
 
@@ -138,7 +135,7 @@ def unknown_task(emulator: Emulator, tmp_path: Path) -> UnknownTask:
     submit = submit_of_the_pair(emulator, tmp_path)
     task_id = sent_without_waiting(submit.command, submit.env, submit.journal)
     emulator.forget(task_id)
-    return UnknownTask(*submit, task_id)
+    return UnknownTask(submit, task_id)
 
 
 def ended_with_its_url_refused(
@@ -572,7 +569,7 @@ def test_a_task_the_service_answers_unknown_for_stays_open_and_is_never_sent_aga
 ) -> None:
     # UNKNOWN is "no such task, or it expired": the task may still run (and be billed), so
     # the job must stay open. Before, it was recorded failed and a re-run paid again.
-    journal_file, out, env, command, task_id = unknown_task
+    (journal_file, out, env, command), task_id = unknown_task
     for _ in range(2):  # the same command, twice: never a second task
         again = run(command, env)
         assert again.returncode == 3, again.stderr
@@ -600,7 +597,7 @@ def test_a_job_whose_task_stays_unknown_is_settled_only_on_purpose(
 ) -> None:
     # A task that really expired answers UNKNOWN for good: the user, not the client,
     # decides to stop following it, and even then the same inputs ask for --force.
-    journal_file, _, env, command, task_id = unknown_task
+    (journal_file, _, env, command), task_id = unknown_task
     job = only_job(journal_file)
     asked = run(retalk("resume"), env)
     assert asked.returncode == 1 and f"`retalk forget {job.id}`" in said(asked)
