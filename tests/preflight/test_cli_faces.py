@@ -16,6 +16,7 @@ from PIL import Image
 
 from preflight._cli.main import main
 from tests.conftest import BAD, ROOT, SAMPLE
+from tests.preflight.face_clips import LATE_FACE
 
 # The sheet's colours (see preflight/_render/contact_sheet.py).
 TARGET_GREEN = (60, 220, 90)
@@ -76,17 +77,7 @@ def test_a_contact_sheet_shows_the_job(tmp_path: Path, capsys: pytest.CaptureFix
 def test_a_sheet_marks_frames_without_a_face(
     tmp_path: Path, made: Callable[..., Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    video = made(
-        "video",
-        "late face.mp4",
-        width=640,
-        height=640,
-        fps=25,
-        duration=3.0,
-        source="pattern",
-        later_source="portrait",
-        switch_at=1.0,
-    )
+    video = made("video", "late face.mp4", fps=25, **LATE_FACE)
     sheet = tmp_path / "late.png"
     assert main(["check", str(video), "--contact-sheet", str(sheet)]) == 0
     assert has_colour(sheet, NO_FACE_RED) and has_colour(sheet, TARGET_GREEN)

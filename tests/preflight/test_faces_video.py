@@ -25,6 +25,7 @@ from preflight import (
 )
 from preflight._probe.frames import sample_frames
 from tests.conftest import BAD, ROOT, SAMPLE, codes
+from tests.preflight.face_clips import LATE_FACE
 
 SHORT = {"fps": 25, "duration": 2.0, "quality": 30}
 
@@ -69,15 +70,7 @@ def test_a_clip_without_a_face_says_nothing_would_be_synced(scanned: Callable[..
 
 
 def test_a_face_that_appears_late_is_missing_from_the_first_frame(scanned: Callable[..., FileReport]) -> None:
-    report = scanned(
-        "late face.mp4",
-        width=640,
-        height=640,
-        source="pattern",
-        later_source="portrait",
-        switch_at=1.0,
-        duration=3.0,
-    )
+    report = scanned("late face.mp4", **LATE_FACE)
     assert face_codes(report) == ["Face.NotInFirstFrame", "Face.Missing"]
     first, missing = report.findings
     assert first.details["first_face_at"] == pytest.approx(1.0)
