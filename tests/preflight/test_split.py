@@ -147,18 +147,6 @@ def heard(path: Path | str) -> np.ndarray:
         return np.concatenate([frame.to_ndarray()[0] for frame in container.decode(stream)])
 
 
-def counted(media: Any, path: Path | str) -> list[tuple[float, int]]:
-    """Each decoded frame's time (s) and the number stamped on it (read off the luma
-    plane: black and white blocks are far either side of mid-grey)."""
-    found = []
-    with av.open(str(path)) as container:
-        for frame in container.decode(container.streams.video[0]):
-            plane = frame.planes[0]
-            luma = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-            found.append((float(frame.time), media.read_counter(luma[:, : plane.width])))
-    return found
-
-
 def packets(path: Path | str) -> list[Any]:
     with av.open(str(path)) as container:
         return [p for p in container.demux(container.streams.video[0]) if p.dts is not None]
@@ -476,7 +464,7 @@ def test_each_part_holds_exactly_its_frames_and_its_voice(
         if plan.copy:
             originals = source_packets[part.start_frame : part.end_frame]
             assert sorted(bytes(p) for p in stored) == sorted(bytes(p) for p in originals)
-        frames = counted(media, files.video)
+        frames = media.counted_frames(files.video)
         assert numbers(frames) == list(range(part.start_frame, part.end_frame)), f"part {part.index + 1}"
         assert_on_time(frames, part.start_frame)
         with av.open(files.video) as container:
@@ -523,7 +511,7 @@ def test_the_parts_as_sent_join_by_copy_without_a_seam(split: Split, media: Any,
 
     assert report.video == "copy" and report.notes == ()
     assert report.frames == FRAMES and report.length_s == SECONDS
-    frames = counted(media, output)
+    frames = media.counted_frames(output)
     assert numbers(frames) == list(range(FRAMES))
     assert_on_time(frames)
     voice = as_float(pcm(split.voice))
@@ -544,7 +532,7 @@ def test_a_voice_track_made_ahead_joins_as_seamlessly_as_one_made_at_the_join(
     )
 
     assert report.video == "copy"
-    assert numbers(counted(media, output)) == list(range(FRAMES))
+    assert numbers(media.counted_frames(output)) == list(range(FRAMES))
     voice = as_float(pcm(copied.voice))
     sound = heard(output)
     assert abs(len(sound) - len(voice)) <= AAC_FRAME
@@ -575,7 +563,7 @@ def test_parts_encoded_with_b_frames_join_by_copy_in_order(
     report = preflight.join_parts([p.video for p in parts], voice, plan, output)
 
     assert report.video == "copy"
-    frames = counted(media, output)
+    frames = media.counted_frames(output)
     assert numbers(frames) == list(range(FRAMES))
     assert_on_time(frames)
 
@@ -621,7 +609,7 @@ def test_a_result_encoded_differently_is_joined_by_encoding(
     assert report.notes == (
         f"the results were joined by encoding: part {last} is encoded differently from part 1",
     )
-    frames = counted(media, output)
+    frames = media.counted_frames(output)
     assert numbers(frames) == list(range(FRAMES))
     assert_on_time(frames)
     with av.open(str(output)) as container:
@@ -645,7 +633,7 @@ def test_a_result_a_few_frames_short_has_its_last_frame_held(
         f"not the {part.frames} it was sent with",
         f"part {which + 1}: the result was 3 frame(s) short; its last was held",
     )
-    frames = counted(media, output)
+    frames = media.counted_frames(output)
     expected = list(range(FRAMES))
     held = part.end_frame - 4
     expected[part.end_frame - 3 : part.end_frame] = [held] * 3
@@ -669,7 +657,7 @@ def test_a_result_a_few_frames_long_has_the_extra_ones_dropped(
         f"the results were joined by encoding: part 2 has {part.frames + 3} frames, "
         f"not the {part.frames} it was sent with",
     )
-    frames = counted(media, output)
+    frames = media.counted_frames(output)
     assert numbers(frames) == list(range(FRAMES))
     assert_on_time(frames)
 
@@ -698,7 +686,7 @@ def test_an_interrupted_split_leaves_only_whole_parts(split: Split, media: Any, 
     # there, not even half a file under a hidden name.
     assert sorted(os.listdir(folder)) == ["part-01.mp4", "part-02.mp4"]
     for part in split.plan.parts[:2]:
-        frames = counted(media, folder / f"part-{part.index + 1:02d}.mp4")
+        frames = media.counted_frames(folder / f"part-{part.index + 1:02d}.mp4")
         assert numbers(frames) == list(range(part.start_frame, part.end_frame))
 
     # Run again, it writes them all.
